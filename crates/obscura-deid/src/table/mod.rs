@@ -1,0 +1,172 @@
+//! PS3.15 Table E.1-1 as data: which action the standard prescribes for each
+//! attribute, under the basic profile and each option.
+
+#[rustfmt::skip]
+mod annex_e;
+
+pub use annex_e::{EDITION, ROWS};
+use dicom_core::Tag;
+
+/// The tag (or tag pattern) a row of the table applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagPattern {
+    /// Exactly this tag, as `0xGGGGEEEE`.
+    Exact(u32),
+    /// Repeating groups such as `(50XX,XXXX)` or `(60XX,3000)`: tags with
+    /// `tag & mask == value` in an even group.
+    Masked {
+        /// The tag with the `XX` digits zero.
+        value: u32,
+        /// Ones where the pattern's digits are fixed.
+        mask: u32,
+    },
+    /// `(GGGG,EEEE) where GGGG is odd`: every private attribute.
+    PrivateOddGroup,
+}
+
+impl TagPattern {
+    /// Whether this pattern covers `tag`.
+    pub fn matches(self, tag: Tag) -> bool {
+        let t = (u32::from(tag.0) << 16) | u32::from(tag.1);
+        match self {
+            TagPattern::Exact(v) => t == v,
+            TagPattern::Masked { value, mask } => tag.0 % 2 == 0 && t & mask == value,
+            TagPattern::PrivateOddGroup => tag.0 % 2 == 1,
+        }
+    }
+}
+
+/// An action code of the basic profile column, combined codes included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasicCode {
+    /// D: replace with a non-zero length dummy value consistent with the VR.
+    D,
+    /// Z: replace with a zero length value, or a dummy where Type 1.
+    Z,
+    /// X: remove.
+    X,
+    /// U: replace with a non-zero length UID, consistently within the set.
+    U,
+    /// K: keep.
+    K,
+    /// C: clean (replace identifying information, keep the rest).
+    C,
+    /// Z/D: Z unless D is required to keep the IOD valid.
+    ZD,
+    /// X/Z: X unless Z is required to keep the IOD valid.
+    XZ,
+    /// X/D: X unless D is required to keep the IOD valid.
+    XD,
+    /// X/Z/D: X unless Z or D is required to keep the IOD valid.
+    XZD,
+    /// X/Z/U*: X unless Z or a replacement of contained UIDs is required.
+    XZU,
+}
+
+/// The action an option column gives, where it changes the basic one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionCode {
+    /// K: keep.
+    K,
+    /// C: clean.
+    C,
+}
+
+/// The option columns of one row (`None`: the option leaves the basic action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionCodes {
+    /// Retain Safe Private Option.
+    pub retain_safe_private: Option<OptionCode>,
+    /// Retain UIDs Option.
+    pub retain_uids: Option<OptionCode>,
+    /// Retain Device Identity Option.
+    pub retain_device_identity: Option<OptionCode>,
+    /// Retain Institution Identity Option.
+    pub retain_institution_identity: Option<OptionCode>,
+    /// Retain Patient Characteristics Option.
+    pub retain_patient_characteristics: Option<OptionCode>,
+    /// Retain Longitudinal Temporal Information with Full Dates Option.
+    pub retain_long_full_dates: Option<OptionCode>,
+    /// Retain Longitudinal Temporal Information with Modified Dates Option.
+    pub retain_long_modified_dates: Option<OptionCode>,
+    /// Clean Descriptors Option.
+    pub clean_descriptors: Option<OptionCode>,
+    /// Clean Structured Content Option.
+    pub clean_structured_content: Option<OptionCode>,
+    /// Clean Graphics Option.
+    pub clean_graphics: Option<OptionCode>,
+}
+
+/// One row of Table E.1-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableRow {
+    /// The attribute's tag or tag pattern.
+    pub tag: TagPattern,
+    /// The attribute's name as the standard spells it.
+    pub name: &'static str,
+    /// Whether the attribute is used in a standard composite IOD.
+    pub in_standard_composite_iod: bool,
+    /// The basic profile's action.
+    pub basic: BasicCode,
+    /// What each option changes.
+    pub options: OptionCodes,
+}
+
+/// The row that governs `tag`: an exact row first, then the patterns.
+pub fn row_for(tag: Tag) -> Option<&'static TableRow> {
+    let t = (u32::from(tag.0) << 16) | u32::from(tag.1);
+    let exact_end = ROWS.partition_point(|r| matches!(r.tag, TagPattern::Exact(_)));
+    let exact = &ROWS[..exact_end];
+    if let Ok(i) = exact.binary_search_by_key(&t, |r| match r.tag {
+        TagPattern::Exact(v) => v,
+        _ => unreachable!("exact rows come first"),
+    }) {
+        return Some(&exact[i]);
+    }
+    ROWS[exact_end..].iter().find(|r| r.tag.matches(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_every_row_of_the_standard() {
+        assert_eq!(ROWS.len(), 621);
+        assert_eq!(EDITION, "2024b");
+    }
+
+    #[test]
+    fn exact_rows_are_sorted_and_unique() {
+        let exact: Vec<u32> = ROWS
+            .iter()
+            .filter_map(|r| match r.tag {
+                TagPattern::Exact(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        assert!(exact.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn lookup_finds_exact_rows_patterns_and_private_groups() {
+        assert_eq!(row_for(Tag(0x0010, 0x0010)).unwrap().basic, BasicCode::Z);
+        assert_eq!(row_for(Tag(0x0010, 0x0020)).unwrap().basic, BasicCode::ZD);
+        assert_eq!(row_for(Tag(0x0008, 0x1140)).unwrap().basic, BasicCode::XZU);
+        assert_eq!(row_for(Tag(0x5012, 0x3000)).unwrap().name, "Curve Data");
+        assert_eq!(row_for(Tag(0x6002, 0x3000)).unwrap().name, "Overlay Data");
+        assert_eq!(row_for(Tag(0x6002, 0x4000)).unwrap().name, "Overlay Comments");
+        assert_eq!(row_for(Tag(0x0009, 0x1001)).unwrap().basic, BasicCode::X);
+        assert!(row_for(Tag(0x0028, 0x0010)).is_none(), "Rows is not in the table");
+        assert!(row_for(Tag(0x6001, 0x3000)).unwrap().tag == TagPattern::PrivateOddGroup);
+    }
+
+    #[test]
+    fn option_columns_survive_generation() {
+        let date = row_for(Tag(0x0008, 0x0020)).unwrap();
+        assert_eq!(date.options.retain_long_full_dates, Some(OptionCode::K));
+        assert_eq!(date.options.retain_long_modified_dates, Some(OptionCode::C));
+        let private = row_for(Tag(0x0009, 0x0010)).unwrap();
+        assert_eq!(private.options.retain_safe_private, Some(OptionCode::C));
+    }
+}
