@@ -1,1 +1,43 @@
-fn main() {}
+//! `obscura`: the command line over the Obscura crates. Parsing arguments,
+//! finding the key, showing progress and choosing the exit status are all
+//! that happen here.
+
+mod deid;
+mod keys;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// De-identify DICOM per PS3.15 Annex E, consistently and fast.
+#[derive(Parser)]
+#[command(name = "obscura", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// De-identify a DICOM file or folder (walked recursively) into OUTPUT.
+    Deid(deid::DeidArgs),
+    /// Write a new random key to PATH (readable by its owner only).
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        path: std::path::PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Deid(args) => deid::run(args),
+        Command::Keygen { path } => keys::keygen(&path).map(|()| {
+            eprintln!("wrote a new key to {}", path.display());
+            ExitCode::SUCCESS
+        }),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("obscura: error: {e:#}");
+        ExitCode::from(2)
+    })
+}

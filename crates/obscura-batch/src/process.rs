@@ -1,0 +1,89 @@
+//! One file through the pipeline: read, check, de-identify, write atomically.
+
+use crate::outcome::{Outcome, QuarantineReason, SkipReason};
+use obscura_deid::{burned_in_risk, Deidentifier};
+use obscura_dicom::{DicomInput, FileSource, Limits, ReadError};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// Media Storage SOP Class UID of a DICOMDIR.
+const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
+
+/// Per-file settings of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSettings {
+    /// Write files whose pixels may carry burned-in identity anyway.
+    pub allow_burned_in: bool,
+    /// Parser limits.
+    pub limits: Limits,
+}
+
+/// What processing one file produced, besides its outcome: the
+/// pseudonym mappings, for `--mapping-out`.
+#[derive(Debug, Default)]
+pub struct Mappings {
+    /// Original UID → replacement.
+    pub uids: BTreeMap<String, String>,
+    /// Original patient identity → pseudonymous Patient ID.
+    pub patients: BTreeMap<String, String>,
+}
+
+/// De-identify `input` into `output` (created atomically), or say why not.
+pub fn process_file(engine: &Deidentifier, settings: FileSettings, input: &Path, output: &Path, mappings: &mut Mappings) -> Outcome {
+    let quarantine = |reason, detail: String| Outcome::Quarantined { reason, detail };
+    let file = match File::open(input) {
+        Ok(f) => f,
+        Err(e) => return quarantine(QuarantineReason::Unparseable, format!("cannot open: {e}")),
+    };
+    let source = match FileSource::new(file) {
+        Ok(s) => s,
+        Err(e) => return quarantine(QuarantineReason::Unparseable, format!("cannot read: {e}")),
+    };
+    let bytes_in = obscura_dicom::Source::len(&source);
+    let parsed = match DicomInput::read(source, settings.limits) {
+        Ok(p) => p,
+        Err(ReadError::NotDicom) => return Outcome::Skipped { reason: SkipReason::NotDicom },
+        Err(ReadError::Empty) => return Outcome::Skipped { reason: SkipReason::Empty },
+        Err(e) => return quarantine(QuarantineReason::Unparseable, e.to_string()),
+    };
+    let is_dicomdir = parsed.meta.media_storage_sop_class_uid.as_deref() == Some(MEDIA_STORAGE_DIRECTORY)
+        || input.file_name().is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR"));
+    if is_dicomdir {
+        return Outcome::Skipped { reason: SkipReason::Dicomdir };
+    }
+    if !settings.allow_burned_in {
+        if let Some(risk) = burned_in_risk(&parsed.dataset, parsed.pixel.is_some()) {
+            return quarantine(QuarantineReason::BurnedIn, risk.reason().to_string());
+        }
+    }
+    let dataset = parsed.dataset.clone();
+    let result = engine.deidentify(dataset);
+    match write_atomically(output, |w| parsed.write_part10(&result.object, w).map_err(|e| e.to_string())) {
+        Ok(bytes_out) => {
+            mappings.uids.extend(result.uids);
+            mappings.patients.insert(result.patient.0, result.patient.1);
+            Outcome::Written { bytes_in, bytes_out }
+        }
+        Err(e) => quarantine(QuarantineReason::Unwritable, e),
+    }
+}
+
+/// Write a file through a temporary file in the same folder, renamed into
+/// place only when complete: no partial file is ever visible at `path`.
+pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T, String>) -> Result<T, String> {
+    let dir = path.parent().ok_or("output has no parent folder")?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create output folder: {e}"))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".obscura-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create temporary file: {e}"))?;
+    let mut w = BufWriter::with_capacity(256 * 1024, tmp.as_file());
+    let value = write(&mut w)?;
+    w.flush().map_err(|e| format!("write failed: {e}"))?;
+    drop(w);
+    tmp.persist(path).map_err(|e| format!("cannot move into place: {}", e.error))?;
+    Ok(value)
+}

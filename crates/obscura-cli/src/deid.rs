@@ -1,0 +1,97 @@
+//! `obscura deid`: arguments, progress and the summary.
+
+use crate::keys;
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use obscura_batch::{run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport};
+use obscura_deid::{Deidentifier, Profile, Pseudonymizer};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `obscura deid`.
+#[derive(Args)]
+pub struct DeidArgs {
+    /// A DICOM file, or a folder walked recursively.
+    input: PathBuf,
+    /// The output folder; it mirrors the input's relative paths.
+    output: PathBuf,
+    /// The secret key file (64 hex digits; see `obscura keygen`). Default: a
+    /// key created on first use under your config folder.
+    #[arg(long, env = "OBSCURA_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Also copy quarantined originals into this folder.
+    #[arg(long)]
+    quarantine: Option<PathBuf>,
+    /// Write files whose pixels may carry burned-in identity anyway.
+    #[arg(long)]
+    allow_burned_in: bool,
+    /// Write the run report (JSON, no PHI) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write uid_mapping.csv and patid_mapping.csv here (they re-identify: mode 0600).
+    #[arg(long)]
+    mapping_out: Option<PathBuf>,
+}
+
+/// Run `obscura deid`.
+pub fn run(args: DeidArgs) -> Result<ExitCode> {
+    let key = keys::resolve(args.key_file.as_deref())?;
+    let engine = Deidentifier::new(Profile::basic(), Pseudonymizer::new(key));
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let config = RunConfig {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        quarantine: args.quarantine.clone(),
+        jobs,
+        settings: FileSettings { allow_burned_in: args.allow_burned_in, limits: Default::default() },
+    };
+    let bar = ProgressBar::hidden();
+    if std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    }
+    let result = run_batch(&config, &engine, |n| bar.set_length(n), |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&result.report).context("cannot encode the report")?;
+        std::fs::write(path, json).with_context(|| format!("cannot write report {}", path.display()))?;
+    }
+    if let Some(dir) = &args.mapping_out {
+        write_mappings(dir, &result.mappings)?;
+    }
+    print_summary(&result.report);
+    Ok(if result.report.counts.quarantined > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_summary(report: &RunReport) {
+    let c = &report.counts;
+    let secs = report.elapsed_seconds.max(1e-9);
+    eprintln!(
+        "written {} of {} files ({:.1} MB in, {:.1} MB out) in {:.2} s, {:.0} files/s",
+        c.written,
+        c.files,
+        c.bytes_in as f64 / 1e6,
+        c.bytes_out as f64 / 1e6,
+        secs,
+        c.files as f64 / secs
+    );
+    for (reason, n) in &report.quarantined_by_reason {
+        eprintln!("quarantined {n}: {}", serde_json::to_string(reason).unwrap_or_default().trim_matches('"'));
+    }
+    for (reason, n) in &report.skipped_by_reason {
+        eprintln!("skipped {n}: {}", serde_json::to_string(reason).unwrap_or_default().trim_matches('"'));
+    }
+    for f in report.files.iter().filter(|f| matches!(f.outcome, Outcome::Quarantined { .. })) {
+        if let Outcome::Quarantined { detail, .. } = &f.outcome {
+            eprintln!("  quarantined {}: {detail}", f.path);
+        }
+    }
+}
