@@ -106,14 +106,23 @@ pub struct RunReport {
 
 impl RunReport {
     /// Tally `files` into a report.
-    pub fn tally(profile: String, profile_codes: Vec<String>, table_edition: &str, files: Vec<FileReport>, elapsed_seconds: f64) -> Self {
+    pub fn tally(
+        profile: String,
+        profile_codes: Vec<String>,
+        table_edition: &str,
+        files: Vec<FileReport>,
+        elapsed_seconds: f64,
+    ) -> Self {
         let mut counts = Counts::default();
         let mut quarantined_by_reason = BTreeMap::new();
         let mut skipped_by_reason = BTreeMap::new();
         for f in &files {
             counts.files += 1;
             match &f.outcome {
-                Outcome::Written { bytes_in, bytes_out } => {
+                Outcome::Written {
+                    bytes_in,
+                    bytes_out,
+                } => {
                     counts.written += 1;
                     counts.bytes_in += bytes_in;
                     counts.bytes_out += bytes_out;

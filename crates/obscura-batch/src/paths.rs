@@ -9,7 +9,10 @@ use walkdir::WalkDir;
 pub fn discover(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, BatchError> {
     let meta = std::fs::metadata(input).map_err(|e| BatchError::Input(input.to_path_buf(), e))?;
     if meta.is_file() {
-        let name = input.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("input.dcm"));
+        let name = input
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("input.dcm"));
         return Ok(vec![(input.to_path_buf(), name)]);
     }
     let mut files = Vec::new();
@@ -19,7 +22,11 @@ pub fn discover(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, BatchError> {
             BatchError::Input(path, e.into())
         })?;
         if entry.file_type().is_file() {
-            let rel = entry.path().strip_prefix(input).unwrap_or(entry.path()).to_path_buf();
+            let rel = entry
+                .path()
+                .strip_prefix(input)
+                .unwrap_or(entry.path())
+                .to_path_buf();
             files.push((entry.path().to_path_buf(), rel));
         }
     }
@@ -29,8 +36,13 @@ pub fn discover(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, BatchError> {
 /// Refuse an output inside the input (it would be read back as input) or an
 /// input inside the output (an output could overwrite an input).
 pub fn check_separate(input: &Path, output: &Path) -> Result<(), BatchError> {
-    let input = std::fs::canonicalize(input).map_err(|e| BatchError::Input(input.to_path_buf(), e))?;
-    let input_root = if input.is_file() { input.parent().map(Path::to_path_buf).unwrap_or_default() } else { input };
+    let input =
+        std::fs::canonicalize(input).map_err(|e| BatchError::Input(input.to_path_buf(), e))?;
+    let input_root = if input.is_file() {
+        input.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        input
+    };
     let output = absolute_lexical(output);
     if output.starts_with(&input_root) {
         return Err(BatchError::OutputInsideInput);
@@ -52,10 +64,17 @@ fn absolute_lexical(p: &Path) -> PathBuf {
             out.extend(rest.iter().rev());
             return out;
         }
-        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
-                existing = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+                existing = if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                };
             }
             _ => return p.to_path_buf(),
         }

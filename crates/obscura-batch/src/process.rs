@@ -1,7 +1,9 @@
 //! One file through the pipeline: read, check, de-identify, write atomically.
 
 use crate::outcome::{Outcome, QuarantineReason, SkipReason};
+use dicom_object::InMemDicomObject;
 use obscura_deid::{burned_in_risk, Deidentifier};
+use obscura_dicom::meta::read_input_meta;
 use obscura_dicom::{DicomInput, FileSource, Limits, ReadError};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -31,7 +33,13 @@ pub struct Mappings {
 }
 
 /// De-identify `input` into `output` (created atomically), or say why not.
-pub fn process_file(engine: &Deidentifier, settings: FileSettings, input: &Path, output: &Path, mappings: &mut Mappings) -> Outcome {
+pub fn process_file(
+    engine: &Deidentifier,
+    settings: FileSettings,
+    input: &Path,
+    output: &Path,
+    mappings: &mut Mappings,
+) -> Outcome {
     let quarantine = |reason, detail: String| Outcome::Quarantined { reason, detail };
     let file = match File::open(input) {
         Ok(f) => f,
@@ -42,29 +50,53 @@ pub fn process_file(engine: &Deidentifier, settings: FileSettings, input: &Path,
         Err(e) => return quarantine(QuarantineReason::Unparseable, format!("cannot read: {e}")),
     };
     let bytes_in = obscura_dicom::Source::len(&source);
-    let parsed = match DicomInput::read(source, settings.limits) {
-        Ok(p) => p,
-        Err(ReadError::NotDicom) => return Outcome::Skipped { reason: SkipReason::NotDicom },
-        Err(ReadError::Empty) => return Outcome::Skipped { reason: SkipReason::Empty },
-        Err(e) => return quarantine(QuarantineReason::Unparseable, e.to_string()),
+    let unreadable = |e: ReadError| match e {
+        ReadError::NotDicom => Outcome::Skipped {
+            reason: SkipReason::NotDicom,
+        },
+        ReadError::Empty => Outcome::Skipped {
+            reason: SkipReason::Empty,
+        },
+        e => quarantine(QuarantineReason::Unparseable, e.to_string()),
     };
-    let is_dicomdir = parsed.meta.media_storage_sop_class_uid.as_deref() == Some(MEDIA_STORAGE_DIRECTORY)
-        || input.file_name().is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR"));
+    let meta = match read_input_meta(&source) {
+        Ok(m) => m,
+        Err(e) => return unreadable(e),
+    };
+    let is_dicomdir = meta.media_storage_sop_class_uid.as_deref() == Some(MEDIA_STORAGE_DIRECTORY)
+        || input.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .to_ascii_uppercase()
+                .starts_with("DICOMDIR")
+        });
     if is_dicomdir {
-        return Outcome::Skipped { reason: SkipReason::Dicomdir };
+        return Outcome::Skipped {
+            reason: SkipReason::Dicomdir,
+        };
     }
+    let mut parsed = match DicomInput::read(source, settings.limits) {
+        Ok(p) => p,
+        Err(e) => return unreadable(e),
+    };
     if !settings.allow_burned_in {
         if let Some(risk) = burned_in_risk(&parsed.dataset, parsed.pixel.is_some()) {
             return quarantine(QuarantineReason::BurnedIn, risk.reason().to_string());
         }
     }
-    let dataset = parsed.dataset.clone();
+    let dataset = std::mem::replace(&mut parsed.dataset, InMemDicomObject::new_empty());
     let result = engine.deidentify(dataset);
-    match write_atomically(output, |w| parsed.write_part10(&result.object, w).map_err(|e| e.to_string())) {
+    match write_atomically(output, |w| {
+        parsed
+            .write_part10(&result.object, w)
+            .map_err(|e| e.to_string())
+    }) {
         Ok(bytes_out) => {
             mappings.uids.extend(result.uids);
             mappings.patients.insert(result.patient.0, result.patient.1);
-            Outcome::Written { bytes_in, bytes_out }
+            Outcome::Written {
+                bytes_in,
+                bytes_out,
+            }
         }
         Err(e) => quarantine(QuarantineReason::Unwritable, e),
     }
@@ -72,7 +104,10 @@ pub fn process_file(engine: &Deidentifier, settings: FileSettings, input: &Path,
 
 /// Write a file through a temporary file in the same folder, renamed into
 /// place only when complete: no partial file is ever visible at `path`.
-pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T, String>) -> Result<T, String> {
+pub fn write_atomically<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, String>,
+) -> Result<T, String> {
     let dir = path.parent().ok_or("output has no parent folder")?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create output folder: {e}"))?;
     let tmp = tempfile::Builder::new()
@@ -84,6 +119,7 @@ pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Re
     let value = write(&mut w)?;
     w.flush().map_err(|e| format!("write failed: {e}"))?;
     drop(w);
-    tmp.persist(path).map_err(|e| format!("cannot move into place: {}", e.error))?;
+    tmp.persist(path)
+        .map_err(|e| format!("cannot move into place: {}", e.error))?;
     Ok(value)
 }

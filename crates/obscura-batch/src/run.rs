@@ -35,7 +35,12 @@ pub struct RunResult {
 
 /// Run the engine over every file of `config.input`. `on_file` is called once
 /// per file, from worker threads, as each finishes (for progress display).
-pub fn run(config: &RunConfig, engine: &Deidentifier, on_total: impl FnOnce(u64), on_file: impl Fn(&FileReport) + Sync) -> Result<RunResult, BatchError> {
+pub fn run(
+    config: &RunConfig,
+    engine: &Deidentifier,
+    on_total: impl FnOnce(u64),
+    on_file: impl Fn(&FileReport) + Sync,
+) -> Result<RunResult, BatchError> {
     let started = Instant::now();
     check_separate(&config.input, &config.output)?;
     if let Some(q) = &config.quarantine {
@@ -43,7 +48,8 @@ pub fn run(config: &RunConfig, engine: &Deidentifier, on_total: impl FnOnce(u64)
     }
     let files = discover(&config.input)?;
     on_total(files.len() as u64);
-    std::fs::create_dir_all(&config.output).map_err(|e| BatchError::Output(config.output.clone(), e))?;
+    std::fs::create_dir_all(&config.output)
+        .map_err(|e| BatchError::Output(config.output.clone(), e))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.jobs.max(1))
         .build()
@@ -54,7 +60,13 @@ pub fn run(config: &RunConfig, engine: &Deidentifier, on_total: impl FnOnce(u64)
             .par_iter()
             .map(|(path, rel)| {
                 let mut mappings = Mappings::default();
-                let outcome = process_file(engine, config.settings, path, &config.output.join(rel), &mut mappings);
+                let outcome = process_file(
+                    engine,
+                    config.settings,
+                    path,
+                    &config.output.join(rel),
+                    &mut mappings,
+                );
                 if let (Outcome::Quarantined { .. }, Some(q)) = (&outcome, &config.quarantine) {
                     copy_to_quarantine(path, &q.join(rel));
                 }
@@ -62,7 +74,10 @@ pub fn run(config: &RunConfig, engine: &Deidentifier, on_total: impl FnOnce(u64)
                     m.uids.extend(mappings.uids);
                     m.patients.extend(mappings.patients);
                 }
-                let report = FileReport { path: rel.to_string_lossy().into_owned(), outcome };
+                let report = FileReport {
+                    path: rel.to_string_lossy().into_owned(),
+                    outcome,
+                };
                 on_file(&report);
                 report
             })
@@ -95,7 +110,10 @@ fn copy_to_quarantine(from: &Path, to: &Path) {
 pub fn write_mappings(dir: &Path, mappings: &Mappings) -> Result<(), BatchError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(|e| BatchError::Output(dir.to_path_buf(), e))?;
-    for (name, map) in [("uid_mapping.csv", &mappings.uids), ("patid_mapping.csv", &mappings.patients)] {
+    for (name, map) in [
+        ("uid_mapping.csv", &mappings.uids),
+        ("patid_mapping.csv", &mappings.patients),
+    ] {
         let path = dir.join(name);
         let mut text = String::from("id_old,id_new\n");
         for (old, new) in map {
@@ -104,8 +122,10 @@ pub fn write_mappings(dir: &Path, mappings: &Mappings) -> Result<(), BatchError>
             text.push_str(&csv_field(new));
             text.push('\n');
         }
-        write_atomically(&path, |w| w.write_all(text.as_bytes()).map_err(|e| e.to_string()))
-            .map_err(|e| BatchError::Output(path.clone(), std::io::Error::other(e)))?;
+        write_atomically(&path, |w| {
+            w.write_all(text.as_bytes()).map_err(|e| e.to_string())
+        })
+        .map_err(|e| BatchError::Output(path.clone(), std::io::Error::other(e)))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| BatchError::Output(path.clone(), e))?;
     }

@@ -4,7 +4,9 @@ use crate::keys;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use obscura_batch::{run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport};
+use obscura_batch::{
+    run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport,
+};
 use obscura_deid::{Deidentifier, Profile, Pseudonymizer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -42,13 +44,20 @@ pub struct DeidArgs {
 pub fn run(args: DeidArgs) -> Result<ExitCode> {
     let key = keys::resolve(args.key_file.as_deref())?;
     let engine = Deidentifier::new(Profile::basic(), Pseudonymizer::new(key));
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let config = RunConfig {
         input: args.input.clone(),
         output: args.output.clone(),
         quarantine: args.quarantine.clone(),
         jobs,
-        settings: FileSettings { allow_burned_in: args.allow_burned_in, limits: Default::default() },
+        settings: FileSettings {
+            allow_burned_in: args.allow_burned_in,
+            limits: Default::default(),
+        },
     };
     let bar = ProgressBar::hidden();
     if std::io::stderr().is_terminal() {
@@ -62,13 +71,18 @@ pub fn run(args: DeidArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&result.report).context("cannot encode the report")?;
-        std::fs::write(path, json).with_context(|| format!("cannot write report {}", path.display()))?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write report {}", path.display()))?;
     }
     if let Some(dir) = &args.mapping_out {
         write_mappings(dir, &result.mappings)?;
     }
     print_summary(&result.report);
-    Ok(if result.report.counts.quarantined > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if result.report.counts.quarantined > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_summary(report: &RunReport) {
@@ -84,12 +98,26 @@ fn print_summary(report: &RunReport) {
         c.files as f64 / secs
     );
     for (reason, n) in &report.quarantined_by_reason {
-        eprintln!("quarantined {n}: {}", serde_json::to_string(reason).unwrap_or_default().trim_matches('"'));
+        eprintln!(
+            "quarantined {n}: {}",
+            serde_json::to_string(reason)
+                .unwrap_or_default()
+                .trim_matches('"')
+        );
     }
     for (reason, n) in &report.skipped_by_reason {
-        eprintln!("skipped {n}: {}", serde_json::to_string(reason).unwrap_or_default().trim_matches('"'));
+        eprintln!(
+            "skipped {n}: {}",
+            serde_json::to_string(reason)
+                .unwrap_or_default()
+                .trim_matches('"')
+        );
     }
-    for f in report.files.iter().filter(|f| matches!(f.outcome, Outcome::Quarantined { .. })) {
+    for f in report
+        .files
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Quarantined { .. }))
+    {
         if let Outcome::Quarantined { detail, .. } = &f.outcome {
             eprintln!("  quarantined {}: {detail}", f.path);
         }

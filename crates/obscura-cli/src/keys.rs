@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// Create a new key file at `path` (mode 0600); never overwrite one.
 pub fn keygen(path: &Path) -> Result<()> {
     let mut bytes = [0u8; obscura_deid::key::KEY_LEN];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
     let key = SecretKey::from_bytes(bytes);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -20,18 +21,28 @@ pub fn keygen(path: &Path) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot create key file {} (an existing key is never overwritten)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create key file {} (an existing key is never overwritten)",
+                path.display()
+            )
+        })?;
     writeln!(f, "{}", key.to_hex()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 /// Load the key from `path`, refusing one that others can read.
 pub fn load(path: &Path) -> Result<SecretKey> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        bail!("key file {} is readable by others: run chmod 600 on it", path.display());
+        bail!(
+            "key file {} is readable by others: run chmod 600 on it",
+            path.display()
+        );
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
     SecretKey::from_hex(&text).with_context(|| format!("key file {} is not a key", path.display()))
 }
 
@@ -44,7 +55,10 @@ pub fn resolve(explicit: Option<&Path>) -> Result<SecretKey> {
     let path = default_key_path()?;
     if !path.exists() {
         keygen(&path)?;
-        eprintln!("created a new key at {} (keep it: the same key gives the same pseudonyms)", path.display());
+        eprintln!(
+            "created a new key at {} (keep it: the same key gives the same pseudonyms)",
+            path.display()
+        );
     }
     load(&path)
 }

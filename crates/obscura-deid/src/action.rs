@@ -49,10 +49,26 @@ mod tests {
     fn combined_codes_take_the_always_conformant_choice() {
         let act = |g, e| basic_action(row_for(Tag(g, e)).unwrap());
         assert_eq!(act(0x0010, 0x0020), Action::Dummy, "Patient ID is Z/D");
-        assert_eq!(act(0x0008, 0x0022), Action::Empty, "Acquisition Date is X/Z");
-        assert_eq!(act(0x0018, 0x1000), Action::Dummy, "Device Serial Number is X/Z/D");
-        assert_eq!(act(0x0008, 0x1140), Action::ReplaceUids, "Referenced Image Sequence is X/Z/U*");
-        assert_eq!(act(0x0010, 0x1040), Action::Remove, "Patient's Address is X");
+        assert_eq!(
+            act(0x0008, 0x0022),
+            Action::Empty,
+            "Acquisition Date is X/Z"
+        );
+        assert_eq!(
+            act(0x0018, 0x1000),
+            Action::Dummy,
+            "Device Serial Number is X/Z/D"
+        );
+        assert_eq!(
+            act(0x0008, 0x1140),
+            Action::ReplaceUids,
+            "Referenced Image Sequence is X/Z/U*"
+        );
+        assert_eq!(
+            act(0x0010, 0x1040),
+            Action::Remove,
+            "Patient's Address is X"
+        );
         assert_eq!(act(0x0008, 0x0018), Action::ReplaceUids);
     }
 
@@ -61,6 +77,8 @@ mod tests {
         for row in crate::table::ROWS.iter() {
             let _ = basic_action(row);
         }
-        assert!(crate::table::ROWS.iter().all(|r| r.basic != BasicCode::C && r.basic != BasicCode::K));
+        assert!(crate::table::ROWS
+            .iter()
+            .all(|r| r.basic != BasicCode::C && r.basic != BasicCode::K));
     }
 }

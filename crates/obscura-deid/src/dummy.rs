@@ -34,7 +34,10 @@ pub fn dummy_value(vr: VR) -> PrimitiveValue {
 /// can carry identity when nothing else is known about the attribute.
 pub fn is_identifying_text_vr(vr: VR) -> bool {
     use VR::*;
-    matches!(vr, AE | AS | DA | DT | LO | LT | PN | SH | ST | TM | UC | UR | UT)
+    matches!(
+        vr,
+        AE | AS | DA | DT | LO | LT | PN | SH | ST | TM | UC | UR | UT
+    )
 }
 
 #[cfg(test)]

@@ -60,7 +60,10 @@ struct Walk<'a> {
 impl Deidentifier {
     /// An engine applying `profile` with pseudonyms from `pseudonyms`.
     pub fn new(profile: Profile, pseudonyms: Pseudonymizer) -> Self {
-        Deidentifier { profile, pseudonyms }
+        Deidentifier {
+            profile,
+            pseudonyms,
+        }
     }
 
     /// The profile this engine applies.
@@ -78,18 +81,33 @@ impl Deidentifier {
                 .and_then(|e| e.to_str().ok().map(|s| s.to_string()))
                 .unwrap_or_default()
         };
-        let identity = patient_identity(&text(tags::PATIENT_ID), &text(tags::PATIENT_NAME), &text(tags::PATIENT_BIRTH_DATE));
+        let identity = patient_identity(
+            &text(tags::PATIENT_ID),
+            &text(tags::PATIENT_NAME),
+            &text(tags::PATIENT_BIRTH_DATE),
+        );
         let patient_id = self.pseudonyms.patient_id(&identity);
-        let mut walk = Walk { pseudonyms: &self.pseudonyms, patient_id, uids: BTreeMap::new(), depth: 0 };
+        let mut walk = Walk {
+            pseudonyms: &self.pseudonyms,
+            patient_id,
+            uids: BTreeMap::new(),
+            depth: 0,
+        };
         let mut object = walk.object(object, Mode::Table);
         mark(&mut object, &self.profile);
-        Deidentified { object, uids: walk.uids, patient: (identity, walk.patient_id) }
+        Deidentified {
+            object,
+            uids: walk.uids,
+            patient: (identity, walk.patient_id),
+        }
     }
 }
 
 impl Walk<'_> {
     fn object(&mut self, object: InMemDicomObject, mode: Mode) -> InMemDicomObject {
-        InMemDicomObject::from_element_iter(object.into_iter().filter_map(|e| self.element(e, mode)))
+        InMemDicomObject::from_element_iter(
+            object.into_iter().filter_map(|e| self.element(e, mode)),
+        )
     }
 
     fn element(&mut self, elem: InMemElement, mode: Mode) -> Option<InMemElement> {
@@ -100,7 +118,8 @@ impl Walk<'_> {
             // patient gets the same pseudonym in every file; a nested Patient
             // ID (another patient's) gets its own.
             let id = if tag == tags::PATIENT_ID && self.depth > 0 {
-                self.pseudonyms.patient_id(normalize(&elem.to_str().unwrap_or_default()))
+                self.pseudonyms
+                    .patient_id(normalize(&elem.to_str().unwrap_or_default()))
             } else {
                 self.patient_id.clone()
             };
@@ -131,8 +150,14 @@ impl Walk<'_> {
         match (vr, mode) {
             (VR::SQ, _) => self.sequence(elem, mode),
             (VR::UI, _) if !names_a_kind_of_thing(tag) => self.replace_uids(elem),
-            (_, Mode::Dummy { keep_codes }) if is_identifying_text_vr(vr) && !(keep_codes && is_code_attribute(tag)) => {
-                if elem.value().primitive().is_some_and(|v| v.to_str().trim().is_empty()) {
+            (_, Mode::Dummy { keep_codes })
+                if is_identifying_text_vr(vr) && !(keep_codes && is_code_attribute(tag)) =>
+            {
+                if elem
+                    .value()
+                    .primitive()
+                    .is_some_and(|v| v.to_str().trim().is_empty())
+                {
                     elem
                 } else {
                     DataElement::new(tag, vr, dummy_value(vr))
@@ -147,7 +172,11 @@ impl Walk<'_> {
         let items: Vec<InMemDicomObject> = match elem.into_value() {
             Value::Sequence(seq) => {
                 self.depth += 1;
-                let items = seq.into_items().into_iter().map(|item| self.object(item, mode)).collect();
+                let items = seq
+                    .into_items()
+                    .into_iter()
+                    .map(|item| self.object(item, mode))
+                    .collect();
                 self.depth -= 1;
                 items
             }
@@ -188,7 +217,11 @@ impl Walk<'_> {
 
 fn empty(tag: Tag, vr: VR) -> InMemElement {
     if vr == VR::SQ {
-        DataElement::new(tag, VR::SQ, Value::new_sequence(Vec::<InMemDicomObject>::new(), Length::UNDEFINED))
+        DataElement::new(
+            tag,
+            VR::SQ,
+            Value::new_sequence(Vec::<InMemDicomObject>::new(), Length::UNDEFINED),
+        )
     } else {
         DataElement::new(tag, vr, PrimitiveValue::Empty)
     }
@@ -201,9 +234,17 @@ fn names_a_kind_of_thing(tag: Tag) -> bool {
         return false;
     };
     let alias = entry.alias();
-    ["ClassUID", "TransferSyntax", "CodingScheme", "ContextGroup", "MappingResource", "CreatorUID", "ContextUID"]
-        .iter()
-        .any(|k| alias.contains(k))
+    [
+        "ClassUID",
+        "TransferSyntax",
+        "CodingScheme",
+        "ContextGroup",
+        "MappingResource",
+        "CreatorUID",
+        "ContextUID",
+    ]
+    .iter()
+    .any(|k| alias.contains(k))
 }
 
 /// The attributes of a coded entry (Code Sequence Macro, PS3.3 Table 8.8-1).
@@ -213,7 +254,7 @@ fn is_code_attribute(tag: Tag) -> bool {
 
 /// Sequences coded D whose codes themselves identify (an institution, a person).
 fn is_identifying_code_sequence(tag: Tag) -> bool {
-    StandardDataDictionary
-        .by_tag(tag)
-        .is_some_and(|e| e.alias().ends_with("CodeSequence") || e.alias().ends_with("IdentificationSequence"))
+    StandardDataDictionary.by_tag(tag).is_some_and(|e| {
+        e.alias().ends_with("CodeSequence") || e.alias().ends_with("IdentificationSequence")
+    })
 }

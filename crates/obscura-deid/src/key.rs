@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn hex_round_trips_and_rejects_bad_text() {
         let k = SecretKey::from_bytes([7; 32]);
-        assert_eq!(SecretKey::from_hex(&format!(" {}\n", k.to_hex())).unwrap(), k);
+        assert_eq!(
+            SecretKey::from_hex(&format!(" {}\n", k.to_hex())).unwrap(),
+            k
+        );
         assert_eq!(SecretKey::from_hex("abcd"), Err(KeyError::BadLength(4)));
         assert_eq!(SecretKey::from_hex(&"zz".repeat(32)), Err(KeyError::NotHex));
     }

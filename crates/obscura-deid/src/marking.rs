@@ -9,7 +9,11 @@ use dicom_object::InMemDicomObject;
 /// Write PatientIdentityRemoved, DeidentificationMethod, the method code
 /// sequence (CID 7050) and LongitudinalTemporalInformationModified.
 pub fn mark(obj: &mut InMemDicomObject, profile: &Profile) {
-    obj.put(DataElement::new(tags::PATIENT_IDENTITY_REMOVED, VR::CS, PrimitiveValue::from("YES")));
+    obj.put(DataElement::new(
+        tags::PATIENT_IDENTITY_REMOVED,
+        VR::CS,
+        PrimitiveValue::from("YES"),
+    ));
     obj.put(DataElement::new(
         tags::DEIDENTIFICATION_METHOD,
         VR::LO,
@@ -21,8 +25,16 @@ pub fn mark(obj: &mut InMemDicomObject, profile: &Profile) {
         .map(|code| {
             InMemDicomObject::from_element_iter([
                 DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(code.value)),
-                DataElement::new(tags::CODING_SCHEME_DESIGNATOR, VR::SH, PrimitiveValue::from("DCM")),
-                DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(code.meaning)),
+                DataElement::new(
+                    tags::CODING_SCHEME_DESIGNATOR,
+                    VR::SH,
+                    PrimitiveValue::from("DCM"),
+                ),
+                DataElement::new(
+                    tags::CODE_MEANING,
+                    VR::LO,
+                    PrimitiveValue::from(code.meaning),
+                ),
             ])
         })
         .collect();

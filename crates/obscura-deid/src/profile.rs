@@ -11,8 +11,10 @@ pub struct MethodCode {
 }
 
 /// The Basic Application Level Confidentiality Profile (CID 7050, 113100).
-pub const BASIC_PROFILE: MethodCode =
-    MethodCode { value: "113100", meaning: "Basic Application Confidentiality Profile" };
+pub const BASIC_PROFILE: MethodCode = MethodCode {
+    value: "113100",
+    meaning: "Basic Application Confidentiality Profile",
+};
 
 /// A description of the profile an engine applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +26,18 @@ pub struct Profile {
 impl Profile {
     /// The basic profile with no options.
     pub fn basic() -> Self {
-        Profile { codes: vec![BASIC_PROFILE] }
+        Profile {
+            codes: vec![BASIC_PROFILE],
+        }
     }
 
     /// A one-line name for reports and DeidentificationMethod (at most 64 characters).
     pub fn method_description(&self) -> String {
         let codes: Vec<&str> = self.codes.iter().map(|c| c.value).collect();
-        format!("OBSCURA {} PS3.15 E.1-1 {}", env!("CARGO_PKG_VERSION"), codes.join(" "))
+        format!(
+            "OBSCURA {} PS3.15 E.1-1 {}",
+            env!("CARGO_PKG_VERSION"),
+            codes.join(" ")
+        )
     }
 }

@@ -51,7 +51,11 @@ impl Pseudonymizer {
 pub fn patient_identity(patient_id: &str, patient_name: &str, birth_date: &str) -> String {
     let id = normalize(patient_id);
     if id.is_empty() {
-        format!("\u{1}name:{}|{}", normalize(patient_name), normalize(birth_date))
+        format!(
+            "\u{1}name:{}|{}",
+            normalize(patient_name),
+            normalize(birth_date)
+        )
     } else {
         id.to_string()
     }
@@ -81,22 +85,39 @@ mod tests {
         assert!(u.starts_with("2.25."));
         assert!(u.len() <= 64);
         assert!(u[5..].chars().all(|c| c.is_ascii_digit()) && !u[5..].starts_with('0'));
-        assert_eq!(u, p(1).uid("1.2.826.0.1.3680043.2.1125.1.123\0"), "padding is not identity");
-        assert_ne!(u, p(2).uid("1.2.826.0.1.3680043.2.1125.1.123"), "another key, another UID");
+        assert_eq!(
+            u,
+            p(1).uid("1.2.826.0.1.3680043.2.1125.1.123\0"),
+            "padding is not identity"
+        );
+        assert_ne!(
+            u,
+            p(2).uid("1.2.826.0.1.3680043.2.1125.1.123"),
+            "another key, another UID"
+        );
         assert_ne!(u, p(1).uid("1.2.826.0.1.3680043.2.1125.1.124"));
     }
 
     #[test]
     fn standard_uids_are_kept() {
-        assert_eq!(p(1).uid("1.2.840.10008.5.1.4.1.1.2"), "1.2.840.10008.5.1.4.1.1.2");
+        assert_eq!(
+            p(1).uid("1.2.840.10008.5.1.4.1.1.2"),
+            "1.2.840.10008.5.1.4.1.1.2"
+        );
     }
 
     #[test]
     fn patient_ids_are_stable_and_distinct() {
         let a = p(1).patient_id(&patient_identity("MRN1", "DOE^JOHN", ""));
         assert_eq!(a, p(1).patient_id(&patient_identity("MRN1 ", "", "")));
-        assert_ne!(a, p(1).patient_id(&patient_identity("MRN2", "DOE^JOHN", "")));
-        assert_ne!(a, p(2).patient_id(&patient_identity("MRN1", "DOE^JOHN", "")));
+        assert_ne!(
+            a,
+            p(1).patient_id(&patient_identity("MRN2", "DOE^JOHN", ""))
+        );
+        assert_ne!(
+            a,
+            p(2).patient_id(&patient_identity("MRN1", "DOE^JOHN", ""))
+        );
         let no_id_a = patient_identity("", "DOE^JOHN", "19600101");
         let no_id_b = patient_identity("", "ROE^JANE", "19600101");
         assert_ne!(p(1).patient_id(&no_id_a), p(1).patient_id(&no_id_b));

@@ -12,32 +12,57 @@ pub struct Encoding {
 
 impl Encoding {
     /// Implicit VR Little Endian, the DICOM default.
-    pub const IMPLICIT_LE: Encoding = Encoding { explicit_vr: false, little_endian: true };
+    pub const IMPLICIT_LE: Encoding = Encoding {
+        explicit_vr: false,
+        little_endian: true,
+    };
     /// Explicit VR Little Endian.
-    pub const EXPLICIT_LE: Encoding = Encoding { explicit_vr: true, little_endian: true };
+    pub const EXPLICIT_LE: Encoding = Encoding {
+        explicit_vr: true,
+        little_endian: true,
+    };
     /// Explicit VR Big Endian (retired, still found in archives).
-    pub const EXPLICIT_BE: Encoding = Encoding { explicit_vr: true, little_endian: false };
+    pub const EXPLICIT_BE: Encoding = Encoding {
+        explicit_vr: true,
+        little_endian: false,
+    };
 
     /// Read a 16-bit number in this byte order.
     pub fn u16(self, b: &[u8]) -> u16 {
         let a = [b[0], b[1]];
-        if self.little_endian { u16::from_le_bytes(a) } else { u16::from_be_bytes(a) }
+        if self.little_endian {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        }
     }
 
     /// Read a 32-bit number in this byte order.
     pub fn u32(self, b: &[u8]) -> u32 {
         let a = [b[0], b[1], b[2], b[3]];
-        if self.little_endian { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+        if self.little_endian {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
     }
 
     /// Append a 16-bit number in this byte order.
     pub fn put_u16(self, out: &mut Vec<u8>, v: u16) {
-        out.extend_from_slice(&if self.little_endian { v.to_le_bytes() } else { v.to_be_bytes() });
+        out.extend_from_slice(&if self.little_endian {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        });
     }
 
     /// Append a 32-bit number in this byte order.
     pub fn put_u32(self, out: &mut Vec<u8>, v: u32) {
-        out.extend_from_slice(&if self.little_endian { v.to_le_bytes() } else { v.to_be_bytes() });
+        out.extend_from_slice(&if self.little_endian {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        });
     }
 }
 
@@ -87,17 +112,28 @@ pub fn layout_of(ts_uid: &str) -> Option<DatasetLayout> {
 pub fn has_long_length(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
-        b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR"
-            | b"UT" | b"UV"
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"SV"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"UV"
     )
 }
 
 /// Whether two bytes name a VR of the standard.
 pub fn is_known_vr(vr: [u8; 2]) -> bool {
     const VRS: [&[u8; 2]; 34] = [
-        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
-        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST",
-        b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
+        b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+        b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
     ];
     VRS.iter().any(|v| **v == vr)
 }

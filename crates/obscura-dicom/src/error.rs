@@ -16,7 +16,9 @@ pub enum ReadError {
     #[error("empty file")]
     Empty,
     /// The file ends inside an element or its header.
-    #[error("truncated: element {tag} at offset {offset} needs {needed} bytes, {available} available")]
+    #[error(
+        "truncated: element {tag} at offset {offset} needs {needed} bytes, {available} available"
+    )]
     Truncated {
         /// The element being read, as (gggg,eeee).
         tag: String,

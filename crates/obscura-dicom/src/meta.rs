@@ -1,7 +1,7 @@
 //! The file meta information (group 0002): reading what the input declares,
 //! writing a new one that carries nothing from the source.
 
-use crate::encoding::{has_long_length, is_known_vr, Encoding};
+use crate::encoding::{has_long_length, is_known_vr, Encoding, EXPLICIT_VR_BE};
 use crate::error::{ReadError, WriteError};
 use crate::source::Source;
 
@@ -38,12 +38,21 @@ pub fn read_input_meta(src: &dyn Source) -> Result<InputMeta, ReadError> {
         132
     } else if head.len() >= 4 && &head[..4] == b"DICM" {
         4
-    } else if looks_like_dataset(&head) {
+    } else if looks_like_dataset(&head, Encoding::EXPLICIT_LE) {
         0
+    } else if looks_like_dataset(&head, Encoding::EXPLICIT_BE) {
+        return Ok(InputMeta {
+            transfer_syntax_uid: Some(EXPLICIT_VR_BE.into()),
+            ..Default::default()
+        });
     } else {
         return Err(ReadError::NotDicom);
     };
-    let mut meta = InputMeta { part10: start != 0, dataset_offset: start as u64, ..Default::default() };
+    let mut meta = InputMeta {
+        part10: start != 0,
+        dataset_offset: start as u64,
+        ..Default::default()
+    };
     let mut pos = start;
     // group 0002 is explicit VR little endian by definition; some writers
     // used implicit VR anyway, which is tolerated.
@@ -66,12 +75,16 @@ pub fn read_input_meta(src: &dyn Source) -> Result<InputMeta, ReadError> {
         } else {
             (pos + 8, le.u32(&head[pos + 4..]) as usize)
         };
-        let end = value.checked_add(vlen).filter(|e| *e <= head.len()).ok_or(ReadError::Truncated {
-            tag: format!("(0002,{element:04X})"),
-            offset: pos as u64,
-            needed: vlen as u64,
-            available: (head.len() - value.min(head.len())) as u64,
-        })?;
+        let end =
+            value
+                .checked_add(vlen)
+                .filter(|e| *e <= head.len())
+                .ok_or(ReadError::Truncated {
+                    tag: format!("(0002,{element:04X})"),
+                    offset: pos as u64,
+                    needed: vlen as u64,
+                    available: (head.len() - value.min(head.len())) as u64,
+                })?;
         let text = || trim_uid(&head[value..end]);
         match element {
             0x0002 => meta.media_storage_sop_class_uid = Some(text()),
@@ -97,23 +110,26 @@ pub fn guess_encoding(first_bytes: &[u8]) -> Encoding {
     }
 }
 
-/// Whether the bytes plausibly start a bare little endian data set: a low even
-/// group and either a valid VR or a plausible implicit length.
-fn looks_like_dataset(b: &[u8]) -> bool {
+/// Whether the bytes plausibly start a bare data set in byte order `enc`: a
+/// low even group and either a valid VR or (little endian only) a plausible
+/// implicit length.
+fn looks_like_dataset(b: &[u8], enc: Encoding) -> bool {
     if b.len() < 8 {
         return false;
     }
-    let le = Encoding::EXPLICIT_LE;
-    let group = le.u16(b);
-    let element = le.u16(&b[2..]);
+    let group = enc.u16(b);
+    let element = enc.u16(&b[2..]);
     if group % 2 != 0 || !(0x0002..=0x0010).contains(&group) || element > 0x1FFF {
         return false;
     }
-    is_known_vr([b[4], b[5]]) || (le.u32(&b[4..]) as usize) < 1024
+    is_known_vr([b[4], b[5]]) || (enc.little_endian && (enc.u32(&b[4..]) as usize) < 1024)
 }
 
 fn trim_uid(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).trim().to_string()
+    String::from_utf8_lossy(b)
+        .trim_end_matches(['\0', ' '])
+        .trim()
+        .to_string()
 }
 
 /// Append the 128-byte zero preamble, `DICM` and a new group 0002 to `out`.
@@ -136,8 +152,18 @@ pub fn write_part10_header(
     put_meta(&mut group, 0x0002, b"UI", &uid_bytes(sop_class_uid));
     put_meta(&mut group, 0x0003, b"UI", &uid_bytes(sop_instance_uid));
     put_meta(&mut group, 0x0010, b"UI", &uid_bytes(transfer_syntax_uid));
-    put_meta(&mut group, 0x0012, b"UI", &uid_bytes(IMPLEMENTATION_CLASS_UID));
-    put_meta(&mut group, 0x0013, b"SH", &text_bytes(IMPLEMENTATION_VERSION_NAME));
+    put_meta(
+        &mut group,
+        0x0012,
+        b"UI",
+        &uid_bytes(IMPLEMENTATION_CLASS_UID),
+    );
+    put_meta(
+        &mut group,
+        0x0013,
+        b"SH",
+        &text_bytes(IMPLEMENTATION_VERSION_NAME),
+    );
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     put_meta(out, 0x0000, b"UL", &(group.len() as u32).to_le_bytes());

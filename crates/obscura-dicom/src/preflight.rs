@@ -76,7 +76,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 64, max_header_bytes: 256 << 20, max_inflated_bytes: 2 << 30 }
+        Limits {
+            max_depth: 64,
+            max_header_bytes: 256 << 20,
+            max_inflated_bytes: 2 << 30,
+        }
     }
 }
 
@@ -118,15 +122,26 @@ impl<'a> Preflight<'a> {
         limits: Limits,
         out: &'a mut Vec<u8>,
     ) -> Self {
-        Preflight { buf, base, complete, encoding, limits, out }
+        Preflight {
+            buf,
+            base,
+            complete,
+            encoding,
+            limits,
+            out,
+        }
     }
 
     /// Walk top-level elements from `pos` until the end or top-level pixel data.
     pub fn walk_top_level(&mut self, mut pos: usize) -> Result<Walk, ReadError> {
         while pos < self.buf.len() {
-            if self.buf.len() - pos < 8 && self.complete && self.buf[pos..].iter().all(|b| *b == 0) {
+            if self.buf.len() - pos < 8 && self.complete && self.buf[pos..].iter().all(|b| *b == 0)
+            {
                 // a few zero bytes of padding after the last element
-                return Ok(Walk::Done { pos: self.buf.len(), stop: Stop::End });
+                return Ok(Walk::Done {
+                    pos: self.buf.len(),
+                    stop: Stop::End,
+                });
             }
             let (group, element) = match self.tag_at(pos, self.encoding)? {
                 Step::Ok(t) => t,
@@ -141,7 +156,12 @@ impl<'a> Preflight<'a> {
                 let vr = if head.vr == *b"UN" { *b"OB" } else { head.vr };
                 return Ok(Walk::Done {
                     pos,
-                    stop: Stop::Bulk { tag: (group, element), header_len: head.size, value_len, vr },
+                    stop: Stop::Bulk {
+                        tag: (group, element),
+                        header_len: head.size,
+                        value_len,
+                        vr,
+                    },
                 });
             }
             pos = match self.element(pos, 0, self.encoding, self.encoding)? {
@@ -149,11 +169,21 @@ impl<'a> Preflight<'a> {
                 Step::NeedMore => return Ok(Walk::NeedMore),
             };
         }
-        Ok(if self.complete { Walk::Done { pos, stop: Stop::End } } else { Walk::NeedMore })
+        Ok(if self.complete {
+            Walk::Done {
+                pos,
+                stop: Stop::End,
+            }
+        } else {
+            Walk::NeedMore
+        })
     }
 
     fn err(&self, pos: usize, reason: impl Into<String>) -> ReadError {
-        ReadError::Malformed { offset: self.base + pos as u64, reason: reason.into() }
+        ReadError::Malformed {
+            offset: self.base + pos as u64,
+            reason: reason.into(),
+        }
     }
 
     /// Check that `n` bytes exist at `pos`.
@@ -186,34 +216,66 @@ impl<'a> Preflight<'a> {
         step!(self.need(pos, 8, tag));
         let b = &self.buf[pos..];
         if tag.0 == 0xFFFE {
-            return Ok(Step::Ok(Header { tag, vr: *b"  ", len: src.u32(&b[4..]), size: 8 }));
+            return Ok(Step::Ok(Header {
+                tag,
+                vr: *b"  ",
+                len: src.u32(&b[4..]),
+                size: 8,
+            }));
         }
         if src.explicit_vr {
             let vr = [b[4], b[5]];
             if !is_known_vr(vr) {
-                return Err(self.err(pos, format!("invalid VR in header of ({:04X},{:04X})", tag.0, tag.1)));
+                return Err(self.err(
+                    pos,
+                    format!("invalid VR in header of ({:04X},{:04X})", tag.0, tag.1),
+                ));
             }
             if has_long_length(vr) {
                 step!(self.need(pos, 12, tag));
-                Ok(Step::Ok(Header { tag, vr, len: src.u32(&b[8..]), size: 12 }))
+                Ok(Step::Ok(Header {
+                    tag,
+                    vr,
+                    len: src.u32(&b[8..]),
+                    size: 12,
+                }))
             } else {
-                Ok(Step::Ok(Header { tag, vr, len: u32::from(src.u16(&b[6..])), size: 8 }))
+                Ok(Step::Ok(Header {
+                    tag,
+                    vr,
+                    len: u32::from(src.u16(&b[6..])),
+                    size: 8,
+                }))
             }
         } else {
             let len = src.u32(&b[4..]);
             let vr = dictionary_vr(tag, len == UNDEFINED);
             let _ = dst;
-            Ok(Step::Ok(Header { tag, vr, len, size: 8 }))
+            Ok(Step::Ok(Header {
+                tag,
+                vr,
+                len,
+                size: 8,
+            }))
         }
     }
 
     /// Walk one element at `pos` (read with `src`, written with `dst`) and
     /// return the position after it.
-    fn element(&mut self, pos: usize, depth: usize, src: Encoding, dst: Encoding) -> StepResult<usize> {
+    fn element(
+        &mut self,
+        pos: usize,
+        depth: usize,
+        src: Encoding,
+        dst: Encoding,
+    ) -> StepResult<usize> {
         let head = step!(self.header_at(pos, src, dst));
         let (group, element) = head.tag;
         if group == 0xFFFE {
-            return Err(self.err(pos, format!("unexpected delimiter ({:04X},{:04X})", group, element)));
+            return Err(self.err(
+                pos,
+                format!("unexpected delimiter ({:04X},{:04X})", group, element),
+            ));
         }
         let value = pos + head.size;
         let drop = element == 0x0000
@@ -229,7 +291,11 @@ impl<'a> Preflight<'a> {
         let target_vr = self.target_vr(&head, src);
         if target_vr == *b"SQ" {
             let un_sequence = head.vr == *b"UN" && src.explicit_vr;
-            let inner = if un_sequence { Encoding::IMPLICIT_LE } else { src };
+            let inner = if un_sequence {
+                Encoding::IMPLICIT_LE
+            } else {
+                src
+            };
             if un_sequence && !dst.little_endian {
                 return Err(self.err(pos, "UN sequence in a big endian data set"));
             }
@@ -297,7 +363,10 @@ impl<'a> Preflight<'a> {
             _ => {
                 return Err(self.err(
                     pos,
-                    format!("undefined length on a non-sequence ({:04X},{:04X})", head.tag.0, head.tag.1),
+                    format!(
+                        "undefined length on a non-sequence ({:04X},{:04X})",
+                        head.tag.0, head.tag.1
+                    ),
                 ))
             }
         };
@@ -313,9 +382,18 @@ impl<'a> Preflight<'a> {
 
     /// Walk the items of a sequence from `pos`, up to `end` (defined length)
     /// or the sequence delimiter; return the position after the sequence.
-    fn items(&mut self, mut pos: usize, end: Option<usize>, depth: usize, src: Encoding, dst: Encoding) -> StepResult<usize> {
+    fn items(
+        &mut self,
+        mut pos: usize,
+        end: Option<usize>,
+        depth: usize,
+        src: Encoding,
+        dst: Encoding,
+    ) -> StepResult<usize> {
         if depth + 1 > self.limits.max_depth {
-            return Err(ReadError::TooDeep { limit: self.limits.max_depth });
+            return Err(ReadError::TooDeep {
+                limit: self.limits.max_depth,
+            });
         }
         loop {
             if end == Some(pos) {
@@ -327,7 +405,12 @@ impl<'a> Preflight<'a> {
             match tag {
                 SEQUENCE_END if end.is_none() => return Ok(Step::Ok(pos + 8)),
                 ITEM => {}
-                _ => return Err(self.err(pos, format!("expected an item, found ({:04X},{:04X})", tag.0, tag.1))),
+                _ => {
+                    return Err(self.err(
+                        pos,
+                        format!("expected an item, found ({:04X},{:04X})", tag.0, tag.1),
+                    ))
+                }
             }
             self.put_delimiter(ITEM, dst);
             // put_delimiter wrote a zero length: make it undefined
@@ -348,7 +431,14 @@ impl<'a> Preflight<'a> {
         }
     }
 
-    fn item_body(&mut self, mut pos: usize, end: Option<usize>, depth: usize, src: Encoding, dst: Encoding) -> StepResult<usize> {
+    fn item_body(
+        &mut self,
+        mut pos: usize,
+        end: Option<usize>,
+        depth: usize,
+        src: Encoding,
+        dst: Encoding,
+    ) -> StepResult<usize> {
         loop {
             if end == Some(pos) {
                 return Ok(Step::Ok(pos));
@@ -387,7 +477,8 @@ impl<'a> Preflight<'a> {
                     let mut l = Vec::with_capacity(4);
                     dst.put_u32(&mut l, len);
                     self.out[at..].copy_from_slice(&l);
-                    self.out.extend_from_slice(&self.buf[pos + 8..pos + 8 + len as usize]);
+                    self.out
+                        .extend_from_slice(&self.buf[pos + 8..pos + 8 + len as usize]);
                     pos += 8 + len as usize;
                 }
                 _ => return Err(self.err(pos, "malformed encapsulated pixel data fragment")),
@@ -444,7 +535,22 @@ fn dictionary_vr(tag: (u16, u16), undefined_length: bool) -> [u8; 2] {
 fn is_text_vr(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
-        b"AE" | b"AS" | b"CS" | b"DA" | b"DS" | b"DT" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH"
-            | b"ST" | b"TM" | b"UC" | b"UI" | b"UR" | b"UT"
+        b"AE"
+            | b"AS"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"ST"
+            | b"TM"
+            | b"UC"
+            | b"UI"
+            | b"UR"
+            | b"UT"
     )
 }

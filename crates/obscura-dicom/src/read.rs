@@ -60,19 +60,29 @@ impl<S: Source> DicomInput<S> {
             }
             None => {
                 let enc = guess_encoding(&first);
-                let uid = if enc.explicit_vr { EXPLICIT_VR_LE } else { IMPLICIT_VR_LE };
+                let uid = if enc.explicit_vr {
+                    EXPLICIT_VR_LE
+                } else {
+                    IMPLICIT_VR_LE
+                };
                 (uid.to_string(), layout_of(uid).expect("standard syntax"))
             }
         };
         let mut encoding = layout.encoding;
         // Some writers declare explicit VR and write implicit: follow the bytes.
-        if encoding == Encoding::EXPLICIT_LE && !layout.deflated && guess_encoding(&first) == Encoding::IMPLICIT_LE
+        if encoding == Encoding::EXPLICIT_LE
+            && !layout.deflated
+            && guess_encoding(&first) == Encoding::IMPLICIT_LE
             && first.len() >= 8
         {
             encoding = Encoding::IMPLICIT_LE;
         }
         let inflated = if layout.deflated {
-            Some(inflate(&source, meta.dataset_offset, limits.max_inflated_bytes)?)
+            Some(inflate(
+                &source,
+                meta.dataset_offset,
+                limits.max_inflated_bytes,
+            )?)
         } else {
             None
         };
@@ -115,7 +125,10 @@ fn preflight<T: Source + ?Sized>(
     let mut out = Vec::new();
     let (pos, stop) = loop {
         if window > limits.max_header_bytes {
-            return Err(ReadError::HeaderTooLarge { size: window, limit: limits.max_header_bytes });
+            return Err(ReadError::HeaderTooLarge {
+                size: window,
+                limit: limits.max_header_bytes,
+            });
         }
         let mut buf = vec![0u8; window as usize];
         src.read_at(start, &mut buf)?;
@@ -126,7 +139,13 @@ fn preflight<T: Source + ?Sized>(
             Walk::NeedMore => window = remaining.min(window.saturating_mul(4)),
         }
     };
-    let Stop::Bulk { tag, header_len, value_len, vr } = stop else {
+    let Stop::Bulk {
+        tag,
+        header_len,
+        value_len,
+        vr,
+    } = stop
+    else {
         return Ok((out, None));
     };
     let value_offset = start + pos + header_len as u64;
@@ -155,19 +174,31 @@ fn preflight<T: Source + ?Sized>(
     let after = value_offset + value_bytes;
     let tail_len = stream_len - after;
     if tail_len > limits.max_header_bytes {
-        return Err(ReadError::HeaderTooLarge { size: tail_len, limit: limits.max_header_bytes });
+        return Err(ReadError::HeaderTooLarge {
+            size: tail_len,
+            limit: limits.max_header_bytes,
+        });
     }
     let mut tail = vec![0u8; tail_len as usize];
     src.read_at(after, &mut tail)?;
     match Preflight::new(&tail, after, true, encoding, limits, &mut out).walk_top_level(0)? {
-        Walk::Done { stop: Stop::End, .. } => Ok((out, Some(pixel))),
-        _ => Err(ReadError::Malformed { offset: after, reason: "more than one pixel data element".into() }),
+        Walk::Done {
+            stop: Stop::End, ..
+        } => Ok((out, Some(pixel))),
+        _ => Err(ReadError::Malformed {
+            offset: after,
+            reason: "more than one pixel data element".into(),
+        }),
     }
 }
 
 /// Length of encapsulated pixel data from `offset` through its sequence
 /// delimiter, checking each fragment against the bytes that exist.
-fn fragments_len<T: Source + ?Sized>(src: &T, offset: u64, enc: Encoding) -> Result<u64, ReadError> {
+fn fragments_len<T: Source + ?Sized>(
+    src: &T,
+    offset: u64,
+    enc: Encoding,
+) -> Result<u64, ReadError> {
     let end = src.len();
     let mut pos = offset;
     let mut head = [0u8; 8];
@@ -216,7 +247,10 @@ fn inflate<S: Source>(src: &S, offset: u64, limit: u64) -> Result<Vec<u8>, ReadE
         .read_to_end(&mut out)
         .map_err(|e| ReadError::Inflate(e.to_string()))?;
     if out.len() as u64 > limit {
-        return Err(ReadError::HeaderTooLarge { size: out.len() as u64, limit });
+        return Err(ReadError::HeaderTooLarge {
+            size: out.len() as u64,
+            limit,
+        });
     }
     Ok(out)
 }

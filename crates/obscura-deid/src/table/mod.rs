@@ -155,9 +155,15 @@ mod tests {
         assert_eq!(row_for(Tag(0x0008, 0x1140)).unwrap().basic, BasicCode::XZU);
         assert_eq!(row_for(Tag(0x5012, 0x3000)).unwrap().name, "Curve Data");
         assert_eq!(row_for(Tag(0x6002, 0x3000)).unwrap().name, "Overlay Data");
-        assert_eq!(row_for(Tag(0x6002, 0x4000)).unwrap().name, "Overlay Comments");
+        assert_eq!(
+            row_for(Tag(0x6002, 0x4000)).unwrap().name,
+            "Overlay Comments"
+        );
         assert_eq!(row_for(Tag(0x0009, 0x1001)).unwrap().basic, BasicCode::X);
-        assert!(row_for(Tag(0x0028, 0x0010)).is_none(), "Rows is not in the table");
+        assert!(
+            row_for(Tag(0x0028, 0x0010)).is_none(),
+            "Rows is not in the table"
+        );
         assert!(row_for(Tag(0x6001, 0x3000)).unwrap().tag == TagPattern::PrivateOddGroup);
     }
 
