@@ -7,7 +7,8 @@ use crate::table::{BasicCode, TableRow};
 pub enum Action {
     /// Remove the element (X).
     Remove,
-    /// Keep it with a zero-length value (Z); a sequence keeps no items.
+    /// Keep it with a zero-length value (Z). For a sequence, see the engine:
+    /// its items are kept with their identifying values replaced.
     Empty,
     /// Replace with a dummy valid for the VR (D); a sequence keeps its items
     /// with every identifying value in them replaced.

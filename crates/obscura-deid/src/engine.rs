@@ -131,11 +131,15 @@ impl Walk<'_> {
         };
         match action {
             Action::Remove => None,
-            Action::Empty => Some(empty(tag, vr)),
-            Action::Dummy if vr == VR::SQ => {
+            // A sequence with no items is invalid where the sequence is Type 3
+            // ("1-n items if present") and removal is invalid where it is
+            // Type 2: its items are kept, with every identifying value in them
+            // replaced as for D, which is conformant either way.
+            Action::Empty | Action::Dummy if vr == VR::SQ => {
                 let keep_codes = !is_identifying_code_sequence(tag);
                 Some(self.sequence(elem, Mode::Dummy { keep_codes }))
             }
+            Action::Empty => Some(DataElement::new(tag, vr, PrimitiveValue::Empty)),
             Action::Dummy if vr == VR::UI => Some(self.replace_uids(elem)),
             Action::Dummy => Some(DataElement::new(tag, vr, dummy_value(vr))),
             Action::ReplaceUids if vr == VR::SQ => Some(self.sequence(elem, mode)),
@@ -212,18 +216,6 @@ impl Walk<'_> {
             _ => PrimitiveValue::Strs(new.into()),
         };
         DataElement::new(tag, VR::UI, value)
-    }
-}
-
-fn empty(tag: Tag, vr: VR) -> InMemElement {
-    if vr == VR::SQ {
-        DataElement::new(
-            tag,
-            VR::SQ,
-            Value::new_sequence(Vec::<InMemDicomObject>::new(), Length::UNDEFINED),
-        )
-    } else {
-        DataElement::new(tag, vr, PrimitiveValue::Empty)
     }
 }
 
