@@ -39,6 +39,20 @@ impl Source for [u8] {
     }
 }
 
+impl Source for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.as_slice().read_at(offset, buf)
+    }
+
+    fn copy_to(&self, offset: u64, len: u64, out: &mut dyn Write) -> io::Result<()> {
+        self.as_slice().copy_to(offset, len, out)
+    }
+}
+
 /// A file opened for reading, with its length taken once.
 #[derive(Debug)]
 pub struct FileSource {
