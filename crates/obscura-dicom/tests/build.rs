@@ -8,7 +8,22 @@ pub fn el(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&group.to_le_bytes());
     v.extend_from_slice(&element.to_le_bytes());
     v.extend_from_slice(vr);
-    if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT" | b"UC" | b"UR" | b"OD" | b"OF" | b"OL" | b"OV" | b"SV" | b"UV") {
+    if matches!(
+        vr,
+        b"OB"
+            | b"OW"
+            | b"SQ"
+            | b"UN"
+            | b"UT"
+            | b"UC"
+            | b"UR"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"SV"
+            | b"UV"
+    ) {
         v.extend_from_slice(&[0, 0]);
         v.extend_from_slice(&(value.len() as u32).to_le_bytes());
     } else {
@@ -84,7 +99,12 @@ pub fn part10(ts: &str, dataset: &[u8], preamble_byte: u8) -> Vec<u8> {
     .concat();
     let mut v = vec![preamble_byte; 128];
     v.extend_from_slice(b"DICM");
-    v.extend_from_slice(&el(0x0002, 0x0000, b"UL", &(group.len() as u32).to_le_bytes()));
+    v.extend_from_slice(&el(
+        0x0002,
+        0x0000,
+        b"UL",
+        &(group.len() as u32).to_le_bytes(),
+    ));
     v.extend_from_slice(&group);
     v.extend_from_slice(dataset);
     v

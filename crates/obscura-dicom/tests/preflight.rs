@@ -15,12 +15,22 @@ fn read(bytes: Vec<u8>) -> Result<DicomInput<Vec<u8>>, ReadError> {
 }
 
 fn text_of(input: &DicomInput<Vec<u8>>, tag: Tag) -> String {
-    input.dataset.element(tag).unwrap().to_str().unwrap().to_string()
+    input
+        .dataset
+        .element(tag)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
 fn a_4_gb_declared_length_fails_fast_without_allocating_it() {
-    let ds = [minimal_top(), long_header(0x0010, 0x4000, b"UT", 0xFFFF_FFF0)].concat();
+    let ds = [
+        minimal_top(),
+        long_header(0x0010, 0x4000, b"UT", 0xFFFF_FFF0),
+    ]
+    .concat();
     let file = part10(EXPLICIT_LE, &ds, 0);
     assert!(file.len() < 400);
     match read(file) {
@@ -34,16 +44,29 @@ fn a_4_gb_declared_length_fails_fast_without_allocating_it() {
 
 #[test]
 fn a_2_gb_pixel_data_length_in_a_small_file_is_truncation() {
-    let ds = [minimal_top(), long_header(0x7FE0, 0x0010, b"OW", 0x7FFF_FFF0), vec![0; 64]].concat();
+    let ds = [
+        minimal_top(),
+        long_header(0x7FE0, 0x0010, b"OW", 0x7FFF_FFF0),
+        vec![0; 64],
+    ]
+    .concat();
     let err = read(part10(EXPLICIT_LE, &ds, 0)).err().expect("must fail");
-    assert!(matches!(err, ReadError::Truncated { ref tag, .. } if tag == "(7FE0,0010)"), "{err}");
+    assert!(
+        matches!(err, ReadError::Truncated { ref tag, .. } if tag == "(7FE0,0010)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn nesting_10000_deep_is_refused_not_a_stack_overflow() {
     let mut body = Vec::new();
     for _ in 0..10_000 {
-        body = [long_header(0x0008, 0x1115, b"SQ", 0xFFFF_FFFF), item(&body), delim(0xE0DD, 0)].concat();
+        body = [
+            long_header(0x0008, 0x1115, b"SQ", 0xFFFF_FFFF),
+            item(&body),
+            delim(0xE0DD, 0),
+        ]
+        .concat();
     }
     let ds = [minimal_top(), body].concat();
     let err = read(part10(EXPLICIT_LE, &ds, 0)).err().expect("must fail");
@@ -67,7 +90,11 @@ fn undefined_length_un_private_sequence_is_read_as_a_sequence() {
     let sq = input.dataset.element(Tag(0x0009, 0x1002)).unwrap();
     assert_eq!(sq.vr(), VR::SQ);
     assert_eq!(sq.items().unwrap().len(), 1);
-    assert_eq!(text_of(&input, Tag(0x0020, 0x0013)), "7", "elements after it still read");
+    assert_eq!(
+        text_of(&input, Tag(0x0020, 0x0013)),
+        "7",
+        "elements after it still read"
+    );
 }
 
 #[test]
@@ -79,17 +106,30 @@ fn standard_attributes_stored_as_un_get_their_dictionary_vr() {
     .concat();
     let ds = [
         minimal_top(),
-        el(0x0008, 0x1140, b"UN", &[delim(0xE000, referenced.len() as u32), referenced].concat()),
+        el(
+            0x0008,
+            0x1140,
+            b"UN",
+            &[delim(0xE000, referenced.len() as u32), referenced].concat(),
+        ),
         el(0x0010, 0x1040, b"UN", &text("12 ELM STREET")),
     ]
     .concat();
     let input = read(part10(EXPLICIT_LE, &ds, 0)).expect("reads");
     let seq = input.dataset.element(Tag(0x0008, 0x1140)).unwrap();
-    assert_eq!(seq.vr(), VR::SQ, "UN sequence of a standard attribute becomes SQ");
+    assert_eq!(
+        seq.vr(),
+        VR::SQ,
+        "UN sequence of a standard attribute becomes SQ"
+    );
     let item = &seq.items().unwrap()[0];
     assert_eq!(item.element(Tag(0x0008, 0x1155)).unwrap().vr(), VR::UI);
     let address = input.dataset.element(Tag(0x0010, 0x1040)).unwrap();
-    assert_eq!(address.vr(), VR::LO, "so the profile matches it by tag and VR");
+    assert_eq!(
+        address.vr(),
+        VR::LO,
+        "so the profile matches it by tag and VR"
+    );
 }
 
 #[test]
@@ -105,8 +145,14 @@ fn iso_2022_text_bytes_survive_a_round_trip() {
     .concat();
     let input = read(part10(EXPLICIT_LE, &ds, 0)).expect("reads");
     let mut out = Vec::new();
-    input.write_part10(&input.dataset, &mut out).expect("writes");
-    assert!(out.windows(japanese.len() - 1).any(|w| w == &japanese[..japanese.len() - 1]), "ISO 2022 bytes changed");
+    input
+        .write_part10(&input.dataset, &mut out)
+        .expect("writes");
+    assert!(
+        out.windows(japanese.len() - 1)
+            .any(|w| w == &japanese[..japanese.len() - 1]),
+        "ISO 2022 bytes changed"
+    );
 }
 
 #[test]
@@ -115,11 +161,18 @@ fn output_has_zero_preamble_and_rebuilt_meta() {
     let input = read(part10(EXPLICIT_LE, &ds, 0xAA)).expect("reads");
     let mut out = Vec::new();
     input.write_part10(&input.dataset, &mut out).unwrap();
-    assert_eq!(&out[..128], &[0u8; 128][..], "preamble zeroed (CVE-2019-11687)");
+    assert_eq!(
+        &out[..128],
+        &[0u8; 128][..],
+        "preamble zeroed (CVE-2019-11687)"
+    );
     assert_eq!(&out[128..132], b"DICM");
     let hay = String::from_utf8_lossy(&out);
     assert!(!hay.contains("SOURCE_AE_PHI"), "source AE title dropped");
-    assert!(!hay.contains("1.2.3.99"), "source implementation UID dropped");
+    assert!(
+        !hay.contains("1.2.3.99"),
+        "source implementation UID dropped"
+    );
     assert!(hay.contains("OBSCURA"));
 }
 
@@ -138,7 +191,10 @@ fn trailing_padding_and_group_lengths_are_dropped() {
     assert!(input.dataset.element(Tag(0x0008, 0x0000)).is_err());
     let mut out = Vec::new();
     input.write_part10(&input.dataset, &mut out).unwrap();
-    assert!(out.ends_with(&[1, 2, 3, 4]), "pixel data copied, padding gone");
+    assert!(
+        out.ends_with(&[1, 2, 3, 4]),
+        "pixel data copied, padding gone"
+    );
 }
 
 #[test]
@@ -192,14 +248,24 @@ fn encapsulated_pixel_fragments_are_copied_byte_for_byte() {
     assert_eq!(span.declared_len, None);
     let mut out = Vec::new();
     input.write_part10(&input.dataset, &mut out).unwrap();
-    assert!(out.ends_with(&pixel), "fragments and delimiter copied unchanged");
+    assert!(
+        out.ends_with(&pixel),
+        "fragments and delimiter copied unchanged"
+    );
 }
 
 #[test]
 fn an_encapsulated_fragment_longer_than_the_file_is_truncation() {
-    let pixel = [long_header(0x7FE0, 0x0010, b"OB", 0xFFFF_FFFF), delim(0xE000, 0), delim(0xE000, 1 << 30)].concat();
+    let pixel = [
+        long_header(0x7FE0, 0x0010, b"OB", 0xFFFF_FFFF),
+        delim(0xE000, 0),
+        delim(0xE000, 1 << 30),
+    ]
+    .concat();
     let ds = [minimal_top(), pixel].concat();
-    let err = read(part10("1.2.840.10008.1.2.4.50", &ds, 0)).err().expect("must fail");
+    let err = read(part10("1.2.840.10008.1.2.4.50", &ds, 0))
+        .err()
+        .expect("must fail");
     assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
 }
 
@@ -223,5 +289,8 @@ fn random_bytes_after_dicm_are_an_error_not_a_panic() {
 #[test]
 fn empty_and_non_dicom_inputs_are_told_apart() {
     assert!(matches!(read(Vec::new()), Err(ReadError::Empty)));
-    assert!(matches!(read(b"just some text, not DICOM at all".to_vec()), Err(ReadError::NotDicom)));
+    assert!(matches!(
+        read(b"just some text, not DICOM at all".to_vec()),
+        Err(ReadError::NotDicom)
+    ));
 }
