@@ -7,7 +7,6 @@ use obscura_dicom::meta::read_input_meta;
 use obscura_dicom::{DicomInput, FileSource, Limits, ReadError};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Media Storage SOP Class UID of a DICOMDIR.
@@ -87,7 +86,7 @@ pub fn process_file(
     let result = engine.deidentify(dataset);
     match write_atomically(output, |w| {
         parsed
-            .write_part10(&result.object, w)
+            .write_part10_file(&result.object, w)
             .map_err(|e| e.to_string())
     }) {
         Ok(bytes_out) => {
@@ -106,7 +105,7 @@ pub fn process_file(
 /// place only when complete: no partial file is ever visible at `path`.
 pub fn write_atomically<T>(
     path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> Result<T, String>,
+    write: impl FnOnce(&File) -> Result<T, String>,
 ) -> Result<T, String> {
     let dir = path.parent().ok_or("output has no parent folder")?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create output folder: {e}"))?;
@@ -115,10 +114,7 @@ pub fn write_atomically<T>(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| format!("cannot create temporary file: {e}"))?;
-    let mut w = BufWriter::with_capacity(256 * 1024, tmp.as_file());
-    let value = write(&mut w)?;
-    w.flush().map_err(|e| format!("write failed: {e}"))?;
-    drop(w);
+    let value = write(tmp.as_file())?;
     tmp.persist(path)
         .map_err(|e| format!("cannot move into place: {}", e.error))?;
     Ok(value)

@@ -6,6 +6,7 @@ use crate::process::{process_file, write_atomically, FileSettings, Mappings};
 use crate::BatchError;
 use obscura_deid::Deidentifier;
 use rayon::prelude::*;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -99,9 +100,9 @@ pub fn run(
 /// Copy a quarantined original (best effort: the report already says why it
 /// was quarantined, and the original stays where it was).
 fn copy_to_quarantine(from: &Path, to: &Path) {
-    let _ = write_atomically(to, |w| {
+    let _ = write_atomically(to, |mut out| {
         let mut f = std::fs::File::open(from).map_err(|e| e.to_string())?;
-        std::io::copy(&mut f, w).map_err(|e| e.to_string())
+        std::io::copy(&mut f, &mut out).map_err(|e| e.to_string())
     });
 }
 
@@ -122,7 +123,7 @@ pub fn write_mappings(dir: &Path, mappings: &Mappings) -> Result<(), BatchError>
             text.push_str(&csv_field(new));
             text.push('\n');
         }
-        write_atomically(&path, |w| {
+        write_atomically(&path, |mut w| {
             w.write_all(text.as_bytes()).map_err(|e| e.to_string())
         })
         .map_err(|e| BatchError::Output(path.clone(), std::io::Error::other(e)))?;

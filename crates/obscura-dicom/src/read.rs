@@ -11,7 +11,9 @@ use dicom_object::InMemDicomObject;
 use std::io::Read;
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
-const FIRST_READ: u64 = 64 * 1024;
+/// The first window read for the header: most headers fit in it, and less
+/// pixel data is read for nothing.
+const FIRST_READ: u64 = 16 * 1024;
 
 /// The top-level pixel data element, left in the source and copied raw on write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Random-access byte sources: a file on disk or bytes in memory.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
 /// A random-access source of the bytes of one DICOM file.
@@ -14,8 +14,14 @@ pub trait Source {
     }
     /// Fill `buf` from `offset`; fails if the source ends first.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-    /// Copy `len` bytes from `offset` to `out`, as fast as the platform allows.
+    /// Copy `len` bytes from `offset` to `out`.
     fn copy_to(&self, offset: u64, len: u64, out: &mut dyn Write) -> io::Result<()>;
+    /// Copy `len` bytes from `offset` to the end of the file `out`, in the
+    /// kernel (copy_file_range) where both ends are files.
+    fn copy_to_file(&self, offset: u64, len: u64, out: &File) -> io::Result<()> {
+        let mut out = out;
+        self.copy_to(offset, len, &mut out)
+    }
 }
 
 impl Source for [u8] {
@@ -75,6 +81,17 @@ impl Source for FileSource {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
+    }
+
+    fn copy_to_file(&self, offset: u64, len: u64, out: &File) -> io::Result<()> {
+        let mut from = &self.file;
+        from.seek(SeekFrom::Start(offset))?;
+        let mut out = out;
+        let copied = io::copy(&mut from.take(len), &mut out)?;
+        if copied != len {
+            return Err(eof());
+        }
+        Ok(())
     }
 
     fn copy_to(&self, offset: u64, len: u64, out: &mut dyn Write) -> io::Result<()> {
