@@ -38,6 +38,8 @@ pub enum QuarantineReason {
     Unparseable,
     /// The de-identified object could not be written.
     Unwritable,
+    /// Obscura failed on this file (a bug); the batch went on.
+    InternalError,
 }
 
 /// Why a file was skipped.

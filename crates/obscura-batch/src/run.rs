@@ -2,7 +2,7 @@
 
 use crate::outcome::{FileReport, Outcome, RunReport};
 use crate::paths::{check_separate, discover};
-use crate::process::{process_file, write_atomically, FileSettings, Mappings};
+use crate::process::{process_file_guarded, write_atomically, FileSettings, Mappings};
 use crate::BatchError;
 use obscura_deid::Deidentifier;
 use rayon::prelude::*;
@@ -61,7 +61,7 @@ pub fn run(
             .par_iter()
             .map(|(path, rel)| {
                 let mut mappings = Mappings::default();
-                let outcome = process_file(
+                let outcome = process_file_guarded(
                     engine,
                     config.settings,
                     path,

@@ -28,6 +28,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A panic message could quote a value from a file: print only where it
+    // happened, never what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("obscura: internal error at {at} (message withheld: it may quote PHI)");
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Deid(args) => deid::run(args),

@@ -75,3 +75,41 @@ pub enum WriteError {
     #[error("missing {0}, required for the file meta information")]
     MissingAttribute(&'static str),
 }
+
+/// A dicom-rs error message made safe to log: anything it quotes (which may
+/// be a value) is replaced by `…`, and the message is cut to 200 characters.
+pub(crate) fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            Some(_) => {}
+            None if matches!(c, '"' | '`' | '\'') => {
+                quote = Some(c);
+                out.push(c);
+                out.push('…');
+            }
+            None => out.push(c),
+        }
+    }
+    out.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quoted_values_are_redacted() {
+        assert_eq!(
+            super::redact("bad value `DOE^JOHN` in PN"),
+            "bad value `…` in PN"
+        );
+        assert_eq!(
+            super::redact("could not parse \"19610412\""),
+            "could not parse \"…\""
+        );
+    }
+}

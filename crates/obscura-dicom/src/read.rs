@@ -2,7 +2,7 @@
 //! and the location of the pixel data, which stays on disk.
 
 use crate::encoding::{header_syntax, layout_of, Encoding, EXPLICIT_VR_LE, IMPLICIT_VR_LE};
-use crate::error::ReadError;
+use crate::error::{redact, ReadError};
 use crate::meta::{guess_encoding, read_input_meta, InputMeta};
 use crate::preflight::{Limits, Preflight, Stop, Walk};
 use crate::source::Source;
@@ -94,7 +94,7 @@ impl<S: Source> DicomInput<S> {
         };
         let ts = header_syntax(encoding);
         let dataset = InMemDicomObject::read_dataset_with_ts(normalized.as_slice(), &ts)
-            .map_err(|e| ReadError::Decode(e.to_string()))?;
+            .map_err(|e| ReadError::Decode(redact(&e.to_string())))?;
         Ok(DicomInput {
             meta,
             transfer_syntax_uid,

@@ -2,7 +2,7 @@
 //! meta, the (changed) data set, and the original pixel bytes copied raw.
 
 use crate::encoding::{has_long_length, header_syntax, Encoding};
-use crate::error::WriteError;
+use crate::error::{redact, WriteError};
 use crate::meta::write_part10_header;
 use crate::read::{DicomInput, PixelSpan};
 use crate::source::Source;
@@ -97,7 +97,7 @@ impl<S: Source> DicomInput<S> {
                 dataset.iter().filter(|e| pred(e.tag())).cloned(),
             );
             part.write_dataset_with_ts(out, &ts)
-                .map_err(|e| WriteError::Encode(e.to_string()))
+                .map_err(|e| WriteError::Encode(redact(&e.to_string())))
         };
         let mut body = Vec::with_capacity(16 * 1024);
         encode(&|t| t < split, &mut body)?;
