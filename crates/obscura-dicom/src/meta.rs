@@ -119,7 +119,7 @@ fn looks_like_dataset(b: &[u8], enc: Encoding) -> bool {
     }
     let group = enc.u16(b);
     let element = enc.u16(&b[2..]);
-    if group % 2 != 0 || !(0x0002..=0x0010).contains(&group) || element > 0x1FFF {
+    if !group.is_multiple_of(2) || !(0x0002..=0x0010).contains(&group) || element > 0x1FFF {
         return false;
     }
     is_known_vr([b[4], b[5]]) || (enc.little_endian && (enc.u32(&b[4..]) as usize) < 1024)

@@ -4,7 +4,6 @@
 mod build;
 
 use build::*;
-use dicom_core::header::Header;
 use dicom_core::{Tag, VR};
 use obscura_dicom::{DicomInput, Limits, ReadError};
 

@@ -30,7 +30,7 @@ impl TagPattern {
         let t = (u32::from(tag.0) << 16) | u32::from(tag.1);
         match self {
             TagPattern::Exact(v) => t == v,
-            TagPattern::Masked { value, mask } => tag.0 % 2 == 0 && t & mask == value,
+            TagPattern::Masked { value, mask } => tag.0.is_multiple_of(2) && t & mask == value,
             TagPattern::PrivateOddGroup => tag.0 % 2 == 1,
         }
     }
