@@ -1,6 +1,14 @@
 //! Turning a table code into the one concrete action applied to an element.
 
-use crate::table::{BasicCode, TableRow};
+use crate::table::{BasicCode, TableRow, TagPattern};
+
+/// Attributes coded X in Table E.1-1 that are nevertheless Type 2C in the
+/// module that holds them (Patient module, for non-human patients): an empty
+/// value removes the identity just as well and keeps the IOD valid.
+const REMOVED_BUT_TYPE_2C: [u32; 2] = [
+    0x0010_2297, // Responsible Person
+    0x0010_2299, // Responsible Organization
+];
 
 /// What the engine does to one element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +36,11 @@ pub enum Action {
 /// Type 1), X/Z becomes Z (a Type 2 attribute must be present, and an empty
 /// Type 3 one is allowed), and X/Z/U* becomes U (UIDs replaced, structure kept).
 pub fn basic_action(row: &TableRow) -> Action {
+    if let TagPattern::Exact(tag) = row.tag {
+        if REMOVED_BUT_TYPE_2C.contains(&tag) {
+            return Action::Empty;
+        }
+    }
     match row.basic {
         BasicCode::X => Action::Remove,
         BasicCode::Z | BasicCode::XZ => Action::Empty,
@@ -71,6 +84,11 @@ mod tests {
             "Patient's Address is X"
         );
         assert_eq!(act(0x0008, 0x0018), Action::ReplaceUids);
+        assert_eq!(
+            act(0x0010, 0x2297),
+            Action::Empty,
+            "Type 2C for animals: emptied, not removed"
+        );
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl Walk<'_> {
             return Some(DataElement::new(tag, vr, PrimitiveValue::from(id)));
         }
         let action = match row_for(tag) {
+            _ if is_removed_overlay_group(tag) => Action::Remove,
             Some(row) => basic_action(row),
             None => Action::Keep,
         };
@@ -217,6 +218,13 @@ impl Walk<'_> {
         };
         DataElement::new(tag, VR::UI, value)
     }
+}
+
+/// Overlay Data (60xx,3000) is removed by the profile; the rest of its
+/// repeating group (rows, columns, origin...) would then describe an overlay
+/// that is not there, an invalid Overlay Plane module: the whole group goes.
+fn is_removed_overlay_group(tag: Tag) -> bool {
+    (0x6000..=0x601E).contains(&tag.0) && tag.0.is_multiple_of(2)
 }
 
 /// UI attributes that name a kind of thing (a SOP class, transfer syntax,

@@ -153,7 +153,12 @@ impl<'a> Preflight<'a> {
                     Step::NeedMore => return Ok(Walk::NeedMore),
                 };
                 let value_len = (head.len != UNDEFINED).then_some(head.len);
-                let vr = if head.vr == *b"UN" { *b"OB" } else { head.vr };
+                // encapsulated fragments are always OB
+                let vr = if head.vr == *b"UN" || value_len.is_none() {
+                    *b"OB"
+                } else {
+                    head.vr
+                };
                 return Ok(Walk::Done {
                     pos,
                     stop: Stop::Bulk {

@@ -41,6 +41,7 @@ pub struct DicomInput<S: Source> {
     pub dataset: InMemDicomObject,
     /// The top-level pixel data, if any.
     pub pixel: Option<PixelSpan>,
+    /// The encoding the transfer syntax declares, used for the output.
     pub(crate) encoding: Encoding,
     pub(crate) deflated: bool,
     pub(crate) source: S,
@@ -70,14 +71,15 @@ impl<S: Source> DicomInput<S> {
                 (uid.to_string(), layout_of(uid).expect("standard syntax"))
             }
         };
-        let mut encoding = layout.encoding;
-        // Some writers declare explicit VR and write implicit: follow the bytes.
-        if encoding == Encoding::EXPLICIT_LE
+        // Some writers declare explicit VR and write implicit: read what the
+        // bytes are, write what the transfer syntax says.
+        let mut read_encoding = layout.encoding;
+        if read_encoding == Encoding::EXPLICIT_LE
             && !layout.deflated
-            && guess_encoding(&first) == Encoding::IMPLICIT_LE
             && first.len() >= 8
+            && guess_encoding(&first) == Encoding::IMPLICIT_LE
         {
-            encoding = Encoding::IMPLICIT_LE;
+            read_encoding = Encoding::IMPLICIT_LE;
         }
         let inflated = if layout.deflated {
             Some(inflate(
@@ -88,19 +90,27 @@ impl<S: Source> DicomInput<S> {
         } else {
             None
         };
-        let (normalized, pixel) = match &inflated {
-            Some(stream) => preflight(stream.as_slice(), 0, encoding, limits)?,
-            None => preflight(&source, meta.dataset_offset, encoding, limits)?,
+        let (normalized, mut pixel) = match &inflated {
+            Some(stream) => preflight(stream.as_slice(), 0, read_encoding, limits)?,
+            None => preflight(&source, meta.dataset_offset, read_encoding, limits)?,
         };
-        let ts = header_syntax(encoding);
-        let dataset = InMemDicomObject::read_dataset_with_ts(normalized.as_slice(), &ts)
-            .map_err(|e| ReadError::Decode(redact(&e.to_string())))?;
+        let dataset = InMemDicomObject::read_dataset_with_ts(
+            normalized.as_slice(),
+            &header_syntax(read_encoding),
+        )
+        .map_err(|e| ReadError::Decode(redact(&e.to_string())))?;
+        if let Some(p) = pixel
+            .as_mut()
+            .filter(|p| !read_encoding.explicit_vr && p.declared_len.is_some())
+        {
+            p.vr = native_pixel_vr(&dataset, p.tag);
+        }
         Ok(DicomInput {
             meta,
             transfer_syntax_uid,
             dataset,
             pixel,
-            encoding,
+            encoding: layout.encoding,
             deflated: layout.deflated,
             source,
             inflated,
@@ -110,6 +120,28 @@ impl<S: Source> DicomInput<S> {
     /// Whether the data set is deflated in the file.
     pub fn is_deflated(&self) -> bool {
         self.deflated
+    }
+}
+
+/// The VR of native pixel data read from an implicit VR data set: OB for
+/// 8-bit samples, OW otherwise; the float pixel data tags have their own.
+fn native_pixel_vr(dataset: &InMemDicomObject, tag: Tag) -> [u8; 2] {
+    match tag.1 {
+        0x0008 => *b"OF",
+        0x0009 => *b"OD",
+        _ => {
+            let bits = dataset
+                .element_opt(dicom_dictionary_std::tags::BITS_ALLOCATED)
+                .ok()
+                .flatten()
+                .and_then(|e| e.to_int::<u16>().ok())
+                .unwrap_or(16);
+            if bits <= 8 {
+                *b"OB"
+            } else {
+                *b"OW"
+            }
+        }
     }
 }
 
