@@ -1,9 +1,12 @@
 //! One file through the pipeline: read, check, de-identify, write atomically.
 
 use crate::outcome::{Outcome, QuarantineReason, SkipReason};
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR};
+use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use obscura_deid::{burned_in_risk, Deidentifier};
-use obscura_dicom::meta::read_input_meta;
+use obscura_dicom::meta::{read_input_meta, InputMeta};
 use obscura_dicom::{DicomInput, FileSource, Limits, ReadError};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -100,7 +103,8 @@ pub fn process_file(
             return quarantine(QuarantineReason::BurnedIn, risk.reason().to_string());
         }
     }
-    let dataset = std::mem::replace(&mut parsed.dataset, InMemDicomObject::new_empty());
+    let mut dataset = std::mem::replace(&mut parsed.dataset, InMemDicomObject::new_empty());
+    complete_sop_identity(&mut dataset, &parsed.meta);
     let result = engine.deidentify(dataset);
     match write_atomically(output, |w| {
         parsed
@@ -116,6 +120,22 @@ pub fn process_file(
             }
         }
         Err(e) => quarantine(QuarantineReason::Unwritable, e),
+    }
+}
+
+/// Fill a missing SOP Class or Instance UID from the file meta, which
+/// describes the same instance (older writers left them out of the data set);
+/// the engine then replaces the instance UID like any other.
+fn complete_sop_identity(dataset: &mut InMemDicomObject, meta: &InputMeta) {
+    let pairs = [
+        (tags::SOP_CLASS_UID, &meta.media_storage_sop_class_uid),
+        (tags::SOP_INSTANCE_UID, &meta.media_storage_sop_instance_uid),
+    ];
+    for (tag, value) in pairs {
+        let missing = dataset.element_opt(tag).ok().flatten().is_none();
+        if let (true, Some(v)) = (missing, value.as_deref().filter(|v| !v.is_empty())) {
+            dataset.put(DataElement::new(tag, VR::UI, PrimitiveValue::from(v)));
+        }
     }
 }
 

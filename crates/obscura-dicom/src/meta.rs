@@ -17,6 +17,8 @@ pub struct InputMeta {
     pub part10: bool,
     /// (0002,0002) Media Storage SOP Class UID, if present.
     pub media_storage_sop_class_uid: Option<String>,
+    /// (0002,0003) Media Storage SOP Instance UID, if present.
+    pub media_storage_sop_instance_uid: Option<String>,
     /// (0002,0010) Transfer Syntax UID, if present.
     pub transfer_syntax_uid: Option<String>,
     /// Offset of the first data set byte in the file.
@@ -88,6 +90,7 @@ pub fn read_input_meta(src: &dyn Source) -> Result<InputMeta, ReadError> {
         let text = || trim_uid(&head[value..end]);
         match element {
             0x0002 => meta.media_storage_sop_class_uid = Some(text()),
+            0x0003 => meta.media_storage_sop_instance_uid = Some(text()),
             0x0010 => meta.transfer_syntax_uid = Some(text()),
             _ => {}
         }
