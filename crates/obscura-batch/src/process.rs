@@ -53,7 +53,7 @@ pub fn process_file_guarded(
 }
 
 /// De-identify `input` into `output` (created atomically), or say why not.
-pub fn process_file(
+fn process_file(
     engine: &Deidentifier,
     settings: FileSettings,
     input: &Path,

@@ -148,7 +148,7 @@ impl<'a> Preflight<'a> {
                 Step::NeedMore => return Ok(Walk::NeedMore),
             };
             if is_bulk_pixel_tag(group, element) {
-                let head = match self.header_at(pos, self.encoding, self.encoding)? {
+                let head = match self.header_at(pos, self.encoding)? {
                     Step::Ok(h) => h,
                     Step::NeedMore => return Ok(Walk::NeedMore),
                 };
@@ -214,9 +214,9 @@ impl<'a> Preflight<'a> {
         Ok(Step::Ok((enc.u16(b), enc.u16(&b[2..]))))
     }
 
-    /// Parse the element header at `pos` read with `src`, deciding the VR that
-    /// will be written with `dst`.
-    fn header_at(&self, pos: usize, src: Encoding, dst: Encoding) -> StepResult<Header> {
+    /// Parse the element header at `pos` read with `src` (in implicit VR, the
+    /// VR comes from the dictionary).
+    fn header_at(&self, pos: usize, src: Encoding) -> StepResult<Header> {
         let tag = step!(self.tag_at(pos, src));
         step!(self.need(pos, 8, tag));
         let b = &self.buf[pos..];
@@ -255,7 +255,6 @@ impl<'a> Preflight<'a> {
         } else {
             let len = src.u32(&b[4..]);
             let vr = dictionary_vr(tag, len == UNDEFINED);
-            let _ = dst;
             Ok(Step::Ok(Header {
                 tag,
                 vr,
@@ -274,7 +273,7 @@ impl<'a> Preflight<'a> {
         src: Encoding,
         dst: Encoding,
     ) -> StepResult<usize> {
-        let head = step!(self.header_at(pos, src, dst));
+        let head = step!(self.header_at(pos, src));
         let (group, element) = head.tag;
         if group == 0xFFFE {
             return Err(self.err(
@@ -417,10 +416,7 @@ impl<'a> Preflight<'a> {
                     ))
                 }
             }
-            self.put_delimiter(ITEM, dst);
-            // put_delimiter wrote a zero length: make it undefined
-            let at = self.out.len() - 4;
-            self.out[at..].copy_from_slice(&[0xFF; 4]);
+            self.put_item_header(UNDEFINED, dst);
             pos = if len == UNDEFINED {
                 step!(self.item_body(pos + 8, None, depth + 1, src, dst))
             } else {
@@ -477,11 +473,7 @@ impl<'a> Preflight<'a> {
                 }
                 ITEM if len != UNDEFINED => {
                     step!(self.need(pos + 8, u64::from(len), tag));
-                    self.put_delimiter(ITEM, dst);
-                    let at = self.out.len() - 4;
-                    let mut l = Vec::with_capacity(4);
-                    dst.put_u32(&mut l, len);
-                    self.out[at..].copy_from_slice(&l);
+                    self.put_item_header(len, dst);
                     self.out
                         .extend_from_slice(&self.buf[pos + 8..pos + 8 + len as usize]);
                     pos += 8 + len as usize;
@@ -508,9 +500,17 @@ impl<'a> Preflight<'a> {
     }
 
     fn put_delimiter(&mut self, tag: (u16, u16), dst: Encoding) {
+        self.put_item_tag(tag, 0, dst);
+    }
+
+    fn put_item_header(&mut self, len: u32, dst: Encoding) {
+        self.put_item_tag(ITEM, len, dst);
+    }
+
+    fn put_item_tag(&mut self, tag: (u16, u16), len: u32, dst: Encoding) {
         dst.put_u16(self.out, tag.0);
         dst.put_u16(self.out, tag.1);
-        dst.put_u32(self.out, 0);
+        dst.put_u32(self.out, len);
     }
 }
 
