@@ -132,7 +132,7 @@ fn complete_sop_identity(dataset: &mut InMemDicomObject, meta: &InputMeta) {
         (tags::SOP_INSTANCE_UID, &meta.media_storage_sop_instance_uid),
     ];
     for (tag, value) in pairs {
-        let missing = dataset.element_opt(tag).ok().flatten().is_none();
+        let missing = dataset.get(tag).is_none();
         if let (true, Some(v)) = (missing, value.as_deref().filter(|v| !v.is_empty())) {
             dataset.put(DataElement::new(tag, VR::UI, PrimitiveValue::from(v)));
         }

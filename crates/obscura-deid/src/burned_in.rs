@@ -33,9 +33,7 @@ const SECONDARY_CAPTURE_ROOT: &str = "1.2.840.10008.5.1.4.1.1.7";
 /// Data or at least Rows) are at risk; a data set without pixels has none.
 pub fn burned_in_risk(obj: &InMemDicomObject, has_pixel_data: bool) -> Option<BurnedInRisk> {
     let text = |tag| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
+        obj.get(tag)
             .and_then(|e| e.to_str().ok().map(|s| s.trim().to_ascii_uppercase()))
     };
     let declared = text(tags::BURNED_IN_ANNOTATION);

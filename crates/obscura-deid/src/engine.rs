@@ -75,9 +75,7 @@ impl Deidentifier {
     pub fn deidentify(&self, object: InMemDicomObject) -> Deidentified {
         let text = |tag| {
             object
-                .element_opt(tag)
-                .ok()
-                .flatten()
+                .get(tag)
                 .and_then(|e| e.to_str().ok().map(|s| s.to_string()))
                 .unwrap_or_default()
         };

@@ -131,9 +131,7 @@ fn native_pixel_vr(dataset: &InMemDicomObject, tag: Tag) -> [u8; 2] {
         0x0009 => *b"OD",
         _ => {
             let bits = dataset
-                .element_opt(dicom_dictionary_std::tags::BITS_ALLOCATED)
-                .ok()
-                .flatten()
+                .get(dicom_dictionary_std::tags::BITS_ALLOCATED)
                 .and_then(|e| e.to_int::<u16>().ok())
                 .unwrap_or(16);
             if bits <= 8 {

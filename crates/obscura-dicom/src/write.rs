@@ -153,7 +153,7 @@ fn put_element_header(out: &mut Vec<u8>, enc: Encoding, tag: Tag, vr: [u8; 2], l
 }
 
 fn string_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let s = obj.element_opt(tag).ok()??.to_str().ok()?;
+    let s = obj.get(tag)?.to_str().ok()?;
     let s = s.trim_end_matches(['\0', ' ']).trim().to_string();
     (!s.is_empty()).then_some(s)
 }
