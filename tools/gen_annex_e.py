@@ -92,6 +92,9 @@ def main():
         f.write("use super::{BasicCode, OptionCode, OptionCodes, TableRow, TagPattern};\n\n")
         f.write("/// The edition of the standard this table was generated from.\n")
         f.write('pub const EDITION: &str = "2024b";\n\n')
+        exact = sum(1 for e in entries if "TagPattern::Exact" in e[2])
+        f.write("/// How many rows of [`ROWS`] name one exact tag; they come first.\n")
+        f.write(f"pub const EXACT_ROW_COUNT: usize = {exact};\n\n")
         f.write("/// Every row of Table E.1-1, exact tags in ascending order, then the patterns.\n")
         f.write(f"pub static ROWS: [TableRow; {len(entries)}] = [\n")
         for e in entries:

@@ -6,6 +6,9 @@ use super::{BasicCode, OptionCode, OptionCodes, TableRow, TagPattern};
 /// The edition of the standard this table was generated from.
 pub const EDITION: &str = "2024b";
 
+/// How many rows of [`ROWS`] name one exact tag; they come first.
+pub const EXACT_ROW_COUNT: usize = 617;
+
 /// Every row of Table E.1-1, exact tags in ascending order, then the patterns.
 pub static ROWS: [TableRow; 621] = [
     TableRow {

@@ -4,7 +4,7 @@
 #[rustfmt::skip]
 mod annex_e;
 
-pub use annex_e::{EDITION, ROWS};
+pub use annex_e::{EDITION, EXACT_ROW_COUNT, ROWS};
 use dicom_core::Tag;
 
 /// The tag (or tag pattern) a row of the table applies to.
@@ -115,15 +115,14 @@ pub struct TableRow {
 /// The row that governs `tag`: an exact row first, then the patterns.
 pub fn row_for(tag: Tag) -> Option<&'static TableRow> {
     let t = (u32::from(tag.0) << 16) | u32::from(tag.1);
-    let exact_end = ROWS.partition_point(|r| matches!(r.tag, TagPattern::Exact(_)));
-    let exact = &ROWS[..exact_end];
+    let (exact, patterns) = ROWS.split_at(EXACT_ROW_COUNT);
     if let Ok(i) = exact.binary_search_by_key(&t, |r| match r.tag {
         TagPattern::Exact(v) => v,
         _ => unreachable!("exact rows come first"),
     }) {
         return Some(&exact[i]);
     }
-    ROWS[exact_end..].iter().find(|r| r.tag.matches(tag))
+    patterns.iter().find(|r| r.tag.matches(tag))
 }
 
 #[cfg(test)]
@@ -137,7 +136,9 @@ mod tests {
     }
 
     #[test]
-    fn exact_rows_are_sorted_and_unique() {
+    fn exact_rows_come_first_sorted_and_unique() {
+        assert!(ROWS[..EXACT_ROW_COUNT].iter().all(|r| matches!(r.tag, TagPattern::Exact(_))));
+        assert!(ROWS[EXACT_ROW_COUNT..].iter().all(|r| !matches!(r.tag, TagPattern::Exact(_))));
         let exact: Vec<u32> = ROWS
             .iter()
             .filter_map(|r| match r.tag {
