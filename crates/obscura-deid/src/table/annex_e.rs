@@ -4317,6 +4317,20 @@ pub static ROWS: [TableRow; 621] = [
         options: OptionCodes { retain_safe_private: None, retain_uids: None, retain_device_identity: None, retain_institution_identity: None, retain_patient_characteristics: None, retain_long_full_dates: None, retain_long_modified_dates: None, clean_descriptors: Some(OptionCode::C), clean_structured_content: None, clean_graphics: None },
     },
     TableRow {
+        tag: TagPattern::Exact(0xFFFAFFFA),
+        name: "Digital Signatures Sequence",
+        in_standard_composite_iod: true,
+        basic: BasicCode::X,
+        options: OptionCodes { retain_safe_private: None, retain_uids: None, retain_device_identity: None, retain_institution_identity: None, retain_patient_characteristics: None, retain_long_full_dates: None, retain_long_modified_dates: None, clean_descriptors: None, clean_structured_content: None, clean_graphics: None },
+    },
+    TableRow {
+        tag: TagPattern::Exact(0xFFFCFFFC),
+        name: "Data Set Trailing Padding",
+        in_standard_composite_iod: true,
+        basic: BasicCode::X,
+        options: OptionCodes { retain_safe_private: None, retain_uids: None, retain_device_identity: None, retain_institution_identity: None, retain_patient_characteristics: None, retain_long_full_dates: None, retain_long_modified_dates: None, clean_descriptors: None, clean_structured_content: None, clean_graphics: None },
+    },
+    TableRow {
         tag: TagPattern::Masked { value: 0x50000000, mask: 0xFF000000 },
         name: "Curve Data",
         in_standard_composite_iod: false,
@@ -4336,20 +4350,6 @@ pub static ROWS: [TableRow; 621] = [
         in_standard_composite_iod: false,
         basic: BasicCode::X,
         options: OptionCodes { retain_safe_private: None, retain_uids: None, retain_device_identity: None, retain_institution_identity: None, retain_patient_characteristics: None, retain_long_full_dates: None, retain_long_modified_dates: None, clean_descriptors: None, clean_structured_content: None, clean_graphics: Some(OptionCode::C) },
-    },
-    TableRow {
-        tag: TagPattern::Exact(0xFFFAFFFA),
-        name: "Digital Signatures Sequence",
-        in_standard_composite_iod: true,
-        basic: BasicCode::X,
-        options: OptionCodes { retain_safe_private: None, retain_uids: None, retain_device_identity: None, retain_institution_identity: None, retain_patient_characteristics: None, retain_long_full_dates: None, retain_long_modified_dates: None, clean_descriptors: None, clean_structured_content: None, clean_graphics: None },
-    },
-    TableRow {
-        tag: TagPattern::Exact(0xFFFCFFFC),
-        name: "Data Set Trailing Padding",
-        in_standard_composite_iod: true,
-        basic: BasicCode::X,
-        options: OptionCodes { retain_safe_private: None, retain_uids: None, retain_device_identity: None, retain_institution_identity: None, retain_patient_characteristics: None, retain_long_full_dates: None, retain_long_modified_dates: None, clean_descriptors: None, clean_structured_content: None, clean_graphics: None },
     },
     TableRow {
         tag: TagPattern::PrivateOddGroup,
