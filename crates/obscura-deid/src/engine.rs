@@ -15,6 +15,9 @@ use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
 use std::collections::BTreeMap;
 
+/// A blank one-page PDF: the dummy value of an encapsulated PDF document.
+const BLANK_PDF: &[u8] = include_bytes!("blank.pdf");
+
 /// The result of de-identifying one data set.
 #[derive(Debug)]
 pub struct Deidentified {
@@ -103,9 +106,25 @@ impl Deidentifier {
 
 impl Walk<'_> {
     fn object(&mut self, object: InMemDicomObject, mode: Mode) -> InMemDicomObject {
-        InMemDicomObject::from_element_iter(
-            object.into_iter().filter_map(|e| self.element(e, mode)),
-        )
+        let document_is_pdf = object
+            .get(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT)
+            .and_then(|e| {
+                e.to_str()
+                    .ok()
+                    .map(|m| m.trim().eq_ignore_ascii_case("application/pdf"))
+            })
+            .unwrap_or(false);
+        InMemDicomObject::from_element_iter(object.into_iter().filter_map(|e| {
+            if e.tag() == tags::ENCAPSULATED_DOCUMENT && document_is_pdf {
+                // D: a document that still opens as a PDF, with nothing in it
+                return Some(DataElement::new(
+                    e.tag(),
+                    VR::OB,
+                    PrimitiveValue::from(BLANK_PDF.to_vec()),
+                ));
+            }
+            self.element(e, mode)
+        }))
     }
 
     fn element(&mut self, elem: InMemElement, mode: Mode) -> Option<InMemElement> {

@@ -300,3 +300,35 @@ fn burned_in_risk_follows_the_annotation_flag_and_modality() {
         "no pixels, no risk"
     );
 }
+
+#[test]
+fn an_encapsulated_pdf_becomes_a_blank_pdf() {
+    let pdf = b"%PDF-1.4 John Doe MRN12345 %%EOF ".to_vec();
+    let out = engine(1)
+        .deidentify(ct(
+            "MRN1",
+            SOP,
+            vec![
+                DataElement::new(
+                    tags::ENCAPSULATED_DOCUMENT,
+                    VR::OB,
+                    PrimitiveValue::from(pdf),
+                ),
+                s(
+                    tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT,
+                    VR::LO,
+                    "application/pdf",
+                ),
+            ],
+        ))
+        .object;
+    let doc = out
+        .element(tags::ENCAPSULATED_DOCUMENT)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    assert!(doc.starts_with(b"%PDF-1.4"));
+    assert!(!String::from_utf8_lossy(&doc).contains("Doe"));
+    assert_eq!(doc.len() % 2, 0);
+}

@@ -137,8 +137,12 @@ mod tests {
 
     #[test]
     fn exact_rows_come_first_sorted_and_unique() {
-        assert!(ROWS[..EXACT_ROW_COUNT].iter().all(|r| matches!(r.tag, TagPattern::Exact(_))));
-        assert!(ROWS[EXACT_ROW_COUNT..].iter().all(|r| !matches!(r.tag, TagPattern::Exact(_))));
+        assert!(ROWS[..EXACT_ROW_COUNT]
+            .iter()
+            .all(|r| matches!(r.tag, TagPattern::Exact(_))));
+        assert!(ROWS[EXACT_ROW_COUNT..]
+            .iter()
+            .all(|r| !matches!(r.tag, TagPattern::Exact(_))));
         let exact: Vec<u32> = ROWS
             .iter()
             .filter_map(|r| match r.tag {
