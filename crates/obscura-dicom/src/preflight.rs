@@ -78,7 +78,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: 64,
-            max_header_bytes: 256 << 20,
+            max_header_bytes: 64 << 20,
             max_inflated_bytes: 2 << 30,
         }
     }
