@@ -79,7 +79,7 @@ impl Default for Limits {
         Limits {
             max_depth: 64,
             max_header_bytes: 64 << 20,
-            max_inflated_bytes: 2 << 30,
+            max_inflated_bytes: 512 << 20,
         }
     }
 }
