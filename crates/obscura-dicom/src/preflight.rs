@@ -308,9 +308,11 @@ impl<'a> Preflight<'a> {
             self.put_delimiter(SEQUENCE_END, dst);
             return Ok(Step::Ok(end));
         }
-        let bytes = &self.buf[value..end];
-        if target_vr != head.vr && !has_long_length(target_vr) && bytes.len() > 0xFFFF {
-            // too long for the dictionary VR's header: keep it as UN
+        if dst.explicit_vr && !has_long_length(target_vr) && head.len > 0xFFFF {
+            // Too long for a 16-bit length (a UN relabelled, or implicit VR
+            // read into explicit): keep it UN, whose length has 32 bits.
+            // Writing it with a truncated length would let its value be
+            // parsed as elements, smuggling text past the profile.
             self.put_header(head.tag, *b"UN", head.len, dst);
         } else {
             self.put_header(head.tag, target_vr, head.len, dst);

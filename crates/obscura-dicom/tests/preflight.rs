@@ -293,3 +293,30 @@ fn empty_and_non_dicom_inputs_are_told_apart() {
         Err(ReadError::NotDicom)
     ));
 }
+
+#[test]
+fn an_implicit_value_too_long_for_its_explicit_vr_keeps_its_full_length() {
+    // Found by fuzzing: an implicit VR LT of 64 KiB + 4 inside a UN sequence
+    // was re-encoded with a 16-bit length, and its text parsed as elements.
+    let text_bytes = vec![b'A'; 0x1_0004];
+    let inner = implicit(0x0010, 0x4000, &text_bytes);
+    let seq = [
+        long_header(0x0008, 0x1115, b"UN", 0xFFFF_FFFF),
+        item(&inner),
+        delim(0xE0DD, 0),
+    ]
+    .concat();
+    let input = read(part10(EXPLICIT_LE, &[minimal_top(), seq].concat(), 0)).expect("reads");
+    let item = &input
+        .dataset
+        .element(Tag(0x0008, 0x1115))
+        .unwrap()
+        .items()
+        .unwrap()[0];
+    let comments = item
+        .element(Tag(0x0010, 0x4000))
+        .expect("one element, not many");
+    assert_eq!(comments.vr(), VR::UN);
+    assert_eq!(comments.to_bytes().unwrap().len(), 0x1_0004);
+    assert_eq!(item.iter().count(), 1);
+}
