@@ -1,33 +1,77 @@
-"""The devset scorer: no leak in standard attributes or sequences, linkage, nothing over-scrubbed."""
+"""The shared devset scored by its own scorer: no leak in standard attributes
+or sequences, linkage intact, nothing over-scrubbed, every file valid, no
+original UID left. Run with -s to see the scorer's one-line summary."""
+import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import SHARED, run_deid
+from conftest import DEVSET, make_key, run_deid
 
-DEVSET = SHARED / "devset"
+# What score.py imports (devset/requirements.txt): module names, not packages.
+SCORER_MODULES = ("numpy", "pydicom", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle", "jpeg_ls")
 
 
-@pytest.mark.skipif(not (DEVSET / "score.py").exists(), reason="shared/devset not beside the checkout")
-def test_devset_score(key, tmp_path):
-    pytest.importorskip("numpy")
-    out = tmp_path / "out"
-    run_deid(DEVSET / "data", out, key, "--allow-burned-in")
+def missing_modules():
+    return [m for m in SCORER_MODULES if importlib.util.find_spec(m) is None]
+
+
+@pytest.fixture(scope="module")
+def score(tmp_path_factory):
+    if not (DEVSET / "score.py").is_file():
+        pytest.skip(f"{DEVSET} is absent (shared/ is not beside the checkout)")
+    if missing_modules():
+        pytest.skip(f"score.py needs {missing_modules()}: pip install -r {DEVSET / 'requirements.txt'}")
+    tmp = tmp_path_factory.mktemp("devset")
+    key = make_key(tmp / "key")
+    out = tmp / "out"
+    code, report = run_deid(DEVSET / "data", out, "--key-file", key, "--allow-burned-in")
+    assert code in (0, 1), f"exit {code}"
     proc = subprocess.run([sys.executable, "score.py", "answer_key.json", str(out)],
-                          cwd=DEVSET, capture_output=True, text=True)
+                          cwd=DEVSET, capture_output=True, text=True, timeout=600)
     lines = proc.stdout.strip().splitlines()
-    summary = json.loads(lines[-1])
-    assert "error" not in summary, proc.stdout[-2000:]
-    print(lines[-2])
-    leak = summary["leak"]["by_category"]
-    for cat in ("standard", "sequence", "free_text", "private"):
-        assert leak[cat]["leaked_anywhere"] == 0, (cat, lines[-2])
-    assert summary["linkage"]["ok"], lines[-2]
-    assert summary["overscrub"]["lost_or_altered"] == 0, lines[-2]
-    assert summary["validity"]["parseable"] == summary["files_expected"]
-    assert summary["uids"]["still_present"] == 0
-    dcio = summary["validity"]["dciodvfy"]
-    if dcio:
-        assert dcio["errors_out"] <= dcio["errors_in_baseline"], lines[-2]
+    assert len(lines) >= 2, f"score.py printed no summary:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    holdout = lines[-2]
+    assert holdout.startswith("holdout:"), f"unexpected scorer output:\n{proc.stdout[-2000:]}"
+    try:
+        summary = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        pytest.fail(f"score.py's last line is not JSON: {lines[-1][:500]}\n{proc.stderr[-2000:]}")
+    print(f"\n{holdout}")
+    return holdout, summary
+
+
+def test_scorer_ran(score):
+    holdout, summary = score
+    assert "error" not in summary, holdout
+
+
+@pytest.mark.parametrize("category", ["standard", "sequence"])
+def test_no_leak_in(score, category):
+    holdout, summary = score
+    cat = summary["leak"]["by_category"][category]
+    assert cat["strings"] > 0, f"no {category} strings planted?"
+    assert cat["leaked_anywhere"] == 0, f"{category}: {cat}; {holdout}"
+
+
+def test_linkage_ok(score):
+    holdout, summary = score
+    link = {k: v for k, v in summary["linkage"].items() if k != "ok"}
+    assert summary["linkage"]["ok"], f"{link}; {holdout}"
+
+
+def test_nothing_over_scrubbed(score):
+    holdout, summary = score
+    assert summary["overscrub"]["lost_or_altered"] == 0, f"{summary['overscrub']}; {holdout}"
+
+
+def test_every_file_is_valid(score):
+    holdout, summary = score
+    assert summary["validity"]["parseable"] == summary["files_expected"], holdout
+
+
+def test_no_original_uid_left(score):
+    holdout, summary = score
+    assert summary["uids"]["still_present"] == 0, f"{summary['uids']}; {holdout}"
