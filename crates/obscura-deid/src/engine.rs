@@ -140,6 +140,12 @@ impl Walk<'_> {
             } else {
                 self.patient_id.clone()
             };
+            // written with the standard VR, whatever a broken input used
+            let vr = if tag == tags::PATIENT_ID {
+                VR::LO
+            } else {
+                VR::PN
+            };
             return Some(DataElement::new(tag, vr, PrimitiveValue::from(id)));
         }
         let action = match row_for(tag) {

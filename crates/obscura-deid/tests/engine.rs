@@ -332,3 +332,17 @@ fn an_encapsulated_pdf_becomes_a_blank_pdf() {
     assert!(!String::from_utf8_lossy(&doc).contains("Doe"));
     assert_eq!(doc.len() % 2, 0);
 }
+
+#[test]
+fn patient_identity_is_written_with_its_standard_vr_whatever_the_input_used() {
+    let odd = seq(
+        tags::PATIENT_NAME,
+        vec![obj(vec![s(tags::CODE_MEANING, VR::LO, "DOE^JOHN")])],
+    );
+    let mut top = ct("MRN1", SOP, vec![]);
+    top.put(odd);
+    let out = engine(1).deidentify(top).object;
+    let name = out.element(tags::PATIENT_NAME).unwrap();
+    assert_eq!(name.vr(), VR::PN);
+    assert!(name.to_str().unwrap().starts_with("OBS-"));
+}
