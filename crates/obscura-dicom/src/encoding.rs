@@ -66,6 +66,16 @@ impl Encoding {
     }
 }
 
+/// How a walk reads a data set and how it writes it back: the same, except
+/// when a file's bytes disagree with its declared transfer syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coding {
+    /// The encoding the bytes are in.
+    pub read: Encoding,
+    /// The encoding to write (the declared transfer syntax's).
+    pub write: Encoding,
+}
+
 /// Implicit VR Little Endian.
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Explicit VR Little Endian.

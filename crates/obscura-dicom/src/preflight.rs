@@ -14,7 +14,7 @@
 //! It stops at the top-level pixel data element, whose value the reader
 //! copies as raw bytes without ever decoding it.
 
-use crate::encoding::{has_long_length, is_known_vr, Encoding};
+use crate::encoding::{has_long_length, is_known_vr, Coding, Encoding};
 use crate::error::ReadError;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
@@ -107,7 +107,7 @@ pub struct Preflight<'a> {
     base: u64,
     /// Whether `buf` holds everything up to the end of the stream.
     complete: bool,
-    encoding: Encoding,
+    coding: Coding,
     limits: Limits,
     out: &'a mut Vec<u8>,
 }
@@ -118,7 +118,7 @@ impl<'a> Preflight<'a> {
         buf: &'a [u8],
         base: u64,
         complete: bool,
-        encoding: Encoding,
+        coding: Coding,
         limits: Limits,
         out: &'a mut Vec<u8>,
     ) -> Self {
@@ -126,7 +126,7 @@ impl<'a> Preflight<'a> {
             buf,
             base,
             complete,
-            encoding,
+            coding,
             limits,
             out,
         }
@@ -143,12 +143,12 @@ impl<'a> Preflight<'a> {
                     stop: Stop::End,
                 });
             }
-            let (group, element) = match self.tag_at(pos, self.encoding)? {
+            let (group, element) = match self.tag_at(pos, self.coding.read)? {
                 Step::Ok(t) => t,
                 Step::NeedMore => return Ok(Walk::NeedMore),
             };
             if is_bulk_pixel_tag(group, element) {
-                let head = match self.header_at(pos, self.encoding)? {
+                let head = match self.header_at(pos, self.coding.read)? {
                     Step::Ok(h) => h,
                     Step::NeedMore => return Ok(Walk::NeedMore),
                 };
@@ -169,7 +169,7 @@ impl<'a> Preflight<'a> {
                     },
                 });
             }
-            pos = match self.element(pos, 0, self.encoding, self.encoding)? {
+            pos = match self.element(pos, 0, self.coding.read, self.coding.write)? {
                 Step::Ok(p) => p,
                 Step::NeedMore => return Ok(Walk::NeedMore),
             };

@@ -1,7 +1,7 @@
 //! Reading one DICOM file: file meta, bounds-checked preflight of the header,
 //! and the location of the pixel data, which stays on disk.
 
-use crate::encoding::{header_syntax, layout_of, Encoding, EXPLICIT_VR_LE, IMPLICIT_VR_LE};
+use crate::encoding::{header_syntax, layout_of, Coding, Encoding, EXPLICIT_VR_LE, IMPLICIT_VR_LE};
 use crate::error::{redact, ReadError};
 use crate::meta::{guess_encoding, read_input_meta, InputMeta};
 use crate::preflight::{Limits, Preflight, Stop, Walk};
@@ -81,6 +81,12 @@ impl<S: Source> DicomInput<S> {
         {
             read_encoding = Encoding::IMPLICIT_LE;
         }
+        // Walked from what the bytes are into what the syntax declares, so
+        // dicom-rs parses, and the output is, the declared encoding.
+        let coding = Coding {
+            read: read_encoding,
+            write: layout.encoding,
+        };
         let inflated = if layout.deflated {
             Some(inflate(
                 &source,
@@ -91,12 +97,12 @@ impl<S: Source> DicomInput<S> {
             None
         };
         let (normalized, mut pixel) = match &inflated {
-            Some(stream) => preflight(stream.as_slice(), 0, read_encoding, limits)?,
-            None => preflight(&source, meta.dataset_offset, read_encoding, limits)?,
+            Some(stream) => preflight(stream.as_slice(), 0, coding, limits)?,
+            None => preflight(&source, meta.dataset_offset, coding, limits)?,
         };
         let dataset = InMemDicomObject::read_dataset_with_ts(
             normalized.as_slice(),
-            &header_syntax(read_encoding),
+            &header_syntax(coding.write),
         )
         .map_err(|e| ReadError::Decode(redact(&e.to_string())))?;
         if let Some(p) = pixel
@@ -148,7 +154,7 @@ fn native_pixel_vr(dataset: &InMemDicomObject, tag: Tag) -> [u8; 2] {
 fn preflight<T: Source + ?Sized>(
     src: &T,
     start: u64,
-    encoding: Encoding,
+    coding: Coding,
     limits: Limits,
 ) -> Result<(Vec<u8>, Option<PixelSpan>), ReadError> {
     let stream_len = src.len();
@@ -166,7 +172,7 @@ fn preflight<T: Source + ?Sized>(
         src.read_at(start, &mut buf)?;
         out.clear();
         let complete = window == remaining;
-        match Preflight::new(&buf, start, complete, encoding, limits, &mut out).walk_top_level(0)? {
+        match Preflight::new(&buf, start, complete, coding, limits, &mut out).walk_top_level(0)? {
             Walk::Done { pos, stop } => break (pos as u64, stop),
             Walk::NeedMore => window = remaining.min(window.saturating_mul(4)),
         }
@@ -193,7 +199,7 @@ fn preflight<T: Source + ?Sized>(
             }
             u64::from(n)
         }
-        None => fragments_len(src, value_offset, encoding)?,
+        None => fragments_len(src, value_offset, coding.read)?,
     };
     let pixel = PixelSpan {
         tag: Tag(tag.0, tag.1),
@@ -213,7 +219,7 @@ fn preflight<T: Source + ?Sized>(
     }
     let mut tail = vec![0u8; tail_len as usize];
     src.read_at(after, &mut tail)?;
-    match Preflight::new(&tail, after, true, encoding, limits, &mut out).walk_top_level(0)? {
+    match Preflight::new(&tail, after, true, coding, limits, &mut out).walk_top_level(0)? {
         Walk::Done {
             stop: Stop::End, ..
         } => Ok((out, Some(pixel))),

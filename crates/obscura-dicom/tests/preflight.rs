@@ -320,3 +320,31 @@ fn an_implicit_value_too_long_for_its_explicit_vr_keeps_its_full_length() {
     assert_eq!(comments.to_bytes().unwrap().len(), 0x1_0004);
     assert_eq!(item.iter().count(), 1);
 }
+
+#[test]
+fn implicit_bytes_under_an_explicit_syntax_are_written_explicit() {
+    // Some writers declare explicit VR and write implicit. A value longer
+    // than a 16-bit length must still be writable (as UN), not fail.
+    let ds = [
+        implicit(0x0008, 0x0016, &uid("1.2.840.10008.5.1.4.1.1.7")),
+        implicit(0x0008, 0x0018, &uid("1.2.3.4")),
+        implicit(0x0010, 0x0010, &text("DOE^JOHN")),
+        implicit(0x0010, 0x4000, &vec![b'A'; 70_000]),
+    ]
+    .concat();
+    let input = read(part10(EXPLICIT_LE, &ds, 0)).expect("reads");
+    assert_eq!(
+        input.dataset.element(Tag(0x0010, 0x0010)).unwrap().vr(),
+        VR::PN
+    );
+    let mut out = Vec::new();
+    input
+        .write_part10(&input.dataset, &mut out)
+        .expect("writes");
+    let again = read(out).expect("output reads back");
+    assert_eq!(text_of(&again, Tag(0x0010, 0x0010)), "DOE^JOHN");
+    assert_eq!(
+        again.dataset.element(Tag(0x0010, 0x4000)).unwrap().vr(),
+        VR::UN
+    );
+}
