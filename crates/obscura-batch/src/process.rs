@@ -94,7 +94,7 @@ fn process_file(
             reason: SkipReason::Dicomdir,
         };
     }
-    let mut parsed = match DicomInput::read(source, settings.limits) {
+    let mut parsed = match DicomInput::read_with_meta(source, meta, settings.limits) {
         Ok(p) => p,
         Err(e) => return unreadable(e),
     };

@@ -53,6 +53,12 @@ impl<S: Source> DicomInput<S> {
     /// Read and preflight a DICOM file from `source` within `limits`.
     pub fn read(source: S, limits: Limits) -> Result<Self, ReadError> {
         let meta = read_input_meta(&source)?;
+        Self::read_with_meta(source, meta, limits)
+    }
+
+    /// [`read`](Self::read), for a caller that has already read the file
+    /// meta with [`read_input_meta`] (to decide whether to read at all).
+    pub fn read_with_meta(source: S, meta: InputMeta, limits: Limits) -> Result<Self, ReadError> {
         let mut first = vec![0u8; (source.len() - meta.dataset_offset).min(8) as usize];
         source.read_at(meta.dataset_offset, &mut first)?;
         let (transfer_syntax_uid, layout) = match meta.transfer_syntax_uid.as_deref() {
