@@ -28,6 +28,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The outcome of a file whose processing panicked (a bug): quarantined,
+    /// so the batch goes on.
+    pub fn internal_error() -> Self {
+        Outcome::Quarantined {
+            reason: QuarantineReason::InternalError,
+            detail: "internal error while processing this file (a bug: please report it)".into(),
+        }
+    }
+}
+
 /// Why a file was quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -34,26 +34,8 @@ pub struct Mappings {
     pub patients: BTreeMap<String, String>,
 }
 
-/// [`process_file`], with a panic (a bug, never expected) turned into a
-/// quarantine of that one file so the batch goes on.
-pub fn process_file_guarded(
-    engine: &Deidentifier,
-    settings: FileSettings,
-    input: &Path,
-    output: &Path,
-    mappings: &mut Mappings,
-) -> Outcome {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_file(engine, settings, input, output, mappings)
-    }))
-    .unwrap_or_else(|_| Outcome::Quarantined {
-        reason: QuarantineReason::InternalError,
-        detail: "internal error while processing this file (a bug: please report it)".into(),
-    })
-}
-
 /// De-identify `input` into `output` (created atomically), or say why not.
-fn process_file(
+pub fn process_file(
     engine: &Deidentifier,
     settings: FileSettings,
     input: &Path,

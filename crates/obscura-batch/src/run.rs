@@ -2,11 +2,12 @@
 
 use crate::outcome::{FileReport, Outcome, RunReport};
 use crate::paths::{check_separate, discover};
-use crate::process::{process_file_guarded, write_atomically, FileSettings, Mappings};
+use crate::process::{process_file, write_atomically, FileSettings, Mappings};
 use crate::BatchError;
 use obscura_deid::Deidentifier;
 use rayon::prelude::*;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -61,13 +62,12 @@ pub fn run(
             .par_iter()
             .map(|(path, rel)| {
                 let mut mappings = Mappings::default();
-                let outcome = process_file_guarded(
-                    engine,
-                    config.settings,
-                    path,
-                    &config.output.join(rel),
-                    &mut mappings,
-                );
+                // a panic (a bug) quarantines this one file, not the batch
+                let output = config.output.join(rel);
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    process_file(engine, config.settings, path, &output, &mut mappings)
+                }))
+                .unwrap_or_else(|_| Outcome::internal_error());
                 if let (Outcome::Quarantined { .. }, Some(q)) = (&outcome, &config.quarantine) {
                     copy_to_quarantine(path, &q.join(rel));
                 }

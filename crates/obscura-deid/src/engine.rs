@@ -106,25 +106,9 @@ impl Deidentifier {
 
 impl Walk<'_> {
     fn object(&mut self, object: InMemDicomObject, mode: Mode) -> InMemDicomObject {
-        let document_is_pdf = object
-            .get(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT)
-            .and_then(|e| {
-                e.to_str()
-                    .ok()
-                    .map(|m| m.trim().eq_ignore_ascii_case("application/pdf"))
-            })
-            .unwrap_or(false);
-        InMemDicomObject::from_element_iter(object.into_iter().filter_map(|e| {
-            if e.tag() == tags::ENCAPSULATED_DOCUMENT && document_is_pdf {
-                // D: a document that still opens as a PDF, with nothing in it
-                return Some(DataElement::new(
-                    e.tag(),
-                    VR::OB,
-                    PrimitiveValue::from(BLANK_PDF.to_vec()),
-                ));
-            }
-            self.element(e, mode)
-        }))
+        InMemDicomObject::from_element_iter(
+            object.into_iter().filter_map(|e| self.element(e, mode)),
+        )
     }
 
     fn element(&mut self, elem: InMemElement, mode: Mode) -> Option<InMemElement> {
@@ -165,7 +149,7 @@ impl Walk<'_> {
             }
             Action::Empty => Some(DataElement::new(tag, vr, PrimitiveValue::Empty)),
             Action::Dummy if vr == VR::UI => Some(self.replace_uids(elem)),
-            Action::Dummy => Some(DataElement::new(tag, vr, dummy_value(vr))),
+            Action::Dummy => Some(dummy(elem)),
             Action::ReplaceUids if vr == VR::SQ => Some(self.sequence(elem, mode)),
             Action::ReplaceUids => Some(self.replace_uids(elem)),
             Action::Keep => Some(self.keep(elem, mode)),
@@ -219,7 +203,9 @@ impl Walk<'_> {
         let Some(old) = elem.value().primitive() else {
             return elem;
         };
-        if vr != VR::UI && vr != VR::UN {
+        if vr != VR::UI {
+            // U on a value that is not text UIDs (UN bytes, a wrong VR):
+            // nothing to remap, so nothing of it is kept
             return DataElement::new(tag, vr, dummy_value(vr));
         }
         let new: Vec<String> = old
@@ -241,6 +227,23 @@ impl Walk<'_> {
         };
         DataElement::new(tag, VR::UI, value)
     }
+}
+
+/// The D replacement of an element: a dummy for its VR, except that an
+/// encapsulated PDF becomes a blank PDF, a document that still opens.
+fn dummy(elem: InMemElement) -> InMemElement {
+    let (tag, vr) = (elem.tag(), elem.vr());
+    let is_pdf = tag == tags::ENCAPSULATED_DOCUMENT
+        && elem
+            .value()
+            .primitive()
+            .is_some_and(|v| v.to_bytes().starts_with(b"%PDF"));
+    let value = if is_pdf {
+        PrimitiveValue::from(BLANK_PDF.to_vec())
+    } else {
+        dummy_value(vr)
+    };
+    DataElement::new(tag, vr, value)
 }
 
 /// Overlay Data (60xx,3000) is removed by the profile; the rest of its

@@ -56,6 +56,23 @@ impl Encoding {
         });
     }
 
+    /// Append an element header: tag, VR (explicit VR only) and length, with
+    /// the 32-bit length form for the VRs that have one.
+    pub fn put_header(self, out: &mut Vec<u8>, tag: (u16, u16), vr: [u8; 2], len: u32) {
+        self.put_u16(out, tag.0);
+        self.put_u16(out, tag.1);
+        if !self.explicit_vr {
+            self.put_u32(out, len);
+        } else if has_long_length(vr) {
+            out.extend_from_slice(&vr);
+            out.extend_from_slice(&[0, 0]);
+            self.put_u32(out, len);
+        } else {
+            out.extend_from_slice(&vr);
+            self.put_u16(out, len as u16);
+        }
+    }
+
     /// Append a 32-bit number in this byte order.
     pub fn put_u32(self, out: &mut Vec<u8>, v: u32) {
         out.extend_from_slice(&if self.little_endian {

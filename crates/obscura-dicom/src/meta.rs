@@ -175,16 +175,7 @@ pub fn write_part10_header(
 }
 
 fn put_meta(out: &mut Vec<u8>, element: u16, vr: &[u8; 2], value: &[u8]) {
-    let le = Encoding::EXPLICIT_LE;
-    le.put_u16(out, 0x0002);
-    le.put_u16(out, element);
-    out.extend_from_slice(vr);
-    if has_long_length(*vr) {
-        out.extend_from_slice(&[0, 0]);
-        le.put_u32(out, value.len() as u32);
-    } else {
-        le.put_u16(out, value.len() as u16);
-    }
+    Encoding::EXPLICIT_LE.put_header(out, (0x0002, element), *vr, value.len() as u32);
     out.extend_from_slice(value);
 }
 

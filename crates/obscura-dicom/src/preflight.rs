@@ -132,8 +132,10 @@ impl<'a> Preflight<'a> {
         }
     }
 
-    /// Walk top-level elements from `pos` until the end or top-level pixel data.
-    pub fn walk_top_level(&mut self, mut pos: usize) -> Result<Walk, ReadError> {
+    /// Walk top-level elements from the start of the buffer until the end or
+    /// top-level pixel data.
+    pub fn walk_top_level(&mut self) -> Result<Walk, ReadError> {
+        let mut pos = 0;
         while pos < self.buf.len() {
             if self.buf.len() - pos < 8 && self.complete && self.buf[pos..].iter().all(|b| *b == 0)
             {
@@ -169,7 +171,7 @@ impl<'a> Preflight<'a> {
                     },
                 });
             }
-            pos = match self.element(pos, 0, self.coding.read, self.coding.write)? {
+            pos = match self.element(pos, 0, self.coding.read)? {
                 Step::Ok(p) => p,
                 Step::NeedMore => return Ok(Walk::NeedMore),
             };
@@ -264,15 +266,10 @@ impl<'a> Preflight<'a> {
         }
     }
 
-    /// Walk one element at `pos` (read with `src`, written with `dst`) and
+    /// Walk one element at `pos` (read with `src`, written in the walk's
+    /// write encoding) and
     /// return the position after it.
-    fn element(
-        &mut self,
-        pos: usize,
-        depth: usize,
-        src: Encoding,
-        dst: Encoding,
-    ) -> StepResult<usize> {
+    fn element(&mut self, pos: usize, depth: usize, src: Encoding) -> StepResult<usize> {
         let head = step!(self.header_at(pos, src));
         let (group, element) = head.tag;
         if group == 0xFFFE {
@@ -285,7 +282,7 @@ impl<'a> Preflight<'a> {
         let drop = element == 0x0000
             || (depth == 0 && (group == 0x0002 || (group, element) == (0xFFFC, 0xFFFC)));
         if head.len == UNDEFINED {
-            return self.undefined_length(pos, head, depth, src, dst, drop);
+            return self.undefined_length(pos, head, depth, src, drop);
         }
         step!(self.need(value, u64::from(head.len), head.tag));
         let end = value + head.len as usize;
@@ -300,22 +297,22 @@ impl<'a> Preflight<'a> {
             } else {
                 src
             };
-            if un_sequence && !dst.little_endian {
+            if un_sequence && !self.coding.write.little_endian {
                 return Err(self.err(pos, "UN sequence in a big endian data set"));
             }
-            self.put_header(head.tag, *b"SQ", UNDEFINED, dst);
-            step!(self.items(value, Some(end), depth, inner, dst));
-            self.put_delimiter(SEQUENCE_END, dst);
+            self.put_header(head.tag, *b"SQ", UNDEFINED);
+            step!(self.items(value, Some(end), depth, inner));
+            self.put_delimiter(SEQUENCE_END);
             return Ok(Step::Ok(end));
         }
-        if dst.explicit_vr && !has_long_length(target_vr) && head.len > 0xFFFF {
+        if self.coding.write.explicit_vr && !has_long_length(target_vr) && head.len > 0xFFFF {
             // Too long for a 16-bit length (a UN relabelled, or implicit VR
             // read into explicit): keep it UN, whose length has 32 bits.
             // Writing it with a truncated length would let its value be
             // parsed as elements, smuggling text past the profile.
-            self.put_header(head.tag, *b"UN", head.len, dst);
+            self.put_header(head.tag, *b"UN", head.len);
         } else {
-            self.put_header(head.tag, target_vr, head.len, dst);
+            self.put_header(head.tag, target_vr, head.len);
         }
         self.out.extend_from_slice(&self.buf[value..end]);
         Ok(Step::Ok(end))
@@ -342,15 +339,14 @@ impl<'a> Preflight<'a> {
         head: Header,
         depth: usize,
         src: Encoding,
-        dst: Encoding,
         drop: bool,
     ) -> StepResult<usize> {
         let value = pos + head.size;
         let is_pixel = is_bulk_pixel_tag(head.tag.0, head.tag.1);
         if is_pixel && matches!(&head.vr, b"OB" | b"OW" | b"UN") {
             let start = self.out.len();
-            self.put_header(head.tag, *b"OB", UNDEFINED, dst);
-            let end = step!(self.fragments(value, src, dst));
+            self.put_header(head.tag, *b"OB", UNDEFINED);
+            let end = step!(self.fragments(value, src));
             if drop {
                 self.out.truncate(start);
             }
@@ -360,7 +356,7 @@ impl<'a> Preflight<'a> {
             b"SQ" => src,
             // CP-246: a UN of undefined length is a sequence in implicit VR LE.
             b"UN" if src.explicit_vr => {
-                if !dst.little_endian {
+                if !self.coding.write.little_endian {
                     return Err(self.err(pos, "UN sequence in a big endian data set"));
                 }
                 Encoding::IMPLICIT_LE
@@ -377,9 +373,9 @@ impl<'a> Preflight<'a> {
             }
         };
         let start = self.out.len();
-        self.put_header(head.tag, *b"SQ", UNDEFINED, dst);
-        let end = step!(self.items(value, None, depth, inner, dst));
-        self.put_delimiter(SEQUENCE_END, dst);
+        self.put_header(head.tag, *b"SQ", UNDEFINED);
+        let end = step!(self.items(value, None, depth, inner));
+        self.put_delimiter(SEQUENCE_END);
         if drop {
             self.out.truncate(start);
         }
@@ -394,7 +390,6 @@ impl<'a> Preflight<'a> {
         end: Option<usize>,
         depth: usize,
         src: Encoding,
-        dst: Encoding,
     ) -> StepResult<usize> {
         if depth + 1 > self.limits.max_depth {
             return Err(ReadError::TooDeep {
@@ -418,14 +413,14 @@ impl<'a> Preflight<'a> {
                     ))
                 }
             }
-            self.put_item_header(UNDEFINED, dst);
+            self.put_item_header(UNDEFINED);
             pos = if len == UNDEFINED {
-                step!(self.item_body(pos + 8, None, depth + 1, src, dst))
+                step!(self.item_body(pos + 8, None, depth + 1, src))
             } else {
                 step!(self.need(pos + 8, u64::from(len), tag));
-                step!(self.item_body(pos + 8, Some(pos + 8 + len as usize), depth + 1, src, dst))
+                step!(self.item_body(pos + 8, Some(pos + 8 + len as usize), depth + 1, src))
             };
-            self.put_delimiter(ITEM_END, dst);
+            self.put_delimiter(ITEM_END);
             if let Some(e) = end {
                 if pos > e {
                     return Err(self.err(pos, "item runs past the end of its sequence"));
@@ -440,7 +435,6 @@ impl<'a> Preflight<'a> {
         end: Option<usize>,
         depth: usize,
         src: Encoding,
-        dst: Encoding,
     ) -> StepResult<usize> {
         loop {
             if end == Some(pos) {
@@ -453,7 +447,7 @@ impl<'a> Preflight<'a> {
                     return Ok(Step::Ok(pos + 8));
                 }
             }
-            pos = step!(self.element(pos, depth, src, dst));
+            pos = step!(self.element(pos, depth, src));
             if let Some(e) = end {
                 if pos > e {
                     return Err(self.err(pos, "element runs past the end of its item"));
@@ -463,19 +457,19 @@ impl<'a> Preflight<'a> {
     }
 
     /// Copy encapsulated pixel data fragments up to the sequence delimiter.
-    fn fragments(&mut self, mut pos: usize, src: Encoding, dst: Encoding) -> StepResult<usize> {
+    fn fragments(&mut self, mut pos: usize, src: Encoding) -> StepResult<usize> {
         loop {
             let tag = step!(self.tag_at(pos, src));
             step!(self.need(pos, 8, tag));
             let len = src.u32(&self.buf[pos + 4..]);
             match tag {
                 SEQUENCE_END => {
-                    self.put_delimiter(SEQUENCE_END, dst);
+                    self.put_delimiter(SEQUENCE_END);
                     return Ok(Step::Ok(pos + 8));
                 }
                 ITEM if len != UNDEFINED => {
                     step!(self.need(pos + 8, u64::from(len), tag));
-                    self.put_item_header(len, dst);
+                    self.put_item_header(len);
                     self.out
                         .extend_from_slice(&self.buf[pos + 8..pos + 8 + len as usize]);
                     pos += 8 + len as usize;
@@ -485,34 +479,23 @@ impl<'a> Preflight<'a> {
         }
     }
 
-    fn put_header(&mut self, tag: (u16, u16), vr: [u8; 2], len: u32, dst: Encoding) {
-        dst.put_u16(self.out, tag.0);
-        dst.put_u16(self.out, tag.1);
-        if dst.explicit_vr {
-            self.out.extend_from_slice(&vr);
-            if has_long_length(vr) {
-                self.out.extend_from_slice(&[0, 0]);
-                dst.put_u32(self.out, len);
-            } else {
-                dst.put_u16(self.out, len as u16);
-            }
-        } else {
-            dst.put_u32(self.out, len);
-        }
+    fn put_header(&mut self, tag: (u16, u16), vr: [u8; 2], len: u32) {
+        self.coding.write.put_header(self.out, tag, vr, len);
     }
 
-    fn put_delimiter(&mut self, tag: (u16, u16), dst: Encoding) {
-        self.put_item_tag(tag, 0, dst);
+    fn put_delimiter(&mut self, tag: (u16, u16)) {
+        self.put_item_tag(tag, 0);
     }
 
-    fn put_item_header(&mut self, len: u32, dst: Encoding) {
-        self.put_item_tag(ITEM, len, dst);
+    fn put_item_header(&mut self, len: u32) {
+        self.put_item_tag(ITEM, len);
     }
 
-    fn put_item_tag(&mut self, tag: (u16, u16), len: u32, dst: Encoding) {
-        dst.put_u16(self.out, tag.0);
-        dst.put_u16(self.out, tag.1);
-        dst.put_u32(self.out, len);
+    fn put_item_tag(&mut self, tag: (u16, u16), len: u32) {
+        let w = self.coding.write;
+        w.put_u16(self.out, tag.0);
+        w.put_u16(self.out, tag.1);
+        w.put_u32(self.out, len);
     }
 }
 

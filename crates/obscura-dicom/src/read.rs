@@ -178,7 +178,7 @@ fn preflight<T: Source + ?Sized>(
         src.read_at(start, &mut buf)?;
         out.clear();
         let complete = window == remaining;
-        match Preflight::new(&buf, start, complete, coding, limits, &mut out).walk_top_level(0)? {
+        match Preflight::new(&buf, start, complete, coding, limits, &mut out).walk_top_level()? {
             Walk::Done { pos, stop } => break (pos as u64, stop),
             Walk::NeedMore => window = remaining.min(window.saturating_mul(4)),
         }
@@ -225,7 +225,7 @@ fn preflight<T: Source + ?Sized>(
     }
     let mut tail = vec![0u8; tail_len as usize];
     src.read_at(after, &mut tail)?;
-    match Preflight::new(&tail, after, true, coding, limits, &mut out).walk_top_level(0)? {
+    match Preflight::new(&tail, after, true, coding, limits, &mut out).walk_top_level()? {
         Walk::Done {
             stop: Stop::End, ..
         } => Ok((out, Some(pixel))),

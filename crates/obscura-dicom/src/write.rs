@@ -1,7 +1,7 @@
 //! Writing a parsed input back out as a Part 10 file: zero preamble, new file
 //! meta, the (changed) data set, and the original pixel bytes copied raw.
 
-use crate::encoding::{has_long_length, header_syntax, Encoding};
+use crate::encoding::header_syntax;
 use crate::error::{redact, WriteError};
 use crate::meta::write_part10_header;
 use crate::read::{DicomInput, PixelSpan};
@@ -90,28 +90,37 @@ impl<S: Source> DicomInput<S> {
             &sop_instance,
             &self.transfer_syntax_uid,
         )?;
-        let split = self.pixel.map(|p| p.tag).unwrap_or(Tag(0xFFFF, 0xFFFF));
         let ts = header_syntax(self.encoding);
-        let encode = |pred: &dyn Fn(Tag) -> bool, out: &mut Vec<u8>| {
-            let part = InMemDicomObject::from_element_iter(
-                dataset.iter().filter(|e| pred(e.tag())).cloned(),
-            );
+        let encode = |part: &InMemDicomObject, out: &mut Vec<u8>| {
             part.write_dataset_with_ts(out, &ts)
                 .map_err(|e| WriteError::Encode(redact(&e.to_string())))
         };
         let mut body = Vec::with_capacity(16 * 1024);
-        encode(&|t| t < split, &mut body)?;
         let mut tail = Vec::new();
+        let split = self.pixel.map(|p| p.tag).unwrap_or(Tag(0xFFFF, 0xFFFF));
+        if dataset.iter().last().is_some_and(|e| e.tag() > split) {
+            // Rare (elements after the pixel data): encode the two sides apart.
+            let side = |after: bool| {
+                InMemDicomObject::from_element_iter(
+                    dataset
+                        .iter()
+                        .filter(|e| (e.tag() > split) == after)
+                        .cloned(),
+                )
+            };
+            encode(&side(false), &mut body)?;
+            encode(&side(true), &mut tail)?;
+        } else {
+            encode(dataset, &mut body)?;
+        }
         if let Some(p) = self.pixel {
-            put_element_header(
+            self.encoding.put_header(
                 &mut body,
-                self.encoding,
-                p.tag,
+                (p.tag.0, p.tag.1),
                 p.vr,
                 p.declared_len.unwrap_or(u32::MAX),
             );
         }
-        encode(&|t| t > split, &mut tail)?;
         if !self.deflated {
             head.extend_from_slice(&body);
             return Ok(Parts {
@@ -133,22 +142,6 @@ impl<S: Source> DicomInput<S> {
             pixel: None,
             tail: Vec::new(),
         })
-    }
-}
-
-fn put_element_header(out: &mut Vec<u8>, enc: Encoding, tag: Tag, vr: [u8; 2], len: u32) {
-    enc.put_u16(out, tag.0);
-    enc.put_u16(out, tag.1);
-    if enc.explicit_vr {
-        out.extend_from_slice(&vr);
-        if has_long_length(vr) {
-            out.extend_from_slice(&[0, 0]);
-            enc.put_u32(out, len);
-        } else {
-            enc.put_u16(out, len as u16);
-        }
-    } else {
-        enc.put_u32(out, len);
     }
 }
 

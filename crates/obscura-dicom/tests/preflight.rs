@@ -348,3 +348,27 @@ fn implicit_bytes_under_an_explicit_syntax_are_written_explicit() {
         VR::UN
     );
 }
+
+#[test]
+fn elements_after_the_pixel_data_are_written_after_it() {
+    let ds = [
+        minimal_top(),
+        long_header(0x7FE0, 0x0010, b"OW", 4),
+        vec![1, 2, 3, 4],
+        el(0xFFFA, 0xFFFA, b"SQ", &[]),
+    ]
+    .concat();
+    let input = read(part10(EXPLICIT_LE, &ds, 0)).expect("reads");
+    let mut out = Vec::new();
+    input.write_part10(&input.dataset, &mut out).unwrap();
+    let pixel_at = out
+        .windows(4)
+        .position(|w| w == [1, 2, 3, 4])
+        .expect("pixel bytes");
+    let after_at = out
+        .windows(4)
+        .position(|w| w == [0xFA, 0xFF, 0xFA, 0xFF])
+        .expect("trailing element");
+    assert!(after_at > pixel_at);
+    assert!(read(out).is_ok());
+}
