@@ -30,16 +30,6 @@ pub fn dummy_value(vr: VR) -> PrimitiveValue {
     }
 }
 
-/// Whether values of `vr` are free text, names, dates or other values that
-/// can carry identity when nothing else is known about the attribute.
-pub fn is_identifying_text_vr(vr: VR) -> bool {
-    use VR::*;
-    matches!(
-        vr,
-        AE | AS | DA | DT | LO | LT | PN | SH | ST | TM | UC | UR | UT
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

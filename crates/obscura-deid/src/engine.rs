@@ -1,11 +1,14 @@
 //! The engine: applies the profile to every element at every nesting level.
 
-use crate::action::{basic_action, Action};
-use crate::dummy::{dummy_value, is_identifying_text_vr};
+use crate::action::Action;
+use crate::clean::TextCleaner;
+use crate::dates::{shift_da, shift_dt};
+use crate::dummy::dummy_value;
 use crate::marking::mark;
+use crate::options::DeidOption;
 use crate::profile::Profile;
 use crate::pseudonym::{normalize, patient_identity, Pseudonymizer};
-use crate::table::row_for;
+use crate::rule::{decide, Decision, Mode, Place, Rule};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -13,7 +16,7 @@ use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A blank one-page PDF: the dummy value of an encapsulated PDF document.
 const BLANK_PDF: &[u8] = include_bytes!("blank.pdf");
@@ -27,6 +30,32 @@ pub struct Deidentified {
     pub uids: BTreeMap<String, String>,
     /// The patient's identity key and its pseudonymous Patient ID.
     pub patient: (String, String),
+    /// How many identifying spans of free text were cleaned.
+    pub cleaned_spans: usize,
+}
+
+/// Why an object cannot be made safe: the caller quarantines it. Holds no PHI.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsafe {
+    /// An encapsulated document the profile keeps still holds identity, or
+    /// its text cannot be read to check.
+    #[error("encapsulated document kept by the profile: {0}")]
+    Document(String),
+}
+
+/// One element's decision, for `obscura deid --explain`; holds no values.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    /// Where it is, e.g. `(0008,1110)[0]/(0008,1155)`.
+    pub path: String,
+    /// Its keyword, or `private (CREATOR)`.
+    pub name: String,
+    /// Its VR.
+    pub vr: VR,
+    /// The action applied.
+    pub action: Action,
+    /// The rule that chose it, described.
+    pub rule: String,
 }
 
 /// Applies a confidentiality profile with keyed pseudonyms. Knows nothing of
@@ -37,27 +66,22 @@ pub struct Deidentifier {
     pseudonyms: Pseudonymizer,
 }
 
-/// How the walk treats elements that the table does not name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Apply the table; keep what it does not name.
-    Table,
-    /// Inside a sequence replaced by dummy content (D on a sequence): also
-    /// replace every identifying text value the table does not name. Coded
-    /// concepts are kept unless the sequence itself is an identifying code.
-    Dummy {
-        /// Whether code triples (CodeValue, CodingSchemeDesignator, CodeMeaning...) are kept.
-        keep_codes: bool,
-    },
-}
-
 /// State of one data set's walk.
 struct Walk<'a> {
+    profile: &'a Profile,
     pseudonyms: &'a Pseudonymizer,
+    cleaner: TextCleaner,
     patient_id: String,
+    date_offset: i64,
+    document_mime: Option<String>,
     uids: BTreeMap<String, String>,
+    cleaned_spans: usize,
+    unsafe_reason: Option<Unsafe>,
     /// Sequence nesting level of the element being walked (0: top level).
     depth: usize,
+    /// The path of the element being walked, when explaining.
+    path: Vec<String>,
+    explained: Option<Vec<Explained>>,
 }
 
 impl Deidentifier {
@@ -75,7 +99,25 @@ impl Deidentifier {
     }
 
     /// De-identify one data set (file meta excluded).
-    pub fn deidentify(&self, object: InMemDicomObject) -> Deidentified {
+    pub fn deidentify(&self, object: InMemDicomObject) -> Result<Deidentified, Unsafe> {
+        self.run(object, false).map(|(d, _)| d)
+    }
+
+    /// De-identify one data set and say, for every element, what was done
+    /// and which rule chose it.
+    pub fn explain(
+        &self,
+        object: InMemDicomObject,
+    ) -> Result<(Deidentified, Vec<Explained>), Unsafe> {
+        self.run(object, true)
+            .map(|(d, e)| (d, e.unwrap_or_default()))
+    }
+
+    fn run(
+        &self,
+        object: InMemDicomObject,
+        explain: bool,
+    ) -> Result<(Deidentified, Option<Vec<Explained>>), Unsafe> {
         let text = |tag| {
             object
                 .get(tag)
@@ -87,96 +129,192 @@ impl Deidentifier {
             &text(tags::PATIENT_NAME),
             &text(tags::PATIENT_BIRTH_DATE),
         );
-        let patient_id = self.pseudonyms.patient_id(&identity);
+        let mime = text(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT);
         let mut walk = Walk {
+            profile: &self.profile,
             pseudonyms: &self.pseudonyms,
-            patient_id,
+            cleaner: TextCleaner::new(&object),
+            patient_id: self.pseudonyms.patient_id(&identity),
+            date_offset: self.pseudonyms.date_offset_days(&identity),
+            document_mime: Some(mime).filter(|m| !m.is_empty()),
             uids: BTreeMap::new(),
+            cleaned_spans: 0,
+            unsafe_reason: None,
             depth: 0,
+            path: Vec::new(),
+            explained: explain.then(Vec::new),
         };
         let mut object = walk.object(object, Mode::Table);
+        if let Some(reason) = walk.unsafe_reason {
+            return Err(reason);
+        }
         mark(&mut object, &self.profile);
-        Deidentified {
+        let done = Deidentified {
             object,
             uids: walk.uids,
             patient: (identity, walk.patient_id),
-        }
+            cleaned_spans: walk.cleaned_spans,
+        };
+        Ok((done, walk.explained))
     }
 }
 
 impl Walk<'_> {
     fn object(&mut self, object: InMemDicomObject, mode: Mode) -> InMemDicomObject {
-        InMemDicomObject::from_element_iter(
-            object.into_iter().filter_map(|e| self.element(e, mode)),
-        )
+        // private creators by (group, block), overlay types by group: both
+        // precede the elements they govern in tag order
+        let mut creators: HashMap<(u16, u8), String> = HashMap::new();
+        let mut overlay_types: HashMap<u16, String> = HashMap::new();
+        let mut out = Vec::new();
+        for elem in object {
+            let tag = elem.tag();
+            let value_text = || elem.to_str().map(|s| s.to_string()).unwrap_or_default();
+            let is_creator = tag.0 % 2 == 1 && (0x0010..=0x00FF).contains(&tag.1);
+            if is_creator {
+                creators.insert((tag.0, tag.1 as u8), value_text());
+            }
+            if tag.1 == 0x0040 && (0x6000..=0x601E).contains(&tag.0) {
+                overlay_types.insert(tag.0, value_text());
+            }
+            let creator = if is_creator {
+                creators.get(&(tag.0, tag.1 as u8))
+            } else if tag.0 % 2 == 1 {
+                creators.get(&(tag.0, (tag.1 >> 8) as u8))
+            } else {
+                None
+            };
+            let place = Place {
+                tag,
+                vr: elem.vr(),
+                depth: self.depth,
+                mode,
+                creator: creator.map(String::as_str),
+                overlay_type: overlay_types.get(&tag.0).map(String::as_str),
+            };
+            let decision = decide(place, self.profile);
+            let name = display_name(tag, place.creator);
+            self.path.push(format!("({:04X},{:04X})", tag.0, tag.1));
+            self.record(&decision, &name, elem.vr());
+            if let Some(e) = self.apply(elem, decision, mode) {
+                out.push(e);
+            }
+            self.path.pop();
+        }
+        InMemDicomObject::from_element_iter(out)
     }
 
-    fn element(&mut self, elem: InMemElement, mode: Mode) -> Option<InMemElement> {
-        let tag = elem.tag();
-        let vr = elem.vr();
-        if tag == tags::PATIENT_ID || tag == tags::PATIENT_NAME {
-            // Replaced by the pseudonym wherever they occur, so the same
-            // patient gets the same pseudonym in every file; a nested Patient
-            // ID (another patient's) gets its own.
-            let id = if tag == tags::PATIENT_ID && self.depth > 0 {
-                self.pseudonyms
-                    .patient_id(normalize(&elem.to_str().unwrap_or_default()))
-            } else {
-                self.patient_id.clone()
-            };
-            // written with the standard VR, whatever a broken input used
-            let vr = if tag == tags::PATIENT_ID {
-                VR::LO
-            } else {
-                VR::PN
-            };
-            return Some(DataElement::new(tag, vr, PrimitiveValue::from(id)));
+    fn record(&mut self, decision: &Decision, name: &str, vr: VR) {
+        if let Some(explained) = &mut self.explained {
+            explained.push(Explained {
+                path: self.path.join("/"),
+                name: name.to_string(),
+                vr,
+                action: decision.action.clone(),
+                rule: decision.rule.describe(self.profile),
+            });
         }
-        let action = match row_for(tag) {
-            _ if is_removed_overlay_group(tag) => Action::Remove,
-            Some(row) => basic_action(row),
-            None => Action::Keep,
-        };
-        match action {
-            Action::Remove => None,
+    }
+
+    fn apply(&mut self, elem: InMemElement, decision: Decision, mode: Mode) -> Option<InMemElement> {
+        let (tag, vr) = (elem.tag(), elem.vr());
+        Some(match decision.action {
+            Action::Remove => return None,
             // A sequence with no items is invalid where the sequence is Type 3
             // ("1-n items if present") and removal is invalid where it is
             // Type 2: its items are kept, with every identifying value in them
             // replaced as for D, which is conformant either way.
-            Action::Empty | Action::Dummy if vr == VR::SQ => {
+            Action::Empty | Action::Dummy | Action::Replace(_) if vr == VR::SQ => {
                 let keep_codes = !is_identifying_code_sequence(tag);
-                Some(self.sequence(elem, Mode::Dummy { keep_codes }))
+                self.sequence(elem, Mode::Dummy { keep_codes })
             }
-            Action::Empty => Some(DataElement::new(tag, vr, PrimitiveValue::Empty)),
-            Action::Dummy if vr == VR::UI => Some(self.replace_uids(elem)),
-            Action::Dummy => Some(dummy(elem)),
-            Action::ReplaceUids if vr == VR::SQ => Some(self.sequence(elem, mode)),
-            Action::ReplaceUids => Some(self.replace_uids(elem)),
-            Action::Keep => Some(self.keep(elem, mode)),
+            Action::Empty => DataElement::new(tag, vr, PrimitiveValue::Empty),
+            Action::Dummy if vr == VR::UI => self.replace_uids(elem),
+            Action::Dummy => dummy(elem),
+            Action::ReplaceUids | Action::Keep if vr == VR::SQ => self.sequence(elem, mode),
+            Action::ReplaceUids => self.replace_uids(elem),
+            Action::Keep => self.keep(elem, &decision.rule),
+            Action::Clean if vr == VR::SQ => self.sequence(elem, Mode::Clean),
+            Action::Clean if tag == tags::ENCAPSULATED_DOCUMENT => self.keep_document(elem),
+            Action::Clean => {
+                let (elem, spans) = self.cleaner.clean(elem);
+                self.cleaned_spans += spans;
+                elem
+            }
+            Action::ShiftDate => self.shift_date(elem),
+            Action::Pseudonymize => self.pseudonymize(elem),
+            Action::Replace(v) => DataElement::new(tag, vr, PrimitiveValue::from(&*v)),
+        })
+    }
+
+    /// An element the profile keeps as it is, but for instance UIDs, which
+    /// are replaced wherever they occur unless UIDs are retained, and
+    /// documents, which are checked.
+    fn keep(&mut self, elem: InMemElement, rule: &Rule) -> InMemElement {
+        let tag = elem.tag();
+        let retain_uids = self.profile.has(DeidOption::RetainUids);
+        if elem.vr() == VR::UI && !retain_uids && !names_a_kind_of_thing(tag) {
+            return self.replace_uids(elem);
+        }
+        if tag == tags::ENCAPSULATED_DOCUMENT && matches!(rule, Rule::Override(_)) {
+            return self.keep_document(elem);
+        }
+        elem
+    }
+
+    /// An encapsulated document a profile keeps: its text must not hold the
+    /// header's identifying values, and must be readable to tell.
+    fn keep_document(&mut self, elem: InMemElement) -> InMemElement {
+        let bytes = elem
+            .value()
+            .primitive()
+            .map(|v| v.to_bytes().into_owned())
+            .unwrap_or_default();
+        let verdict = match obscura_detect::document::document_text(
+            &bytes,
+            self.document_mime.as_deref(),
+        ) {
+            Err(e) => Some(format!("its text cannot be read ({e})")),
+            Ok(text) if self.cleaner.holds_known_values(&text) => {
+                Some("its text holds identifying values of the header".to_string())
+            }
+            Ok(_) => None,
+        };
+        if let Some(reason) = verdict {
+            self.unsafe_reason.get_or_insert(Unsafe::Document(reason));
+        }
+        elem
+    }
+
+    fn shift_date(&mut self, elem: InMemElement) -> InMemElement {
+        let (tag, vr) = (elem.tag(), elem.vr());
+        let text = elem.to_str().map(|s| s.to_string()).unwrap_or_default();
+        let shifted = match vr {
+            VR::DA => shift_da(&text, self.date_offset),
+            VR::DT => shift_dt(&text, self.date_offset),
+            _ => None,
+        };
+        match shifted {
+            Some(v) if !v.is_empty() => DataElement::new(tag, vr, PrimitiveValue::from(v)),
+            // not a valid date: never kept unshifted, never written invalid
+            _ => DataElement::new(tag, vr, PrimitiveValue::Empty),
         }
     }
 
-    /// An element the table does not remove or replace.
-    fn keep(&mut self, elem: InMemElement, mode: Mode) -> InMemElement {
-        let (tag, vr) = (elem.tag(), elem.vr());
-        match (vr, mode) {
-            (VR::SQ, _) => self.sequence(elem, mode),
-            (VR::UI, _) if !names_a_kind_of_thing(tag) => self.replace_uids(elem),
-            (_, Mode::Dummy { keep_codes })
-                if is_identifying_text_vr(vr) && !(keep_codes && is_code_attribute(tag)) =>
-            {
-                if elem
-                    .value()
-                    .primitive()
-                    .is_some_and(|v| v.to_str().trim().is_empty())
-                {
-                    elem
-                } else {
-                    DataElement::new(tag, vr, dummy_value(vr))
-                }
-            }
-            _ => elem,
-        }
+    /// Patient ID and name become the patient's pseudonym wherever they
+    /// occur, so the same patient gets the same pseudonym in every file; a
+    /// nested Patient ID (another patient's) gets its own; other attributes
+    /// get a keyed pseudonym of their value.
+    fn pseudonymize(&mut self, elem: InMemElement) -> InMemElement {
+        let tag = elem.tag();
+        let value = || normalize(&elem.to_str().unwrap_or_default()).to_string();
+        let (vr, id) = match tag {
+            tags::PATIENT_ID if self.depth > 0 => (VR::LO, self.pseudonyms.patient_id(&value())),
+            // written with the standard VR, whatever a broken input used
+            tags::PATIENT_ID => (VR::LO, self.patient_id.clone()),
+            tags::PATIENT_NAME => (VR::PN, self.patient_id.clone()),
+            _ => (elem.vr(), self.pseudonyms.value(&value())),
+        };
+        DataElement::new(tag, vr, PrimitiveValue::from(id))
     }
 
     fn sequence(&mut self, elem: InMemElement, mode: Mode) -> InMemElement {
@@ -187,7 +325,13 @@ impl Walk<'_> {
                 let items = seq
                     .into_items()
                     .into_iter()
-                    .map(|item| self.object(item, mode))
+                    .enumerate()
+                    .map(|(i, item)| {
+                        self.path.push(format!("[{i}]"));
+                        let item = self.object(item, mode);
+                        self.path.pop();
+                        item
+                    })
                     .collect();
                 self.depth -= 1;
                 items
@@ -246,11 +390,19 @@ fn dummy(elem: InMemElement) -> InMemElement {
     DataElement::new(tag, vr, value)
 }
 
-/// Overlay Data (60xx,3000) is removed by the profile; the rest of its
-/// repeating group (rows, columns, origin...) would then describe an overlay
-/// that is not there, an invalid Overlay Plane module: the whole group goes.
-fn is_removed_overlay_group(tag: Tag) -> bool {
-    (0x6000..=0x601E).contains(&tag.0) && tag.0.is_multiple_of(2)
+/// An element's keyword, or for a private one its creator.
+fn display_name(tag: Tag, creator: Option<&str>) -> String {
+    if tag.0 % 2 == 1 {
+        return match creator {
+            Some(c) if (0x0010..=0x00FF).contains(&tag.1) => format!("private creator {}", c.trim()),
+            Some(c) => format!("private ({})", c.trim()),
+            None => "private (no creator)".to_string(),
+        };
+    }
+    StandardDataDictionary
+        .by_tag(tag)
+        .map(|e| e.alias().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// UI attributes that name a kind of thing (a SOP class, transfer syntax,
@@ -271,11 +423,6 @@ fn names_a_kind_of_thing(tag: Tag) -> bool {
     ]
     .iter()
     .any(|k| alias.contains(k))
-}
-
-/// The attributes of a coded entry (Code Sequence Macro, PS3.3 Table 8.8-1).
-fn is_code_attribute(tag: Tag) -> bool {
-    tag.0 == 0x0008 && matches!(tag.1, 0x0100..=0x010F | 0x0117..=0x0122)
 }
 
 /// Sequences coded D whose codes themselves identify (an institution, a person).

@@ -7,16 +7,21 @@
 
 pub mod action;
 pub mod burned_in;
+pub mod clean;
+pub mod dates;
 pub mod dummy;
 pub mod engine;
 pub mod key;
 pub mod marking;
+pub mod options;
 pub mod profile;
 pub mod pseudonym;
+pub mod rule;
 pub mod table;
 
 pub use burned_in::{burned_in_risk, BurnedInRisk};
-pub use engine::{Deidentified, Deidentifier};
+pub use engine::{Deidentified, Deidentifier, Explained, Unsafe};
+pub use options::DeidOption;
 pub use key::{KeyError, SecretKey};
-pub use profile::Profile;
+pub use profile::{Profile, ProfileError};
 pub use pseudonym::Pseudonymizer;

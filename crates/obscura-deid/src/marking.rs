@@ -1,5 +1,6 @@
 //! The attributes that say an object was de-identified, and how.
 
+use crate::options::DeidOption;
 use crate::profile::Profile;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, VR};
@@ -20,7 +21,7 @@ pub fn mark(obj: &mut InMemDicomObject, profile: &Profile) {
         PrimitiveValue::from(profile.method_description()),
     ));
     let items: Vec<InMemDicomObject> = profile
-        .codes
+        .codes()
         .iter()
         .map(|code| {
             InMemDicomObject::from_element_iter([
@@ -43,10 +44,16 @@ pub fn mark(obj: &mut InMemDicomObject, profile: &Profile) {
         VR::SQ,
         Value::new_sequence(items, Length::UNDEFINED),
     ));
-    // The basic profile removes dates and times.
+    let temporal = if profile.has(DeidOption::RetainLongFullDates) {
+        "UNMODIFIED"
+    } else if profile.has(DeidOption::RetainLongModifiedDates) {
+        "MODIFIED"
+    } else {
+        "REMOVED"
+    };
     obj.put(DataElement::new(
         tags::LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
         VR::CS,
-        PrimitiveValue::from("REMOVED"),
+        PrimitiveValue::from(temporal),
     ));
 }

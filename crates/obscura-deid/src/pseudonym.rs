@@ -43,6 +43,19 @@ impl Pseudonymizer {
         let hex: String = h[..8].iter().map(|b| format!("{b:02X}")).collect();
         format!("OBS-{hex}")
     }
+
+    /// A keyed pseudonym of any value (a profile's `pseudonymize` override):
+    /// `OBS-` and 12 hex digits, short enough for SH.
+    pub fn value(&self, value: &str) -> String {
+        let h = self.key.derive("value", normalize(value).as_bytes());
+        let hex: String = h[..6].iter().map(|b| format!("{b:02X}")).collect();
+        format!("OBS-{hex}")
+    }
+
+    /// The patient's date offset in days (see [`crate::dates::patient_offset_days`]).
+    pub fn date_offset_days(&self, identity: &str) -> i64 {
+        crate::dates::patient_offset_days(&self.key, identity)
+    }
 }
 
 /// What identifies a patient for pseudonym derivation: the Patient ID, or

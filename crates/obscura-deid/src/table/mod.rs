@@ -3,8 +3,11 @@
 
 #[rustfmt::skip]
 mod annex_e;
+#[rustfmt::skip]
+mod safe_private;
 
 pub use annex_e::{EDITION, EXACT_ROW_COUNT, ROWS};
+pub use safe_private::SAFE_PRIVATE;
 use dicom_core::Tag;
 
 /// The tag (or tag pattern) a row of the table applies to.
@@ -125,6 +128,46 @@ pub fn row_for(tag: Tag) -> Option<&'static TableRow> {
     patterns.iter().find(|r| r.tag.matches(tag))
 }
 
+/// A private attribute known to be safe to keep (RSNA CTP dictionary, code K).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SafePrivate {
+    /// Its private creator, trimmed and in upper case.
+    pub creator: &'static str,
+    /// Its (odd) group.
+    pub group: u16,
+    /// Its element offset within the creator's block (the low byte).
+    pub element: u8,
+    /// Its value representation.
+    pub vr: &'static str,
+    /// A descriptive name.
+    pub name: &'static str,
+}
+
+/// The safe-private entry for element `element` (low byte) of `creator`'s
+/// block in `group`, whichever block the creator was given.
+pub fn safe_private(creator: &str, group: u16, element: u8) -> Option<&'static SafePrivate> {
+    let creator = normalize_creator(creator);
+    SAFE_PRIVATE
+        .binary_search_by(|s| (s.creator, s.group, s.element).cmp(&(creator.as_str(), group, element)))
+        .ok()
+        .map(|i| &SAFE_PRIVATE[i])
+}
+
+/// Whether any attribute of `creator` in `group` is known safe.
+pub fn is_safe_creator(creator: &str, group: u16) -> bool {
+    let creator = normalize_creator(creator);
+    SAFE_PRIVATE
+        .iter()
+        .any(|s| s.creator == creator && s.group == group)
+}
+
+/// A private creator as the dictionary spells it: trimmed, upper case.
+fn normalize_creator(creator: &str) -> String {
+    creator
+        .trim_matches(|c: char| c == ' ' || c == '\0')
+        .to_ascii_uppercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +222,19 @@ mod tests {
         assert_eq!(date.options.retain_long_modified_dates, Some(OptionCode::C));
         let private = row_for(Tag(0x0009, 0x0010)).unwrap();
         assert_eq!(private.options.retain_safe_private, Some(OptionCode::C));
+    }
+
+    #[test]
+    fn safe_private_lookup_is_by_creator_group_and_offset() {
+        assert!(SAFE_PRIVATE
+            .windows(2)
+            .all(|w| (w[0].creator, w[0].group, w[0].element) < (w[1].creator, w[1].group, w[1].element)));
+        let first = &SAFE_PRIVATE[0];
+        let found = safe_private(&first.creator.to_ascii_lowercase(), first.group, first.element);
+        assert_eq!(found, Some(first), "creators match case-insensitively");
+        assert!(safe_private(first.creator, first.group ^ 0x0100, first.element).is_none());
+        assert!(safe_private("NOT A VENDOR", first.group, first.element).is_none());
+        assert!(is_safe_creator("GEMS_PARM_01 ", 0x0043));
+        assert!(!is_safe_creator("SBMC RIS Bridge 2.1", 0x0033));
     }
 }

@@ -1,0 +1,208 @@
+//! Cleaning free text (action C): every identifying span of a kept text value
+//! is replaced by its kind (`[NAME]`, `[ID]`...), the clinical words around it
+//! survive. The spans come from `obscura-detect`: the identifying values of
+//! the same object, found again, and patterns no header held.
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::header::Header;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::{tags, StandardDataDictionary};
+use dicom_object::mem::InMemElement;
+use dicom_object::InMemDicomObject;
+use obscura_detect::{find, redact, Detector, Kind, Known};
+use obscura_dicom::charset::{decode_bytes, decode_parsed, encode_for_dicom_rs, CharacterSets, Decoded};
+
+/// What replaces a value that cannot be decoded: it may hold anything.
+const UNDECODABLE: &str = "[REMOVED]";
+
+/// Cleans text values of one object.
+#[derive(Debug)]
+pub struct TextCleaner {
+    known: Known,
+    charsets: CharacterSets,
+}
+
+/// The result of cleaning one value.
+enum CleanedText {
+    /// Nothing identifying found: keep the value as it is.
+    Unchanged,
+    /// The value with its identifying spans replaced.
+    Changed(String),
+}
+
+impl TextCleaner {
+    /// A cleaner for `object`: learns the identifying values it holds (names,
+    /// IDs, dates, addresses, phone numbers, institutions, devices, at any
+    /// depth) and its Specific Character Set.
+    pub fn new(object: &InMemDicomObject) -> Self {
+        let charsets = object
+            .get(tags::SPECIFIC_CHARACTER_SET)
+            .and_then(|e| e.value().primitive().map(|v| v.to_multi_str().join("\\")))
+            .map(|v| CharacterSets::from_value(&v))
+            .unwrap_or_default();
+        let mut cleaner = TextCleaner {
+            known: Known::default(),
+            charsets,
+        };
+        cleaner.learn(object);
+        cleaner
+    }
+
+    /// The identifying values learned from the object.
+    pub fn known(&self) -> &Known {
+        &self.known
+    }
+
+    fn learn(&mut self, object: &InMemDicomObject) {
+        for elem in object.iter() {
+            match elem.value() {
+                Value::Sequence(seq) => seq.items().iter().for_each(|item| self.learn(item)),
+                Value::Primitive(v) => {
+                    if let Some(kind) = identifying_kind(elem.tag(), elem.vr()) {
+                        for s in v.to_multi_str().iter() {
+                            if let Decoded::Text(t) = decode_parsed(s, &self.charsets) {
+                                self.known.add(kind, &t);
+                            }
+                        }
+                    }
+                }
+                Value::PixelSequence(_) => {}
+            }
+        }
+    }
+
+    /// `elem` with every identifying span of its text replaced; the number of
+    /// spans replaced. Values that cannot be decoded are replaced whole.
+    pub fn clean(&self, elem: InMemElement) -> (InMemElement, usize) {
+        let (tag, vr) = (elem.tag(), elem.vr());
+        let Some(value) = elem.value().primitive() else {
+            return (elem, 0);
+        };
+        if let PrimitiveValue::U8(bytes) = value {
+            // text carried as UN or OB bytes
+            return match self.clean_text(decode_bytes(bytes, &self.charsets)) {
+                (CleanedText::Unchanged, _) => (elem, 0),
+                (CleanedText::Changed(t), n) => {
+                    let mut b = t.into_bytes();
+                    if b.len() % 2 == 1 {
+                        b.push(b' ');
+                    }
+                    (DataElement::new(tag, vr, PrimitiveValue::from(b)), n)
+                }
+            };
+        }
+        if !matches!(value, PrimitiveValue::Str(_) | PrimitiveValue::Strs(_)) {
+            return (elem, 0);
+        }
+        let mut spans = 0;
+        let mut changed = false;
+        let values: Vec<String> = value
+            .to_multi_str()
+            .iter()
+            .map(|s| match self.clean_text(decode_parsed(s, &self.charsets)) {
+                (CleanedText::Unchanged, _) => s.to_string(),
+                (CleanedText::Changed(t), n) => {
+                    spans += n;
+                    changed = true;
+                    let t = truncate_to_vr(t, vr);
+                    encode_for_dicom_rs(&t, &self.charsets).unwrap_or_else(|| ascii_only(&t))
+                }
+            })
+            .collect();
+        if !changed {
+            return (elem, 0);
+        }
+        let value = match values.len() {
+            1 => PrimitiveValue::from(values.into_iter().next().unwrap_or_default()),
+            _ => PrimitiveValue::Strs(values.into()),
+        };
+        (DataElement::new(tag, vr, value), spans)
+    }
+
+    fn clean_text(&self, decoded: Decoded) -> (CleanedText, usize) {
+        match decoded {
+            Decoded::Undecodable => (CleanedText::Changed(UNDECODABLE.to_string()), 1),
+            Decoded::Text(text) => {
+                let findings = find(&text, &self.known);
+                if findings.is_empty() {
+                    (CleanedText::Unchanged, 0)
+                } else {
+                    (CleanedText::Changed(redact(&text, &findings)), findings.len())
+                }
+            }
+        }
+    }
+
+    /// Whether `text` (of an encapsulated document) still holds a value of
+    /// the object's header.
+    pub fn holds_known_values(&self, text: &str) -> bool {
+        find(text, &self.known)
+            .iter()
+            .any(|f| f.detector == Detector::Contextual)
+    }
+}
+
+/// The kind of identifying value an attribute holds, for the contextual
+/// detector: names, dates, IDs, addresses, phones, institutions and devices
+/// that Table E.1-1 lists. Descriptions and comments are not learned: they
+/// are what gets cleaned.
+fn identifying_kind(tag: Tag, vr: VR) -> Option<Kind> {
+    if tag.0 % 2 == 1 {
+        return None;
+    }
+    crate::table::row_for(tag)?;
+    match vr {
+        VR::PN => return Some(Kind::Name),
+        VR::DA | VR::DT => return Some(Kind::Date),
+        VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC => {}
+        _ => return None,
+    }
+    let entry = StandardDataDictionary.by_tag(tag)?;
+    let k = entry.alias();
+    let kind = if k.contains("Address") {
+        Kind::Address
+    } else if k.contains("Telephone") || k.contains("Telecom") {
+        Kind::Phone
+    } else if k.contains("Institution") || k.contains("Department") {
+        Kind::Institution
+    } else if k == "StationName" || k == "DeviceSerialNumber" {
+        Kind::Device
+    } else if k.ends_with("ID")
+        || k.ends_with("IDs")
+        || k.ends_with("Number")
+        || k.ends_with("Numbers")
+        || k.contains("Identification")
+        || k.contains("Identifier")
+        || k.contains("Locator")
+    {
+        Kind::Id
+    } else {
+        return None;
+    };
+    Some(kind)
+}
+
+/// Shorten cleaned text to the VR's maximum length (placeholders can make
+/// text longer than the value it replaces).
+fn truncate_to_vr(mut text: String, vr: VR) -> String {
+    let max = match vr {
+        VR::AE | VR::SH | VR::CS => 16,
+        VR::LO | VR::PN => 64,
+        VR::ST => 1024,
+        VR::LT => 10240,
+        _ => return text,
+    };
+    if let Some((i, _)) = text.char_indices().nth(max) {
+        text.truncate(i);
+    }
+    text
+}
+
+/// Text that cannot be encoded in the object's character sets: its ASCII
+/// characters, others as `?` (the identifying spans are already replaced).
+fn ascii_only(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii() { c } else { '?' })
+        .collect()
+}
