@@ -8,6 +8,7 @@
 //! preamble, a freshly built file meta group, the (changed) data set, and the
 //! original pixel data bytes copied without decoding.
 
+pub mod charset;
 pub mod encoding;
 pub mod error;
 pub mod meta;
