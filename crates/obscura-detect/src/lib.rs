@@ -1,0 +1,245 @@
+//! Obscura's detectors of identity in free text.
+//!
+//! Two kinds of detector run over a text value:
+//! - **contextual**: the identifying values of the same object ([`Known`]),
+//!   found again in any order, case and common format (`DOE^JOHN` as
+//!   `John Doe`, `Doe, J.`; `20160321` as `03/21/2016`);
+//! - **pattern**: what no header held: SSNs, phone numbers, e-mail
+//!   addresses, URLs, street addresses, ZIP codes, dates, MRN-like
+//!   identifiers, institution names and person names (US Census name lists).
+//!
+//! [`find`] reports spans; [`redact`] replaces them with a bracketed kind
+//! (`[NAME]`, `[ID]`, ...), so clinical words around them survive. Knows
+//! nothing of DICOM: the engine and `obscura scan` feed it strings.
+
+mod dates;
+pub mod document;
+mod known;
+mod names;
+mod patterns;
+mod places;
+mod text;
+mod vocab;
+
+pub use known::Known;
+
+use std::ops::Range;
+
+/// What an identifying span is; also its replacement text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A person's name.
+    Name,
+    /// An identifier: patient ID, MRN, accession number, insurance number.
+    Id,
+    /// A date (any common format) or a date-time.
+    Date,
+    /// A time of day.
+    Time,
+    /// A telephone number.
+    Phone,
+    /// An e-mail address.
+    Email,
+    /// A URL.
+    Url,
+    /// A street address, ZIP code or city/state.
+    Address,
+    /// A US Social Security number.
+    Ssn,
+    /// An institution or department name.
+    Institution,
+    /// A device identity (serial number, station name).
+    Device,
+}
+
+impl Kind {
+    /// The text a span of this kind is replaced with, e.g. `[NAME]`.
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            Kind::Name => "[NAME]",
+            Kind::Id => "[ID]",
+            Kind::Date => "[DATE]",
+            Kind::Time => "[TIME]",
+            Kind::Phone => "[PHONE]",
+            Kind::Email => "[EMAIL]",
+            Kind::Url => "[URL]",
+            Kind::Address => "[ADDRESS]",
+            Kind::Ssn => "[SSN]",
+            Kind::Institution => "[INSTITUTION]",
+            Kind::Device => "[DEVICE]",
+        }
+    }
+
+    /// A lower-case name for reports, e.g. `name`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Name => "name",
+            Kind::Id => "id",
+            Kind::Date => "date",
+            Kind::Time => "time",
+            Kind::Phone => "phone",
+            Kind::Email => "email",
+            Kind::Url => "url",
+            Kind::Address => "address",
+            Kind::Ssn => "ssn",
+            Kind::Institution => "institution",
+            Kind::Device => "device",
+        }
+    }
+}
+
+/// Which detector found a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Detector {
+    /// A value of the same object, found again (see [`Known`]).
+    Contextual,
+    /// A named pattern, e.g. `ssn`, `phone`, `name-dictionary`.
+    Pattern(&'static str),
+}
+
+/// One identifying span of a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Byte range in the text (on `char` boundaries).
+    pub range: Range<usize>,
+    /// What it is.
+    pub kind: Kind,
+    /// What found it.
+    pub detector: Detector,
+}
+
+/// Every identifying span of `text`, sorted by start, non-overlapping (where
+/// two detectors overlap, the spans are merged and the contextual kind wins).
+pub fn find(text: &str, known: &Known) -> Vec<Finding> {
+    if !text.chars().any(char::is_alphanumeric) {
+        return Vec::new();
+    }
+    let f = text::Folded::new(text);
+    let mut out = Vec::new();
+    known.find(&f, &mut out);
+    let dates = dates::find_dates(text);
+    for d in &dates {
+        let detector = if known.has_date(d) { Detector::Contextual } else { Detector::Pattern("date") };
+        out.push(Finding { range: d.range.clone(), kind: Kind::Date, detector });
+    }
+    for t in dates::find_times(text) {
+        let near_date = dates.iter().any(|d| {
+            let gap = if d.range.end <= t.range.start {
+                &text[d.range.end..t.range.start]
+            } else if t.range.end <= d.range.start {
+                &text[t.range.end..d.range.start]
+            } else {
+                ""
+            };
+            gap.len() <= 6 && gap.trim_matches(|c: char| c.is_whitespace() || matches!(c, ',' | '@' | 'T' | '-')).trim_start_matches("at").is_empty()
+        });
+        if known.has_time(&t) {
+            out.push(Finding { range: t.range, kind: Kind::Time, detector: Detector::Contextual });
+        } else if near_date {
+            out.push(Finding { range: t.range, kind: Kind::Time, detector: Detector::Pattern("time") });
+        }
+    }
+    patterns::find(text, &mut out);
+    places::find_addresses(text, &mut out);
+    places::find_institutions(&f, &mut out);
+    names::find(&f, &mut out);
+    merge(text, out)
+}
+
+/// Which kind wins where two pattern findings of equal length overlap.
+fn rank(k: Kind) -> u8 {
+    match k {
+        Kind::Ssn => 0,
+        Kind::Email => 1,
+        Kind::Url => 2,
+        Kind::Phone => 3,
+        Kind::Date => 4,
+        Kind::Time => 5,
+        Kind::Address => 6,
+        Kind::Institution => 7,
+        Kind::Name => 8,
+        Kind::Device => 9,
+        Kind::Id => 10,
+    }
+}
+
+/// Sorts, then merges overlapping findings (and adjacent ones of one kind).
+fn merge(text: &str, mut v: Vec<Finding>) -> Vec<Finding> {
+    v.retain(|x| x.range.start < x.range.end && text.get(x.range.clone()).is_some());
+    let contextual = |x: &Finding| x.detector == Detector::Contextual;
+    v.sort_by_key(|x| (x.range.start, !contextual(x), std::cmp::Reverse(x.range.len()), rank(x.kind)));
+    let mut out: Vec<Finding> = Vec::with_capacity(v.len());
+    for x in v {
+        if let Some(cur) = out.last_mut() {
+            let gap = text.get(cur.range.end..x.range.start).unwrap_or("");
+            let adjacent = x.kind == cur.kind
+                && gap.len() <= 3
+                && gap.chars().all(|c| c.is_whitespace() || matches!(c, ',' | '-' | '.'));
+            if x.range.start < cur.range.end || adjacent {
+                let x_wins = !contextual(cur)
+                    && (contextual(&x) || x.range.len() > cur.range.len() || (x.range.len() == cur.range.len() && rank(x.kind) < rank(cur.kind)));
+                if x_wins {
+                    cur.kind = x.kind;
+                    cur.detector = x.detector;
+                }
+                cur.range.end = cur.range.end.max(x.range.end);
+                continue;
+            }
+        }
+        out.push(x);
+    }
+    out
+}
+
+/// `text` with every finding replaced by its kind's placeholder.
+pub fn redact(text: &str, findings: &[Finding]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for x in findings {
+        let (s, e) = (x.range.start.max(pos), x.range.end);
+        let (Some(keep), Some(_)) = (text.get(pos..s), text.get(s..e)) else { continue };
+        if s >= e {
+            continue;
+        }
+        out.push_str(keep);
+        out.push_str(x.kind.placeholder());
+        pos = e;
+    }
+    out.push_str(text.get(pos..).unwrap_or(""));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_spans_and_keeps_cues() {
+        let k = Known::default();
+        let t = "CT chest for John Doe MRN 12345";
+        assert_eq!(redact(t, &find(t, &k)), "CT chest for [NAME] MRN [ID]");
+    }
+
+    #[test]
+    fn contextual_wins_and_adjacent_names_merge() {
+        let mut k = Known::default();
+        k.add(Kind::Name, "DOE^JOHN");
+        k.add(Kind::Date, "20160321");
+        let t = "Doe, John seen 03/21/2016";
+        let f = find(t, &k);
+        assert_eq!(redact(t, &f), "[NAME] seen [DATE]");
+        assert!(f.iter().all(|x| x.detector == Detector::Contextual));
+    }
+
+    #[test]
+    fn survives_arbitrary_input() {
+        let k = Known::default();
+        for t in ["", "\u{0}\u{301}^^^", "é́́ 12-", &"9".repeat(100_000), "Dr.", "Dr", "#", "^A^", "1/", "Doe, "] {
+            let f = find(t, &k);
+            let _ = redact(t, &f);
+        }
+        // Bogus findings are skipped, not a panic.
+        let bogus = [Finding { range: 1..99, kind: Kind::Id, detector: Detector::Contextual }];
+        assert_eq!(redact("é", &bogus), "é");
+    }
+}
