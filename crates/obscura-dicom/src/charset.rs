@@ -369,7 +369,7 @@ fn flush(set: Graphic, run: &mut Vec<u8>, out: &mut String) -> Option<()> {
             out.push_str(&strict(enc, run)?);
         }
         Jis0208 | Jis0212 => {
-            if run.len() % 2 != 0 {
+            if run.len() & 1 != 0 {
                 return None;
             }
             let mut euc = Vec::with_capacity(run.len() * 3 / 2);
@@ -383,7 +383,7 @@ fn flush(set: Graphic, run: &mut Vec<u8>, out: &mut String) -> Option<()> {
             out.push_str(&strict(encoding_rs::EUC_JP, &euc)?);
         }
         Ksx1001 | Gb2312 => {
-            if run.len() % 2 != 0 || run.iter().any(|&b| b < 0xA1 || b == 0xFF) {
+            if run.len() & 1 != 0 || run.iter().any(|&b| b < 0xA1 || b == 0xFF) {
                 return None;
             }
             let enc = if set == Ksx1001 {
