@@ -78,7 +78,7 @@ static DATES: LazyLock<DatePatterns> = LazyLock::new(|| {
 });
 
 static TIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b([01]?[0-9]|2[0-3]):([0-5][0-9])(?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:\s?[ap]\.?m\b\.?)?|\b(1[0-2]|0?[1-9])\s?([ap])\.?m\b\.?")
+    Regex::new(r"(?i)\b([01]?[0-9]|2[0-3]):([0-5][0-9])(?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:\s?([ap])\.?m\b\.?)?|\b(1[0-2]|0?[1-9])\s?([ap])\.?m\b\.?")
         .expect("time pattern")
 });
 
@@ -186,11 +186,16 @@ pub(crate) fn find_times(text: &str) -> Vec<TimeHit> {
     TIME.captures_iter(text)
         .filter_map(|c| {
             let m = c.get(0)?;
+            let pm = |i: usize| c.get(i).map(|p| p.as_str().eq_ignore_ascii_case("p"));
+            let clock = |h: u8, pm: Option<bool>| match pm {
+                Some(true) => h % 12 + 12,
+                Some(false) => h % 12,
+                None => h,
+            };
             let (hour, minute) = if c.get(1).is_some() {
-                (small(&c, 1), small(&c, 2))
+                (clock(small(&c, 1), pm(3)), small(&c, 2))
             } else {
-                let pm = c.get(4).is_some_and(|p| p.as_str().eq_ignore_ascii_case("p"));
-                (small(&c, 3) % 12 + if pm { 12 } else { 0 }, 0)
+                (clock(small(&c, 4), pm(5)), 0)
             };
             let after = text[m.end()..].as_bytes();
             // `1:2.5` ratios and `3:45:67` are not times.

@@ -190,8 +190,10 @@ impl Known {
         for i in 0..n {
             for seq in &self.names {
                 if let Some(k) = seq_at(f, i, seq, name_gap) {
-                    let r = crate::names::with_initials(f, f.toks[i].orig.start..f.toks[k].orig.end);
-                    let r = self.initials_only(f, r);
+                    let r = f.toks[i].orig.start..f.toks[k].orig.end;
+                    let r = crate::names::with_initials(f, r, |w| {
+                        w.chars().next().is_some_and(|c| self.initials.contains(&c))
+                    });
                     push(out, r, Kind::Name);
                 }
             }
@@ -218,29 +220,6 @@ impl Known {
                 }
             }
         }
-    }
-
-    /// Keeps the initials [`crate::names::with_initials`] added only if
-    /// they are initials of the recorded name.
-    fn initials_only(&self, f: &Folded, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
-        let ok = |s: &str| {
-            s.chars()
-                .filter(|c| c.is_alphabetic())
-                .all(|c| c.to_lowercase().all(|l| self.initials.contains(&l)))
-        };
-        let a = f.word_at_or_after(r.start);
-        let core_start = f.toks.get(a).filter(|t| f.word(a).chars().count() == 1);
-        let mut out = r.clone();
-        if let Some(t) = core_start {
-            if !ok(&f.orig[t.orig.clone()]) {
-                // The leading initial is someone else's: drop the leading initials.
-                let first_word = (a..f.toks.len()).find(|&i| f.word(i).chars().count() > 1);
-                if let Some(w) = first_word {
-                    out.start = f.toks[w].orig.start;
-                }
-            }
-        }
-        out
     }
 }
 

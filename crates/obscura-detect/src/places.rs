@@ -24,7 +24,7 @@ static P: LazyLock<Places> = LazyLock::new(|| {
     let r = |s: &str| Regex::new(s).expect("place pattern");
     Places {
         street: r(&format!(
-            r"\b[0-9]{{1,6}}[A-Za-z]?(?:-[0-9]+)?\s+((?:[A-Z0-9][A-Za-z0-9'.-]*\s+){{1,4}}?)(?i:{SUFFIX})\b\.?(?:,?\s*(?i:apt|apartment|suite|ste|unit|room|rm|floor|fl|bldg|building|#)\.?\s*#?\s*[A-Za-z0-9-]+\b)?"
+            r"\b[0-9]{{1,6}}[A-Za-z]?(?:-[0-9]+)?\s+((?:[A-Z0-9][A-Za-z0-9'.-]*\s+){{1,4}}?)(?i:{SUFFIX})\b(?:,?\s*(?i:apt|apartment|suite|ste|unit|room|rm|floor|fl|bldg|building|#)\.?\s*#?\s*[A-Za-z0-9-]+\b)?"
         )),
         po_box: r(r"(?i)\bp\.?\s?o\.?\s*box\s+[0-9]+\b"),
         city_state_zip: r(&format!(
@@ -191,6 +191,8 @@ mod tests {
         let mut out = Vec::new();
         find_addresses(text, &mut out);
         find_institutions(&Folded::new(text), &mut out);
+        out.sort_by_key(|x| (x.range.start, std::cmp::Reverse(x.range.end)));
+        out.dedup_by(|b, a| b.range.start < a.range.end);
         out.iter().map(|x| &text[x.range.clone()]).collect()
     }
 

@@ -21,9 +21,6 @@ pub(crate) struct Folded<'a> {
     pub orig: &'a str,
     /// The folded text.
     pub low: String,
-    /// For each byte of `low` (and one past its end), the offset in `orig`
-    /// of the character it came from.
-    map: Vec<usize>,
     /// The alphanumeric words, in order.
     pub toks: Vec<Tok>,
     /// Whether the text has letters and none of them is lower case.
@@ -90,7 +87,7 @@ impl<'a> Folded<'a> {
         if let Some(s) = start {
             toks.push(Tok { lo: s..low.len(), orig: map[s]..orig.len() });
         }
-        Folded { orig, low, map, toks, all_caps: upper && !lower }
+        Folded { orig, low, toks, all_caps: upper && !lower }
     }
 
     /// The folded text of word `i`.
@@ -129,13 +126,6 @@ impl<'a> Folded<'a> {
     pub fn is_alpha(&self, i: usize) -> bool {
         let w = self.word(i);
         !w.is_empty() && w.chars().all(char::is_alphabetic)
-    }
-
-    /// The original range of a folded range.
-    pub fn orig_range(&self, lo: Range<usize>) -> Range<usize> {
-        let s = self.map.get(lo.start).copied().unwrap_or(self.orig.len());
-        let e = self.map.get(lo.end).copied().unwrap_or(self.orig.len());
-        s..e.max(s)
     }
 
     /// The index of the word whose original range starts at or after `pos`.

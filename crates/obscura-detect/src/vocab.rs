@@ -37,9 +37,6 @@ pub(crate) static CLINICAL: LazyLock<WordList> =
 /// Words that are never names.
 pub(crate) static STOP: LazyLock<WordList> =
     LazyLock::new(|| WordList::parse(include_str!("../data/stopwords.txt")));
-/// English words that are also names: never the evidence for one.
-pub(crate) static COMMON: LazyLock<WordList> =
-    LazyLock::new(|| WordList::parse(include_str!("../data/common_words.txt")));
 /// Clinical eponyms.
 pub(crate) static EPONYM: LazyLock<WordList> =
     LazyLock::new(|| WordList::parse(include_str!("../data/eponyms.txt")));
