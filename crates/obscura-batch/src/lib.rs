@@ -8,7 +8,7 @@ pub mod process;
 pub mod run;
 
 pub use outcome::{FileReport, Outcome, QuarantineReason, RunReport, SkipReason};
-pub use process::{FileSettings, Mappings};
+pub use process::{read_file, FileSettings, Mappings, ReadFile};
 pub use run::{run, write_mappings, RunConfig, RunResult};
 
 use std::path::PathBuf;

@@ -49,6 +49,9 @@ pub enum QuarantineReason {
     Unparseable,
     /// The de-identified object could not be written.
     Unwritable,
+    /// Identity the profile keeps could not be shown to be clean (an
+    /// encapsulated document holding the header's values).
+    IdentityRemains,
     /// Obscura failed on this file (a bug); the batch went on.
     InternalError,
 }

@@ -34,6 +34,57 @@ pub struct Mappings {
     pub patients: BTreeMap<String, String>,
 }
 
+/// A file read for de-identification: its parts and its data set, SOP
+/// identity completed from the file meta.
+pub struct ReadFile {
+    /// The parsed file (meta, transfer syntax, pixel data location).
+    pub input: DicomInput<FileSource>,
+    /// Its data set, taken out of `input`.
+    pub dataset: InMemDicomObject,
+    /// The input file's size.
+    pub bytes_in: u64,
+}
+
+/// Read `input` up to its pixel data, or say why it is skipped or quarantined.
+pub fn read_file(input: &Path, limits: Limits) -> Result<ReadFile, Outcome> {
+    let quarantine = |detail: String| Outcome::Quarantined {
+        reason: QuarantineReason::Unparseable,
+        detail,
+    };
+    let file = File::open(input).map_err(|e| quarantine(format!("cannot open: {e}")))?;
+    let source = FileSource::new(file).map_err(|e| quarantine(format!("cannot read: {e}")))?;
+    let bytes_in = obscura_dicom::Source::len(&source);
+    let unreadable = |e: ReadError| match e {
+        ReadError::NotDicom => Outcome::Skipped {
+            reason: SkipReason::NotDicom,
+        },
+        ReadError::Empty => Outcome::Skipped {
+            reason: SkipReason::Empty,
+        },
+        e => quarantine(e.to_string()),
+    };
+    let meta = read_input_meta(&source).map_err(unreadable)?;
+    let is_dicomdir = meta.media_storage_sop_class_uid.as_deref() == Some(MEDIA_STORAGE_DIRECTORY)
+        || input.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .to_ascii_uppercase()
+                .starts_with("DICOMDIR")
+        });
+    if is_dicomdir {
+        return Err(Outcome::Skipped {
+            reason: SkipReason::Dicomdir,
+        });
+    }
+    let mut parsed = DicomInput::read_with_meta(source, meta, limits).map_err(unreadable)?;
+    let mut dataset = std::mem::replace(&mut parsed.dataset, InMemDicomObject::new_empty());
+    complete_sop_identity(&mut dataset, &parsed.meta);
+    Ok(ReadFile {
+        input: parsed,
+        dataset,
+        bytes_in,
+    })
+}
+
 /// De-identify `input` into `output` (created atomically), or say why not.
 pub fn process_file(
     engine: &Deidentifier,
@@ -43,53 +94,21 @@ pub fn process_file(
     mappings: &mut Mappings,
 ) -> Outcome {
     let quarantine = |reason, detail: String| Outcome::Quarantined { reason, detail };
-    let file = match File::open(input) {
-        Ok(f) => f,
-        Err(e) => return quarantine(QuarantineReason::Unparseable, format!("cannot open: {e}")),
-    };
-    let source = match FileSource::new(file) {
-        Ok(s) => s,
-        Err(e) => return quarantine(QuarantineReason::Unparseable, format!("cannot read: {e}")),
-    };
-    let bytes_in = obscura_dicom::Source::len(&source);
-    let unreadable = |e: ReadError| match e {
-        ReadError::NotDicom => Outcome::Skipped {
-            reason: SkipReason::NotDicom,
-        },
-        ReadError::Empty => Outcome::Skipped {
-            reason: SkipReason::Empty,
-        },
-        e => quarantine(QuarantineReason::Unparseable, e.to_string()),
-    };
-    let meta = match read_input_meta(&source) {
-        Ok(m) => m,
-        Err(e) => return unreadable(e),
-    };
-    let is_dicomdir = meta.media_storage_sop_class_uid.as_deref() == Some(MEDIA_STORAGE_DIRECTORY)
-        || input.file_name().is_some_and(|n| {
-            n.to_string_lossy()
-                .to_ascii_uppercase()
-                .starts_with("DICOMDIR")
-        });
-    if is_dicomdir {
-        return Outcome::Skipped {
-            reason: SkipReason::Dicomdir,
-        };
-    }
-    let mut parsed = match DicomInput::read_with_meta(source, meta, settings.limits) {
-        Ok(p) => p,
-        Err(e) => return unreadable(e),
+    let read = match read_file(input, settings.limits) {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
     };
     if !settings.allow_burned_in {
-        if let Some(risk) = burned_in_risk(&parsed.dataset, parsed.pixel.is_some()) {
+        if let Some(risk) = burned_in_risk(&read.dataset, read.input.pixel.is_some()) {
             return quarantine(QuarantineReason::BurnedIn, risk.reason().to_string());
         }
     }
-    let mut dataset = std::mem::replace(&mut parsed.dataset, InMemDicomObject::new_empty());
-    complete_sop_identity(&mut dataset, &parsed.meta);
-    let result = engine.deidentify(dataset);
+    let result = match engine.deidentify(read.dataset) {
+        Ok(r) => r,
+        Err(e) => return quarantine(QuarantineReason::IdentityRemains, e.to_string()),
+    };
     match write_atomically(output, |w| {
-        parsed
+        read.input
             .write_part10_file(&result.object, w)
             .map_err(|e| e.to_string())
     }) {
@@ -97,7 +116,7 @@ pub fn process_file(
             mappings.uids.extend(result.uids);
             mappings.patients.insert(result.patient.0, result.patient.1);
             Outcome::Written {
-                bytes_in,
+                bytes_in: read.bytes_in,
                 bytes_out,
             }
         }

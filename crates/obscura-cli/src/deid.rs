@@ -7,7 +7,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use obscura_batch::{
     run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport,
 };
-use obscura_deid::{Deidentifier, Profile, Pseudonymizer};
+use crate::explain;
+use crate::profile_args::ProfileArgs;
+use obscura_deid::{Deidentifier, Pseudonymizer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +20,14 @@ pub struct DeidArgs {
     /// A DICOM file, or a folder walked recursively.
     input: PathBuf,
     /// The output folder; it mirrors the input's relative paths.
-    output: PathBuf,
+    #[arg(required_unless_present = "explain")]
+    output: Option<PathBuf>,
+    /// Write nothing: print, for the one input file, every element's action
+    /// and the rule that chose it (values are not shown).
+    #[arg(long)]
+    explain: bool,
+    #[command(flatten)]
+    profile: ProfileArgs,
     /// The secret key file (64 hex digits; see `obscura keygen`). Default: a
     /// key created on first use under your config folder.
     #[arg(long, env = "OBSCURA_KEY_FILE")]
@@ -43,7 +52,11 @@ pub struct DeidArgs {
 /// Run `obscura deid`.
 pub fn run(args: DeidArgs) -> Result<ExitCode> {
     let key = keys::resolve(args.key_file.as_deref())?;
-    let engine = Deidentifier::new(Profile::basic(), Pseudonymizer::new(key));
+    let engine = Deidentifier::new(args.profile.load()?, Pseudonymizer::new(key));
+    let Some(output) = args.output.clone().filter(|_| !args.explain) else {
+        explain::run(&engine, &args.input)?;
+        return Ok(ExitCode::SUCCESS);
+    };
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -51,7 +64,7 @@ pub fn run(args: DeidArgs) -> Result<ExitCode> {
     });
     let config = RunConfig {
         input: args.input.clone(),
-        output: args.output.clone(),
+        output,
         quarantine: args.quarantine.clone(),
         jobs,
         settings: FileSettings {

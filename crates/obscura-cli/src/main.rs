@@ -3,7 +3,10 @@
 //! that happen here.
 
 mod deid;
+mod explain;
 mod keys;
+mod profile_args;
+mod profile_show;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,11 +23,21 @@ struct Cli {
 enum Command {
     /// De-identify a DICOM file or folder (walked recursively) into OUTPUT.
     Deid(deid::DeidArgs),
+    /// Show profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Write a new random key to PATH (readable by its owner only).
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
         path: std::path::PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Print the effective table: every attribute of PS3.15 Table E.1-1, the
+    /// action the profile applies and the rule that chose it.
+    Show(profile_args::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +53,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Deid(args) => deid::run(args),
+        Command::Profile(ProfileCommand::Show(args)) => {
+            profile_show::run(&args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());
             ExitCode::SUCCESS

@@ -5,7 +5,9 @@
 use crate::action::{table_action, Action};
 use crate::options::DeidOption;
 use crate::profile::Profile;
-use crate::table::{is_safe_creator, row_for, safe_private, TableRow};
+use crate::table::{is_safe_creator, row_for, safe_private, TableRow, TagPattern};
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_dictionary_std::StandardDataDictionary;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use std::fmt;
@@ -292,4 +294,61 @@ pub fn is_identifying_vr(vr: VR) -> bool {
 pub fn is_text_vr(vr: VR) -> bool {
     use VR::*;
     matches!(vr, AE | LO | LT | PN | SH | ST | UC | UT | UN)
+}
+
+/// One row of a profile's effective table (`obscura profile show`).
+#[derive(Debug, Clone)]
+pub struct EffectiveRow {
+    /// The row's tag or pattern, e.g. `(0010,0010)` or `(60xx,3000)`.
+    pub tag: String,
+    /// The attribute's name in Table E.1-1.
+    pub name: &'static str,
+    /// What the profile does to it at the top level of an object.
+    pub decision: Decision,
+}
+
+/// What `profile` does to every attribute of Table E.1-1, in table order.
+/// Private attributes are shown without a creator (so: as unknown ones).
+pub fn effective_table(profile: &Profile) -> Vec<EffectiveRow> {
+    crate::table::ROWS
+        .iter()
+        .map(|row| {
+            let (tag, text) = match row.tag {
+                TagPattern::Exact(v) => {
+                    let tag = Tag((v >> 16) as u16, v as u16);
+                    (tag, format!("({:04X},{:04X})", tag.0, tag.1))
+                }
+                TagPattern::Masked { value, mask } => {
+                    let hex = format!("{value:08X}");
+                    let text: String = hex
+                        .chars()
+                        .enumerate()
+                        .map(|(i, c)| if (mask >> (28 - 4 * i)) & 0xF == 0 { 'x' } else { c })
+                        .collect();
+                    (
+                        Tag((value >> 16) as u16, value as u16),
+                        format!("({},{})", &text[..4], &text[4..]),
+                    )
+                }
+                TagPattern::PrivateOddGroup => (Tag(0x0009, 0x1000), "(odd,xxxx)".to_string()),
+            };
+            let vr = StandardDataDictionary
+                .by_tag(tag)
+                .map(|e| e.vr().relaxed())
+                .unwrap_or(VR::UN);
+            let place = Place {
+                tag,
+                vr,
+                depth: 0,
+                mode: Mode::Table,
+                creator: None,
+                overlay_type: None,
+            };
+            EffectiveRow {
+                tag: text,
+                name: row.name,
+                decision: decide(place, profile),
+            }
+        })
+        .collect()
 }
