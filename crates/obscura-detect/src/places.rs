@@ -95,6 +95,11 @@ fn anchor(w: &str) -> bool {
     )
 }
 
+/// Anchors that come before the name in their language.
+fn foreign_anchor(w: &str) -> bool {
+    matches!(w, "klinik" | "klinikum" | "clinique" | "ospedale" | "hopital" | "krankenhaus" | "policlinico")
+}
+
 /// Second words of two-word anchors (`Medical Center`, `Health System`).
 fn anchor_pair(first: &str, second: &str) -> bool {
     matches!(
@@ -173,6 +178,15 @@ pub(crate) fn find_institutions(f: &Folded, out: &mut Vec<Finding>) {
             if j > first {
                 end = j - 1;
             }
+            k = end + 1;
+        }
+        // `Klinikum Großhadern`, `Hôpital Saint-Louis`: the name follows.
+        if start == i && foreign_anchor(w) {
+            let mut j = end + 1;
+            while j < n && joined(f, j - 1) && name_word(f, j) && j - end <= 3 {
+                j += 1;
+            }
+            end = j - 1;
             k = end + 1;
         }
         let distinctive = (start..=end).any(|t| !generic(f.word(t)) && f.word(t).len() > 1);
