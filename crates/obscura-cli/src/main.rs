@@ -62,6 +62,13 @@ fn main() -> ExitCode {
         }),
     };
     result.unwrap_or_else(|e| {
+        let closed_pipe = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        if closed_pipe {
+            // `obscura profile show | head`: the reader has all it wants
+            return ExitCode::SUCCESS;
+        }
         eprintln!("obscura: error: {e:#}");
         ExitCode::from(2)
     })

@@ -23,6 +23,18 @@ pub struct TextCleaner {
     charsets: CharacterSets,
 }
 
+/// The Specific Character Set an object (or item) declares, if any.
+pub fn declared_charsets(object: &InMemDicomObject) -> Option<String> {
+    object
+        .get(tags::SPECIFIC_CHARACTER_SET)
+        .and_then(|e| e.value().primitive().map(|v| v.to_multi_str().join("\\")))
+}
+
+/// The character sets of `item`, entered from a data set whose sets are `outer`.
+pub fn item_charsets(outer: &CharacterSets, item: &InMemDicomObject) -> CharacterSets {
+    outer.item(declared_charsets(item).as_deref())
+}
+
 /// The result of cleaning one value.
 enum CleanedText {
     /// Nothing identifying found: keep the value as it is.
@@ -36,17 +48,20 @@ impl TextCleaner {
     /// IDs, dates, addresses, phone numbers, institutions, devices, at any
     /// depth) and its Specific Character Set.
     pub fn new(object: &InMemDicomObject) -> Self {
-        let charsets = object
-            .get(tags::SPECIFIC_CHARACTER_SET)
-            .and_then(|e| e.value().primitive().map(|v| v.to_multi_str().join("\\")))
+        let charsets = declared_charsets(object)
             .map(|v| CharacterSets::from_value(&v))
             .unwrap_or_default();
         let mut cleaner = TextCleaner {
             known: Known::default(),
-            charsets,
+            charsets: charsets.clone(),
         };
-        cleaner.learn(object);
+        cleaner.learn(object, charsets);
         cleaner
+    }
+
+    /// The character sets of the object's top level.
+    pub fn charsets(&self) -> &CharacterSets {
+        &self.charsets
     }
 
     /// The identifying values learned from the object.
@@ -54,14 +69,21 @@ impl TextCleaner {
         &self.known
     }
 
-    fn learn(&mut self, object: &InMemDicomObject) {
+    /// Learn the identifying values of `object`, read with `sets`; return
+    /// the sets in force after it (see `CharacterSets::after_item`).
+    fn learn(&mut self, object: &InMemDicomObject, mut sets: CharacterSets) -> CharacterSets {
         for elem in object.iter() {
             match elem.value() {
-                Value::Sequence(seq) => seq.items().iter().for_each(|item| self.learn(item)),
+                Value::Sequence(seq) => {
+                    for item in seq.items() {
+                        let end = self.learn(item, item_charsets(&sets, item));
+                        sets = sets.after_item(&end);
+                    }
+                }
                 Value::Primitive(v) => {
                     if let Some(kind) = identifying_kind(elem.tag(), elem.vr()) {
                         for s in v.to_multi_str().iter() {
-                            if let Decoded::Text(t) = decode_parsed(s, &self.charsets) {
+                            if let Decoded::Text(t) = decode_parsed(s, &sets) {
                                 self.known.add(kind, &t);
                             }
                         }
@@ -70,18 +92,20 @@ impl TextCleaner {
                 Value::PixelSequence(_) => {}
             }
         }
+        sets
     }
 
-    /// `elem` with every identifying span of its text replaced; the number of
-    /// spans replaced. Values that cannot be decoded are replaced whole.
-    pub fn clean(&self, elem: InMemElement) -> (InMemElement, usize) {
+    /// `elem`, read with `sets`, with every identifying span of its text
+    /// replaced; the number of spans replaced. Values that cannot be decoded
+    /// are replaced whole.
+    pub fn clean(&self, elem: InMemElement, sets: &CharacterSets) -> (InMemElement, usize) {
         let (tag, vr) = (elem.tag(), elem.vr());
         let Some(value) = elem.value().primitive() else {
             return (elem, 0);
         };
         if let PrimitiveValue::U8(bytes) = value {
             // text carried as UN or OB bytes
-            return match self.clean_text(decode_bytes(bytes, &self.charsets)) {
+            return match self.clean_text(decode_bytes(bytes, sets)) {
                 (CleanedText::Unchanged, _) => (elem, 0),
                 (CleanedText::Changed(t), n) => {
                     let mut b = t.into_bytes();
@@ -100,13 +124,13 @@ impl TextCleaner {
         let values: Vec<String> = value
             .to_multi_str()
             .iter()
-            .map(|s| match self.clean_text(decode_parsed(s, &self.charsets)) {
+            .map(|s| match self.clean_text(decode_parsed(s, sets)) {
                 (CleanedText::Unchanged, _) => s.to_string(),
                 (CleanedText::Changed(t), n) => {
                     spans += n;
                     changed = true;
                     let t = truncate_to_vr(t, vr);
-                    encode_for_dicom_rs(&t, &self.charsets).unwrap_or_else(|| ascii_only(&t))
+                    encode_for_dicom_rs(&t, sets).unwrap_or_else(|| ascii_only(&t))
                 }
             })
             .collect();

@@ -1,7 +1,7 @@
 //! The engine: applies the profile to every element at every nesting level.
 
 use crate::action::Action;
-use crate::clean::TextCleaner;
+use crate::clean::{item_charsets, TextCleaner};
 use crate::dates::{shift_da, shift_dt};
 use crate::dummy::dummy_value;
 use crate::marking::mark;
@@ -16,6 +16,7 @@ use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
+use obscura_dicom::charset::CharacterSets;
 use std::collections::{BTreeMap, HashMap};
 
 /// A blank one-page PDF: the dummy value of an encapsulated PDF document.
@@ -71,6 +72,8 @@ struct Walk<'a> {
     profile: &'a Profile,
     pseudonyms: &'a Pseudonymizer,
     cleaner: TextCleaner,
+    /// The character sets in force, as dicom-rs read the element at hand.
+    charsets: CharacterSets,
     patient_id: String,
     date_offset: i64,
     document_mime: Option<String>,
@@ -130,10 +133,12 @@ impl Deidentifier {
             &text(tags::PATIENT_BIRTH_DATE),
         );
         let mime = text(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT);
+        let cleaner = TextCleaner::new(&object);
         let mut walk = Walk {
             profile: &self.profile,
             pseudonyms: &self.pseudonyms,
-            cleaner: TextCleaner::new(&object),
+            charsets: cleaner.charsets().clone(),
+            cleaner,
             patient_id: self.pseudonyms.patient_id(&identity),
             date_offset: self.pseudonyms.date_offset_days(&identity),
             document_mime: Some(mime).filter(|m| !m.is_empty()),
@@ -236,7 +241,7 @@ impl Walk<'_> {
             Action::Clean if vr == VR::SQ => self.sequence(elem, Mode::Clean),
             Action::Clean if tag == tags::ENCAPSULATED_DOCUMENT => self.keep_document(elem),
             Action::Clean => {
-                let (elem, spans) = self.cleaner.clean(elem);
+                let (elem, spans) = self.cleaner.clean(elem, &self.charsets);
                 self.cleaned_spans += spans;
                 elem
             }
@@ -328,7 +333,11 @@ impl Walk<'_> {
                     .enumerate()
                     .map(|(i, item)| {
                         self.path.push(format!("[{i}]"));
+                        let inner = item_charsets(&self.charsets, &item);
+                        let outer = std::mem::replace(&mut self.charsets, inner);
                         let item = self.object(item, mode);
+                        let end = std::mem::replace(&mut self.charsets, outer);
+                        self.charsets = self.charsets.after_item(&end);
                         self.path.pop();
                         item
                     })
