@@ -88,7 +88,11 @@ pub fn run(
     let profile = engine.profile();
     let report = RunReport::tally(
         profile.method_description(),
-        profile.codes().iter().map(|c| c.value.to_string()).collect(),
+        profile
+            .codes()
+            .iter()
+            .map(|c| c.value.to_string())
+            .collect(),
         obscura_deid::table::EDITION,
         reports,
         started.elapsed().as_secs_f64(),

@@ -1,14 +1,14 @@
 //! `obscura deid`: arguments, progress and the summary.
 
+use crate::explain;
 use crate::keys;
+use crate::profile_args::ProfileArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use obscura_batch::{
     run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport,
 };
-use crate::explain;
-use crate::profile_args::ProfileArgs;
 use obscura_deid::{Deidentifier, Pseudonymizer};
 use std::io::IsTerminal;
 use std::path::PathBuf;

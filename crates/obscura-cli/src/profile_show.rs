@@ -25,7 +25,11 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         writeln!(out, "keep only: {}", list.join(", "))?;
     }
     writeln!(out)?;
-    writeln!(out, "{:<13} {:<48} {:<14} RULE", "TAG", "ATTRIBUTE", "ACTION")?;
+    writeln!(
+        out,
+        "{:<13} {:<48} {:<14} RULE",
+        "TAG", "ATTRIBUTE", "ACTION"
+    )?;
     for row in effective_table(&profile) {
         writeln!(
             out,

@@ -184,16 +184,31 @@ mod tests {
             (Action::Keep, Some(DeidOption::RetainLongFullDates))
         );
         assert_eq!(
-            table_action(study_date, VR::DA, &with(DeidOption::RetainLongModifiedDates)).0,
+            table_action(
+                study_date,
+                VR::DA,
+                &with(DeidOption::RetainLongModifiedDates)
+            )
+            .0,
             Action::ShiftDate
         );
         assert_eq!(
-            table_action(row(0x0008, 0x0030), VR::TM, &with(DeidOption::RetainLongModifiedDates)).0,
+            table_action(
+                row(0x0008, 0x0030),
+                VR::TM,
+                &with(DeidOption::RetainLongModifiedDates)
+            )
+            .0,
             Action::Keep,
             "times of day stay"
         );
         assert_eq!(
-            table_action(row(0x0008, 0x1030), VR::LO, &with(DeidOption::CleanDescriptors)).0,
+            table_action(
+                row(0x0008, 0x1030),
+                VR::LO,
+                &with(DeidOption::CleanDescriptors)
+            )
+            .0,
             Action::Clean
         );
         assert_eq!(

@@ -11,7 +11,9 @@ use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
 use obscura_detect::{find, redact, Detector, Kind, Known};
-use obscura_dicom::charset::{decode_bytes, decode_parsed, encode_for_dicom_rs, CharacterSets, Decoded};
+use obscura_dicom::charset::{
+    decode_bytes, decode_parsed, encode_for_dicom_rs, CharacterSets, Decoded,
+};
 
 /// What replaces a value that cannot be decoded: it may hold anything.
 const UNDECODABLE: &str = "[REMOVED]";
@@ -152,7 +154,10 @@ impl TextCleaner {
                 if findings.is_empty() {
                     (CleanedText::Unchanged, 0)
                 } else {
-                    (CleanedText::Changed(redact(&text, &findings)), findings.len())
+                    (
+                        CleanedText::Changed(redact(&text, &findings)),
+                        findings.len(),
+                    )
                 }
             }
         }

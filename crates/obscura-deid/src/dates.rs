@@ -31,7 +31,10 @@ pub fn shift_dt(value: &str, days: i64) -> Option<String> {
         map_range(v, |dt| {
             let split = dt.len().min(8);
             let (date, rest) = dt.split_at(split);
-            if !rest.bytes().all(|b| b.is_ascii_digit() || b"+-.".contains(&b)) {
+            if !rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.".contains(&b))
+            {
                 return None;
             }
             Some(format!("{}{rest}", shift_date_part(date, days)?))
@@ -54,7 +57,10 @@ fn map_range(v: &str, f: impl Fn(&str) -> Option<String>) -> Option<String> {
     if v.is_empty() {
         return Some(String::new());
     }
-    match v.find('-').filter(|&i| i == 0 || i >= 4 && !is_utc_offset(v, i)) {
+    match v
+        .find('-')
+        .filter(|&i| i == 0 || i >= 4 && !is_utc_offset(v, i))
+    {
         Some(i) => {
             let (a, b) = (&v[..i], &v[i + 1..]);
             let a = if a.is_empty() { String::new() } else { f(a)? };
@@ -139,9 +145,15 @@ mod tests {
         assert_eq!(shift_da("20160101", -1).unwrap(), "20151231");
         assert_eq!(shift_da("20000301", -1).unwrap(), "20000229");
         assert_eq!(shift_da("19000301", -1).unwrap(), "19000228");
-        assert_eq!(shift_da("20160321\\20170101", -7).unwrap(), "20160314\\20161225");
+        assert_eq!(
+            shift_da("20160321\\20170101", -7).unwrap(),
+            "20160314\\20161225"
+        );
         assert_eq!(shift_da("201603", -70).unwrap(), "201512");
-        assert_eq!(shift_da("20160101-20160131", -7).unwrap(), "20151225-20160124");
+        assert_eq!(
+            shift_da("20160101-20160131", -7).unwrap(),
+            "20151225-20160124"
+        );
         assert_eq!(shift_da("20160321 ", -7).unwrap(), "20160314");
     }
 

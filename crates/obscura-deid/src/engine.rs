@@ -220,7 +220,12 @@ impl Walk<'_> {
         }
     }
 
-    fn apply(&mut self, elem: InMemElement, decision: Decision, mode: Mode) -> Option<InMemElement> {
+    fn apply(
+        &mut self,
+        elem: InMemElement,
+        decision: Decision,
+        mode: Mode,
+    ) -> Option<InMemElement> {
         let (tag, vr) = (elem.tag(), elem.vr());
         Some(match decision.action {
             Action::Remove => return None,
@@ -274,16 +279,14 @@ impl Walk<'_> {
             .primitive()
             .map(|v| v.to_bytes().into_owned())
             .unwrap_or_default();
-        let verdict = match obscura_detect::document::document_text(
-            &bytes,
-            self.document_mime.as_deref(),
-        ) {
-            Err(e) => Some(format!("its text cannot be read ({e})")),
-            Ok(text) if self.cleaner.holds_known_values(&text) => {
-                Some("its text holds identifying values of the header".to_string())
-            }
-            Ok(_) => None,
-        };
+        let verdict =
+            match obscura_detect::document::document_text(&bytes, self.document_mime.as_deref()) {
+                Err(e) => Some(format!("its text cannot be read ({e})")),
+                Ok(text) if self.cleaner.holds_known_values(&text) => {
+                    Some("its text holds identifying values of the header".to_string())
+                }
+                Ok(_) => None,
+            };
         if let Some(reason) = verdict {
             self.unsafe_reason.get_or_insert(Unsafe::Document(reason));
         }
@@ -403,7 +406,9 @@ fn dummy(elem: InMemElement) -> InMemElement {
 fn display_name(tag: Tag, creator: Option<&str>) -> String {
     if tag.0 % 2 == 1 {
         return match creator {
-            Some(c) if (0x0010..=0x00FF).contains(&tag.1) => format!("private creator {}", c.trim()),
+            Some(c) if (0x0010..=0x00FF).contains(&tag.1) => {
+                format!("private creator {}", c.trim())
+            }
             Some(c) => format!("private ({})", c.trim()),
             None => "private (no creator)".to_string(),
         };

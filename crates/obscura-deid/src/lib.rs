@@ -21,7 +21,7 @@ pub mod table;
 
 pub use burned_in::{burned_in_risk, BurnedInRisk};
 pub use engine::{Deidentified, Deidentifier, Explained, Unsafe};
-pub use options::DeidOption;
 pub use key::{KeyError, SecretKey};
+pub use options::DeidOption;
 pub use profile::{Profile, ProfileError};
 pub use pseudonym::Pseudonymizer;

@@ -373,8 +373,8 @@ mod tests {
 
     #[test]
     fn codes_follow_the_options() {
-        let p = Profile::with_options([DeidOption::CleanDescriptors, DeidOption::RetainUids])
-            .unwrap();
+        let p =
+            Profile::with_options([DeidOption::CleanDescriptors, DeidOption::RetainUids]).unwrap();
         let codes: Vec<_> = p.codes().iter().map(|c| c.value).collect();
         assert_eq!(codes, ["113100", "113110", "113105"]);
         assert!(p.method_description().len() <= 64);
@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(p.name, "acme-ai");
         assert!(p.has(DeidOption::CleanDescriptors));
         assert_eq!(p.overrides().len(), 3);
-        assert_eq!(p.overrides()[0].selector, Selector::Tag(Tag(0x0010, 0x0040)));
+        assert_eq!(
+            p.overrides()[0].selector,
+            Selector::Tag(Tag(0x0010, 0x0040))
+        );
         assert!(p.overrides()[1]
             .selector
             .matches(Tag(0x0019, 0x110C), Some("siemens mr header ")));
@@ -423,10 +426,14 @@ mod tests {
         let err = |t: &str| Profile::from_toml(t).unwrap_err().to_string();
         assert!(err("options = [\"retain-all\"]").contains("unknown option"));
         assert!(err("base = \"strict\"").contains("base profile"));
-        assert!(err("[[override]]\nattribute = \"NoSuchKeyword\"\naction = \"keep\"")
-            .contains("NoSuchKeyword"));
-        assert!(err("[[override]]\nattribute = \"PatientSex\"\naction = \"replace\"")
-            .contains("needs a `value`"));
+        assert!(
+            err("[[override]]\nattribute = \"NoSuchKeyword\"\naction = \"keep\"")
+                .contains("NoSuchKeyword")
+        );
+        assert!(
+            err("[[override]]\nattribute = \"PatientSex\"\naction = \"replace\"")
+                .contains("needs a `value`")
+        );
         assert!(err("colour = 1").contains("profile file"));
     }
 }

@@ -7,9 +7,9 @@ use crate::options::DeidOption;
 use crate::profile::Profile;
 use crate::table::{is_safe_creator, row_for, safe_private, TableRow, TagPattern};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-use dicom_dictionary_std::StandardDataDictionary;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_dictionary_std::StandardDataDictionary;
 use std::fmt;
 
 /// The rule that chose an action, for explanations.
@@ -173,7 +173,10 @@ pub fn decide(place: Place, profile: &Profile) -> Decision {
         .iter()
         .position(|o| o.selector.matches(tag, place.creator))
     {
-        return Decision::new(Action::from(&profile.overrides()[i].action), Rule::Override(i));
+        return Decision::new(
+            Action::from(&profile.overrides()[i].action),
+            Rule::Override(i),
+        );
     }
     if depth == 0 {
         if let Some(keep) = profile.keep_only() {
@@ -220,7 +223,10 @@ fn adjust_kept(decision: Decision, place: Place, profile: &Profile) -> Decision 
         }
         _ => {}
     }
-    let full_dates_kept = matches!(decision.rule, Rule::Table(_, Some(DeidOption::RetainLongFullDates)));
+    let full_dates_kept = matches!(
+        decision.rule,
+        Rule::Table(_, Some(DeidOption::RetainLongFullDates))
+    );
     if profile.has(DeidOption::RetainLongModifiedDates)
         && matches!(place.vr, VR::DA | VR::DT)
         && !full_dates_kept
@@ -250,7 +256,11 @@ fn private(place: Place, profile: &Profile) -> Decision {
             .and_then(|c| safe_private(c, tag.0, (tag.1 & 0xFF) as u8))
             .is_some();
     if safe {
-        adjust_kept(Decision::new(Action::Keep, Rule::SafePrivate), place, profile)
+        adjust_kept(
+            Decision::new(Action::Keep, Rule::SafePrivate),
+            place,
+            profile,
+        )
     } else {
         Decision::new(Action::Remove, Rule::UnsafePrivate)
     }
@@ -323,7 +333,13 @@ pub fn effective_table(profile: &Profile) -> Vec<EffectiveRow> {
                     let text: String = hex
                         .chars()
                         .enumerate()
-                        .map(|(i, c)| if (mask >> (28 - 4 * i)) & 0xF == 0 { 'x' } else { c })
+                        .map(|(i, c)| {
+                            if (mask >> (28 - 4 * i)) & 0xF == 0 {
+                                'x'
+                            } else {
+                                c
+                            }
+                        })
                         .collect();
                     (
                         Tag((value >> 16) as u16, value as u16),

@@ -59,7 +59,10 @@ fn ct(patient_id: &str, sop: &str, extra: Vec<DataElement<InMemDicomObject>>) ->
 
 #[test]
 fn basic_profile_actions_at_the_top_level() {
-    let out = engine(1).deidentify(ct("MRN1", SOP, vec![])).expect("de-identifiable").object;
+    let out = engine(1)
+        .deidentify(ct("MRN1", SOP, vec![]))
+        .expect("de-identifiable")
+        .object;
     assert_eq!(
         text(&out, tags::STUDY_DATE).as_deref(),
         Some(""),
@@ -127,7 +130,10 @@ fn nested_sequences_get_the_profile_at_every_depth() {
         Some(CT_CLASS)
     );
     let referenced = text(deep, tags::REFERENCED_SOP_INSTANCE_UID).unwrap();
-    let target = engine(1).deidentify(ct("MRN1", SOP, vec![])).expect("de-identifiable").object;
+    let target = engine(1)
+        .deidentify(ct("MRN1", SOP, vec![]))
+        .expect("de-identifiable")
+        .object;
     assert_eq!(
         Some(referenced),
         text(&target, tags::SOP_INSTANCE_UID),
@@ -149,7 +155,8 @@ fn private_attributes_and_creators_are_removed() {
                     PrimitiveValue::from(vec![1u8, 2]),
                 ),
             ],
-        )).expect("de-identifiable")
+        ))
+        .expect("de-identifiable")
         .object;
     assert!(out.iter().all(|e| e.tag().0 % 2 == 0));
 }
@@ -157,10 +164,22 @@ fn private_attributes_and_creators_are_removed() {
 #[test]
 fn patient_pseudonyms_are_consistent_per_patient_and_distinct_between() {
     let e = engine(1);
-    let a1 = e.deidentify(ct("MRN1", "1.2.3.1", vec![])).expect("de-identifiable").object;
-    let a2 = e.deidentify(ct("MRN1", "1.2.3.2", vec![])).expect("de-identifiable").object;
-    let b = e.deidentify(ct("MRN2", "1.2.3.3", vec![])).expect("de-identifiable").object;
-    let other_key = engine(2).deidentify(ct("MRN1", "1.2.3.1", vec![])).expect("de-identifiable").object;
+    let a1 = e
+        .deidentify(ct("MRN1", "1.2.3.1", vec![]))
+        .expect("de-identifiable")
+        .object;
+    let a2 = e
+        .deidentify(ct("MRN1", "1.2.3.2", vec![]))
+        .expect("de-identifiable")
+        .object;
+    let b = e
+        .deidentify(ct("MRN2", "1.2.3.3", vec![]))
+        .expect("de-identifiable")
+        .object;
+    let other_key = engine(2)
+        .deidentify(ct("MRN1", "1.2.3.1", vec![]))
+        .expect("de-identifiable")
+        .object;
     let id = |o: &InMemDicomObject| text(o, tags::PATIENT_ID).unwrap();
     assert_eq!(id(&a1), id(&a2));
     assert_ne!(id(&a1), id(&b));
@@ -183,8 +202,12 @@ fn patient_pseudonyms_are_consistent_per_patient_and_distinct_between() {
 
 #[test]
 fn the_same_key_gives_the_same_output() {
-    let a = engine(3).deidentify(ct("MRN1", SOP, vec![])).expect("de-identifiable");
-    let b = engine(3).deidentify(ct("MRN1", SOP, vec![])).expect("de-identifiable");
+    let a = engine(3)
+        .deidentify(ct("MRN1", SOP, vec![]))
+        .expect("de-identifiable");
+    let b = engine(3)
+        .deidentify(ct("MRN1", SOP, vec![]))
+        .expect("de-identifiable");
     assert_eq!(format!("{:?}", a.object), format!("{:?}", b.object));
     assert_eq!(a.uids, b.uids);
     assert_eq!(
@@ -196,7 +219,10 @@ fn the_same_key_gives_the_same_output() {
 
 #[test]
 fn output_is_marked_with_the_profile_used() {
-    let out = engine(1).deidentify(ct("MRN1", SOP, vec![])).expect("de-identifiable").object;
+    let out = engine(1)
+        .deidentify(ct("MRN1", SOP, vec![]))
+        .expect("de-identifiable")
+        .object;
     assert_eq!(
         text(&out, tags::PATIENT_IDENTITY_REMOVED).as_deref(),
         Some("YES")
@@ -238,7 +264,8 @@ fn a_dummied_sequence_keeps_structure_and_codes_but_not_text() {
             "MRN1",
             SOP,
             vec![seq(tags::CONTENT_SEQUENCE, vec![content])],
-        )).expect("de-identifiable")
+        ))
+        .expect("de-identifiable")
         .object;
     let item = &out
         .element(tags::CONTENT_SEQUENCE)
@@ -267,7 +294,8 @@ fn identifying_code_sequences_lose_their_codes() {
             "MRN1",
             SOP,
             vec![seq(tags::INSTITUTION_CODE_SEQUENCE, vec![institution])],
-        )).expect("de-identifiable")
+        ))
+        .expect("de-identifiable")
         .object;
     let item = &out
         .element(tags::INSTITUTION_CODE_SEQUENCE)
@@ -320,7 +348,8 @@ fn an_encapsulated_pdf_becomes_a_blank_pdf() {
                     "application/pdf",
                 ),
             ],
-        )).expect("de-identifiable")
+        ))
+        .expect("de-identifiable")
         .object;
     let doc = out
         .element(tags::ENCAPSULATED_DOCUMENT)

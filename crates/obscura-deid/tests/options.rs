@@ -1,7 +1,6 @@
 //! Each PS3.15 option on hand-built objects: every test fails if its option
 //! is ignored. Real files are covered by the pytest suite.
 
-use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::tags;
@@ -24,7 +23,8 @@ fn obj(elements: Vec<Elem>) -> InMemDicomObject {
 }
 
 fn text(o: &InMemDicomObject, tag: Tag) -> Option<String> {
-    o.get(tag).map(|e| e.to_str().unwrap_or_default().to_string())
+    o.get(tag)
+        .map(|e| e.to_str().unwrap_or_default().to_string())
 }
 
 fn item(o: &InMemDicomObject, tag: Tag) -> InMemDicomObject {
@@ -66,7 +66,11 @@ fn ct(patient_id: &str, extra: Vec<Elem>) -> InMemDicomObject {
         s(tags::PATIENT_SEX, VR::CS, "M"),
         s(tags::PATIENT_AGE, VR::AS, "062Y"),
         s(tags::DEVICE_SERIAL_NUMBER, VR::LO, "SN-7781"),
-        s(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.10.1234.1"),
+        s(
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            "1.2.826.0.1.3680043.10.1234.1",
+        ),
     ];
     v.extend(extra);
     obj(v)
@@ -82,7 +86,10 @@ fn retain_uids_keeps_instance_uids() {
 #[test]
 fn retain_device_identity_keeps_station_and_serial() {
     let (basic, with) = both(DeidOption::RetainDeviceIdentity, ct("MRN1", vec![]));
-    assert_ne!(text(&basic, tags::DEVICE_SERIAL_NUMBER).as_deref(), Some("SN-7781"));
+    assert_ne!(
+        text(&basic, tags::DEVICE_SERIAL_NUMBER).as_deref(),
+        Some("SN-7781")
+    );
     assert_eq!(text(&with, tags::DEVICE_SERIAL_NUMBER).unwrap(), "SN-7781");
     assert_eq!(text(&with, tags::STATION_NAME).unwrap(), "CT01");
 }
@@ -90,8 +97,14 @@ fn retain_device_identity_keeps_station_and_serial() {
 #[test]
 fn retain_institution_identity_keeps_the_institution() {
     let (basic, with) = both(DeidOption::RetainInstitutionIdentity, ct("MRN1", vec![]));
-    assert_ne!(text(&basic, tags::INSTITUTION_NAME).as_deref(), Some("General Hospital"));
-    assert_eq!(text(&with, tags::INSTITUTION_NAME).unwrap(), "General Hospital");
+    assert_ne!(
+        text(&basic, tags::INSTITUTION_NAME).as_deref(),
+        Some("General Hospital")
+    );
+    assert_eq!(
+        text(&with, tags::INSTITUTION_NAME).unwrap(),
+        "General Hospital"
+    );
 }
 
 #[test]
@@ -122,7 +135,17 @@ fn modified_dates_keep_a_patients_intervals_at_every_depth() {
         )
     };
     let opts = [DeidOption::RetainLongModifiedDates];
-    let first = run(&opts, ct("MRN1", vec![s(tags::ACQUISITION_DATE_TIME, VR::DT, "20240105093000.5+0100")]));
+    let first = run(
+        &opts,
+        ct(
+            "MRN1",
+            vec![s(
+                tags::ACQUISITION_DATE_TIME,
+                VR::DT,
+                "20240105093000.5+0100",
+            )],
+        ),
+    );
     let mut later = ct("MRN1", vec![nested("20240301")]);
     later.put(s(tags::STUDY_DATE, VR::DA, "20240112"));
     let later = run(&opts, later);
@@ -137,12 +160,24 @@ fn modified_dates_keep_a_patients_intervals_at_every_depth() {
     let d1 = text(&first, tags::STUDY_DATE).unwrap();
     let d2 = text(&later, tags::STUDY_DATE).unwrap();
     assert_ne!(d1, "20240105", "the date moved");
-    assert_eq!(day(&d2) - day(&d1), 7, "a week apart before, a week apart after");
-    assert_ne!(text(&other, tags::STUDY_DATE).unwrap(), d1, "another patient, another offset");
+    assert_eq!(
+        day(&d2) - day(&d1),
+        7,
+        "a week apart before, a week apart after"
+    );
+    assert_ne!(
+        text(&other, tags::STUDY_DATE).unwrap(),
+        d1,
+        "another patient, another offset"
+    );
     let dt = text(&first, tags::ACQUISITION_DATE_TIME).unwrap();
     assert!(dt.starts_with(&d1) && dt.ends_with("093000.5+0100"), "{dt}");
     let inner = text(&item(&later, tags::SOURCE_IMAGE_SEQUENCE), tags::STUDY_DATE).unwrap();
-    assert_eq!(day(&inner) - day(&d2), 49, "nested dates move by the same offset");
+    assert_eq!(
+        day(&inner) - day(&d2),
+        49,
+        "nested dates move by the same offset"
+    );
     assert_eq!(
         text(&first, tags::LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED).unwrap(),
         "MODIFIED"
@@ -151,9 +186,20 @@ fn modified_dates_keep_a_patients_intervals_at_every_depth() {
 
 #[test]
 fn clean_descriptors_keep_the_clinical_words_only() {
-    let desc = s(tags::STUDY_DESCRIPTION, VR::LO, "CT CHEST per Dr Roe 01/05/2024 for John Doe");
-    let comments = s(tags::IMAGE_COMMENTS, VR::LT, "Pt DOE moved; SSN 123-45-6789; call 555-201-3344");
-    let (basic, with) = both(DeidOption::CleanDescriptors, ct("MRN1", vec![desc, comments]));
+    let desc = s(
+        tags::STUDY_DESCRIPTION,
+        VR::LO,
+        "CT CHEST per Dr Roe 01/05/2024 for John Doe",
+    );
+    let comments = s(
+        tags::IMAGE_COMMENTS,
+        VR::LT,
+        "Pt DOE moved; SSN 123-45-6789; call 555-201-3344",
+    );
+    let (basic, with) = both(
+        DeidOption::CleanDescriptors,
+        ct("MRN1", vec![desc, comments]),
+    );
     assert!(text(&basic, tags::STUDY_DESCRIPTION).is_none());
     let cleaned = text(&with, tags::STUDY_DESCRIPTION).unwrap();
     assert!(cleaned.starts_with("CT CHEST"), "{cleaned}");
@@ -169,13 +215,18 @@ fn clean_descriptors_keep_the_clinical_words_only() {
 
 #[test]
 fn clean_structured_content_cleans_text_replaces_names_and_remaps_uids() {
-    let content_item = |vt: &str, value: Elem| {
-        obj(vec![s(tags::VALUE_TYPE, VR::CS, vt), value])
-    };
+    let content_item = |vt: &str, value: Elem| obj(vec![s(tags::VALUE_TYPE, VR::CS, vt), value]);
     let sr = vec![seq(
         tags::CONTENT_SEQUENCE,
         vec![
-            content_item("TEXT", s(tags::TEXT_VALUE, VR::UT, "Mild effusion. Discussed with John Doe.")),
+            content_item(
+                "TEXT",
+                s(
+                    tags::TEXT_VALUE,
+                    VR::UT,
+                    "Mild effusion. Discussed with John Doe.",
+                ),
+            ),
             content_item("PNAME", s(tags::PERSON_NAME, VR::PN, "ROE^RICHARD")),
             content_item("UIDREF", s(tags::UID, VR::UI, SOP)),
             obj(vec![
@@ -192,7 +243,8 @@ fn clean_structured_content_cleans_text_replaces_names_and_remaps_uids() {
         ],
     )];
     let (basic, with) = both(DeidOption::CleanStructuredContent, ct("MRN1", sr));
-    let items = |o: &InMemDicomObject| match o.get(tags::CONTENT_SEQUENCE).map(InMemElement::value) {
+    let items = |o: &InMemDicomObject| match o.get(tags::CONTENT_SEQUENCE).map(InMemElement::value)
+    {
         Some(Value::Sequence(s)) => s.items().to_vec(),
         _ => panic!("no content"),
     };
@@ -204,7 +256,9 @@ fn clean_structured_content_cleans_text_replaces_names_and_remaps_uids() {
         text_value,
         "without the option, the text is replaced whole"
     );
-    assert!(!text(&items(&with)[1], tags::PERSON_NAME).unwrap().contains("ROE"));
+    assert!(!text(&items(&with)[1], tags::PERSON_NAME)
+        .unwrap()
+        .contains("ROE"));
     assert_eq!(
         text(&items(&with)[2], tags::UID).unwrap(),
         text(&with, tags::SOP_INSTANCE_UID).unwrap(),
@@ -222,7 +276,11 @@ fn clean_graphics_keeps_annotations_with_clean_text_and_region_overlays() {
             s(tags::GRAPHIC_LAYER, VR::CS, "LAYER1"),
             seq(
                 tags::TEXT_OBJECT_SEQUENCE,
-                vec![obj(vec![s(tags::UNFORMATTED_TEXT_VALUE, VR::ST, "Nodule 4 mm, John Doe")])],
+                vec![obj(vec![s(
+                    tags::UNFORMATTED_TEXT_VALUE,
+                    VR::ST,
+                    "Nodule 4 mm, John Doe",
+                )])],
             ),
         ])],
     );
@@ -230,7 +288,11 @@ fn clean_graphics_keeps_annotations_with_clean_text_and_region_overlays() {
         vec![
             s(Tag(group, 0x0010), VR::US, "2"),
             s(Tag(group, 0x0040), VR::CS, kind),
-            DataElement::new(Tag(group, 0x3000), VR::OW, PrimitiveValue::from(vec![0u8; 4])),
+            DataElement::new(
+                Tag(group, 0x3000),
+                VR::OW,
+                PrimitiveValue::from(vec![0u8; 4]),
+            ),
         ]
     };
     let mut extra = vec![annotation];
@@ -238,9 +300,18 @@ fn clean_graphics_keeps_annotations_with_clean_text_and_region_overlays() {
     extra.extend(overlay(0x6002, "G"));
     let (basic, with) = both(DeidOption::CleanGraphics, ct("MRN1", extra));
     assert!(basic.get(Tag(0x6000, 0x3000)).is_none());
-    assert!(with.get(Tag(0x6000, 0x3000)).is_some(), "region overlay kept");
-    assert!(with.get(Tag(0x6002, 0x3000)).is_none(), "graphics overlay removed");
-    let text_object = item(&item(&with, tags::GRAPHIC_ANNOTATION_SEQUENCE), tags::TEXT_OBJECT_SEQUENCE);
+    assert!(
+        with.get(Tag(0x6000, 0x3000)).is_some(),
+        "region overlay kept"
+    );
+    assert!(
+        with.get(Tag(0x6002, 0x3000)).is_none(),
+        "graphics overlay removed"
+    );
+    let text_object = item(
+        &item(&with, tags::GRAPHIC_ANNOTATION_SEQUENCE),
+        tags::TEXT_OBJECT_SEQUENCE,
+    );
     let t = text(&text_object, tags::UNFORMATTED_TEXT_VALUE).unwrap();
     assert!(t.starts_with("Nodule 4 mm"), "{t}");
     assert!(!t.contains("Doe"), "{t}");
@@ -269,7 +340,10 @@ fn retain_safe_private_keeps_listed_attributes_by_creator_in_any_block() {
 fn method_codes_are_the_options_applied() {
     let options = [DeidOption::CleanDescriptors, DeidOption::RetainUids];
     let out = run(&options, ct("MRN1", vec![]));
-    let codes: Vec<String> = match out.get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE).map(InMemElement::value) {
+    let codes: Vec<String> = match out
+        .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+        .map(InMemElement::value)
+    {
         Some(Value::Sequence(s)) => s
             .items()
             .iter()
@@ -296,7 +370,10 @@ fn profile_overrides_and_keep_lists_take_precedence() {
     )
     .unwrap();
     let out = Deidentifier::new(profile, Pseudonymizer::new(SecretKey::from_bytes([9; 32])))
-        .deidentify(ct("MRN1", vec![s(tags::STUDY_DESCRIPTION, VR::LO, "CT CHEST")]))
+        .deidentify(ct(
+            "MRN1",
+            vec![s(tags::STUDY_DESCRIPTION, VR::LO, "CT CHEST")],
+        ))
         .unwrap()
         .object;
     assert_eq!(text(&out, tags::STUDY_DESCRIPTION).unwrap(), "RESEARCH");

@@ -7,8 +7,8 @@ mod annex_e;
 mod safe_private;
 
 pub use annex_e::{EDITION, EXACT_ROW_COUNT, ROWS};
-pub use safe_private::SAFE_PRIVATE;
 use dicom_core::Tag;
+pub use safe_private::SAFE_PRIVATE;
 
 /// The tag (or tag pattern) a row of the table applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +148,9 @@ pub struct SafePrivate {
 pub fn safe_private(creator: &str, group: u16, element: u8) -> Option<&'static SafePrivate> {
     let creator = normalize_creator(creator);
     SAFE_PRIVATE
-        .binary_search_by(|s| (s.creator, s.group, s.element).cmp(&(creator.as_str(), group, element)))
+        .binary_search_by(|s| {
+            (s.creator, s.group, s.element).cmp(&(creator.as_str(), group, element))
+        })
         .ok()
         .map(|i| &SAFE_PRIVATE[i])
 }
@@ -228,9 +230,14 @@ mod tests {
     fn safe_private_lookup_is_by_creator_group_and_offset() {
         assert!(SAFE_PRIVATE
             .windows(2)
-            .all(|w| (w[0].creator, w[0].group, w[0].element) < (w[1].creator, w[1].group, w[1].element)));
+            .all(|w| (w[0].creator, w[0].group, w[0].element)
+                < (w[1].creator, w[1].group, w[1].element)));
         let first = &SAFE_PRIVATE[0];
-        let found = safe_private(&first.creator.to_ascii_lowercase(), first.group, first.element);
+        let found = safe_private(
+            &first.creator.to_ascii_lowercase(),
+            first.group,
+            first.element,
+        );
         assert_eq!(found, Some(first), "creators match case-insensitively");
         assert!(safe_private(first.creator, first.group ^ 0x0100, first.element).is_none());
         assert!(safe_private("NOT A VENDOR", first.group, first.element).is_none());
