@@ -66,13 +66,44 @@ struct DatePatterns(Vec<(Regex, Form)>);
 static DATES: LazyLock<DatePatterns> = LazyLock::new(|| {
     let r = |s: &str| Regex::new(s).expect("date pattern");
     DatePatterns(vec![
-        (r(r"\b([0-9]{4})([-/.])([0-9]{1,2})[-/.]([0-9]{1,2})(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?\b"), Form::Ymd),
-        (r(r"\b([0-9]{1,2})([-/.])([0-9]{1,2})[-/.]([0-9]{4}|[0-9]{2})\b"), Form::Ambiguous),
-        (r(r"\b((?:18|19|20)[0-9]{6})(?:[0-9]{4}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?(?:[+-][0-9]{4})?)?\b"), Form::Compact),
-        (r(&format!(r"(?i)\b([0-9]{{1,2}})(?:st|nd|rd|th)?[\s-]*(?:of\s+)?{MON}\.?,?[\s-]*([0-9]{{4}}|'?[0-9]{{2}})\b")), Form::DayMonYear),
-        (r(&format!(r"(?i)\b{MON}\.?[\s-]+([0-9]{{1,2}})(?:st|nd|rd|th)?,?[\s-]+([0-9]{{4}}|'[0-9]{{2}})\b")), Form::MonDayYear),
-        (r(&format!(r"\b(?i:{MON})\.?\s+([0-9]{{1,2}})(?:st|nd|rd|th)?\b")), Form::MonDay),
-        (r(&format!(r"\b(?i:{MON})\.?,?\s+([0-9]{{4}})\b")), Form::MonYear),
+        (
+            r(
+                r"\b([0-9]{4})([-/.])([0-9]{1,2})[-/.]([0-9]{1,2})(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?\b",
+            ),
+            Form::Ymd,
+        ),
+        (
+            r(r"\b([0-9]{1,2})([-/.])([0-9]{1,2})[-/.]([0-9]{4}|[0-9]{2})\b"),
+            Form::Ambiguous,
+        ),
+        (
+            r(
+                r"\b((?:18|19|20)[0-9]{6})(?:[0-9]{4}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?(?:[+-][0-9]{4})?)?\b",
+            ),
+            Form::Compact,
+        ),
+        (
+            r(&format!(
+                r"(?i)\b([0-9]{{1,2}})(?:st|nd|rd|th)?[\s-]*(?:of\s+)?{MON}\.?,?[\s-]*([0-9]{{4}}|'?[0-9]{{2}})\b"
+            )),
+            Form::DayMonYear,
+        ),
+        (
+            r(&format!(
+                r"(?i)\b{MON}\.?[\s-]+([0-9]{{1,2}})(?:st|nd|rd|th)?,?[\s-]+([0-9]{{4}}|'[0-9]{{2}})\b"
+            )),
+            Form::MonDayYear,
+        ),
+        (
+            r(&format!(
+                r"\b(?i:{MON})\.?\s+([0-9]{{1,2}})(?:st|nd|rd|th)?\b"
+            )),
+            Form::MonDay,
+        ),
+        (
+            r(&format!(r"\b(?i:{MON})\.?,?\s+([0-9]{{4}})\b")),
+            Form::MonYear,
+        ),
         (r(r"\b([0-9]{1,2})/([0-9]{4})\b"), Form::MonthYear),
     ])
 });
@@ -106,8 +137,8 @@ fn small(c: &Captures, i: usize) -> u8 {
 /// Whether a numeric match is part of a longer dotted number (a UID, a
 /// version) rather than a date.
 fn in_dotted_number(text: &str, r: &Range<usize>) -> bool {
-    let before = text[..r.start].as_bytes();
-    let after = text[r.end..].as_bytes();
+    let before = &text.as_bytes()[..r.start];
+    let after = &text.as_bytes()[r.end..];
     let digit_dot_before = before.len() >= 2
         && matches!(before[before.len() - 1], b'.' | b'/' | b'-')
         && before[before.len() - 2].is_ascii_digit();
@@ -142,15 +173,29 @@ fn reading(c: &Captures, form: Form) -> [Option<Ymd>; 2] {
 /// Every date of `text`, sorted by start, overlaps dropped.
 pub(crate) fn find_dates(text: &str) -> Vec<DateHit> {
     let mut hits: Vec<DateHit> = Vec::new();
-    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-    if !has_digit {
+    let (digits, longest_run) = crate::digit_stats(text);
+    if digits == 0 {
         return hits;
     }
+    let has_letter = text.bytes().any(|b| b.is_ascii_alphabetic());
     for (re, form) in &DATES.0 {
+        let possible = match form {
+            Form::Ymd => digits >= 6 && longest_run >= 4,
+            Form::Ambiguous => digits >= 4,
+            Form::Compact => longest_run >= 8,
+            Form::MonthYear => longest_run >= 4,
+            _ => has_letter,
+        };
+        if !possible {
+            continue;
+        }
         for c in re.captures_iter(text) {
             let Some(m) = c.get(0) else { continue };
             let r = m.range();
-            if hits.iter().any(|h| h.range.start < r.end && r.start < h.range.end) {
+            if hits
+                .iter()
+                .any(|h| h.range.start < r.end && r.start < h.range.end)
+            {
                 continue;
             }
             let numeric = matches!(form, Form::Ymd | Form::Ambiguous | Form::MonthYear);
@@ -197,14 +242,18 @@ pub(crate) fn find_times(text: &str) -> Vec<TimeHit> {
             } else {
                 (clock(small(&c, 4), pm(5)), 0)
             };
-            let after = text[m.end()..].as_bytes();
+            let after = &text.as_bytes()[m.end()..];
             // `1:2.5` ratios and `3:45:67` are not times.
             if after.first().is_some_and(|b| *b == b':' || *b == b'.')
                 && after.get(1).is_some_and(u8::is_ascii_digit)
             {
                 return None;
             }
-            Some(TimeHit { range: m.range(), hour, minute })
+            Some(TimeHit {
+                range: m.range(),
+                hour,
+                minute,
+            })
         })
         .collect()
 }
@@ -214,21 +263,43 @@ mod tests {
     use super::*;
 
     fn spans(text: &str) -> Vec<&str> {
-        find_dates(text).iter().map(|h| &text[h.range.clone()]).collect()
+        find_dates(text)
+            .iter()
+            .map(|h| &text[h.range.clone()])
+            .collect()
     }
 
     #[test]
     fn finds_every_format_of_one_date() {
-        let want = Ymd { year: 2016, month: 3, day: 21 };
+        let want = Ymd {
+            year: 2016,
+            month: 3,
+            day: 21,
+        };
         for s in [
-            "2016-03-21", "03/21/2016", "3/21/2016", "21/03/2016", "21.03.2016", "03-21-2016",
-            "March 21, 2016", "21 Mar 2016", "Mar 21 2016", "20160321", "03/21/16",
-            "21-MAR-2016", "21MAR2016", "2016-03-21T14:30:00", "20160321143000.000+0100",
+            "2016-03-21",
+            "03/21/2016",
+            "3/21/2016",
+            "21/03/2016",
+            "21.03.2016",
+            "03-21-2016",
+            "March 21, 2016",
+            "21 Mar 2016",
+            "Mar 21 2016",
+            "20160321",
+            "03/21/16",
+            "21-MAR-2016",
+            "21MAR2016",
+            "2016-03-21T14:30:00",
+            "20160321143000.000+0100",
         ] {
             let hits = find_dates(s);
             assert_eq!(hits.len(), 1, "{s}");
             assert_eq!(hits[0].range, 0..s.len(), "{s}");
-            assert!(hits[0].readings.iter().flatten().any(|r| r.is(&want)), "{s}");
+            assert!(
+                hits[0].readings.iter().flatten().any(|r| r.is(&want)),
+                "{s}"
+            );
         }
     }
 

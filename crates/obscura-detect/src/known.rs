@@ -38,11 +38,39 @@ fn generic(w: &str) -> bool {
     crate::vocab::is_vocab(w)
         || matches!(
             w,
-            "hospital" | "hospitals" | "clinic" | "institute" | "university" | "medical" | "center"
-                | "centre" | "health" | "healthcare" | "system" | "general" | "memorial"
-                | "regional" | "community" | "county" | "saint" | "st" | "of" | "the" | "and"
-                | "s" | "inc" | "llc" | "department" | "dept" | "radiology" | "imaging"
-                | "usa" | "us" | "united" | "states" | "america"
+            "hospital"
+                | "hospitals"
+                | "clinic"
+                | "institute"
+                | "university"
+                | "medical"
+                | "center"
+                | "centre"
+                | "health"
+                | "healthcare"
+                | "system"
+                | "general"
+                | "memorial"
+                | "regional"
+                | "community"
+                | "county"
+                | "saint"
+                | "st"
+                | "of"
+                | "the"
+                | "and"
+                | "s"
+                | "inc"
+                | "llc"
+                | "department"
+                | "dept"
+                | "radiology"
+                | "imaging"
+                | "usa"
+                | "us"
+                | "united"
+                | "states"
+                | "america"
         )
 }
 
@@ -99,7 +127,10 @@ impl Known {
             self.names.push(ws.clone());
         }
         for w in ws {
-            if letters(&w) >= 2 && !is_particle(&w) && !self.names.iter().any(|n| n.len() == 1 && n[0] == w) {
+            if letters(&w) >= 2
+                && !is_particle(&w)
+                && !self.names.iter().any(|n| n.len() == 1 && n[0] == w)
+            {
                 self.names.push(vec![w]);
             }
         }
@@ -110,7 +141,11 @@ impl Known {
         let n = |r: std::ops::Range<usize>| d.get(r).and_then(|s| s.parse::<u16>().ok());
         if let (Some(y), Some(m), Some(dd)) = (n(0..4), n(4..6), n(6..8)) {
             if (1..=12).contains(&m) && (1..=31).contains(&dd) {
-                self.dates.push(Ymd { year: y, month: m as u8, day: dd as u8 });
+                self.dates.push(Ymd {
+                    year: y,
+                    month: m as u8,
+                    day: dd as u8,
+                });
             }
         }
         if let Some(t) = v.get(8..).filter(|t| t.len() >= 4) {
@@ -119,7 +154,11 @@ impl Known {
     }
 
     fn add_time(&mut self, v: &str) {
-        let digits: String = v.chars().take_while(|c| *c != '.').filter(char::is_ascii_digit).collect();
+        let digits: String = v
+            .chars()
+            .take_while(|c| *c != '.')
+            .filter(char::is_ascii_digit)
+            .collect();
         let h = digits.get(0..2).and_then(|s| s.parse::<u8>().ok());
         let m = digits.get(2..4).and_then(|s| s.parse::<u8>().ok());
         if let (Some(h), Some(m)) = (h, m) {
@@ -173,7 +212,10 @@ impl Known {
 
     /// Whether `hit` reads as a recorded date.
     pub(crate) fn has_date(&self, hit: &DateHit) -> bool {
-        hit.readings.iter().flatten().any(|r| self.dates.iter().any(|d| r.is(d)))
+        hit.readings
+            .iter()
+            .flatten()
+            .any(|r| self.dates.iter().any(|d| r.is(d)))
     }
 
     /// Whether `hit` is a recorded time (to the minute).
@@ -224,16 +266,27 @@ impl Known {
 }
 
 fn push(out: &mut Vec<Finding>, range: std::ops::Range<usize>, kind: Kind) {
-    out.push(Finding { range, kind, detector: Detector::Contextual });
+    out.push(Finding {
+        range,
+        kind,
+        detector: Detector::Contextual,
+    });
 }
 
 fn name_gap(g: &str) -> bool {
-    (1..=3).contains(&g.len()) && g.chars().all(|c| matches!(c, ' ' | '-' | '\'' | '.' | '\u{2019}'))
+    (1..=3).contains(&g.len())
+        && g.chars()
+            .all(|c| matches!(c, ' ' | '-' | '\'' | '.' | '\u{2019}'))
 }
 
 fn phrase_gap(g: &str) -> bool {
     (1..=4).contains(&g.len())
-        && g.chars().all(|c| matches!(c, ' ' | '-' | '\'' | '.' | ',' | '/' | '&' | '@' | '#' | '_' | '\u{2019}'))
+        && g.chars().all(|c| {
+            matches!(
+                c,
+                ' ' | '-' | '\'' | '.' | ',' | '/' | '&' | '@' | '#' | '_' | '\u{2019}'
+            )
+        })
 }
 
 fn id_gap(g: &str) -> bool {
@@ -285,7 +338,9 @@ mod tests {
         let mut out = Vec::new();
         known.find(&Folded::new(text), &mut out);
         out.sort_by_key(|x| x.range.start);
-        out.iter().map(|x| text[x.range.clone()].to_owned()).collect()
+        out.iter()
+            .map(|x| text[x.range.clone()].to_owned())
+            .collect()
     }
 
     #[test]
@@ -332,7 +387,10 @@ mod tests {
         let mut k = Known::default();
         k.add(Kind::Address, "1414 Foxglove Terrace^Springfield^IL^62704");
         k.add(Kind::Institution, "Mercy General Hospital");
-        assert_eq!(spans(&k, "lives at 1414 FOXGLOVE TERRACE"), ["1414 FOXGLOVE TERRACE"]);
+        assert_eq!(
+            spans(&k, "lives at 1414 FOXGLOVE TERRACE"),
+            ["1414 FOXGLOVE TERRACE"]
+        );
         assert_eq!(spans(&k, "seen at Mercy today"), ["Mercy"]);
         assert!(spans(&k, "General Hospital").is_empty());
     }

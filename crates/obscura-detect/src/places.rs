@@ -39,30 +39,72 @@ static P: LazyLock<Places> = LazyLock::new(|| {
 });
 
 fn push(out: &mut Vec<Finding>, range: std::ops::Range<usize>, kind: Kind, name: &'static str) {
-    out.push(Finding { range, kind, detector: Detector::Pattern(name) });
+    out.push(Finding {
+        range,
+        kind,
+        detector: Detector::Pattern(name),
+    });
 }
 
 /// Whether the words between a house number and a street suffix can be a
 /// street name (no function or clinical words: `3 weeks with Dr`).
 fn street_name_ok(words: &str) -> bool {
     words.split_whitespace().all(|w| {
-        let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_ascii_lowercase();
-        let ordinal = w.ends_with("st") || w.ends_with("nd") || w.ends_with("rd") || w.ends_with("th");
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_ascii_lowercase();
+        let ordinal =
+            w.ends_with("st") || w.ends_with("nd") || w.ends_with("rd") || w.ends_with("th");
         if w.bytes().any(|b| b.is_ascii_digit()) {
             return ordinal;
         }
-        !is_vocab(&w) || matches!(w.as_str(), "north" | "south" | "east" | "west" | "main" | "park" | "lake" | "hill" | "oak" | "elm" | "pine" | "maple" | "cedar" | "church" | "mill" | "spring" | "river" | "high" | "center" | "old" | "new" | "n" | "s" | "e" | "w" | "ne" | "nw" | "se" | "sw")
+        !is_vocab(&w)
+            || matches!(
+                w.as_str(),
+                "north"
+                    | "south"
+                    | "east"
+                    | "west"
+                    | "main"
+                    | "park"
+                    | "lake"
+                    | "hill"
+                    | "oak"
+                    | "elm"
+                    | "pine"
+                    | "maple"
+                    | "cedar"
+                    | "church"
+                    | "mill"
+                    | "spring"
+                    | "river"
+                    | "high"
+                    | "center"
+                    | "old"
+                    | "new"
+                    | "n"
+                    | "s"
+                    | "e"
+                    | "w"
+                    | "ne"
+                    | "nw"
+                    | "se"
+                    | "sw"
+            )
     })
 }
 
 /// Every street address, city/state/ZIP and ZIP code of `text`.
 pub(crate) fn find_addresses(text: &str, out: &mut Vec<Finding>) {
-    if !text.bytes().any(|b| b.is_ascii_digit()) {
+    let (digits, longest_run) = crate::digit_stats(text);
+    if digits == 0 {
         return;
     }
     let p = &*P;
     for c in p.street.captures_iter(text) {
-        let (Some(m), Some(words)) = (c.get(0), c.get(1)) else { continue };
+        let (Some(m), Some(words)) = (c.get(0), c.get(1)) else {
+            continue;
+        };
         if !street_name_ok(words.as_str()) {
             continue;
         }
@@ -72,7 +114,13 @@ pub(crate) fn find_addresses(text: &str, out: &mut Vec<Finding>) {
         }
         push(out, m.start()..end, Kind::Address, "street-address");
     }
-    for m in p.po_box.find_iter(text).chain(p.city_state_zip.find_iter(text)) {
+    for m in p.po_box.find_iter(text) {
+        push(out, m.range(), Kind::Address, "address");
+    }
+    if longest_run < 5 {
+        return;
+    }
+    for m in p.city_state_zip.find_iter(text) {
         push(out, m.range(), Kind::Address, "address");
     }
     for m in p.state_zip.find_iter(text) {
@@ -89,27 +137,67 @@ pub(crate) fn find_addresses(text: &str, out: &mut Vec<Finding>) {
 fn anchor(w: &str) -> bool {
     matches!(
         w,
-        "hospital" | "hospitals" | "clinic" | "clinics" | "institute" | "infirmary" | "university"
-            | "college" | "sanatorium" | "hospice" | "healthcare" | "klinik" | "klinikum"
-            | "clinique" | "ospedale" | "hopital" | "krankenhaus" | "polyclinic" | "foundation"
+        "hospital"
+            | "hospitals"
+            | "clinic"
+            | "clinics"
+            | "institute"
+            | "infirmary"
+            | "university"
+            | "college"
+            | "sanatorium"
+            | "hospice"
+            | "healthcare"
+            | "klinik"
+            | "klinikum"
+            | "clinique"
+            | "ospedale"
+            | "hopital"
+            | "krankenhaus"
+            | "polyclinic"
+            | "foundation"
     )
 }
 
 /// Anchors that come before the name in their language.
 fn foreign_anchor(w: &str) -> bool {
-    matches!(w, "klinik" | "klinikum" | "clinique" | "ospedale" | "hopital" | "krankenhaus" | "policlinico")
+    matches!(
+        w,
+        "klinik" | "klinikum" | "clinique" | "ospedale" | "hopital" | "krankenhaus" | "policlinico"
+    )
 }
 
 /// Second words of two-word anchors (`Medical Center`, `Health System`).
 fn anchor_pair(first: &str, second: &str) -> bool {
     matches!(
         first,
-        "medical" | "health" | "cancer" | "imaging" | "radiology" | "surgical" | "surgery"
-            | "diagnostic" | "diagnostics" | "rehabilitation" | "heart" | "childrens" | "trauma"
+        "medical"
+            | "health"
+            | "cancer"
+            | "imaging"
+            | "radiology"
+            | "surgical"
+            | "surgery"
+            | "diagnostic"
+            | "diagnostics"
+            | "rehabilitation"
+            | "heart"
+            | "childrens"
+            | "trauma"
     ) && matches!(
         second,
-        "center" | "centre" | "centers" | "system" | "systems" | "group" | "services" | "network"
-            | "associates" | "partners" | "alliance" | "practice"
+        "center"
+            | "centre"
+            | "centers"
+            | "system"
+            | "systems"
+            | "group"
+            | "services"
+            | "network"
+            | "associates"
+            | "partners"
+            | "alliance"
+            | "practice"
     )
 }
 
@@ -118,28 +206,83 @@ fn generic(w: &str) -> bool {
     anchor(w)
         || matches!(
             w,
-            "general" | "memorial" | "regional" | "community" | "medical" | "center" | "centre"
-                | "health" | "county" | "university" | "of" | "the" | "and" | "for" | "s" | "st"
-                | "saint" | "childrens" | "children" | "womens" | "mens" | "city" | "state"
-                | "teaching" | "district" | "national" | "system" | "imaging" | "radiology"
-                | "cancer" | "outside" | "this" | "our" | "local" | "referring" | "prior"
-                | "new" | "main" | "a" | "an" | "at" | "to"
+            "general"
+                | "memorial"
+                | "regional"
+                | "community"
+                | "medical"
+                | "center"
+                | "centre"
+                | "health"
+                | "county"
+                | "university"
+                | "of"
+                | "the"
+                | "and"
+                | "for"
+                | "s"
+                | "st"
+                | "saint"
+                | "childrens"
+                | "children"
+                | "womens"
+                | "mens"
+                | "city"
+                | "state"
+                | "teaching"
+                | "district"
+                | "national"
+                | "system"
+                | "imaging"
+                | "radiology"
+                | "cancer"
+                | "outside"
+                | "this"
+                | "our"
+                | "local"
+                | "referring"
+                | "prior"
+                | "new"
+                | "main"
+                | "a"
+                | "an"
+                | "at"
+                | "to"
         )
 }
 
 /// Whether word `i` may be part of an institution name.
 fn name_word(f: &Folded, i: usize) -> bool {
     let w = f.word(i);
-    let apostrophe_s = w == "s" && f.gap_before(i).chars().all(|c| c == '\'' || c == '\u{2019}');
+    let apostrophe_s = w == "s"
+        && f.gap_before(i)
+            .chars()
+            .all(|c| c == '\'' || c == '\u{2019}');
     apostrophe_s
         || (f.is_cap(i)
-            && !matches!(w, "outside" | "this" | "our" | "local" | "referring" | "prior" | "the" | "at" | "from" | "to" | "in")
+            && !matches!(
+                w,
+                "outside"
+                    | "this"
+                    | "our"
+                    | "local"
+                    | "referring"
+                    | "prior"
+                    | "the"
+                    | "at"
+                    | "from"
+                    | "to"
+                    | "in"
+            )
             && (!CLINICAL.has(w) || generic(w) || matches!(w, "heart" | "children")))
 }
 
 fn joined(f: &Folded, i: usize) -> bool {
     let g = f.gap_after(i);
-    !g.is_empty() && g.len() <= 3 && g.chars().all(|c| matches!(c, ' ' | '.' | '-' | '\'' | '\u{2019}' | '&'))
+    !g.is_empty()
+        && g.len() <= 3
+        && g.chars()
+            .all(|c| matches!(c, ' ' | '.' | '-' | '\'' | '\u{2019}' | '&'))
 }
 
 /// Every institution name of `f` (`Mercy General Hospital`, `University
@@ -151,10 +294,15 @@ pub(crate) fn find_institutions(f: &Folded, out: &mut Vec<Finding>) {
         let w = f.word(i);
         let mut end = i;
         let is_anchor = f.is_cap(i)
-            && (anchor(w) || (i + 1 < n && joined(f, i) && f.is_cap(i + 1) && anchor_pair(w, f.word(i + 1)) && {
-                end = i + 1;
-                true
-            }));
+            && (anchor(w)
+                || (i + 1 < n
+                    && joined(f, i)
+                    && f.is_cap(i + 1)
+                    && anchor_pair(w, f.word(i + 1))
+                    && {
+                        end = i + 1;
+                        true
+                    }));
         if !is_anchor {
             i += 1;
             continue;
@@ -191,7 +339,12 @@ pub(crate) fn find_institutions(f: &Folded, out: &mut Vec<Finding>) {
         }
         let distinctive = (start..=end).any(|t| !generic(f.word(t)) && f.word(t).len() > 1);
         if distinctive {
-            push(out, f.toks[start].orig.start..f.toks[end].orig.end, Kind::Institution, "institution");
+            push(
+                out,
+                f.toks[start].orig.start..f.toks[end].orig.end,
+                Kind::Institution,
+                "institution",
+            );
         }
         i = k.max(i + 1);
     }
@@ -212,9 +365,18 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(spans("lives at 6428 Ostrander Avenue."), ["6428 Ostrander Avenue"]);
-        assert_eq!(spans("1414 Foxglove Terrace, Apt 3B"), ["1414 Foxglove Terrace, Apt 3B"]);
-        assert_eq!(spans("12 Elm St, Dover, DE 19901"), ["12 Elm St, Dover, DE 19901"]);
+        assert_eq!(
+            spans("lives at 6428 Ostrander Avenue."),
+            ["6428 Ostrander Avenue"]
+        );
+        assert_eq!(
+            spans("1414 Foxglove Terrace, Apt 3B"),
+            ["1414 Foxglove Terrace, Apt 3B"]
+        );
+        assert_eq!(
+            spans("12 Elm St, Dover, DE 19901"),
+            ["12 Elm St, Dover, DE 19901"]
+        );
         assert_eq!(spans("Springfield, IL 62704"), ["Springfield, IL 62704"]);
         assert!(spans("follow up in 3 Weeks With Dr Smith").is_empty());
         assert!(spans("XR KNEE 3 VIEWS LT").is_empty());
@@ -222,10 +384,22 @@ mod tests {
 
     #[test]
     fn institutions() {
-        assert_eq!(spans("CT at Mercy General Hospital today"), ["Mercy General Hospital"]);
-        assert_eq!(spans("University of Pennsylvania"), ["University of Pennsylvania"]);
-        assert_eq!(spans("St. Jude Children's Research Hospital"), ["St. Jude Children's Research Hospital"]);
-        assert_eq!(spans("Lakeview Medical Center"), ["Lakeview Medical Center"]);
+        assert_eq!(
+            spans("CT at Mercy General Hospital today"),
+            ["Mercy General Hospital"]
+        );
+        assert_eq!(
+            spans("University of Pennsylvania"),
+            ["University of Pennsylvania"]
+        );
+        assert_eq!(
+            spans("St. Jude Children's Research Hospital"),
+            ["St. Jude Children's Research Hospital"]
+        );
+        assert_eq!(
+            spans("Lakeview Medical Center"),
+            ["Lakeview Medical Center"]
+        );
         assert!(spans("prior at outside hospital").is_empty());
         assert!(spans("CT OUTSIDE HOSPITAL").is_empty());
     }

@@ -78,16 +78,27 @@ impl<'a> Folded<'a> {
             match (c.is_alphanumeric(), start) {
                 (true, None) => start = Some(i),
                 (false, Some(s)) => {
-                    toks.push(Tok { lo: s..i, orig: map[s]..map[i] });
+                    toks.push(Tok {
+                        lo: s..i,
+                        orig: map[s]..map[i],
+                    });
                     start = None;
                 }
                 _ => {}
             }
         }
         if let Some(s) = start {
-            toks.push(Tok { lo: s..low.len(), orig: map[s]..orig.len() });
+            toks.push(Tok {
+                lo: s..low.len(),
+                orig: map[s]..orig.len(),
+            });
         }
-        Folded { orig, low, toks, all_caps: upper && !lower }
+        Folded {
+            orig,
+            low,
+            toks,
+            all_caps: upper && !lower,
+        }
     }
 
     /// The folded text of word `i`.
@@ -119,7 +130,10 @@ impl<'a> Folded<'a> {
 
     /// Whether word `i` starts with an upper-case letter.
     pub fn is_cap(&self, i: usize) -> bool {
-        self.orig_word(i).chars().next().is_some_and(char::is_uppercase)
+        self.orig_word(i)
+            .chars()
+            .next()
+            .is_some_and(char::is_uppercase)
     }
 
     /// Whether word `i` is made of letters only.

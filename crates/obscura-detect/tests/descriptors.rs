@@ -61,7 +61,11 @@ fn rows() -> Vec<Row> {
                 let (k, value) = v.split_once('=').expect("kind=value");
                 known.add(kind(k), value);
             }
-            Row { text, expected, known }
+            Row {
+                text,
+                expected,
+                known,
+            }
         })
         .collect()
 }
@@ -92,7 +96,11 @@ fn descriptor_precision_and_recall() {
         let spans: Vec<std::ops::Range<usize>> = row
             .expected
             .iter()
-            .flat_map(|(_, s)| row.text.match_indices(s.as_str()).map(|(i, m)| i..i + m.len()))
+            .flat_map(|(_, s)| {
+                row.text
+                    .match_indices(s.as_str())
+                    .map(|(i, m)| i..i + m.len())
+            })
             .collect();
         for (k, s) in &row.expected {
             let t = by_kind.entry(k.as_str()).or_default();
@@ -102,14 +110,21 @@ fn descriptor_precision_and_recall() {
                 t.recalled += 1;
                 total.recalled += 1;
             } else {
-                misses.push(format!("{:<12} {s:?} in {:?} -> {out:?}", k.as_str(), row.text));
+                misses.push(format!(
+                    "{:<12} {s:?} in {:?} -> {out:?}",
+                    k.as_str(),
+                    row.text
+                ));
             }
         }
         for f in &findings {
             let t = by_kind.entry(f.kind.as_str()).or_default();
             t.findings += 1;
             total.findings += 1;
-            if spans.iter().any(|s| s.start < f.range.end && f.range.start < s.end) {
+            if spans
+                .iter()
+                .any(|s| s.start < f.range.end && f.range.start < s.end)
+            {
                 t.true_findings += 1;
                 total.true_findings += 1;
             } else {
@@ -122,10 +137,23 @@ fn descriptor_precision_and_recall() {
             }
         }
     }
-    let pct = |a: usize, b: usize| if b == 0 { 100.0 } else { 100.0 * a as f64 / b as f64 };
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            100.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
     println!("{} rows, {clinical} clinical", rows.len());
-    println!("{:<12} {:>9} {:>9} {:>9} {:>9}", "kind", "expected", "recall", "findings", "precision");
-    for (k, t) in by_kind.iter().map(|(k, t)| (*k, t)).chain([("ALL", &total)]) {
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>9}",
+        "kind", "expected", "recall", "findings", "precision"
+    );
+    for (k, t) in by_kind
+        .iter()
+        .map(|(k, t)| (*k, t))
+        .chain([("ALL", &total)])
+    {
         println!(
             "{k:<12} {:>9} {:>8.1}% {:>9} {:>8.1}%",
             t.expected,
