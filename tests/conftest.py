@@ -270,3 +270,45 @@ def raw_value(ds, tag):
 def outputs(root):
     """{relative path: path} of every file in an output tree."""
     return input_files(root)
+
+
+# ------------------------------------------------------- runs with options
+
+# PS3.15 Annex E options (CID 7050): command-line name -> code.
+OPTION_CODES = {
+    "retain-safe-private": "113111",
+    "retain-uids": "113110",
+    "retain-device-identity": "113109",
+    "retain-institution-identity": "113112",
+    "retain-patient-characteristics": "113108",
+    "retain-long-full-dates": "113106",
+    "retain-long-modified-dates": "113107",
+    "clean-descriptors": "113105",
+    "clean-structured-content": "113104",
+    "clean-graphics": "113103",
+}
+RETAIN_ALL = ("retain-safe-private", "retain-uids", "retain-device-identity",
+              "retain-institution-identity", "retain-patient-characteristics")
+CLEAN_ALL = ("clean-descriptors", "clean-structured-content", "clean-graphics")
+
+
+@pytest.fixture(scope="session")
+def corpus_run(real_corpus, real_run, session_key, tmp_path_factory):
+    """corpus_run(*options) -> (input root, output root, exit code, report):
+    the real corpus de-identified with --allow-burned-in and these options,
+    once per session for each set of options (the empty set is `real_run`).
+    Every test that needs a combination shares the one run."""
+    cache = {(): real_run}
+
+    def run(*options):
+        combo = tuple(sorted(set(options)))
+        if combo not in cache:
+            name = "opts-" + "-".join(o.replace("retain-", "r").replace("clean-", "c") for o in combo)
+            out = tmp_path_factory.mktemp(name[:60]) / "out"
+            args = [a for o in combo for a in ("--option", o)]
+            code, report = run_deid(real_corpus, out, "--key-file", session_key, "--allow-burned-in",
+                                    "--jobs", 2, *args)
+            cache[combo] = (real_corpus, out, code, report)
+        return cache[combo]
+
+    return run
