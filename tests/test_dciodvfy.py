@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFLATED, input_files
+from conftest import CLEAN_ALL, DEFLATED, RETAIN_ALL, input_files
 
 DCIODVFY = Path("/usr/bin/dciodvfy")
 
@@ -52,25 +52,70 @@ def checkable(path, scratch):
 
 def test_known_exceptions_name_corpus_files(real_corpus):
     files = input_files(real_corpus)
-    assert set(KNOWN_EXCEPTIONS) <= set(files), sorted(set(KNOWN_EXCEPTIONS) - set(files))
+    for table in (KNOWN_EXCEPTIONS, KNOWN_EXCEPTIONS_RETAIN_UIDS):
+        assert set(table) <= set(files), sorted(set(table) - set(files))
 
 
-def test_no_output_has_more_dciodvfy_errors_than_its_input(real_run, tmp_path):
-    corpus, out, _, report = real_run
+# With retain-uids only: files whose output may have more errors, and why.
+KNOWN_EXCEPTIONS_RETAIN_UIDS = {
+    # Its SOPInstanceUID is 64 hex digits, not a UID; retain-uids keeps it and
+    # the rebuilt file meta must repeat it as MediaStorageSOPInstanceUID (the
+    # input's meta held another, valid, UID), so dciodvfy reports it twice.
+    "pydicom-data/bad_sequence.dcm": "invalid SOPInstanceUID kept, now also in the file meta",
+}
+
+
+def compare_runs(corpus, out, report, scratch, exceptions=KNOWN_EXCEPTIONS):
+    """{rel: (input errors, output errors)} of written files whose output has
+    more dciodvfy errors than its input (`exceptions` left out)."""
     written = [f["path"] for f in report["files"] if f["outcome"] == "written"]
     assert written
 
     def compare(rel):
-        before = error_lines(checkable(corpus / rel, tmp_path / "in" / rel))
-        after = error_lines(checkable(out / rel, tmp_path / "out" / rel))
+        before = error_lines(checkable(corpus / rel, scratch / "in" / rel))
+        after = error_lines(checkable(out / rel, scratch / "out" / rel))
         return rel, before, after
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(compare, written))
+    return {rel: (b, a) for rel, b, a in results if len(a) > len(b) and rel not in exceptions}
 
-    worse = {rel: (b, a) for rel, b, a in results if len(a) > len(b) and rel not in KNOWN_EXCEPTIONS}
+
+def worse_message(worse):
     lines = []
     for rel, (before, after) in sorted(worse.items()):
         new = sorted(set(after) - set(before))
         lines.append(f"{rel}: {len(before)} -> {len(after)} errors; new: {new[:6]}")
-    assert not worse, f"{len(worse)} output(s) with more dciodvfy errors than the input:\n" + "\n".join(lines)
+    return f"{len(worse)} output(s) with more dciodvfy errors than the input:\n" + "\n".join(lines)
+
+
+def test_no_output_has_more_dciodvfy_errors_than_its_input(real_run, tmp_path):
+    corpus, out, _, report = real_run
+    worse = compare_runs(corpus, out, report, tmp_path)
+    assert not worse, worse_message(worse)
+
+
+# Option sets checked the same way (one run each, shared with test_options.py).
+OPTION_SETS = {
+    "all-retain-clean-full-dates": RETAIN_ALL + CLEAN_ALL + ("retain-long-full-dates",),
+    "all-retain-clean-modified-dates": RETAIN_ALL + CLEAN_ALL + ("retain-long-modified-dates",),
+    "clean-descriptors-structured": ("clean-descriptors", "clean-structured-content"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_SETS))
+def test_no_output_has_more_dciodvfy_errors_with_options(corpus_run, name, tmp_path):
+    """BUG (the two sets with clean-graphics fail at the time of writing):
+    with clean-graphics a graphics overlay (type G) loses its OverlayData
+    (60xx,3000) but keeps the rest of its group (OverlayRows, OverlayType...),
+    so the Overlay Plane module lacks a Type 1 attribute ("Missing attribute
+    Type 1 Required Element=<OverlayData>") in pydicom/examples_overlay.dcm
+    and pydicom-data/MR-SIEMENS-DICOM-WithOverlays.dcm; the basic profile
+    removes the whole group. Reproduce: obscura deid --explain
+    MR-SIEMENS-DICOM-WithOverlays.dcm --option clean-graphics | grep '(6000'."""
+    options = OPTION_SETS[name]
+    corpus, out, code, report = corpus_run(*options)
+    assert code in (0, 1), f"exit {code}"
+    exceptions = {**KNOWN_EXCEPTIONS, **(KNOWN_EXCEPTIONS_RETAIN_UIDS if "retain-uids" in options else {})}
+    worse = compare_runs(corpus, out, report, tmp_path, exceptions)
+    assert not worse, f"--option {' --option '.join(OPTION_SETS[name])}: " + worse_message(worse)
