@@ -163,7 +163,19 @@ fn anchor(w: &str) -> bool {
 fn foreign_anchor(w: &str) -> bool {
     matches!(
         w,
-        "klinik" | "klinikum" | "clinique" | "ospedale" | "hopital" | "krankenhaus" | "policlinico"
+        "klinik"
+            | "klinikum"
+            | "clinique"
+            | "ospedale"
+            | "hopital"
+            | "krankenhaus"
+            | "policlinico"
+            | "centro"
+            | "clinica"
+            | "policlinica"
+            | "szpital"
+            | "sjukhus"
+            | "sykehus"
     )
 }
 
@@ -295,6 +307,7 @@ pub(crate) fn find_institutions(f: &Folded, out: &mut Vec<Finding>) {
         let mut end = i;
         let is_anchor = f.is_cap(i)
             && (anchor(w)
+                || foreign_anchor(w)
                 || (i + 1 < n
                     && joined(f, i)
                     && f.is_cap(i + 1)
@@ -331,7 +344,7 @@ pub(crate) fn find_institutions(f: &Folded, out: &mut Vec<Finding>) {
         // `Klinikum Großhadern`, `Hôpital Saint-Louis`: the name follows.
         if start == i && foreign_anchor(w) {
             let mut j = end + 1;
-            while j < n && joined(f, j - 1) && name_word(f, j) && j - end <= 3 {
+            while j < n && joined(f, j - 1) && name_word(f, j) && j - end <= 5 {
                 j += 1;
             }
             end = j - 1;
