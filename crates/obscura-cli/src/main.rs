@@ -7,6 +7,7 @@ mod explain;
 mod keys;
 mod profile_args;
 mod profile_show;
+mod scan;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// De-identify a DICOM file or folder (walked recursively) into OUTPUT.
     Deid(deid::DeidArgs),
+    /// Find the identity DICOM files hold (headers only) and report the exposure.
+    Scan(scan::ScanArgs),
     /// Show profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Deid(args) => deid::run(args),
+        Command::Scan(args) => scan::run(args),
         Command::Profile(ProfileCommand::Show(args)) => {
             profile_show::run(&args).map(|()| ExitCode::SUCCESS)
         }

@@ -1,0 +1,733 @@
+//! One file: read its header, walk every element at every depth, classify.
+
+use crate::{Category, FileScan, FileStatus, Finding, Patient};
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::header::Header;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::{tags, StandardDataDictionary};
+use dicom_object::InMemDicomObject;
+use obscura_batch::Outcome;
+use obscura_deid::clean::{item_charsets, TextCleaner};
+use obscura_deid::rule::is_code_attribute;
+use obscura_deid::table::{is_safe_creator, row_for, safe_private, BasicCode};
+use obscura_deid::{burned_in_risk, BurnedInRisk};
+use obscura_detect::{find, Detector, Known};
+use obscura_dicom::charset::{decode_bytes, decode_parsed, CharacterSets, Decoded};
+use obscura_dicom::Limits;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Findings of one document at most (a long report repeats itself).
+const MAX_DOCUMENT_FINDINGS: usize = 200;
+
+/// Whether `v` is what de-identification leaves (blank, a dummy, a
+/// pseudonym, bracketed placeholders only): not identity.
+pub fn is_placeholder(v: &str) -> bool {
+    let t = v.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    if t.is_empty() {
+        return true;
+    }
+    let u = t.to_ascii_uppercase();
+    if u == "ANONYMIZED" || u.starts_with("OBS-") || u == "000D" {
+        return true;
+    }
+    // dummy dates, date-times and times: 19000101..., all zeros
+    if let Some(rest) = u.strip_prefix("19000101") {
+        if rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-'))
+        {
+            return true;
+        }
+    }
+    if u.chars().all(|c| matches!(c, '0' | '.' | ':' | '-' | '+')) {
+        return true;
+    }
+    // only bracketed placeholders ([NAME], [REMOVED]...) and punctuation
+    let mut rest = String::with_capacity(u.len());
+    let mut in_bracket = false;
+    for c in u.chars() {
+        match c {
+            '[' => in_bracket = true,
+            ']' => in_bracket = false,
+            c if !in_bracket => rest.push(c),
+            _ => {}
+        }
+    }
+    u.contains('[') && !rest.chars().any(char::is_alphanumeric)
+}
+
+/// Scan one file. Never fails: a file that cannot be read says why in its status.
+pub fn inspect_file(path: &Path) -> FileScan {
+    let mut out = FileScan {
+        path: path.display().to_string(),
+        status: FileStatus::Scanned,
+        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        modality: None,
+        sop_class: None,
+        study: None,
+        patient: None,
+        marked_deidentified: false,
+        creators: Vec::new(),
+        has_document: false,
+        is_sr: false,
+        findings: Vec::new(),
+    };
+    let read = match obscura_batch::read_file(path, Limits::default()) {
+        Ok(r) => r,
+        Err(Outcome::Skipped { .. }) => {
+            out.status = FileStatus::Skipped;
+            return out;
+        }
+        Err(Outcome::Quarantined { detail, .. }) => {
+            out.status = FileStatus::Unreadable(detail);
+            return out;
+        }
+        Err(Outcome::Written { .. }) => {
+            out.status = FileStatus::Unreadable("unexpected outcome".into());
+            return out;
+        }
+    };
+    let obj = &read.dataset;
+    let cleaner = TextCleaner::new(obj);
+    let sets = cleaner.charsets().clone();
+    let text = |tag: Tag| -> Option<String> {
+        let e = obj.get(tag)?;
+        let s = e.value().to_str().ok()?;
+        match decode_parsed(&s, &sets) {
+            Decoded::Text(t) => Some(
+                t.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                    .to_string(),
+            ),
+            Decoded::Undecodable => None,
+        }
+    };
+    out.modality = text(tags::MODALITY).filter(|s| !s.is_empty());
+    out.sop_class = text(tags::SOP_CLASS_UID).filter(|s| !s.is_empty());
+    out.study = text(tags::STUDY_INSTANCE_UID).filter(|s| !s.is_empty());
+    out.marked_deidentified =
+        text(tags::PATIENT_IDENTITY_REMOVED).is_some_and(|s| s.eq_ignore_ascii_case("YES"));
+    let patient = Patient {
+        name: text(tags::PATIENT_NAME).unwrap_or_default(),
+        id: text(tags::PATIENT_ID).unwrap_or_default(),
+        birth_date: text(tags::PATIENT_BIRTH_DATE).unwrap_or_default(),
+    };
+    if !(is_placeholder(&patient.name)
+        && is_placeholder(&patient.id)
+        && is_placeholder(&patient.birth_date))
+    {
+        out.patient = Some(patient);
+    }
+
+    let mut walker = Walker {
+        known: cleaner.known(),
+        findings: Vec::new(),
+        creators: BTreeMap::new(),
+        has_document: false,
+        is_sr: false,
+    };
+    walker.walk(obj, sets, "", Ctx::default());
+    out.findings = walker.findings;
+    out.has_document = walker.has_document;
+    out.is_sr = walker.is_sr;
+    out.creators = walker
+        .creators
+        .into_iter()
+        .map(|((c, g), (safe, n))| (c, g, safe, n))
+        .collect();
+
+    let has_pixels = read.input.pixel.is_some() || obj.get(tags::ROWS).is_some();
+    if let Some(risk) = burned_in_risk(obj, has_pixels) {
+        out.findings.push(Finding {
+            path: "0028,0301".into(),
+            keyword: "BurnedInAnnotation".into(),
+            category: Category::BurnedIn,
+            detector: match risk {
+                BurnedInRisk::Declared => "burned-in-declared".into(),
+                BurnedInRisk::LikelyForModality => "burned-in-modality".into(),
+            },
+            kind: None,
+            value: String::new(),
+        });
+    }
+    if out.marked_deidentified && out.has_identity() {
+        out.findings.push(Finding {
+            path: "0012,0062".into(),
+            keyword: "PatientIdentityRemoved".into(),
+            category: Category::ClaimsClean,
+            detector: "markers".into(),
+            kind: None,
+            value: "YES".into(),
+        });
+    }
+    out
+}
+
+/// Where in the tree the walk is.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ctx {
+    /// Inside a Content Sequence (an SR content tree).
+    in_sr: bool,
+    /// Inside a private element of a creator not known safe.
+    in_private: bool,
+    /// Inside a sequence that the table removes or replaces: text values
+    /// without rows of their own are read by the detectors.
+    in_identifying: bool,
+    /// Inside a sequence that identifies a person or device: its values
+    /// without rows of their own take this category.
+    inherited: Option<Category>,
+}
+
+struct Walker<'a> {
+    known: &'a Known,
+    findings: Vec<Finding>,
+    creators: BTreeMap<(String, u16), (bool, u64)>,
+    has_document: bool,
+    is_sr: bool,
+}
+
+fn hex_tag(t: Tag) -> String {
+    format!("{:04X},{:04X}", t.0, t.1)
+}
+
+fn alias(tag: Tag) -> &'static str {
+    StandardDataDictionary
+        .by_tag(tag)
+        .map(|e| e.alias())
+        .unwrap_or("")
+}
+
+fn is_text_vr(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::ST
+            | VR::UC
+            | VR::UT
+            | VR::UN
+            | VR::CS
+            | VR::UR
+    )
+}
+
+impl Walker<'_> {
+    fn walk(
+        &mut self,
+        obj: &InMemDicomObject,
+        mut sets: CharacterSets,
+        prefix: &str,
+        ctx: Ctx,
+    ) -> CharacterSets {
+        for elem in obj.iter() {
+            let tag = elem.tag();
+            let vr = elem.vr();
+            if tag.0 == 0x0002 || tag.1 == 0 || tag == tags::PIXEL_DATA || tag.0 == 0xFFFE {
+                continue;
+            }
+            if matches!(
+                tag,
+                tags::PATIENT_IDENTITY_REMOVED
+                    | tags::DEIDENTIFICATION_METHOD
+                    | tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE
+                    | tags::SPECIFIC_CHARACTER_SET
+            ) {
+                continue;
+            }
+            let mut ctx = ctx;
+            let (path, keyword, row);
+            if tag.0 % 2 == 1 {
+                if tag.1 < 0x1000 {
+                    continue; // creators and reserved elements
+                }
+                let creator_tag = Tag(tag.0, tag.1 >> 8);
+                let creator = obj
+                    .get(creator_tag)
+                    .and_then(|e| e.value().to_str().ok())
+                    .map(|s| {
+                        s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                let low = (tag.1 & 0xFF) as u8;
+                let entry = self
+                    .creators
+                    .entry((creator.clone(), tag.0))
+                    .or_insert((is_safe_creator(&creator, tag.0), 0));
+                entry.1 += 1;
+                if !creator.is_empty() && safe_private(&creator, tag.0, low).is_some() {
+                    continue;
+                }
+                path = format!("{prefix}{:04X},{{{creator}}}{low:02X}", tag.0);
+                keyword = format!("{creator}:{low:02X}");
+                row = None;
+                ctx.in_private = true;
+            } else {
+                path = format!("{prefix}{}", hex_tag(tag));
+                keyword = alias(tag).to_string();
+                row = row_for(tag)
+                    .filter(|r| !r.tag.eq(&obscura_deid::table::TagPattern::PrivateOddGroup));
+            }
+            match elem.value() {
+                Value::PixelSequence(_) => {}
+                Value::Sequence(seq) => {
+                    let mut inner = ctx;
+                    if tag == tags::CONTENT_SEQUENCE {
+                        self.is_sr = true;
+                        inner.in_sr = true;
+                    }
+                    if let Some(r) = row {
+                        let identifying =
+                            !matches!(r.basic, BasicCode::K | BasicCode::C | BasicCode::U);
+                        inner.in_identifying |= identifying;
+                        if identifying
+                            && (keyword.contains("Identification") || keyword.contains("Person"))
+                        {
+                            inner.inherited = Some(
+                                category_of(tag, &keyword, VR::LO)
+                                    .unwrap_or(Category::InstitutionDevice),
+                            );
+                        }
+                    }
+                    for (i, item) in seq.items().iter().enumerate() {
+                        let end = self.walk(
+                            item,
+                            item_charsets(&sets, item),
+                            &format!("{path}[{i}]/"),
+                            inner,
+                        );
+                        sets = sets.after_item(&end);
+                    }
+                }
+                Value::Primitive(v) => {
+                    if tag == tags::ENCAPSULATED_DOCUMENT {
+                        self.document(obj, v, &path, &keyword, &sets);
+                        continue;
+                    }
+                    if vr == VR::UI {
+                        continue;
+                    }
+                    if let Some(r) = row {
+                        if matches!(r.basic, BasicCode::K | BasicCode::U) {
+                            continue;
+                        }
+                    } else if !(ctx.in_sr
+                        || ctx.in_private
+                        || ctx.in_identifying
+                        || tag == tags::TEXT_VALUE)
+                    {
+                        continue;
+                    }
+                    self.value(tag, vr, v, row.is_some(), path, keyword, &sets, ctx);
+                }
+            }
+        }
+        sets
+    }
+
+    /// The text values of `v` (decoded), or `None` for binary values.
+    fn texts(vr: VR, v: &PrimitiveValue, sets: &CharacterSets) -> Option<Vec<String>> {
+        match v {
+            PrimitiveValue::Str(_) | PrimitiveValue::Strs(_) => Some(
+                v.to_multi_str()
+                    .iter()
+                    .map(|s| match decode_parsed(s, sets) {
+                        Decoded::Text(t) => t,
+                        Decoded::Undecodable => "[undecodable text]".to_string(),
+                    })
+                    .collect(),
+            ),
+            PrimitiveValue::U8(bytes) if matches!(vr, VR::UN | VR::OB) => {
+                let printable = bytes
+                    .iter()
+                    .filter(|b| {
+                        b.is_ascii_graphic()
+                            || matches!(b, b' ' | b'\r' | b'\n' | b'\t' | 0 | 0x1B)
+                            || **b >= 0x80
+                    })
+                    .count();
+                if bytes.is_empty() || printable * 10 < bytes.len() * 9 {
+                    return None;
+                }
+                match decode_bytes(bytes, sets) {
+                    Decoded::Text(t) => Some(t.split('\\').map(str::to_string).collect()),
+                    Decoded::Undecodable => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn value(
+        &mut self,
+        tag: Tag,
+        vr: VR,
+        v: &PrimitiveValue,
+        has_row: bool,
+        path: String,
+        keyword: String,
+        sets: &CharacterSets,
+        ctx: Ctx,
+    ) {
+        let over = |c: Category| {
+            if ctx.in_sr {
+                Category::StructuredReport
+            } else {
+                c
+            }
+        };
+        let Some(texts) = Self::texts(vr, v, sets) else {
+            // binary: only an unknown private value is reported
+            if ctx.in_private
+                && !has_row
+                && !matches!(v, PrimitiveValue::Empty)
+                && v.calculate_byte_len() > 0
+            {
+                self.findings.push(Finding {
+                    path,
+                    keyword,
+                    category: over(Category::PrivateAttribute),
+                    detector: "private-creator".into(),
+                    kind: None,
+                    value: format!("({} binary bytes)", v.calculate_byte_len()),
+                });
+            }
+            return;
+        };
+        let texts: Vec<String> = texts.into_iter().filter(|t| !is_placeholder(t)).collect();
+        if texts.is_empty() {
+            return;
+        }
+        let whole = |cat: Category, kind: Option<&'static str>, this: &mut Self| {
+            let value = texts.join("\\");
+            let kind = kind.or_else(|| detected_kind(&value, this.known));
+            this.findings.push(Finding {
+                path: path.clone(),
+                keyword: keyword.clone(),
+                category: over(cat),
+                detector: if cat == Category::PrivateAttribute {
+                    "private-creator".into()
+                } else {
+                    "attribute".into()
+                },
+                kind,
+                value,
+            });
+        };
+        if has_row {
+            if is_code_attribute(tag) && ctx.inherited.is_none() {
+                return;
+            }
+            if let Some(cat) = category_of(tag, &keyword, vr) {
+                whole(cat, kind_of(&keyword, vr), self);
+                return;
+            }
+        } else if let Some(cat) = ctx.inherited.filter(|_| !ctx.in_private) {
+            whole(cat, kind_of(&keyword, vr), self);
+            return;
+        } else if ctx.in_private {
+            whole(Category::PrivateAttribute, None, self);
+            return;
+        } else if ctx.in_sr && matches!(vr, VR::PN | VR::DA | VR::DT | VR::TM) {
+            // SR content items: PNAME, DATE, DATETIME, TIME
+            whole(
+                category_of(tag, &keyword, vr).unwrap_or(Category::DirectIdentifier),
+                kind_of(&keyword, vr),
+                self,
+            );
+            return;
+        } else if is_code_attribute(tag) {
+            return;
+        }
+        if !is_text_vr(vr) || vr == VR::CS {
+            return;
+        }
+        for t in &texts {
+            for f in find(t, self.known) {
+                let Some(span) = t.get(f.range.clone()) else {
+                    continue;
+                };
+                self.findings.push(Finding {
+                    path: path.clone(),
+                    keyword: keyword.clone(),
+                    category: over(Category::FreeText),
+                    detector: detector_name(f.detector),
+                    kind: Some(f.kind.as_str()),
+                    value: span.to_string(),
+                });
+            }
+        }
+    }
+
+    fn document(
+        &mut self,
+        obj: &InMemDicomObject,
+        v: &PrimitiveValue,
+        path: &str,
+        keyword: &str,
+        sets: &CharacterSets,
+    ) {
+        self.has_document = true;
+        let bytes = v.to_bytes();
+        if bytes.iter().all(|b| *b == 0 || *b == b' ') {
+            return;
+        }
+        let mime = obj
+            .get(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT)
+            .and_then(|e| e.value().to_str().ok())
+            .map(|s| s.to_string());
+        let _ = sets;
+        match obscura_detect::document::document_text(&bytes, mime.as_deref()) {
+            Ok(text) => {
+                for f in find(&text, self.known)
+                    .into_iter()
+                    .take(MAX_DOCUMENT_FINDINGS)
+                {
+                    let Some(span) = text.get(f.range.clone()) else {
+                        continue;
+                    };
+                    if is_placeholder(span) {
+                        continue;
+                    }
+                    self.findings.push(Finding {
+                        path: path.to_string(),
+                        keyword: keyword.to_string(),
+                        category: Category::EmbeddedDocument,
+                        detector: detector_name(f.detector),
+                        kind: Some(f.kind.as_str()),
+                        value: span.to_string(),
+                    });
+                }
+            }
+            Err(_) => self.findings.push(Finding {
+                path: path.to_string(),
+                keyword: keyword.to_string(),
+                category: Category::EmbeddedDocument,
+                detector: "document-unreadable".into(),
+                kind: None,
+                value: String::new(),
+            }),
+        }
+    }
+}
+
+fn detector_name(d: Detector) -> String {
+    match d {
+        Detector::Contextual => "contextual".into(),
+        Detector::Pattern(p) => p.into(),
+    }
+}
+
+/// The kind a detector sees in a whole value, if one finding covers it.
+fn detected_kind(value: &str, known: &Known) -> Option<&'static str> {
+    let f = find(value, known);
+    f.iter()
+        .max_by_key(|x| x.range.len())
+        .map(|x| x.kind.as_str())
+}
+
+/// Attributes that describe the patient without naming them.
+const QUASI: [&str; 17] = [
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "EthnicGroup",
+    "Occupation",
+    "PatientSexNeutered",
+    "SmokingStatus",
+    "PregnancyStatus",
+    "PatientReligiousPreference",
+    "MilitaryRank",
+    "BranchOfService",
+    "CountryOfResidence",
+    "RegionOfResidence",
+    "PatientBirthDateInAlternativeCalendar",
+];
+
+/// Keyword parts of free-text attributes (read by the detectors, not
+/// reported whole).
+const TEXTUAL: [&str; 20] = [
+    "Description",
+    "Comment",
+    "Remarks",
+    "Note",
+    "History",
+    "Reason",
+    "Text",
+    "Diagnos",
+    "Purpose",
+    "Message",
+    "Protocol",
+    "Label",
+    "Title",
+    "Impression",
+    "Finding",
+    "Interpretation",
+    "Indication",
+    "Admitting",
+    "Allerg",
+    "Problem",
+];
+
+/// Keyword parts of institution, staff and device attributes.
+const INSTITUTION: [&str; 24] = [
+    "Institution",
+    "Physician",
+    "Operator",
+    "Station",
+    "Device",
+    "Serial",
+    "Department",
+    "Performing",
+    "Referring",
+    "Requesting",
+    "Observer",
+    "Verifying",
+    "Author",
+    "Reviewer",
+    "Person",
+    "Responsible",
+    "Contact",
+    "Scheduled",
+    "Location",
+    "Recipient",
+    "Technician",
+    "Provider",
+    "Manufacturer",
+    "Curator",
+];
+
+/// The category of an attribute of Table E.1-1 whose whole value identifies;
+/// `None` for free text (read by the detectors instead).
+fn category_of(tag: Tag, keyword: &str, vr: VR) -> Option<Category> {
+    if QUASI.contains(&keyword) {
+        return Some(Category::QuasiIdentifier);
+    }
+    let textual = TEXTUAL.iter().any(|w| keyword.contains(w));
+    if textual && !matches!(vr, VR::PN | VR::DA | VR::DT | VR::TM) {
+        return None;
+    }
+    if matches!(vr, VR::DA | VR::DT | VR::TM) {
+        return Some(Category::DateTime);
+    }
+    if tag.0 == 0x0010 || tag == tags::PERSON_NAME {
+        return Some(Category::DirectIdentifier);
+    }
+    if vr == VR::AE || INSTITUTION.iter().any(|w| keyword.contains(w)) {
+        return Some(Category::InstitutionDevice);
+    }
+    let id_like = keyword.ends_with("ID")
+        || keyword.ends_with("IDs")
+        || keyword.ends_with("Number")
+        || keyword.ends_with("Numbers")
+        || [
+            "Identifier",
+            "Identification",
+            "Accession",
+            "Address",
+            "Telephone",
+            "Telecom",
+            "Mail",
+        ]
+        .iter()
+        .any(|w| keyword.contains(w));
+    if id_like || vr == VR::PN {
+        return Some(Category::DirectIdentifier);
+    }
+    if vr == VR::AS {
+        return Some(Category::QuasiIdentifier);
+    }
+    None
+}
+
+/// The kind of identity an attribute's whole value is.
+fn kind_of(keyword: &str, vr: VR) -> Option<&'static str> {
+    Some(match vr {
+        VR::PN => "name",
+        VR::DA | VR::DT => "date",
+        VR::TM => "time",
+        VR::AE => "device",
+        _ if keyword.contains("Address") => "address",
+        _ if keyword.contains("Telephone") || keyword.contains("Telecom") => "phone",
+        _ if keyword.contains("Mail") => "email",
+        _ if keyword.contains("Institution") || keyword.contains("Department") => "institution",
+        _ if keyword.contains("Station")
+            || keyword.contains("Device")
+            || keyword.contains("Serial") =>
+        {
+            "device"
+        }
+        _ if keyword.ends_with("ID")
+            || keyword.ends_with("IDs")
+            || keyword.ends_with("Number")
+            || keyword.contains("Identifier") =>
+        {
+            "id"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_not_identity() {
+        for v in [
+            "",
+            "  ",
+            "ANONYMIZED",
+            "OBS-0123456789abcdef",
+            "19000101",
+            "19000101000000",
+            "000000",
+            "000D",
+            "0",
+            "[NAME]",
+            "[NAME], [DATE]",
+            "[REMOVED]",
+        ] {
+            assert!(is_placeholder(v), "{v:?}");
+        }
+        for v in ["DOE^JOHN", "20200101", "CT chest [NAME]", "12", "M"] {
+            assert!(!is_placeholder(v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn categories_follow_the_keyword() {
+        assert_eq!(
+            category_of(tags::PATIENT_NAME, "PatientName", VR::PN),
+            Some(Category::DirectIdentifier)
+        );
+        assert_eq!(
+            category_of(tags::PATIENT_BIRTH_DATE, "PatientBirthDate", VR::DA),
+            Some(Category::QuasiIdentifier)
+        );
+        assert_eq!(
+            category_of(tags::STUDY_DATE, "StudyDate", VR::DA),
+            Some(Category::DateTime)
+        );
+        assert_eq!(
+            category_of(tags::INSTITUTION_NAME, "InstitutionName", VR::LO),
+            Some(Category::InstitutionDevice)
+        );
+        assert_eq!(
+            category_of(tags::STUDY_DESCRIPTION, "StudyDescription", VR::LO),
+            None
+        );
+        assert_eq!(
+            category_of(tags::ACCESSION_NUMBER, "AccessionNumber", VR::SH),
+            Some(Category::DirectIdentifier)
+        );
+    }
+}
