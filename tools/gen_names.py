@@ -19,7 +19,7 @@ Cuts:
   of evidence next to cues and shape, so rare surnames are still found after
   a title or next to a first name.
 Minus every word of data/stopwords.txt, data/common_words.txt,
-data/clinical.txt and data/eponyms.txt (common English and medical words),
+data/clinical.txt, data/eponyms.txt and data/eponym_nouns.txt (common English and medical words),
 and names of one letter.
 """
 import pathlib
@@ -53,7 +53,7 @@ def read(tar, member):
 def main():
     sdist = sys.argv[1] if len(sys.argv) > 1 else "/tmp/names/names-0.3.0.tar.gz"
     stop = set()
-    for name in ("stopwords.txt", "common_words.txt", "clinical.txt", "eponyms.txt"):
+    for name in ("stopwords.txt", "common_words.txt", "clinical.txt", "eponyms.txt", "eponym_nouns.txt"):
         stop |= words(name)
     with tarfile.open(sdist) as tar:
         base = "names-0.3.0/names/"

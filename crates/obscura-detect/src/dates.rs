@@ -189,13 +189,15 @@ pub(crate) fn find_dates(text: &str) -> Vec<DateHit> {
         if !possible {
             continue;
         }
+        // Earlier patterns win: `hits` stays sorted and disjoint, so an
+        // overlap is found by bisection.
+        let before = hits.len();
         for c in re.captures_iter(text) {
             let Some(m) = c.get(0) else { continue };
             let r = m.range();
-            if hits
-                .iter()
-                .any(|h| h.range.start < r.end && r.start < h.range.end)
-            {
+            let earlier = &hits[..before];
+            let k = earlier.partition_point(|h| h.range.end <= r.start);
+            if earlier.get(k).is_some_and(|h| h.range.start < r.end) {
                 continue;
             }
             let numeric = matches!(form, Form::Ymd | Form::Ambiguous | Form::MonthYear);
@@ -218,8 +220,8 @@ pub(crate) fn find_dates(text: &str) -> Vec<DateHit> {
                 hits.push(DateHit { range: r, readings });
             }
         }
+        hits.sort_by_key(|h| h.range.start);
     }
-    hits.sort_by_key(|h| h.range.start);
     hits
 }
 

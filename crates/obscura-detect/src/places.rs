@@ -322,7 +322,7 @@ pub(crate) fn find_institutions(f: &Folded, out: &mut Vec<Finding>) {
         }
         // Backwards over capitalized name words.
         let mut start = i;
-        while start > 0 && joined(f, start - 1) && name_word(f, start - 1) {
+        while start > 0 && i - start < 6 && joined(f, start - 1) && name_word(f, start - 1) {
             start -= 1;
         }
         // Forwards over `of [the] Capitalized...`.

@@ -63,6 +63,10 @@ pub(crate) static STOP: LazyLock<WordList> =
 pub(crate) static EPONYM: LazyLock<WordList> =
     LazyLock::new(|| WordList::parse(include_str!("../data/eponyms.txt")));
 
+/// Nouns that make the word before them an eponym (`Baker cyst`).
+pub(crate) static EPONYM_NOUN: LazyLock<WordList> =
+    LazyLock::new(|| WordList::parse(include_str!("../data/eponym_nouns.txt")));
+
 /// Whether `w` is in the name dictionary (first names or surnames).
 pub(crate) fn is_dict_name(w: &str) -> bool {
     FIRST.has(w) || LAST.has(w)
