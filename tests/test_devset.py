@@ -18,18 +18,20 @@ def missing_modules():
     return [m for m in SCORER_MODULES if importlib.util.find_spec(m) is None]
 
 
-@pytest.fixture(scope="module")
-def score(tmp_path_factory):
+def run_and_score(tmp_path_factory, name, options=()):
+    """De-identify the devset (--allow-burned-in, these options) and score
+    it, telling score.py the options applied; return (holdout line, summary)."""
     if not (DEVSET / "score.py").is_file():
         pytest.skip(f"{DEVSET} is absent (shared/ is not beside the checkout)")
     if missing_modules():
         pytest.skip(f"score.py needs {missing_modules()}: pip install -r {DEVSET / 'requirements.txt'}")
-    tmp = tmp_path_factory.mktemp("devset")
+    tmp = tmp_path_factory.mktemp(name)
     key = make_key(tmp / "key")
     out = tmp / "out"
-    code, report = run_deid(DEVSET / "data", out, "--key-file", key, "--allow-burned-in")
+    option_args = [a for o in options for a in ("--option", o)]
+    code, report = run_deid(DEVSET / "data", out, "--key-file", key, "--allow-burned-in", *option_args)
     assert code in (0, 1), f"exit {code}"
-    proc = subprocess.run([sys.executable, "score.py", "answer_key.json", str(out)],
+    proc = subprocess.run([sys.executable, "score.py", "answer_key.json", str(out), *option_args],
                           cwd=DEVSET, capture_output=True, text=True, timeout=600)
     lines = proc.stdout.strip().splitlines()
     assert len(lines) >= 2, f"score.py printed no summary:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
@@ -39,8 +41,13 @@ def score(tmp_path_factory):
         summary = json.loads(lines[-1])
     except json.JSONDecodeError:
         pytest.fail(f"score.py's last line is not JSON: {lines[-1][:500]}\n{proc.stderr[-2000:]}")
-    print(f"\n{holdout}")
+    print(f"\n{' '.join(options) or 'basic'}: {holdout}")
     return holdout, summary
+
+
+@pytest.fixture(scope="module")
+def score(tmp_path_factory):
+    return run_and_score(tmp_path_factory, "devset")
 
 
 def test_scorer_ran(score):
@@ -75,3 +82,51 @@ def test_every_file_is_valid(score):
 def test_no_original_uid_left(score):
     holdout, summary = score
     assert summary["uids"]["still_present"] == 0, f"{summary['uids']}; {holdout}"
+
+
+# ------------------------------------------------------------- with options
+
+CLEAN_OPTIONS = ("clean-descriptors", "clean-structured-content")
+# every option the scorer knows but retain-long-modified-dates (it conflicts
+# with retain-long-full-dates)
+SCORER_OPTIONS_BUT_MODIFIED_DATES = (
+    "retain-safe-private", "retain-uids", "retain-device-identity", "retain-institution-identity",
+    "retain-patient-characteristics", "retain-long-full-dates", "clean-descriptors",
+    "clean-structured-content", "clean-graphics",
+)
+
+
+@pytest.fixture(scope="module")
+def score_clean(tmp_path_factory):
+    return run_and_score(tmp_path_factory, "devset-clean", CLEAN_OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def score_all_options(tmp_path_factory):
+    return run_and_score(tmp_path_factory, "devset-all", SCORER_OPTIONS_BUT_MODIFIED_DATES)
+
+
+def test_scorer_knows_the_options_tested():
+    text = (DEVSET / "score.py").read_text() if (DEVSET / "score.py").is_file() else ""
+    if not text:
+        pytest.skip(f"{DEVSET} is absent")
+    for option in set(CLEAN_OPTIONS) | set(SCORER_OPTIONS_BUT_MODIFIED_DATES) | {"retain-long-modified-dates"}:
+        assert f'"{option}"' in text, f"score.py does not list {option}"
+
+
+def test_clean_descriptors_and_structured_content_leak_nothing(score_clean):
+    """Cleaned descriptions and SR content keep no planted PHI: leak 0 in
+    every category but burned_in (pixels are not obscura's to clean)."""
+    holdout, summary = score_clean
+    assert "error" not in summary, holdout
+    leaks = {cat: v for cat, v in summary["leak"]["by_category"].items()
+             if cat != "burned_in" and v.get("leaked_anywhere", 0)}
+    assert not leaks, f"leaks with --option {' --option '.join(CLEAN_OPTIONS)}: {leaks}; {holdout}"
+
+
+def test_all_options_over_scrub_at_most_one_percent(score_all_options):
+    holdout, summary = score_all_options
+    assert "error" not in summary, holdout
+    over = summary["overscrub"]
+    assert over["must_keep"] > 0, holdout
+    assert over["lost_or_altered"] <= 0.01 * over["must_keep"], f"{over}; {holdout}"
