@@ -15,7 +15,6 @@ use obscura_deid::{burned_in_risk, BurnedInRisk};
 use obscura_detect::{find, Detector, Known};
 use obscura_dicom::charset::{decode_bytes, decode_parsed, CharacterSets, Decoded};
 use obscura_dicom::Limits;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Findings of one document at most (a long report repeats itself).
@@ -123,7 +122,7 @@ pub fn inspect_file(path: &Path) -> FileScan {
     let mut walker = Walker {
         known: cleaner.known(),
         findings: Vec::new(),
-        creators: BTreeMap::new(),
+        creators: Vec::new(),
         has_document: false,
         is_sr: false,
     };
@@ -131,11 +130,7 @@ pub fn inspect_file(path: &Path) -> FileScan {
     out.findings = walker.findings;
     out.has_document = walker.has_document;
     out.is_sr = walker.is_sr;
-    out.creators = walker
-        .creators
-        .into_iter()
-        .map(|((c, g), (safe, n))| (c, g, safe, n))
-        .collect();
+    out.creators = walker.creators;
 
     let has_pixels = read.input.pixel.is_some() || obj.get(tags::ROWS).is_some();
     if let Some(risk) = burned_in_risk(obj, has_pixels) {
@@ -182,7 +177,7 @@ struct Ctx {
 struct Walker<'a> {
     known: &'a Known,
     findings: Vec<Finding>,
-    creators: BTreeMap<(String, u16), (bool, u64)>,
+    creators: Vec<(String, u16, bool, u64)>,
     has_document: bool,
     is_sr: bool,
 }
@@ -223,6 +218,7 @@ impl Walker<'_> {
         prefix: &str,
         ctx: Ctx,
     ) -> CharacterSets {
+        let mut blocks: Vec<((u16, u16), String)> = Vec::new();
         for elem in obj.iter() {
             let tag = elem.tag();
             let vr = elem.vr();
@@ -244,21 +240,34 @@ impl Walker<'_> {
                 if tag.1 < 0x1000 {
                     continue; // creators and reserved elements
                 }
-                let creator_tag = Tag(tag.0, tag.1 >> 8);
-                let creator = obj
-                    .get(creator_tag)
-                    .and_then(|e| e.value().to_str().ok())
-                    .map(|s| {
-                        s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
-                            .to_string()
-                    })
-                    .unwrap_or_default();
+                let block = (tag.0, tag.1 >> 8);
+                let creator = match blocks.iter().find(|(b, _)| *b == block) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        let c = obj
+                            .get(Tag(block.0, block.1))
+                            .and_then(|e| e.value().to_str().ok())
+                            .map(|s| {
+                                s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                                    .to_string()
+                            })
+                            .unwrap_or_default();
+                        blocks.push((block, c.clone()));
+                        c
+                    }
+                };
                 let low = (tag.1 & 0xFF) as u8;
-                let entry = self
+                match self
                     .creators
-                    .entry((creator.clone(), tag.0))
-                    .or_insert((is_safe_creator(&creator, tag.0), 0));
-                entry.1 += 1;
+                    .iter_mut()
+                    .find(|(c, g, _, _)| *g == tag.0 && *c == creator)
+                {
+                    Some(e) => e.3 += 1,
+                    None => {
+                        let safe = is_safe_creator(&creator, tag.0);
+                        self.creators.push((creator.clone(), tag.0, safe, 1));
+                    }
+                }
                 if !creator.is_empty() && safe_private(&creator, tag.0, low).is_some() {
                     continue;
                 }
