@@ -19,6 +19,7 @@ pub fn run(engine: &Deidentifier, input: &Path) -> Result<()> {
         }
         Err(Outcome::Written { .. }) => unreachable!("reading writes nothing"),
     };
+    let has_pixels = read.input.pixel.is_some();
     let (result, explained) = match engine.explain(read.dataset) {
         Ok(r) => r,
         Err(e) => bail!("{}: would be quarantined: {e}", input.display()),
@@ -40,6 +41,14 @@ pub fn run(engine: &Deidentifier, input: &Path) -> Result<()> {
             e.vr.to_string(),
             e.action.to_string(),
             e.rule
+        )?;
+    }
+    if has_pixels {
+        // the pixel data never enters the engine: the writer copies it
+        writeln!(
+            out,
+            "{:<40} {:<40} {:<3} {:<13} pixel data: copied byte for byte, never decoded",
+            "(7FE0,0010)", "PixelData", "", "keep"
         )?;
     }
     writeln!(

@@ -17,7 +17,7 @@ use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
 use obscura_dicom::charset::CharacterSets;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A blank one-page PDF: the dummy value of an encapsulated PDF document.
 const BLANK_PDF: &[u8] = include_bytes!("blank.pdf");
@@ -166,20 +166,20 @@ impl Deidentifier {
 
 impl Walk<'_> {
     fn object(&mut self, object: InMemDicomObject, mode: Mode) -> InMemDicomObject {
-        // private creators by (group, block), overlay types by group: both
-        // precede the elements they govern in tag order
+        // private creators by (group, block) precede the elements they
+        // govern in tag order; an overlay's type follows its rows and columns
+        let overlay_types: HashMap<u16, String> = (0x6000..=0x601E)
+            .step_by(2)
+            .filter_map(|g| Some((g, object.get(Tag(g, 0x0040))?.to_str().ok()?.to_string())))
+            .collect();
         let mut creators: HashMap<(u16, u8), String> = HashMap::new();
-        let mut overlay_types: HashMap<u16, String> = HashMap::new();
         let mut out = Vec::new();
         for elem in object {
             let tag = elem.tag();
-            let value_text = || elem.to_str().map(|s| s.to_string()).unwrap_or_default();
             let is_creator = tag.0 % 2 == 1 && (0x0010..=0x00FF).contains(&tag.1);
             if is_creator {
-                creators.insert((tag.0, tag.1 as u8), value_text());
-            }
-            if tag.1 == 0x0040 && (0x6000..=0x601E).contains(&tag.0) {
-                overlay_types.insert(tag.0, value_text());
+                let value = elem.to_str().map(|s| s.to_string()).unwrap_or_default();
+                creators.insert((tag.0, tag.1 as u8), value);
             }
             let creator = if is_creator {
                 creators.get(&(tag.0, tag.1 as u8))
@@ -205,7 +205,7 @@ impl Walk<'_> {
             }
             self.path.pop();
         }
-        InMemDicomObject::from_element_iter(out)
+        InMemDicomObject::from_element_iter(without_empty_private_blocks(out))
     }
 
     fn record(&mut self, decision: &Decision, name: &str, vr: VR) {
@@ -400,6 +400,25 @@ fn dummy(elem: InMemElement) -> InMemElement {
         dummy_value(vr)
     };
     DataElement::new(tag, vr, value)
+}
+
+/// `elements` without the private creators whose blocks keep no element: a
+/// creator alone says nothing useful and may name a site's own software.
+fn without_empty_private_blocks(elements: Vec<InMemElement>) -> Vec<InMemElement> {
+    let used: HashSet<(u16, u16)> = elements
+        .iter()
+        .map(InMemElement::tag)
+        .filter(|t| t.0 % 2 == 1 && t.1 >= 0x1000)
+        .map(|t| (t.0, t.1 >> 8))
+        .collect();
+    elements
+        .into_iter()
+        .filter(|e| {
+            let t = e.tag();
+            let is_creator = t.0 % 2 == 1 && (0x0010..=0x00FF).contains(&t.1);
+            !is_creator || used.contains(&(t.0, t.1))
+        })
+        .collect()
 }
 
 /// An element's keyword, or for a private one its creator.

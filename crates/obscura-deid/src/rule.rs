@@ -207,8 +207,10 @@ pub fn decide(place: Place, profile: &Profile) -> Decision {
 /// A kept value inside a replaced or cleaned sequence, or a kept date when
 /// dates are modified.
 fn adjust_kept(decision: Decision, place: Place, profile: &Profile) -> Decision {
-    if decision.action != Action::Keep {
-        return decision;
+    // only what no rule chose to keep changes inside replaced or cleaned
+    // sequences: an option's K (dates, device...) holds at every depth
+    if decision.action != Action::Keep || decision.rule != Rule::NotInTable {
+        return adjust_kept_date(decision, place, profile);
     }
     let is_code = is_code_attribute(place.tag);
     match place.mode {
@@ -222,6 +224,15 @@ fn adjust_kept(decision: Decision, place: Place, profile: &Profile) -> Decision 
             return Decision::new(Action::Clean, Rule::InsideCleanedSequence)
         }
         _ => {}
+    }
+    adjust_kept_date(decision, place, profile)
+}
+
+/// A kept date when dates are modified: moved, unless full dates were chosen
+/// for it or an override keeps it as it is.
+fn adjust_kept_date(decision: Decision, place: Place, profile: &Profile) -> Decision {
+    if decision.action != Action::Keep || matches!(decision.rule, Rule::Override(_)) {
+        return decision;
     }
     let full_dates_kept = matches!(
         decision.rule,
@@ -279,7 +290,8 @@ fn overlay(place: Place, profile: &Profile) -> Option<Decision> {
         return Some(Decision::new(Action::Remove, Rule::OverlayGroup));
     }
     let is_region = place.overlay_type.is_some_and(|t| t.trim() == "R");
-    if tag.1 == 0x3000 && !is_region {
+    if !is_region {
+        // the whole group goes with the data, as under the basic profile
         return Some(Decision::new(Action::Remove, Rule::GraphicsOverlay));
     }
     None
