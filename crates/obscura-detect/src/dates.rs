@@ -225,6 +225,34 @@ pub(crate) fn find_dates(text: &str) -> Vec<DateHit> {
     hits
 }
 
+static MONTH_DAY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([0-9]{1,2})/([0-9]{1,2})\b").expect("month/day pattern"));
+
+/// Every `3/21` of `text` (month/day or day/month, no year): a date only
+/// where the header holds it.
+pub(crate) fn find_month_days(text: &str) -> Vec<DateHit> {
+    MONTH_DAY
+        .captures_iter(text)
+        .filter_map(|c| {
+            let m = c.get(0)?;
+            let b = text.as_bytes();
+            let glued = |i: Option<usize>| {
+                i.and_then(|i| b.get(i))
+                    .is_some_and(|x| matches!(x, b'/' | b'.' | b'-'))
+            };
+            if glued(m.start().checked_sub(1)) || glued(Some(m.end())) {
+                return None;
+            }
+            let (x, y) = (small(&c, 1), small(&c, 2));
+            let md = |mo: u8, d: u8| Ymd::new(0, mo, d);
+            Some(DateHit {
+                range: m.range(),
+                readings: [md(x, y), md(y, x)],
+            })
+        })
+        .collect()
+}
+
 /// Every time of day of `text` (`14:30`, `2:30 PM`, `3pm`).
 pub(crate) fn find_times(text: &str) -> Vec<TimeHit> {
     if !text.bytes().any(|b| b.is_ascii_digit()) {

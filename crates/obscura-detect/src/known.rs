@@ -115,6 +115,23 @@ impl Known {
     }
 
     fn add_name_component(&mut self, comp: &str) {
+        // `MÜLLER` is also written `MUELLER`.
+        if comp.contains(['ä', 'ö', 'ü', 'Ä', 'Ö', 'Ü']) {
+            let mut t = String::with_capacity(comp.len() + 4);
+            for c in comp.chars() {
+                match c {
+                    'ä' | 'Ä' => t.push_str("ae"),
+                    'ö' | 'Ö' => t.push_str("oe"),
+                    'ü' | 'Ü' => t.push_str("ue"),
+                    _ => t.push(c),
+                }
+            }
+            self.add_name_component_folded(&t);
+        }
+        self.add_name_component_folded(comp);
+    }
+
+    fn add_name_component_folded(&mut self, comp: &str) {
         let ws: Vec<String> = words(comp).into_iter().filter(|w| !is_affix(w)).collect();
         for w in &ws {
             if let Some(c) = w.chars().next() {
@@ -218,6 +235,20 @@ impl Known {
                 }
             }
         }
+    }
+
+    /// Whether `hit` (a month and day, no year) is a recorded date's.
+    pub(crate) fn has_month_day(&self, hit: &DateHit) -> bool {
+        hit.readings.iter().flatten().any(|r| {
+            self.dates
+                .iter()
+                .any(|d| d.month == r.month && d.day == r.day)
+        })
+    }
+
+    /// Whether any date was recorded.
+    pub(crate) fn has_dates(&self) -> bool {
+        !self.dates.is_empty()
     }
 
     /// Whether `hit` reads as a recorded date.
@@ -368,6 +399,13 @@ mod tests {
             assert_eq!(spans(&k, text), want, "{text}");
         }
         assert!(spans(&k, "Dr. Smith").is_empty());
+    }
+
+    #[test]
+    fn transliterated_names() {
+        let mut k = Known::default();
+        k.add(Kind::Name, "MÜLLER^JÜRGEN");
+        assert_eq!(spans(&k, "Jurgen Mueller"), ["Jurgen", "Mueller"]);
     }
 
     #[test]

@@ -130,6 +130,17 @@ pub fn find(text: &str, known: &Known) -> Vec<Finding> {
             detector,
         });
     }
+    if known.has_dates() {
+        for d in dates::find_month_days(text) {
+            if known.has_month_day(&d) {
+                out.push(Finding {
+                    range: d.range,
+                    kind: Kind::Date,
+                    detector: Detector::Contextual,
+                });
+            }
+        }
+    }
     for t in dates::find_times(text) {
         // The dates are sorted and disjoint: look at the neighbours only.
         let k = dates.partition_point(|d| d.range.end <= t.range.start);
