@@ -1,6 +1,9 @@
 //! The contextual detector: identifying values the object held, found again
 //! in its text in any case, accent, order and common format.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
 use crate::dates::{DateHit, TimeHit, Ymd};
 use crate::text::Folded;
 use crate::vocab::{is_affix, is_particle};
@@ -9,18 +12,19 @@ use crate::{Detector, Finding, Kind};
 /// The identifying values of one object, to be found again in its text.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
-    /// Name words and multi-word name components, folded.
-    names: Vec<Vec<String>>,
+    /// Folded word sequences by their first word: name words and
+    /// multi-word name components (kind `Name`), addresses, institutions,
+    /// e-mails...
+    seqs: HashMap<String, Vec<(Kind, Vec<String>)>>,
     /// Initials of the name components.
     initials: Vec<char>,
-    /// Identifiers as their folded alphanumeric characters.
-    ids: Vec<(Kind, String)>,
+    /// Identifiers as their folded alphanumeric characters (sorted, for
+    /// prefix look-ups).
+    ids: BTreeMap<String, Kind>,
     /// Phone numbers as digits.
-    phones: Vec<String>,
+    phones: BTreeSet<String>,
     dates: Vec<Ymd>,
     times: Vec<(u8, u8)>,
-    /// Addresses, institutions, e-mails...: folded word sequences.
-    phrases: Vec<(Kind, Vec<String>)>,
 }
 
 /// The folded words of `s`.
@@ -94,7 +98,7 @@ impl Known {
                 Kind::Id | Kind::Device | Kind::Ssn => {
                     let id: String = words(v).concat();
                     if id.chars().count() >= 3 {
-                        self.ids.push((kind, id));
+                        self.ids.entry(id).or_insert(kind);
                     }
                 }
                 Kind::Email | Kind::Url => self.add_phrase(kind, words(v)),
@@ -105,13 +109,12 @@ impl Known {
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.seqs.is_empty()
             && self.initials.is_empty()
             && self.ids.is_empty()
             && self.phones.is_empty()
             && self.dates.is_empty()
             && self.times.is_empty()
-            && self.phrases.is_empty()
     }
 
     fn add_name_component(&mut self, comp: &str) {
@@ -141,15 +144,21 @@ impl Known {
             }
         }
         if ws.len() > 1 {
-            self.names.push(ws.clone());
+            self.add_seq(Kind::Name, ws.clone());
         }
         for w in ws {
-            if letters(&w) >= 2
-                && !is_particle(&w)
-                && !self.names.iter().any(|n| n.len() == 1 && n[0] == w)
-            {
-                self.names.push(vec![w]);
+            if letters(&w) >= 2 && !is_particle(&w) {
+                self.add_seq(Kind::Name, vec![w]);
             }
+        }
+    }
+
+    /// Records a word sequence once.
+    fn add_seq(&mut self, kind: Kind, ws: Vec<String>) {
+        let Some(first) = ws.first() else { return };
+        let bucket = self.seqs.entry(first.clone()).or_default();
+        if !bucket.iter().any(|(_, p)| *p == ws) {
+            bucket.push((kind, ws));
         }
     }
 
@@ -158,11 +167,14 @@ impl Known {
         let n = |r: std::ops::Range<usize>| d.get(r).and_then(|s| s.parse::<u16>().ok());
         if let (Some(y), Some(m), Some(dd)) = (n(0..4), n(4..6), n(6..8)) {
             if (1..=12).contains(&m) && (1..=31).contains(&dd) {
-                self.dates.push(Ymd {
+                let d = Ymd {
                     year: y,
                     month: m as u8,
                     day: dd as u8,
-                });
+                };
+                if !self.dates.contains(&d) {
+                    self.dates.push(d);
+                }
             }
         }
         if let Some(t) = v.get(8..).filter(|t| t.len() >= 4) {
@@ -179,7 +191,7 @@ impl Known {
         let h = digits.get(0..2).and_then(|s| s.parse::<u8>().ok());
         let m = digits.get(2..4).and_then(|s| s.parse::<u8>().ok());
         if let (Some(h), Some(m)) = (h, m) {
-            if h < 24 && m < 60 {
+            if h < 24 && m < 60 && !self.times.contains(&(h, m)) {
                 self.times.push((h, m));
             }
         }
@@ -188,18 +200,18 @@ impl Known {
     fn add_phone(&mut self, v: &str) {
         let d: String = v.chars().filter(char::is_ascii_digit).collect();
         if d.len() == 11 && d.starts_with('1') {
-            self.phones.push(d[1..].to_owned());
+            self.phones.insert(d[1..].to_owned());
         }
         if d.len() >= 7 {
-            self.phones.push(d);
+            self.phones.insert(d);
         }
     }
 
     fn add_phrase(&mut self, kind: Kind, ws: Vec<String>) {
         let n: usize = ws.iter().map(|w| letters(w)).sum();
         let distinctive = ws.iter().any(|w| !generic(w));
-        if !ws.is_empty() && n >= 3 && distinctive && !self.phrases.iter().any(|(_, p)| *p == ws) {
-            self.phrases.push((kind, ws));
+        if n >= 3 && distinctive {
+            self.add_seq(kind, ws);
         }
     }
 
@@ -271,26 +283,39 @@ impl Known {
         }
         let n = f.toks.len();
         for i in 0..n {
-            for seq in &self.names {
-                if let Some(k) = seq_at(f, i, seq, name_gap) {
-                    let r = f.toks[i].orig.start..f.toks[k].orig.end;
-                    let r = crate::names::with_initials(f, r, |w| {
+            let w = f.word(i);
+            for (kind, seq) in self.seqs.get(w).map_or(&[][..], Vec::as_slice) {
+                let gap = if *kind == Kind::Name {
+                    name_gap
+                } else {
+                    phrase_gap
+                };
+                let Some(k) = seq_at(f, i, seq, gap) else {
+                    continue;
+                };
+                let mut r = f.toks[i].orig.start..f.toks[k].orig.end;
+                if *kind == Kind::Name {
+                    r = crate::names::with_initials(f, r, |w| {
                         w.chars().next().is_some_and(|c| self.initials.contains(&c))
                     });
-                    push(out, r, Kind::Name);
                 }
+                push(out, r, *kind);
             }
-            for (kind, seq) in &self.phrases {
-                if let Some(k) = seq_at(f, i, seq, phrase_gap) {
-                    push(out, f.toks[i].orig.start..f.toks[k].orig.end, *kind);
-                }
-            }
-            for (kind, id) in &self.ids {
+            // Values that start with this word (sorted: a range look-up).
+            for (id, kind) in self
+                .ids
+                .range::<str, _>((Bound::Included(w), Bound::Unbounded))
+                .take_while(|(id, _)| id.starts_with(w))
+            {
                 if let Some(k) = concat_at(f, i, id, id_gap) {
                     push(out, f.toks[i].orig.start..f.toks[k].orig.end, *kind);
                 }
             }
-            for phone in &self.phones {
+            let phones = self
+                .phones
+                .range::<str, _>((Bound::Included(w), Bound::Unbounded))
+                .take_while(|p| p.starts_with(w));
+            for phone in phones {
                 if let Some(k) = concat_at(f, i, phone, phone_gap) {
                     let mut start = f.toks[i].orig.start;
                     if i > 0 && f.word(i - 1) == "1" && phone_gap(f.gap_after(i - 1)) {
@@ -428,6 +453,18 @@ mod tests {
         assert_eq!(spans(&k, "call +1 606 555 0101"), ["+1 606 555 0101"]);
         assert_eq!(spans(&k, "call 606.555.0101"), ["606.555.0101"]);
         assert!(spans(&k, "AB CD").is_empty());
+    }
+
+    #[test]
+    fn many_values_are_indexed() {
+        let mut k = Known::default();
+        for i in 0..20_000 {
+            k.add(Kind::Id, &format!("ID-{i:06}"));
+            k.add(Kind::Name, &format!("NAME{i}^GIVEN"));
+            k.add(Kind::Name, "DOE^JOHN");
+        }
+        let text = "x ".repeat(5_000) + "id 029999 and ID-000042 for John";
+        assert_eq!(spans(&k, &text), ["ID-000042", "John"]);
     }
 
     #[test]
