@@ -156,6 +156,7 @@ fn anchor(w: &str) -> bool {
             | "krankenhaus"
             | "polyclinic"
             | "foundation"
+            | "imaging"
     )
 }
 
@@ -196,6 +197,11 @@ fn anchor_pair(first: &str, second: &str) -> bool {
             | "heart"
             | "childrens"
             | "trauma"
+            | "family"
+            | "primary"
+            | "urgent"
+            | "pediatric"
+            | "womens"
     ) && matches!(
         second,
         "center"
@@ -210,6 +216,8 @@ fn anchor_pair(first: &str, second: &str) -> bool {
             | "partners"
             | "alliance"
             | "practice"
+            | "care"
+            | "physicians"
     )
 }
 
