@@ -383,3 +383,36 @@ fn profile_overrides_and_keep_lists_take_precedence() {
     assert!(out.get(tags::SOP_INSTANCE_UID).is_some(), "structural");
     assert!(text(&out, tags::PATIENT_ID).unwrap().starts_with("OBS-"));
 }
+
+#[test]
+fn a_kept_document_holding_the_headers_values_is_refused() {
+    let profile = Profile::from_toml(
+        "[[override]]\nattribute = \"EncapsulatedDocument\"\naction = \"keep\"\n",
+    )
+    .unwrap();
+    let engine = Deidentifier::new(profile, Pseudonymizer::new(SecretKey::from_bytes([9; 32])));
+    let pdf = |text: &str| {
+        let body = format!("BT /F1 12 Tf ({text}) Tj ET");
+        let doc = format!(
+            "%PDF-1.4\n1 0 obj\n<< /Length {} >>\nstream\n{body}\nendstream\nendobj\n%%EOF\n",
+            body.len()
+        );
+        let elements = vec![
+            s(
+                tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT,
+                VR::LO,
+                "application/pdf",
+            ),
+            DataElement::new(
+                tags::ENCAPSULATED_DOCUMENT,
+                VR::OB,
+                PrimitiveValue::from(doc.into_bytes()),
+            ),
+        ];
+        ct("MRN1", elements)
+    };
+    let refused = engine.deidentify(pdf("Report for John Doe, MRN1"));
+    assert!(refused.is_err(), "the document names the patient");
+    let kept = engine.deidentify(pdf("No acute findings.")).unwrap().object;
+    assert!(kept.get(tags::ENCAPSULATED_DOCUMENT).is_some());
+}
