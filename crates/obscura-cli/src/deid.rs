@@ -3,14 +3,13 @@
 use crate::explain;
 use crate::keys;
 use crate::profile_args::ProfileArgs;
+use crate::progress;
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use obscura_batch::{
     run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport,
 };
 use obscura_deid::{Deidentifier, Pseudonymizer};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,14 +71,7 @@ pub fn run(args: DeidArgs) -> Result<ExitCode> {
             limits: Default::default(),
         },
     };
-    let bar = ProgressBar::hidden();
-    if std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-    }
+    let bar = progress::files_bar();
     let result = run_batch(&config, &engine, |n| bar.set_length(n), |_| bar.inc(1))?;
     bar.finish_and_clear();
     if let Some(path) = &args.report {

@@ -7,6 +7,7 @@ mod explain;
 mod keys;
 mod profile_args;
 mod profile_show;
+mod progress;
 mod scan;
 
 use clap::{Parser, Subcommand};

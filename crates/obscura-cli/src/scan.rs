@@ -1,10 +1,9 @@
 //! `obscura scan`: arguments, progress, reports and the exit status.
 
+use crate::progress;
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use obscura_scan::{render, Report};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,14 +42,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             .unwrap_or(1)
     });
     let files = obscura_scan::discover(&args.paths)?;
-    let bar = ProgressBar::hidden();
-    if std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-    }
+    let bar = progress::files_bar();
     bar.set_length(files.len() as u64);
     let scans = obscura_scan::scan(&files, jobs, || bar.inc(1))?;
     bar.finish_and_clear();

@@ -59,20 +59,8 @@ pub fn is_placeholder(v: &str) -> bool {
 
 /// Scan one file. Never fails: a file that cannot be read says why in its status.
 pub fn inspect_file(path: &Path) -> FileScan {
-    let mut out = FileScan {
-        path: path.display().to_string(),
-        status: FileStatus::Scanned,
-        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-        modality: None,
-        sop_class: None,
-        study: None,
-        patient: None,
-        marked_deidentified: false,
-        creators: Vec::new(),
-        has_document: false,
-        is_sr: false,
-        findings: Vec::new(),
-    };
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut out = FileScan::new(path, FileStatus::Scanned, bytes);
     let read = match obscura_batch::read_file(path, Limits::default()) {
         Ok(r) => r,
         Err(Outcome::Skipped { .. }) => {

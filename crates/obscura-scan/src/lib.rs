@@ -200,6 +200,24 @@ pub struct FileScan {
 }
 
 impl FileScan {
+    /// A file with nothing found yet.
+    pub fn new(path: &Path, status: FileStatus, bytes: u64) -> FileScan {
+        FileScan {
+            path: path.display().to_string(),
+            status,
+            bytes,
+            modality: None,
+            sop_class: None,
+            study: None,
+            patient: None,
+            marked_deidentified: false,
+            creators: Vec::new(),
+            has_document: false,
+            is_sr: false,
+            findings: Vec::new(),
+        }
+    }
+
     /// The file's risk score: the weighted count of its findings.
     pub fn score(&self) -> u64 {
         self.findings.iter().map(|f| f.category.weight()).sum()
@@ -251,18 +269,8 @@ pub fn scan(
 /// One file; a panic in the parser or a detector becomes an unreadable file,
 /// never the end of the scan.
 fn scan_one(path: &Path) -> FileScan {
-    std::panic::catch_unwind(|| inspect_file(path)).unwrap_or_else(|_| FileScan {
-        path: path.display().to_string(),
-        status: FileStatus::Unreadable("internal error while scanning this file".into()),
-        bytes: 0,
-        modality: None,
-        sop_class: None,
-        study: None,
-        patient: None,
-        marked_deidentified: false,
-        creators: Vec::new(),
-        has_document: false,
-        is_sr: false,
-        findings: Vec::new(),
+    std::panic::catch_unwind(|| inspect_file(path)).unwrap_or_else(|_| {
+        let status = FileStatus::Unreadable("internal error while scanning this file".into());
+        FileScan::new(path, status, 0)
     })
 }
