@@ -50,15 +50,20 @@ impl TextCleaner {
     /// IDs, dates, addresses, phone numbers, institutions, devices, at any
     /// depth) and its Specific Character Set.
     pub fn new(object: &InMemDicomObject) -> Self {
-        let charsets = declared_charsets(object)
-            .map(|v| CharacterSets::from_value(&v))
-            .unwrap_or_default();
-        let mut cleaner = TextCleaner {
-            known: Known::default(),
-            charsets: charsets.clone(),
-        };
-        cleaner.learn(object, charsets);
+        let mut cleaner = TextCleaner::without_known_values(object);
+        cleaner.learn(object, cleaner.charsets.clone());
         cleaner
+    }
+
+    /// A cleaner that knows only the object's character sets: for profiles
+    /// that read no text, which need not pay for learning its values.
+    pub fn without_known_values(object: &InMemDicomObject) -> Self {
+        TextCleaner {
+            known: Known::default(),
+            charsets: declared_charsets(object)
+                .map(|v| CharacterSets::from_value(&v))
+                .unwrap_or_default(),
+        }
     }
 
     /// The character sets of the object's top level.

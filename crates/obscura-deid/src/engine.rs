@@ -82,8 +82,8 @@ struct Walk<'a> {
     unsafe_reason: Option<Unsafe>,
     /// Sequence nesting level of the element being walked (0: top level).
     depth: usize,
-    /// The path of the element being walked, when explaining.
-    path: Vec<String>,
+    /// Where the element being walked is (formatted only when explaining).
+    path: Vec<Step>,
     explained: Option<Vec<Explained>>,
 }
 
@@ -133,7 +133,11 @@ impl Deidentifier {
             &text(tags::PATIENT_BIRTH_DATE),
         );
         let mime = text(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT);
-        let cleaner = TextCleaner::new(&object);
+        let cleaner = if self.profile.reads_text() {
+            TextCleaner::new(&object)
+        } else {
+            TextCleaner::without_known_values(&object)
+        };
         let mut walk = Walk {
             profile: &self.profile,
             pseudonyms: &self.pseudonyms,
@@ -197,9 +201,8 @@ impl Walk<'_> {
                 overlay_type: overlay_types.get(&tag.0).map(String::as_str),
             };
             let decision = decide(place, self.profile);
-            let name = display_name(tag, place.creator);
-            self.path.push(format!("({:04X},{:04X})", tag.0, tag.1));
-            self.record(&decision, &name, elem.vr());
+            self.path.push(Step::Element(tag));
+            self.record(&decision, place);
             if let Some(e) = self.apply(elem, decision, mode) {
                 out.push(e);
             }
@@ -208,12 +211,13 @@ impl Walk<'_> {
         InMemDicomObject::from_element_iter(without_empty_private_blocks(out))
     }
 
-    fn record(&mut self, decision: &Decision, name: &str, vr: VR) {
+    fn record(&mut self, decision: &Decision, place: Place) {
         if let Some(explained) = &mut self.explained {
+            let path: Vec<String> = self.path.iter().map(Step::to_string).collect();
             explained.push(Explained {
-                path: self.path.join("/"),
-                name: name.to_string(),
-                vr,
+                path: path.join("/"),
+                name: display_name(place.tag, place.creator),
+                vr: place.vr,
                 action: decision.action.clone(),
                 rule: decision.rule.describe(self.profile),
             });
@@ -335,7 +339,7 @@ impl Walk<'_> {
                     .into_iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        self.path.push(format!("[{i}]"));
+                        self.path.push(Step::Item(i));
                         let inner = item_charsets(&self.charsets, &item);
                         let outer = std::mem::replace(&mut self.charsets, inner);
                         let item = self.object(item, mode);
@@ -419,6 +423,22 @@ fn without_empty_private_blocks(elements: Vec<InMemElement>) -> Vec<InMemElement
             !is_creator || used.contains(&(t.0, t.1))
         })
         .collect()
+}
+
+/// One step of an element's path: a tag, or a sequence item's index.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Element(Tag),
+    Item(usize),
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Element(t) => write!(f, "({:04X},{:04X})", t.0, t.1),
+            Step::Item(i) => write!(f, "[{i}]"),
+        }
+    }
 }
 
 /// An element's keyword, or for a private one its creator.

@@ -289,6 +289,24 @@ impl Profile {
         self.options.contains(&option)
     }
 
+    /// Whether anything this profile does reads free text (cleaning, or
+    /// checking a kept document), so the object's identifying values must be
+    /// learned first.
+    pub fn reads_text(&self) -> bool {
+        let cleaning_options = [
+            DeidOption::RetainDeviceIdentity,
+            DeidOption::RetainPatientCharacteristics,
+            DeidOption::CleanDescriptors,
+            DeidOption::CleanStructuredContent,
+            DeidOption::CleanGraphics,
+        ];
+        cleaning_options.iter().any(|o| self.has(*o))
+            || self
+                .overrides
+                .iter()
+                .any(|o| matches!(o.action, OverrideAction::Clean | OverrideAction::Keep))
+    }
+
     /// The selected options, in the table's column order.
     pub fn options(&self) -> impl Iterator<Item = DeidOption> + '_ {
         self.options.iter().copied()
