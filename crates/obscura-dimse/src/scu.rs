@@ -1,0 +1,493 @@
+//! The SCU: open an association, C-ECHO, C-STORE (many instances on one
+//! association), release.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::time::timeout;
+
+use crate::command::{self, Command};
+use crate::pdu::{self, pc_result, Associate, PcRq, Pdu};
+use crate::server::Stream;
+use crate::{DimseError, Part10Info};
+
+/// TLS for an SCU: the client configuration and the name the server's
+/// certificate must carry (a DNS name or an IP address).
+#[derive(Clone)]
+pub struct ScuTls {
+    /// rustls client configuration (see [`crate::tls::client_config`]).
+    pub config: Arc<rustls::ClientConfig>,
+    /// Expected server name, e.g. `ServerName::try_from("pacs.example")`.
+    pub server_name: rustls_pki_types::ServerName<'static>,
+}
+
+/// How to greet a remote SCP.
+#[derive(Clone)]
+pub struct ScuConfig {
+    /// Our AE title.
+    pub calling_ae: String,
+    /// The remote AE title.
+    pub called_ae: String,
+    /// Maximum PDU length we receive (advertised in A-ASSOCIATE-RQ).
+    pub max_pdu_length: u32,
+    /// Limit on connecting and on each wait for the peer.
+    pub timeout: Duration,
+    /// TLS, or plain TCP.
+    pub tls: Option<ScuTls>,
+}
+
+impl ScuConfig {
+    /// Plain TCP, 256 KiB PDUs, 60 s timeout.
+    pub fn new(calling_ae: impl Into<String>, called_ae: impl Into<String>) -> ScuConfig {
+        ScuConfig {
+            calling_ae: calling_ae.into(),
+            called_ae: called_ae.into(),
+            max_pdu_length: 256 * 1024,
+            timeout: Duration::from_secs(60),
+            tls: None,
+        }
+    }
+}
+
+/// One presentation context to propose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposedContext {
+    /// SOP class UID.
+    pub abstract_syntax: String,
+    /// Transfer syntaxes offered for it (the SCP picks one).
+    pub transfer_syntaxes: Vec<String>,
+}
+
+/// An open association, as SCU.
+pub struct Association {
+    s: Box<dyn Stream>,
+    /// Accepted contexts: (id, abstract syntax, transfer syntax).
+    accepted: Vec<(u8, String, String)>,
+    peer_max_pdu: u32,
+    max_pdu_length: u32,
+    timeout: Duration,
+    next_message_id: u16,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+fn check_ae(ae: &str) -> Result<(), DimseError> {
+    if ae.trim().is_empty()
+        || ae.len() > 16
+        || !ae.bytes().all(|c| (0x20..0x7F).contains(&c) && c != b'\\')
+    {
+        return Err(DimseError::Config(format!("invalid AE title {ae:?}")));
+    }
+    Ok(())
+}
+
+impl Association {
+    /// Connects (TCP, then TLS if configured) and negotiates the proposed
+    /// presentation contexts (at most 128). Fails on A-ASSOCIATE-RJ.
+    pub async fn connect(
+        addr: impl ToSocketAddrs,
+        config: &ScuConfig,
+        proposed: &[ProposedContext],
+    ) -> Result<Association, DimseError> {
+        check_ae(&config.calling_ae)?;
+        check_ae(&config.called_ae)?;
+        if proposed.is_empty() || proposed.len() > 128 {
+            return Err(DimseError::Config(
+                "between 1 and 128 presentation contexts".into(),
+            ));
+        }
+        let tcp = timeout(config.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| DimseError::Timeout)??;
+        let _ = tcp.set_nodelay(true);
+        let mut s: Box<dyn Stream> = match &config.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                Box::new(
+                    timeout(
+                        config.timeout,
+                        connector.connect(tls.server_name.clone(), tcp),
+                    )
+                    .await
+                    .map_err(|_| DimseError::Timeout)??,
+                )
+            }
+        };
+        let rq = Associate {
+            protocol_version: 1,
+            called_ae: config.called_ae.clone(),
+            calling_ae: config.calling_ae.clone(),
+            application_context: pdu::APPLICATION_CONTEXT.into(),
+            contexts_rq: proposed
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PcRq {
+                    id: (2 * i + 1) as u8,
+                    abstract_syntax: p.abstract_syntax.clone(),
+                    transfer_syntaxes: p.transfer_syntaxes.clone(),
+                })
+                .collect(),
+            contexts_ac: vec![],
+            max_pdu_length: config.max_pdu_length,
+            implementation_class_uid: crate::IMPLEMENTATION_CLASS_UID.into(),
+            implementation_version: crate::IMPLEMENTATION_VERSION_NAME.into(),
+        };
+        s.write_all(&pdu::encode_associate(&rq, true)).await?;
+        s.flush().await?;
+        let mut buf = Vec::new();
+        let answer = timeout(config.timeout, pdu::read_pdu(&mut s, &mut buf, 0))
+            .await
+            .map_err(|_| DimseError::Timeout)??;
+        let ac = match answer {
+            Some(Pdu::AssociateAc(ac)) => ac,
+            Some(Pdu::AssociateRj {
+                result,
+                source,
+                reason,
+            }) => {
+                return Err(DimseError::Rejected {
+                    result,
+                    from: source,
+                    reason,
+                })
+            }
+            Some(Pdu::Abort { source, reason }) => {
+                return Err(DimseError::Aborted {
+                    from: source,
+                    reason,
+                })
+            }
+            None => {
+                return Err(DimseError::Protocol(
+                    "connection closed during negotiation".into(),
+                ))
+            }
+            Some(_) => {
+                return Err(DimseError::Protocol(
+                    "unexpected answer to A-ASSOCIATE-RQ".into(),
+                ))
+            }
+        };
+        let mut accepted = Vec::new();
+        for pc in ac.contexts_ac {
+            if pc.result != pc_result::ACCEPTANCE {
+                continue;
+            }
+            let Some(p) = rq.contexts_rq.iter().find(|p| p.id == pc.id) else {
+                continue;
+            };
+            if p.transfer_syntaxes.contains(&pc.transfer_syntax) {
+                accepted.push((pc.id, p.abstract_syntax.clone(), pc.transfer_syntax));
+            }
+        }
+        Ok(Association {
+            s,
+            accepted,
+            peer_max_pdu: ac.max_pdu_length,
+            max_pdu_length: config.max_pdu_length.max(4096),
+            timeout: config.timeout,
+            next_message_id: 1,
+            buf,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The accepted contexts: (abstract syntax, transfer syntax).
+    pub fn accepted(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.accepted
+            .iter()
+            .map(|(_, a, t)| (a.as_str(), t.as_str()))
+    }
+
+    fn context(&self, sop_class: &str, transfer_syntax: &str) -> Result<u8, DimseError> {
+        self.accepted
+            .iter()
+            .find(|(_, a, t)| a == sop_class && t == transfer_syntax)
+            .map(|c| c.0)
+            .ok_or_else(|| DimseError::NoContext {
+                sop_class: sop_class.into(),
+                transfer_syntax: transfer_syntax.into(),
+            })
+    }
+
+    fn message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.checked_add(1).unwrap_or(1);
+        id
+    }
+
+    /// C-ECHO on an accepted Verification context; returns the status.
+    pub async fn echo(&mut self) -> Result<u16, DimseError> {
+        let cid = self
+            .accepted
+            .iter()
+            .find(|c| c.1 == crate::VERIFICATION_SOP_CLASS)
+            .map(|c| c.0)
+            .ok_or_else(|| DimseError::NoContext {
+                sop_class: crate::VERIFICATION_SOP_CLASS.into(),
+                transfer_syntax: "any".into(),
+            })?;
+        let id = self.message_id();
+        let cmd = Command::echo_rq(id).encode();
+        pdu::write_pdata(
+            &mut self.s,
+            cid,
+            true,
+            &cmd,
+            true,
+            self.peer_max_pdu,
+            &mut self.scratch,
+        )
+        .await?;
+        self.response(id).await
+    }
+
+    /// C-STORE of a Part 10 file: its data set is sent as stored, in the
+    /// file's transfer syntax (an accepted context must match it).
+    pub async fn store_file(&mut self, path: &Path) -> Result<u16, DimseError> {
+        let info = crate::read_part10_meta(path)?;
+        self.store_file_with(path, &info).await
+    }
+
+    async fn store_file_with(&mut self, path: &Path, info: &Part10Info) -> Result<u16, DimseError> {
+        let f = open_at(path, info.dataset_offset)?;
+        self.store(
+            &info.sop_class_uid,
+            &info.sop_instance_uid,
+            &info.transfer_syntax_uid,
+            f,
+        )
+        .await
+    }
+
+    /// C-STORE of a data set (no file meta) encoded in `transfer_syntax`,
+    /// read from `dataset` in PDU-sized pieces (a file or memory: the reads
+    /// block the task briefly). Returns the status the SCP answered. After
+    /// an error other than `NoContext` the association is unusable (a data
+    /// set may be half sent): drop or abort it.
+    pub async fn store(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        transfer_syntax: &str,
+        mut dataset: impl Read + Send,
+    ) -> Result<u16, DimseError> {
+        let cid = self.context(sop_class, transfer_syntax)?;
+        let id = self.message_id();
+        let cmd = Command::store_rq(id, sop_class, sop_instance).encode();
+        pdu::write_pdata(
+            &mut self.s,
+            cid,
+            true,
+            &cmd,
+            true,
+            self.peer_max_pdu,
+            &mut self.scratch,
+        )
+        .await?;
+        let frag = pdu::max_fragment(self.peer_max_pdu);
+        let mut cur = vec![0u8; frag];
+        let mut next = vec![0u8; frag];
+        let mut n = fill(&mut dataset, &mut cur)?;
+        loop {
+            let m = if n == frag {
+                fill(&mut dataset, &mut next)?
+            } else {
+                0
+            };
+            let last = m == 0;
+            pdu::write_pdata(
+                &mut self.s,
+                cid,
+                false,
+                &cur[..n],
+                last,
+                self.peer_max_pdu,
+                &mut self.scratch,
+            )
+            .await?;
+            if last {
+                break;
+            }
+            std::mem::swap(&mut cur, &mut next);
+            n = m;
+        }
+        self.response(id).await
+    }
+
+    /// Waits for the response to message `id`; returns its status.
+    async fn response(&mut self, id: u16) -> Result<u16, DimseError> {
+        let mut bytes = Vec::new();
+        loop {
+            let p = timeout(
+                self.timeout,
+                pdu::read_pdu(&mut self.s, &mut self.buf, self.max_pdu_length),
+            )
+            .await
+            .map_err(|_| DimseError::Timeout)??;
+            match p {
+                Some(Pdu::PData) => {
+                    for pdv in pdu::pdvs(&self.buf) {
+                        let pdv = pdv?;
+                        if !pdv.is_command {
+                            return Err(DimseError::Protocol("data set in a response".into()));
+                        }
+                        if bytes.len() + pdv.data.len() > command::MAX_COMMAND_BYTES {
+                            return Err(DimseError::Malformed("response command too large".into()));
+                        }
+                        bytes.extend_from_slice(pdv.data);
+                        if pdv.is_last {
+                            let rsp = Command::decode(&bytes)?;
+                            bytes.clear();
+                            if rsp.u16(command::MESSAGE_ID_BEING_RESPONDED_TO) != Some(id) {
+                                return Err(DimseError::Protocol(
+                                    "response to another message".into(),
+                                ));
+                            }
+                            return rsp.u16(command::STATUS).ok_or_else(|| {
+                                DimseError::Malformed("response without Status".into())
+                            });
+                        }
+                    }
+                }
+                Some(Pdu::Abort { source, reason }) => {
+                    return Err(DimseError::Aborted {
+                        from: source,
+                        reason,
+                    })
+                }
+                None => {
+                    return Err(DimseError::Protocol(
+                        "connection closed before the response".into(),
+                    ))
+                }
+                Some(_) => return Err(DimseError::Protocol("unexpected PDU".into())),
+            }
+        }
+    }
+
+    /// A-RELEASE-RQ, waits for A-RELEASE-RP, closes.
+    pub async fn release(mut self) -> Result<(), DimseError> {
+        self.s.write_all(&pdu::encode_release(true)).await?;
+        self.s.flush().await?;
+        let p = timeout(
+            self.timeout,
+            pdu::read_pdu(&mut self.s, &mut self.buf, self.max_pdu_length),
+        )
+        .await
+        .map_err(|_| DimseError::Timeout)??;
+        let _ = self.s.shutdown().await;
+        match p {
+            Some(Pdu::ReleaseRp) => Ok(()),
+            Some(Pdu::Abort { source, reason }) => Err(DimseError::Aborted {
+                from: source,
+                reason,
+            }),
+            _ => Err(DimseError::Protocol("no A-RELEASE-RP".into())),
+        }
+    }
+
+    /// A-ABORT (service user) and close.
+    pub async fn abort(mut self) {
+        let _ = self.s.write_all(&pdu::encode_abort(0, 0)).await;
+        let _ = self.s.flush().await;
+        let _ = self.s.shutdown().await;
+    }
+}
+
+fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, DimseError> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    Ok(f)
+}
+
+/// Reads until `buf` is full or the end; returns the count.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, DimseError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+/// C-ECHO: one association, one echo, release. Returns the status.
+pub async fn echo_scu(addr: impl ToSocketAddrs, config: &ScuConfig) -> Result<u16, DimseError> {
+    let proposed = [ProposedContext {
+        abstract_syntax: crate::VERIFICATION_SOP_CLASS.into(),
+        transfer_syntaxes: vec![crate::IMPLICIT_VR_LITTLE_ENDIAN.into()],
+    }];
+    let mut a = Association::connect(addr, config, &proposed).await?;
+    let status = a.echo().await?;
+    a.release().await?;
+    Ok(status)
+}
+
+/// Sends Part 10 files on one association (each in its own transfer syntax,
+/// one presentation context per SOP class and transfer syntax; at most 128
+/// distinct pairs) and releases it. Returns each file's C-STORE status, or
+/// its own error (unreadable file, no accepted context); an association
+/// failure fails the whole call.
+pub async fn store_scu(
+    addr: impl ToSocketAddrs,
+    config: &ScuConfig,
+    files: &[PathBuf],
+) -> Result<Vec<Result<u16, DimseError>>, DimseError> {
+    let infos: Vec<Result<Part10Info, DimseError>> =
+        files.iter().map(|f| crate::read_part10_meta(f)).collect();
+    let mut proposed: Vec<ProposedContext> = Vec::new();
+    for info in infos.iter().flatten() {
+        let p = ProposedContext {
+            abstract_syntax: info.sop_class_uid.clone(),
+            transfer_syntaxes: vec![info.transfer_syntax_uid.clone()],
+        };
+        if !proposed.contains(&p) {
+            proposed.push(p);
+        }
+    }
+    if proposed.len() > 128 {
+        return Err(DimseError::Config(format!(
+            "{} distinct SOP class / transfer syntax pairs: more than 128 presentation contexts",
+            proposed.len()
+        )));
+    }
+    if proposed.is_empty() {
+        return Ok(infos.into_iter().map(|i| i.map(|_| 0)).collect());
+    }
+    let mut a = Association::connect(addr, config, &proposed).await?;
+    let mut out = Vec::with_capacity(files.len());
+    for (path, info) in files.iter().zip(infos) {
+        let r = match info {
+            Err(e) => Err(e),
+            Ok(info) => match open_at(path, info.dataset_offset) {
+                // A file that cannot be opened costs only itself.
+                Err(e) => Err(e),
+                Ok(f) => match a
+                    .store(
+                        &info.sop_class_uid,
+                        &info.sop_instance_uid,
+                        &info.transfer_syntax_uid,
+                        f,
+                    )
+                    .await
+                {
+                    Err(e @ DimseError::NoContext { .. }) => Err(e),
+                    Err(e) => return Err(e),
+                    Ok(s) => Ok(s),
+                },
+            },
+        };
+        out.push(r);
+    }
+    a.release().await?;
+    Ok(out)
+}
