@@ -207,21 +207,30 @@ pub fn decide(place: Place, profile: &Profile) -> Decision {
 /// A kept value inside a replaced or cleaned sequence, or a kept date when
 /// dates are modified.
 fn adjust_kept(decision: Decision, place: Place, profile: &Profile) -> Decision {
-    // only what no rule chose to keep changes inside replaced or cleaned
-    // sequences: an option's K (dates, device...) holds at every depth
-    if decision.action != Action::Keep || decision.rule != Rule::NotInTable {
-        return adjust_kept_date(decision, place, profile);
-    }
     let is_code = is_code_attribute(place.tag);
+    let kept = matches!(
+        decision.action,
+        Action::Keep | Action::ShiftDate | Action::Clean
+    );
     match place.mode {
-        Mode::Dummy { keep_codes } if is_identifying_vr(place.vr) && !(keep_codes && is_code) => {
+        // D on a sequence replaces its content: what an option would keep or
+        // clean elsewhere is replaced here too (only codes survive)
+        Mode::Dummy { keep_codes }
+            if kept
+                && is_identifying_vr(place.vr)
+                && !(keep_codes && is_code)
+                && !matches!(decision.rule, Rule::SafePrivate) =>
+        {
             return Decision::new(Action::Dummy, Rule::InsideReplacedSequence)
         }
-        Mode::Clean if place.vr == VR::PN => {
-            return Decision::new(Action::Dummy, Rule::InsideCleanedSequence)
-        }
-        Mode::Clean if is_text_vr(place.vr) && !is_code => {
-            return Decision::new(Action::Clean, Rule::InsideCleanedSequence)
+        // C on a sequence cleans what no rule names; options hold inside
+        Mode::Clean if decision.action == Action::Keep && decision.rule == Rule::NotInTable => {
+            if place.vr == VR::PN {
+                return Decision::new(Action::Dummy, Rule::InsideCleanedSequence);
+            }
+            if is_text_vr(place.vr) && !is_code {
+                return Decision::new(Action::Clean, Rule::InsideCleanedSequence);
+            }
         }
         _ => {}
     }
