@@ -9,6 +9,7 @@ mod profile_args;
 mod profile_show;
 mod progress;
 mod scan;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ enum Command {
     /// Show profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Show a gateway's queue: depth, per-destination state, recent errors.
+    Status(status::StatusArgs),
     /// Write a new random key to PATH (readable by its owner only).
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::Show(args)) => {
             profile_show::run(&args).map(|()| ExitCode::SUCCESS)
         }
+        Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());
             ExitCode::SUCCESS

@@ -1,0 +1,608 @@
+//! The gateway's one TOML file: the server, its peers, destinations and
+//! routes. Keys are never in it: each destination names a key file.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem (names config keys and peers, never data).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The TOML is invalid or has unknown keys.
+    #[error("{0}")]
+    Toml(String),
+    /// The content is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener, limits, data folder, metrics.
+    pub server: ServerSection,
+    /// Who may send (default deny: nobody else).
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+    /// Where de-identified copies go.
+    #[serde(default, rename = "destination")]
+    pub destinations: Vec<DestinationConfig>,
+    /// Which peer's data goes to which destinations.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// The folder relative paths are resolved against (the config's folder).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Our AE title (called AE title peers must use unless they name another).
+    pub ae_title: String,
+    /// Plain DICOM listener (only peers with `plain = true` are admitted on it).
+    pub listen: Option<SocketAddr>,
+    /// TLS listener.
+    pub tls: Option<TlsServerConfig>,
+    /// Spool, queue, quarantine.
+    pub data_dir: PathBuf,
+    /// Prometheus metrics on this address (loopback only).
+    pub metrics: Option<SocketAddr>,
+    /// Concurrent associations.
+    #[serde(default = "default_max_associations")]
+    pub max_associations: usize,
+    /// Largest PDU we accept.
+    #[serde(default = "default_max_pdu")]
+    pub max_pdu_length: u32,
+    /// Idle association timeout.
+    #[serde(default = "default_idle_secs")]
+    pub idle_timeout_secs: u64,
+    /// Largest data set accepted (bytes).
+    #[serde(default = "default_max_dataset")]
+    pub max_dataset_bytes: u64,
+    /// Forwarding worker threads.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// How long forwarded originals stay in the spool (seconds; 0 = removed at once).
+    #[serde(default)]
+    pub retention_secs: u64,
+    /// Delivery attempts before a job is marked failed (it can be retried by a restart).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay (doubles per attempt, capped at 10 minutes).
+    #[serde(default = "default_retry_ms")]
+    pub retry_initial_ms: u64,
+}
+
+fn default_max_associations() -> usize {
+    64
+}
+fn default_max_pdu() -> u32 {
+    65536
+}
+fn default_idle_secs() -> u64 {
+    60
+}
+fn default_max_dataset() -> u64 {
+    4 << 30
+}
+fn default_workers() -> usize {
+    2
+}
+fn default_max_attempts() -> u32 {
+    30
+}
+fn default_retry_ms() -> u64 {
+    500
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    /// TLS listener address.
+    pub listen: SocketAddr,
+    /// Our certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Our private key (PEM; mode 0600).
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[[peer]]`: one sender we admit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Name used in routes, logs and status.
+    pub name: String,
+    /// The calling AE title it must use.
+    pub calling_ae: String,
+    /// The called AE title it must use (default: our AE title).
+    pub called_ae: Option<String>,
+    /// Source addresses or CIDR blocks it may connect from.
+    pub addresses: Vec<String>,
+    /// SHA-256 of its client certificate (DER), hex; TLS only.
+    pub client_cert_sha256: Option<String>,
+    /// May send over plain DICOM (no TLS).
+    #[serde(default)]
+    pub plain: bool,
+}
+
+/// `[[destination]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Name used in routes, status and metrics.
+    pub name: String,
+    /// A folder to write into.
+    pub folder: Option<PathBuf>,
+    /// A remote SCP (`host:port`).
+    pub host: Option<String>,
+    /// The remote AE title.
+    pub called_ae: Option<String>,
+    /// Our AE title towards it (default: the server's).
+    pub calling_ae: Option<String>,
+    /// TLS towards it (unless `plain`).
+    pub tls: Option<TlsClientConfig>,
+    /// Send over plain DICOM.
+    #[serde(default)]
+    pub plain: bool,
+    /// A profile file, or an inline profile table (docs/profiles.md).
+    pub profile: Option<toml::Value>,
+    /// This destination's own key file (64 hex digits, mode 0600).
+    pub key_file: PathBuf,
+    /// Forward objects whose pixels may carry burned-in identity anyway.
+    #[serde(default)]
+    pub allow_burned_in: bool,
+}
+
+/// `[destination.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClientConfig {
+    /// CA bundle the remote's certificate must chain to (PEM).
+    pub ca: PathBuf,
+    /// Our client certificate (PEM), for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Its key (PEM).
+    pub key: Option<PathBuf>,
+    /// The name to verify (default: the host part of `host`).
+    pub server_name: Option<String>,
+}
+
+/// `[[route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Peer names.
+    pub from: Vec<String>,
+    /// Destination names.
+    pub to: Vec<String>,
+}
+
+/// How a destination is reached.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Files in a folder.
+    Folder(PathBuf),
+    /// C-STORE to a remote SCP.
+    Scu {
+        /// `host:port`.
+        host: String,
+        /// Remote AE title.
+        called_ae: String,
+        /// Our AE title.
+        calling_ae: String,
+        /// TLS settings, `None` for plain.
+        tls: Option<TlsClientConfig>,
+    },
+}
+
+/// Where a profile comes from.
+#[derive(Debug, Clone)]
+pub enum ProfileSource {
+    /// The basic profile.
+    Basic,
+    /// A profile file.
+    File(PathBuf),
+    /// Inline TOML (the same format as a profile file).
+    Inline(String),
+}
+
+impl ProfileSource {
+    /// Load it as an engine profile.
+    pub fn load(&self) -> Result<obscura_deid::Profile, ConfigError> {
+        let text = match self {
+            ProfileSource::Basic => return Ok(obscura_deid::Profile::basic()),
+            ProfileSource::File(p) => {
+                std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.clone(), e))?
+            }
+            ProfileSource::Inline(t) => t.clone(),
+        };
+        obscura_deid::Profile::from_toml(&text).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+impl Config {
+    /// Read and check a config file; relative paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+        let base = path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, &base)
+    }
+
+    /// Parse and check config text.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        c.base_dir = base_dir.to_path_buf();
+        c.check()?;
+        Ok(c)
+    }
+
+    /// A path from the config, resolved against its folder.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path(&self.server.data_dir)
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.idle_timeout_secs.max(1))
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        check_ae(&self.server.ae_title, "server.ae_title")?;
+        if self.server.listen.is_none() && self.server.tls.is_none() {
+            return bad("server: set `listen` (plain) or [server.tls] (or both)".into());
+        }
+        if let Some(m) = self.server.metrics {
+            if !m.ip().is_loopback() {
+                return bad("server.metrics must be a loopback address".into());
+            }
+        }
+        let mut names = BTreeSet::new();
+        for p in &self.peers {
+            if !names.insert(p.name.clone()) {
+                return bad(format!("peer `{}` is defined twice", p.name));
+            }
+            check_ae(&p.calling_ae, &format!("peer `{}` calling_ae", p.name))?;
+            if let Some(c) = &p.called_ae {
+                check_ae(c, &format!("peer `{}` called_ae", p.name))?;
+            }
+            if p.addresses.is_empty() {
+                return bad(format!("peer `{}`: list its source `addresses`", p.name));
+            }
+            for a in &p.addresses {
+                Cidr::parse(a).ok_or_else(|| {
+                    ConfigError::Invalid(format!("peer `{}`: bad address `{a}`", p.name))
+                })?;
+            }
+            if let Some(h) = &p.client_cert_sha256 {
+                if normalize_fingerprint(h).is_none() {
+                    return bad(format!(
+                        "peer `{}`: client_cert_sha256 is not 64 hex digits",
+                        p.name
+                    ));
+                }
+            }
+            if p.plain && self.server.listen.is_none() {
+                return bad(format!(
+                    "peer `{}` is plain but the server has no plain `listen`",
+                    p.name
+                ));
+            }
+        }
+        let mut dests = BTreeSet::new();
+        for d in &self.destinations {
+            if !dests.insert(d.name.clone()) {
+                return bad(format!("destination `{}` is defined twice", d.name));
+            }
+            if !d
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return bad(format!(
+                    "destination `{}`: names are letters, digits, - and _",
+                    d.name
+                ));
+            }
+            self.delivery(d)?;
+            self.profile_source(d)?;
+        }
+        for r in &self.routes {
+            for f in &r.from {
+                if !names.contains(f) {
+                    return bad(format!("route from unknown peer `{f}`"));
+                }
+            }
+            for t in &r.to {
+                if !dests.contains(t) {
+                    return bad(format!("route to unknown destination `{t}`"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How a destination is reached.
+    pub fn delivery(&self, d: &DestinationConfig) -> Result<Delivery, ConfigError> {
+        let bad = |m: &str| {
+            Err(ConfigError::Invalid(format!(
+                "destination `{}`: {m}",
+                d.name
+            )))
+        };
+        match (&d.folder, &d.host) {
+            (Some(f), None) => {
+                if d.tls.is_some() || d.plain || d.called_ae.is_some() {
+                    return bad("a folder destination takes no tls/plain/called_ae");
+                }
+                Ok(Delivery::Folder(self.path(f)))
+            }
+            (None, Some(h)) => {
+                let Some(called) = &d.called_ae else {
+                    return bad("set called_ae");
+                };
+                check_ae(called, &format!("destination `{}` called_ae", d.name))?;
+                if h.rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none()
+                {
+                    return bad("host must be host:port");
+                }
+                let tls = match (&d.tls, d.plain) {
+                    (Some(_), true) => return bad("set either tls or plain = true, not both"),
+                    (None, false) => {
+                        return bad(
+                            "set [destination.tls] or plain = true (plain is never implied)",
+                        )
+                    }
+                    (Some(t), false) => {
+                        let mut t = t.clone();
+                        t.ca = self.path(&t.ca);
+                        t.cert = t.cert.as_deref().map(|p| self.path(p));
+                        t.key = t.key.as_deref().map(|p| self.path(p));
+                        Some(t)
+                    }
+                    (None, true) => None,
+                };
+                Ok(Delivery::Scu {
+                    host: h.clone(),
+                    called_ae: called.clone(),
+                    calling_ae: d
+                        .calling_ae
+                        .clone()
+                        .unwrap_or_else(|| self.server.ae_title.clone()),
+                    tls,
+                })
+            }
+            _ => bad("set exactly one of `folder` or `host`"),
+        }
+    }
+
+    /// Where a destination's profile comes from.
+    pub fn profile_source(&self, d: &DestinationConfig) -> Result<ProfileSource, ConfigError> {
+        match &d.profile {
+            None => Ok(ProfileSource::Basic),
+            Some(toml::Value::String(p)) => Ok(ProfileSource::File(self.path(Path::new(p)))),
+            Some(toml::Value::Table(t)) => Ok(ProfileSource::Inline(
+                toml::to_string(t).map_err(|e| ConfigError::Toml(e.to_string()))?,
+            )),
+            Some(_) => Err(ConfigError::Invalid(format!(
+                "destination `{}`: profile is a file path or a table",
+                d.name
+            ))),
+        }
+    }
+
+    /// Destinations a peer's data goes to, in config order, deduplicated.
+    pub fn routes_for(&self, peer: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.routes {
+            if r.from.iter().any(|f| f == peer) {
+                for t in &r.to {
+                    if !out.contains(t) {
+                        out.push(t.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Peers admitted without TLS (each gets a start-up warning).
+    pub fn plain_peers(&self) -> Vec<&PeerConfig> {
+        self.peers.iter().filter(|p| p.plain).collect()
+    }
+
+    /// Destination name → config.
+    pub fn destinations_by_name(&self) -> BTreeMap<&str, &DestinationConfig> {
+        self.destinations
+            .iter()
+            .map(|d| (d.name.as_str(), d))
+            .collect()
+    }
+}
+
+fn check_ae(ae: &str, what: &str) -> Result<(), ConfigError> {
+    let ok = !ae.trim().is_empty()
+        && ae.len() <= 16
+        && ae
+            .chars()
+            .all(|c| c.is_ascii() && !c.is_ascii_control() && c != '\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{what}: an AE title is 1-16 ASCII characters"
+        )))
+    }
+}
+
+/// A hex SHA-256 fingerprint, lower case, separators (`:`) dropped.
+pub fn normalize_fingerprint(s: &str) -> Option<String> {
+    let h: String = s
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())).then_some(h)
+}
+
+/// An address or CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `127.0.0.1`, `::1`, `fd00::/8`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = p.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:11112"
+data_dir = "data"
+
+[[peer]]
+name = "pacs"
+calling_ae = "PACS"
+addresses = ["127.0.0.0/8"]
+plain = true
+
+[[destination]]
+name = "vendor-a"
+folder = "out"
+key_file = "a.key"
+profile = { options = ["clean-descriptors"] }
+
+[[destination]]
+name = "reader"
+host = "127.0.0.1:104"
+called_ae = "READER"
+plain = true
+profile = "research.toml"
+key_file = "b.key"
+
+[[route]]
+from = ["pacs"]
+to = ["vendor-a", "reader"]
+"#;
+
+    #[test]
+    fn parses_and_routes() {
+        let c = Config::parse(CONFIG, Path::new("/etc/obscura")).unwrap();
+        assert_eq!(c.routes_for("pacs"), vec!["vendor-a", "reader"]);
+        assert!(c.routes_for("other").is_empty());
+        assert_eq!(c.data_dir(), PathBuf::from("/etc/obscura/data"));
+        let d = &c.destinations[0];
+        assert!(matches!(c.delivery(d).unwrap(), Delivery::Folder(_)));
+        match c.profile_source(d).unwrap() {
+            ProfileSource::Inline(t) => {
+                let p = ProfileSource::Inline(t).load().unwrap();
+                assert!(p.has(obscura_deid::DeidOption::CleanDescriptors));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c.profile_source(&c.destinations[1]).unwrap(),
+            ProfileSource::File(_)
+        ));
+    }
+
+    #[test]
+    fn refuses_inconsistent_configs() {
+        let unknown_dest = CONFIG.replace("to = [\"vendor-a\", \"reader\"]", "to = [\"x\"]");
+        assert!(Config::parse(&unknown_dest, Path::new(".")).is_err());
+        let implied_plain = CONFIG.replace("plain = true\nprofile", "profile");
+        assert!(Config::parse(&implied_plain, Path::new(".")).is_err());
+        let unknown_key = CONFIG.replace("data_dir", "dta_dir");
+        assert!(Config::parse(&unknown_key, Path::new(".")).is_err());
+        let no_addresses = CONFIG.replace("addresses = [\"127.0.0.0/8\"]", "addresses = []");
+        assert!(Config::parse(&no_addresses, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn cidr() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.9.9".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("1.2.3.4/33").is_none());
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+    }
+}
