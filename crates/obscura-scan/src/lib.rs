@@ -9,11 +9,13 @@
 //! people (terminal, HTML) and machines (JSON, CSV). Knows nothing of
 //! command lines.
 
+mod classify;
 mod inspect;
 pub mod render;
 mod report;
 
-pub use inspect::{inspect_file, is_placeholder};
+pub use classify::is_placeholder;
+pub use inspect::inspect_file;
 pub use report::{CreatorCount, PatientEntry, Report, Summary};
 
 use rayon::prelude::*;

@@ -1,0 +1,254 @@
+//! What a value or an attribute is: identity of which category and kind,
+//! or what de-identification leaves behind.
+
+use crate::Category;
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::tags;
+use obscura_deid::dummy::DUMMY_TEXT;
+use obscura_detect::{find, Known};
+
+/// Whether `v` is what de-identification leaves (blank, a dummy, a
+/// pseudonym, bracketed placeholders only): not identity.
+pub fn is_placeholder(v: &str) -> bool {
+    let t = v.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    if t.is_empty() {
+        return true;
+    }
+    let u = t.to_ascii_uppercase();
+    if u == DUMMY_TEXT || u.starts_with("OBS-") || u == "000D" {
+        return true;
+    }
+    // dummy dates, date-times and times: 19000101..., all zeros
+    if let Some(rest) = u.strip_prefix("19000101") {
+        if rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-'))
+        {
+            return true;
+        }
+    }
+    if u.chars().all(|c| matches!(c, '0' | '.' | ':' | '-' | '+')) {
+        return true;
+    }
+    // only bracketed placeholders ([NAME], [REMOVED]...) and punctuation
+    let mut rest = String::with_capacity(u.len());
+    let mut in_bracket = false;
+    for c in u.chars() {
+        match c {
+            '[' => in_bracket = true,
+            ']' => in_bracket = false,
+            c if !in_bracket => rest.push(c),
+            _ => {}
+        }
+    }
+    u.contains('[') && !rest.chars().any(char::is_alphanumeric)
+}
+
+/// The kind a detector sees in a whole value, if one finding covers it.
+pub(crate) fn detected_kind(value: &str, known: &Known) -> Option<&'static str> {
+    let f = find(value, known);
+    f.iter()
+        .max_by_key(|x| x.range.len())
+        .map(|x| x.kind.as_str())
+}
+
+/// Attributes that describe the patient without naming them.
+const QUASI: [&str; 17] = [
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "EthnicGroup",
+    "Occupation",
+    "PatientSexNeutered",
+    "SmokingStatus",
+    "PregnancyStatus",
+    "PatientReligiousPreference",
+    "MilitaryRank",
+    "BranchOfService",
+    "CountryOfResidence",
+    "RegionOfResidence",
+    "PatientBirthDateInAlternativeCalendar",
+];
+
+/// Keyword parts of free-text attributes (read by the detectors, not
+/// reported whole).
+const TEXTUAL: [&str; 20] = [
+    "Description",
+    "Comment",
+    "Remarks",
+    "Note",
+    "History",
+    "Reason",
+    "Text",
+    "Diagnos",
+    "Purpose",
+    "Message",
+    "Protocol",
+    "Label",
+    "Title",
+    "Impression",
+    "Finding",
+    "Interpretation",
+    "Indication",
+    "Admitting",
+    "Allerg",
+    "Problem",
+];
+
+/// Keyword parts of institution, staff and device attributes.
+const INSTITUTION: [&str; 24] = [
+    "Institution",
+    "Physician",
+    "Operator",
+    "Station",
+    "Device",
+    "Serial",
+    "Department",
+    "Performing",
+    "Referring",
+    "Requesting",
+    "Observer",
+    "Verifying",
+    "Author",
+    "Reviewer",
+    "Person",
+    "Responsible",
+    "Contact",
+    "Scheduled",
+    "Location",
+    "Recipient",
+    "Technician",
+    "Provider",
+    "Manufacturer",
+    "Curator",
+];
+
+/// The category of an attribute of Table E.1-1 whose whole value identifies;
+/// `None` for free text (read by the detectors instead).
+pub(crate) fn category_of(tag: Tag, keyword: &str, vr: VR) -> Option<Category> {
+    if QUASI.contains(&keyword) {
+        return Some(Category::QuasiIdentifier);
+    }
+    let textual = TEXTUAL.iter().any(|w| keyword.contains(w));
+    if textual && !matches!(vr, VR::PN | VR::DA | VR::DT | VR::TM) {
+        return None;
+    }
+    if matches!(vr, VR::DA | VR::DT | VR::TM) {
+        return Some(Category::DateTime);
+    }
+    if tag.0 == 0x0010 || tag == tags::PERSON_NAME {
+        return Some(Category::DirectIdentifier);
+    }
+    if vr == VR::AE || INSTITUTION.iter().any(|w| keyword.contains(w)) {
+        return Some(Category::InstitutionDevice);
+    }
+    let id_like = keyword.ends_with("ID")
+        || keyword.ends_with("IDs")
+        || keyword.ends_with("Number")
+        || keyword.ends_with("Numbers")
+        || [
+            "Identifier",
+            "Identification",
+            "Accession",
+            "Address",
+            "Telephone",
+            "Telecom",
+            "Mail",
+        ]
+        .iter()
+        .any(|w| keyword.contains(w));
+    if id_like || vr == VR::PN {
+        return Some(Category::DirectIdentifier);
+    }
+    if vr == VR::AS {
+        return Some(Category::QuasiIdentifier);
+    }
+    None
+}
+
+/// The kind of identity an attribute's whole value is.
+pub(crate) fn kind_of(keyword: &str, vr: VR) -> Option<&'static str> {
+    Some(match vr {
+        VR::PN => "name",
+        VR::DA | VR::DT => "date",
+        VR::TM => "time",
+        VR::AE => "device",
+        _ if keyword.contains("Address") => "address",
+        _ if keyword.contains("Telephone") || keyword.contains("Telecom") => "phone",
+        _ if keyword.contains("Mail") => "email",
+        _ if keyword.contains("Institution") || keyword.contains("Department") => "institution",
+        _ if keyword.contains("Station")
+            || keyword.contains("Device")
+            || keyword.contains("Serial") =>
+        {
+            "device"
+        }
+        _ if keyword.ends_with("ID")
+            || keyword.ends_with("IDs")
+            || keyword.ends_with("Number")
+            || keyword.contains("Identifier") =>
+        {
+            "id"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_not_identity() {
+        for v in [
+            "",
+            "  ",
+            "ANONYMIZED",
+            "OBS-0123456789abcdef",
+            "19000101",
+            "19000101000000",
+            "000000",
+            "000D",
+            "0",
+            "[NAME]",
+            "[NAME], [DATE]",
+            "[REMOVED]",
+        ] {
+            assert!(is_placeholder(v), "{v:?}");
+        }
+        for v in ["DOE^JOHN", "20200101", "CT chest [NAME]", "12", "M"] {
+            assert!(!is_placeholder(v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn categories_follow_the_keyword() {
+        assert_eq!(
+            category_of(tags::PATIENT_NAME, "PatientName", VR::PN),
+            Some(Category::DirectIdentifier)
+        );
+        assert_eq!(
+            category_of(tags::PATIENT_BIRTH_DATE, "PatientBirthDate", VR::DA),
+            Some(Category::QuasiIdentifier)
+        );
+        assert_eq!(
+            category_of(tags::STUDY_DATE, "StudyDate", VR::DA),
+            Some(Category::DateTime)
+        );
+        assert_eq!(
+            category_of(tags::INSTITUTION_NAME, "InstitutionName", VR::LO),
+            Some(Category::InstitutionDevice)
+        );
+        assert_eq!(
+            category_of(tags::STUDY_DESCRIPTION, "StudyDescription", VR::LO),
+            None
+        );
+        assert_eq!(
+            category_of(tags::ACCESSION_NUMBER, "AccessionNumber", VR::SH),
+            Some(Category::DirectIdentifier)
+        );
+    }
+}
