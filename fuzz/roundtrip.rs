@@ -5,7 +5,7 @@
 //! = YES, is a failure (and a panic anywhere is one too).
 
 use dicom_object::InMemDicomObject;
-use obscura_deid::{burned_in_risk, Deidentifier, Profile, Pseudonymizer, SecretKey};
+use obscura_deid::{burned_in_risk, DeidOption, Deidentifier, Profile, Pseudonymizer, SecretKey};
 use obscura_dicom::{DicomInput, Limits};
 
 /// Limits small enough that a fuzz input cannot exhaust memory.
@@ -17,16 +17,28 @@ pub fn limits() -> Limits {
     }
 }
 
-/// The engine every round trip uses (a fixed key).
-pub fn engine() -> Deidentifier {
-    Deidentifier::new(
-        Profile::basic(),
-        Pseudonymizer::new(SecretKey::from_bytes([7; 32])),
-    )
+/// The engines every input goes through (a fixed key): the basic profile,
+/// and every option that reads or rewrites values (cleaning, modified dates,
+/// safe private, device and patient characteristics), where the text
+/// detectors and character-set decoders run.
+pub fn engines() -> [Deidentifier; 2] {
+    let key = || Pseudonymizer::new(SecretKey::from_bytes([7; 32]));
+    let everything = DeidOption::ALL
+        .into_iter()
+        .filter(|o| *o != DeidOption::RetainLongFullDates);
+    let everything = Profile::with_options(everything).expect("no conflicting options");
+    [
+        Deidentifier::new(Profile::basic(), key()),
+        Deidentifier::new(everything, key()),
+    ]
 }
 
-/// Run one input through the pipeline.
-pub fn roundtrip(engine: &Deidentifier, data: &[u8]) -> Result<(), String> {
+/// Run one input through the pipeline with each engine.
+pub fn roundtrip(engines: &[Deidentifier], data: &[u8]) -> Result<(), String> {
+    engines.iter().try_for_each(|e| roundtrip_one(e, data))
+}
+
+fn roundtrip_one(engine: &Deidentifier, data: &[u8]) -> Result<(), String> {
     let Ok(mut input) = DicomInput::read(data.to_vec(), limits()) else {
         return Ok(());
     };

@@ -12,9 +12,9 @@ use obscura_deid::Deidentifier;
 use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
-    static ENGINE: OnceLock<Deidentifier> = OnceLock::new();
-    let engine = ENGINE.get_or_init(roundtrip::engine);
-    if let Err(e) = roundtrip::roundtrip(engine, data) {
+    static ENGINES: OnceLock<[Deidentifier; 2]> = OnceLock::new();
+    let engines = ENGINES.get_or_init(roundtrip::engines);
+    if let Err(e) = roundtrip::roundtrip(engines, data) {
         panic!("{e}");
     }
 });

@@ -29,11 +29,11 @@ fn fuzz_regressions_and_samples_roundtrip_without_panic() {
     files_under(&root.join("samples"), &mut files);
     files.sort();
     assert!(files.len() >= 8, "the samples are missing");
-    let engine = roundtrip::engine();
+    let engines = roundtrip::engines();
     let mut failures = Vec::new();
     for path in &files {
         let data = std::fs::read(path).expect("input is readable");
-        match catch_unwind(AssertUnwindSafe(|| roundtrip::roundtrip(&engine, &data))) {
+        match catch_unwind(AssertUnwindSafe(|| roundtrip::roundtrip(&engines, &data))) {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => failures.push(format!("{}: {reason}", path.display())),
             Err(_) => failures.push(format!("{}: panicked", path.display())),
