@@ -43,6 +43,11 @@ pub fn shift_dt(value: &str, days: i64) -> Option<String> {
 }
 
 fn map_values(value: &str, f: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if !value.is_ascii() {
+        // dates are digits; anything else is not one (and byte offsets
+        // below must fall on character boundaries)
+        return None;
+    }
     let parts: Option<Vec<String>> = value
         .trim_end_matches(['\0', ' '])
         .split('\\')
@@ -174,6 +179,7 @@ mod tests {
         assert_eq!(shift_dt("20160321+0100", -7).unwrap(), "20160314+0100");
         assert_eq!(shift_dt("2016", -7).unwrap(), "2015");
         assert!(shift_dt("20160321T0736", -7).is_none());
+        assert!(shift_dt("202ÍÏÎÏÎÏÎÏ721.621000", -7).is_none(), "fuzz: not ASCII");
     }
 
     #[test]
