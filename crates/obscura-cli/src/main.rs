@@ -9,6 +9,7 @@ mod profile_args;
 mod profile_show;
 mod progress;
 mod scan;
+mod serve;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Command {
     /// Show profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Run the DICOM gateway: receive from known peers, de-identify per
+    /// destination, forward (see docs/gateway.md).
+    Serve(serve::ServeArgs),
     /// Show a gateway's queue: depth, per-destination state, recent errors.
     Status(status::StatusArgs),
     /// Write a new random key to PATH (readable by its owner only).
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::Show(args)) => {
             profile_show::run(&args).map(|()| ExitCode::SUCCESS)
         }
+        Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());

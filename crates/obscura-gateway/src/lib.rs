@@ -9,6 +9,7 @@
 pub mod config;
 pub mod forward;
 pub mod metrics;
+pub mod net;
 pub mod policy;
 pub mod queue;
 pub mod spool;

@@ -1,0 +1,101 @@
+//! `obscura serve`: the DICOM gateway (see docs/gateway.md).
+
+use crate::keys;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use obscura_deid::{Deidentifier, Pseudonymizer};
+use obscura_gateway::{log, Config, Destination, Gateway};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Arguments of `obscura serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The gateway's config file (TOML; see docs/gateway.md).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// Run the gateway until SIGTERM or SIGINT.
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    obscura_gateway::net::init_logging();
+    for p in config.plain_peers() {
+        log(&format!(
+            "warning: peer {} ({}) may send over plain DICOM, unencrypted",
+            p.name, p.calling_ae
+        ));
+    }
+    for d in &config.destinations {
+        if let Ok(obscura_gateway::Delivery::Scu { tls: None, .. }) = config.delivery(d) {
+            log(&format!(
+                "warning: destination {} receives over plain DICOM, unencrypted",
+                d.name
+            ));
+        }
+    }
+    let mut destinations = Vec::new();
+    let mut seen_keys: Vec<(String, String)> = Vec::new();
+    for d in &config.destinations {
+        let key_path = config.path(&d.key_file);
+        let key = keys::load(&key_path).with_context(|| format!("destination {}", d.name))?;
+        if let Some((other, _)) = seen_keys.iter().find(|(_, k)| *k == key.to_hex()) {
+            bail!(
+                "destinations {other} and {} share a key: give each its own (obscura keygen), so their pseudonyms cannot be linked",
+                d.name
+            );
+        }
+        seen_keys.push((d.name.clone(), key.to_hex()));
+        let profile = config
+            .profile_source(d)?
+            .load()
+            .with_context(|| format!("destination {} profile", d.name))?;
+        destinations.push(Destination {
+            name: d.name.clone(),
+            delivery: config.delivery(d)?,
+            engine: Deidentifier::new(profile, Pseudonymizer::new(key)),
+            allow_burned_in: d.allow_burned_in,
+        });
+    }
+    let transport = obscura_gateway::net::DimseTransport::new(config.server.max_pdu_length)
+        .map_err(|e| anyhow!(e))?;
+    let metrics_addr = config.server.metrics;
+    let gw = Gateway::open(config, destinations, Box::new(transport))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot handle signals")?;
+    }
+    if let Some(addr) = metrics_addr {
+        let bound = obscura_gateway::metrics::serve_metrics(
+            addr,
+            Arc::clone(&gw.metrics),
+            Arc::clone(&stop),
+        )
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        log(&format!("metrics on http://{bound}/metrics"));
+    }
+    let workers = gw.start_workers();
+    log(&format!(
+        "{} destinations, {} forwarding workers",
+        gw.config().destinations.len(),
+        workers.len()
+    ));
+    let served = obscura_gateway::net::serve(&gw, Arc::clone(&stop), |bound| {
+        for (addr, tls) in bound {
+            log(&format!(
+                "listening on {addr} ({})",
+                if *tls { "tls" } else { "plain" }
+            ));
+        }
+    });
+    log("stopping: in-flight associations finished; waiting for forwarders");
+    stop.store(true, Ordering::SeqCst);
+    gw.stop();
+    for w in workers {
+        let _ = w.join();
+    }
+    served.map_err(|e| anyhow!(e))?;
+    log("stopped");
+    Ok(())
+}
