@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Gateway benchmark (not a test): the CT series of ../shared/bench/make_corpus.py
+# (2,000 files, ~1.06 GB) sent with DCMTK storescu to
+#   1. storescp alone (receive and write files),
+#   2. obscura serve (receive durably, queue, de-identify, forward over C-STORE
+#      to a storescp), timed until the last instance is forwarded,
+#   3. Orthanc, if installed (`apt-get install orthanc`), receiving.
+# Prints instances/s and MB/s and the gateway/storescp ratio.
+# Usage: bench/serve.sh [CORPUS_ROOT]   (default /tmp/bench-corpus)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${1:-/tmp/bench-corpus}
+CT="$ROOT/ct-series"
+if [ ! -d "$CT" ]; then
+  python3 ../shared/bench/make_corpus.py --root "$ROOT" --only ct-series
+fi
+cargo build --release -q -p obscura-cli
+BIN=${CARGO_TARGET_DIR:-target}/release/obscura
+WORK=$(mktemp -d /tmp/obscura-serve-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+N=$(find "$CT" -type f | wc -l)
+BYTES=$(find "$CT" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+waitport() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.1; done; }
+send() { /usr/bin/storescu -aet BENCH -aec "$2" +sd +r 127.0.0.1 "$1" "$CT" >/dev/null 2>"$WORK/storescu.log"; }
+now() { date +%s.%N; }
+report() { # name seconds
+  awk -v n="$N" -v b="$BYTES" -v t="$2" -v name="$1" \
+    'BEGIN { printf "%-34s %7.2f s %8.1f inst/s %8.1f MB/s\n", name, t, n/t, b/1e6/t }'
+}
+
+# 1. storescp alone
+P1=$(port); mkdir -p "$WORK/scp"
+/usr/bin/storescp -od "$WORK/scp" -aet SCP "$P1" >/dev/null 2>&1 & PIDS+=($!)
+waitport "$P1"
+t0=$(now); send "$P1" SCP; t_scp=$(echo "$(now) - $t0" | bc)
+report "storescp alone (receive)" "$t_scp"
+
+# 2. obscura serve -> storescp
+P2=$(port); P3=$(port); mkdir -p "$WORK/gw" "$WORK/fwd"
+/usr/bin/storescp -od "$WORK/fwd" -aet VENDOR "$P3" >/dev/null 2>&1 & PIDS+=($!)
+"$BIN" keygen "$WORK/gw/vendor.key" 2>/dev/null
+cat > "$WORK/gw/gateway.toml" <<TOML
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:$P2"
+data_dir = "data"
+retention_secs = 0
+
+[[peer]]
+name = "bench"
+calling_ae = "BENCH"
+addresses = ["127.0.0.1"]
+plain = true
+
+[[destination]]
+name = "vendor"
+host = "127.0.0.1:$P3"
+called_ae = "VENDOR"
+plain = true
+key_file = "vendor.key"
+
+[[route]]
+from = ["bench"]
+to = ["vendor"]
+TOML
+"$BIN" serve --config "$WORK/gw/gateway.toml" 2>"$WORK/gw/log" & GW=$!; PIDS+=($GW)
+waitport "$P2"
+t0=$(now); send "$P2" OBSCURA; t_recv=$(echo "$(now) - $t0" | bc)
+while :; do
+  done_n=$("$BIN" status --config "$WORK/gw/gateway.toml" | awk '$1=="vendor"{print $4}')
+  [ "${done_n:-0}" -ge "$N" ] && break
+  sleep 0.2
+done
+t_all=$(echo "$(now) - $t0" | bc)
+report "obscura serve (receive, durable)" "$t_recv"
+report "obscura serve (received+forwarded)" "$t_all"
+rss=$(awk '/VmHWM/{print $2}' /proc/$GW/status)
+kill -TERM $GW; wait $GW || true
+echo "gateway peak RSS: $((rss / 1024)) MiB; forwarded files: $(find "$WORK/fwd" -type f | wc -l)"
+
+# 3. Orthanc, if installed
+if command -v Orthanc >/dev/null; then
+  P4=$(port); P5=$(port); mkdir -p "$WORK/orthanc/db"
+  cat > "$WORK/orthanc/orthanc.json" <<JSON
+{ "Name": "bench", "StorageDirectory": "$WORK/orthanc/db", "IndexDirectory": "$WORK/orthanc/db",
+  "DicomAet": "ORTHANC", "DicomPort": $P4, "HttpPort": $P5, "RemoteAccessAllowed": false,
+  "DicomCheckCalledAet": false, "Plugins": [] }
+JSON
+  Orthanc "$WORK/orthanc/orthanc.json" >/dev/null 2>&1 & PIDS+=($!)
+  waitport "$P4"
+  t0=$(now); send "$P4" ORTHANC; t_orthanc=$(echo "$(now) - $t0" | bc)
+  report "Orthanc (receive)" "$t_orthanc"
+fi
+
+awk -v a="$t_scp" -v r="$t_recv" -v f="$t_all" 'BEGIN {
+  printf "gateway receive rate vs storescp: %.0f%%; received+forwarded vs storescp: %.0f%%\n", 100*a/r, 100*a/f }'
