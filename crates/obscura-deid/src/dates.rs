@@ -179,7 +179,10 @@ mod tests {
         assert_eq!(shift_dt("20160321+0100", -7).unwrap(), "20160314+0100");
         assert_eq!(shift_dt("2016", -7).unwrap(), "2015");
         assert!(shift_dt("20160321T0736", -7).is_none());
-        assert!(shift_dt("202ÍÏÎÏÎÏÎÏ721.621000", -7).is_none(), "fuzz: not ASCII");
+        assert!(
+            shift_dt("202ÍÏÎÏÎÏÎÏ721.621000", -7).is_none(),
+            "fuzz: not ASCII"
+        );
     }
 
     #[test]
