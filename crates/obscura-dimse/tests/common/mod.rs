@@ -41,14 +41,16 @@ impl Handler for Recorder {
         }
     }
     fn store(&self, _peer: &PeerIdentity, instance: ReceivedInstance) -> u16 {
-        let n = self.got.lock().unwrap().len();
-        let path = self.dir.join(format!("{n}.bin"));
+        // one lock for naming and recording: concurrent stores must not
+        // pick the same file name
+        let mut got = self.got.lock().unwrap();
+        let path = self.dir.join(format!("{}.bin", got.len()));
         assert_eq!(
             instance.dataset.as_file().metadata().unwrap().len(),
             instance.bytes
         );
         instance.dataset.persist(&path).unwrap();
-        self.got.lock().unwrap().push(Got {
+        got.push(Got {
             sop_class: instance.sop_class_uid,
             sop_instance: instance.sop_instance_uid,
             transfer_syntax: instance.transfer_syntax_uid,
