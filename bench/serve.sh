@@ -31,6 +31,10 @@ report() { # name seconds
     'BEGIN { printf "%-34s %7.2f s %8.1f inst/s %8.1f MB/s\n", name, t, n/t, b/1e6/t }'
 }
 
+# Warm the page cache, so the first receiver measured does not pay the
+# corpus's disk reads for the others (storescu reads every file up front).
+find "$CT" -type f -print0 | xargs -0 cat >/dev/null
+
 # 1. storescp alone
 P1=$(port); mkdir -p "$WORK/scp"
 /usr/bin/storescp -od "$WORK/scp" -aet SCP "$P1" >/dev/null 2>&1 & PIDS+=($!)

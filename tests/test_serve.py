@@ -15,9 +15,9 @@ import pydicom
 import pytest
 
 from conftest import DEVSET, pydicom_test_files
-from gateway_fixtures import (CT_IMAGE, Gateway, StoreSCP, associate_rq, echoscu, folder_destination,
+from gateway_fixtures import (STORESCP, CT_IMAGE, Gateway, StoreSCP, associate_rq, echoscu, folder_destination,
                               free_port, pdata, recv_pdu, rss_kib, scu_destination, store_command,
-                              storescu, write_config)
+                              storescu, wait_port, write_config)
 from test_dciodvfy import DCIODVFY, error_lines
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/storescu").is_file(),
@@ -414,3 +414,42 @@ def test_bad_input_keeps_serving(gw_dir):
         assert rss_kib(pid) < 300 * 1024
     finally:
         gw.stop()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_forwarding_over_tls_to_storescp(gw_dir, tmp_path):
+    """A destination reached over TLS (mutual: the gateway presents a client
+    certificate, DCMTK storescp verifies it) receives the de-identified copy."""
+    pki = gw_dir / "pki"
+    make_pki(pki)
+    port = free_port()
+    out = tmp_path / "reader"
+    out.mkdir()
+    scp = subprocess.Popen([STORESCP, "+tls", str(pki / "server.key"), str(pki / "server.pem"),
+                            "+cf", str(pki / "ca.pem"), "-od", str(out), "-aet", "READER", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    tls = """
+[destination.tls]
+ca = "pki/ca.pem"
+cert = "pki/client.pem"
+key = "pki/client.key"
+server_name = "127.0.0.1"
+"""
+    gw = start(gw_dir, [scu_destination(gw_dir, "reader", port, tls=tls)])
+    try:
+        src = pydicom_test_files() / "CT_small.dcm"
+        sent = storescu(gw.port, [src])
+        assert sent.returncode == 0, sent.stderr
+        gw.wait_idle(["reader"])
+        received = [p for p in out.iterdir() if p.is_file()]
+        assert len(received) == 1, gw.log_text()[-2000:]
+        ds = pydicom.dcmread(received[0])
+        original = pydicom.dcmread(src)
+        assert ds.PatientName != original.PatientName
+        assert ds.SOPInstanceUID != original.SOPInstanceUID
+        assert ds.PatientIdentityRemoved == "YES"
+    finally:
+        gw.stop()
+        scp.terminate()
+        scp.wait(10)
