@@ -233,18 +233,23 @@ impl Association {
                 transfer_syntax: "any".into(),
             })?;
         let id = self.message_id();
-        let cmd = Command::echo_rq(id).encode();
+        self.send_command(cid, &Command::echo_rq(id).encode())
+            .await?;
+        self.response(id).await
+    }
+
+    /// Send an encoded command set on presentation context `cid`.
+    async fn send_command(&mut self, cid: u8, cmd: &[u8]) -> Result<(), DimseError> {
         pdu::write_pdata(
             &mut self.s,
             cid,
             true,
-            &cmd,
+            cmd,
             true,
             self.peer_max_pdu,
             &mut self.scratch,
         )
-        .await?;
-        self.response(id).await
+        .await
     }
 
     /// C-STORE of a Part 10 file: its data set is sent as stored, in the
@@ -279,15 +284,9 @@ impl Association {
     ) -> Result<u16, DimseError> {
         let cid = self.context(sop_class, transfer_syntax)?;
         let id = self.message_id();
-        let cmd = Command::store_rq(id, sop_class, sop_instance).encode();
-        pdu::write_pdata(
-            &mut self.s,
+        self.send_command(
             cid,
-            true,
-            &cmd,
-            true,
-            self.peer_max_pdu,
-            &mut self.scratch,
+            &Command::store_rq(id, sop_class, sop_instance).encode(),
         )
         .await?;
         let frag = pdu::max_fragment(self.peer_max_pdu);
