@@ -13,16 +13,18 @@ mod serve;
 mod status;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// mimalloc: parsing headers allocates many small values, and glibc's
 /// allocator took a third of a header-only scan's time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::process::ExitCode;
 
-/// De-identify DICOM per PS3.15 Annex E, consistently and fast.
+/// Make medical images safe to share: de-identify DICOM per PS3.15 Annex E
+/// (deid), find the identity an archive holds (scan), and run a
+/// de-identifying DICOM gateway (serve).
 #[derive(Parser)]
-#[command(name = "obscura", version, about)]
+#[command(name = "obscura", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
