@@ -50,7 +50,8 @@ static P: LazyLock<Patterns> = LazyLock::new(|| {
     }
 });
 
-fn push(out: &mut Vec<Finding>, range: Range<usize>, kind: Kind, name: &'static str) {
+/// Record a pattern finding (`name` is the detector's), if not empty.
+pub(crate) fn push(out: &mut Vec<Finding>, range: Range<usize>, kind: Kind, name: &'static str) {
     if range.start < range.end {
         out.push(Finding {
             range,
@@ -77,11 +78,10 @@ fn looks_like_id(tok: &str) -> bool {
         let longest = tok.split('-').map(str::len).max().unwrap_or(0);
         return longest >= 6 || (tok.contains('-') && digits >= 8);
     }
-    let lower = tok.to_ascii_lowercase();
-    let matrix = lower.split('x').count() == 2
-        && lower
-            .split('x')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let number =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let mut parts = tok.split(['x', 'X']);
+    let matrix = number(parts.next()) && number(parts.next()) && parts.next().is_none();
     digits >= 5 && !matrix
 }
 

@@ -4,9 +4,10 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::patterns::push;
 use crate::text::Folded;
 use crate::vocab::{is_vocab, CLINICAL};
-use crate::{Detector, Finding, Kind};
+use crate::{Finding, Kind};
 
 const SUFFIX: &str = r"(?:street|st|avenue|ave|av|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|terrace|ter|terr|place|pl|way|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|alley|aly|loop|row|pike|route|rte|crescent|cres|close|grove|gardens|walk|plaza|plz|expressway|expy|turnpike|tpke)";
 const STATES: &str = r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming)";
@@ -37,14 +38,6 @@ static P: LazyLock<Places> = LazyLock::new(|| {
         )),
     }
 });
-
-fn push(out: &mut Vec<Finding>, range: std::ops::Range<usize>, kind: Kind, name: &'static str) {
-    out.push(Finding {
-        range,
-        kind,
-        detector: Detector::Pattern(name),
-    });
-}
 
 /// Whether the words between a house number and a street suffix can be a
 /// street name (no function or clinical words: `3 weeks with Dr`).

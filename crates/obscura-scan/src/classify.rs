@@ -5,7 +5,7 @@ use crate::Category;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use obscura_deid::dummy::DUMMY_TEXT;
-use obscura_detect::{find, Known};
+use obscura_detect::{find, Kind, Known};
 
 /// Whether `v` is what de-identification leaves (blank, a dummy, a
 /// pseudonym, bracketed placeholders only): not identity.
@@ -14,12 +14,12 @@ pub fn is_placeholder(v: &str) -> bool {
     if t.is_empty() {
         return true;
     }
-    let u = t.to_ascii_uppercase();
-    if u == DUMMY_TEXT || u.starts_with("OBS-") || u == "000D" {
+    let starts_obs = t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("OBS-"));
+    if t.eq_ignore_ascii_case(DUMMY_TEXT) || starts_obs || t.eq_ignore_ascii_case("000D") {
         return true;
     }
     // dummy dates, date-times and times: 19000101..., all zeros
-    if let Some(rest) = u.strip_prefix("19000101") {
+    if let Some(rest) = t.strip_prefix("19000101") {
         if rest
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-'))
@@ -27,29 +27,26 @@ pub fn is_placeholder(v: &str) -> bool {
             return true;
         }
     }
-    if u.chars().all(|c| matches!(c, '0' | '.' | ':' | '-' | '+')) {
+    if t.chars().all(|c| matches!(c, '0' | '.' | ':' | '-' | '+')) {
         return true;
     }
     // only bracketed placeholders ([NAME], [REMOVED]...) and punctuation
-    let mut rest = String::with_capacity(u.len());
     let mut in_bracket = false;
-    for c in u.chars() {
+    let text_outside = t.chars().any(|c| {
         match c {
             '[' => in_bracket = true,
             ']' => in_bracket = false,
-            c if !in_bracket => rest.push(c),
             _ => {}
         }
-    }
-    u.contains('[') && !rest.chars().any(char::is_alphanumeric)
+        !in_bracket && c.is_alphanumeric()
+    });
+    t.contains('[') && !text_outside
 }
 
 /// The kind a detector sees in a whole value, if one finding covers it.
-pub(crate) fn detected_kind(value: &str, known: &Known) -> Option<&'static str> {
+pub(crate) fn detected_kind(value: &str, known: &Known) -> Option<Kind> {
     let f = find(value, known);
-    f.iter()
-        .max_by_key(|x| x.range.len())
-        .map(|x| x.kind.as_str())
+    f.iter().max_by_key(|x| x.range.len()).map(|x| x.kind)
 }
 
 /// Attributes that describe the patient without naming them.
@@ -170,28 +167,28 @@ pub(crate) fn category_of(tag: Tag, keyword: &str, vr: VR) -> Option<Category> {
 }
 
 /// The kind of identity an attribute's whole value is.
-pub(crate) fn kind_of(keyword: &str, vr: VR) -> Option<&'static str> {
+pub(crate) fn kind_of(keyword: &str, vr: VR) -> Option<Kind> {
     Some(match vr {
-        VR::PN => "name",
-        VR::DA | VR::DT => "date",
-        VR::TM => "time",
-        VR::AE => "device",
-        _ if keyword.contains("Address") => "address",
-        _ if keyword.contains("Telephone") || keyword.contains("Telecom") => "phone",
-        _ if keyword.contains("Mail") => "email",
-        _ if keyword.contains("Institution") || keyword.contains("Department") => "institution",
+        VR::PN => Kind::Name,
+        VR::DA | VR::DT => Kind::Date,
+        VR::TM => Kind::Time,
+        VR::AE => Kind::Device,
+        _ if keyword.contains("Address") => Kind::Address,
+        _ if keyword.contains("Telephone") || keyword.contains("Telecom") => Kind::Phone,
+        _ if keyword.contains("Mail") => Kind::Email,
+        _ if keyword.contains("Institution") || keyword.contains("Department") => Kind::Institution,
         _ if keyword.contains("Station")
             || keyword.contains("Device")
             || keyword.contains("Serial") =>
         {
-            "device"
+            Kind::Device
         }
         _ if keyword.ends_with("ID")
             || keyword.ends_with("IDs")
             || keyword.ends_with("Number")
             || keyword.contains("Identifier") =>
         {
-            "id"
+            Kind::Id
         }
         _ => return None,
     })
@@ -226,29 +223,40 @@ mod tests {
 
     #[test]
     fn categories_follow_the_keyword() {
-        assert_eq!(
-            category_of(tags::PATIENT_NAME, "PatientName", VR::PN),
-            Some(Category::DirectIdentifier)
-        );
-        assert_eq!(
-            category_of(tags::PATIENT_BIRTH_DATE, "PatientBirthDate", VR::DA),
-            Some(Category::QuasiIdentifier)
-        );
-        assert_eq!(
-            category_of(tags::STUDY_DATE, "StudyDate", VR::DA),
-            Some(Category::DateTime)
-        );
-        assert_eq!(
-            category_of(tags::INSTITUTION_NAME, "InstitutionName", VR::LO),
-            Some(Category::InstitutionDevice)
-        );
-        assert_eq!(
-            category_of(tags::STUDY_DESCRIPTION, "StudyDescription", VR::LO),
-            None
-        );
-        assert_eq!(
-            category_of(tags::ACCESSION_NUMBER, "AccessionNumber", VR::SH),
-            Some(Category::DirectIdentifier)
-        );
+        for (tag, keyword, vr, category) in [
+            (
+                tags::PATIENT_NAME,
+                "PatientName",
+                VR::PN,
+                Some(Category::DirectIdentifier),
+            ),
+            (
+                tags::PATIENT_BIRTH_DATE,
+                "PatientBirthDate",
+                VR::DA,
+                Some(Category::QuasiIdentifier),
+            ),
+            (
+                tags::STUDY_DATE,
+                "StudyDate",
+                VR::DA,
+                Some(Category::DateTime),
+            ),
+            (
+                tags::INSTITUTION_NAME,
+                "InstitutionName",
+                VR::LO,
+                Some(Category::InstitutionDevice),
+            ),
+            (tags::STUDY_DESCRIPTION, "StudyDescription", VR::LO, None),
+            (
+                tags::ACCESSION_NUMBER,
+                "AccessionNumber",
+                VR::SH,
+                Some(Category::DirectIdentifier),
+            ),
+        ] {
+            assert_eq!(category_of(tag, keyword, vr), category, "{keyword}");
+        }
     }
 }

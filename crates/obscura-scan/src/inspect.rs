@@ -10,10 +10,10 @@ use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_object::InMemDicomObject;
 use obscura_batch::Outcome;
 use obscura_deid::clean::{item_charsets, TextCleaner};
-use obscura_deid::rule::is_code_attribute;
+use obscura_deid::rule::{is_code_attribute, is_text_vr};
 use obscura_deid::table::{is_safe_creator, row_for, safe_private, BasicCode};
 use obscura_deid::{burned_in_risk, BurnedInRisk};
-use obscura_detect::{find, Detector, Known};
+use obscura_detect::{find, Detector, Kind, Known};
 use obscura_dicom::charset::{decode_bytes, decode_parsed, CharacterSets, Decoded};
 use obscura_dicom::Limits;
 use std::path::Path;
@@ -134,8 +134,32 @@ struct Walker<'a> {
     is_sr: bool,
 }
 
-fn hex_tag(t: Tag) -> String {
-    format!("{:04X},{:04X}", t.0, t.1)
+/// Where an element stands in the tree. Its path and keyword are formatted
+/// only for a finding: most elements have none.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    /// The path of the item holding it, e.g. `0040,0275[0]/`.
+    prefix: &'a str,
+    tag: Tag,
+    /// Its private creator, for a private element.
+    creator: Option<&'a str>,
+}
+
+impl At<'_> {
+    fn path(&self) -> String {
+        let (prefix, Tag(group, element)) = (self.prefix, self.tag);
+        match self.creator {
+            Some(c) => format!("{prefix}{group:04X},{{{c}}}{:02X}", element & 0xFF),
+            None => format!("{prefix}{group:04X},{element:04X}"),
+        }
+    }
+
+    fn keyword(&self) -> String {
+        match self.creator {
+            Some(c) => format!("{c}:{:02X}", self.tag.1 & 0xFF),
+            None => alias(self.tag).to_string(),
+        }
+    }
 }
 
 fn alias(tag: Tag) -> &'static str {
@@ -143,23 +167,6 @@ fn alias(tag: Tag) -> &'static str {
         .by_tag(tag)
         .map(|e| e.alias())
         .unwrap_or("")
-}
-
-fn is_text_vr(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::AE
-            | VR::LO
-            | VR::LT
-            | VR::PN
-            | VR::SH
-            | VR::ST
-            | VR::UC
-            | VR::UT
-            | VR::UN
-            | VR::CS
-            | VR::UR
-    )
 }
 
 impl Walker<'_> {
@@ -187,14 +194,13 @@ impl Walker<'_> {
                 continue;
             }
             let mut ctx = ctx;
-            let (path, keyword, row);
-            if tag.0 % 2 == 1 {
+            let (creator, row) = if tag.0 % 2 == 1 {
                 if tag.1 < 0x1000 {
                     continue; // creators and reserved elements
                 }
                 let block = (tag.0, tag.1 >> 8);
-                let creator = match blocks.iter().find(|(b, _)| *b == block) {
-                    Some((_, c)) => c.clone(),
+                let i = match blocks.iter().position(|(b, _)| *b == block) {
+                    Some(i) => i,
                     None => {
                         let c = obj
                             .get(Tag(block.0, block.1))
@@ -204,11 +210,11 @@ impl Walker<'_> {
                                     .to_string()
                             })
                             .unwrap_or_default();
-                        blocks.push((block, c.clone()));
-                        c
+                        blocks.push((block, c));
+                        blocks.len() - 1
                     }
                 };
-                let low = (tag.1 & 0xFF) as u8;
+                let creator = blocks[i].1.as_str();
                 match self
                     .creators
                     .iter_mut()
@@ -216,23 +222,24 @@ impl Walker<'_> {
                 {
                     Some(e) => e.3 += 1,
                     None => {
-                        let safe = is_safe_creator(&creator, tag.0);
-                        self.creators.push((creator.clone(), tag.0, safe, 1));
+                        let safe = is_safe_creator(creator, tag.0);
+                        self.creators.push((creator.to_string(), tag.0, safe, 1));
                     }
                 }
-                if !creator.is_empty() && safe_private(&creator, tag.0, low).is_some() {
+                let low = (tag.1 & 0xFF) as u8;
+                if !creator.is_empty() && safe_private(creator, tag.0, low).is_some() {
                     continue;
                 }
-                path = format!("{prefix}{:04X},{{{creator}}}{low:02X}", tag.0);
-                keyword = format!("{creator}:{low:02X}");
-                row = None;
                 ctx.in_private = true;
+                (Some(creator), None)
             } else {
-                path = format!("{prefix}{}", hex_tag(tag));
-                keyword = alias(tag).to_string();
-                row = row_for(tag)
-                    .filter(|r| !r.tag.eq(&obscura_deid::table::TagPattern::PrivateOddGroup));
-            }
+                (None, row_for(tag))
+            };
+            let at = At {
+                prefix,
+                tag,
+                creator,
+            };
             match elem.value() {
                 Value::PixelSequence(_) => {}
                 Value::Sequence(seq) => {
@@ -245,15 +252,17 @@ impl Walker<'_> {
                         let identifying =
                             !matches!(r.basic, BasicCode::K | BasicCode::C | BasicCode::U);
                         inner.in_identifying |= identifying;
+                        let keyword = alias(tag);
                         if identifying
                             && (keyword.contains("Identification") || keyword.contains("Person"))
                         {
                             inner.inherited = Some(
-                                category_of(tag, &keyword, VR::LO)
+                                category_of(tag, keyword, VR::LO)
                                     .unwrap_or(Category::InstitutionDevice),
                             );
                         }
                     }
+                    let path = at.path();
                     for (i, item) in seq.items().iter().enumerate() {
                         let end = self.walk(
                             item,
@@ -266,7 +275,7 @@ impl Walker<'_> {
                 }
                 Value::Primitive(v) => {
                     if tag == tags::ENCAPSULATED_DOCUMENT {
-                        self.document(obj, v, &path, &keyword, &sets);
+                        self.document(obj, v, &at);
                         continue;
                     }
                     if vr == VR::UI {
@@ -283,7 +292,7 @@ impl Walker<'_> {
                     {
                         continue;
                     }
-                    self.value(tag, vr, v, row.is_some(), path, keyword, &sets, ctx);
+                    self.value(&at, vr, v, row.is_some(), &sets, ctx);
                 }
             }
         }
@@ -323,25 +332,40 @@ impl Walker<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Record a finding at `at` (in an SR content tree, as such).
+    fn push(
+        &mut self,
+        at: &At,
+        ctx: Ctx,
+        category: Category,
+        detector: &str,
+        kind: Option<Kind>,
+        value: String,
+    ) {
+        self.findings.push(Finding {
+            path: at.path(),
+            keyword: at.keyword(),
+            category: if ctx.in_sr {
+                Category::StructuredReport
+            } else {
+                category
+            },
+            detector: detector.to_string(),
+            kind: kind.map(Kind::as_str),
+            value,
+        });
+    }
+
     fn value(
         &mut self,
-        tag: Tag,
+        at: &At,
         vr: VR,
         v: &PrimitiveValue,
         has_row: bool,
-        path: String,
-        keyword: String,
         sets: &CharacterSets,
         ctx: Ctx,
     ) {
-        let over = |c: Category| {
-            if ctx.in_sr {
-                Category::StructuredReport
-            } else {
-                c
-            }
-        };
+        let tag = at.tag;
         let Some(texts) = Self::texts(vr, v, sets) else {
             // binary: only an unknown private value is reported
             if ctx.in_private
@@ -349,14 +373,15 @@ impl Walker<'_> {
                 && !matches!(v, PrimitiveValue::Empty)
                 && v.calculate_byte_len() > 0
             {
-                self.findings.push(Finding {
-                    path,
-                    keyword,
-                    category: over(Category::PrivateAttribute),
-                    detector: "private-creator".into(),
-                    kind: None,
-                    value: format!("({} binary bytes)", v.calculate_byte_len()),
-                });
+                let value = format!("({} binary bytes)", v.calculate_byte_len());
+                self.push(
+                    at,
+                    ctx,
+                    Category::PrivateAttribute,
+                    "private-creator",
+                    None,
+                    value,
+                );
             }
             return;
         };
@@ -364,32 +389,28 @@ impl Walker<'_> {
         if texts.is_empty() {
             return;
         }
-        let whole = |cat: Category, kind: Option<&'static str>, this: &mut Self| {
+        // The standard keyword (empty for private attributes, never classified by it).
+        let keyword = alias(tag);
+        let whole = |cat: Category, kind: Option<Kind>, this: &mut Self| {
             let value = texts.join("\\");
             let kind = kind.or_else(|| detected_kind(&value, this.known));
-            this.findings.push(Finding {
-                path: path.clone(),
-                keyword: keyword.clone(),
-                category: over(cat),
-                detector: if cat == Category::PrivateAttribute {
-                    "private-creator".into()
-                } else {
-                    "attribute".into()
-                },
-                kind,
-                value,
-            });
+            let detector = if cat == Category::PrivateAttribute {
+                "private-creator"
+            } else {
+                "attribute"
+            };
+            this.push(at, ctx, cat, detector, kind, value);
         };
         if has_row {
             if is_code_attribute(tag) && ctx.inherited.is_none() {
                 return;
             }
-            if let Some(cat) = category_of(tag, &keyword, vr) {
-                whole(cat, kind_of(&keyword, vr), self);
+            if let Some(cat) = category_of(tag, keyword, vr) {
+                whole(cat, kind_of(keyword, vr), self);
                 return;
             }
         } else if let Some(cat) = ctx.inherited.filter(|_| !ctx.in_private) {
-            whole(cat, kind_of(&keyword, vr), self);
+            whole(cat, kind_of(keyword, vr), self);
             return;
         } else if ctx.in_private {
             whole(Category::PrivateAttribute, None, self);
@@ -397,15 +418,16 @@ impl Walker<'_> {
         } else if ctx.in_sr && matches!(vr, VR::PN | VR::DA | VR::DT | VR::TM) {
             // SR content items: PNAME, DATE, DATETIME, TIME
             whole(
-                category_of(tag, &keyword, vr).unwrap_or(Category::DirectIdentifier),
-                kind_of(&keyword, vr),
+                category_of(tag, keyword, vr).unwrap_or(Category::DirectIdentifier),
+                kind_of(keyword, vr),
                 self,
             );
             return;
         } else if is_code_attribute(tag) {
             return;
         }
-        if !is_text_vr(vr) || vr == VR::CS {
+        // free text (CS is coded, not text; URLs may carry identity)
+        if !(is_text_vr(vr) || vr == VR::UR) {
             return;
         }
         for t in &texts {
@@ -413,26 +435,20 @@ impl Walker<'_> {
                 let Some(span) = t.get(f.range.clone()) else {
                     continue;
                 };
-                self.findings.push(Finding {
-                    path: path.clone(),
-                    keyword: keyword.clone(),
-                    category: over(Category::FreeText),
-                    detector: detector_name(f.detector),
-                    kind: Some(f.kind.as_str()),
-                    value: span.to_string(),
-                });
+                let detector = detector_name(f.detector);
+                self.push(
+                    at,
+                    ctx,
+                    Category::FreeText,
+                    detector,
+                    Some(f.kind),
+                    span.to_string(),
+                );
             }
         }
     }
 
-    fn document(
-        &mut self,
-        obj: &InMemDicomObject,
-        v: &PrimitiveValue,
-        path: &str,
-        keyword: &str,
-        sets: &CharacterSets,
-    ) {
+    fn document(&mut self, obj: &InMemDicomObject, v: &PrimitiveValue, at: &At) {
         self.has_document = true;
         let bytes = v.to_bytes();
         if bytes.iter().all(|b| *b == 0 || *b == b' ') {
@@ -442,44 +458,40 @@ impl Walker<'_> {
             .get(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT)
             .and_then(|e| e.value().to_str().ok())
             .map(|s| s.to_string());
-        let _ = sets;
-        match obscura_detect::document::document_text(&bytes, mime.as_deref()) {
-            Ok(text) => {
-                for f in find(&text, self.known)
-                    .into_iter()
-                    .take(MAX_DOCUMENT_FINDINGS)
-                {
-                    let Some(span) = text.get(f.range.clone()) else {
-                        continue;
-                    };
-                    if is_placeholder(span) {
-                        continue;
-                    }
-                    self.findings.push(Finding {
-                        path: path.to_string(),
-                        keyword: keyword.to_string(),
-                        category: Category::EmbeddedDocument,
-                        detector: detector_name(f.detector),
-                        kind: Some(f.kind.as_str()),
-                        value: span.to_string(),
-                    });
-                }
+        // a document's findings keep their category, even inside an SR tree
+        let ctx = Ctx::default();
+        let Ok(text) = obscura_detect::document::document_text(&bytes, mime.as_deref()) else {
+            let category = Category::EmbeddedDocument;
+            self.push(
+                at,
+                ctx,
+                category,
+                "document-unreadable",
+                None,
+                String::new(),
+            );
+            return;
+        };
+        for f in find(&text, self.known)
+            .into_iter()
+            .take(MAX_DOCUMENT_FINDINGS)
+        {
+            let Some(span) = text.get(f.range.clone()) else {
+                continue;
+            };
+            if is_placeholder(span) {
+                continue;
             }
-            Err(_) => self.findings.push(Finding {
-                path: path.to_string(),
-                keyword: keyword.to_string(),
-                category: Category::EmbeddedDocument,
-                detector: "document-unreadable".into(),
-                kind: None,
-                value: String::new(),
-            }),
+            let detector = detector_name(f.detector);
+            let category = Category::EmbeddedDocument;
+            self.push(at, ctx, category, detector, Some(f.kind), span.to_string());
         }
     }
 }
 
-fn detector_name(d: Detector) -> String {
+fn detector_name(d: Detector) -> &'static str {
     match d {
-        Detector::Contextual => "contextual".into(),
-        Detector::Pattern(p) => p.into(),
+        Detector::Contextual => "contextual",
+        Detector::Pattern(p) => p,
     }
 }
