@@ -114,7 +114,9 @@ def test_study_to_storescp_and_folder(gw_dir, tmp_path):
         assert storescu(gw.port, files).returncode == 0
         time.sleep(1)
         gw.wait_idle(["archive", "reader"])
+        # (a second delivery would overwrite the same names: count the jobs)
         assert len(list((gw_dir / "archive").glob("*.dcm"))) == len(files)
+        assert gw.counts("archive")["done"] == len(files)
         assert gw.counts("reader")["done"] == len(files)
     finally:
         assert gw.stop() == 0, gw.log_text()[-2000:]

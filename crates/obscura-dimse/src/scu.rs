@@ -156,20 +156,11 @@ impl Association {
                     reason,
                 })
             }
-            Some(Pdu::Abort { source, reason }) => {
-                return Err(DimseError::Aborted {
-                    from: source,
-                    reason,
-                })
-            }
-            None => {
-                return Err(DimseError::Protocol(
-                    "connection closed during negotiation".into(),
-                ))
-            }
-            Some(_) => {
-                return Err(DimseError::Protocol(
-                    "unexpected answer to A-ASSOCIATE-RQ".into(),
+            other => {
+                return Err(not_expected(
+                    other,
+                    "connection closed during negotiation",
+                    "unexpected answer to A-ASSOCIATE-RQ",
                 ))
             }
         };
@@ -256,10 +247,6 @@ impl Association {
     /// file's transfer syntax (an accepted context must match it).
     pub async fn store_file(&mut self, path: &Path) -> Result<u16, DimseError> {
         let info = crate::read_part10_meta(path)?;
-        self.store_file_with(path, &info).await
-    }
-
-    async fn store_file_with(&mut self, path: &Path, info: &Part10Info) -> Result<u16, DimseError> {
         let f = open_at(path, info.dataset_offset)?;
         self.store(
             &info.sop_class_uid,
@@ -354,18 +341,13 @@ impl Association {
                         }
                     }
                 }
-                Some(Pdu::Abort { source, reason }) => {
-                    return Err(DimseError::Aborted {
-                        from: source,
-                        reason,
-                    })
-                }
-                None => {
-                    return Err(DimseError::Protocol(
-                        "connection closed before the response".into(),
+                other => {
+                    return Err(not_expected(
+                        other,
+                        "connection closed before the response",
+                        "unexpected PDU",
                     ))
                 }
-                Some(_) => return Err(DimseError::Protocol("unexpected PDU".into())),
             }
         }
     }
@@ -383,11 +365,7 @@ impl Association {
         let _ = self.s.shutdown().await;
         match p {
             Some(Pdu::ReleaseRp) => Ok(()),
-            Some(Pdu::Abort { source, reason }) => Err(DimseError::Aborted {
-                from: source,
-                reason,
-            }),
-            _ => Err(DimseError::Protocol("no A-RELEASE-RP".into())),
+            other => Err(not_expected(other, "no A-RELEASE-RP", "no A-RELEASE-RP")),
         }
     }
 
@@ -396,6 +374,19 @@ impl Association {
         let _ = self.s.write_all(&pdu::encode_abort(0, 0)).await;
         let _ = self.s.flush().await;
         let _ = self.s.shutdown().await;
+    }
+}
+
+/// The error for a PDU (or the end of the stream) other than the one
+/// awaited: the peer's A-ABORT, `closed` at the end, `unexpected` otherwise.
+fn not_expected(p: Option<Pdu>, closed: &str, unexpected: &str) -> DimseError {
+    match p {
+        Some(Pdu::Abort { source, reason }) => DimseError::Aborted {
+            from: source,
+            reason,
+        },
+        None => DimseError::Protocol(closed.into()),
+        Some(_) => DimseError::Protocol(unexpected.into()),
     }
 }
 

@@ -84,12 +84,15 @@ fn reason_code(outcome: &Outcome) -> (String, String) {
     }
 }
 
-/// De-identify a spooled original into a temporary file in `dir`.
+/// De-identify a spooled original into a temporary file in `dir`, fsync'd
+/// when `durable` (a folder destination's copy is renamed into place; an
+/// outbox copy for an SCU is transient, re-made from the spool after a crash).
 fn make(
     engine: &Deidentifier,
     allow_burned_in: bool,
     spool: &Path,
     dir: &Path,
+    durable: bool,
 ) -> Result<Made, String> {
     let read = match read_file(spool, Default::default()) {
         Ok(r) => r,
@@ -136,9 +139,11 @@ fn make(
         Ok(n) => n,
         Err(e) => return Err(format!("cannot write the de-identified copy: {e}")),
     };
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| format!("cannot sync the de-identified copy: {e}"))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| format!("cannot sync the de-identified copy: {e}"))?;
+    }
     Ok(Made::Out(
         OutFile {
             path: tmp.path().to_path_buf(),
@@ -225,9 +230,9 @@ impl Gateway {
             return Ok(());
         };
         let dm = self.metrics.destinations.get(&dest_name);
-        let out_dir = match &dest.delivery {
-            Delivery::Folder(f) => f.clone(),
-            Delivery::Scu { .. } => self.data.outbox(),
+        let (out_dir, durable) = match &dest.delivery {
+            Delivery::Folder(f) => (f.clone(), true),
+            Delivery::Scu { .. } => (self.data.outbox(), false),
         };
         if let Err(e) = std::fs::create_dir_all(&out_dir) {
             let msg = format!("cannot create the output folder: {}", e.kind());
@@ -240,7 +245,13 @@ impl Gateway {
         for job in jobs {
             let spool = self.data.spool().join(&job.spool);
             let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                make(&dest.engine, dest.allow_burned_in, &spool, &out_dir)
+                make(
+                    &dest.engine,
+                    dest.allow_burned_in,
+                    &spool,
+                    &out_dir,
+                    durable,
+                )
             }))
             .unwrap_or_else(|_| Ok(Made::Quarantine("internal_error".into(), String::new())));
             match made {

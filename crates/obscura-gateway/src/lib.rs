@@ -175,26 +175,23 @@ impl Gateway {
     /// Admit or reject an association (an audit line either way).
     pub fn admit(&self, caller: &Caller) -> Result<String, String> {
         let verdict = self.policy.admit(caller);
+        let who = format!(
+            "(calling {:?}, called {:?}, {}, {})",
+            caller.calling_ae,
+            caller.called_ae,
+            caller.address,
+            if caller.tls { "tls" } else { "plain" }
+        );
         match &verdict {
             Ok(peer) => {
                 self.metrics.associations.fetch_add(1, Ordering::Relaxed);
                 log(&format!(
-                    "audit: accepted association from peer {peer} (calling {:?}, called {:?}, {}, {})",
-                    caller.calling_ae,
-                    caller.called_ae,
-                    caller.address,
-                    if caller.tls { "tls" } else { "plain" }
+                    "audit: accepted association from peer {peer} {who}"
                 ));
             }
             Err(why) => {
                 self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                log(&format!(
-                    "audit: rejected association (calling {:?}, called {:?}, {}, {}): {why}",
-                    caller.calling_ae,
-                    caller.called_ae,
-                    caller.address,
-                    if caller.tls { "tls" } else { "plain" }
-                ));
+                log(&format!("audit: rejected association {who}: {why}"));
             }
         }
         verdict

@@ -33,9 +33,15 @@ impl Histogram {
             .fetch_add((secs.max(0.0) * 1e6) as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, name: &str, help: &str, labels: &str, out: &mut String) {
+    /// The family's `# HELP` and `# TYPE` lines (once per family).
+    fn header(name: &str, help: &str, out: &mut String) {
         use std::fmt::Write as _;
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    }
+
+    /// The samples: buckets, sum and count, with `labels` (may be empty).
+    fn samples(&self, name: &str, labels: &str, out: &mut String) {
+        use std::fmt::Write as _;
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -162,48 +168,49 @@ impl Metrics {
             "# HELP obscura_queue_depth Jobs waiting.\n# TYPE obscura_queue_depth gauge\nobscura_queue_depth {}",
             g(&self.queue_depth)
         );
-        self.store_latency.render(
+        Histogram::header(
             "obscura_store_seconds",
             "Receipt to durable and queued.",
-            "",
             &mut out,
         );
-        for (title, help, f) in [
-            ("obscura_forwarded_total", "Instances delivered.", 0),
-            ("obscura_forwarded_bytes_total", "Bytes delivered.", 1),
-            ("obscura_quarantined_total", "Instances quarantined.", 2),
+        self.store_latency
+            .samples("obscura_store_seconds", "", &mut out);
+        type Field = fn(&DestinationMetrics) -> &AtomicU64;
+        let families: [(&str, &str, Field); 4] = [
+            ("obscura_forwarded_total", "Instances delivered.", |m| {
+                &m.forwarded
+            }),
+            ("obscura_forwarded_bytes_total", "Bytes delivered.", |m| {
+                &m.forwarded_bytes
+            }),
+            ("obscura_quarantined_total", "Instances quarantined.", |m| {
+                &m.quarantined
+            }),
             (
                 "obscura_forward_errors_total",
                 "Failed delivery attempts.",
-                3,
+                |m| &m.errors,
             ),
-        ] {
+        ];
+        for (title, help, field) in families {
             let _ = writeln!(out, "# HELP {title} {help}\n# TYPE {title} counter");
             for (d, m) in &self.destinations {
-                let v = match f {
-                    0 => g(&m.forwarded),
-                    1 => g(&m.forwarded_bytes),
-                    2 => g(&m.quarantined),
-                    _ => g(&m.errors),
-                };
-                let _ = writeln!(out, "{title}{{destination=\"{d}\"}} {v}");
+                let _ = writeln!(out, "{title}{{destination=\"{d}\"}} {}", g(field(m)));
             }
         }
-        let mut first = true;
-        for (d, m) in &self.destinations {
-            let mut s = String::new();
-            m.latency.render(
+        if !self.destinations.is_empty() {
+            Histogram::header(
                 "obscura_forward_latency_seconds",
                 "Receipt to delivery.",
-                &format!("destination=\"{d}\""),
-                &mut s,
+                &mut out,
             );
-            if !first {
-                // one HELP/TYPE per family
-                s = s.lines().skip(2).map(|l| format!("{l}\n")).collect();
-            }
-            first = false;
-            out.push_str(&s);
+        }
+        for (d, m) in &self.destinations {
+            m.latency.samples(
+                "obscura_forward_latency_seconds",
+                &format!("destination=\"{d}\""),
+                &mut out,
+            );
         }
         out
     }

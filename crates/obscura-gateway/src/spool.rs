@@ -1,9 +1,10 @@
 //! The spool: received data sets made durable as Part 10 files before the
 //! sender hears Success (written, fsync'd, renamed, folder fsync'd).
 
+use obscura_batch::process::write_atomically;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The data folder's layout.
@@ -87,6 +88,26 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Write `path` durably: through the batch's atomic write (a temporary file
+/// in the same folder, renamed into place), with the file fsync'd before the
+/// rename and the folder after it. `what` names the file in errors.
+fn write_durably<T>(
+    path: &Path,
+    what: &str,
+    write: impl FnOnce(&mut &File) -> std::io::Result<T>,
+) -> Result<T, String> {
+    let dir = path.parent().ok_or("no parent folder")?;
+    let value = write_atomically(path, |f| {
+        let mut w = f;
+        let value = write(&mut w).map_err(|e| format!("cannot write {what}: {e}"))?;
+        f.sync_all()
+            .map_err(|e| format!("cannot sync {what}: {e}"))?;
+        Ok(value)
+    })?;
+    sync_dir(dir).map_err(|e| format!("cannot sync folder: {e}"))?;
+    Ok(value)
+}
+
 /// Write a received data set (bytes without file meta, as in `dataset`) as a
 /// Part 10 file named `name` in `spool`, durably. Returns its path and size.
 pub fn persist_dataset(
@@ -105,47 +126,22 @@ pub fn persist_dataset(
         transfer_syntax_uid.trim_end_matches(['\0', ' ']),
     )
     .map_err(|e| format!("cannot write file meta: {e}"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".spool-")
-        .tempfile_in(spool)
-        .map_err(|e| format!("cannot create spool file: {e}"))?;
-    tmp.write_all(&head)
-        .map_err(|e| format!("cannot write spool file: {e}"))?;
     dataset
         .seek(SeekFrom::Start(0))
         .map_err(|e| format!("cannot read data set: {e}"))?;
-    let copied = std::io::copy(dataset, tmp.as_file_mut())
-        .map_err(|e| format!("cannot write spool file: {e}"))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| format!("cannot sync spool file: {e}"))?;
     let path = spool.join(name);
-    tmp.persist(&path)
-        .map_err(|e| format!("cannot move spool file into place: {}", e.error))?;
-    sync_dir(spool).map_err(|e| format!("cannot sync spool folder: {e}"))?;
+    let copied = write_durably(&path, "spool file", |w| {
+        w.write_all(&head)?;
+        std::io::copy(dataset, w)
+    })?;
     Ok((path, head.len() as u64 + copied))
 }
 
 /// Copy a file into `dir/name` atomically and durably (quarantine).
 pub fn copy_durably(from: &Path, dir: &Path, name: &str) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create folder: {e}"))?;
     let mut src = File::open(from).map_err(|e| format!("cannot open spool file: {e}"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".q-")
-        .tempfile_in(dir)
-        .map_err(|e| format!("cannot create file: {e}"))?;
-    let mut buf = Vec::new();
-    src.read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read spool file: {e}"))?;
-    tmp.write_all(&buf)
-        .map_err(|e| format!("cannot write file: {e}"))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| format!("cannot sync file: {e}"))?;
     let path = dir.join(name);
-    tmp.persist(&path)
-        .map_err(|e| format!("cannot move into place: {}", e.error))?;
-    sync_dir(dir).map_err(|e| format!("cannot sync folder: {e}"))?;
+    write_durably(&path, "file", |w| std::io::copy(&mut src, w))?;
     Ok(path)
 }
 

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 /// The status text: queue depth, per-destination state, quarantine reasons
 /// and recent errors (no PHI: codes, counts, destination names).
 pub fn render(config: &Config) -> Result<String, String> {
-    let db = crate::spool::DataDir::open(&config.data_dir())
-        .map_err(|e| format!("data folder {}: {e}", config.data_dir().display()))?
-        .queue_db();
+    let data = crate::spool::DataDir::open(&config.data_dir())
+        .map_err(|e| format!("data folder {}: {e}", config.data_dir().display()))?;
+    let db = data.queue_db();
     if !db.exists() {
         return Err(format!(
             "no queue at {} (has `obscura serve` run with this config?)",
@@ -51,7 +51,7 @@ pub fn render(config: &Config) -> Result<String, String> {
         let _ = writeln!(
             out,
             "quarantined (kept in {}):",
-            config.data_dir().join("quarantine").display()
+            data.quarantine().display()
         );
         for (d, r, n) in reasons {
             let _ = writeln!(out, "  {d}: {n} {r}");
