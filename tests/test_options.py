@@ -265,11 +265,9 @@ def test_retain_safe_private_keeps_safe_and_drops_the_rest(pairs):
 
 def test_retain_safe_private_drops_creators_with_nothing_kept(pairs):
     """docs/profiles.md: "every other private attribute and creator is
-    removed". BUG (fails at the time of writing): a creator listed in the
-    safe table is kept although none of its attributes in the file is safe:
-    pydicom-data/JPGLosslessP14SV1_1s_1f_8b.dcm keeps (2001,0010)
-    'Philips Imaging DD 001' alone ((2001,1063) is removed). Reproduce:
-    obscura deid --explain JPGLosslessP14SV1_1s_1f_8b.dcm --option retain-safe-private | grep 2001"""
+    removed": a creator listed in the safe table goes when none of its
+    attributes in the file is safe (pydicom-data/JPGLosslessP14SV1_1s_1f_8b.dcm
+    has (2001,0010) 'Philips Imaging DD 001' with only (2001,1063), not safe)."""
     problems = []
     for rel, _, out in pairs("retain-safe-private"):
         after, out_creators, _ = private_elements(out)

@@ -56,6 +56,19 @@ pub enum QuarantineReason {
     InternalError,
 }
 
+impl QuarantineReason {
+    /// The stable code, as the report writes it (e.g. `burned_in`).
+    pub fn code(self) -> &'static str {
+        match self {
+            QuarantineReason::BurnedIn => "burned_in",
+            QuarantineReason::Unparseable => "unparseable",
+            QuarantineReason::Unwritable => "unwritable",
+            QuarantineReason::IdentityRemains => "identity_remains",
+            QuarantineReason::InternalError => "internal_error",
+        }
+    }
+}
+
 /// Why a file was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +79,17 @@ pub enum SkipReason {
     Empty,
     /// A DICOMDIR: its paths and patient records would leak, so it is not copied.
     Dicomdir,
+}
+
+impl SkipReason {
+    /// The stable code, as the report writes it (e.g. `not_dicom`).
+    pub fn code(self) -> &'static str {
+        match self {
+            SkipReason::NotDicom => "not_dicom",
+            SkipReason::Empty => "empty",
+            SkipReason::Dicomdir => "dicomdir",
+        }
+    }
 }
 
 /// One file's line in the report.
@@ -164,6 +188,38 @@ impl RunReport {
             skipped_by_reason,
             elapsed_seconds,
             files,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_report_s_names() {
+        use QuarantineReason::*;
+        for r in [
+            BurnedIn,
+            Unparseable,
+            Unwritable,
+            IdentityRemains,
+            InternalError,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.code())
+            );
+        }
+        for r in [
+            SkipReason::NotDicom,
+            SkipReason::Empty,
+            SkipReason::Dicomdir,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.code())
+            );
         }
     }
 }

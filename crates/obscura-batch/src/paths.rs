@@ -4,6 +4,13 @@ use crate::BatchError;
 use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
+/// Whether a secret file (a key, a TLS private key) can be read by anyone but
+/// its owner, which Obscura refuses.
+pub fn readable_by_others(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(std::fs::metadata(path)?.permissions().mode() & 0o077 != 0)
+}
+
 /// Every regular file under `input` (or `input` itself), as (absolute path,
 /// path relative to the input root), in a stable order.
 pub fn discover(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, BatchError> {

@@ -103,20 +103,10 @@ fn print_summary(report: &RunReport) {
         c.files as f64 / secs
     );
     for (reason, n) in &report.quarantined_by_reason {
-        eprintln!(
-            "quarantined {n}: {}",
-            serde_json::to_string(reason)
-                .unwrap_or_default()
-                .trim_matches('"')
-        );
+        eprintln!("quarantined {n}: {}", reason.code());
     }
     for (reason, n) in &report.skipped_by_reason {
-        eprintln!(
-            "skipped {n}: {}",
-            serde_json::to_string(reason)
-                .unwrap_or_default()
-                .trim_matches('"')
-        );
+        eprintln!("skipped {n}: {}", reason.code());
     }
     for f in report
         .files

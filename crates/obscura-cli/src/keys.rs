@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use obscura_deid::SecretKey;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Create a new key file at `path` (mode 0600); never overwrite one.
@@ -33,9 +33,9 @@ pub fn keygen(path: &Path) -> Result<()> {
 
 /// Load the key from `path`, refusing one that others can read.
 pub fn load(path: &Path) -> Result<SecretKey> {
-    let meta = std::fs::metadata(path)
+    let exposed = obscura_batch::paths::readable_by_others(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    if exposed {
         bail!(
             "key file {} is readable by others: run chmod 600 on it",
             path.display()

@@ -37,14 +37,6 @@ pub fn item_charsets(outer: &CharacterSets, item: &InMemDicomObject) -> Characte
     outer.item(declared_charsets(item).as_deref())
 }
 
-/// The result of cleaning one value.
-enum CleanedText {
-    /// Nothing identifying found: keep the value as it is.
-    Unchanged,
-    /// The value with its identifying spans replaced.
-    Changed(String),
-}
-
 impl TextCleaner {
     /// A cleaner for `object`: learns the identifying values it holds (names,
     /// IDs, dates, addresses, phone numbers, institutions, devices, at any
@@ -113,8 +105,8 @@ impl TextCleaner {
         if let PrimitiveValue::U8(bytes) = value {
             // text carried as UN or OB bytes
             return match self.clean_text(decode_bytes(bytes, sets)) {
-                (CleanedText::Unchanged, _) => (elem, 0),
-                (CleanedText::Changed(t), n) => {
+                None => (elem, 0),
+                Some((t, n)) => {
                     let mut b = t.into_bytes();
                     if b.len() % 2 == 1 {
                         b.push(b' ');
@@ -127,43 +119,32 @@ impl TextCleaner {
             return (elem, 0);
         }
         let mut spans = 0;
-        let mut changed = false;
         let values: Vec<String> = value
             .to_multi_str()
             .iter()
             .map(|s| match self.clean_text(decode_parsed(s, sets)) {
-                (CleanedText::Unchanged, _) => s.to_string(),
-                (CleanedText::Changed(t), n) => {
+                None => s.to_string(),
+                Some((t, n)) => {
                     spans += n;
-                    changed = true;
                     let t = truncate_to_vr(t, vr);
                     encode_for_dicom_rs(&t, sets).unwrap_or_else(|| ascii_only(&t))
                 }
             })
             .collect();
-        if !changed {
+        if spans == 0 {
             return (elem, 0);
         }
-        let value = match values.len() {
-            1 => PrimitiveValue::from(values.into_iter().next().unwrap_or_default()),
-            _ => PrimitiveValue::Strs(values.into()),
-        };
-        (DataElement::new(tag, vr, value), spans)
+        (DataElement::new(tag, vr, strings_value(values)), spans)
     }
 
-    fn clean_text(&self, decoded: Decoded) -> (CleanedText, usize) {
+    /// The cleaned text and the number of spans replaced; `None` when
+    /// nothing identifying was found (the value stays as it is).
+    fn clean_text(&self, decoded: Decoded) -> Option<(String, usize)> {
         match decoded {
-            Decoded::Undecodable => (CleanedText::Changed(UNDECODABLE.to_string()), 1),
+            Decoded::Undecodable => Some((UNDECODABLE.to_string(), 1)),
             Decoded::Text(text) => {
                 let findings = find(&text, &self.known);
-                if findings.is_empty() {
-                    (CleanedText::Unchanged, 0)
-                } else {
-                    (
-                        CleanedText::Changed(redact(&text, &findings)),
-                        findings.len(),
-                    )
-                }
+                (!findings.is_empty()).then(|| (redact(&text, &findings), findings.len()))
             }
         }
     }
@@ -182,7 +163,7 @@ impl TextCleaner {
 /// that Table E.1-1 lists. Descriptions and comments are not learned: they
 /// are what gets cleaned.
 fn identifying_kind(tag: Tag, vr: VR) -> Option<Kind> {
-    if tag.0 % 2 == 1 {
+    if crate::rule::is_private(tag) {
         return None;
     }
     crate::table::row_for(tag)?;
@@ -215,6 +196,15 @@ fn identifying_kind(tag: Tag, vr: VR) -> Option<Kind> {
         return None;
     };
     Some(kind)
+}
+
+/// A string value of any multiplicity: empty, one string, or several.
+pub(crate) fn strings_value(values: Vec<String>) -> PrimitiveValue {
+    match values.len() {
+        0 => PrimitiveValue::Empty,
+        1 => PrimitiveValue::from(values.into_iter().next().unwrap_or_default()),
+        _ => PrimitiveValue::Strs(values.into()),
+    }
 }
 
 /// Shorten cleaned text to the VR's maximum length (placeholders can make

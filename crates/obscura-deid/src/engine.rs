@@ -1,14 +1,14 @@
 //! The engine: applies the profile to every element at every nesting level.
 
 use crate::action::Action;
-use crate::clean::{item_charsets, TextCleaner};
+use crate::clean::{item_charsets, strings_value, TextCleaner};
 use crate::dates::{shift_da, shift_dt};
 use crate::dummy::dummy_value;
 use crate::marking::mark;
 use crate::options::DeidOption;
 use crate::profile::Profile;
 use crate::pseudonym::{normalize, patient_identity, Pseudonymizer};
-use crate::rule::{decide, Decision, Mode, Place, Rule};
+use crate::rule::{decide, is_private, is_private_creator, Decision, Mode, Place};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -171,27 +171,30 @@ impl Deidentifier {
 impl Walk<'_> {
     fn object(&mut self, object: InMemDicomObject, mode: Mode) -> InMemDicomObject {
         // private creators by (group, block) precede the elements they
-        // govern in tag order; an overlay's type follows its rows and columns
-        let overlay_types: HashMap<u16, String> = (0x6000..=0x601E)
-            .step_by(2)
-            .filter_map(|g| Some((g, object.get(Tag(g, 0x0040))?.to_str().ok()?.to_string())))
-            .collect();
+        // govern in tag order; an overlay's type follows its rows and
+        // columns, and matters only when graphics are cleaned
+        let overlay_types: HashMap<u16, String> = if self.profile.has(DeidOption::CleanGraphics) {
+            (0x6000..=0x601E)
+                .step_by(2)
+                .filter_map(|g| Some((g, object.get(Tag(g, 0x0040))?.to_str().ok()?.to_string())))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut creators: HashMap<(u16, u8), String> = HashMap::new();
         let mut out = Vec::new();
         for elem in object {
             let tag = elem.tag();
-            let is_creator = tag.0 % 2 == 1 && (0x0010..=0x00FF).contains(&tag.1);
-            if is_creator {
+            let block = if is_private_creator(tag) {
                 let value = elem.to_str().map(|s| s.to_string()).unwrap_or_default();
                 creators.insert((tag.0, tag.1 as u8), value);
-            }
-            let creator = if is_creator {
-                creators.get(&(tag.0, tag.1 as u8))
-            } else if tag.0 % 2 == 1 {
-                creators.get(&(tag.0, (tag.1 >> 8) as u8))
+                Some(tag.1 as u8)
+            } else if is_private(tag) {
+                Some((tag.1 >> 8) as u8)
             } else {
                 None
             };
+            let creator = block.and_then(|b| creators.get(&(tag.0, b)));
             let place = Place {
                 tag,
                 vr: elem.vr(),
@@ -208,7 +211,10 @@ impl Walk<'_> {
             }
             self.path.pop();
         }
-        InMemDicomObject::from_element_iter(without_empty_private_blocks(out))
+        if !creators.is_empty() {
+            out = without_empty_private_blocks(out);
+        }
+        InMemDicomObject::from_element_iter(out)
     }
 
     fn record(&mut self, decision: &Decision, place: Place) {
@@ -246,9 +252,12 @@ impl Walk<'_> {
             Action::Dummy => dummy(elem),
             Action::ReplaceUids | Action::Keep if vr == VR::SQ => self.sequence(elem, mode),
             Action::ReplaceUids => self.replace_uids(elem),
-            Action::Keep => self.keep(elem, &decision.rule),
+            // a document kept (or "cleaned") by a profile: checked, never edited
+            Action::Keep | Action::Clean if tag == tags::ENCAPSULATED_DOCUMENT => {
+                self.keep_document(elem)
+            }
+            Action::Keep => self.keep(elem),
             Action::Clean if vr == VR::SQ => self.sequence(elem, Mode::Clean),
-            Action::Clean if tag == tags::ENCAPSULATED_DOCUMENT => self.keep_document(elem),
             Action::Clean => {
                 let (elem, spans) = self.cleaner.clean(elem, &self.charsets);
                 self.cleaned_spans += spans;
@@ -261,16 +270,11 @@ impl Walk<'_> {
     }
 
     /// An element the profile keeps as it is, but for instance UIDs, which
-    /// are replaced wherever they occur unless UIDs are retained, and
-    /// documents, which are checked.
-    fn keep(&mut self, elem: InMemElement, rule: &Rule) -> InMemElement {
-        let tag = elem.tag();
+    /// are replaced wherever they occur unless UIDs are retained.
+    fn keep(&mut self, elem: InMemElement) -> InMemElement {
         let retain_uids = self.profile.has(DeidOption::RetainUids);
-        if elem.vr() == VR::UI && !retain_uids && !names_a_kind_of_thing(tag) {
+        if elem.vr() == VR::UI && !retain_uids && !names_a_kind_of_thing(elem.tag()) {
             return self.replace_uids(elem);
-        }
-        if tag == tags::ENCAPSULATED_DOCUMENT && matches!(rule, Rule::Override(_)) {
-            return self.keep_document(elem);
         }
         elem
     }
@@ -380,12 +384,7 @@ impl Walk<'_> {
                 after
             })
             .collect();
-        let value = match new.len() {
-            0 => PrimitiveValue::Empty,
-            1 => PrimitiveValue::from(new.into_iter().next().unwrap_or_default()),
-            _ => PrimitiveValue::Strs(new.into()),
-        };
-        DataElement::new(tag, VR::UI, value)
+        DataElement::new(tag, VR::UI, strings_value(new))
     }
 }
 
@@ -412,15 +411,14 @@ fn without_empty_private_blocks(elements: Vec<InMemElement>) -> Vec<InMemElement
     let used: HashSet<(u16, u16)> = elements
         .iter()
         .map(InMemElement::tag)
-        .filter(|t| t.0 % 2 == 1 && t.1 >= 0x1000)
+        .filter(|t| is_private(*t) && t.1 >= 0x1000)
         .map(|t| (t.0, t.1 >> 8))
         .collect();
     elements
         .into_iter()
         .filter(|e| {
             let t = e.tag();
-            let is_creator = t.0 % 2 == 1 && (0x0010..=0x00FF).contains(&t.1);
-            !is_creator || used.contains(&(t.0, t.1))
+            !is_private_creator(t) || used.contains(&(t.0, t.1))
         })
         .collect()
 }
@@ -443,9 +441,9 @@ impl std::fmt::Display for Step {
 
 /// An element's keyword, or for a private one its creator.
 fn display_name(tag: Tag, creator: Option<&str>) -> String {
-    if tag.0 % 2 == 1 {
+    if is_private(tag) {
         return match creator {
-            Some(c) if (0x0010..=0x00FF).contains(&tag.1) => {
+            Some(c) if is_private_creator(tag) => {
                 format!("private creator {}", c.trim())
             }
             Some(c) => format!("private ({})", c.trim()),

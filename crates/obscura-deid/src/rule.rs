@@ -5,7 +5,7 @@
 use crate::action::{table_action, Action};
 use crate::options::DeidOption;
 use crate::profile::Profile;
-use crate::table::{is_safe_creator, row_for, safe_private, TableRow, TagPattern};
+use crate::table::{is_safe_creator, row_for, safe_private, OptionCode, TableRow, TagPattern};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
@@ -52,12 +52,12 @@ impl Rule {
                 Some(o) => format!("profile override #{}: {} {}", i + 1, o.selector, o.action),
                 None => "profile override".to_string(),
             },
-            Rule::Table(row, None) => format!("E.1-1 {}: {}", row.name, code_name(row)),
+            Rule::Table(row, None) => format!("E.1-1 {}: {}", row.name, row.basic.as_str()),
             Rule::Table(row, Some(option)) => format!(
                 "E.1-1 {}: {}; {option}: {}",
                 row.name,
-                code_name(row),
-                option_code_name(option, row)
+                row.basic.as_str(),
+                option.column(row).map_or("", OptionCode::as_str)
             ),
             other => other.to_string(),
         }
@@ -82,22 +82,6 @@ impl fmt::Display for Rule {
             Rule::KeptDateModified => "kept date, modified",
         })
     }
-}
-
-fn code_name(row: &TableRow) -> String {
-    format!("{:?}", row.basic)
-        .replace("XZD", "X/Z/D")
-        .replace("XZU", "X/Z/U*")
-        .replace("XZ", "X/Z")
-        .replace("XD", "X/D")
-        .replace("ZD", "Z/D")
-}
-
-fn option_code_name(option: &DeidOption, row: &TableRow) -> String {
-    option
-        .column(row)
-        .map(|c| format!("{c:?}"))
-        .unwrap_or_default()
 }
 
 /// An action with the rule that chose it.
@@ -188,7 +172,7 @@ pub fn decide(place: Place, profile: &Profile) -> Decision {
     if tag == tags::PATIENT_ID || tag == tags::PATIENT_NAME {
         return Decision::new(Action::Pseudonymize, Rule::PatientIdentity);
     }
-    if tag.0 % 2 == 1 {
+    if is_private(tag) {
         return private(place, profile);
     }
     if let Some(decision) = overlay(place, profile) {
@@ -262,7 +246,7 @@ fn private(place: Place, profile: &Profile) -> Decision {
     let Place { tag, .. } = place;
     let retain = profile.has(DeidOption::RetainSafePrivate);
     let row = row_for(tag).expect("the table has a row for every private attribute");
-    if (0x0010..=0x00FF).contains(&tag.1) {
+    if is_private_creator(tag) {
         let safe = retain && place.creator.is_some_and(|c| is_safe_creator(c, tag.0));
         let action = if safe { Action::Keep } else { Action::Remove };
         return Decision::new(action, Rule::PrivateCreator);
@@ -304,6 +288,17 @@ fn overlay(place: Place, profile: &Profile) -> Option<Decision> {
         return Some(Decision::new(Action::Remove, Rule::GraphicsOverlay));
     }
     None
+}
+
+/// Whether `tag` is a private attribute (an odd group).
+pub fn is_private(tag: Tag) -> bool {
+    tag.0 % 2 == 1
+}
+
+/// Whether `tag` is a private creator element, (gggg,0010)-(gggg,00FF) of an
+/// odd group; its low byte is the block it reserves.
+pub fn is_private_creator(tag: Tag) -> bool {
+    is_private(tag) && (0x0010..=0x00FF).contains(&tag.1)
 }
 
 /// The attributes of a coded entry (Code Sequence Macro, PS3.3 Table 8.8-1).

@@ -68,17 +68,7 @@ enum Made {
 
 fn reason_code(outcome: &Outcome) -> (String, String) {
     match outcome {
-        Outcome::Quarantined { reason, detail } => {
-            let camel = format!("{reason:?}");
-            let mut snake = String::new();
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    snake.push('_');
-                }
-                snake.push(c.to_ascii_lowercase());
-            }
-            (snake, detail.clone())
-        }
+        Outcome::Quarantined { reason, detail } => (reason.code().into(), detail.clone()),
         Outcome::Skipped { .. } => ("not_dicom".into(), "not a DICOM data set".into()),
         Outcome::Written { .. } => ("internal_error".into(), String::new()),
     }

@@ -107,10 +107,9 @@ pub fn init_logging() {
 
 /// Check that a private key file is readable by its owner only.
 pub fn check_private_file(path: &std::path::Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    let exposed = obscura_batch::paths::readable_by_others(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if exposed {
         return Err(format!(
             "{} is readable by others: run chmod 600 on it",
             path.display()

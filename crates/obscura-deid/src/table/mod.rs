@@ -66,6 +66,25 @@ pub enum BasicCode {
     XZU,
 }
 
+impl BasicCode {
+    /// The code as the standard writes it, e.g. `X/Z/D`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasicCode::D => "D",
+            BasicCode::Z => "Z",
+            BasicCode::X => "X",
+            BasicCode::U => "U",
+            BasicCode::K => "K",
+            BasicCode::C => "C",
+            BasicCode::ZD => "Z/D",
+            BasicCode::XZ => "X/Z",
+            BasicCode::XD => "X/D",
+            BasicCode::XZD => "X/Z/D",
+            BasicCode::XZU => "X/Z/U*",
+        }
+    }
+}
+
 /// The action an option column gives, where it changes the basic one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionCode {
@@ -73,6 +92,16 @@ pub enum OptionCode {
     K,
     /// C: clean.
     C,
+}
+
+impl OptionCode {
+    /// The code as the standard writes it: `K` or `C`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionCode::K => "K",
+            OptionCode::C => "C",
+        }
+    }
 }
 
 /// The option columns of one row (`None`: the option leaves the basic action).
@@ -158,9 +187,11 @@ pub fn safe_private(creator: &str, group: u16, element: u8) -> Option<&'static S
 /// Whether any attribute of `creator` in `group` is known safe.
 pub fn is_safe_creator(creator: &str, group: u16) -> bool {
     let creator = normalize_creator(creator);
+    let key = (creator.as_str(), group);
+    let first = SAFE_PRIVATE.partition_point(|s| (s.creator, s.group) < key);
     SAFE_PRIVATE
-        .iter()
-        .any(|s| s.creator == creator && s.group == group)
+        .get(first)
+        .is_some_and(|s| (s.creator, s.group) == key)
 }
 
 /// A private creator as the dictionary spells it: trimmed, upper case.
