@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DEVSET = SHARED / "devset"
+# The devset (real DICOM, synthetic PHI, its answer key and scorer): a copy in
+# the repository, see tests/devset/README.md.
+DEVSET = REPO / "tests" / "devset"
 SAMPLES = REPO / "samples"
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
 BINARY = TARGET / "release" / "obscura"

@@ -24,8 +24,7 @@ def runs(request, tmp_path_factory):
     """Three runs of one data set: `a` (key 1, 2 jobs, with mappings), `b`
     (key 1, 1 job) and `c` (key 2)."""
     name, src = request.param, DATASETS[request.param]
-    if not src.is_dir():
-        pytest.skip(f"{src} is absent (shared/ is not beside the checkout)")
+    assert src.is_dir(), f"{src} is missing from the repository"
     tmp = tmp_path_factory.mktemp(f"consistency-{name}")
     key1, key2 = make_key(tmp / "key1"), make_key(tmp / "key2")
     result = {"name": name, "src": src, "tmp": tmp}

@@ -1,4 +1,4 @@
-"""The shared devset scored by its own scorer: no leak in standard attributes
+"""The devset (tests/devset) scored by its own scorer: no leak in standard attributes
 or sequences, linkage intact, nothing over-scrubbed, every file valid, no
 original UID left. Run with -s to see the scorer's one-line summary."""
 import importlib.util
@@ -18,13 +18,18 @@ def missing_modules():
     return [m for m in SCORER_MODULES if importlib.util.find_spec(m) is None]
 
 
+def require_scorer():
+    """The scorer and its modules are part of what the tests need: their
+    absence is a failure, not a skip."""
+    assert (DEVSET / "score.py").is_file(), f"{DEVSET} is incomplete: score.py is missing"
+    if missing_modules():
+        pytest.fail(f"score.py needs {missing_modules()}: pip install -r tests/requirements.txt")
+
+
 def run_and_score(tmp_path_factory, name, options=()):
     """De-identify the devset (--allow-burned-in, these options) and score
     it, telling score.py the options applied; return (holdout line, summary)."""
-    if not (DEVSET / "score.py").is_file():
-        pytest.skip(f"{DEVSET} is absent (shared/ is not beside the checkout)")
-    if missing_modules():
-        pytest.skip(f"score.py needs {missing_modules()}: pip install -r {DEVSET / 'requirements.txt'}")
+    require_scorer()
     tmp = tmp_path_factory.mktemp(name)
     key = make_key(tmp / "key")
     out = tmp / "out"
@@ -107,9 +112,7 @@ def score_all_options(tmp_path_factory):
 
 
 def test_scorer_knows_the_options_tested():
-    text = (DEVSET / "score.py").read_text() if (DEVSET / "score.py").is_file() else ""
-    if not text:
-        pytest.skip(f"{DEVSET} is absent")
+    text = (DEVSET / "score.py").read_text()
     for option in set(CLEAN_OPTIONS) | set(SCORER_OPTIONS_BUT_MODIFIED_DATES) | {"retain-long-modified-dates"}:
         assert f'"{option}"' in text, f"score.py does not list {option}"
 

@@ -250,11 +250,8 @@ client_ca = "pki/ca.pem"
 
 def test_devset_through_the_gateway(gw_dir, tmp_path):
     """The devset sent with storescu; the folder destination's output scored."""
-    if not (DEVSET / "score.py").is_file():
-        pytest.skip("shared/devset is absent")
-    from test_devset import missing_modules
-    if missing_modules():
-        pytest.skip(f"score.py needs {missing_modules()}")
+    from test_devset import require_scorer
+    require_scorer()
     gw = start(gw_dir, [folder_destination(gw_dir, "devset", allow_burned_in=True)])
     try:
         files = sorted(p for p in (DEVSET / "data").rglob("*") if p.is_file())
