@@ -9,7 +9,7 @@ from conftest import CLEAN_ALL, DEFLATED, RETAIN_ALL, input_files
 
 DCIODVFY = Path("/usr/bin/dciodvfy")
 
-pytestmark = pytest.mark.skipif(not DCIODVFY.is_file(), reason="dciodvfy (Debian dicom3tools) not installed")
+pytestmark = pytest.mark.skipif(not DCIODVFY.is_file(), reason="dciodvfy not installed (apt-get install dicom3tools)")
 
 # Files whose output may have more dciodvfy errors than the input, and why.
 KNOWN_EXCEPTIONS = {

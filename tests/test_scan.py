@@ -158,7 +158,7 @@ def chromium():
 def test_html_report_in_headless_chromium():
     browser = chromium()
     if browser is None:
-        pytest.skip("headless Chromium not installed (Debian `chromium`; CI installs it)")
+        pytest.skip("headless Chromium not installed (apt-get install chromium)")
     artifacts = Path(tempfile.mkdtemp(prefix="obscura-scan-html-"))
     html = artifacts / "report.html"
     jpath = artifacts / "report.json"

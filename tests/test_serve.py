@@ -21,7 +21,7 @@ from gateway_fixtures import (STORESCP, CT_IMAGE, Gateway, StoreSCP, associate_r
 from test_dciodvfy import DCIODVFY, error_lines
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/storescu").is_file(),
-                                reason="DCMTK (Debian dcmtk) not installed")
+                                reason="DCMTK storescu/storescp/echoscu not installed (apt-get install dcmtk)")
 
 
 def study_files():
@@ -204,7 +204,7 @@ def make_pki(d):
     return hashlib.sha256(der).hexdigest()
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed (apt-get install openssl)")
 def test_tls_with_storescu(gw_dir):
     pki = gw_dir / "pki"
     fingerprint = make_pki(pki)
@@ -415,7 +415,7 @@ def test_bad_input_keeps_serving(gw_dir):
         gw.stop()
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed (apt-get install openssl)")
 def test_forwarding_over_tls_to_storescp(gw_dir, tmp_path):
     """A destination reached over TLS (mutual: the gateway presents a client
     certificate, DCMTK storescp verifies it) receives the de-identified copy."""
