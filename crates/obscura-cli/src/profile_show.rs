@@ -24,6 +24,13 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         let list: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
         writeln!(out, "keep only: {}", list.join(", "))?;
     }
+    let elsewhere = if profile.finds_identity_elsewhere() {
+        "on: every value kept outside the table (codes, comments, labels, safe private, UN) \
+         is checked for the identifying values this profile removes, and cleaned where it holds one"
+    } else {
+        "off (find_identity_elsewhere = false): values outside the table are kept unread"
+    };
+    writeln!(out, "identity elsewhere: {elsewhere}")?;
     writeln!(out)?;
     writeln!(
         out,

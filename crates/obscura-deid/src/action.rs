@@ -35,6 +35,10 @@ pub enum Action {
     /// Keep free text with its identifying spans replaced (C); in a sequence,
     /// every text value of its items is cleaned.
     Clean,
+    /// Keep a value the table does not act on, unless it holds one of the
+    /// object's identifying values that the profile removes: then text is
+    /// cleaned and other values are replaced by a dummy.
+    Check,
     /// Move a date or date-time by the patient's offset (C of the modified dates option).
     ShiftDate,
     /// Replace the value with a keyed pseudonym.
@@ -52,6 +56,7 @@ impl fmt::Display for Action {
             Action::ReplaceUids => "replace-uids",
             Action::Keep => "keep",
             Action::Clean => "clean",
+            Action::Check => "check",
             Action::ShiftDate => "shift-date",
             Action::Pseudonymize => "pseudonymize",
             Action::Replace(_) => "replace",

@@ -3,6 +3,8 @@
 //! survive. The spans come from `obscura-detect`: the identifying values of
 //! the same object, found again, and patterns no header held.
 
+use crate::action::{table_action, Action};
+use crate::profile::{OverrideAction, Profile};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -10,13 +12,26 @@ use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
-use obscura_detect::{find, redact, Detector, Kind, Known};
+use obscura_detect::{find, find_known, redact, Detector, Kind, Known};
 use obscura_dicom::charset::{
     decode_bytes, decode_parsed, encode_for_dicom_rs, CharacterSets, Decoded,
 };
 
 /// What replaces a value that cannot be decoded: it may hold anything.
 const UNDECODABLE: &str = "[REMOVED]";
+
+/// How a value is read, and what becomes of a value that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Cleaning (C): every detector; an undecodable value is replaced whole.
+    Clean,
+    /// Free text kept outside the table: every detector; an undecodable
+    /// value is kept (nothing readable in it matched).
+    CheckText,
+    /// Codes, labels and other values kept outside the table: only the
+    /// object's own identifying values, found again.
+    CheckKnown,
+}
 
 /// Cleans text values of one object.
 #[derive(Debug)]
@@ -43,7 +58,17 @@ impl TextCleaner {
     /// depth) and its Specific Character Set.
     pub fn new(object: &InMemDicomObject) -> Self {
         let mut cleaner = TextCleaner::without_known_values(object);
-        cleaner.learn(object, cleaner.charsets.clone());
+        cleaner.learn(object, cleaner.charsets.clone(), None);
+        cleaner
+    }
+
+    /// A cleaner for `object` under `profile`: learns only the identifying
+    /// values that the profile removes, replaces or cleans, so that a value
+    /// an option retains (an institution, a station, a full date) is not
+    /// cleaned where it is found again.
+    pub fn for_profile(object: &InMemDicomObject, profile: &Profile) -> Self {
+        let mut cleaner = TextCleaner::without_known_values(object);
+        cleaner.learn(object, cleaner.charsets.clone(), Some(profile));
         cleaner
     }
 
@@ -68,19 +93,27 @@ impl TextCleaner {
         &self.known
     }
 
-    /// Learn the identifying values of `object`, read with `sets`; return
-    /// the sets in force after it (see `CharacterSets::after_item`).
-    fn learn(&mut self, object: &InMemDicomObject, mut sets: CharacterSets) -> CharacterSets {
+    /// Learn the identifying values of `object`, read with `sets` (only
+    /// those `profile` does not keep, when given); return the sets in force
+    /// after it (see `CharacterSets::after_item`).
+    fn learn(
+        &mut self,
+        object: &InMemDicomObject,
+        mut sets: CharacterSets,
+        profile: Option<&Profile>,
+    ) -> CharacterSets {
         for elem in object.iter() {
             match elem.value() {
                 Value::Sequence(seq) => {
                     for item in seq.items() {
-                        let end = self.learn(item, item_charsets(&sets, item));
+                        let end = self.learn(item, item_charsets(&sets, item), profile);
                         sets = sets.after_item(&end);
                     }
                 }
                 Value::Primitive(v) => {
-                    if let Some(kind) = identifying_kind(elem.tag(), elem.vr()) {
+                    let kind = identifying_kind(elem.tag(), elem.vr())
+                        .filter(|_| profile.is_none_or(|p| !keeps(p, elem.tag(), elem.vr())));
+                    if let Some(kind) = kind {
                         for s in v.to_multi_str().iter() {
                             if let Decoded::Text(t) = decode_parsed(s, &sets) {
                                 self.known.add(kind, &t);
@@ -98,13 +131,24 @@ impl TextCleaner {
     /// replaced; the number of spans replaced. Values that cannot be decoded
     /// are replaced whole.
     pub fn clean(&self, elem: InMemElement, sets: &CharacterSets) -> (InMemElement, usize) {
+        self.scrub(elem, sets, Reading::Clean)
+    }
+
+    /// `elem`, read with `sets` as `reading` says, with every identifying
+    /// span of its text replaced; the number of spans replaced.
+    pub fn scrub(
+        &self,
+        elem: InMemElement,
+        sets: &CharacterSets,
+        reading: Reading,
+    ) -> (InMemElement, usize) {
         let (tag, vr) = (elem.tag(), elem.vr());
         let Some(value) = elem.value().primitive() else {
             return (elem, 0);
         };
         if let PrimitiveValue::U8(bytes) = value {
             // text carried as UN or OB bytes
-            return match self.clean_text(decode_bytes(bytes, sets)) {
+            return match self.clean_text(decode_bytes(bytes, sets), reading) {
                 None => (elem, 0),
                 Some((t, n)) => {
                     let mut b = t.into_bytes();
@@ -122,7 +166,7 @@ impl TextCleaner {
         let values: Vec<String> = value
             .to_multi_str()
             .iter()
-            .map(|s| match self.clean_text(decode_parsed(s, sets)) {
+            .map(|s| match self.clean_text(decode_parsed(s, sets), reading) {
                 None => s.to_string(),
                 Some((t, n)) => {
                     spans += n;
@@ -139,11 +183,15 @@ impl TextCleaner {
 
     /// The cleaned text and the number of spans replaced; `None` when
     /// nothing identifying was found (the value stays as it is).
-    fn clean_text(&self, decoded: Decoded) -> Option<(String, usize)> {
+    fn clean_text(&self, decoded: Decoded, reading: Reading) -> Option<(String, usize)> {
         match decoded {
-            Decoded::Undecodable => Some((UNDECODABLE.to_string(), 1)),
+            Decoded::Undecodable if reading == Reading::Clean => Some((UNDECODABLE.to_string(), 1)),
+            Decoded::Undecodable => None,
             Decoded::Text(text) => {
-                let findings = find(&text, &self.known);
+                let findings = match reading {
+                    Reading::CheckKnown => find_known(&text, &self.known),
+                    Reading::Clean | Reading::CheckText => find(&text, &self.known),
+                };
                 (!findings.is_empty()).then(|| (redact(&text, &findings), findings.len()))
             }
         }
@@ -196,6 +244,19 @@ fn identifying_kind(tag: Tag, vr: VR) -> Option<Kind> {
         return None;
     };
     Some(kind)
+}
+
+/// Whether `profile` keeps the attribute `tag` as it is (an override, or
+/// Table E.1-1 under its options), so its value is not identity to remove.
+fn keeps(profile: &Profile, tag: Tag, vr: VR) -> bool {
+    if let Some(o) = profile
+        .overrides()
+        .iter()
+        .find(|o| o.selector.matches(tag, None))
+    {
+        return matches!(o.action, OverrideAction::Keep);
+    }
+    crate::table::row_for(tag).is_some_and(|row| table_action(row, vr, profile).0 == Action::Keep)
 }
 
 /// A string value of any multiplicity: empty, one string, or several.

@@ -1,14 +1,16 @@
 //! The engine: applies the profile to every element at every nesting level.
 
 use crate::action::Action;
-use crate::clean::{item_charsets, strings_value, TextCleaner};
+use crate::clean::{item_charsets, strings_value, Reading, TextCleaner};
 use crate::dates::{shift_da, shift_dt};
 use crate::dummy::dummy_value;
 use crate::marking::mark;
 use crate::options::DeidOption;
 use crate::profile::Profile;
 use crate::pseudonym::{normalize, patient_identity, Pseudonymizer};
-use crate::rule::{decide, is_private, is_private_creator, Decision, Mode, Place};
+use crate::rule::{
+    decide, is_code_attribute, is_private, is_private_creator, Decision, Mode, Place,
+};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -134,7 +136,7 @@ impl Deidentifier {
         );
         let mime = text(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT);
         let cleaner = if self.profile.reads_text() {
-            TextCleaner::new(&object)
+            TextCleaner::for_profile(&object, &self.profile)
         } else {
             TextCleaner::without_known_values(&object)
         };
@@ -263,6 +265,7 @@ impl Walk<'_> {
                 self.cleaned_spans += spans;
                 elem
             }
+            Action::Check => self.check(elem),
             Action::ShiftDate => self.shift_date(elem),
             Action::Pseudonymize => self.pseudonymize(elem),
             Action::Replace(v) => DataElement::new(tag, vr, PrimitiveValue::from(&*v)),
@@ -277,6 +280,29 @@ impl Walk<'_> {
             return self.replace_uids(elem);
         }
         elem
+    }
+
+    /// A value kept outside the table: free text is cleaned of every
+    /// identifying span; codes, labels, names and other values are replaced
+    /// by a dummy where they hold one of the object's identifying values.
+    fn check(&mut self, elem: InMemElement) -> InMemElement {
+        let (tag, vr) = (elem.tag(), elem.vr());
+        let free_text = matches!(vr, VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC);
+        let reading = if free_text && !is_code_attribute(tag) {
+            Reading::CheckText
+        } else {
+            Reading::CheckKnown
+        };
+        let (checked, spans) = self.cleaner.scrub(elem, &self.charsets, reading);
+        if spans == 0 {
+            return checked;
+        }
+        self.cleaned_spans += spans;
+        if free_text || vr == VR::UN {
+            checked
+        } else {
+            DataElement::new(tag, vr, dummy_value(vr))
+        }
     }
 
     /// An encapsulated document a profile keeps: its text must not hold the

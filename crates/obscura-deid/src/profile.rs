@@ -189,6 +189,7 @@ pub struct Profile {
     options: BTreeSet<DeidOption>,
     overrides: Vec<Override>,
     keep_only: Option<Vec<Selector>>,
+    finds_identity_elsewhere: bool,
 }
 
 /// The TOML form of a profile file.
@@ -202,6 +203,7 @@ struct ProfileFile {
     keep_only: Option<Vec<String>>,
     #[serde(default, rename = "override")]
     overrides: Vec<OverrideFile>,
+    find_identity_elsewhere: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +223,7 @@ impl Profile {
             options: BTreeSet::new(),
             overrides: Vec::new(),
             keep_only: None,
+            finds_identity_elsewhere: true,
         }
     }
 
@@ -280,6 +283,7 @@ impl Profile {
             options: BTreeSet::new(),
             overrides,
             keep_only,
+            finds_identity_elsewhere: file.find_identity_elsewhere.unwrap_or(true),
         };
         profile.add_options(options)
     }
@@ -289,10 +293,21 @@ impl Profile {
         self.options.contains(&option)
     }
 
-    /// Whether anything this profile does reads free text (cleaning, or
-    /// checking a kept document), so the object's identifying values must be
-    /// learned first.
+    /// Whether every value kept outside Table E.1-1 (code meanings,
+    /// comments, labels, safe private and UN values) is checked for the
+    /// identifying values the profile removes, and cleaned where it holds
+    /// one. On unless a profile file says `find_identity_elsewhere = false`.
+    pub fn finds_identity_elsewhere(&self) -> bool {
+        self.finds_identity_elsewhere
+    }
+
+    /// Whether anything this profile does reads free text (cleaning,
+    /// checking a kept document or values outside the table), so the
+    /// object's identifying values must be learned first.
     pub fn reads_text(&self) -> bool {
+        if self.finds_identity_elsewhere {
+            return true;
+        }
         let cleaning_options = [
             DeidOption::RetainDeviceIdentity,
             DeidOption::RetainPatientCharacteristics,
@@ -342,7 +357,8 @@ impl Profile {
             env!("CARGO_PKG_VERSION"),
             codes.join(" ")
         );
-        if !self.overrides.is_empty() || self.keep_only.is_some() {
+        if !self.overrides.is_empty() || self.keep_only.is_some() || !self.finds_identity_elsewhere
+        {
             text.push_str(" +profile");
         }
         text.truncate(64);

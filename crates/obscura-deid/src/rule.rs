@@ -42,6 +42,12 @@ pub enum Rule {
     InsideCleanedSequence,
     /// A date kept by the table, moved because dates are modified.
     KeptDateModified,
+    /// A value kept outside the table (not named by it, or private and
+    /// listed safe), checked for identifying values the profile removes.
+    IdentityElsewhere {
+        /// Whether it is a private attribute kept as listed safe.
+        listed_safe: bool,
+    },
 }
 
 impl Rule {
@@ -80,6 +86,12 @@ impl fmt::Display for Rule {
             Rule::InsideReplacedSequence => "identifying value inside a replaced sequence",
             Rule::InsideCleanedSequence => "text inside a cleaned sequence",
             Rule::KeptDateModified => "kept date, modified",
+            Rule::IdentityElsewhere { listed_safe: false } => {
+                "not in E.1-1: checked for identity removed elsewhere"
+            }
+            Rule::IdentityElsewhere { listed_safe: true } => {
+                "retain-safe-private: listed safe; checked for identity removed elsewhere"
+            }
         })
     }
 }
@@ -151,6 +163,32 @@ fn is_structural(tag: Tag) -> bool {
 
 /// Decide what happens to the element at `place` under `profile`.
 pub fn decide(place: Place, profile: &Profile) -> Decision {
+    check_elsewhere(decide_by_rules(place, profile), place, profile)
+}
+
+/// A value kept although the table does not act on it (not named by it, or
+/// private and listed safe) may still hold a value the profile removes
+/// where the table does name it: it is checked, unless the profile turns
+/// the check off.
+fn check_elsewhere(decision: Decision, place: Place, profile: &Profile) -> Decision {
+    if decision.action != Action::Keep
+        || !profile.finds_identity_elsewhere()
+        || !can_carry_identity(place.vr)
+        || is_structural(place.tag)
+    {
+        return decision;
+    }
+    let listed_safe = match decision.rule {
+        Rule::NotInTable => false,
+        Rule::SafePrivate => true,
+        _ => return decision,
+    };
+    Decision::new(Action::Check, Rule::IdentityElsewhere { listed_safe })
+}
+
+/// The table, the options, the private dictionary and the profile's own
+/// rules, before the check for identity elsewhere.
+fn decide_by_rules(place: Place, profile: &Profile) -> Decision {
     let Place { tag, vr, depth, .. } = place;
     if let Some(i) = profile
         .overrides()
@@ -314,6 +352,12 @@ pub fn is_identifying_vr(vr: VR) -> bool {
         vr,
         AE | AS | DA | DT | LO | LT | PN | SH | ST | TM | UC | UR | UT
     )
+}
+
+/// Whether values of `vr` can hold a name, an identifier or a date: text,
+/// codes, dates and times, and UN bytes.
+pub fn can_carry_identity(vr: VR) -> bool {
+    is_identifying_vr(vr) || matches!(vr, VR::CS | VR::UN)
 }
 
 /// Whether values of `vr` are text that cleaning reads.

@@ -14,6 +14,7 @@
 
 mod dates;
 pub mod document;
+pub mod gate;
 mod known;
 mod names;
 mod patterns;
@@ -111,18 +112,39 @@ pub struct Finding {
 /// Every identifying span of `text`, sorted by start, non-overlapping (where
 /// two detectors overlap, the spans are merged and the contextual kind wins).
 pub fn find(text: &str, known: &Known) -> Vec<Finding> {
+    find_with(text, known, true)
+}
+
+/// The spans of `text` that are values of `known`, found again (the
+/// contextual detector alone): for values that are not free text, such as
+/// codes and labels, where the patterns would misread words.
+pub fn find_known(text: &str, known: &Known) -> Vec<Finding> {
+    if known.is_empty() {
+        return Vec::new();
+    }
+    find_with(text, known, false)
+}
+
+/// The contextual detector, and the pattern detectors when `patterns`.
+fn find_with(text: &str, known: &Known, patterns: bool) -> Vec<Finding> {
     if !text.chars().any(char::is_alphanumeric) {
         return Vec::new();
     }
     let f = text::Folded::new(text);
     let mut out = Vec::new();
     known.find(&f, &mut out);
-    let dates = dates::find_dates(text);
+    let dates = if patterns || known.has_dates() {
+        dates::find_dates(text)
+    } else {
+        Vec::new()
+    };
     for d in &dates {
         let detector = if known.has_date(d) {
             Detector::Contextual
-        } else {
+        } else if patterns {
             Detector::Pattern("date")
+        } else {
+            continue;
         };
         out.push(Finding {
             range: d.range.clone(),
@@ -164,7 +186,7 @@ pub fn find(text: &str, known: &Known) -> Vec<Finding> {
                 kind: Kind::Time,
                 detector: Detector::Contextual,
             });
-        } else if near_date {
+        } else if near_date && patterns {
             out.push(Finding {
                 range: t.range,
                 kind: Kind::Time,
@@ -172,10 +194,12 @@ pub fn find(text: &str, known: &Known) -> Vec<Finding> {
             });
         }
     }
-    patterns::find(text, &mut out);
-    places::find_addresses(text, &mut out);
-    places::find_institutions(&f, &mut out);
-    names::find(&f, &mut out);
+    if patterns {
+        patterns::find(text, &mut out);
+        places::find_addresses(text, &mut out);
+        places::find_institutions(&f, &mut out);
+        names::find(&f, &mut out);
+    }
     merge(text, out)
 }
 

@@ -174,44 +174,48 @@ fn foreign_anchor(w: &str) -> bool {
 }
 
 /// Second words of two-word anchors (`Medical Center`, `Health System`).
+/// `Medical Systems` names device makers (GE, Philips, Toshiba), not places.
 fn anchor_pair(first: &str, second: &str) -> bool {
-    matches!(
-        first,
-        "medical"
-            | "health"
-            | "cancer"
-            | "imaging"
-            | "radiology"
-            | "surgical"
-            | "surgery"
-            | "diagnostic"
-            | "diagnostics"
-            | "rehabilitation"
-            | "heart"
-            | "childrens"
-            | "trauma"
-            | "family"
-            | "primary"
-            | "urgent"
-            | "pediatric"
-            | "womens"
-    ) && matches!(
-        second,
-        "center"
-            | "centre"
-            | "centers"
-            | "system"
-            | "systems"
-            | "group"
-            | "services"
-            | "network"
-            | "associates"
-            | "partners"
-            | "alliance"
-            | "practice"
-            | "care"
-            | "physicians"
-    )
+    let maker = first == "medical" && matches!(second, "system" | "systems");
+    !maker
+        && matches!(
+            first,
+            "medical"
+                | "health"
+                | "cancer"
+                | "imaging"
+                | "radiology"
+                | "surgical"
+                | "surgery"
+                | "diagnostic"
+                | "diagnostics"
+                | "rehabilitation"
+                | "heart"
+                | "childrens"
+                | "trauma"
+                | "family"
+                | "primary"
+                | "urgent"
+                | "pediatric"
+                | "womens"
+        )
+        && matches!(
+            second,
+            "center"
+                | "centre"
+                | "centers"
+                | "system"
+                | "systems"
+                | "group"
+                | "services"
+                | "network"
+                | "associates"
+                | "partners"
+                | "alliance"
+                | "practice"
+                | "care"
+                | "physicians"
+        )
 }
 
 /// Generic institution words: not distinctive on their own.
