@@ -43,14 +43,15 @@ CREATE TABLE IF NOT EXISTS meta(
   value BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tenants(
-  id TEXT PRIMARY KEY,
+  pk INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL UNIQUE,
   wrapped_key BLOB NOT NULL,
   created INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS studies(
   pk INTEGER PRIMARY KEY,
-  tenant TEXT NOT NULL REFERENCES tenants(id),
+  tenant INTEGER NOT NULL REFERENCES tenants(pk),
   uid_h BLOB NOT NULL,
   patient_id_h BLOB,
   accession_h BLOB,
@@ -58,12 +59,13 @@ CREATE TABLE IF NOT EXISTS studies(
   record BLOB NOT NULL,
   UNIQUE(tenant, uid_h)
 );
+CREATE INDEX IF NOT EXISTS studies_tenant ON studies(tenant);
 CREATE INDEX IF NOT EXISTS studies_patient ON studies(tenant, patient_id_h);
 CREATE INDEX IF NOT EXISTS studies_accession ON studies(tenant, accession_h);
 CREATE INDEX IF NOT EXISTS studies_study_id ON studies(tenant, study_id_h);
 CREATE TABLE IF NOT EXISTS series(
   pk INTEGER PRIMARY KEY,
-  tenant TEXT NOT NULL REFERENCES tenants(id),
+  tenant INTEGER NOT NULL REFERENCES tenants(pk),
   study INTEGER NOT NULL REFERENCES studies(pk),
   uid_h BLOB NOT NULL,
   modality_h BLOB,
@@ -71,10 +73,11 @@ CREATE TABLE IF NOT EXISTS series(
   UNIQUE(tenant, uid_h)
 );
 CREATE INDEX IF NOT EXISTS series_study ON series(study, modality_h);
+CREATE INDEX IF NOT EXISTS series_tenant ON series(tenant);
 CREATE INDEX IF NOT EXISTS series_modality ON series(tenant, modality_h);
 CREATE TABLE IF NOT EXISTS instances(
   pk INTEGER PRIMARY KEY,
-  tenant TEXT NOT NULL REFERENCES tenants(id),
+  tenant INTEGER NOT NULL REFERENCES tenants(pk),
   series INTEGER NOT NULL REFERENCES series(pk),
   uid_h BLOB NOT NULL,
   sop_class_h BLOB,
@@ -84,6 +87,7 @@ CREATE TABLE IF NOT EXISTS instances(
   UNIQUE(tenant, uid_h)
 );
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series);
+CREATE INDEX IF NOT EXISTS instances_tenant ON instances(tenant);
 CREATE INDEX IF NOT EXISTS instances_class ON instances(tenant, sop_class_h);
 ";
 
@@ -96,6 +100,16 @@ pub struct TenantRow {
     pub name: String,
     /// When it was created, seconds since the epoch.
     pub created: i64,
+}
+
+/// One tenant's rows and keys, as every row operation needs them.
+pub(crate) struct Scope {
+    /// The tenant's row number (rows refer to it, not to the 32-digit id).
+    pub(crate) pk: i64,
+    /// The tenant's id (bound into every record's AAD).
+    pub(crate) id: String,
+    /// The tenant's subkeys.
+    pub(crate) keys: TenantKeys,
 }
 
 /// The table and column holding an attribute's keyed hash, if it has one.
@@ -129,30 +143,21 @@ fn record_aad(tenant: &str, table: &str, uid_h: &[u8]) -> Vec<u8> {
     aad
 }
 
-fn seal(
-    keys: &TenantKeys,
-    tenant: &str,
-    table: &str,
-    uid_h: &[u8],
-    attrs: &Attributes,
-) -> Result<Vec<u8>, VaultError> {
-    Ok(keys.seal_record(&record_aad(tenant, table, uid_h), &attrs.encode())?)
+fn seal(t: &Scope, table: &str, uid_h: &[u8], attrs: &Attributes) -> Result<Vec<u8>, VaultError> {
+    Ok(t.keys
+        .seal_record(&record_aad(&t.id, table, uid_h), &attrs.encode())?)
 }
 
-fn open(
-    keys: &TenantKeys,
-    tenant: &str,
-    table: &str,
-    uid_h: &[u8],
-    sealed: &[u8],
-) -> Result<Attributes, VaultError> {
-    keys.open_record(&record_aad(tenant, table, uid_h), sealed)
+fn open(t: &Scope, table: &str, uid_h: &[u8], sealed: &[u8]) -> Result<Attributes, VaultError> {
+    t.keys
+        .open_record(&record_aad(&t.id, table, uid_h), sealed)
         .and_then(|plain| Attributes::decode(&plain))
         .ok_or(VaultError::Tampered("index record"))
 }
 
-/// A search: keys in QIDO's matching syntax, at one level.
-#[derive(Debug, Clone)]
+/// A search: keys in QIDO's matching syntax, at one level. Its `Debug`
+/// prints keywords only: values may identify a patient.
+#[derive(Clone)]
 pub struct Query {
     /// Studies, series or instances.
     pub level: Level,
@@ -165,6 +170,20 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Skip this many matches first.
     pub offset: usize,
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
+            .field("level", &self.level)
+            .field(
+                "keys",
+                &self.keys.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            )
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .finish()
+    }
 }
 
 impl Query {
@@ -186,7 +205,6 @@ impl Query {
 }
 
 /// One key, parsed.
-#[derive(Debug)]
 enum Matcher {
     /// By keyed hash in SQL: any of these values.
     Hashes(Attr, Vec<[u8; MATCH_LEN]>),
@@ -196,7 +214,6 @@ enum Matcher {
     Filter(Attr, Filter),
 }
 
-#[derive(Debug)]
 enum Filter {
     Exact(String),
     /// Case-insensitive exact match (person names).
@@ -409,14 +426,14 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A tenant's wrapped key.
-    pub(crate) fn wrapped_key(&self, tenant: &str) -> Result<Option<Vec<u8>>, VaultError> {
+    /// A tenant's row number and wrapped key.
+    pub(crate) fn wrapped_key(&self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT wrapped_key FROM tenants WHERE id = ?1",
+                "SELECT pk, wrapped_key FROM tenants WHERE id = ?1",
                 [tenant],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
     }
@@ -428,27 +445,35 @@ impl Index {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM instances WHERE tenant = ?1", [tenant])?;
-        tx.execute("DELETE FROM series WHERE tenant = ?1", [tenant])?;
-        tx.execute("DELETE FROM studies WHERE tenant = ?1", [tenant])?;
-        let n = tx.execute("DELETE FROM tenants WHERE id = ?1", [tenant])?;
+        let pk: Option<i64> = tx
+            .query_row("SELECT pk FROM tenants WHERE id = ?1", [tenant], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(pk) = pk else {
+            return Ok(false);
+        };
+        tx.execute("DELETE FROM instances WHERE tenant = ?1", [pk])?;
+        tx.execute("DELETE FROM series WHERE tenant = ?1", [pk])?;
+        tx.execute("DELETE FROM studies WHERE tenant = ?1", [pk])?;
+        tx.execute("DELETE FROM tenants WHERE pk = ?1", [pk])?;
         tx.commit()?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(n == 1)
+        Ok(true)
     }
 
     /// The object name and size of an instance, by SOP Instance UID hash.
     pub(crate) fn instance_object(
         &self,
-        tenant: &str,
+        t: &Scope,
         uid_h: &[u8],
     ) -> Result<Option<(String, u64)>, VaultError> {
         Ok(self
             .conn
             .query_row(
                 "SELECT object, bytes FROM instances WHERE tenant = ?1 AND uid_h = ?2",
-                params![tenant, uid_h],
+                params![t.pk, uid_h],
                 |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
             )
             .optional()?)
@@ -459,13 +484,12 @@ impl Index {
     /// a new series adds its modality to the study's ModalitiesInStudy.
     pub(crate) fn insert_instance(
         &mut self,
-        keys: &TenantKeys,
-        tenant: &str,
+        t: &Scope,
         attrs: &Attributes,
         object: &str,
         bytes: u64,
     ) -> Result<Inserted, VaultError> {
-        let h = |a: Attr| attrs.get(a).map(|v| hash(keys, a, v).to_vec());
+        let h = |a: Attr| attrs.get(a).map(|v| hash(&t.keys, a, v).to_vec());
         let need = |a: Attr| h(a).ok_or(VaultError::MissingAttribute(a));
         let study_h = need(Attr::StudyInstanceUID)?;
         let series_h = need(Attr::SeriesInstanceUID)?;
@@ -476,7 +500,7 @@ impl Index {
         let exists: Option<i64> = tx
             .query_row(
                 "SELECT pk FROM instances WHERE tenant = ?1 AND uid_h = ?2",
-                params![tenant, sop_h],
+                params![t.pk, sop_h],
                 |r| r.get(0),
             )
             .optional()?;
@@ -486,7 +510,7 @@ impl Index {
         let study: Option<(i64, Vec<u8>)> = tx
             .query_row(
                 "SELECT pk, record FROM studies WHERE tenant = ?1 AND uid_h = ?2",
-                params![tenant, study_h],
+                params![t.pk, study_h],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -499,12 +523,12 @@ impl Index {
                     "INSERT INTO studies(tenant, uid_h, patient_id_h, accession_h, study_id_h, record)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
-                        tenant,
+                        t.pk,
                         study_h,
                         h(Attr::PatientID),
                         h(Attr::AccessionNumber),
                         h(Attr::StudyID),
-                        seal(keys, tenant, "studies", &study_h, &rec)?
+                        seal(t, "studies", &study_h, &rec)?
                     ],
                 )?;
                 tx.last_insert_rowid()
@@ -513,7 +537,7 @@ impl Index {
         let series: Option<i64> = tx
             .query_row(
                 "SELECT pk FROM series WHERE tenant = ?1 AND uid_h = ?2",
-                params![tenant, series_h],
+                params![t.pk, series_h],
                 |r| r.get(0),
             )
             .optional()?;
@@ -524,21 +548,15 @@ impl Index {
                     "INSERT INTO series(tenant, study, uid_h, modality_h, record)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        tenant,
+                        t.pk,
                         study_pk,
                         series_h,
                         h(Attr::Modality),
-                        seal(
-                            keys,
-                            tenant,
-                            "series",
-                            &series_h,
-                            &attrs.at_level(Level::Series)
-                        )?
+                        seal(t, "series", &series_h, &attrs.at_level(Level::Series))?
                     ],
                 )?;
                 if let Some(modality) = attrs.get(Attr::Modality) {
-                    add_modality(&tx, keys, tenant, study_pk, &study_h, modality)?;
+                    add_modality(&tx, t, study_pk, &study_h, modality)?;
                 }
                 tx.last_insert_rowid()
             }
@@ -548,13 +566,13 @@ impl Index {
             "INSERT INTO instances(tenant, series, uid_h, sop_class_h, object, bytes, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
-                tenant,
+                t.pk,
                 series_pk,
                 sop_h,
                 h(Attr::SOPClassUID),
                 object,
                 bytes as i64,
-                seal(keys, tenant, "instances", &sop_h, &rec)?
+                seal(t, "instances", &sop_h, &rec)?
             ],
         )?;
         tx.commit()?;
@@ -562,15 +580,10 @@ impl Index {
     }
 
     /// Run a search for one tenant.
-    pub(crate) fn search(
-        &self,
-        keys: &TenantKeys,
-        tenant: &str,
-        query: &Query,
-    ) -> Result<Vec<Attributes>, VaultError> {
+    pub(crate) fn search(&self, t: &Scope, query: &Query) -> Result<Vec<Attributes>, VaultError> {
         let mut matchers = Vec::new();
         for (attr, value) in &query.keys {
-            if let Some(m) = parse_key(keys, query.level, *attr, value)? {
+            if let Some(m) = parse_key(&t.keys, query.level, *attr, value)? {
                 matchers.push(m);
             }
         }
@@ -591,8 +604,15 @@ impl Index {
                 "i",
             ),
         };
-        let mut sql = format!("SELECT {select} FROM {from} WHERE {alias}.tenant = ?");
-        let mut values: Vec<Value> = vec![Value::Text(tenant.to_string())];
+        // The tenant on every joined table lets SQLite use the (tenant, hash)
+        // indexes from whichever side the keys are on.
+        let tenants = match query.level {
+            Level::Study => "st.tenant = ?1",
+            Level::Series => "st.tenant = ?1 AND se.tenant = ?1",
+            Level::Instance => "st.tenant = ?1 AND se.tenant = ?1 AND i.tenant = ?1",
+        };
+        let mut sql = format!("SELECT {select} FROM {from} WHERE {tenants}");
+        let mut values: Vec<Value> = vec![Value::Integer(t.pk)];
         let mut filters = Vec::new();
         for m in matchers {
             match m {
@@ -633,17 +653,19 @@ impl Index {
                 break;
             }
             let study_pk: i64 = row.get(0)?;
-            let study = match studies.get(&study_pk) {
+            // Series and instances share their study's record: decrypted once.
+            let mut attrs = match studies.get(&study_pk) {
                 Some(s) => s.clone(),
                 None => {
                     let uid_h: Vec<u8> = row.get(1)?;
                     let rec: Vec<u8> = row.get(2)?;
-                    let s = open(keys, tenant, "studies", &uid_h, &rec)?;
-                    studies.insert(study_pk, s.clone());
+                    let s = open(t, "studies", &uid_h, &rec)?;
+                    if query.level > Level::Study {
+                        studies.insert(study_pk, s.clone());
+                    }
                     s
                 }
             };
-            let mut attrs = study;
             if query.level >= Level::Series {
                 let uid_h: Vec<u8> = row.get(3)?;
                 let rec: Vec<u8> = row.get(4)?;
@@ -652,20 +674,20 @@ impl Index {
                     match series_cache.get(&series_pk) {
                         Some(s) => s.clone(),
                         None => {
-                            let s = open(keys, tenant, "series", &uid_h, &rec)?;
+                            let s = open(t, "series", &uid_h, &rec)?;
                             series_cache.insert(series_pk, s.clone());
                             s
                         }
                     }
                 } else {
-                    open(keys, tenant, "series", &uid_h, &rec)?
+                    open(t, "series", &uid_h, &rec)?
                 };
                 attrs.merge(series);
             }
             if query.level == Level::Instance {
                 let uid_h: Vec<u8> = row.get(5)?;
                 let rec: Vec<u8> = row.get(6)?;
-                attrs.merge(open(keys, tenant, "instances", &uid_h, &rec)?);
+                attrs.merge(open(t, "instances", &uid_h, &rec)?);
             }
             if !filters
                 .iter()
@@ -686,8 +708,7 @@ impl Index {
 /// Add `modality` to a study's ModalitiesInStudy (re-sealing its record).
 fn add_modality(
     tx: &rusqlite::Transaction<'_>,
-    keys: &TenantKeys,
-    tenant: &str,
+    t: &Scope,
     study_pk: i64,
     study_h: &[u8],
     modality: &str,
@@ -697,7 +718,7 @@ fn add_modality(
         [study_pk],
         |r| r.get(0),
     )?;
-    let mut rec = open(keys, tenant, "studies", study_h, &sealed)?;
+    let mut rec = open(t, "studies", study_h, &sealed)?;
     let mut all: Vec<String> = rec
         .get(Attr::ModalitiesInStudy)
         .map(|m| m.split('\\').map(str::to_string).collect())
@@ -710,7 +731,7 @@ fn add_modality(
     rec.set(Attr::ModalitiesInStudy, &all.join("\\"));
     tx.execute(
         "UPDATE studies SET record = ?1 WHERE pk = ?2",
-        params![seal(keys, tenant, "studies", study_h, &rec)?, study_pk],
+        params![seal(t, "studies", study_h, &rec)?, study_pk],
     )?;
     Ok(())
 }
@@ -725,6 +746,19 @@ mod tests {
 
     fn chars(s: &str) -> Vec<char> {
         s.chars().collect()
+    }
+
+    #[test]
+    fn debug_prints_no_values() {
+        let q = Query::new(Level::Study).with(Attr::PatientName, "DOE^JOHN");
+        let text = format!("{q:?}");
+        assert!(text.contains("PatientName") && !text.contains("DOE"));
+    }
+
+    #[test]
+    fn vault_is_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<crate::Vault>();
     }
 
     #[test]

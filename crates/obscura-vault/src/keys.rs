@@ -146,6 +146,12 @@ pub struct TenantKeys {
 }
 
 impl TenantKeys {
+    /// The subkeys of the tenant key `bytes` (for tools and benchmarks; the
+    /// vault unwraps tenant keys itself).
+    pub fn from_key_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self::derive(&KeyBytes(bytes))
+    }
+
     /// Derive the subkeys from a tenant key.
     pub(crate) fn derive(key: &KeyBytes) -> Self {
         let match_key = derive(key, INFO_INDEX_MATCH);

@@ -25,7 +25,7 @@ pub use index::Query;
 pub use keys::MasterKey;
 pub use objects::{FolderStore, ObjectKey, ObjectStore, ObjectWriter};
 
-use index::{Index, Inserted};
+use index::{Index, Inserted, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
 use segment::SegmentReader;
@@ -152,7 +152,7 @@ pub struct Vault {
     index: Mutex<Index>,
     objects: Box<dyn ObjectStore>,
     master: MasterKey,
-    keys: Mutex<HashMap<TenantId, Arc<TenantKeys>>>,
+    scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
 }
 
 const MASTER_CHECK: &str = "master_check";
@@ -188,7 +188,7 @@ impl Vault {
             index: Mutex::new(index),
             objects,
             master: master_key,
-            keys: Mutex::new(HashMap::new()),
+            scopes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -238,7 +238,7 @@ impl Vault {
         if !self.index().delete_tenant(tenant.as_str())? {
             return Err(VaultError::UnknownTenant);
         }
-        self.keys
+        self.scopes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
@@ -246,17 +246,18 @@ impl Vault {
         Ok(())
     }
 
-    /// The tenant's subkeys, unwrapped once and cached.
-    fn tenant_keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>> {
-        if let Some(k) = self
-            .keys
+    /// The tenant's row and subkeys, its key unwrapped once and cached.
+    fn scope(&self, tenant: &TenantId) -> Result<Arc<Scope>> {
+        let cached = self
+            .scopes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(tenant)
-        {
-            return Ok(k.clone());
+            .cloned();
+        if let Some(scope) = cached {
+            return Ok(scope);
         }
-        let wrapped = self
+        let (pk, wrapped) = self
             .index()
             .wrapped_key(tenant.as_str())?
             .ok_or(VaultError::UnknownTenant)?;
@@ -264,12 +265,16 @@ impl Vault {
             .master
             .unwrap_tenant_key(tenant.as_str(), &wrapped)
             .ok_or(VaultError::Tampered("tenant key"))?;
-        let keys = Arc::new(TenantKeys::derive(&key));
-        self.keys
+        let scope = Arc::new(Scope {
+            pk,
+            id: tenant.as_str().to_string(),
+            keys: TenantKeys::derive(&key),
+        });
+        self.scopes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.clone(), keys.clone());
-        Ok(keys)
+            .insert(tenant.clone(), scope.clone());
+        Ok(scope)
     }
 
     /// Store an instance: `data` (its Part 10 bytes, streamed, encrypted
@@ -284,7 +289,7 @@ impl Vault {
     /// between the object's commit and the index's leaves an unreferenced
     /// object (encrypted, and removed when its tenant is shredded).
     pub fn store(&self, tenant: &TenantId, attrs: &Attributes, data: impl Read) -> Result<Stored> {
-        let keys = self.tenant_keys(tenant)?;
+        let scope = self.scope(tenant)?;
         for a in [
             Attr::StudyInstanceUID,
             Attr::SeriesInstanceUID,
@@ -295,21 +300,17 @@ impl Vault {
             }
         }
         let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
-        let sop_h = index::hash(&keys, Attr::SOPInstanceUID, sop);
-        if self
-            .index()
-            .instance_object(tenant.as_str(), &sop_h)?
-            .is_some()
-        {
+        let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
+        if self.index().instance_object(&scope, &sop_h)?.is_some() {
             return Ok(Stored::Duplicate);
         }
         let mut raw = [0u8; 16];
         keys::random(&mut raw)?;
         let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
-        let bytes = self.write_object(&keys, &key, data)?;
-        let inserted =
-            self.index()
-                .insert_instance(&keys, tenant.as_str(), attrs, key.name(), bytes);
+        let bytes = self.write_object(&scope.keys, &key, data)?;
+        let inserted = self
+            .index()
+            .insert_instance(&scope, attrs, key.name(), bytes);
         match inserted {
             Ok(Inserted::New) => Ok(Stored::New { bytes }),
             Ok(Inserted::Duplicate) => {
@@ -367,24 +368,24 @@ impl Vault {
         tenant: &TenantId,
         sop_instance_uid: &str,
     ) -> Result<InstanceReader> {
-        let keys = self.tenant_keys(tenant)?;
-        let sop_h = index::hash(&keys, Attr::SOPInstanceUID, sop_instance_uid);
+        let scope = self.scope(tenant)?;
+        let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop_instance_uid);
         let (name, len) = self
             .index()
-            .instance_object(tenant.as_str(), &sop_h)?
+            .instance_object(&scope, &sop_h)?
             .ok_or(VaultError::NotFound)?;
         let key =
             ObjectKey::new(tenant.as_str(), &name).ok_or(VaultError::Tampered("object name"))?;
         let input = self.objects.get(&key)?;
-        let inner = segment::decrypt(input, &keys, &object_context(&key))?;
+        let inner = segment::decrypt(input, &scope.keys, &object_context(&key))?;
         Ok(InstanceReader { inner, len })
     }
 
     /// Search a tenant's studies, series or instances; each result holds the
     /// decrypted attributes of its level and the levels above.
     pub fn search(&self, tenant: &TenantId, query: &Query) -> Result<Vec<Attributes>> {
-        let keys = self.tenant_keys(tenant)?;
-        self.index().search(&keys, tenant.as_str(), query)
+        let scope = self.scope(tenant)?;
+        self.index().search(&scope, query)
     }
 }
 

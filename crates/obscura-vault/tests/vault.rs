@@ -274,14 +274,34 @@ fn two_tenants_round_trip_search_shred_and_no_phi_on_disk() {
     assert_eq!(leaks(&data, &needles), Vec::<String>::new());
 
     // Shred tenant A.
-    let wrapped_a: Vec<u8> = rusqlite::Connection::open(data.join("index.sqlite"))
-        .unwrap()
+    let conn = rusqlite::Connection::open(data.join("index.sqlite")).unwrap();
+    let (a_pk, wrapped_a): (i64, Vec<u8>) = conn
         .query_row(
-            "SELECT wrapped_key FROM tenants WHERE id = ?1",
+            "SELECT pk, wrapped_key FROM tenants WHERE id = ?1",
             [a.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let count = |conn: &rusqlite::Connection, table: &str| -> i64 {
+        conn.query_row(
+            &format!("SELECT COUNT(*) FROM {table} WHERE tenant = ?1"),
+            [a_pk],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        ["studies", "series", "instances"].map(|t| count(&conn, t)),
+        [4, 5, 8]
+    );
+    let record_a: Vec<u8> = conn
+        .query_row(
+            "SELECT record FROM instances WHERE tenant = ?1 LIMIT 1",
+            [a_pk],
             |r| r.get(0),
         )
         .unwrap();
+    drop(conn);
     let a_objects = data.join("objects").join(a.as_str());
     assert!(a_objects.is_dir());
     vault.shred_tenant(&a).unwrap();
@@ -298,19 +318,16 @@ fn two_tenants_round_trip_search_shred_and_no_phi_on_disk() {
     }
     let conn = rusqlite::Connection::open(data.join("index.sqlite")).unwrap();
     for table in ["studies", "series", "instances"] {
-        let n: i64 = conn
-            .query_row(
-                &format!("SELECT COUNT(*) FROM {table} WHERE tenant = ?1"),
-                [a.as_str()],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 0, "{table} rows of the shredded tenant");
+        assert_eq!(
+            count(&conn, table),
+            0,
+            "{table} rows of the shredded tenant"
+        );
     }
     drop(conn);
-    // The wrapped key is gone from every byte of the data folder (deleted
-    // pages are zeroed, the WAL truncated).
-    assert_eq!(leaks(&data, &[wrapped_a]), Vec::<String>::new());
+    // The wrapped key and the sealed records are gone from every byte of
+    // the data folder (deleted pages are zeroed, the WAL truncated).
+    assert_eq!(leaks(&data, &[wrapped_a, record_a]), Vec::<String>::new());
 
     // Tenant B is untouched, also after reopening the vault.
     drop(vault);
