@@ -14,6 +14,8 @@
 //! match hashes (see `keys`). Shredding a tenant destroys its wrapped key,
 //! its rows and its objects.
 
+#![warn(missing_docs)]
+
 pub mod attrs;
 pub mod index;
 pub mod keys;
