@@ -85,9 +85,13 @@ pub fn decrypt<R: Read>(
     context: &[u8],
 ) -> io::Result<SegmentReader<R>> {
     let mut header = [0u8; HEADER_LEN];
-    input
-        .read_exact(&mut header)
-        .map_err(|_| invalid("vault object header is truncated"))?;
+    input.read_exact(&mut header).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            invalid("vault object header is truncated")
+        } else {
+            e
+        }
+    })?;
     if &header[..MAGIC.len()] != MAGIC || header[MAGIC.len()] != VERSION {
         return Err(invalid("not a vault object (bad magic or version)"));
     }
