@@ -1,0 +1,795 @@
+//! The index: SQLite (WAL, synchronous=FULL, secure_delete) in the data
+//! folder. It keeps no identifying value in clear.
+//!
+//! Tables: `tenants` (id, name, wrapped key, created), `studies`, `series`,
+//! `instances`. Each study, series and instance row holds:
+//!
+//! - `record`: every attribute of its level, encrypted (AES-256-GCM under the
+//!   tenant's index subkey, bound to the tenant, the table and the row's UID
+//!   hash, so a record cannot be moved to another row) and padded to a
+//!   multiple of 64 bytes;
+//! - match columns: HMAC-SHA256 (truncated to 128 bits) under the tenant's
+//!   match subkey, for the values searched by exact match: the three UIDs,
+//!   SOP Class UID, PatientID, AccessionNumber, StudyID and Modality. UIDs
+//!   are looked up by keyed hash only.
+//!
+//! Searching: the match columns narrow the rows in SQL; every other key
+//! (names and wildcards, dates and date ranges, times, descriptions, numbers)
+//! is matched by decrypting the candidate rows of that tenant and filtering.
+//! This reveals no order and no value to someone holding the database, at the
+//! price of a scan of the tenant's candidate rows; when every key is a match
+//! column, limit and offset run in SQL and only the returned rows are
+//! decrypted. Wildcards on a match-column attribute also fall back to
+//! decrypting.
+//!
+//! What the database shows without the keys: the tenants (ids, names,
+//! creation times); per tenant, how many studies, series and instances,
+//! which belong together, object sizes, record lengths to 64 bytes, and
+//! equality of match values within the tenant (e.g. that two studies share a
+//! Patient ID, or how many series share a modality), never across tenants.
+
+use crate::attrs::{trim, Attr, Attributes, Kind, Level};
+use crate::keys::{TenantKeys, MATCH_LEN};
+use crate::VaultError;
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenants(
+  pk INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL UNIQUE,
+  wrapped_key BLOB NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies(
+  pk INTEGER PRIMARY KEY,
+  tenant INTEGER NOT NULL REFERENCES tenants(pk),
+  uid_h BLOB NOT NULL,
+  patient_id_h BLOB,
+  accession_h BLOB,
+  study_id_h BLOB,
+  record BLOB NOT NULL,
+  UNIQUE(tenant, uid_h)
+);
+CREATE INDEX IF NOT EXISTS studies_tenant ON studies(tenant);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies(tenant, patient_id_h);
+CREATE INDEX IF NOT EXISTS studies_accession ON studies(tenant, accession_h);
+CREATE INDEX IF NOT EXISTS studies_study_id ON studies(tenant, study_id_h);
+CREATE TABLE IF NOT EXISTS series(
+  pk INTEGER PRIMARY KEY,
+  tenant INTEGER NOT NULL REFERENCES tenants(pk),
+  study INTEGER NOT NULL REFERENCES studies(pk),
+  uid_h BLOB NOT NULL,
+  modality_h BLOB,
+  record BLOB NOT NULL,
+  UNIQUE(tenant, uid_h)
+);
+CREATE INDEX IF NOT EXISTS series_study ON series(study, modality_h);
+CREATE INDEX IF NOT EXISTS series_tenant ON series(tenant);
+CREATE INDEX IF NOT EXISTS series_modality ON series(tenant, modality_h);
+CREATE TABLE IF NOT EXISTS instances(
+  pk INTEGER PRIMARY KEY,
+  tenant INTEGER NOT NULL REFERENCES tenants(pk),
+  series INTEGER NOT NULL REFERENCES series(pk),
+  uid_h BLOB NOT NULL,
+  sop_class_h BLOB,
+  object TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  record BLOB NOT NULL,
+  UNIQUE(tenant, uid_h)
+);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series);
+CREATE INDEX IF NOT EXISTS instances_tenant ON instances(tenant);
+CREATE INDEX IF NOT EXISTS instances_class ON instances(tenant, sop_class_h);
+";
+
+/// A tenant as listed (no key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    /// Its id (32 hex digits).
+    pub id: String,
+    /// Its name (an organisation's, not a patient's: kept in clear).
+    pub name: String,
+    /// When it was created, seconds since the epoch.
+    pub created: i64,
+}
+
+/// One tenant's rows and keys, as every row operation needs them.
+pub(crate) struct Scope {
+    /// The tenant's row number (rows refer to it, not to the 32-digit id).
+    pub(crate) pk: i64,
+    /// The tenant's id (bound into every record's AAD).
+    pub(crate) id: String,
+    /// The tenant's subkeys.
+    pub(crate) keys: TenantKeys,
+}
+
+/// The table and column holding an attribute's keyed hash, if it has one.
+fn match_column(attr: Attr) -> Option<(&'static str, &'static str)> {
+    Some(match attr {
+        Attr::StudyInstanceUID => ("st", "uid_h"),
+        Attr::PatientID => ("st", "patient_id_h"),
+        Attr::AccessionNumber => ("st", "accession_h"),
+        Attr::StudyID => ("st", "study_id_h"),
+        Attr::SeriesInstanceUID => ("se", "uid_h"),
+        Attr::Modality => ("se", "modality_h"),
+        Attr::SOPInstanceUID => ("i", "uid_h"),
+        Attr::SOPClassUID => ("i", "sop_class_h"),
+        _ => return None,
+    })
+}
+
+/// The keyed hash of an attribute's value (its keyword is the domain).
+pub(crate) fn hash(keys: &TenantKeys, attr: Attr, value: &str) -> [u8; MATCH_LEN] {
+    keys.match_hash(attr.keyword().as_bytes(), trim(value).as_bytes())
+}
+
+fn record_aad(tenant: &str, table: &str, uid_h: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(64);
+    aad.extend_from_slice(b"obscura-vault/v1/record\0");
+    aad.extend_from_slice(table.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(tenant.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(uid_h);
+    aad
+}
+
+fn seal(t: &Scope, table: &str, uid_h: &[u8], attrs: &Attributes) -> Result<Vec<u8>, VaultError> {
+    Ok(t.keys
+        .seal_record(&record_aad(&t.id, table, uid_h), &attrs.encode())?)
+}
+
+fn open(t: &Scope, table: &str, uid_h: &[u8], sealed: &[u8]) -> Result<Attributes, VaultError> {
+    t.keys
+        .open_record(&record_aad(&t.id, table, uid_h), sealed)
+        .and_then(|plain| Attributes::decode(&plain))
+        .ok_or(VaultError::Tampered("index record"))
+}
+
+/// A search: keys in QIDO's matching syntax, at one level. Its `Debug`
+/// prints keywords only: values may identify a patient.
+#[derive(Clone)]
+pub struct Query {
+    /// Studies, series or instances.
+    pub level: Level,
+    /// Matching keys: an attribute of this level or above, and its value in
+    /// QIDO syntax: exact, wildcard (`*`, `?`; names case-insensitive),
+    /// range for dates and times (`a-b`, `a-`, `-b`), UID list (`a\b`). An
+    /// empty value matches everything.
+    pub keys: Vec<(Attr, String)>,
+    /// At most this many results.
+    pub limit: Option<usize>,
+    /// Skip this many matches first.
+    pub offset: usize,
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
+            .field("level", &self.level)
+            .field(
+                "keys",
+                &self.keys.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            )
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+impl Query {
+    /// A query at `level` with no keys.
+    pub fn new(level: Level) -> Self {
+        Query {
+            level,
+            keys: Vec::new(),
+            limit: None,
+            offset: 0,
+        }
+    }
+
+    /// Add a matching key.
+    pub fn with(mut self, attr: Attr, value: &str) -> Self {
+        self.keys.push((attr, value.to_string()));
+        self
+    }
+}
+
+/// One key, parsed.
+enum Matcher {
+    /// By keyed hash in SQL: any of these values.
+    Hashes(Attr, Vec<[u8; MATCH_LEN]>),
+    /// ModalitiesInStudy: any series of the study has one of these modalities.
+    StudyModality(Vec<[u8; MATCH_LEN]>),
+    /// After decrypting.
+    Filter(Attr, Filter),
+}
+
+enum Filter {
+    Exact(String),
+    /// Case-insensitive exact match (person names).
+    ExactFolded(String),
+    Wildcard(Vec<char>, bool),
+    /// Inclusive bounds on normalized values.
+    Range(Option<String>, Option<String>),
+}
+
+fn parse_key(
+    keys: &TenantKeys,
+    level: Level,
+    attr: Attr,
+    value: &str,
+) -> Result<Option<Matcher>, VaultError> {
+    if attr.level() > level || attr == Attr::TransferSyntaxUID {
+        return Err(VaultError::InvalidQuery(attr, "not a key at this level"));
+    }
+    let value = trim(value);
+    if value.is_empty() || value == "*" {
+        return Ok(None);
+    }
+    let kind = attr.kind();
+    let wildcard = value.contains(['*', '?']);
+    if kind == Kind::Uid || (matches!(attr, Attr::Modality | Attr::ModalitiesInStudy) && !wildcard)
+    {
+        if wildcard {
+            return Err(VaultError::InvalidQuery(attr, "no wildcards in UIDs"));
+        }
+        let hash_attr = if attr == Attr::ModalitiesInStudy {
+            Attr::Modality
+        } else {
+            attr
+        };
+        let hashes = value
+            .split('\\')
+            .map(|v| hash(keys, hash_attr, v))
+            .collect();
+        return Ok(Some(if attr == Attr::ModalitiesInStudy {
+            Matcher::StudyModality(hashes)
+        } else {
+            Matcher::Hashes(attr, hashes)
+        }));
+    }
+    if matches!(kind, Kind::Date | Kind::Time) {
+        let norm = |s: &str| (!s.is_empty()).then(|| normalize(kind, s));
+        return Ok(Some(Matcher::Filter(
+            attr,
+            match value.split_once('-') {
+                Some((lo, hi)) => Filter::Range(norm(lo.trim()), norm(hi.trim())),
+                None => Filter::Range(norm(value), norm(value)),
+            },
+        )));
+    }
+    if wildcard {
+        let folded = kind == Kind::Name;
+        let pattern = if folded {
+            value.to_lowercase()
+        } else {
+            value.to_string()
+        };
+        return Ok(Some(Matcher::Filter(
+            attr,
+            Filter::Wildcard(pattern.chars().collect(), folded),
+        )));
+    }
+    if match_column(attr).is_some() {
+        return Ok(Some(Matcher::Hashes(attr, vec![hash(keys, attr, value)])));
+    }
+    Ok(Some(Matcher::Filter(
+        attr,
+        if kind == Kind::Name {
+            Filter::ExactFolded(value.to_lowercase())
+        } else {
+            Filter::Exact(value.to_string())
+        },
+    )))
+}
+
+/// A date or time in a form that compares as a string: `YYYYMMDD`
+/// (`YYYY.MM.DD` accepted), `HHMMSS.FFFFFF` (missing parts as zeros, colons
+/// accepted).
+fn normalize(kind: Kind, v: &str) -> String {
+    if kind == Kind::Date {
+        return v.chars().filter(char::is_ascii_digit).collect();
+    }
+    let v: String = v.chars().filter(|c| *c != ':').collect();
+    let (whole, frac) = v.split_once('.').unwrap_or((&v, ""));
+    format!("{whole:0<6}.{frac:0<6}")
+}
+
+impl Filter {
+    fn matches(&self, kind: Kind, value: Option<&str>) -> bool {
+        let Some(value) = value else {
+            return false;
+        };
+        match self {
+            Filter::Exact(want) => value == want,
+            Filter::ExactFolded(want) => value.to_lowercase() == *want,
+            Filter::Wildcard(pattern, folded) => {
+                let v: Vec<char> = if *folded {
+                    value.to_lowercase().chars().collect()
+                } else {
+                    value.chars().collect()
+                };
+                wildcard(pattern, &v)
+            }
+            Filter::Range(lo, hi) => {
+                let v = normalize(kind, value);
+                lo.as_ref().is_none_or(|lo| v >= *lo) && hi.as_ref().is_none_or(|hi| v <= *hi)
+            }
+        }
+    }
+}
+
+/// `*` any run of characters, `?` any one character (iterative, linear in
+/// practice: backtracks only to the last `*`).
+fn wildcard(p: &[char], v: &[char]) -> bool {
+    let (mut pi, mut vi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, vi));
+            pi += 1;
+        } else if let Some((sp, sv)) = star {
+            pi = sp + 1;
+            vi = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// What inserting an instance's rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// New rows.
+    New,
+    /// The tenant already has this SOP Instance UID.
+    Duplicate,
+}
+
+/// The index database.
+pub(crate) struct Index {
+    conn: Connection,
+}
+
+impl Index {
+    /// Open (creating) the index at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Index, VaultError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Index { conn })
+    }
+
+    /// A value of the meta table.
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Set a value of the meta table.
+    pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), VaultError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Add a tenant; `false` if the name is taken.
+    pub(crate) fn insert_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        wrapped: &[u8],
+        created: i64,
+    ) -> Result<bool, VaultError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO tenants(id, name, wrapped_key, created) VALUES (?1, ?2, ?3, ?4)",
+            params![id, name, wrapped, created],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Every tenant, oldest first.
+    pub(crate) fn tenants(&self) -> Result<Vec<TenantRow>, VaultError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, created FROM tenants ORDER BY created, rowid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TenantRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A tenant's row number and wrapped key.
+    pub(crate) fn wrapped_key(&self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT pk, wrapped_key FROM tenants WHERE id = ?1",
+                [tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Delete a tenant's rows and its wrapped key, then checkpoint the WAL
+    /// (truncating it) so the deleted pages, zeroed by secure_delete, are
+    /// what remains in the database file. `false` if there was no such tenant.
+    pub(crate) fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let pk: Option<i64> = tx
+            .query_row("SELECT pk FROM tenants WHERE id = ?1", [tenant], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(pk) = pk else {
+            return Ok(false);
+        };
+        tx.execute("DELETE FROM instances WHERE tenant = ?1", [pk])?;
+        tx.execute("DELETE FROM series WHERE tenant = ?1", [pk])?;
+        tx.execute("DELETE FROM studies WHERE tenant = ?1", [pk])?;
+        tx.execute("DELETE FROM tenants WHERE pk = ?1", [pk])?;
+        tx.commit()?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(true)
+    }
+
+    /// The object name and size of an instance, by SOP Instance UID hash.
+    pub(crate) fn instance_object(
+        &self,
+        t: &Scope,
+        uid_h: &[u8],
+    ) -> Result<Option<(String, u64)>, VaultError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT object, bytes FROM instances WHERE tenant = ?1 AND uid_h = ?2",
+                params![t.pk, uid_h],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()?)
+    }
+
+    /// Insert an instance (and its study and series if new) in one
+    /// transaction. The first instance of a study or series sets its record;
+    /// a new series adds its modality to the study's ModalitiesInStudy.
+    pub(crate) fn insert_instance(
+        &mut self,
+        t: &Scope,
+        attrs: &Attributes,
+        object: &str,
+        bytes: u64,
+    ) -> Result<Inserted, VaultError> {
+        let h = |a: Attr| attrs.get(a).map(|v| hash(&t.keys, a, v).to_vec());
+        let need = |a: Attr| h(a).ok_or(VaultError::MissingAttribute(a));
+        let study_h = need(Attr::StudyInstanceUID)?;
+        let series_h = need(Attr::SeriesInstanceUID)?;
+        let sop_h = need(Attr::SOPInstanceUID)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT pk FROM instances WHERE tenant = ?1 AND uid_h = ?2",
+                params![t.pk, sop_h],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Ok(Inserted::Duplicate);
+        }
+        let study: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT pk, record FROM studies WHERE tenant = ?1 AND uid_h = ?2",
+                params![t.pk, study_h],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let study_pk = match study {
+            Some((pk, _)) => pk,
+            None => {
+                let mut rec = attrs.at_level(Level::Study);
+                rec.set(Attr::ModalitiesInStudy, "");
+                tx.execute(
+                    "INSERT INTO studies(tenant, uid_h, patient_id_h, accession_h, study_id_h, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        t.pk,
+                        study_h,
+                        h(Attr::PatientID),
+                        h(Attr::AccessionNumber),
+                        h(Attr::StudyID),
+                        seal(t, "studies", &study_h, &rec)?
+                    ],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        let series: Option<i64> = tx
+            .query_row(
+                "SELECT pk FROM series WHERE tenant = ?1 AND uid_h = ?2",
+                params![t.pk, series_h],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let series_pk = match series {
+            Some(pk) => pk,
+            None => {
+                tx.execute(
+                    "INSERT INTO series(tenant, study, uid_h, modality_h, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        t.pk,
+                        study_pk,
+                        series_h,
+                        h(Attr::Modality),
+                        seal(t, "series", &series_h, &attrs.at_level(Level::Series))?
+                    ],
+                )?;
+                if let Some(modality) = attrs.get(Attr::Modality) {
+                    add_modality(&tx, t, study_pk, &study_h, modality)?;
+                }
+                tx.last_insert_rowid()
+            }
+        };
+        let rec = attrs.at_level(Level::Instance);
+        tx.execute(
+            "INSERT INTO instances(tenant, series, uid_h, sop_class_h, object, bytes, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                t.pk,
+                series_pk,
+                sop_h,
+                h(Attr::SOPClassUID),
+                object,
+                bytes as i64,
+                seal(t, "instances", &sop_h, &rec)?
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Inserted::New)
+    }
+
+    /// Run a search for one tenant.
+    pub(crate) fn search(&self, t: &Scope, query: &Query) -> Result<Vec<Attributes>, VaultError> {
+        let mut matchers = Vec::new();
+        for (attr, value) in &query.keys {
+            if let Some(m) = parse_key(&t.keys, query.level, *attr, value)? {
+                matchers.push(m);
+            }
+        }
+        let (select, from, alias) = match query.level {
+            Level::Study => (
+                "st.pk, st.uid_h, st.record, NULL, NULL, NULL, NULL, NULL",
+                "studies st",
+                "st",
+            ),
+            Level::Series => (
+                "st.pk, st.uid_h, st.record, se.uid_h, se.record, NULL, NULL, NULL",
+                "series se JOIN studies st ON st.pk = se.study",
+                "se",
+            ),
+            Level::Instance => (
+                "st.pk, st.uid_h, st.record, se.uid_h, se.record, i.uid_h, i.record, se.pk",
+                "instances i JOIN series se ON se.pk = i.series JOIN studies st ON st.pk = se.study",
+                "i",
+            ),
+        };
+        // The tenant on every joined table lets SQLite use the (tenant, hash)
+        // indexes from whichever side the keys are on.
+        let tenants = match query.level {
+            Level::Study => "st.tenant = ?1",
+            Level::Series => "st.tenant = ?1 AND se.tenant = ?1",
+            Level::Instance => "st.tenant = ?1 AND se.tenant = ?1 AND i.tenant = ?1",
+        };
+        let mut sql = format!("SELECT {select} FROM {from} WHERE {tenants}");
+        let mut values: Vec<Value> = vec![Value::Integer(t.pk)];
+        let mut filters = Vec::new();
+        for m in matchers {
+            match m {
+                Matcher::Hashes(attr, hashes) => {
+                    let (a, col) = match_column(attr).expect("hashed attributes have a column");
+                    sql.push_str(&format!(
+                        " AND {a}.{col} IN ({})",
+                        placeholders(hashes.len())
+                    ));
+                    values.extend(hashes.into_iter().map(|h| Value::Blob(h.to_vec())));
+                }
+                Matcher::StudyModality(hashes) => {
+                    sql.push_str(&format!(
+                        " AND EXISTS (SELECT 1 FROM series m WHERE m.study = st.pk AND m.modality_h IN ({}))",
+                        placeholders(hashes.len())
+                    ));
+                    values.extend(hashes.into_iter().map(|h| Value::Blob(h.to_vec())));
+                }
+                Matcher::Filter(attr, f) => filters.push((attr, f)),
+            }
+        }
+        sql.push_str(&format!(" ORDER BY {alias}.pk"));
+        // Without filters on decrypted values, SQL pages the results.
+        if filters.is_empty() {
+            sql.push_str(" LIMIT ? OFFSET ?");
+            values.push(Value::Integer(query.limit.map_or(-1, |l| l as i64)));
+            values.push(Value::Integer(query.offset as i64));
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let mut studies: HashMap<i64, Attributes> = HashMap::new();
+        let mut series_cache: HashMap<i64, Attributes> = HashMap::new();
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        let skip = if filters.is_empty() { 0 } else { query.offset };
+        while let Some(row) = rows.next()? {
+            if query.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let study_pk: i64 = row.get(0)?;
+            // Series and instances share their study's record: decrypted once.
+            let mut attrs = match studies.get(&study_pk) {
+                Some(s) => s.clone(),
+                None => {
+                    let uid_h: Vec<u8> = row.get(1)?;
+                    let rec: Vec<u8> = row.get(2)?;
+                    let s = open(t, "studies", &uid_h, &rec)?;
+                    if query.level > Level::Study {
+                        studies.insert(study_pk, s.clone());
+                    }
+                    s
+                }
+            };
+            if query.level >= Level::Series {
+                let uid_h: Vec<u8> = row.get(3)?;
+                let rec: Vec<u8> = row.get(4)?;
+                let series = if query.level == Level::Instance {
+                    let series_pk: i64 = row.get(7)?;
+                    match series_cache.get(&series_pk) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let s = open(t, "series", &uid_h, &rec)?;
+                            series_cache.insert(series_pk, s.clone());
+                            s
+                        }
+                    }
+                } else {
+                    open(t, "series", &uid_h, &rec)?
+                };
+                attrs.merge(series);
+            }
+            if query.level == Level::Instance {
+                let uid_h: Vec<u8> = row.get(5)?;
+                let rec: Vec<u8> = row.get(6)?;
+                attrs.merge(open(t, "instances", &uid_h, &rec)?);
+            }
+            if !filters
+                .iter()
+                .all(|(a, f)| f.matches(a.kind(), attrs.get(*a)))
+            {
+                continue;
+            }
+            if skipped < skip {
+                skipped += 1;
+                continue;
+            }
+            out.push(attrs);
+        }
+        Ok(out)
+    }
+}
+
+/// Add `modality` to a study's ModalitiesInStudy (re-sealing its record).
+fn add_modality(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Scope,
+    study_pk: i64,
+    study_h: &[u8],
+    modality: &str,
+) -> Result<(), VaultError> {
+    let sealed: Vec<u8> = tx.query_row(
+        "SELECT record FROM studies WHERE pk = ?1",
+        [study_pk],
+        |r| r.get(0),
+    )?;
+    let mut rec = open(t, "studies", study_h, &sealed)?;
+    let mut all: Vec<String> = rec
+        .get(Attr::ModalitiesInStudy)
+        .map(|m| m.split('\\').map(str::to_string).collect())
+        .unwrap_or_default();
+    if all.iter().any(|m| m == modality) {
+        return Ok(());
+    }
+    all.push(modality.to_string());
+    all.sort();
+    rec.set(Attr::ModalitiesInStudy, &all.join("\\"));
+    tx.execute(
+        "UPDATE studies SET record = ?1 WHERE pk = ?2",
+        params![seal(t, "studies", study_h, &rec)?, study_pk],
+    )?;
+    Ok(())
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
+
+    #[test]
+    fn debug_prints_no_values() {
+        let q = Query::new(Level::Study).with(Attr::PatientName, "DOE^JOHN");
+        let text = format!("{q:?}");
+        assert!(text.contains("PatientName") && !text.contains("DOE"));
+    }
+
+    #[test]
+    fn vault_is_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<crate::Vault>();
+    }
+
+    #[test]
+    fn wildcards() {
+        let w = |p: &str, v: &str| wildcard(&chars(p), &chars(v));
+        assert!(w("doe*", "doe^john"));
+        assert!(w("*john", "doe^john"));
+        assert!(w("d?e^*", "doe^john"));
+        assert!(w("*", ""));
+        assert!(w("*^*n", "doe^john"));
+        assert!(!w("doe", "doe^john"));
+        assert!(!w("?", ""));
+        assert!(!w("*x*", "doe^john"));
+    }
+
+    #[test]
+    fn ranges() {
+        let f = Filter::Range(
+            Some(normalize(Kind::Date, "20230101")),
+            Some(normalize(Kind::Date, "20231231")),
+        );
+        assert!(f.matches(Kind::Date, Some("20230314")));
+        assert!(!f.matches(Kind::Date, Some("20240101")));
+        assert!(!f.matches(Kind::Date, None));
+        let t = Filter::Range(Some(normalize(Kind::Time, "10")), None);
+        assert!(t.matches(Kind::Time, Some("103000.5")));
+        assert!(!t.matches(Kind::Time, Some("0959")));
+        let exact = Filter::Range(
+            Some(normalize(Kind::Time, "1030")),
+            Some(normalize(Kind::Time, "1030")),
+        );
+        assert!(exact.matches(Kind::Time, Some("10:30:00")));
+    }
+}

@@ -1,0 +1,409 @@
+//! The vault: an archive's storage, with every object and every identifying
+//! index value encrypted under its tenant's key.
+//!
+//! It knows nothing of HTTP or DIMSE. A [`Vault`] lives in a data folder:
+//!
+//! ```text
+//! data_dir/index.sqlite (+ -wal, -shm)   tenants, studies, series, instances (see `index`)
+//! data_dir/objects/<tenant>/<xx>/<name>  encrypted objects (see `segment`, `objects`)
+//! ```
+//!
+//! Keys: a master key (the caller reads it from a file readable by its owner
+//! only) wraps one random key per tenant; each tenant key yields separate
+//! subkeys for wrapping object data keys, sealing index records and keyed
+//! match hashes (see `keys`). Shredding a tenant destroys its wrapped key,
+//! its rows and its objects.
+
+#![warn(missing_docs)]
+
+pub mod attrs;
+pub mod index;
+pub mod keys;
+pub mod objects;
+pub mod segment;
+
+pub use attrs::{Attr, Attributes, Level};
+pub use index::Query;
+pub use keys::MasterKey;
+pub use objects::{FolderStore, ObjectKey, ObjectStore, ObjectWriter};
+
+use index::{Index, Inserted, Scope};
+use keys::{KeyBytes, TenantKeys};
+use obscura_dicom::{DicomInput, FileSource, Limits};
+use segment::SegmentReader;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What went wrong. Messages name attributes, tables and sizes, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// The SQLite index failed.
+    #[error("vault index: {0}")]
+    Index(#[from] rusqlite::Error),
+    /// Reading or writing objects failed (an altered object is `InvalidData`).
+    #[error("vault storage: {0}")]
+    Io(#[from] std::io::Error),
+    /// The DICOM header could not be read.
+    #[error("reading the DICOM header: {0}")]
+    Dicom(#[from] obscura_dicom::ReadError),
+    /// No tenant has this id.
+    #[error("no such tenant")]
+    UnknownTenant,
+    /// Another tenant has this name.
+    #[error("a tenant with this name exists")]
+    TenantExists,
+    /// A tenant name must be 1 to 64 characters, none of them control characters.
+    #[error("invalid tenant name (1 to 64 characters, no control characters)")]
+    InvalidTenantName,
+    /// The master key is not the one the vault was created with.
+    #[error("the master key does not open this vault")]
+    WrongMasterKey,
+    /// Stored key material or an index record does not authenticate.
+    #[error("{0} failed authentication (altered, moved or under another key)")]
+    Tampered(&'static str),
+    /// An instance lacks an attribute the index needs.
+    #[error("the instance has no {0}")]
+    MissingAttribute(Attr),
+    /// A search key cannot be used as given.
+    #[error("query key {0}: {1}")]
+    InvalidQuery(Attr, &'static str),
+    /// The tenant has no instance with this SOP Instance UID.
+    #[error("no such instance")]
+    NotFound,
+}
+
+/// A result with a [`VaultError`].
+pub type Result<T> = std::result::Result<T, VaultError>;
+
+/// A tenant's id: 32 lowercase hex digits, random.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// Parse an id; `None` unless it is 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<TenantId> {
+        (s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| TenantId(s.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A tenant as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// Its name (kept in clear: an organisation's, not a patient's).
+    pub name: String,
+    /// When it was created, seconds since the epoch.
+    pub created: i64,
+}
+
+/// What [`Vault::store`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new instance, of this many bytes.
+    New {
+        /// Its size in bytes (as given, before encryption).
+        bytes: u64,
+    },
+    /// The tenant already had this SOP Instance UID; nothing changed.
+    Duplicate,
+}
+
+/// A stored instance being read: its bytes exactly as given to
+/// [`Vault::store`], decrypted and authenticated segment by segment.
+pub struct InstanceReader {
+    inner: SegmentReader<Box<dyn Read + Send>>,
+    len: u64,
+}
+
+impl InstanceReader {
+    /// The instance's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the instance is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for InstanceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// The vault: tenants, their keys, the index and the objects.
+pub struct Vault {
+    index: Mutex<Index>,
+    objects: Box<dyn ObjectStore>,
+    master: MasterKey,
+    scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
+}
+
+const MASTER_CHECK: &str = "master_check";
+
+impl Vault {
+    /// Open (creating) the vault in `data_dir` with objects in a folder
+    /// under it. The first open records a check value of the master key;
+    /// later opens with another key fail with [`VaultError::WrongMasterKey`].
+    pub fn open(data_dir: &Path, master_key: MasterKey) -> Result<Vault> {
+        if !data_dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)?;
+        }
+        let objects = FolderStore::open(&data_dir.join("objects"))?;
+        Self::open_with_store(data_dir, master_key, Box::new(objects))
+    }
+
+    /// [`open`](Self::open) with objects in another store.
+    pub fn open_with_store(
+        data_dir: &Path,
+        master_key: MasterKey,
+        objects: Box<dyn ObjectStore>,
+    ) -> Result<Vault> {
+        let index = Index::open(&data_dir.join("index.sqlite"))?;
+        match index.meta(MASTER_CHECK)? {
+            Some(check) if !master_key.check(&check) => return Err(VaultError::WrongMasterKey),
+            Some(_) => {}
+            None => index.set_meta(MASTER_CHECK, &master_key.check_value()?)?,
+        }
+        Ok(Vault {
+            index: Mutex::new(index),
+            objects,
+            master: master_key,
+            scopes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Create a tenant with a fresh random key, stored wrapped by the master key.
+    pub fn create_tenant(&self, name: &str) -> Result<TenantId> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(VaultError::InvalidTenantName);
+        }
+        let mut raw = [0u8; 16];
+        keys::random(&mut raw)?;
+        let id = TenantId(hex(&raw));
+        let key = KeyBytes::random()?;
+        let wrapped = self.master.wrap_tenant_key(id.as_str(), &key)?;
+        if !self
+            .index()
+            .insert_tenant(id.as_str(), name, &wrapped, now())?
+        {
+            return Err(VaultError::TenantExists);
+        }
+        Ok(id)
+    }
+
+    /// Every tenant, oldest first.
+    pub fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        Ok(self
+            .index()
+            .tenants()?
+            .into_iter()
+            .map(|t| Tenant {
+                id: TenantId(t.id),
+                name: t.name,
+                created: t.created,
+            })
+            .collect())
+    }
+
+    /// Destroy a tenant: its wrapped key and index rows first (one
+    /// transaction; deleted pages are zeroed and the WAL truncated), then its
+    /// objects. Other tenants are untouched. Once the key row is gone the
+    /// objects cannot be decrypted, even if deleting them is interrupted.
+    pub fn shred_tenant(&self, tenant: &TenantId) -> Result<()> {
+        if !self.index().delete_tenant(tenant.as_str())? {
+            return Err(VaultError::UnknownTenant);
+        }
+        self.scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        self.objects.delete_tenant(tenant.as_str())?;
+        Ok(())
+    }
+
+    /// The tenant's row and subkeys, its key unwrapped once and cached.
+    fn scope(&self, tenant: &TenantId) -> Result<Arc<Scope>> {
+        let cached = self
+            .scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned();
+        if let Some(scope) = cached {
+            return Ok(scope);
+        }
+        let (pk, wrapped) = self
+            .index()
+            .wrapped_key(tenant.as_str())?
+            .ok_or(VaultError::UnknownTenant)?;
+        let key = self
+            .master
+            .unwrap_tenant_key(tenant.as_str(), &wrapped)
+            .ok_or(VaultError::Tampered("tenant key"))?;
+        let scope = Arc::new(Scope {
+            pk,
+            id: tenant.as_str().to_string(),
+            keys: TenantKeys::derive(&key),
+        });
+        self.scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.clone(), scope.clone());
+        Ok(scope)
+    }
+
+    /// Store an instance: `data` (its Part 10 bytes, streamed, encrypted
+    /// segment by segment) and `attrs` (its index attributes; the Study,
+    /// Series and SOP Instance UIDs are required). Idempotent by SOP
+    /// Instance UID per tenant: a UID the tenant has already is
+    /// [`Stored::Duplicate`], and `data` is not read.
+    ///
+    /// Each store writes a new object under a random name and the index
+    /// transaction decides: concurrent stores of one UID cannot overwrite
+    /// each other's object, and the loser's object is deleted. A crash
+    /// between the object's commit and the index's leaves an unreferenced
+    /// object (encrypted, and removed when its tenant is shredded).
+    pub fn store(&self, tenant: &TenantId, attrs: &Attributes, data: impl Read) -> Result<Stored> {
+        let scope = self.scope(tenant)?;
+        for a in [
+            Attr::StudyInstanceUID,
+            Attr::SeriesInstanceUID,
+            Attr::SOPInstanceUID,
+        ] {
+            if attrs.get(a).is_none() {
+                return Err(VaultError::MissingAttribute(a));
+            }
+        }
+        let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
+        let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
+        if self.index().instance_object(&scope, &sop_h)?.is_some() {
+            return Ok(Stored::Duplicate);
+        }
+        let mut raw = [0u8; 16];
+        keys::random(&mut raw)?;
+        let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
+        let bytes = self.write_object(&scope.keys, &key, data)?;
+        let inserted = self
+            .index()
+            .insert_instance(&scope, attrs, key.name(), bytes);
+        match inserted {
+            Ok(Inserted::New) => Ok(Stored::New { bytes }),
+            Ok(Inserted::Duplicate) => {
+                self.objects.delete(&key)?;
+                Ok(Stored::Duplicate)
+            }
+            Err(e) => {
+                let _ = self.objects.delete(&key);
+                Err(e)
+            }
+        }
+    }
+
+    /// Encrypt `data` into the object `key`; returns the plaintext size.
+    fn write_object(&self, keys: &TenantKeys, key: &ObjectKey, mut data: impl Read) -> Result<u64> {
+        let out = self.objects.put(key)?;
+        let mut w = segment::encrypt(
+            out,
+            keys,
+            &object_context(key),
+            segment::DEFAULT_SEGMENT_LOG2,
+        )?;
+        let mut buf = vec![0u8; 1 << segment::DEFAULT_SEGMENT_LOG2];
+        let mut total = 0u64;
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            w.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        w.finish()?.commit()?;
+        Ok(total)
+    }
+
+    /// Store a DICOM file: its index attributes read from its header with
+    /// obscura-dicom (bounded; pixel data stays on disk), then its bytes
+    /// streamed.
+    pub fn store_file(&self, tenant: &TenantId, path: &Path) -> Result<Stored> {
+        let input = DicomInput::read(
+            FileSource::new(std::fs::File::open(path)?)?,
+            Limits::default(),
+        )?;
+        let attrs = Attributes::from_dicom(&input);
+        drop(input);
+        self.store(tenant, &attrs, std::fs::File::open(path)?)
+    }
+
+    /// Read a stored instance back, byte-exact, decrypting as it streams.
+    pub fn open_instance(
+        &self,
+        tenant: &TenantId,
+        sop_instance_uid: &str,
+    ) -> Result<InstanceReader> {
+        let scope = self.scope(tenant)?;
+        let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop_instance_uid);
+        let (name, len) = self
+            .index()
+            .instance_object(&scope, &sop_h)?
+            .ok_or(VaultError::NotFound)?;
+        let key =
+            ObjectKey::new(tenant.as_str(), &name).ok_or(VaultError::Tampered("object name"))?;
+        let input = self.objects.get(&key)?;
+        let inner = segment::decrypt(input, &scope.keys, &object_context(&key))?;
+        Ok(InstanceReader { inner, len })
+    }
+
+    /// Search a tenant's studies, series or instances; each result holds the
+    /// decrypted attributes of its level and the levels above.
+    pub fn search(&self, tenant: &TenantId, query: &Query) -> Result<Vec<Attributes>> {
+        let scope = self.scope(tenant)?;
+        self.index().search(&scope, query)
+    }
+}
+
+/// What an object's data key is bound to: its tenant and name.
+fn object_context(key: &ObjectKey) -> Vec<u8> {
+    format!("{}/{}", key.tenant(), key.name()).into_bytes()
+}
+
+/// Seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,538 @@
+//! The vault end to end: byte-exact round trips, two tenants, search,
+//! shredding, tampering, and a scan of every raw byte under the data folder
+//! for the samples' planted identities.
+
+use obscura_vault::{
+    Attr, Attributes, Level, MasterKey, Query, Stored, TenantId, Vault, VaultError,
+};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const MASTER: [u8; 32] = [0x42; 32];
+
+fn samples() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
+    let mut files = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("md") | Some("txt")
+            ) {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 8, "the samples' DICOM files");
+    files
+}
+
+/// The values planted in the samples (samples/MANIFEST.md): none may appear
+/// anywhere under the data folder.
+const PLANTED: &[&str] = &[
+    "DOE^JOHN",
+    "ROE^JANE",
+    "MRN12345",
+    "MRN67890",
+    "INS-778899",
+    "NHS-9990001",
+    "19610412",
+    "19750923",
+    "ACC20230314001",
+    "20230314",
+    "SMITH^MARY",
+    "KHAN^SARA",
+    "CT CHEST W CONTRAST",
+    "Springfield",
+    "Shelbyville",
+    "1.2.826.0.1.3680043.10.1234",
+];
+
+fn read_all(vault: &Vault, tenant: &TenantId, uid: &str) -> obscura_vault::Result<Vec<u8>> {
+    let mut r = vault.open_instance(tenant, uid)?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out)?;
+    assert_eq!(out.len() as u64, r.len());
+    Ok(out)
+}
+
+fn uid_of(path: &Path) -> String {
+    let input = obscura_dicom::DicomInput::read(
+        obscura_dicom::FileSource::new(std::fs::File::open(path).unwrap()).unwrap(),
+        obscura_dicom::Limits::default(),
+    )
+    .unwrap();
+    Attributes::from_dicom(&input)
+        .get(Attr::SOPInstanceUID)
+        .unwrap()
+        .to_string()
+}
+
+/// Every file under `dir`, with its bytes.
+fn raw_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Needles that must not appear under `dir`, with where they were found.
+fn leaks(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
+    let files = raw_files(dir);
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("index.sqlite")),
+        "the index is scanned"
+    );
+    let mut found = Vec::new();
+    for (path, bytes) in &files {
+        for n in needles {
+            if find(bytes, n) {
+                found.push(format!(
+                    "{} bytes of a planted value in {}",
+                    n.len(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn two_tenants_round_trip_search_shred_and_no_phi_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let vault = Vault::open(&data, MasterKey::from_bytes(MASTER)).unwrap();
+    let a = vault.create_tenant("Provider A").unwrap();
+    let b = vault.create_tenant("Provider B").unwrap();
+    assert!(matches!(
+        vault.create_tenant("Provider A"),
+        Err(VaultError::TenantExists)
+    ));
+    let names: Vec<_> = vault
+        .list_tenants()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["Provider A", "Provider B"]);
+
+    let files = samples();
+    for t in [&a, &b] {
+        for f in &files {
+            assert!(matches!(
+                vault.store_file(t, f).unwrap(),
+                Stored::New { .. }
+            ));
+        }
+        // Idempotent by SOP Instance UID: the data is not even read.
+        let attrs = {
+            let mut x = Attributes::new();
+            x.set(Attr::StudyInstanceUID, "1.2");
+            x.set(Attr::SeriesInstanceUID, "1.3");
+            x.set(Attr::SOPInstanceUID, &uid_of(&files[0]));
+            x
+        };
+        struct Unread;
+        impl Read for Unread {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                panic!("a duplicate's data is not read")
+            }
+        }
+        assert_eq!(vault.store(t, &attrs, Unread).unwrap(), Stored::Duplicate);
+    }
+    for t in [&a, &b] {
+        for f in &files {
+            assert_eq!(
+                read_all(&vault, t, &uid_of(f)).unwrap(),
+                std::fs::read(f).unwrap(),
+                "byte-exact round trip of {}",
+                f.display()
+            );
+        }
+    }
+
+    // Search: keyed-hash keys, decrypted filters, levels, paging.
+    let studies = vault.search(&a, &Query::new(Level::Study)).unwrap();
+    assert_eq!(studies.len(), 4, "CT, legacy CT, MR and US studies");
+    let doe = vault
+        .search(
+            &a,
+            &Query::new(Level::Study)
+                .with(Attr::PatientID, "MRN12345")
+                .with(Attr::AccessionNumber, "ACC20230314001"),
+        )
+        .unwrap();
+    assert_eq!(doe.len(), 1);
+    assert_eq!(doe[0].get(Attr::PatientName), Some("DOE^JOHN"));
+    assert_eq!(doe[0].get(Attr::PatientBirthDate), Some("19610412"));
+    assert_eq!(doe[0].get(Attr::ModalitiesInStudy), Some("CT"));
+    let roe = vault
+        .search(
+            &a,
+            &Query::new(Level::Study).with(Attr::PatientName, "roe*"),
+        )
+        .unwrap();
+    assert_eq!(roe.len(), 2);
+    let mr = vault
+        .search(
+            &a,
+            &Query::new(Level::Study).with(Attr::ModalitiesInStudy, "RTSTRUCT"),
+        )
+        .unwrap();
+    assert_eq!(mr.len(), 1);
+    assert_eq!(mr[0].get(Attr::ModalitiesInStudy), Some("MR\\RTSTRUCT"));
+    let dated = vault
+        .search(
+            &a,
+            &Query::new(Level::Study).with(Attr::StudyDate, "20230301-20230331"),
+        )
+        .unwrap();
+    assert_eq!(dated.len(), 1);
+    assert_eq!(dated[0].get(Attr::StudyDate), Some("20230314"));
+    let since_2022 = vault
+        .search(
+            &a,
+            &Query::new(Level::Study).with(Attr::StudyDate, "20220101-"),
+        )
+        .unwrap();
+    assert_eq!(since_2022.len(), 3, "all but the 2009 legacy study");
+    let john = vault
+        .search(
+            &a,
+            &Query::new(Level::Study).with(Attr::PatientName, "Doe^John"),
+        )
+        .unwrap();
+    assert_eq!(john.len(), 2, "names match case-insensitively");
+    let study_uid = doe[0].get(Attr::StudyInstanceUID).unwrap();
+    let series = vault
+        .search(
+            &a,
+            &Query::new(Level::Series).with(Attr::StudyInstanceUID, study_uid),
+        )
+        .unwrap();
+    assert_eq!(series.len(), 1);
+    let instances = vault
+        .search(
+            &a,
+            &Query::new(Level::Instance).with(
+                Attr::SeriesInstanceUID,
+                series[0].get(Attr::SeriesInstanceUID).unwrap(),
+            ),
+        )
+        .unwrap();
+    assert_eq!(instances.len(), 3);
+    assert!(instances
+        .iter()
+        .all(|i| i.get(Attr::PatientName) == Some("DOE^JOHN")));
+    let mut page = Query::new(Level::Instance).with(Attr::PatientName, "*");
+    page.limit = Some(2);
+    page.offset = 1;
+    let paged = vault.search(&a, &page).unwrap();
+    let all = vault.search(&a, &Query::new(Level::Instance)).unwrap();
+    assert_eq!(all.len(), 8);
+    assert_eq!(paged, all[1..3].to_vec());
+    let mut named = Query::new(Level::Instance).with(Attr::PatientName, "*e^j*");
+    named.offset = 1;
+    named.limit = Some(1);
+    assert_eq!(vault.search(&a, &named).unwrap(), all[1..2].to_vec());
+    assert!(matches!(
+        vault.search(
+            &a,
+            &Query::new(Level::Study).with(Attr::SOPInstanceUID, "1.2")
+        ),
+        Err(VaultError::InvalidQuery(Attr::SOPInstanceUID, _))
+    ));
+
+    // Nothing identifying on disk, WAL included (the vault is still open).
+    let needles: Vec<Vec<u8>> = PLANTED.iter().map(|s| s.as_bytes().to_vec()).collect();
+    assert!(
+        raw_files(&data)
+            .iter()
+            .any(|(p, _)| p.ends_with("index.sqlite-wal")),
+        "the WAL is scanned too"
+    );
+    assert_eq!(leaks(&data, &needles), Vec::<String>::new());
+
+    // Shred tenant A.
+    let conn = rusqlite::Connection::open(data.join("index.sqlite")).unwrap();
+    let (a_pk, wrapped_a): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT pk, wrapped_key FROM tenants WHERE id = ?1",
+            [a.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let count = |conn: &rusqlite::Connection, table: &str| -> i64 {
+        conn.query_row(
+            &format!("SELECT COUNT(*) FROM {table} WHERE tenant = ?1"),
+            [a_pk],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        ["studies", "series", "instances"].map(|t| count(&conn, t)),
+        [4, 5, 8]
+    );
+    let record_a: Vec<u8> = conn
+        .query_row(
+            "SELECT record FROM instances WHERE tenant = ?1 LIMIT 1",
+            [a_pk],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    let a_objects = data.join("objects").join(a.as_str());
+    assert!(a_objects.is_dir());
+    vault.shred_tenant(&a).unwrap();
+    assert!(matches!(
+        vault.shred_tenant(&a),
+        Err(VaultError::UnknownTenant)
+    ));
+    assert!(!a_objects.exists());
+    for f in &files {
+        assert!(matches!(
+            read_all(&vault, &a, &uid_of(f)),
+            Err(VaultError::UnknownTenant)
+        ));
+    }
+    let conn = rusqlite::Connection::open(data.join("index.sqlite")).unwrap();
+    for table in ["studies", "series", "instances"] {
+        assert_eq!(
+            count(&conn, table),
+            0,
+            "{table} rows of the shredded tenant"
+        );
+    }
+    drop(conn);
+    // The wrapped key and the sealed records are gone from every byte of
+    // the data folder (deleted pages are zeroed, the WAL truncated).
+    assert_eq!(leaks(&data, &[wrapped_a, record_a]), Vec::<String>::new());
+
+    // Tenant B is untouched, also after reopening the vault.
+    drop(vault);
+    let vault = Vault::open(&data, MasterKey::from_bytes(MASTER)).unwrap();
+    let tenants = vault.list_tenants().unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0].id, b);
+    for f in &files {
+        assert_eq!(
+            read_all(&vault, &b, &uid_of(f)).unwrap(),
+            std::fs::read(f).unwrap()
+        );
+    }
+    assert_eq!(
+        vault
+            .search(&b, &Query::new(Level::Instance))
+            .unwrap()
+            .len(),
+        8
+    );
+    drop(vault);
+    assert_eq!(leaks(&data, &needles), Vec::<String>::new());
+}
+
+#[test]
+fn wrong_master_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    vault.create_tenant("t").unwrap();
+    drop(vault);
+    assert!(matches!(
+        Vault::open(dir.path(), MasterKey::from_bytes([1; 32])),
+        Err(VaultError::WrongMasterKey)
+    ));
+}
+
+fn object_files(data: &Path, tenant: &TenantId) -> Vec<PathBuf> {
+    if !data.join("objects").join(tenant.as_str()).exists() {
+        return Vec::new();
+    }
+    let mut files: Vec<_> = raw_files(&data.join("objects").join(tenant.as_str()))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn altered_or_swapped_objects_do_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("t").unwrap();
+    let mut uids = Vec::new();
+    for i in 0..2u8 {
+        let mut attrs = Attributes::new();
+        attrs.set(Attr::StudyInstanceUID, "1.2.3");
+        attrs.set(Attr::SeriesInstanceUID, "1.2.3.4");
+        let uid = format!("1.2.3.4.{i}");
+        attrs.set(Attr::SOPInstanceUID, &uid);
+        let data = vec![i; 200_000];
+        vault.store(&t, &attrs, data.as_slice()).unwrap();
+        assert_eq!(read_all(&vault, &t, &uid).unwrap(), data);
+        uids.push(uid);
+    }
+    let files = object_files(dir.path(), &t);
+    assert_eq!(files.len(), 2);
+    let (x, y) = (
+        std::fs::read(&files[0]).unwrap(),
+        std::fs::read(&files[1]).unwrap(),
+    );
+    // Swapped: each file now sits under the other's name.
+    std::fs::write(&files[0], &y).unwrap();
+    std::fs::write(&files[1], &x).unwrap();
+    for uid in &uids {
+        assert!(read_all(&vault, &t, uid).is_err());
+    }
+    // One flipped byte in the second segment.
+    std::fs::write(&files[0], &x).unwrap();
+    std::fs::write(&files[1], &y).unwrap();
+    let mut z = x.clone();
+    z[100_000] ^= 0x10;
+    std::fs::write(&files[0], &z).unwrap();
+    let failed = uids
+        .iter()
+        .filter(|u| read_all(&vault, &t, u).is_err())
+        .count();
+    assert_eq!(failed, 1);
+    // Truncated at a segment boundary.
+    let header = obscura_vault::segment::HEADER_LEN;
+    std::fs::write(&files[0], &x[..header + 65536 + 16]).unwrap();
+    let failed = uids
+        .iter()
+        .filter(|u| read_all(&vault, &t, u).is_err())
+        .count();
+    assert_eq!(failed, 1);
+}
+
+#[test]
+fn instances_need_their_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("t").unwrap();
+    let mut attrs = Attributes::new();
+    attrs.set(Attr::StudyInstanceUID, "1.2");
+    attrs.set(Attr::SeriesInstanceUID, "1.2.3");
+    assert!(matches!(
+        vault.store(&t, &attrs, &b"x"[..]),
+        Err(VaultError::MissingAttribute(Attr::SOPInstanceUID))
+    ));
+    let unknown = TenantId::parse(&"0".repeat(32)).unwrap();
+    assert!(matches!(
+        vault.store(&unknown, &attrs, &b"x"[..]),
+        Err(VaultError::UnknownTenant)
+    ));
+    // Nothing was left behind by the refused store.
+    assert!(object_files(dir.path(), &t).is_empty());
+}
+
+/// pydicom's test files, if pydicom is installed: round trip byte-exact, and
+/// their names, IDs and UIDs nowhere under the data folder.
+#[test]
+fn pydicom_test_files_if_present() {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import pydicom.data,os;print(os.path.dirname(pydicom.data.__file__))",
+        ])
+        .output();
+    let dir = match out {
+        Ok(o) if o.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("test_files")
+        }
+        _ => {
+            eprintln!("skipped: pydicom is not installed (python3 -m pip install pydicom)");
+            return;
+        }
+    };
+    let data = tempfile::tempdir().unwrap();
+    let vault = Vault::open(data.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("pydicom").unwrap();
+    let mut stored = Vec::new();
+    let mut needles = std::collections::BTreeSet::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let Ok(source) = obscura_dicom::FileSource::new(file) else {
+            continue;
+        };
+        let Ok(input) = obscura_dicom::DicomInput::read(source, obscura_dicom::Limits::default())
+        else {
+            continue;
+        };
+        let attrs = Attributes::from_dicom(&input);
+        let Some(uid) = attrs.get(Attr::SOPInstanceUID).map(str::to_string) else {
+            continue;
+        };
+        if attrs.get(Attr::StudyInstanceUID).is_none()
+            || attrs.get(Attr::SeriesInstanceUID).is_none()
+        {
+            continue;
+        }
+        if let Stored::New { .. } = vault
+            .store(&t, &attrs, std::fs::File::open(&path).unwrap())
+            .unwrap()
+        {
+            stored.push((path.clone(), uid));
+        }
+        for a in [
+            Attr::PatientName,
+            Attr::PatientID,
+            Attr::StudyInstanceUID,
+            Attr::SeriesInstanceUID,
+            Attr::SOPInstanceUID,
+            Attr::AccessionNumber,
+        ] {
+            if let Some(v) = attrs.get(a).filter(|v| v.len() >= 8) {
+                needles.insert(v.as_bytes().to_vec());
+            }
+        }
+    }
+    assert!(
+        stored.len() >= 20,
+        "stored {} of pydicom's files",
+        stored.len()
+    );
+    for (path, uid) in &stored {
+        assert_eq!(
+            read_all(&vault, &t, uid).unwrap(),
+            std::fs::read(path).unwrap(),
+            "{}",
+            path.display()
+        );
+    }
+    let needles: Vec<Vec<u8>> = needles.into_iter().collect();
+    assert_eq!(leaks(data.path(), &needles), Vec::<String>::new());
+    eprintln!(
+        "pydicom: {} files round-tripped, {} values not found on disk",
+        stored.len(),
+        needles.len()
+    );
+}
