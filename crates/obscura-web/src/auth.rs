@@ -1,0 +1,490 @@
+//! Who is calling: the one place every request is authenticated. A request
+//! carries a principal bound to one tenant, proven by a client certificate
+//! (mutual TLS, verified against the configured CA, then matched by SHA-256
+//! fingerprint or subject) or by a bearer token (only its SHA-256 is
+//! configured, in a file readable by its owner only; compared in constant
+//! time). Anything else is refused, and the refusal is audited in the log
+//! with the address and the reason, never the path or a credential.
+//!
+//! Grants (which studies, which actions, which view) will be decided here
+//! too: [`Authenticator::authenticate`] is the single entry point.
+
+use crate::config::{ConfigError, PrincipalConfig, WebConfig};
+use obscura_vault::{TenantId, Vault};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// What the connection showed before any HTTP was read.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// SHA-256 of the verified client certificate (DER), if one was presented.
+    pub cert_sha256: Option<[u8; 32]>,
+    /// The verified client certificate's subject, as (attribute, value) pairs.
+    pub cert_subject: Option<Vec<(String, String)>>,
+}
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A verified client certificate.
+    Certificate,
+    /// A bearer token.
+    Token,
+}
+
+/// An authenticated caller and the tenant it acts for.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Its configured name.
+    pub name: Arc<str>,
+    /// The tenant every request of it reads and writes.
+    pub tenant: TenantId,
+    /// How it authenticated.
+    pub method: Method,
+}
+
+/// Why a request was refused (logged; the client sees only 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No certificate of a principal and no bearer token.
+    NoCredentials,
+    /// A verified client certificate that no principal names.
+    UnknownCertificate,
+    /// A bearer token that matches no configured hash.
+    BadToken,
+    /// An Authorization header that is not `Bearer <token>`.
+    BadScheme,
+}
+
+impl Denied {
+    /// A short reason for the audit log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::NoCredentials => "no credentials",
+            Denied::UnknownCertificate => "client certificate of no principal",
+            Denied::BadToken => "invalid bearer token",
+            Denied::BadScheme => "unsupported authorization scheme",
+        }
+    }
+}
+
+struct Entry {
+    name: Arc<str>,
+    tenant: TenantId,
+    fingerprints: Vec<[u8; 32]>,
+    subjects: Vec<Vec<(String, String)>>,
+}
+
+/// The principals and their credentials, compiled from the config.
+pub struct Authenticator {
+    entries: Vec<Entry>,
+    /// (SHA-256 of a token, index into `entries`).
+    tokens: Vec<([u8; 32], usize)>,
+}
+
+impl Authenticator {
+    /// Compile the `[web]` principals: tenants are resolved by name or id in
+    /// the vault (an unknown tenant is an error), token hashes read from the
+    /// tokens file (refused if others can read it).
+    pub fn new(config: &WebConfig, vault: &Vault) -> Result<Authenticator, ConfigError> {
+        let tenants = vault
+            .list_tenants()
+            .map_err(|e| ConfigError::Invalid(format!("listing tenants: {e}")))?;
+        let mut entries = Vec::new();
+        for p in &config.principals {
+            let tenant = tenants
+                .iter()
+                .find(|t| t.name == p.tenant || t.id.as_str() == p.tenant)
+                .map(|t| t.id.clone())
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "principal `{}`: no tenant `{}` in the archive (obscura tenant list)",
+                        p.name, p.tenant
+                    ))
+                })?;
+            entries.push(entry(p, tenant)?);
+        }
+        let tokens = match &config.tokens_file {
+            Some(path) => read_tokens(path, &entries)?,
+            None => Vec::new(),
+        };
+        Ok(Authenticator { entries, tokens })
+    }
+
+    /// Authenticate one request from `peer` with its `Authorization` header
+    /// value, if any. A bearer token, when present, decides (a wrong token
+    /// is refused even on a known certificate); otherwise the certificate.
+    pub fn authenticate(
+        &self,
+        peer: &Peer,
+        authorization: Option<&[u8]>,
+    ) -> Result<Principal, Denied> {
+        if let Some(value) = authorization {
+            let token = bearer(value).ok_or(Denied::BadScheme)?;
+            let i = self.token_owner(token).ok_or(Denied::BadToken)?;
+            return Ok(self.principal(i, Method::Token));
+        }
+        let by_fingerprint = peer.cert_sha256.and_then(|fp| {
+            self.entries
+                .iter()
+                .position(|e| e.fingerprints.contains(&fp))
+        });
+        let by_subject = || {
+            let subject = peer.cert_subject.as_ref()?;
+            let mut want = subject.clone();
+            want.sort();
+            self.entries.iter().position(|e| e.subjects.contains(&want))
+        };
+        match by_fingerprint.or_else(by_subject) {
+            Some(i) => Ok(self.principal(i, Method::Certificate)),
+            None if peer.cert_sha256.is_some() => Err(Denied::UnknownCertificate),
+            None => Err(Denied::NoCredentials),
+        }
+    }
+
+    fn principal(&self, i: usize, method: Method) -> Principal {
+        Principal {
+            name: Arc::clone(&self.entries[i].name),
+            tenant: self.entries[i].tenant.clone(),
+            method,
+        }
+    }
+
+    /// The principal whose token hash matches, comparing against every
+    /// configured hash in constant time (no early exit).
+    fn token_owner(&self, token: &[u8]) -> Option<usize> {
+        let presented: [u8; 32] = Sha256::digest(token).into();
+        let mut found = usize::MAX;
+        for (hash, owner) in &self.tokens {
+            let hit = hash.ct_eq(&presented);
+            // select without branching on the secret comparison
+            let mask = (hit.unwrap_u8() as usize).wrapping_neg();
+            found = (found & !mask) | (owner & mask);
+        }
+        (found != usize::MAX).then_some(found)
+    }
+}
+
+fn entry(p: &PrincipalConfig, tenant: TenantId) -> Result<Entry, ConfigError> {
+    let mut subjects = Vec::new();
+    for s in &p.client_cert_subject {
+        let mut parsed = parse_subject(s).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "principal `{}`: client_cert_subject is not `TYPE=value,...`",
+                p.name
+            ))
+        })?;
+        parsed.sort();
+        subjects.push(parsed);
+    }
+    Ok(Entry {
+        name: Arc::from(p.name.as_str()),
+        tenant,
+        fingerprints: p
+            .client_cert_sha256
+            .iter()
+            .filter_map(|f| parse_fingerprint(f))
+            .collect(),
+        subjects,
+    })
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive), if well formed.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at(value.iter().position(|b| *b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Read `<sha256 hex> <principal>` lines (`#` comments, blank lines).
+fn read_tokens(path: &Path, entries: &[Entry]) -> Result<Vec<([u8; 32], usize)>, ConfigError> {
+    let file_err = |m: String| ConfigError::File(path.to_path_buf(), m);
+    if readable_by_others(path).map_err(|e| file_err(e.to_string()))? {
+        return Err(file_err(
+            "readable by others: run chmod 600 on it".to_string(),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(hash), Some(name), None) = (words.next(), words.next(), words.next()) else {
+            return Err(file_err(format!(
+                "line {}: expected `<sha256 hex> <principal>`",
+                n + 1
+            )));
+        };
+        let hash = parse_fingerprint(hash.trim_start_matches("sha256:"))
+            .ok_or_else(|| file_err(format!("line {}: not a SHA-256 in hex", n + 1)))?;
+        let owner = entries
+            .iter()
+            .position(|e| &*e.name == name)
+            .ok_or_else(|| file_err(format!("line {}: unknown principal `{name}`", n + 1)))?;
+        out.push((hash, owner));
+    }
+    Ok(out)
+}
+
+/// Whether a file may be read by its group or others.
+pub fn readable_by_others(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(std::fs::metadata(path)?.permissions().mode() & 0o077 != 0)
+}
+
+/// A SHA-256 in hex (`:` separators allowed, any case).
+pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `CN=a,O=b` (`\,` escapes a comma) into (TYPE upper case, value) pairs.
+fn parse_subject(s: &str) -> Option<Vec<(String, String)>> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.push(chars.next()?),
+            ',' | '+' => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+        .into_iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=')?;
+            let k = k.trim().to_ascii_uppercase();
+            (!k.is_empty()).then(|| (k, v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The subject of a DER certificate as (TYPE, value) pairs, or `None` if
+/// it cannot be read. Only called on certificates rustls has verified.
+pub fn certificate_subject(der: &[u8]) -> Option<Vec<(String, String)>> {
+    let (cert, _) = der_take(der, 0x30)?;
+    let (mut tbs, _) = der_take(cert, 0x30)?;
+    if tbs.first() == Some(&0xA0) {
+        tbs = der_skip(tbs)?;
+    }
+    for _ in 0..4 {
+        // serial, signature algorithm, issuer, validity
+        tbs = der_skip(tbs)?;
+    }
+    let (mut name, _) = der_take(tbs, 0x30)?;
+    let mut out = Vec::new();
+    while !name.is_empty() {
+        let (mut rdn, rest) = der_take(name, 0x31)?;
+        name = rest;
+        while !rdn.is_empty() {
+            let (atv, rest) = der_take(rdn, 0x30)?;
+            rdn = rest;
+            let (oid, value) = der_take(atv, 0x06)?;
+            let (tag, body) = (value.first().copied()?, der_take_any(value)?.0);
+            let text = match tag {
+                0x1E => {
+                    let units: Vec<u16> = body
+                        .chunks(2)
+                        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                        .collect();
+                    String::from_utf16_lossy(&units)
+                }
+                _ => String::from_utf8_lossy(body).into_owned(),
+            };
+            out.push((oid_name(oid), text));
+        }
+    }
+    Some(out)
+}
+
+fn oid_name(oid: &[u8]) -> String {
+    match oid {
+        [0x55, 0x04, 0x03] => "CN".into(),
+        [0x55, 0x04, 0x06] => "C".into(),
+        [0x55, 0x04, 0x07] => "L".into(),
+        [0x55, 0x04, 0x08] => "ST".into(),
+        [0x55, 0x04, 0x09] => "STREET".into(),
+        [0x55, 0x04, 0x0A] => "O".into(),
+        [0x55, 0x04, 0x0B] => "OU".into(),
+        [0x55, 0x04, 0x05] => "SERIALNUMBER".into(),
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xF2, 0x2C, 0x64, 0x01, 0x19] => "DC".into(),
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xF2, 0x2C, 0x64, 0x01, 0x01] => "UID".into(),
+        _ => oid.iter().map(|b| format!("{b:02X}")).collect(),
+    }
+}
+
+/// The body of a DER element with tag `tag` at the start of `d`, and what follows.
+fn der_take(d: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    (d.first() == Some(&tag)).then_some(())?;
+    der_take_any(d)
+}
+
+fn der_take_any(d: &[u8]) -> Option<(&[u8], &[u8])> {
+    let first = *d.get(1)?;
+    let (len, head) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7F) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for b in d.get(2..2 + n)? {
+            len = (len << 8) | *b as usize;
+        }
+        (len, 2 + n)
+    };
+    let body = d.get(head..head.checked_add(len)?)?;
+    Some((body, &d[head + len..]))
+}
+
+fn der_skip(d: &[u8]) -> Option<&[u8]> {
+    der_take_any(d).map(|(_, rest)| rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(tokens: &[(&str, usize)]) -> Authenticator {
+        Authenticator {
+            entries: vec![
+                Entry {
+                    name: "a".into(),
+                    tenant: TenantId::parse(&"a".repeat(32)).unwrap(),
+                    fingerprints: vec![[7; 32]],
+                    subjects: vec![vec![
+                        ("CN".into(), "reader".into()),
+                        ("O".into(), "X".into()),
+                    ]],
+                },
+                Entry {
+                    name: "b".into(),
+                    tenant: TenantId::parse(&"b".repeat(32)).unwrap(),
+                    fingerprints: vec![],
+                    subjects: vec![],
+                },
+            ],
+            tokens: tokens
+                .iter()
+                .map(|(t, o)| (Sha256::digest(t.as_bytes()).into(), *o))
+                .collect(),
+        }
+    }
+
+    fn peer(cert: Option<[u8; 32]>) -> Peer {
+        Peer {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            tls: true,
+            cert_sha256: cert,
+            cert_subject: None,
+        }
+    }
+
+    #[test]
+    fn tokens_and_certificates() {
+        let a = auth(&[("secret-a", 0), ("secret-b", 1)]);
+        let p = a
+            .authenticate(&peer(None), Some(b"Bearer secret-b"))
+            .unwrap();
+        assert_eq!(&*p.name, "b");
+        assert_eq!(p.method, Method::Token);
+        assert_eq!(
+            a.authenticate(&peer(None), Some(b"bearer  secret-a"))
+                .unwrap()
+                .name
+                .as_ref(),
+            "a"
+        );
+        assert_eq!(
+            a.authenticate(&peer(None), Some(b"Bearer secret-c"))
+                .unwrap_err(),
+            Denied::BadToken
+        );
+        assert_eq!(
+            a.authenticate(&peer(Some([7; 32])), Some(b"Bearer nope"))
+                .unwrap_err(),
+            Denied::BadToken,
+            "a wrong token is refused even on a known certificate"
+        );
+        assert_eq!(
+            a.authenticate(&peer(None), Some(b"Basic YTpi"))
+                .unwrap_err(),
+            Denied::BadScheme
+        );
+        assert_eq!(
+            a.authenticate(&peer(None), None).unwrap_err(),
+            Denied::NoCredentials
+        );
+        assert_eq!(
+            a.authenticate(&peer(Some([8; 32])), None).unwrap_err(),
+            Denied::UnknownCertificate
+        );
+        let p = a.authenticate(&peer(Some([7; 32])), None).unwrap();
+        assert_eq!((&*p.name, p.method), ("a", Method::Certificate));
+        let mut by_subject = peer(Some([9; 32]));
+        by_subject.cert_subject = Some(vec![
+            ("O".into(), "X".into()),
+            ("CN".into(), "reader".into()),
+        ]);
+        assert_eq!(&*a.authenticate(&by_subject, None).unwrap().name, "a");
+    }
+
+    #[test]
+    fn subjects_and_fingerprints_parse() {
+        assert_eq!(
+            parse_subject("CN=a\\,b, O=X").unwrap(),
+            vec![("CN".into(), "a,b".into()), ("O".into(), "X".into())]
+        );
+        assert!(parse_subject("nonsense").is_none());
+        assert!(parse_fingerprint(&"ab:".repeat(31).replace(':', "")).is_none());
+        assert_eq!(parse_fingerprint(&"AB".repeat(32)), Some([0xAB; 32]));
+    }
+
+    #[test]
+    fn reads_a_certificate_subject() {
+        let mut params = rcgen::CertificateParams::new(vec!["x.test".into()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Clinic, Inc");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "reader-1");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let mut s = certificate_subject(cert.der()).unwrap();
+        s.sort();
+        assert_eq!(
+            s,
+            vec![
+                ("CN".to_string(), "reader-1".to_string()),
+                ("O".to_string(), "Clinic, Inc".to_string())
+            ]
+        );
+        assert!(certificate_subject(&cert.der()[..40]).is_none());
+    }
+}

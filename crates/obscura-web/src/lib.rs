@@ -1,0 +1,300 @@
+//! DICOMweb (PS3.18) over the vault: STOW-RS, QIDO-RS and WADO-RS, every
+//! route behind authentication (`auth`), each principal confined to its
+//! tenant. This crate knows HTTP and the DICOM JSON model, not DIMSE; the
+//! vault does the storing, encrypting and searching.
+//!
+//! Start at [`WebServer`]: built from the `[web]` config section and an
+//! open [`Vault`], it binds a listener (TLS with optional client
+//! certificates, or plain HTTP on loopback when the config says so) and
+//! serves until told to stop. Routes are in [`router`]; `stow`, `qido` and
+//! `wado` hold the transactions.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod json;
+pub mod media;
+pub mod multipart;
+pub mod qido;
+pub mod server;
+pub mod source;
+pub mod stow;
+pub mod wado;
+
+pub use auth::{Authenticator, Peer, Principal};
+pub use config::{ConfigError, WebConfig};
+pub use server::WebServer;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use obscura_vault::{Vault, VaultError};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The shared state of the routes.
+pub struct Web {
+    /// The archive.
+    pub vault: Arc<Vault>,
+    /// Who may call.
+    pub auth: Authenticator,
+    /// The `[web]` section.
+    pub config: WebConfig,
+    /// Where STOW-RS requests are spooled.
+    pub temp_dir: PathBuf,
+    /// Bounds the blocking threads that stream responses out of the vault.
+    pub stream_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Web {
+    /// The state for `config` over `vault` (principals resolved against its tenants).
+    pub fn new(config: WebConfig, vault: Arc<Vault>) -> Result<Web, ConfigError> {
+        let auth = Authenticator::new(&config, &vault)?;
+        let temp_dir = config.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        Ok(Web {
+            vault,
+            auth,
+            config,
+            temp_dir,
+            stream_slots: Arc::new(tokio::sync::Semaphore::new(32)),
+        })
+    }
+}
+
+/// A request that cannot be served, as an HTTP status and a message that
+/// names no value from the data.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 406.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// 408: the client stopped sending.
+    #[error("the request body stalled")]
+    Timeout,
+    /// 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// 501.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 503: the server is busy or stopping.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 (details are logged, not sent).
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::NotFound => ApiError::NotFound,
+            VaultError::InvalidQuery(a, why) => ApiError::BadRequest(format!("{a}: {why}")),
+            e => ApiError::Internal(format!("vault: {e}")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(detail) => {
+                log::warn!("web: internal error: {detail}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let mut r = (status, format!("{self}\n")).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+}
+
+/// All routes, behind [`authenticate`].
+pub fn router(web: Arc<Web>) -> Router {
+    let rendered = || get(wado::rendered);
+    Router::new()
+        .route("/studies", post(stow::stow_any).get(qido::studies))
+        .route("/series", get(qido::all_series))
+        .route("/instances", get(qido::all_instances))
+        .route("/studies/{study}", post(stow::stow_study).get(wado::study))
+        .route("/studies/{study}/metadata", get(wado::study_metadata))
+        .route("/studies/{study}/rendered", rendered())
+        .route("/studies/{study}/thumbnail", rendered())
+        .route("/studies/{study}/series", get(qido::study_series))
+        .route("/studies/{study}/instances", get(qido::study_instances))
+        .route("/studies/{study}/series/{series}", get(wado::series))
+        .route(
+            "/studies/{study}/series/{series}/metadata",
+            get(wado::series_metadata),
+        )
+        .route("/studies/{study}/series/{series}/rendered", rendered())
+        .route("/studies/{study}/series/{series}/thumbnail", rendered())
+        .route(
+            "/studies/{study}/series/{series}/instances",
+            get(qido::series_instances),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}",
+            get(wado::instance),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/metadata",
+            get(wado::instance_metadata),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/rendered",
+            rendered(),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            rendered(),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            get(wado::frames),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            rendered(),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}",
+            get(wado::bulkdata),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&web),
+            authenticate,
+        ))
+        .with_state(web)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// The one gate: every request needs a principal (see [`auth`]). The
+/// principal goes into the request's extensions for the handlers; a
+/// refusal is a 401 with `WWW-Authenticate`, audited in the log.
+pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
+    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
+        return ApiError::Internal("a request without its connection".into()).into_response();
+    };
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match web.auth.authenticate(&peer, authorization) {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(denied) => {
+            log::warn!(
+                "audit: rejected web request {} from {} ({}{}): {}",
+                req.method(),
+                peer.addr,
+                if peer.tls { "tls" } else { "plain" },
+                peer.cert_sha256
+                    .map(|h| format!(", client certificate sha256 {}", hex(&h[..8])))
+                    .unwrap_or_default(),
+                denied.reason()
+            );
+            let challenge = match denied {
+                auth::Denied::BadToken => "Bearer realm=\"obscura\", error=\"invalid_token\"",
+                _ => "Bearer realm=\"obscura\"",
+            };
+            let mut r = (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+            r
+        }
+    }
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A UID from a request path: 1 to 64 digits and dots, no empty component.
+pub(crate) fn check_uid(s: &str) -> Result<&str, ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.split('.').all(|c| !c.is_empty());
+    if ok {
+        Ok(s)
+    } else {
+        Err(ApiError::BadRequest(
+            "invalid UID in the request path".into(),
+        ))
+    }
+}
+
+/// The base URL the client used (scheme from the connection, authority
+/// from `Host` when it is a plain host[:port]).
+pub(crate) fn base_url(peer: &Peer, headers: &HeaderMap, listen: std::net::SocketAddr) -> String {
+    let scheme = if peer.tls { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| listen.to_string());
+    format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_in_paths() {
+        assert!(check_uid("1.2.840.10008.1.2").is_ok());
+        for bad in [
+            "",
+            "..",
+            "../etc",
+            "1..2",
+            "1.2.",
+            ".1",
+            "1/2",
+            "1.2a",
+            &"1".repeat(65),
+        ] {
+            assert!(check_uid(bad).is_err(), "{bad}");
+        }
+    }
+}

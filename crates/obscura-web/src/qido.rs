@@ -1,0 +1,440 @@
+//! QIDO-RS (PS3.18 10.6): searches for studies, series and instances of
+//! the principal's tenant, answered as application/dicom+json.
+//!
+//! Matching keys are given by keyword or tag (`PatientName=`, `00100010=`)
+//! on the attributes the index keeps (docs/archive.md): single values,
+//! UID lists, `*`/`?` wildcards, date and time ranges, as the vault
+//! matches them. Keys the index does not keep are ignored with a `Warning`
+//! header (PS3.18 8.3.4.4 allows that). `includefield` (repeated or
+//! comma-separated, or `all`) adds kept attributes of any level;
+//! `limit`/`offset` page (at most [`MAX_LIMIT`] results per request; a
+//! `Warning` says when more exist). `fuzzymatching=true` turns a person
+//! name key without wildcards into a case-insensitive substring match
+//! (`smith` finds `SMITH^JOHN` and `GOLDSMITH^A`); names always match
+//! case-insensitively.
+
+use crate::json::{attr_element, tag_key};
+use crate::media::parse_accept;
+use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use dicom_core::Tag;
+use obscura_vault::{Attr, Attributes, Level, Query};
+use serde_json::{json, Map, Value as Json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Most results one request returns.
+pub const MAX_LIMIT: usize = 1000;
+
+type Params = UrlQuery<Vec<(String, String)>>;
+
+/// `GET /studies`.
+pub async fn studies(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    h: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    search(s, p, c, h, q, Level::Study, vec![]).await
+}
+
+/// `GET /series`.
+pub async fn all_series(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    h: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    search(s, p, c, h, q, Level::Series, vec![]).await
+}
+
+/// `GET /instances`.
+pub async fn all_instances(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    h: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    search(s, p, c, h, q, Level::Instance, vec![]).await
+}
+
+/// `GET /studies/{study}/series`.
+pub async fn study_series(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    Path(study): Path<String>,
+    h: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let fixed = vec![(Attr::StudyInstanceUID, check_uid(&study)?.to_string())];
+    search(s, p, c, h, q, Level::Series, fixed).await
+}
+
+/// `GET /studies/{study}/instances`.
+pub async fn study_instances(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    Path(study): Path<String>,
+    h: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let fixed = vec![(Attr::StudyInstanceUID, check_uid(&study)?.to_string())];
+    search(s, p, c, h, q, Level::Instance, fixed).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances`.
+pub async fn series_instances(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    Path((study, series)): Path<(String, String)>,
+    h: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let fixed = vec![
+        (Attr::StudyInstanceUID, check_uid(&study)?.to_string()),
+        (Attr::SeriesInstanceUID, check_uid(&series)?.to_string()),
+    ];
+    search(s, p, c, h, q, Level::Instance, fixed).await
+}
+
+/// A parsed QIDO request.
+#[derive(Debug)]
+pub struct Request {
+    /// The vault query (keys, limit, offset).
+    pub query: Query,
+    /// `includefield=all`.
+    pub all: bool,
+    /// Attributes to return beyond the level's defaults.
+    pub include: BTreeSet<Attr>,
+    /// Query parameters that were ignored (names only).
+    pub ignored: Vec<String>,
+}
+
+/// The kept attribute a keyword or `GGGGEEEE` tag names.
+pub fn attr_named(name: &str) -> Option<Attr> {
+    if let Some(a) = Attr::ALL.iter().find(|a| a.keyword() == name) {
+        return Some(*a);
+    }
+    let tag = crate::json::parse_tag(name)?;
+    if tag == Tag(0x0008, 0x3002) {
+        return Some(Attr::TransferSyntaxUID);
+    }
+    Attr::ALL
+        .iter()
+        .find(|a| {
+            let (g, e) = a.tag();
+            Tag(g, e) == tag && **a != Attr::TransferSyntaxUID
+        })
+        .copied()
+}
+
+/// Parse QIDO query parameters at `level`, with `fixed` keys from the path.
+pub fn parse(
+    level: Level,
+    params: &[(String, String)],
+    fixed: Vec<(Attr, String)>,
+) -> Result<Request, ApiError> {
+    let mut query = Query::new(level);
+    query.keys = fixed;
+    let mut req = Request {
+        query,
+        all: false,
+        include: BTreeSet::new(),
+        ignored: Vec::new(),
+    };
+    let mut fuzzy = false;
+    let mut keys = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "includefield" => {
+                for f in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                    if f == "all" {
+                        req.all = true;
+                    } else if let Some(a) = attr_named(f) {
+                        req.include.insert(a);
+                    }
+                    // an attribute the index does not keep is simply not available
+                }
+            }
+            "limit" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| ApiError::BadRequest("limit is not a number".into()))?;
+                req.query.limit = Some(n.min(MAX_LIMIT));
+            }
+            "offset" => {
+                req.query.offset = value
+                    .parse()
+                    .map_err(|_| ApiError::BadRequest("offset is not a number".into()))?;
+            }
+            "fuzzymatching" => {
+                fuzzy = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError::BadRequest(
+                            "fuzzymatching is true or false".into(),
+                        ))
+                    }
+                }
+            }
+            _ => match attr_named(name) {
+                Some(Attr::TransferSyntaxUID) | None => req.ignored.push(short(name)),
+                Some(a) if a.level() > level => {
+                    return Err(ApiError::BadRequest(format!(
+                        "{a} is not a matching key at this level"
+                    )))
+                }
+                Some(a) => keys.push((a, value.clone())),
+            },
+        }
+    }
+    for (a, mut v) in keys {
+        let is_name = matches!(a, Attr::PatientName | Attr::ReferringPhysicianName);
+        if fuzzy && is_name && !v.is_empty() && !v.contains(['*', '?']) {
+            v = format!("*{v}*");
+        }
+        if a.kind() == obscura_vault::attrs::Kind::Uid
+            && !v.is_empty()
+            && !v.split('\\').all(|u| check_uid(u).is_ok())
+        {
+            return Err(ApiError::BadRequest(format!("{a}: not a UID or UID list")));
+        }
+        req.query.keys.push((a, v));
+    }
+    if req.query.limit.is_none() {
+        req.query.limit = Some(MAX_LIMIT);
+    }
+    Ok(req)
+}
+
+/// A parameter name for a warning: a name is not data, but keep it short
+/// and plain.
+fn short(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(64)
+        .collect()
+}
+
+/// The attributes a level returns by default (PS3.18 Table 10.6.3-3..5, as
+/// far as the index keeps them).
+fn defaults(level: Level, attr: Attr) -> bool {
+    match level {
+        Level::Study => attr.level() == Level::Study,
+        Level::Series => attr.level() == Level::Series || attr == Attr::StudyInstanceUID,
+        Level::Instance => {
+            attr.level() == Level::Instance
+                || matches!(attr, Attr::StudyInstanceUID | Attr::SeriesInstanceUID)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn search(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    UrlQuery(params): Params,
+    level: Level,
+    fixed: Vec<(Attr, String)>,
+) -> Result<Response, ApiError> {
+    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        let ranges = parse_accept(accept)
+            .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+        if !ranges.is_empty()
+            && !ranges
+                .iter()
+                .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
+        {
+            return Err(ApiError::NotAcceptable(
+                "QIDO-RS answers application/dicom+json".into(),
+            ));
+        }
+    }
+    let mut req = parse(level, &params, fixed)?;
+    let wanted = req.query.limit.unwrap_or(MAX_LIMIT);
+    // one more than asked, to know whether there are more
+    req.query.limit = Some(wanted + 1);
+    let base = base_url(&peer, &headers, web.config.listen);
+    let tenant = principal.tenant.clone();
+    let w = Arc::clone(&web);
+    let (results, more, ignored) = tokio::task::spawn_blocking(move || {
+        let mut found = w.vault.search(&tenant, &req.query)?;
+        let more = found.len() > wanted;
+        found.truncate(wanted);
+        let keys: BTreeSet<Attr> = req.query.keys.iter().map(|(a, _)| *a).collect();
+        let out: Vec<Json> = found
+            .iter()
+            .map(|attrs| {
+                let counts = counts(&w, &tenant, level, attrs).unwrap_or_default();
+                result(level, attrs, &req, &keys, &base, counts)
+            })
+            .collect();
+        Ok::<_, ApiError>((out, more, req.ignored))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("search task: {e}")))??;
+    let mut r = (StatusCode::OK, Json::Array(results).to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    let mut warnings = Vec::new();
+    if !ignored.is_empty() {
+        warnings.push(format!(
+            "299 obscura: \"The following query parameters are not supported and were ignored: {}\"",
+            ignored.join(", ")
+        ));
+    }
+    if more {
+        warnings.push("299 obscura: \"There are additional results that can be requested\"".into());
+    }
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&w) {
+            h.append(header::WARNING, v);
+        }
+    }
+    Ok(r)
+}
+
+/// (related series, related instances) of a study or series result.
+fn counts(
+    web: &Web,
+    tenant: &obscura_vault::TenantId,
+    level: Level,
+    attrs: &Attributes,
+) -> Option<(usize, usize)> {
+    let mut q = Query::new(Level::Instance);
+    match level {
+        Level::Study => q.keys.push((
+            Attr::StudyInstanceUID,
+            attrs.get(Attr::StudyInstanceUID)?.to_string(),
+        )),
+        Level::Series => q.keys.push((
+            Attr::SeriesInstanceUID,
+            attrs.get(Attr::SeriesInstanceUID)?.to_string(),
+        )),
+        Level::Instance => return None,
+    }
+    let found = web.vault.search(tenant, &q).ok()?;
+    let series: BTreeSet<&str> = found
+        .iter()
+        .filter_map(|a| a.get(Attr::SeriesInstanceUID))
+        .collect();
+    Some((series.len(), found.len()))
+}
+
+fn result(
+    level: Level,
+    attrs: &Attributes,
+    req: &Request,
+    keys: &BTreeSet<Attr>,
+    base: &str,
+    counts: (usize, usize),
+) -> Json {
+    let mut m = Map::new();
+    for (a, v) in attrs.iter() {
+        if req.all || defaults(level, a) || req.include.contains(&a) || keys.contains(&a) {
+            let key = if a == Attr::TransferSyntaxUID {
+                "00083002".to_string()
+            } else {
+                let (g, e) = a.tag();
+                tag_key(Tag(g, e))
+            };
+            m.insert(key, attr_element(a, v));
+        }
+    }
+    m.insert(
+        "00080056".into(),
+        json!({ "vr": "CS", "Value": ["ONLINE"] }),
+    );
+    let st = attrs.get(Attr::StudyInstanceUID).unwrap_or_default();
+    let se = attrs.get(Attr::SeriesInstanceUID).unwrap_or_default();
+    let url = match level {
+        Level::Study => {
+            m.insert(
+                "00201206".into(),
+                json!({ "vr": "IS", "Value": [counts.0] }),
+            );
+            m.insert(
+                "00201208".into(),
+                json!({ "vr": "IS", "Value": [counts.1] }),
+            );
+            format!("{base}/studies/{st}")
+        }
+        Level::Series => {
+            m.insert(
+                "00201209".into(),
+                json!({ "vr": "IS", "Value": [counts.1] }),
+            );
+            format!("{base}/studies/{st}/series/{se}")
+        }
+        Level::Instance => format!(
+            "{base}/studies/{st}/series/{se}/instances/{}",
+            attrs.get(Attr::SOPInstanceUID).unwrap_or_default()
+        ),
+    };
+    m.insert("00081190".into(), json!({ "vr": "UR", "Value": [url] }));
+    Json::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_by_keyword_or_tag_and_parameters() {
+        let r = parse(
+            Level::Study,
+            &p(&[
+                ("PatientName", "doe"),
+                ("00100020", "123"),
+                ("StudyDate", "20200101-20201231"),
+                ("includefield", "StudyDescription,00080061"),
+                ("includefield", "all"),
+                ("limit", "5000"),
+                ("offset", "3"),
+                ("fuzzymatching", "true"),
+                ("OperatorsName", "x"),
+            ]),
+            vec![],
+        )
+        .unwrap();
+        assert!(r.all);
+        assert!(r.include.contains(&Attr::StudyDescription));
+        assert!(r.include.contains(&Attr::ModalitiesInStudy));
+        assert_eq!(r.query.limit, Some(MAX_LIMIT));
+        assert_eq!(r.query.offset, 3);
+        assert_eq!(r.ignored, vec!["OperatorsName".to_string()]);
+        assert_eq!(r.query.keys[0], (Attr::PatientName, "*doe*".to_string()));
+        assert_eq!(r.query.keys[1], (Attr::PatientID, "123".to_string()));
+        assert!(parse(Level::Study, &p(&[("SOPInstanceUID", "1.2")]), vec![]).is_err());
+        assert!(parse(Level::Study, &p(&[("StudyInstanceUID", "../x")]), vec![]).is_err());
+        assert!(parse(Level::Study, &p(&[("limit", "x")]), vec![]).is_err());
+        assert!(parse(
+            Level::Instance,
+            &p(&[("SOPInstanceUID", "1.2\\1.3")]),
+            vec![]
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,430 @@
+//! STOW-RS (PS3.18 10.5): `POST /studies[/{study}]` with a
+//! `multipart/related; type="application/dicom"` body. The body is spooled
+//! part by part into one unlinked temporary file as it arrives (never held
+//! in memory), within per-part, per-request and part-count limits. Only a
+//! complete, well-formed multipart body is stored: a malformed or
+//! unterminated one is a 400 and nothing of it reaches the vault. Each
+//! instance then has its header read with obscura-dicom and is stored
+//! under the principal's tenant; the response lists each instance in
+//! ReferencedSOPSequence or FailedSOPSequence (with a FailureReason).
+
+use crate::media::{parse_accept, MediaType};
+use crate::multipart::{MultipartError, Parser, Sink};
+use crate::source::FileRange;
+use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use obscura_dicom::{DicomInput, Limits};
+use obscura_vault::{Attr, Attributes, Stored};
+use serde_json::{json, Map, Value as Json};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+/// FailureReason: Processing failure.
+pub const PROCESSING_FAILURE: u16 = 0x0110;
+/// FailureReason: Refused, out of resources.
+pub const OUT_OF_RESOURCES: u16 = 0xA700;
+/// FailureReason: Error, data set does not match (here: not of the study in the request target).
+pub const DOES_NOT_MATCH: u16 = 0xA900;
+/// FailureReason: Error, cannot understand (not a PS3.10 file, no UIDs, an unsupported part type).
+pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+
+/// `POST /studies`.
+pub async fn stow_any(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    stow(web, principal, peer, headers, None, body).await
+}
+
+/// `POST /studies/{study}`: every instance must belong to `study`.
+pub async fn stow_study(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Extension(peer): Extension<Peer>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_uid(&study)?;
+    stow(web, principal, peer, headers, Some(study), body).await
+}
+
+/// One part as spooled.
+#[derive(Debug, Clone)]
+struct Part {
+    start: u64,
+    len: u64,
+    /// Its Content-Type is application/dicom (or absent: the `type` parameter's).
+    dicom: bool,
+}
+
+/// What happened to one instance.
+enum Outcome {
+    Stored {
+        class: String,
+        sop: String,
+        study: String,
+        series: String,
+    },
+    Failed {
+        class: Option<String>,
+        sop: Option<String>,
+        reason: u16,
+    },
+}
+
+async fn stow(
+    web: Arc<Web>,
+    principal: Principal,
+    peer: Peer,
+    headers: HeaderMap,
+    study: Option<String>,
+    mut body: Body,
+) -> Result<Response, ApiError> {
+    let unsupported = || {
+        ApiError::UnsupportedMedia(
+            "the body must be multipart/related; type=\"application/dicom\" (PS3.10 files)".into(),
+        )
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(MediaType::parse)
+        .ok_or_else(unsupported)?;
+    if ct.essence != "multipart/related"
+        || ct
+            .param("type")
+            .is_some_and(|t| !t.eq_ignore_ascii_case("application/dicom"))
+    {
+        return Err(unsupported());
+    }
+    let boundary = ct
+        .param("boundary")
+        .ok_or_else(|| ApiError::BadRequest("multipart/related without a boundary".into()))?;
+    let parser = Parser::new(boundary)
+        .ok_or_else(|| ApiError::BadRequest("the boundary must be 1 to 70 characters".into()))?;
+    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        let ranges = parse_accept(accept)
+            .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+        if !ranges.is_empty()
+            && !ranges
+                .iter()
+                .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
+        {
+            return Err(ApiError::NotAcceptable(
+                "STOW-RS responses are application/dicom+json".into(),
+            ));
+        }
+    }
+    let max_request = web.config.max_request_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_request) {
+        return Err(ApiError::TooLarge(format!(
+            "the request is larger than the limit of {max_request} bytes"
+        )));
+    }
+    let spool = tempfile::tempfile_in(&web.temp_dir)
+        .map_err(|e| ApiError::Internal(format!("cannot create a spool file: {e}")))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let limits = (web.config.max_part_bytes, max_request, web.config.max_parts);
+    let receiver = tokio::task::spawn_blocking(move || {
+        let mut sink = SpoolSink {
+            out: BufWriter::with_capacity(256 * 1024, spool),
+            offset: 0,
+            current: None,
+            parts: Vec::new(),
+            max_part: limits.0,
+            max_parts: limits.2,
+            too_large: None,
+        };
+        let mut parser = parser;
+        let mut total = 0u64;
+        let fail = |e: MultipartError, sink: &SpoolSink| match &sink.too_large {
+            Some(m) => ApiError::TooLarge(m.clone()),
+            None => ApiError::BadRequest(format!("malformed multipart body: {e}")),
+        };
+        while let Some(chunk) = rx.blocking_recv() {
+            total += chunk.len() as u64;
+            if total > limits.1 {
+                return Err(ApiError::TooLarge(format!(
+                    "the request is larger than the limit of {} bytes",
+                    limits.1
+                )));
+            }
+            parser.feed(&chunk, &mut sink).map_err(|e| fail(e, &sink))?;
+        }
+        parser.finish().map_err(|e| fail(e, &sink))?;
+        let file = sink
+            .out
+            .into_inner()
+            .map_err(|e| ApiError::Internal(format!("spool: {}", e.error())))?;
+        Ok::<_, ApiError>((Arc::new(file), sink.parts))
+    });
+    let idle = web.config.idle_timeout();
+    let mut broken = None;
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                broken = Some(ApiError::Timeout);
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                broken = Some(ApiError::BadRequest(
+                    "the request body could not be read".into(),
+                ));
+                break;
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if tx.send(data).await.is_err() {
+                        break; // the parser stopped: its error says why
+                    }
+                }
+            }
+        }
+    }
+    drop(tx);
+    let received = receiver
+        .await
+        .map_err(|e| ApiError::Internal(format!("spool task: {e}")))?;
+    if let Some(e) = broken {
+        log::warn!("web: STOW from {} abandoned: {e}", peer.addr);
+        return Err(e);
+    }
+    let (file, parts) = received.inspect_err(|e| {
+        log::warn!("web: STOW from {} refused, nothing stored: {e}", peer.addr);
+    })?;
+    if parts.is_empty() {
+        return Err(ApiError::BadRequest("the request holds no instance".into()));
+    }
+    let store_web = Arc::clone(&web);
+    let tenant = principal.tenant.clone();
+    let expected = study.clone();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        parts
+            .into_iter()
+            .map(|p| store_part(&store_web, &tenant, &file, p, expected.as_deref()))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("store task: {e}")))?;
+    let base = base_url(&peer, &headers, web.config.listen);
+    Ok(response(&base, &principal, study.as_deref(), outcomes))
+}
+
+struct SpoolSink {
+    out: BufWriter<File>,
+    offset: u64,
+    current: Option<Part>,
+    parts: Vec<Part>,
+    max_part: u64,
+    max_parts: usize,
+    too_large: Option<String>,
+}
+
+impl Sink for SpoolSink {
+    fn start(&mut self, headers: &[(String, String)]) -> Result<(), String> {
+        if self.parts.len() >= self.max_parts {
+            let m = format!("more than {} parts in one request", self.max_parts);
+            self.too_large = Some(m.clone());
+            return Err(m);
+        }
+        let dicom = headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .is_none_or(|(_, v)| {
+                MediaType::parse(v).is_some_and(|m| m.essence == "application/dicom")
+            });
+        self.current = Some(Part {
+            start: self.offset,
+            len: 0,
+            dicom,
+        });
+        Ok(())
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let Some(part) = self.current.as_mut() else {
+            return Err("data outside a part".into());
+        };
+        if !part.dicom {
+            return Ok(());
+        }
+        part.len += bytes.len() as u64;
+        if part.len > self.max_part {
+            let m = format!("a part is larger than the limit of {} bytes", self.max_part);
+            self.too_large = Some(m.clone());
+            return Err(m);
+        }
+        self.out
+            .write_all(bytes)
+            .map_err(|e| format!("spool: {e}"))?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), String> {
+        let part = self.current.take().ok_or("end outside a part")?;
+        self.parts.push(part);
+        Ok(())
+    }
+}
+
+/// Whether a value is a UID: 1 to 64 digits and dots, no empty component.
+fn is_uid(s: &str) -> bool {
+    check_uid(s).is_ok()
+}
+
+fn store_part(
+    web: &Web,
+    tenant: &obscura_vault::TenantId,
+    file: &Arc<File>,
+    part: Part,
+    expected_study: Option<&str>,
+) -> Outcome {
+    let failed = |class: Option<&str>, sop: Option<&str>, reason| Outcome::Failed {
+        class: class.filter(|u| is_uid(u)).map(str::to_string),
+        sop: sop.filter(|u| is_uid(u)).map(str::to_string),
+        reason,
+    };
+    if !part.dicom {
+        return failed(None, None, CANNOT_UNDERSTAND);
+    }
+    let range = FileRange {
+        file: Arc::clone(file),
+        start: part.start,
+        len: part.len,
+    };
+    let attrs = match DicomInput::read(range.clone(), Limits::default()) {
+        Ok(input) if input.meta.part10 => Attributes::from_dicom(&input),
+        Ok(_) => return failed(None, None, CANNOT_UNDERSTAND),
+        Err(e) => {
+            log::info!("web: a STOW part is not readable DICOM: {e}");
+            return failed(None, None, CANNOT_UNDERSTAND);
+        }
+    };
+    let class = attrs.get(Attr::SOPClassUID);
+    let sop = attrs.get(Attr::SOPInstanceUID);
+    let uids = [
+        class,
+        sop,
+        attrs.get(Attr::StudyInstanceUID),
+        attrs.get(Attr::SeriesInstanceUID),
+    ];
+    let [Some(class), Some(sop), Some(study), Some(series)] = uids else {
+        return failed(class, sop, CANNOT_UNDERSTAND);
+    };
+    if !uids.iter().all(|u| u.is_some_and(is_uid)) {
+        return failed(Some(class), Some(sop), CANNOT_UNDERSTAND);
+    }
+    if expected_study.is_some_and(|s| s != study) {
+        return failed(Some(class), Some(sop), DOES_NOT_MATCH);
+    }
+    match web.vault.store(tenant, &attrs, range.reader()) {
+        Ok(Stored::New { .. }) | Ok(Stored::Duplicate) => Outcome::Stored {
+            class: class.to_string(),
+            sop: sop.to_string(),
+            study: study.to_string(),
+            series: series.to_string(),
+        },
+        Err(e) => {
+            log::warn!("web: storing an instance failed: {e}");
+            let reason = match e {
+                obscura_vault::VaultError::Io(_) => OUT_OF_RESOURCES,
+                _ => PROCESSING_FAILURE,
+            };
+            failed(Some(class), Some(sop), reason)
+        }
+    }
+}
+
+fn uid_element(v: &str) -> Json {
+    json!({ "vr": "UI", "Value": [v] })
+}
+
+fn response(
+    base: &str,
+    principal: &Principal,
+    study: Option<&str>,
+    outcomes: Vec<Outcome>,
+) -> Response {
+    let mut referenced = Vec::new();
+    let mut failed = Vec::new();
+    let mut studies = std::collections::BTreeSet::new();
+    for o in &outcomes {
+        match o {
+            Outcome::Stored {
+                class,
+                sop,
+                study,
+                series,
+            } => {
+                studies.insert(study.as_str());
+                referenced.push(json!({
+                    "00081150": uid_element(class),
+                    "00081155": uid_element(sop),
+                    "00081190": { "vr": "UR", "Value": [format!("{base}/studies/{study}/series/{series}/instances/{sop}")] },
+                }));
+            }
+            Outcome::Failed { class, sop, reason } => {
+                let mut item = Map::new();
+                if let Some(c) = class {
+                    item.insert("00081150".into(), uid_element(c));
+                }
+                if let Some(s) = sop {
+                    item.insert("00081155".into(), uid_element(s));
+                }
+                item.insert("00081197".into(), json!({ "vr": "US", "Value": [reason] }));
+                failed.push(Json::Object(item));
+            }
+        }
+    }
+    let mut body = Map::new();
+    let study_url = study.or_else(|| (studies.len() == 1).then(|| *studies.first().expect("one")));
+    if let Some(s) = study_url {
+        body.insert(
+            "00081190".into(),
+            json!({ "vr": "UR", "Value": [format!("{base}/studies/{s}")] }),
+        );
+    }
+    if !failed.is_empty() {
+        body.insert("00081198".into(), json!({ "vr": "SQ", "Value": failed }));
+    }
+    if !referenced.is_empty() {
+        body.insert(
+            "00081199".into(),
+            json!({ "vr": "SQ", "Value": referenced }),
+        );
+    }
+    let status = match (referenced.len(), failed.len()) {
+        (_, 0) => StatusCode::OK,
+        (0, _) => StatusCode::CONFLICT,
+        _ => StatusCode::ACCEPTED,
+    };
+    log::info!(
+        "web: STOW by {}: {} stored, {} failed",
+        principal.name,
+        referenced.len(),
+        failed.len()
+    );
+    let mut r = (status, Json::Object(body).to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    r
+}

@@ -1,0 +1,743 @@
+//! WADO-RS (PS3.18 10.4): studies, series and instances as
+//! `multipart/related; type="application/dicom"` (each part the stored
+//! PS3.10 bytes, exactly as received, streamed and decrypted from the
+//! vault), metadata as application/dicom+json with BulkDataURIs, bulk data,
+//! and frames (native pixel data as application/octet-stream; encapsulated
+//! frames in their transfer syntax's media type). No transcoding: objects
+//! are served in their stored transfer syntax. Rendered images are not
+//! available yet (501).
+//!
+//! Every resource is first found in the index under the principal's
+//! tenant, with every UID of its path: an instance of another study,
+//! series or tenant is 404, like one that does not exist.
+
+use crate::body::{stream, ChannelWriter};
+use crate::json::{self, find_bulk, Bulk};
+use crate::media::{new_boundary, parse_accept, MediaType};
+use crate::source::{skip, StreamSource};
+use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use dicom_core::value::Value;
+use dicom_dictionary_std::tags;
+use obscura_dicom::{DicomInput, Limits, PixelSpan};
+use obscura_vault::{Attr, Level, Query, TenantId, Vault};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+/// Bytes of a stored object kept in memory while its header is read.
+const HEADER_KEEP: u64 = 64 << 20;
+/// Native transfer syntaxes whose frames are plain little-endian samples.
+const NATIVE_LE: &[&str] = &[
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+];
+
+/// One instance found for a request.
+#[derive(Debug, Clone)]
+struct Found {
+    study: String,
+    series: String,
+    sop: String,
+    ts: String,
+}
+
+/// The instances of a study, series or instance path, in the tenant; 404 if none.
+fn find(
+    vault: &Vault,
+    tenant: &TenantId,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Vec<Found>, ApiError> {
+    let mut q = Query::new(Level::Instance).with(Attr::StudyInstanceUID, study);
+    if let Some(s) = series {
+        q = q.with(Attr::SeriesInstanceUID, s);
+    }
+    if let Some(s) = sop {
+        q = q.with(Attr::SOPInstanceUID, s);
+    }
+    let found: Vec<Found> = vault
+        .search(tenant, &q)?
+        .into_iter()
+        .map(|a| Found {
+            study: a
+                .get(Attr::StudyInstanceUID)
+                .unwrap_or_default()
+                .to_string(),
+            series: a
+                .get(Attr::SeriesInstanceUID)
+                .unwrap_or_default()
+                .to_string(),
+            sop: a.get(Attr::SOPInstanceUID).unwrap_or_default().to_string(),
+            ts: a
+                .get(Attr::TransferSyntaxUID)
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect();
+    if found.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(found)
+}
+
+/// The path's UIDs, checked.
+fn uids(parts: &[&str]) -> Result<(), ApiError> {
+    for p in parts {
+        check_uid(p)?;
+    }
+    Ok(())
+}
+
+async fn found(
+    web: &Arc<Web>,
+    principal: &Principal,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Vec<Found>, ApiError> {
+    let (w, t) = (Arc::clone(web), principal.tenant.clone());
+    let (st, se, so) = (
+        study.to_string(),
+        series.map(str::to_string),
+        sop.map(str::to_string),
+    );
+    tokio::task::spawn_blocking(move || find(&w.vault, &t, &st, se.as_deref(), so.as_deref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("index task: {e}")))?
+}
+
+/// How instances are sent back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packaging {
+    /// `multipart/related; type="application/dicom"`.
+    Multipart,
+    /// One bare `application/dicom` body (a single instance only).
+    Single,
+}
+
+/// Negotiate instances' media type against `Accept`: the stored transfer
+/// syntaxes must be acceptable (`transfer-syntax` absent, `*`, or theirs).
+fn negotiate(headers: &HeaderMap, ts: &[&str], single: bool) -> Result<Packaging, ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Packaging::Multipart);
+    };
+    let ranges = parse_accept(accept)
+        .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+    if ranges.is_empty() {
+        return Ok(Packaging::Multipart);
+    }
+    let ts_ok = |m: &MediaType| match m.param("transfer-syntax") {
+        None | Some("*") => true,
+        Some(want) => ts.iter().all(|t| *t == want),
+    };
+    for r in &ranges {
+        if r.essence == "multipart/related" {
+            let ty = r.param("type").unwrap_or("application/dicom");
+            if ty.eq_ignore_ascii_case("application/dicom") && ts_ok(r) {
+                return Ok(Packaging::Multipart);
+            }
+        } else if r.essence == "application/dicom" && ts_ok(r) {
+            return Ok(if single {
+                Packaging::Single
+            } else {
+                Packaging::Multipart
+            });
+        } else if r.essence == "*/*" {
+            return Ok(Packaging::Multipart);
+        }
+    }
+    Err(ApiError::NotAcceptable(format!(
+        "instances are available as multipart/related; type=\"application/dicom\" in their stored transfer syntax ({}); no transcoding",
+        ts.join(", ")
+    )))
+}
+
+/// `GET /studies/{study}`.
+pub async fn study(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study])?;
+    retrieve(web, principal, headers, &study, None, None).await
+}
+
+/// `GET /studies/{study}/series/{series}`.
+pub async fn series(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study, &series])?;
+    retrieve(web, principal, headers, &study, Some(&series), None).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances/{instance}`.
+pub async fn instance(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Path((study, series, sop)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study, &series, &sop])?;
+    retrieve(web, principal, headers, &study, Some(&series), Some(&sop)).await
+}
+
+async fn retrieve(
+    web: Arc<Web>,
+    principal: Principal,
+    headers: HeaderMap,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Response, ApiError> {
+    let list = found(&web, &principal, study, series, sop).await?;
+    let ts: Vec<&str> = {
+        let mut t: Vec<&str> = list.iter().map(|f| f.ts.as_str()).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    let packaging = negotiate(&headers, &ts, sop.is_some())?;
+    let permit = acquire_stream(&web).await?;
+    let vault = Arc::clone(&web.vault);
+    let tenant = principal.tenant.clone();
+    let idle = web.config.idle_timeout();
+    log::info!("web: WADO by {}: {} instances", principal.name, list.len());
+    match packaging {
+        Packaging::Single => {
+            let f = list[0].clone();
+            let body = stream(idle, permit, move |w| {
+                let mut r = vault
+                    .open_instance(&tenant, &f.sop)
+                    .map_err(|e| e.to_string())?;
+                copy(&mut r, w)
+            });
+            Ok(with_type(
+                Body::new(body),
+                &format!("application/dicom; transfer-syntax={}", list[0].ts),
+            ))
+        }
+        Packaging::Multipart => {
+            let boundary = new_boundary();
+            let b = boundary.clone();
+            let body = stream(idle, permit, move |w| {
+                for f in &list {
+                    let mut r = vault
+                        .open_instance(&tenant, &f.sop)
+                        .map_err(|e| e.to_string())?;
+                    write!(
+                        w,
+                        "--{b}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
+                        f.ts,
+                        r.len()
+                    )
+                    .map_err(|e| e.to_string())?;
+                    copy(&mut r, w)?;
+                    w.write_all(b"\r\n").map_err(|e| e.to_string())?;
+                }
+                write!(w, "--{b}--\r\n").map_err(|e| e.to_string())
+            });
+            Ok(with_type(
+                Body::new(body),
+                &format!("multipart/related; type=\"application/dicom\"; boundary=\"{boundary}\""),
+            ))
+        }
+    }
+}
+
+/// A slot for one streamed response (bounds the blocking threads in use).
+async fn acquire_stream(web: &Arc<Web>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let sem = Arc::clone(&web.stream_slots);
+    tokio::time::timeout(std::time::Duration::from_secs(30), sem.acquire_owned())
+        .await
+        .map_err(|_| ApiError::Unavailable("too many responses in progress".into()))?
+        .map_err(|_| ApiError::Unavailable("stopping".into()))
+}
+
+/// Copy a reader into the response in large chunks.
+fn copy(r: &mut impl Read, w: &mut ChannelWriter) -> Result<(), String> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading a stored object: {e}")),
+        };
+        w.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+    }
+}
+
+fn with_type(body: Body, content_type: &str) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// Read a stored instance's header (the object is read front to back; its
+/// first 64 MiB are kept while the header is parsed).
+fn read_header(
+    vault: &Vault,
+    tenant: &TenantId,
+    sop: &str,
+) -> Result<DicomInput<StreamSource<obscura_vault::InstanceReader>>, String> {
+    let r = vault
+        .open_instance(tenant, sop)
+        .map_err(|e| e.to_string())?;
+    let len = r.len();
+    DicomInput::read(StreamSource::new(r, len, HEADER_KEEP), Limits::default())
+        .map_err(|e| format!("reading a stored header: {e}"))
+}
+
+fn instance_url(base: &str, f: &Found) -> String {
+    format!(
+        "{base}/studies/{}/series/{}/instances/{}",
+        f.study, f.series, f.sop
+    )
+}
+
+fn accepts_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ranges = parse_accept(accept)
+        .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+    if ranges.is_empty()
+        || ranges
+            .iter()
+            .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable(
+            "metadata is available as application/dicom+json".into(),
+        ))
+    }
+}
+
+/// `GET /studies/{study}/metadata`.
+pub async fn study_metadata(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study])?;
+    metadata(s, p, c, headers, &study, None, None).await
+}
+
+/// `GET /studies/{study}/series/{series}/metadata`.
+pub async fn series_metadata(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study, &series])?;
+    metadata(s, p, c, headers, &study, Some(&series), None).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances/{instance}/metadata`.
+pub async fn instance_metadata(
+    s: State<Arc<Web>>,
+    p: Extension<Principal>,
+    c: Extension<Peer>,
+    Path((study, series, sop)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study, &series, &sop])?;
+    metadata(s, p, c, headers, &study, Some(&series), Some(&sop)).await
+}
+
+async fn metadata(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Response, ApiError> {
+    accepts_json(&headers)?;
+    let list = found(&web, &principal, study, series, sop).await?;
+    let base = base_url(&peer, &headers, web.config.listen);
+    let permit = acquire_stream(&web).await?;
+    let vault = Arc::clone(&web.vault);
+    let tenant = principal.tenant.clone();
+    let body = stream(web.config.idle_timeout(), permit, move |w| {
+        w.write_all(b"[").map_err(|e| e.to_string())?;
+        for (i, f) in list.iter().enumerate() {
+            let input = read_header(&vault, &tenant, &f.sop)?;
+            let url = instance_url(&base, f);
+            let j = json::dataset(
+                &input.dataset,
+                input.pixel.as_ref(),
+                &Bulk { instance_url: &url },
+            );
+            if i > 0 {
+                w.write_all(b",").map_err(|e| e.to_string())?;
+            }
+            serde_json::to_writer(&mut *w, &j).map_err(|e| e.to_string())?;
+        }
+        w.write_all(b"]").map_err(|e| e.to_string())
+    });
+    Ok(with_type(Body::new(body), "application/dicom+json"))
+}
+
+/// `GET .../instances/{instance}/bulkdata/{path}`: a binary value of the
+/// header (by tag path, `GGGGEEEE[/item/GGGGEEEE]...`), or the top-level
+/// native pixel data (`7FE00010`), as one application/octet-stream part.
+pub async fn bulkdata(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Path((study, series, sop, path)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study, &series, &sop])?;
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty()
+        || parts.iter().enumerate().any(|(i, p)| {
+            if i % 2 == 0 {
+                json::parse_tag(p).is_none()
+            } else {
+                p.parse::<usize>().is_err()
+            }
+        })
+    {
+        return Err(ApiError::BadRequest(
+            "a bulk data path is GGGGEEEE[/item/GGGGEEEE]...".into(),
+        ));
+    }
+    octet_stream_accepted(&headers, "application/octet-stream")?;
+    let list = found(&web, &principal, &study, Some(&series), Some(&sop)).await?;
+    let f = list[0].clone();
+    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
+    let path: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+    // read the header first: a missing element is a 404, not a broken body
+    let (input_pixel, value) = {
+        let (v, t, s, p) = (
+            Arc::clone(&vault),
+            tenant.clone(),
+            f.sop.clone(),
+            path.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let input = read_header(&v, &t, &s).map_err(ApiError::Internal)?;
+            let refs: Vec<&str> = p.iter().map(String::as_str).collect();
+            let pixel_tag = input.pixel.map(|px| json::tag_key(px.tag));
+            if refs.len() == 1 && pixel_tag.as_deref() == Some(refs[0]) {
+                let px = input.pixel.expect("pixel data");
+                if px.declared_len.is_none() {
+                    return Err(ApiError::NotImplemented(
+                        "encapsulated pixel data is available per frame: use /frames/{n}".into(),
+                    ));
+                }
+                return Ok((Some(px), Vec::new()));
+            }
+            let bytes = match find_bulk(&input.dataset, &refs) {
+                Some(Value::Primitive(p)) => p.to_bytes().into_owned(),
+                Some(Value::PixelSequence(s)) => s.fragments().concat(),
+                _ => return Err(ApiError::NotFound),
+            };
+            Ok((None, bytes))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("bulk task: {e}")))??
+    };
+    let permit = acquire_stream(&web).await?;
+    let boundary = new_boundary();
+    let b = boundary.clone();
+    let body = stream(web.config.idle_timeout(), permit, move |w| {
+        write!(w, "--{b}\r\nContent-Type: application/octet-stream\r\n")
+            .map_err(|e| e.to_string())?;
+        match input_pixel {
+            Some(px) => {
+                write!(w, "Content-Length: {}\r\n\r\n", px.value_bytes)
+                    .map_err(|e| e.to_string())?;
+                let mut r = vault
+                    .open_instance(&tenant, &f.sop)
+                    .map_err(|e| e.to_string())?;
+                skip(&mut r, px.value_offset).map_err(|e| e.to_string())?;
+                copy(&mut r.take(px.value_bytes), w)?;
+            }
+            None => {
+                write!(w, "Content-Length: {}\r\n\r\n", value.len()).map_err(|e| e.to_string())?;
+                w.write_all(&value).map_err(|e| e.to_string())?;
+            }
+        }
+        write!(w, "\r\n--{b}--\r\n").map_err(|e| e.to_string())
+    });
+    Ok(with_type(
+        Body::new(body),
+        &format!("multipart/related; type=\"application/octet-stream\"; boundary=\"{boundary}\""),
+    ))
+}
+
+/// 406 unless `Accept` allows `media` in a multipart/related response (or
+/// as itself).
+fn octet_stream_accepted(headers: &HeaderMap, media: &str) -> Result<(), ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ranges = parse_accept(accept)
+        .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+    let ok = ranges.is_empty()
+        || ranges.iter().any(|r| {
+            r.covers(media)
+                || (r.essence == "multipart/related"
+                    && r.param("type").is_none_or(|t| {
+                        MediaType::parse(t).is_some_and(|inner| inner.covers(media))
+                    }))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable(format!(
+            "available as multipart/related; type=\"{media}\""
+        )))
+    }
+}
+
+/// The media type of a frame in transfer syntax `ts` (PS3.18 Table 8.7.3-2).
+fn frame_media(ts: &str) -> &'static str {
+    match ts {
+        "1.2.840.10008.1.2.4.50"
+        | "1.2.840.10008.1.2.4.51"
+        | "1.2.840.10008.1.2.4.57"
+        | "1.2.840.10008.1.2.4.70" => "image/jpeg",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
+        "1.2.840.10008.1.2.4.90"
+        | "1.2.840.10008.1.2.4.91"
+        | "1.2.840.10008.1.2.4.92"
+        | "1.2.840.10008.1.2.4.93" => "image/jp2",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => {
+            "image/jphc"
+        }
+        "1.2.840.10008.1.2.5" => "image/dicom-rle",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Where each frame's bytes lie in the object: (offset, length) runs.
+type FrameRuns = Vec<Vec<(u64, u64)>>;
+
+/// The frames of native pixel data: fixed-size slices of the value.
+fn native_frames(
+    input_ds: &dicom_object::InMemDicomObject,
+    px: &PixelSpan,
+) -> Result<FrameRuns, ApiError> {
+    let int = |t| input_ds.get(t).and_then(|e| e.to_int::<u64>().ok());
+    let rows = int(tags::ROWS).unwrap_or(0);
+    let cols = int(tags::COLUMNS).unwrap_or(0);
+    let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let bits = int(tags::BITS_ALLOCATED).unwrap_or(0);
+    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    if bits % 8 != 0 || bits == 0 || rows == 0 || cols == 0 {
+        return Err(ApiError::NotImplemented(
+            "frames of this pixel data (bit-packed or without dimensions) are not available".into(),
+        ));
+    }
+    let size = rows * cols * spp * (bits / 8);
+    if size * frames > px.value_bytes {
+        return Err(ApiError::Internal(
+            "pixel data shorter than its frames".into(),
+        ));
+    }
+    Ok((0..frames)
+        .map(|i| vec![(px.value_offset + i * size, size)])
+        .collect())
+}
+
+/// The frames of encapsulated pixel data, from its fragments: one frame of
+/// all fragments, one fragment per frame, or grouped by the Basic Offset Table.
+fn encapsulated_frames(
+    vault: &Vault,
+    tenant: &TenantId,
+    sop: &str,
+    px: &PixelSpan,
+    frames: u64,
+) -> Result<FrameRuns, ApiError> {
+    let mut r = vault.open_instance(tenant, sop)?;
+    skip(&mut r, px.value_offset).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut pos = px.value_offset;
+    let end = px.value_offset + px.value_bytes;
+    let mut bot = Vec::new();
+    let mut fragments = Vec::new();
+    let mut first = true;
+    while pos + 8 <= end {
+        let mut head = [0u8; 8];
+        r.read_exact(&mut head)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        pos += 8;
+        let tag = (
+            u16::from_le_bytes([head[0], head[1]]),
+            u16::from_le_bytes([head[2], head[3]]),
+        );
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64;
+        if tag == (0xFFFE, 0xE0DD) {
+            break;
+        }
+        if tag != (0xFFFE, 0xE000) || pos + len > end {
+            return Err(ApiError::Internal("malformed stored fragments".into()));
+        }
+        if first {
+            let mut table = vec![0u8; len as usize];
+            r.read_exact(&mut table)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            bot = table
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)
+                .collect();
+            first = false;
+        } else {
+            // offset relative to the first fragment's item tag, for the table
+            fragments.push((pos, len));
+            skip(&mut r, len).map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        pos += len;
+    }
+    if frames == 1 {
+        return Ok(vec![fragments]);
+    }
+    if fragments.len() as u64 == frames {
+        return Ok(fragments.into_iter().map(|f| vec![f]).collect());
+    }
+    if bot.len() as u64 == frames && !fragments.is_empty() {
+        let origin = fragments[0].0 - 8;
+        let mut out: FrameRuns = vec![Vec::new(); frames as usize];
+        for f in fragments {
+            let rel = f.0 - 8 - origin;
+            let i = bot.iter().rposition(|o| *o <= rel).unwrap_or(0);
+            out[i].push(f);
+        }
+        return Ok(out);
+    }
+    Err(ApiError::NotImplemented(
+        "the frames of this encapsulated pixel data cannot be delimited (no offset table)".into(),
+    ))
+}
+
+/// `GET .../instances/{instance}/frames/{list}`: frames by 1-based number,
+/// as multipart/related parts in the order asked.
+pub async fn frames(
+    State(web): State<Arc<Web>>,
+    Extension(principal): Extension<Principal>,
+    Path((study, series, sop, list)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    uids(&[&study, &series, &sop])?;
+    let wanted: Vec<u64> = list
+        .split(',')
+        .map(|n| n.trim().parse::<u64>().ok().filter(|n| *n >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::BadRequest("frames are a list of numbers from 1".into()))?;
+    if wanted.len() > 10_000 {
+        return Err(ApiError::BadRequest(
+            "too many frames in one request".into(),
+        ));
+    }
+    let f = found(&web, &principal, &study, Some(&series), Some(&sop))
+        .await?
+        .remove(0);
+    let media = if NATIVE_LE.contains(&f.ts.as_str()) {
+        "application/octet-stream"
+    } else {
+        frame_media(&f.ts)
+    };
+    octet_stream_accepted(&headers, media)?;
+    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
+    let sop_uid = f.sop.clone();
+    let ts = f.ts.clone();
+    let runs = tokio::task::spawn_blocking(move || {
+        let input = read_header(&vault, &tenant, &sop_uid).map_err(ApiError::Internal)?;
+        let Some(px) = input.pixel else {
+            return Err(ApiError::NotFound);
+        };
+        let runs = if px.declared_len.is_some() {
+            if !NATIVE_LE.contains(&ts.as_str()) {
+                return Err(ApiError::NotImplemented(
+                    "frames of big-endian pixel data are not available".into(),
+                ));
+            }
+            native_frames(&input.dataset, &px)?
+        } else {
+            let n = input
+                .dataset
+                .get(tags::NUMBER_OF_FRAMES)
+                .and_then(|e| e.to_int::<u64>().ok())
+                .unwrap_or(1)
+                .max(1);
+            encapsulated_frames(&vault, &tenant, &sop_uid, &px, n)?
+        };
+        Ok(runs)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("frames task: {e}")))??;
+    if wanted.iter().any(|n| *n as usize > runs.len()) {
+        return Err(ApiError::NotFound);
+    }
+    let permit = acquire_stream(&web).await?;
+    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
+    let boundary = new_boundary();
+    let b = boundary.clone();
+    let part_type = if media == "application/octet-stream" {
+        "application/octet-stream".to_string()
+    } else {
+        format!("{media}; transfer-syntax={}", f.ts)
+    };
+    let pt = part_type.clone();
+    let body = stream(web.config.idle_timeout(), permit, move |w| {
+        let mut reader: Option<(obscura_vault::InstanceReader, u64)> = None;
+        for n in wanted {
+            let run = &runs[n as usize - 1];
+            let total: u64 = run.iter().map(|(_, l)| l).sum();
+            write!(
+                w,
+                "--{b}\r\nContent-Type: {pt}\r\nContent-Length: {total}\r\n\r\n"
+            )
+            .map_err(|e| e.to_string())?;
+            for &(off, len) in run {
+                // read forward; reopen to go back
+                if reader.as_ref().is_none_or(|(_, pos)| *pos > off) {
+                    reader = Some((
+                        vault
+                            .open_instance(&tenant, &f.sop)
+                            .map_err(|e| e.to_string())?,
+                        0,
+                    ));
+                }
+                let (r, pos) = reader.as_mut().expect("open");
+                skip(r, off - *pos).map_err(|e| e.to_string())?;
+                copy(&mut r.by_ref().take(len), w)?;
+                *pos = off + len;
+            }
+            w.write_all(b"\r\n").map_err(|e| e.to_string())?;
+        }
+        write!(w, "--{b}--\r\n").map_err(|e| e.to_string())
+    });
+    Ok(with_type(
+        Body::new(body),
+        &format!("multipart/related; type=\"{media}\"; boundary=\"{boundary}\""),
+    ))
+}
+
+/// Rendered and thumbnail resources: not available yet.
+pub async fn rendered() -> ApiError {
+    ApiError::NotImplemented(
+        "rendered images and thumbnails are not available yet (no pixel decoding in this release)"
+            .into(),
+    )
+}
