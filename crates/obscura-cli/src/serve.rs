@@ -21,6 +21,7 @@ pub struct ServeArgs {
 pub fn run(args: &ServeArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     obscura_gateway::net::init_logging();
+    let stop = Arc::new(AtomicBool::new(false));
     for p in config.plain_peers() {
         log(&format!(
             "warning: peer {} ({}) may send over plain DICOM, unencrypted",
@@ -58,11 +59,31 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             allow_burned_in: d.allow_burned_in,
         });
     }
+    let mut tasks: Vec<obscura_gateway::net::Task> = Vec::new();
+    if let Some((data_dir, key_file)) = config.archive_paths() {
+        let vault = Arc::new(crate::archive::open(&data_dir, &key_file)?);
+        log(&format!(
+            "archive {}: {} tenants",
+            data_dir.display(),
+            vault.list_tenants()?.len()
+        ));
+        if let Some(section) = &config.web {
+            let web = obscura_web::WebConfig::from_toml(section.clone(), &config.base_dir)?;
+            if web.plain {
+                log(&format!(
+                    "warning: DICOMweb on {} is plain HTTP (loopback only)",
+                    web.listen
+                ));
+            }
+            let tls = web.tls.is_some();
+            let server = obscura_web::WebServer::new(web, vault)?;
+            tasks.push(web_task(server, tls, Arc::clone(&stop)));
+        }
+    }
     let transport = obscura_gateway::net::DimseTransport::new(config.server.max_pdu_length)
         .map_err(|e| anyhow!(e))?;
     let metrics_addr = config.server.metrics;
     let gw = Gateway::open(config, destinations, Box::new(transport))?;
-    let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot handle signals")?;
     }
@@ -81,7 +102,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         gw.config().destinations.len(),
         workers.len()
     ));
-    let served = obscura_gateway::net::serve(&gw, Arc::clone(&stop), |bound| {
+    let served = obscura_gateway::net::serve_with(&gw, Arc::clone(&stop), tasks, |bound| {
         for (addr, tls) in bound {
             log(&format!(
                 "listening on {addr} ({})",
@@ -98,4 +119,32 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     served.map_err(|e| anyhow!(e))?;
     log("stopped");
     Ok(())
+}
+
+/// The DICOMweb server as a task of the gateway's runtime, until `stop`.
+fn web_task(
+    server: obscura_web::WebServer,
+    tls: bool,
+    stop: Arc<AtomicBool>,
+) -> obscura_gateway::net::Task {
+    Box::pin(async move {
+        let listener = server
+            .bind()
+            .await
+            .map_err(|e| format!("DICOMweb: cannot listen: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        log(&format!(
+            "DICOMweb on {}",
+            obscura_web::server::describe(addr, tls)
+        ));
+        let shutdown = async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        server
+            .serve(listener, shutdown)
+            .await
+            .map_err(|e| format!("DICOMweb: {e}"))
+    })
 }

@@ -36,6 +36,11 @@ pub struct Config {
     /// Which peer's data goes to which destinations.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// The encrypted archive (obscura-vault), if this gateway keeps one.
+    pub archive: Option<ArchiveSection>,
+    /// DICOMweb (`obscura-web`): kept as TOML here, parsed and checked by
+    /// that crate, which the gateway does not depend on.
+    pub web: Option<toml::Table>,
     /// The folder relative paths are resolved against (the config's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -101,6 +106,16 @@ fn default_max_attempts() -> u32 {
 }
 fn default_retry_ms() -> u64 {
     500
+}
+
+/// `[archive]`: where the archive lives and its master key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSection {
+    /// The archive's data folder (index and encrypted objects).
+    pub data_dir: PathBuf,
+    /// The master key file (64 hex digits, mode 0600; `obscura keygen`).
+    pub master_key_file: PathBuf,
 }
 
 /// `[server.tls]`.
@@ -265,6 +280,13 @@ impl Config {
         self.path(&self.server.data_dir)
     }
 
+    /// The archive's data folder and master key file, resolved.
+    pub fn archive_paths(&self) -> Option<(PathBuf, PathBuf)> {
+        self.archive
+            .as_ref()
+            .map(|a| (self.path(&a.data_dir), self.path(&a.master_key_file)))
+    }
+
     /// The idle timeout.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.server.idle_timeout_secs.max(1))
@@ -279,6 +301,16 @@ impl Config {
         if let Some(m) = self.server.metrics {
             if !m.ip().is_loopback() {
                 return bad("server.metrics must be a loopback address".into());
+            }
+        }
+        if self.web.is_some() && self.archive.is_none() {
+            return bad("[web] serves the archive: set [archive] too".into());
+        }
+        if let Some(a) = &self.archive {
+            if self.path(&a.data_dir) == self.data_dir() {
+                return bad(
+                    "archive.data_dir must be a folder of its own, not server.data_dir".into(),
+                );
             }
         }
         let mut names = BTreeSet::new();

@@ -118,11 +118,26 @@ pub fn check_private_file(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A task to run on the gateway's network runtime beside the DIMSE
+/// listeners (the DICOMweb server); it must end once `stop` is set.
+pub type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
 /// Run the listeners until `stop` is set, then let in-flight associations
 /// finish. `ready` is called with the bound addresses once listening.
 pub fn serve(
     gw: &Arc<Gateway>,
     stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&[(SocketAddr, bool)]),
+) -> Result<(), String> {
+    serve_with(gw, stop, Vec::new(), ready)
+}
+
+/// [`serve`], with `tasks` running on the same runtime (each is spawned
+/// once the runtime runs; a task's error is logged).
+pub fn serve_with(
+    gw: &Arc<Gateway>,
+    stop: Arc<AtomicBool>,
+    extra: Vec<Task>,
     ready: impl FnOnce(&[(SocketAddr, bool)]),
 ) -> Result<(), String> {
     let c = gw.config().clone();
@@ -178,10 +193,15 @@ pub fn serve(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 };
-                obscura_dimse::serve(listener, cfg, handler, shutdown).await
+                obscura_dimse::serve(listener, cfg, handler, shutdown)
+                    .await
+                    .map_err(|e| e.to_string())
             });
         }
         ready(&bound);
+        for task in extra {
+            tasks.spawn(task);
+        }
         while let Some(r) = tasks.join_next().await {
             match r {
                 Ok(Ok(())) => {}

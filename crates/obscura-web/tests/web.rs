@@ -280,9 +280,7 @@ impl Server {
         std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
         let spool = dir.path().join("spool");
         std::fs::create_dir(&spool).unwrap();
-        let mut text = format!(
-            "listen = \"127.0.0.1:0\"\ntokens_file = \"tokens\"\ntemp_dir = \"spool\"\nmax_part_bytes = 2000000\nidle_timeout_secs = 2\n"
-        );
+        let mut text = "listen = \"127.0.0.1:0\"\ntokens_file = \"tokens\"\ntemp_dir = \"spool\"\nmax_part_bytes = 2000000\nidle_timeout_secs = 2\n".to_string();
         match tls {
             None => text.push_str("plain = true\n"),
             Some(t) => {

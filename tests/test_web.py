@@ -1,0 +1,321 @@
+"""DICOMweb in `obscura serve`, against PyPI's dicomweb-client (a real
+client, no mocks): STOW of pydicom's test files and the devset for two
+tenants, QIDO searches, WADO retrieval byte for byte, refusals without
+or with a wrong token, bad input, and every raw byte under the archive's
+data folder searched for the devset's planted identities."""
+import hashlib
+import json
+import secrets
+import shutil
+import socket
+import subprocess
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+from dicomweb_client.web import _Transaction
+
+from conftest import BINARY, DEVSET, make_key, obscura, pydicom_test_files, read_strict
+from gateway_fixtures import Gateway, free_port
+from test_serve import make_pki
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
+                                reason="openssl not installed (apt-get install openssl)")
+
+MAX_PART = 8_000_000
+
+
+class Archive:
+    """`obscura serve` with an archive, DICOMweb over TLS, two tenants."""
+
+    def __init__(self, root):
+        self.root = root
+        self.pki = root / "pki"
+        cert_sha = make_pki(self.pki)
+        make_key(root / "master.key")
+        (root / "web-spool").mkdir()
+        self.tokens = {"site-a": secrets.token_urlsafe(32), "site-b": secrets.token_urlsafe(32)}
+        tokens = root / "web-tokens"
+        tokens.write_text("".join(f"{hashlib.sha256(t.encode()).hexdigest()} {p}\n"
+                                  for p, t in self.tokens.items()))
+        tokens.chmod(0o600)
+        self.web_port = free_port()
+        dimse_port = free_port()
+        self.config = root / "serve.toml"
+        self.config.write_text(f"""
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:{dimse_port}"
+data_dir = "gw-data"
+
+[archive]
+data_dir = "archive"
+master_key_file = "master.key"
+
+[web]
+listen = "127.0.0.1:{self.web_port}"
+tokens_file = "web-tokens"
+temp_dir = "web-spool"
+max_part_bytes = {MAX_PART}
+
+[web.tls]
+cert = "pki/server.pem"
+key = "pki/server.key"
+client_ca = "pki/ca.pem"
+
+[[web.principal]]
+name = "site-a"
+tenant = "Site A"
+client_cert_sha256 = ["{cert_sha}"]
+
+[[web.principal]]
+name = "site-b"
+tenant = "Site B"
+""")
+        for name in ("Site A", "Site B"):
+            p = obscura("tenant", "create", name, "--config", self.config)
+            assert p.returncode == 0, p.stderr
+        self.url = f"https://127.0.0.1:{self.web_port}"
+        self.gw = Gateway(self.config, self.web_port).start()
+
+    def session(self, token=None, cert=False):
+        s = requests.Session()
+        # the environment's CA bundle or proxies would override the session's
+        s.trust_env = False
+        s.verify = str(self.pki / "ca.pem")
+        if token:
+            s.headers["Authorization"] = f"Bearer {token}"
+        if cert:
+            s.cert = (str(self.pki / "client.pem"), str(self.pki / "client.key"))
+        return s
+
+    def client(self, principal):
+        return DICOMwebClient(self.url, session=self.session(self.tokens[principal]))
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    a = Archive(tmp_path_factory.mktemp("web"))
+    yield a
+    a.gw.stop()
+
+
+def encoded(ds):
+    """What dicomweb-client's store_instances sends for a data set."""
+    with BytesIO() as b:
+        pydicom.dcmwrite(b, ds)
+        return b.getvalue()
+
+
+def stow_raw(client, blobs, study=None):
+    """STOW exact bytes (dicomweb-client's own multipart POST)."""
+    url = client._get_studies_url(_Transaction.STORE, study)
+    return client._http_post_multipart_application_dicom(url, blobs)
+
+
+def retrieve_raw(client, study, series, sop):
+    """An instance's bytes as the server sent them, through dicomweb-client's
+    multipart decoding."""
+    url = f"{client.base_url}/studies/{study}/series/{series}/instances/{sop}"
+    r = client._http_get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    assert r.status_code == 200
+    assert 'boundary="' in r.headers["Content-Type"]
+    parts = list(client._decode_multipart_message(r, stream=False))
+    assert len(parts) == 1
+    return parts[0]
+
+
+def devset_files():
+    files = sorted((DEVSET / "data").rglob("*.dcm"))
+    assert len(files) == 63
+    return files
+
+
+def test_devset_round_trip_two_tenants_and_nothing_identifying_at_rest(archive):
+    files = devset_files()
+    uids = {}
+    for principal in ("site-a", "site-b"):
+        client = archive.client(principal)
+        for i in range(0, len(files), 16):
+            batch = files[i:i + 16]
+            result = stow_raw(client, [f.read_bytes() for f in batch])
+            assert "FailedSOPSequence" not in result, result
+            assert len(result.ReferencedSOPSequence) == len(batch)
+    client = archive.client("site-a")
+    for f in files:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        uids[f] = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert retrieve_raw(client, *uids[f]) == f.read_bytes(), f.name
+    # QIDO sees the devset's studies, by name, date range and modality
+    studies = client.search_for_studies()
+    assert len(studies) == len({u[0] for u in uids.values()})
+    one = pydicom.dcmread(files[0], stop_before_pixels=True)
+    by_name = client.search_for_studies(search_filters={"PatientName": str(one.PatientName)})
+    assert one.StudyInstanceUID in {s["0020000D"]["Value"][0] for s in by_name}
+    fuzzy = client.search_for_studies(search_filters={"PatientName": str(one.PatientName)[:3].lower()},
+                                      fuzzymatching=True)
+    assert one.StudyInstanceUID in {s["0020000D"]["Value"][0] for s in fuzzy}
+    ranged = client.search_for_studies(search_filters={"StudyDate": "19000101-21001231"})
+    assert len(ranged) == len([s for s in studies if "00080020" in s and s["00080020"].get("Value")])
+    series = client.search_for_series(one.StudyInstanceUID)
+    assert one.SeriesInstanceUID in {s["0020000E"]["Value"][0] for s in series}
+    inst = client.search_for_instances(one.StudyInstanceUID, one.SeriesInstanceUID,
+                                       fields=["all"], limit=1)
+    assert len(inst) == 1
+    page = client.search_for_studies(limit=2, offset=1)
+    assert [s["0020000D"] for s in page] == [s["0020000D"] for s in studies[1:3]]
+    # metadata through the client, pixel data as a BulkDataURI
+    meta = client.retrieve_instance_metadata(*uids[files[0]])
+    assert meta["0020000D"]["Value"][0] == one.StudyInstanceUID
+    assert "BulkDataURI" in meta.get("7FE00010", {"BulkDataURI": ""})
+    # the public retrieve API decodes to the same data set
+    got = client.retrieve_instance(*uids[files[0]])
+    assert got.SOPInstanceUID == one.SOPInstanceUID
+    # tenant B sees its own copy, never A's: same UIDs, separate store
+    assert len(archive.client("site-b").search_for_studies()) == len(studies)
+
+    # nothing identifying under the archive's data folder
+    key = json.loads((DEVSET / "answer_key.json").read_text())
+    needles = set()
+    for entry in key["files"].values():
+        for n in entry["needles"]:
+            if n["kind"] in ("name", "id", "date") and len(n["n"]) >= 6:
+                needles.add(n["n"])
+        for u in entry.get("uids", []):
+            needles.add(u["uid"])
+    for f in files:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        for kw in ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber"):
+            v = str(ds.get(kw, "") or "")
+            if len(v) >= 6:
+                needles.add(v)
+    assert len(needles) > 300
+    blobs = [p.read_bytes() for p in (archive.root / "archive").rglob("*") if p.is_file()]
+    assert sum(map(len, blobs)) > 2 * sum(f.stat().st_size for f in files)
+    found = sorted(n for n in needles for b in blobs if n.encode() in b)
+    assert not found, f"{len(found)} identifying values at rest"
+    assert not list((archive.root / "web-spool").iterdir()), "spool files are unlinked"
+
+
+def test_pydicom_files_round_trip(archive):
+    client = archive.client("site-a")
+    first = {}  # SOP Instance UID -> (study, series, bytes first stored)
+    stored = refused = 0
+    for path in sorted(p for p in pydicom_test_files().rglob("*") if p.is_file()):
+        ds = read_strict(path)
+        if ds is None or "SOPInstanceUID" not in ds or not getattr(ds, "file_meta", None):
+            continue
+        try:
+            blob = encoded(ds)
+        except Exception:
+            continue
+        try:
+            result = client.store_instances([ds])
+        except requests.HTTPError as e:
+            # 409: every instance of the request failed; the body says why
+            assert e.response.status_code == 409, e.response.text
+            result = pydicom.Dataset.from_json(e.response.json())
+        if "ReferencedSOPSequence" in result:
+            stored += 1
+            uid = str(ds.SOPInstanceUID)
+            first.setdefault(uid, (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), blob))
+        else:
+            refused += 1
+            assert result.FailedSOPSequence[0].FailureReason in (0xC000, 0xA900, 0x0110)
+    assert stored >= 60, (stored, refused)
+    for uid, (study, series, blob) in first.items():
+        assert retrieve_raw(client, study, series, uid) == blob, uid
+
+
+def test_refused_without_or_with_a_wrong_token(archive):
+    for s in (archive.session(), archive.session("not-a-token")):
+        for path in ("/studies", "/studies/1.2.3/series", "/nope"):
+            r = s.get(archive.url + path)
+            assert r.status_code == 401
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        r = s.post(archive.url + "/studies", data=b"x",
+                   headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
+        assert r.status_code == 401
+    # the principal's client certificate alone is enough
+    assert archive.session(cert=True).get(archive.url + "/studies").status_code == 200
+    log = archive.gw.log_text()
+    assert "audit: rejected web request GET" in log and "invalid bearer token" in log
+    # plain HTTP on the TLS port is no way in
+    with socket.create_connection(("127.0.0.1", archive.web_port)) as s:
+        s.sendall(b"GET /studies HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        try:
+            data = s.recv(100)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+        assert not data.startswith(b"HTTP/1.1 200")
+
+
+def instance_count(archive):
+    s = archive.session(archive.tokens["site-b"])
+    return len(s.get(archive.url + "/instances", params={"limit": 1000}).json())
+
+
+def test_bad_input_is_4xx_and_nothing_stored(archive):
+    s = archive.session(archive.tokens["site-b"])
+    before = instance_count(archive)
+    f = devset_files()[0].read_bytes()
+    part = b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + f + b"\r\n"
+    fresh = pydicom.dcmread(BytesIO(f))
+    fresh.SOPInstanceUID = "1.2.3.4.5.6.7.8.9"
+    fresh_part = b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + encoded(fresh) + b"\r\n"
+    ct = 'multipart/related; type="application/dicom"; boundary=bb'
+    cases = [
+        (ct, fresh_part, 400),                               # unterminated
+        (ct, fresh_part + b"--bb junk\r\n", 400),            # malformed delimiter
+        (ct, b"no multipart here", 400),
+        ("application/dicom", encoded(fresh), 415),          # wrong content types
+        ("multipart/related; type=\"application/dicom+xml\"; boundary=bb", fresh_part + b"--bb--", 415),
+        ("text/plain", b"hello", 415),
+        (ct, fresh_part + b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + b"\0" * (MAX_PART + 1)
+         + b"\r\n--bb--", 413),                              # a part over the limit
+    ]
+    for content_type, body, status in cases:
+        r = s.post(archive.url + "/studies", data=body, headers={"Content-Type": content_type})
+        assert r.status_code == status, (content_type, body[:40], r.status_code, r.text)
+    assert instance_count(archive) == before
+    # a SOP Instance UID with path characters: refused per instance (409)
+    evil = pydicom.dcmread(BytesIO(f))
+    evil.SOPInstanceUID = "../../../etc/passwd"
+    evil.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    r = s.post(archive.url + "/studies", headers={"Content-Type": ct},
+               data=b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + encoded(evil) + b"\r\n--bb--")
+    assert r.status_code == 409, r.text
+    assert r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+    assert instance_count(archive) == before
+    for path in ("/studies/..%2F..%2Fetc%2Fpasswd", "/studies/1.2.3/series/../../x",
+                 "/studies/1.2.3%2F..%2F4/metadata"):
+        r = s.get(archive.url + path)
+        assert 400 <= r.status_code < 500, (path, r.status_code)
+    r = s.get(archive.url + "/studies/1.2.3/rendered")
+    assert r.status_code == 501
+    assert not list((archive.root / "web-spool").iterdir())
+    # and the server still serves
+    assert s.get(archive.url + "/studies").status_code == 200
+
+
+def test_tenant_cli(archive, tmp_path):
+    p = obscura("tenant", "list", "--config", archive.config)
+    assert p.returncode == 0
+    names = [line.split("\t")[2] for line in p.stdout.splitlines()]
+    assert names == ["Site A", "Site B"]
+    # a separate archive: create, refuse to shred unconfirmed, shred with --yes
+    make_key(tmp_path / "m.key")
+    args = ["--data-dir", tmp_path / "a", "--master-key-file", tmp_path / "m.key"]
+    assert obscura("tenant", "create", "X", *args).returncode == 0
+    p = subprocess.run([str(BINARY), "tenant", "shred", "X",
+                        *map(str, args)], input="nope\n", capture_output=True, text=True)
+    assert p.returncode != 0 and "not confirmed" in p.stderr
+    assert obscura("tenant", "shred", "X", "--yes", *args).returncode == 0
+    assert obscura("tenant", "list", *args).stdout == ""
+    (tmp_path / "m.key").chmod(0o644)
+    p = obscura("tenant", "list", *args)
+    assert p.returncode == 2 and "readable by others" in p.stderr
