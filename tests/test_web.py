@@ -19,8 +19,8 @@ from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.web import _Transaction
 
 from conftest import BINARY, DEVSET, make_key, obscura, pydicom_test_files, read_strict
-from gateway_fixtures import Gateway, free_port
-from test_serve import make_pki
+from gateway_fixtures import Gateway, free_port, storescu
+from test_serve import make_pki, study_files
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="openssl not installed (apt-get install openssl)")
@@ -43,7 +43,7 @@ class Archive:
                                   for p, t in self.tokens.items()))
         tokens.chmod(0o600)
         self.web_port = free_port()
-        dimse_port = free_port()
+        self.dimse_port = dimse_port = free_port()
         self.config = root / "serve.toml"
         self.config.write_text(f"""
 [server]
@@ -74,6 +74,20 @@ client_cert_sha256 = ["{cert_sha}"]
 [[web.principal]]
 name = "site-b"
 tenant = "Site B"
+
+[[peer]]
+name = "pacs"
+calling_ae = "PACS"
+addresses = ["127.0.0.1"]
+plain = true
+
+[[destination]]
+name = "archive-b"
+archive_tenant = "Site B"
+
+[[route]]
+from = ["pacs"]
+to = ["archive-b"]
 """)
         for name in ("Site A", "Site B"):
             p = obscura("tenant", "create", name, "--config", self.config)
@@ -319,3 +333,26 @@ def test_tenant_cli(archive, tmp_path):
     (tmp_path / "m.key").chmod(0o644)
     p = obscura("tenant", "list", *args)
     assert p.returncode == 2 and "readable by others" in p.stderr
+
+
+@pytest.mark.skipif(not Path("/usr/bin/storescu").is_file(),
+                    reason="DCMTK storescu not installed (apt-get install dcmtk)")
+def test_dimse_peer_delivers_into_the_archive(archive):
+    """A route into the archive: C-STORE from a DIMSE peer, then QIDO and
+    WADO find the same instances under the route's tenant (stored once)."""
+    files = study_files()
+    proc = storescu(archive.dimse_port, files)
+    assert proc.returncode == 0, proc.stderr
+    archive.gw.wait_idle(["archive-b"])
+    assert archive.gw.counts("archive-b")["done"] == len(files)
+    client = archive.client("site-b")
+    for f in files[:4]:
+        ds = pydicom.dcmread(f)
+        found = client.search_for_instances(search_filters={"SOPInstanceUID": ds.SOPInstanceUID})
+        assert len(found) == 1
+        got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert got.PixelData == ds.PixelData and got.PatientName == ds.PatientName
+    # sent again: acknowledged, stored once
+    assert storescu(archive.dimse_port, files[:2]).returncode == 0
+    uid = pydicom.dcmread(files[0]).SOPInstanceUID
+    assert len(client.search_for_instances(search_filters={"SOPInstanceUID": uid})) == 1

@@ -36,10 +36,51 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             ));
         }
     }
+    let vault = match config.archive_paths() {
+        Some((data_dir, key_file)) => {
+            let vault = Arc::new(crate::archive::open(&data_dir, &key_file)?);
+            log(&format!(
+                "archive {}: {} tenants",
+                data_dir.display(),
+                vault.list_tenants()?.len()
+            ));
+            Some(vault)
+        }
+        None => None,
+    };
     let mut destinations = Vec::new();
     let mut seen_keys: Vec<(String, String)> = Vec::new();
     for d in &config.destinations {
-        let key_path = config.path(&d.key_file);
+        let delivery = config.delivery(d)?;
+        if let obscura_gateway::Delivery::Archive { tenant } = &delivery {
+            let vault = vault
+                .clone()
+                .context("an archive destination needs [archive]")?;
+            let id = vault
+                .list_tenants()?
+                .into_iter()
+                .find(|t| t.name == *tenant || t.id.as_str() == tenant)
+                .map(|t| t.id)
+                .with_context(|| {
+                    format!(
+                        "destination {}: no tenant `{tenant}` in the archive (obscura tenant create)",
+                        d.name
+                    )
+                })?;
+            destinations.push(Destination {
+                name: d.name.clone(),
+                delivery,
+                engine: None,
+                allow_burned_in: false,
+                archive: Some(obscura_gateway::ArchiveTarget { vault, tenant: id }),
+            });
+            continue;
+        }
+        let key_file = d
+            .key_file
+            .as_ref()
+            .with_context(|| format!("destination {}: no key_file", d.name))?;
+        let key_path = config.path(key_file);
         let key = keys::load(&key_path).with_context(|| format!("destination {}", d.name))?;
         if let Some((other, _)) = seen_keys.iter().find(|(_, k)| *k == key.to_hex()) {
             bail!(
@@ -54,31 +95,24 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             .with_context(|| format!("destination {} profile", d.name))?;
         destinations.push(Destination {
             name: d.name.clone(),
-            delivery: config.delivery(d)?,
-            engine: Deidentifier::new(profile, Pseudonymizer::new(key)),
+            delivery,
+            engine: Some(Deidentifier::new(profile, Pseudonymizer::new(key))),
             allow_burned_in: d.allow_burned_in,
+            archive: None,
         });
     }
     let mut tasks: Vec<obscura_gateway::net::Task> = Vec::new();
-    if let Some((data_dir, key_file)) = config.archive_paths() {
-        let vault = Arc::new(crate::archive::open(&data_dir, &key_file)?);
-        log(&format!(
-            "archive {}: {} tenants",
-            data_dir.display(),
-            vault.list_tenants()?.len()
-        ));
-        if let Some(section) = &config.web {
-            let web = obscura_web::WebConfig::from_toml(section.clone(), &config.base_dir)?;
-            if web.plain {
-                log(&format!(
-                    "warning: DICOMweb on {} is plain HTTP (loopback only)",
-                    web.listen
-                ));
-            }
-            let tls = web.tls.is_some();
-            let server = obscura_web::WebServer::new(web, vault)?;
-            tasks.push(web_task(server, tls, Arc::clone(&stop)));
+    if let (Some(vault), Some(section)) = (&vault, &config.web) {
+        let web = obscura_web::WebConfig::from_toml(section.clone(), &config.base_dir)?;
+        if web.plain {
+            log(&format!(
+                "warning: DICOMweb on {} is plain HTTP (loopback only)",
+                web.listen
+            ));
         }
+        let tls = web.tls.is_some();
+        let server = obscura_web::WebServer::new(web, Arc::clone(vault))?;
+        tasks.push(web_task(server, tls, Arc::clone(&stop)));
     }
     let transport = obscura_gateway::net::DimseTransport::new(config.server.max_pdu_length)
         .map_err(|e| anyhow!(e))?;

@@ -172,8 +172,11 @@ pub struct DestinationConfig {
     pub plain: bool,
     /// A profile file, or an inline profile table (docs/profiles.md).
     pub profile: Option<toml::Value>,
-    /// This destination's own key file (64 hex digits, mode 0600).
-    pub key_file: PathBuf,
+    /// This destination's own key file (64 hex digits, mode 0600); not for
+    /// an archive destination, which keeps originals (encrypted).
+    pub key_file: Option<PathBuf>,
+    /// Deliver into the archive (`[archive]`), under this tenant (name or id).
+    pub archive_tenant: Option<String>,
     /// Forward objects whose pixels may carry burned-in identity anyway.
     #[serde(default)]
     pub allow_burned_in: bool,
@@ -208,6 +211,11 @@ pub struct RouteConfig {
 pub enum Delivery {
     /// Files in a folder.
     Folder(PathBuf),
+    /// The archive (originals, encrypted under the tenant's keys).
+    Archive {
+        /// The tenant's name or id.
+        tenant: String,
+    },
     /// C-STORE to a remote SCP.
     Scu {
         /// `host:port`.
@@ -360,7 +368,26 @@ impl Config {
                     d.name
                 ));
             }
-            self.delivery(d)?;
+            match self.delivery(d)? {
+                Delivery::Archive { .. } => {
+                    if self.archive.is_none() {
+                        return bad(format!(
+                            "destination `{}` delivers into the archive: set [archive]",
+                            d.name
+                        ));
+                    }
+                    if d.key_file.is_some() || d.profile.is_some() || d.allow_burned_in {
+                        return bad(format!(
+                            "destination `{}`: the archive keeps originals: no key_file, profile or allow_burned_in",
+                            d.name
+                        ));
+                    }
+                }
+                _ if d.key_file.is_none() => {
+                    return bad(format!("destination `{}`: set its key_file", d.name));
+                }
+                _ => {}
+            }
             self.profile_source(d)?;
         }
         for r in &self.routes {
@@ -386,6 +413,14 @@ impl Config {
                 d.name
             )))
         };
+        if let Some(tenant) = &d.archive_tenant {
+            if d.folder.is_some() || d.host.is_some() || d.tls.is_some() || d.plain {
+                return bad("an archive destination takes no folder/host/tls/plain");
+            }
+            return Ok(Delivery::Archive {
+                tenant: tenant.clone(),
+            });
+        }
         match (&d.folder, &d.host) {
             (Some(f), None) => {
                 if d.tls.is_some() || d.plain || d.called_ae.is_some() {
@@ -430,7 +465,7 @@ impl Config {
                     tls,
                 })
             }
-            _ => bad("set exactly one of `folder` or `host`"),
+            _ => bad("set exactly one of `folder`, `host` or `archive_tenant`"),
         }
     }
 
@@ -620,6 +655,38 @@ to = ["vendor-a", "reader"]
         assert!(Config::parse(&unknown_key, Path::new(".")).is_err());
         let no_addresses = CONFIG.replace("addresses = [\"127.0.0.0/8\"]", "addresses = []");
         assert!(Config::parse(&no_addresses, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn archive_destinations() {
+        let with_archive = format!(
+            "{CONFIG}\n[archive]\ndata_dir = \"archive\"\nmaster_key_file = \"m.key\"\n\n[[destination]]\nname = \"vault\"\narchive_tenant = \"Site A\"\n"
+        );
+        let c = Config::parse(&with_archive, Path::new("/srv")).unwrap();
+        let d = c.destinations.iter().find(|d| d.name == "vault").unwrap();
+        assert!(
+            matches!(c.delivery(d).unwrap(), Delivery::Archive { tenant } if tenant == "Site A")
+        );
+        assert_eq!(
+            c.archive_paths(),
+            Some((PathBuf::from("/srv/archive"), PathBuf::from("/srv/m.key")))
+        );
+        let no_section = with_archive.replace(
+            "[archive]\ndata_dir = \"archive\"\nmaster_key_file = \"m.key\"\n",
+            "",
+        );
+        assert!(Config::parse(&no_section, Path::new(".")).is_err());
+        let with_key = with_archive.replace(
+            "archive_tenant = \"Site A\"",
+            "archive_tenant = \"Site A\"\nkey_file = \"k\"",
+        );
+        assert!(Config::parse(&with_key, Path::new(".")).is_err());
+        let same_dir = with_archive.replace("data_dir = \"archive\"", "data_dir = \"data\"");
+        assert!(Config::parse(&same_dir, Path::new(".")).is_err());
+        let web_without_archive = format!("{CONFIG}\n[web]\nlisten = \"127.0.0.1:1\"\n");
+        assert!(Config::parse(&web_without_archive, Path::new(".")).is_err());
+        let no_key = CONFIG.replace("key_file = \"a.key\"\n", "");
+        assert!(Config::parse(&no_key, Path::new(".")).is_err());
     }
 
     #[test]

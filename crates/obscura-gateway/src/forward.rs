@@ -19,12 +19,77 @@ use std::time::Duration;
 pub struct Destination {
     /// Its name.
     pub name: String,
-    /// Folder or remote SCP.
+    /// Folder, remote SCP or the archive.
     pub delivery: Delivery,
-    /// Its engine: its profile and its own key.
-    pub engine: Deidentifier,
+    /// Its engine: its profile and its own key (`None` for the archive,
+    /// which keeps originals).
+    pub engine: Option<Deidentifier>,
     /// Forward objects whose pixels may carry burned-in identity anyway.
     pub allow_burned_in: bool,
+    /// The archive and tenant an archive destination stores into.
+    pub archive: Option<ArchiveTarget>,
+}
+
+/// Where an archive destination stores: the open archive and a tenant.
+#[derive(Clone)]
+pub struct ArchiveTarget {
+    /// The archive.
+    pub vault: Arc<obscura_vault::Vault>,
+    /// The tenant.
+    pub tenant: obscura_vault::TenantId,
+}
+
+/// What storing one spooled instance into the archive gave.
+enum Archived {
+    Stored,
+    Quarantine(&'static str),
+    Retry(String),
+}
+
+/// Store one spooled original into the archive: its header read with
+/// obscura-dicom (the UIDs must be UIDs), then its bytes, idempotent by SOP
+/// Instance UID per tenant.
+fn archive_one(target: &ArchiveTarget, spool: &Path) -> Archived {
+    use obscura_vault::{Attr, Attributes, VaultError};
+    let file = match std::fs::File::open(spool).and_then(obscura_dicom::FileSource::new) {
+        Ok(f) => f,
+        Err(e) => {
+            return Archived::Retry(format!("cannot open the spooled instance: {}", e.kind()))
+        }
+    };
+    let attrs = match obscura_dicom::DicomInput::read(file, Default::default()) {
+        Ok(input) => Attributes::from_dicom(&input),
+        Err(_) => return Archived::Quarantine("unparseable"),
+    };
+    let is_uid = |v: Option<&str>| {
+        v.is_some_and(|v| {
+            v.len() <= 64
+                && v.split('.')
+                    .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    if ![
+        Attr::StudyInstanceUID,
+        Attr::SeriesInstanceUID,
+        Attr::SOPInstanceUID,
+        Attr::SOPClassUID,
+    ]
+    .iter()
+    .all(|a| is_uid(attrs.get(*a)))
+    {
+        return Archived::Quarantine("invalid_uid");
+    }
+    let data = match std::fs::File::open(spool) {
+        Ok(f) => f,
+        Err(e) => {
+            return Archived::Retry(format!("cannot open the spooled instance: {}", e.kind()))
+        }
+    };
+    match target.vault.store(&target.tenant, &attrs, data) {
+        Ok(_) => Archived::Stored,
+        Err(VaultError::MissingAttribute(_)) => Archived::Quarantine("invalid_uid"),
+        Err(e) => Archived::Retry(format!("archive: {e}")),
+    }
 }
 
 /// A de-identified file ready to send.
@@ -220,9 +285,19 @@ impl Gateway {
             return Ok(());
         };
         let dm = self.metrics.destinations.get(&dest_name);
+        let engine = match (&dest.archive, &dest.engine) {
+            (Some(target), _) => return self.deliver_to_archive(queue, jobs, dest, target),
+            (None, Some(engine)) => engine,
+            (None, None) => {
+                for j in &jobs {
+                    self.retry(queue, j, "destination has no engine")?;
+                }
+                return Ok(());
+            }
+        };
         let (out_dir, durable) = match &dest.delivery {
             Delivery::Folder(f) => (f.clone(), true),
-            Delivery::Scu { .. } => (self.data.outbox(), false),
+            Delivery::Scu { .. } | Delivery::Archive { .. } => (self.data.outbox(), false),
         };
         if let Err(e) = std::fs::create_dir_all(&out_dir) {
             let msg = format!("cannot create the output folder: {}", e.kind());
@@ -235,13 +310,7 @@ impl Gateway {
         for job in jobs {
             let spool = self.data.spool().join(&job.spool);
             let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                make(
-                    &dest.engine,
-                    dest.allow_burned_in,
-                    &spool,
-                    &out_dir,
-                    durable,
-                )
+                make(engine, dest.allow_burned_in, &spool, &out_dir, durable)
             }))
             .unwrap_or_else(|_| Ok(Made::Quarantine("internal_error".into(), String::new())));
             match made {
@@ -274,7 +343,7 @@ impl Gateway {
                 .iter_mut()
                 .map(|(_, out, tmp)| place_in_folder(dir, out, tmp))
                 .collect(),
-            d @ Delivery::Scu { .. } => {
+            d @ (Delivery::Scu { .. } | Delivery::Archive { .. }) => {
                 let files: Vec<OutFile> = ready.iter().map(|(_, o, _)| o.clone()).collect();
                 let mut r = self.transport.store(d, &files);
                 r.resize(files.len(), Err("no answer from the transport".into()));
@@ -294,6 +363,58 @@ impl Gateway {
                     }
                 }
                 Err(e) => self.retry(queue, job, &e)?,
+            }
+        }
+        queue.done(&done)?;
+        Ok(())
+    }
+
+    /// Store a batch into the archive (originals; idempotent by SOP
+    /// Instance UID per tenant) and record each outcome.
+    fn deliver_to_archive(
+        &self,
+        queue: &mut crate::queue::Queue,
+        jobs: Vec<Job>,
+        dest: &Destination,
+        target: &ArchiveTarget,
+    ) -> Result<(), String> {
+        let dm = self.metrics.destinations.get(&dest.name);
+        let mut done = Vec::new();
+        let t = now();
+        for job in jobs {
+            let spool = self.data.spool().join(&job.spool);
+            let bytes = std::fs::metadata(&spool).map_or(0, |m| m.len());
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                archive_one(target, &spool)
+            }))
+            .unwrap_or(Archived::Quarantine("internal_error"));
+            match outcome {
+                Archived::Stored => {
+                    done.push(job.id);
+                    if let Some(m) = dm {
+                        m.forwarded.fetch_add(1, Ordering::Relaxed);
+                        m.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+                        m.latency.observe(t - job.received_at);
+                    }
+                }
+                Archived::Quarantine(reason) => {
+                    let qdir = self.data.quarantine().join(&dest.name);
+                    let name = format!("{}.dcm", &job.uid_hash[..32]);
+                    if let Err(e) = copy_durably(&spool, &qdir, &name) {
+                        self.retry(queue, &job, &format!("quarantine: {e}"))?;
+                        continue;
+                    }
+                    queue.quarantined(job.id, reason)?;
+                    if let Some(m) = dm {
+                        m.quarantined.fetch_add(1, Ordering::Relaxed);
+                    }
+                    crate::log(&format!(
+                        "quarantined instance {} for {}: {reason}",
+                        &job.uid_hash[..12],
+                        dest.name
+                    ));
+                }
+                Archived::Retry(e) => self.retry(queue, &job, &e)?,
             }
         }
         queue.done(&done)?;

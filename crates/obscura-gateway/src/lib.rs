@@ -16,7 +16,7 @@ pub mod spool;
 pub mod status;
 
 pub use config::{Config, ConfigError, Delivery, ProfileSource};
-pub use forward::{Destination, NoTransport, OutFile, Transport};
+pub use forward::{ArchiveTarget, Destination, NoTransport, OutFile, Transport};
 pub use metrics::Metrics;
 pub use policy::{Caller, Policy};
 
