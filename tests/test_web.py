@@ -16,6 +16,7 @@ import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
+from pydicom.data import get_testdata_file
 from dicomweb_client.web import _Transaction
 
 from conftest import BINARY, DEVSET, make_key, obscura, pydicom_test_files, read_strict
@@ -242,6 +243,32 @@ def test_pydicom_files_round_trip(archive):
     assert stored >= 60, (stored, refused)
     for uid, (study, series, blob) in first.items():
         assert retrieve_raw(client, study, series, uid) == blob, uid
+
+    # frames: native, and encapsulated in their own media type or as octets
+    checked = 0
+    for name, media in (("emri_small.dcm", None), ("MR_small.dcm", None),
+                        ("SC_rgb_jpeg_dcmtk.dcm", "image/jpeg"),
+                        ("emri_small_jpeg_2k_lossless.dcm", "image/jp2"),
+                        ("JPEG2000.dcm", "image/jp2")):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        # a fresh UID: several of these files share theirs with others
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        client.store_instances([ds])
+        n = int(ds.get("NumberOfFrames", 1) or 1)
+        ids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        if media is None:
+            size = len(ds.PixelData) // n
+            want = [ds.PixelData[i * size:(i + 1) * size] for i in range(n)]
+            got = client.retrieve_instance_frames(*ids, frame_numbers=list(range(1, n + 1)))
+        else:
+            want = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=n))
+            got = client.retrieve_instance_frames(*ids, frame_numbers=list(range(1, n + 1)),
+                                                  media_types=(media,))
+            assert client.retrieve_instance_frames(
+                *ids, frame_numbers=[n], media_types=(("application/octet-stream", "*"),)) == [want[-1]]
+        assert got == want, name
+        checked += 1
+    assert checked == 5
 
 
 def test_refused_without_or_with_a_wrong_token(archive):

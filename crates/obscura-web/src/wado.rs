@@ -511,6 +511,53 @@ fn octet_stream_accepted(headers: &HeaderMap, media: &str) -> Result<(), ApiErro
     }
 }
 
+/// Negotiate frames' media type: native frames are application/octet-stream;
+/// encapsulated ones their transfer syntax's type, or application/octet-stream
+/// when `Accept` asks for that with `transfer-syntax=*` (or the stored one).
+/// Returns (the multipart `type`, each part's Content-Type).
+fn frame_type(headers: &HeaderMap, ts: &str) -> Result<(String, String), ApiError> {
+    const OCTETS: &str = "application/octet-stream";
+    if NATIVE_LE.contains(&ts) {
+        octet_stream_accepted(headers, OCTETS)?;
+        return Ok((OCTETS.into(), OCTETS.into()));
+    }
+    let media = frame_media(ts);
+    let own = (media.to_string(), format!("{media}; transfer-syntax={ts}"));
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(own);
+    };
+    let ranges = parse_accept(accept)
+        .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+    if ranges.is_empty() {
+        return Ok(own);
+    }
+    for r in &ranges {
+        // the range itself, or the `type` of a multipart/related range
+        let (inner, params) = if r.essence == "multipart/related" {
+            match r.param("type").and_then(MediaType::parse) {
+                Some(t) => (t.essence, r),
+                None => ("*/*".to_string(), r),
+            }
+        } else {
+            (r.essence.clone(), r)
+        };
+        let wanted_ts = params.param("transfer-syntax");
+        let inner_range = MediaType {
+            essence: inner.clone(),
+            params: Vec::new(),
+        };
+        if inner == OCTETS && wanted_ts.is_some_and(|t| t == "*" || t == ts) {
+            return Ok((OCTETS.into(), format!("{OCTETS}; transfer-syntax={ts}")));
+        }
+        if inner_range.covers(media) && wanted_ts.is_none_or(|t| t == "*" || t == ts) {
+            return Ok(own);
+        }
+    }
+    Err(ApiError::NotAcceptable(format!(
+        "these frames are available as {media} or application/octet-stream; transfer-syntax=* (no transcoding)"
+    )))
+}
+
 /// The media type of a frame in transfer syntax `ts` (PS3.18 Table 8.7.3-2).
 fn frame_media(ts: &str) -> &'static str {
     match ts {
@@ -652,12 +699,7 @@ pub async fn frames(
     let f = found(&web, &principal, &study, Some(&series), Some(&sop))
         .await?
         .remove(0);
-    let media = if NATIVE_LE.contains(&f.ts.as_str()) {
-        "application/octet-stream"
-    } else {
-        frame_media(&f.ts)
-    };
-    octet_stream_accepted(&headers, media)?;
+    let (media, part_type) = frame_type(&headers, &f.ts)?;
     let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let sop_uid = f.sop.clone();
     let ts = f.ts.clone();
@@ -693,11 +735,6 @@ pub async fn frames(
     let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let boundary = new_boundary();
     let b = boundary.clone();
-    let part_type = if media == "application/octet-stream" {
-        "application/octet-stream".to_string()
-    } else {
-        format!("{media}; transfer-syntax={}", f.ts)
-    };
     let pt = part_type.clone();
     let body = stream(web.config.idle_timeout(), permit, move |w| {
         let mut reader: Option<(obscura_vault::InstanceReader, u64)> = None;
