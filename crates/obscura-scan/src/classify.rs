@@ -5,7 +5,7 @@ use crate::Category;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use obscura_deid::dummy::DUMMY_TEXT;
-use obscura_detect::{find, Kind, Known};
+use obscura_detect::Kind;
 
 /// Whether `v` is what de-identification leaves (blank, a dummy, a
 /// pseudonym, bracketed placeholders only): not identity.
@@ -41,12 +41,6 @@ pub fn is_placeholder(v: &str) -> bool {
         !in_bracket && c.is_alphanumeric()
     });
     t.contains('[') && !text_outside
-}
-
-/// The kind a detector sees in a whole value, if one finding covers it.
-pub(crate) fn detected_kind(value: &str, known: &Known) -> Option<Kind> {
-    let f = find(value, known);
-    f.iter().max_by_key(|x| x.range.len()).map(|x| x.kind)
 }
 
 /// Attributes that describe the patient without naming them.
