@@ -283,26 +283,40 @@ impl Walk<'_> {
     }
 
     /// A value kept outside the table: free text is cleaned of every
-    /// identifying span; codes, labels, names and other values are replaced
-    /// by a dummy where they hold one of the object's identifying values.
+    /// identifying span; in codes, labels, names, dates and other values,
+    /// each value that holds one of the object's identifying values is
+    /// replaced by a dummy (so the multiplicity stays); UN bytes are cleaned
+    /// as text.
     fn check(&mut self, elem: InMemElement) -> InMemElement {
         let (tag, vr) = (elem.tag(), elem.vr());
         let free_text = matches!(vr, VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC);
-        let reading = if free_text && !is_code_attribute(tag) {
-            Reading::CheckText
-        } else {
-            Reading::CheckKnown
-        };
-        let (checked, spans) = self.cleaner.scrub(elem, &self.charsets, reading);
-        if spans == 0 {
+        if free_text || vr == VR::UN {
+            let reading = if free_text && !is_code_attribute(tag) {
+                Reading::CheckText
+            } else {
+                Reading::CheckKnown
+            };
+            let (checked, spans) = self.cleaner.scrub(elem, &self.charsets, reading);
+            self.cleaned_spans += spans;
             return checked;
         }
-        self.cleaned_spans += spans;
-        if free_text || vr == VR::UN {
-            checked
-        } else {
-            DataElement::new(tag, vr, dummy_value(vr))
-        }
+        let Some(flags) = self.cleaner.known_values_in(&elem, &self.charsets) else {
+            return elem;
+        };
+        self.cleaned_spans += flags.iter().filter(|f| **f).count();
+        let dummy = dummy_value(vr).to_str().into_owned();
+        let values = elem
+            .value()
+            .to_multi_str()
+            .map(|values| {
+                values
+                    .iter()
+                    .zip(&flags)
+                    .map(|(v, hit)| if *hit { dummy.clone() } else { v.clone() })
+                    .collect()
+            })
+            .unwrap_or_default();
+        DataElement::new(tag, vr, strings_value(values))
     }
 
     /// An encapsulated document a profile keeps: its text must not hold the
