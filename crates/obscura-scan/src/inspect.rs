@@ -27,10 +27,14 @@ use obscura_deid::{burned_in_risk, BurnedInRisk};
 use obscura_detect::{Detector, Kind, Known};
 use obscura_dicom::charset::{decode_bytes, decode_parsed, CharacterSets, Decoded};
 use obscura_dicom::Limits;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Findings of one document at most (a long report repeats itself).
 const MAX_DOCUMENT_FINDINGS: usize = 200;
+
+/// Texts longer than this are not remembered within a file (documents).
+const MEMO_TEXT_LIMIT: usize = 1024;
 
 /// Scan one file. Never fails: a file that cannot be read says why in its status.
 pub fn inspect_file(path: &Path) -> FileScan {
@@ -64,7 +68,7 @@ pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
     let text = |tag: Tag| -> Option<String> {
         let e = obj.get(tag)?;
         let s = e.value().to_str().ok()?;
-        match decode_parsed(&s, &sets) {
+        match decode(&s, &sets) {
             Decoded::Text(t) => Some(
                 t.trim_matches(|c: char| c.is_whitespace() || c == '\0')
                     .to_string(),
@@ -95,7 +99,7 @@ pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
 
     // The values the header holds (fake ones too), placeholders aside.
     let mut known = Known::default();
-    learn(obj, sets.clone(), &mut known);
+    learn(obj, sets.clone(), &mut known, &mut HashSet::new());
     let mut first = Walker::new(&known, None);
     first.walk(obj, sets.clone(), "", Ctx::default());
     // Names the patterns found, here or in the patient's other files, are
@@ -162,6 +166,18 @@ fn holds(known: &Known, name: &str) -> bool {
     covered >= text.len() - name.matches('^').count()
 }
 
+/// The true text of a value as dicom-rs parsed it ([`decode_parsed`]),
+/// without its work for plain ASCII (printable, no `\`, `~` or escape),
+/// which every character set of DICOM reads as itself (only JIS X 0201
+/// differs, at `\` and `~`): dates, codes and most text.
+fn decode(s: &str, sets: &CharacterSets) -> Decoded {
+    if s.bytes().all(|b| (b' '..=b'}').contains(&b) && b != b'\\') {
+        Decoded::Text(s.to_string())
+    } else {
+        decode_parsed(s, sets)
+    }
+}
+
 /// Whether the attribute is one of the markers de-identification writes
 /// (or the character set): never identity.
 fn is_marker(tag: Tag) -> bool {
@@ -178,15 +194,21 @@ fn is_marker(tag: Tag) -> bool {
 /// Adds to `known` the identifying values of `object` read with `sets`, at
 /// any depth: every person name and date wherever it is, and the IDs,
 /// addresses, phone numbers, institutions and devices of the attributes the
-/// table removes or replaces; placeholders aside. Returns the sets in force
-/// after it.
-fn learn(object: &InMemDicomObject, mut sets: CharacterSets, known: &mut Known) -> CharacterSets {
+/// table removes or replaces; placeholders aside. `seen` holds what was
+/// added already (a multi-frame object repeats its values frame by frame).
+/// Returns the sets in force after it.
+fn learn(
+    object: &InMemDicomObject,
+    mut sets: CharacterSets,
+    known: &mut Known,
+    seen: &mut HashSet<(Kind, String)>,
+) -> CharacterSets {
     for elem in object.iter() {
         let (tag, vr) = (elem.tag(), elem.vr());
         match elem.value() {
             Value::Sequence(seq) => {
                 for item in seq.items() {
-                    let end = learn(item, item_charsets(&sets, item), known);
+                    let end = learn(item, item_charsets(&sets, item), known, seen);
                     sets = sets.after_item(&end);
                 }
             }
@@ -207,9 +229,18 @@ fn learn(object: &InMemDicomObject, mut sets: CharacterSets, known: &mut Known) 
                     },
                 };
                 for s in v.to_multi_str().iter() {
-                    if let Decoded::Text(t) = decode_parsed(s, &sets) {
-                        if !is_placeholder(&t) {
-                            known.add(kind, &t);
+                    if let Decoded::Text(t) = decode(s, &sets) {
+                        // a date-time is learned to the minute
+                        let t = match t.get(..12) {
+                            Some(p)
+                                if kind == Kind::Date && p.bytes().all(|b| b.is_ascii_digit()) =>
+                            {
+                                p
+                            }
+                            _ => &t,
+                        };
+                        if !is_placeholder(t) && seen.insert((kind, t.to_string())) {
+                            known.add(kind, t);
                         }
                     }
                 }
@@ -243,6 +274,9 @@ struct Walker<'a> {
     is_sr: bool,
     /// Names the patterns found (DICOM person names).
     learned: Vec<String>,
+    /// What the detectors found in each text read so far (a multi-frame
+    /// object repeats its values frame by frame).
+    seen: HashMap<Reading, HashMap<Box<str>, Vec<obscura_detect::Finding>>>,
 }
 
 /// Where an element stands in the tree. Its path and keyword are formatted
@@ -353,6 +387,7 @@ impl<'a> Walker<'a> {
             has_document: false,
             is_sr: false,
             learned: Vec::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -472,7 +507,7 @@ impl<'a> Walker<'a> {
             PrimitiveValue::Str(_) | PrimitiveValue::Strs(_) => Some(
                 v.to_multi_str()
                     .iter()
-                    .map(|s| match decode_parsed(s, sets) {
+                    .map(|s| match decode(s, sets) {
                         Decoded::Text(t) => t,
                         Decoded::Undecodable => "[undecodable text]".to_string(),
                     })
@@ -518,9 +553,16 @@ impl<'a> Walker<'a> {
     /// The spans of `t` the detectors find, read as `reading` says; the
     /// names the patterns found among them are learned.
     fn detect(&mut self, t: &str, reading: Reading) -> Vec<obscura_detect::Finding> {
+        if let Some(found) = self.seen.get(&reading).and_then(|m| m.get(t)) {
+            return found.clone();
+        }
         let found = detect(t, self.known, self.learned_names, reading);
         if self.learned_names.is_none() {
             self.learned.extend(learnable(t, &found));
+        }
+        if t.len() <= MEMO_TEXT_LIMIT {
+            let memo = self.seen.entry(reading).or_default();
+            memo.insert(t.into(), found.clone());
         }
         found
     }
@@ -691,6 +733,33 @@ mod tests {
         }
         for v in ["", "2020", "20201301", "ABCDEFGH", "20200100"] {
             assert!(!holds_date(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn plain_ascii_reads_as_itself_in_every_character_set() {
+        for sets in [
+            "",
+            "ISO_IR 100",
+            "ISO_IR 192",
+            "ISO 2022 IR 87",
+            "GB18030",
+            "ISO_IR 13",
+        ] {
+            let sets = CharacterSets::from_value(sets);
+            for v in [
+                "DOE^JOHN",
+                "20200131120000.000+0100",
+                "CT HEAD W/O (contrast) {x}",
+                "",
+            ] {
+                let fast = decode(v, &sets);
+                let full = decode_parsed(v, &sets);
+                match (fast, full) {
+                    (Decoded::Text(a), Decoded::Text(b)) => assert_eq!(a, b, "{v:?}"),
+                    _ => panic!("{v:?} not text"),
+                }
+            }
         }
     }
 
