@@ -99,7 +99,14 @@ pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
 
     // The values the header holds (fake ones too), placeholders aside.
     let mut known = Known::default();
-    learn(obj, sets.clone(), &mut known, &mut HashSet::new());
+    let mut seen = HashSet::new();
+    learn(obj, sets.clone(), &mut known, &mut seen);
+    // the words of the names it holds, folded as learned names are
+    let names_held: Vec<String> = seen
+        .iter()
+        .filter(|(kind, _)| *kind == Kind::Name)
+        .filter_map(|(_, v)| obscura_detect::gate::learnable_name(&v.replace(['^', '='], " ")))
+        .collect();
     let mut first = Walker::new(&known, None);
     first.walk(obj, sets.clone(), "", Ctx::default());
     // Names the patterns found, here or in the patient's other files, are
@@ -124,6 +131,11 @@ pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
     out.learned_names = walker.learned;
     out.learned_names.sort();
     out.learned_names.dedup();
+    for n in out.learned_names.iter().chain(&names_held) {
+        out.name_words.extend(n.split('^').map(str::to_string));
+    }
+    out.name_words.sort();
+    out.name_words.dedup();
     out.findings = walker.findings;
     out.has_document = walker.has_document;
     out.is_sr = walker.is_sr;

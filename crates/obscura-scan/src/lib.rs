@@ -206,9 +206,15 @@ pub struct FileScan {
     /// fake one too), else Patient's Name.
     #[serde(skip)]
     pub patient_key: Option<String>,
-    /// Names the pattern detectors found in it (DICOM person names).
+    /// Names the pattern detectors found in it (DICOM person names of
+    /// folded words).
     #[serde(skip)]
     pub learned_names: Vec<String>,
+    /// The folded words of every name it holds or the patterns found in it,
+    /// sorted: a name of the patient's other files made only of these needs
+    /// no second reading.
+    #[serde(skip)]
+    pub name_words: Vec<String>,
 }
 
 impl FileScan {
@@ -229,6 +235,7 @@ impl FileScan {
             findings: Vec::new(),
             patient_key: None,
             learned_names: Vec::new(),
+            name_words: Vec::new(),
         }
     }
 
@@ -297,7 +304,13 @@ pub fn scan(
                 let all = names.get(s.patient_key.as_deref()?)?;
                 let missing: Vec<String> = all
                     .iter()
-                    .filter(|n| !s.learned_names.iter().any(|m| m == *n))
+                    .filter(|n| {
+                        n.split('^').any(|w| {
+                            s.name_words
+                                .binary_search_by(|x| x.as_str().cmp(w))
+                                .is_err()
+                        })
+                    })
                     .map(|n| n.to_string())
                     .collect();
                 (!missing.is_empty()).then_some((i, missing))
