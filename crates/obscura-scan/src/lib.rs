@@ -1,10 +1,11 @@
 //! `obscura scan`: finds the identity an archive of DICOM files holds and
 //! reports the exposure.
 //!
-//! Every file is read up to its pixel data (never decoded), every element at
-//! every depth is classified with the engine's table (PS3.15 Table E.1-1,
-//! the safe-private dictionary, the burned-in rule) and its free text read by
-//! the engine's detectors (`obscura-detect`). [`scan`] walks files in
+//! Every file is read up to its pixel data (never decoded); every value at
+//! every depth that can hold text is read by `obscura-detect`'s detectors,
+//! wherever it is, and classified with the engine's table (PS3.15 Table
+//! E.1-1, the safe-private dictionary, the burned-in rule), which names the
+//! categories but never decides where the scan looks. [`scan`] walks files in
 //! parallel; [`Report`] aggregates the findings; [`render`] writes them for
 //! people (terminal, HTML) and machines (JSON, CSV). Knows nothing of
 //! command lines.
@@ -141,9 +142,13 @@ pub struct Finding {
     pub keyword: String,
     /// The report category.
     pub category: Category,
-    /// What found it: `attribute` (the attribute itself identifies),
-    /// `contextual` or a pattern detector's name, `private-creator`,
-    /// `burned-in`, `markers`, `document-unreadable`.
+    /// What found it: `attribute` (the attribute itself identifies, by the
+    /// table or its person's sequence), `value-type` (a PN, DA, DT or AE
+    /// value, wherever it is), `contextual` (a value the header holds, found
+    /// again), `learned-name` (a name the patterns found elsewhere in the
+    /// file or in the patient's other files), a pattern detector's name
+    /// (`name-cue`, `id-shape`, `phone`...), `private-creator`, `burned-in`,
+    /// `markers`, `document-unreadable`.
     pub detector: String,
     /// The kind of identity (`name`, `date`, `id`...), where known.
     pub kind: Option<&'static str>,
