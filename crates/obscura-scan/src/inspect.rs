@@ -10,7 +10,7 @@
 //! the values the header holds, fake ones included, and the names the
 //! patterns found in the file's other values.
 
-use crate::classify::{category_of, is_placeholder, kind_of};
+use crate::classify::{category_of, class_of, is_placeholder};
 use crate::detect::{detect, learnable, Reading};
 use crate::{Category, FileScan, FileStatus, Finding, Patient};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
@@ -232,7 +232,7 @@ fn learn(
                     _ if tag.0 % 2 == 1 || is_marker(tag) => continue,
                     _ => match row_for(tag) {
                         Some(r) if !matches!(r.basic, BasicCode::K | BasicCode::U) => {
-                            match kind_of(alias(tag), vr) {
+                            match class_of(tag, vr).kind {
                                 Some(k) => k,
                                 None => continue,
                             }
@@ -608,24 +608,21 @@ impl<'a> Walker<'a> {
         if texts.is_empty() {
             return;
         }
-        // The standard keyword (empty for private attributes, never classified by it).
-        let keyword = alias(tag);
+        let class = class_of(tag, vr);
         // Whole values that identify by where they are: an attribute the
         // table removes or replaces, an item of a person's or device's
         // sequence, a private attribute not known safe, an SR name or date.
         let placed = match row {
             Some(r) if matches!(r.basic, BasicCode::K | BasicCode::U) => None,
             Some(_) if is_code_attribute(tag) && ctx.inherited.is_none() => None,
-            Some(_) => {
-                category_of(tag, keyword, vr).map(|c| (c, kind_of(keyword, vr), "attribute"))
-            }
+            Some(_) => class.category.map(|c| (c, class.kind, "attribute")),
             None if ctx.in_private => Some((Category::PrivateAttribute, None, "private-creator")),
             None => match ctx.inherited {
-                Some(cat) => Some((cat, kind_of(keyword, vr), "attribute")),
+                Some(cat) => Some((cat, class.kind, "attribute")),
                 // SR content items: PNAME, DATE, DATETIME, TIME
                 None if ctx.in_sr && matches!(vr, VR::PN | VR::DA | VR::DT | VR::TM) => Some((
-                    category_of(tag, keyword, vr).unwrap_or(Category::DirectIdentifier),
-                    kind_of(keyword, vr),
+                    class.category.unwrap_or(Category::DirectIdentifier),
+                    class.kind,
                     "attribute",
                 )),
                 None => None,
@@ -633,10 +630,8 @@ impl<'a> Walker<'a> {
         };
         // ... or by their VR, wherever they are.
         let whole = placed.or_else(|| {
-            by_vr(vr, &texts).map(|(kind, cat)| {
-                let cat = category_of(tag, keyword, vr).unwrap_or(cat);
-                (cat, Some(kind), "value-type")
-            })
+            by_vr(vr, &texts)
+                .map(|(kind, cat)| (class.category.unwrap_or(cat), Some(kind), "value-type"))
         });
         if let Some((cat, kind, detector)) = whole {
             let value = texts.join("\\");
