@@ -79,6 +79,9 @@ struct Walk<'a> {
     patient_id: String,
     date_offset: i64,
     document_mime: Option<String>,
+    /// Whether the object declares BurnedInAnnotation YES: a kept document
+    /// may then carry identity in images its text does not show.
+    declares_burned_in: bool,
     uids: BTreeMap<String, String>,
     cleaned_spans: usize,
     unsafe_reason: Option<Unsafe>,
@@ -148,6 +151,7 @@ impl Deidentifier {
             patient_id: self.pseudonyms.patient_id(&identity),
             date_offset: self.pseudonyms.date_offset_days(&identity),
             document_mime: Some(mime).filter(|m| !m.is_empty()),
+            declares_burned_in: text(tags::BURNED_IN_ANNOTATION).trim() == "YES",
             uids: BTreeMap::new(),
             cleaned_spans: 0,
             unsafe_reason: None,
@@ -320,8 +324,16 @@ impl Walk<'_> {
     }
 
     /// An encapsulated document a profile keeps: its text must not hold the
-    /// header's identifying values, and must be readable to tell.
+    /// header's identifying values, and must be readable to tell; one that
+    /// declares burned-in annotation may hold identity in its images, which
+    /// no text check sees.
     fn keep_document(&mut self, elem: InMemElement) -> InMemElement {
+        if self.declares_burned_in {
+            let reason = "it declares burned-in annotation, which its text cannot show";
+            self.unsafe_reason
+                .get_or_insert(Unsafe::Document(reason.to_string()));
+            return elem;
+        }
         let bytes = elem
             .value()
             .primitive()
