@@ -132,6 +132,7 @@ label_of() {  # TOOL -> table label
   case $1 in
     cp) echo "cp -r (floor)" ;;
     obscura) echo "**obscura** (all cores)" ;;
+    obscura-clean) echo "**obscura** + clean-descriptors, -structured-content, -graphics" ;;
     obscura-j*) echo "**obscura** --jobs ${1#obscura-j}" ;;
     gdcmanon-basic) echo "gdcmanon -e (basic profile)" ;;
     gdcmanon-dumb) echo "gdcmanon --dumb (20 rules)" ;;
@@ -151,6 +152,10 @@ run_once() {  # TOOL CORPUS: one timed pass; GNU time's figures land in $TF; ret
       [ "$tool" = obscura ] || jobs=(--jobs "${tool#obscura-j}")
       out=$(mktemp -d -p "$OUT_ROOT" "$tool.$corpus.XXXXXX")
       "$GNU_TIME" -f "$TFMT" -o "$TF" "$OBSCURA" deid "$in" "$out/$corpus" --key-file "$KEY" "${jobs[@]}" >>"$log" 2>&1 ;;
+    obscura-clean)
+      out=$(mktemp -d -p "$OUT_ROOT" "$tool.$corpus.XXXXXX")
+      "$GNU_TIME" -f "$TFMT" -o "$TF" "$OBSCURA" deid "$in" "$out/$corpus" --key-file "$KEY" \
+        --option clean-descriptors --option clean-structured-content --option clean-graphics >>"$log" 2>&1 ;;
     *)  # run_peers.sh exec's the tool: the timed process is the tool; it writes into a new folder under $OUT_ROOT
       "$GNU_TIME" -f "$TFMT" -o "$TF" "$RUN_PEERS" one "$tool" "$corpus" ;;
   esac
@@ -246,7 +251,7 @@ for corpus in $CORPORA; do
     echo "| tool | version | files/s | MB/s | peak RSS MiB | time vs cp | note: wall s median (min–max), CPU s median |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
   } >"$md"
-  tools=(cp obscura)
+  tools=(cp obscura obscura-clean)
   if [ "$corpus" = big-mr ]; then for j in $JOBS_RSS; do tools+=("obscura-j$j"); done; fi
   for p in $PEERS; do tools+=("$p"); done
   cp_med=""
@@ -267,6 +272,7 @@ for corpus in $CORPORA; do
       "$(num "$(awk -v n="$mb" -v t="$R_MED" 'BEGIN{print n/t}')")" "$R_RSS_MIB" "$vs" "$R_NOTE" >>"$md"
     case $tool in
       obscura) summary+=("- obscura / cp on $corpus: **$vs** (median wall $R_MED s vs $cp_med s); peak RSS $R_RSS_MIB MiB") ;;
+      obscura-clean) summary+=("- obscura with the three clean options / cp on $corpus: **$vs** (median wall $R_MED s)") ;;
       obscura-j*)
         verdict=$(awk -v r="$R_RSS_MIB" -v t="$RSS_TARGET_MB" 'BEGIN{mb=r*1048576/1e6; printf "%.0f MB, %s", mb, (mb<t) ? "under" : "**over**"}')
         summary+=("- obscura --jobs ${tool#obscura-j} on $corpus: peak RSS $R_RSS_MIB MiB ($verdict the $RSS_TARGET_MB MB target)") ;;
