@@ -6,7 +6,7 @@
 # Usage
 #   bench/run.sh                  measure (installs nothing; a peer that is not
 #                                 installed gets a "not installed" row)
-#   bench/run.sh --install-peers  install the peers as shared/bench/baseline.md
+#   bench/run.sh --install-peers  install the peers as bench/corpus/baseline.md
 #                                 section 1 says (pip + apt), then exit
 #   bench/run.sh --no-build       measure without `cargo build --release` first
 #
@@ -22,7 +22,7 @@
 #   CORPUS_ROOT=/tmp/bench-corpus
 #   BENCH_TMP=/dev/shm            where outputs go (tmpfs: see baseline.md, Method)
 #   OBSCURA=<repo>/target/release/obscura
-#   RUN_PEERS=<repo>/../shared/bench/run_peers.sh
+#   RUN_PEERS=<repo>/bench/corpus/run_peers.sh
 #   PY=python3                    the Python that has the PyPI peers
 #   LOG_DIR=<repo>/target/bench-logs   tool logs of the last run are copied here
 set -euo pipefail
@@ -38,7 +38,7 @@ RSS_TARGET_MB=${RSS_TARGET_MB:-200}
 CORPUS_ROOT=${CORPUS_ROOT:-/tmp/bench-corpus}
 BENCH_TMP=${BENCH_TMP:-/dev/shm}
 OBSCURA=${OBSCURA:-$REPO/target/release/obscura}
-RUN_PEERS=${RUN_PEERS:-$REPO/../shared/bench/run_peers.sh}
+RUN_PEERS=${RUN_PEERS:-$REPO/bench/corpus/run_peers.sh}
 PY=${PY:-python3}
 LOG_DIR=${LOG_DIR:-$REPO/target/bench-logs}
 RESULTS=$REPO/bench/results.md
@@ -75,10 +75,10 @@ done
 "$GNU_TIME" --version 2>&1 | grep -q GNU \
   || die "GNU time is missing at $GNU_TIME (apt-get install time, or bench/run.sh --install-peers)"
 if [ -n "${PEERS// /}" ] && [ ! -x "$RUN_PEERS" ]; then
-  die "peer harness not found: $RUN_PEERS (shared/bench/run_peers.sh, expected beside the repo); set RUN_PEERS=... or PEERS=\"\""
+  die "peer harness not found: $RUN_PEERS (bench/corpus/run_peers.sh, expected beside the repo); set RUN_PEERS=... or PEERS=\"\""
 fi
 for corpus in $CORPORA; do
-  [ -d "$CORPUS_ROOT/$corpus" ] || die "no corpus $CORPUS_ROOT/$corpus: python3 $REPO/../shared/bench/make_corpus.py --root $CORPUS_ROOT"
+  [ -d "$CORPUS_ROOT/$corpus" ] || die "no corpus $CORPUS_ROOT/$corpus: python3 $REPO/bench/corpus/make_corpus.py --root $CORPUS_ROOT"
 done
 [ -d "$BENCH_TMP" ] || die "no $BENCH_TMP (set BENCH_TMP to a tmpfs folder)"
 if [ "$BUILD" = 1 ] && [ "$OBSCURA" = "$REPO/target/release/obscura" ]; then
@@ -132,6 +132,7 @@ label_of() {  # TOOL -> table label
   case $1 in
     cp) echo "cp -r (floor)" ;;
     obscura) echo "**obscura** (all cores)" ;;
+    obscura-clean) echo "**obscura** + clean-descriptors, -structured-content, -graphics" ;;
     obscura-j*) echo "**obscura** --jobs ${1#obscura-j}" ;;
     gdcmanon-basic) echo "gdcmanon -e (basic profile)" ;;
     gdcmanon-dumb) echo "gdcmanon --dumb (20 rules)" ;;
@@ -151,6 +152,10 @@ run_once() {  # TOOL CORPUS: one timed pass; GNU time's figures land in $TF; ret
       [ "$tool" = obscura ] || jobs=(--jobs "${tool#obscura-j}")
       out=$(mktemp -d -p "$OUT_ROOT" "$tool.$corpus.XXXXXX")
       "$GNU_TIME" -f "$TFMT" -o "$TF" "$OBSCURA" deid "$in" "$out/$corpus" --key-file "$KEY" "${jobs[@]}" >>"$log" 2>&1 ;;
+    obscura-clean)
+      out=$(mktemp -d -p "$OUT_ROOT" "$tool.$corpus.XXXXXX")
+      "$GNU_TIME" -f "$TFMT" -o "$TF" "$OBSCURA" deid "$in" "$out/$corpus" --key-file "$KEY" \
+        --option clean-descriptors --option clean-structured-content --option clean-graphics >>"$log" 2>&1 ;;
     *)  # run_peers.sh exec's the tool: the timed process is the tool; it writes into a new folder under $OUT_ROOT
       "$GNU_TIME" -f "$TFMT" -o "$TF" "$RUN_PEERS" one "$tool" "$corpus" ;;
   esac
@@ -222,10 +227,10 @@ obscura_version=$(version_of obscura)
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(nproc) cores (nproc), $cpu_model, ${mem_gib} GiB RAM, $(uname -sr); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- obscura $obscura_version, commit $commit"
-  echo "- corpus: \`$CORPUS_ROOT\` (shared/bench/make_corpus.py), read warm from the page cache; outputs written to \`$BENCH_TMP\` (tmpfs), removed after each run"
+  echo "- corpus: \`$CORPUS_ROOT\` (bench/corpus/make_corpus.py), read warm from the page cache; outputs written to \`$BENCH_TMP\` (tmpfs), removed after each run"
   echo "- method: whole-process wall time and peak RSS (largest single process) from GNU \`time -f '%e %M'\`;" \
     "median of N=$N runs after 1 untimed warm-up (SLOW pairs \`$SLOW\`: N_SLOW=$N_SLOW, no warm-up), min–max in brackets." \
-    "cp and obscura are run directly; peers through \`shared/bench/run_peers.sh one TOOL CORPUS\` (which exec's the tool)." \
+    "cp and obscura are run directly; peers through \`bench/corpus/run_peers.sh one TOOL CORPUS\` (which exec's the tool)." \
     "files/s and MB/s (10^6 bytes) = corpus size / median wall; **vs cp** = median wall / median wall of \`cp -r\` of the same corpus in this run."
   echo "- reproduce: \`bash bench/run.sh --install-peers\` once, then \`bash bench/run.sh\`"
 } >"$WORK/md/00-header"
@@ -246,7 +251,7 @@ for corpus in $CORPORA; do
     echo "| tool | version | files/s | MB/s | peak RSS MiB | time vs cp | note: wall s median (min–max), CPU s median |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
   } >"$md"
-  tools=(cp obscura)
+  tools=(cp obscura obscura-clean)
   if [ "$corpus" = big-mr ]; then for j in $JOBS_RSS; do tools+=("obscura-j$j"); done; fi
   for p in $PEERS; do tools+=("$p"); done
   cp_med=""
@@ -267,6 +272,7 @@ for corpus in $CORPORA; do
       "$(num "$(awk -v n="$mb" -v t="$R_MED" 'BEGIN{print n/t}')")" "$R_RSS_MIB" "$vs" "$R_NOTE" >>"$md"
     case $tool in
       obscura) summary+=("- obscura / cp on $corpus: **$vs** (median wall $R_MED s vs $cp_med s); peak RSS $R_RSS_MIB MiB") ;;
+      obscura-clean) summary+=("- obscura with the three clean options / cp on $corpus: **$vs** (median wall $R_MED s)") ;;
       obscura-j*)
         verdict=$(awk -v r="$R_RSS_MIB" -v t="$RSS_TARGET_MB" 'BEGIN{mb=r*1048576/1e6; printf "%.0f MB, %s", mb, (mb<t) ? "under" : "**over**"}')
         summary+=("- obscura --jobs ${tool#obscura-j} on $corpus: peak RSS $R_RSS_MIB MiB ($verdict the $RSS_TARGET_MB MB target)") ;;

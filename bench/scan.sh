@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/scan.sh: time `obscura scan` (headers only, pixels never read) against
 # reading the same files with `cat FILES > /dev/null`, on the corpora of
-# shared/bench/make_corpus.py, and print a markdown table. See bench/README.md.
+# bench/corpus/make_corpus.py, and print a markdown table. See bench/README.md.
 #
 # Usage
 #   bench/scan.sh              cargo build --release, then measure
@@ -70,7 +70,7 @@ printf '| corpus | files | MB | cat > /dev/null s | obscura scan s | scan vs cat
 printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for corpus in $CORPORA; do
   dir=$CORPUS_ROOT/$corpus
-  [ -d "$dir" ] || die "no corpus $dir: python3 $REPO/../shared/bench/make_corpus.py --root $CORPUS_ROOT"
+  [ -d "$dir" ] || die "no corpus $dir: python3 $REPO/bench/corpus/make_corpus.py --root $CORPUS_ROOT"
   files=$(find "$dir" -type f | wc -l)
   bytes=$(find "$dir" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
   export -f cat_files scan_files die say

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gateway benchmark (not a test): the CT series of ../shared/bench/make_corpus.py
+# Gateway benchmark (not a test): the CT series of bench/corpus/make_corpus.py
 # (2,000 files, ~1.06 GB) sent with DCMTK storescu to
 #   1. storescp alone (receive and write files),
 #   2. obscura serve (receive durably, queue, de-identify, forward over C-STORE
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 ROOT=${1:-/tmp/bench-corpus}
 CT="$ROOT/ct-series"
 if [ ! -d "$CT" ]; then
-  python3 ../shared/bench/make_corpus.py --root "$ROOT" --only ct-series
+  python3 bench/corpus/make_corpus.py --root "$ROOT" --only ct-series
 fi
 cargo build --release -q -p obscura-cli
 BIN=${CARGO_TARGET_DIR:-target}/release/obscura

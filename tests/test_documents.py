@@ -2,7 +2,9 @@
 has no pixels: the flag speaks of the document, which the basic profile
 replaces with a blank PDF, so the object is written. A profile that keeps the
 document has its text checked: quarantined (identity_remains) when the PDF
-names the patient, written when it does not. Never quarantined as burned-in.
+names the patient, or when it declares burned-in annotation (identity may then
+be in its images, which no text check sees); written otherwise. Never
+quarantined as burned-in pixels.
 
 The object is one of pydicom's real files (CT_small.dcm: its patient, study,
 series and equipment attributes) made an Encapsulated PDF: pixel attributes
@@ -53,8 +55,8 @@ def pdf(text):
     return bytes(out)
 
 
-def encapsulated_pdf(path, text):
-    """CT_small.dcm made an Encapsulated PDF of TEXT, BurnedInAnnotation YES."""
+def encapsulated_pdf(path, text, burned_in="YES"):
+    """CT_small.dcm made an Encapsulated PDF of TEXT, BurnedInAnnotation as given."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     for elem in list(ds):
         if elem.tag.group in (0x0028, 0x7FE0) or elem.tag.group == 0x0018:
@@ -73,7 +75,7 @@ def encapsulated_pdf(path, text):
     ds.ContentDate = ds.get("StudyDate", "")
     ds.ContentTime = ds.get("StudyTime", "")
     ds.AcquisitionDateTime = ""
-    ds.BurnedInAnnotation = "YES"
+    ds.BurnedInAnnotation = burned_in
     ds.DocumentTitle = "Discharge summary"
     ds.ConceptNameCodeSequence = []
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
@@ -90,10 +92,12 @@ def encapsulated_pdf(path, text):
 
 @pytest.fixture
 def documents(tmp_path):
-    """in/naming.dcm (the PDF names the patient), in/neutral.dcm (it does not)."""
+    """in/naming.dcm (the PDF names the patient), in/neutral.dcm (it does not,
+    BurnedInAnnotation NO), in/neutral-burned.dcm (it does not, but YES)."""
     root = tmp_path / "in"
     encapsulated_pdf(root / "naming.dcm", NAMING_TEXT)
-    encapsulated_pdf(root / "neutral.dcm", NEUTRAL_TEXT)
+    encapsulated_pdf(root / "neutral.dcm", NEUTRAL_TEXT, burned_in="NO")
+    encapsulated_pdf(root / "neutral-burned.dcm", NEUTRAL_TEXT)
     return root
 
 
@@ -114,8 +118,8 @@ def test_basic_profile_writes_it_with_a_blank_document(documents, tmp_path, key)
     out = tmp_path / "out"
     code, report = run_deid(documents, out, "--key-file", key)
     assert code == 0, entries(report)
-    assert {p: f["outcome"] for p, f in entries(report).items()} == {"naming.dcm": "written",
-                                                                      "neutral.dcm": "written"}
+    assert {p: f["outcome"] for p, f in entries(report).items()} == {
+        "naming.dcm": "written", "neutral.dcm": "written", "neutral-burned.dcm": "written"}
     for name in ("naming.dcm", "neutral.dcm"):
         raw = (out / name).read_bytes()
         for value in (b"Whitfield", b"WHITFIELD", b"Harriet", b"4471902", b"Discharge summary for"):
@@ -139,7 +143,11 @@ def test_a_profile_keeping_the_document_quarantines_it_only_when_it_names_the_pa
     for value in ("Whitfield", "WHITFIELD", "Harriet", "4471902"):
         assert value not in naming["detail"]
     assert not (out / "naming.dcm").exists()
-    # a document that names nobody is kept as it is, burned-in flag or not
+    # one that declares burned-in annotation may name the patient in images
+    burned = by_path["neutral-burned.dcm"]
+    assert burned["outcome"] == "quarantined" and burned["reason"] == "identity_remains", burned
+    assert "burned-in" in burned["detail"], burned
+    # a document that names nobody and declares no burned-in text is kept as it is
     assert neutral["outcome"] == "written", neutral
     ds = read_strict(out / "neutral.dcm")
     assert ds.EncapsulatedDocument.rstrip(b"\0") == pdf(NEUTRAL_TEXT)

@@ -181,6 +181,24 @@ impl TextCleaner {
         (DataElement::new(tag, vr, strings_value(values)), spans)
     }
 
+    /// For each string value of `elem` (read with `sets`), whether it holds
+    /// one of the object's identifying values; `None` when none does.
+    pub fn known_values_in(&self, elem: &InMemElement, sets: &CharacterSets) -> Option<Vec<bool>> {
+        let value = elem.value().primitive()?;
+        if !matches!(value, PrimitiveValue::Str(_) | PrimitiveValue::Strs(_)) {
+            return None;
+        }
+        let flags: Vec<bool> = value
+            .to_multi_str()
+            .iter()
+            .map(|s| match decode_parsed(s, sets) {
+                Decoded::Text(t) => !find_known(&t, &self.known).is_empty(),
+                Decoded::Undecodable => false,
+            })
+            .collect();
+        flags.contains(&true).then_some(flags)
+    }
+
     /// The cleaned text and the number of spans replaced; `None` when
     /// nothing identifying was found (the value stays as it is).
     fn clean_text(&self, decoded: Decoded, reading: Reading) -> Option<(String, usize)> {

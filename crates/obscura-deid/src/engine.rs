@@ -79,6 +79,9 @@ struct Walk<'a> {
     patient_id: String,
     date_offset: i64,
     document_mime: Option<String>,
+    /// Whether the object declares BurnedInAnnotation YES: a kept document
+    /// may then carry identity in images its text does not show.
+    declares_burned_in: bool,
     uids: BTreeMap<String, String>,
     cleaned_spans: usize,
     unsafe_reason: Option<Unsafe>,
@@ -148,6 +151,7 @@ impl Deidentifier {
             patient_id: self.pseudonyms.patient_id(&identity),
             date_offset: self.pseudonyms.date_offset_days(&identity),
             document_mime: Some(mime).filter(|m| !m.is_empty()),
+            declares_burned_in: text(tags::BURNED_IN_ANNOTATION).trim() == "YES",
             uids: BTreeMap::new(),
             cleaned_spans: 0,
             unsafe_reason: None,
@@ -283,31 +287,53 @@ impl Walk<'_> {
     }
 
     /// A value kept outside the table: free text is cleaned of every
-    /// identifying span; codes, labels, names and other values are replaced
-    /// by a dummy where they hold one of the object's identifying values.
+    /// identifying span; in codes, labels, names, dates and other values,
+    /// each value that holds one of the object's identifying values is
+    /// replaced by a dummy (so the multiplicity stays); UN bytes are cleaned
+    /// as text.
     fn check(&mut self, elem: InMemElement) -> InMemElement {
         let (tag, vr) = (elem.tag(), elem.vr());
         let free_text = matches!(vr, VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC);
-        let reading = if free_text && !is_code_attribute(tag) {
-            Reading::CheckText
-        } else {
-            Reading::CheckKnown
-        };
-        let (checked, spans) = self.cleaner.scrub(elem, &self.charsets, reading);
-        if spans == 0 {
+        if free_text || vr == VR::UN {
+            let reading = if free_text && !is_code_attribute(tag) {
+                Reading::CheckText
+            } else {
+                Reading::CheckKnown
+            };
+            let (checked, spans) = self.cleaner.scrub(elem, &self.charsets, reading);
+            self.cleaned_spans += spans;
             return checked;
         }
-        self.cleaned_spans += spans;
-        if free_text || vr == VR::UN {
-            checked
-        } else {
-            DataElement::new(tag, vr, dummy_value(vr))
-        }
+        let Some(flags) = self.cleaner.known_values_in(&elem, &self.charsets) else {
+            return elem;
+        };
+        self.cleaned_spans += flags.iter().filter(|f| **f).count();
+        let dummy = dummy_value(vr).to_str().into_owned();
+        let values = elem
+            .value()
+            .to_multi_str()
+            .map(|values| {
+                values
+                    .iter()
+                    .zip(&flags)
+                    .map(|(v, hit)| if *hit { dummy.clone() } else { v.clone() })
+                    .collect()
+            })
+            .unwrap_or_default();
+        DataElement::new(tag, vr, strings_value(values))
     }
 
     /// An encapsulated document a profile keeps: its text must not hold the
-    /// header's identifying values, and must be readable to tell.
+    /// header's identifying values, and must be readable to tell; one that
+    /// declares burned-in annotation may hold identity in its images, which
+    /// no text check sees.
     fn keep_document(&mut self, elem: InMemElement) -> InMemElement {
+        if self.declares_burned_in {
+            let reason = "it declares burned-in annotation, which its text cannot show";
+            self.unsafe_reason
+                .get_or_insert(Unsafe::Document(reason.to_string()));
+            return elem;
+        }
         let bytes = elem
             .value()
             .primitive()

@@ -375,3 +375,143 @@ fn patient_identity_is_written_with_its_standard_vr_whatever_the_input_used() {
     assert_eq!(name.vr(), VR::PN);
     assert!(name.to_str().unwrap().starts_with("OBS-"));
 }
+
+/// A code item: value, scheme, meaning.
+fn code(meaning: &str) -> InMemDicomObject {
+    obj(vec![
+        s(tags::CODE_VALUE, VR::SH, "T-D0001"),
+        s(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "SRT"),
+        s(tags::CODE_MEANING, VR::LO, meaning),
+    ])
+}
+
+#[test]
+fn identity_removed_by_the_table_does_not_survive_outside_it() {
+    let anatomy = {
+        let mut item = code("Chest of John Doe");
+        item.put(seq(
+            tags::ANATOMIC_REGION_MODIFIER_SEQUENCE,
+            vec![code("side of patient MRN-77 born 04/12/1961")],
+        ));
+        item
+    };
+    let input = ct(
+        "MRN-77",
+        SOP,
+        vec![
+            seq(tags::ANATOMIC_REGION_SEQUENCE, vec![anatomy]),
+            s(tags::CONTENT_LABEL, VR::CS, "DOE_JOHN"),
+            s(
+                tags::DOSE_COMMENT,
+                VR::LO,
+                "plan for Doe, John at Marlowe Memorial",
+            ),
+            DataElement::new(
+                tags::IMAGE_TYPE,
+                VR::CS,
+                PrimitiveValue::Strs(["ORIGINAL", "PRIMARY", "DOE"].map(String::from)[..].into()),
+            ),
+            s(tags::EXPIRY_DATE, VR::DA, "19610412"),
+        ],
+    );
+    let mut input = input;
+    input.put(s(
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        "Marlowe Memorial Hospital",
+    ));
+    let out = engine(1).deidentify(input).expect("de-identifiable").object;
+    let region = out.element(tags::ANATOMIC_REGION_SEQUENCE).unwrap();
+    let item = &region.items().unwrap()[0];
+    assert_eq!(
+        text(item, tags::CODE_MEANING).as_deref(),
+        Some("Chest of [NAME]")
+    );
+    assert_eq!(
+        text(item, tags::CODE_VALUE).as_deref(),
+        Some("T-D0001"),
+        "codes stay"
+    );
+    let modifier = &item
+        .element(tags::ANATOMIC_REGION_MODIFIER_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()[0];
+    assert_eq!(
+        text(modifier, tags::CODE_MEANING).as_deref(),
+        Some("side of patient [ID] born [DATE]")
+    );
+    assert_eq!(
+        text(&out, tags::CONTENT_LABEL).as_deref(),
+        Some("ANONYMIZED")
+    );
+    assert_eq!(
+        text(&out, tags::DOSE_COMMENT).as_deref(),
+        Some("plan for [NAME] at [INSTITUTION]")
+    );
+    assert_eq!(
+        text(&out, tags::IMAGE_TYPE).as_deref(),
+        Some("ORIGINAL\\PRIMARY\\ANONYMIZED"),
+        "one value replaced, multiplicity kept"
+    );
+    assert_eq!(text(&out, tags::EXPIRY_DATE).as_deref(), Some("19000101"));
+    assert_eq!(text(&out, tags::MODALITY).as_deref(), Some("CT"));
+}
+
+#[test]
+fn a_name_that_is_a_word_of_the_standard_is_not_found_in_codes() {
+    let input = ct(
+        "PHANTOM01",
+        SOP,
+        vec![
+            s(tags::BODY_PART_EXAMINED, VR::CS, "PANCREAS"),
+            s(tags::IMAGE_TYPE, VR::CS, "PERFUSION"),
+        ],
+    );
+    let mut input = input;
+    input.put(s(tags::PATIENT_NAME, VR::PN, "Perfusion^Pancreas"));
+    let out = engine(1).deidentify(input).expect("de-identifiable").object;
+    assert_eq!(
+        text(&out, tags::BODY_PART_EXAMINED).as_deref(),
+        Some("PANCREAS")
+    );
+    assert_eq!(text(&out, tags::IMAGE_TYPE).as_deref(), Some("PERFUSION"));
+}
+
+#[test]
+fn a_profile_may_turn_the_check_off_and_options_keep_what_they_retain() {
+    let off = Profile::from_toml("find_identity_elsewhere = false").unwrap();
+    let label = || vec![s(tags::CONTENT_LABEL, VR::CS, "DOE_JOHN")];
+    let key = || Pseudonymizer::new(SecretKey::from_bytes([1; 32]));
+    let out = Deidentifier::new(off, key())
+        .deidentify(ct("MRN1", SOP, label()))
+        .unwrap()
+        .object;
+    assert_eq!(text(&out, tags::CONTENT_LABEL).as_deref(), Some("DOE_JOHN"));
+
+    // an institution the profile retains is not identity to remove elsewhere
+    let retain =
+        Profile::with_options([obscura_deid::DeidOption::RetainInstitutionIdentity]).unwrap();
+    let mut input = ct(
+        "MRN1",
+        SOP,
+        vec![s(tags::DOSE_COMMENT, VR::LO, "Dose at Marlowe Memorial")],
+    );
+    input.put(s(
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        "Marlowe Memorial Hospital",
+    ));
+    let out = Deidentifier::new(retain, key())
+        .deidentify(input)
+        .unwrap()
+        .object;
+    assert_eq!(
+        text(&out, tags::INSTITUTION_NAME).as_deref(),
+        Some("Marlowe Memorial Hospital")
+    );
+    assert_eq!(
+        text(&out, tags::DOSE_COMMENT).as_deref(),
+        Some("Dose at Marlowe Memorial")
+    );
+}

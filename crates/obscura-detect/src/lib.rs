@@ -133,6 +133,12 @@ fn find_with(text: &str, known: &Known, patterns: bool) -> Vec<Finding> {
     let f = text::Folded::new(text);
     let mut out = Vec::new();
     known.find(&f, &mut out);
+    if !patterns {
+        // Codes and labels are written in the standard's own words: a name
+        // that is one of them (a phantom called `Perfusion^MCA`, a
+        // placeholder `Enter text`) is not found in them.
+        out.retain(|x| !(x.kind == Kind::Name && is_one_vocabulary_word(&f, &x.range)));
+    }
     let dates = if patterns || known.has_dates() {
         dates::find_dates(text)
     } else {
@@ -201,6 +207,18 @@ fn find_with(text: &str, known: &Known, patterns: bool) -> Vec<Finding> {
         names::find(&f, &mut out);
     }
     merge(text, out)
+}
+
+/// Whether `range` of `f` is one word of the clinical or common vocabulary.
+fn is_one_vocabulary_word(f: &text::Folded, range: &Range<usize>) -> bool {
+    let mut words = (0..f.toks.len()).filter(|&i| {
+        let o = &f.toks[i].orig;
+        o.start >= range.start && o.end <= range.end
+    });
+    match (words.next(), words.next()) {
+        (Some(i), None) => vocab::is_vocab(f.word(i)),
+        _ => false,
+    }
 }
 
 /// How many ASCII digits `text` has, and its longest run of them: cheap

@@ -61,6 +61,15 @@ fn fold_char(c: char, out: &mut String) {
 impl<'a> Folded<'a> {
     /// Folds and tokenizes `orig`.
     pub fn new(orig: &'a str) -> Self {
+        if orig.is_ascii() {
+            Self::new_ascii(orig)
+        } else {
+            Self::new_general(orig)
+        }
+    }
+
+    /// [`Folded::new`] for any text.
+    fn new_general(orig: &'a str) -> Self {
         let mut low = String::with_capacity(orig.len());
         let mut map = Vec::with_capacity(orig.len() + 1);
         let (mut upper, mut lower) = (false, false);
@@ -96,6 +105,41 @@ impl<'a> Folded<'a> {
         Folded {
             orig,
             low,
+            toks,
+            all_caps: upper && !lower,
+        }
+    }
+
+    /// [`Folded::new`] for ASCII text, where folding is lower-casing and
+    /// every byte maps to itself.
+    fn new_ascii(orig: &'a str) -> Self {
+        let bytes = orig.as_bytes();
+        let mut toks = Vec::new();
+        let mut start: Option<usize> = None;
+        for (i, b) in bytes.iter().enumerate() {
+            match (b.is_ascii_alphanumeric(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    toks.push(Tok {
+                        lo: s..i,
+                        orig: s..i,
+                    });
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            toks.push(Tok {
+                lo: s..bytes.len(),
+                orig: s..bytes.len(),
+            });
+        }
+        let upper = bytes.iter().any(u8::is_ascii_uppercase);
+        let lower = bytes.iter().any(u8::is_ascii_lowercase);
+        Folded {
+            orig,
+            low: orig.to_ascii_lowercase(),
             toks,
             all_caps: upper && !lower,
         }
@@ -161,6 +205,33 @@ mod tests {
         assert_eq!(f.orig_word(1), "MUÑOZ");
         assert_eq!(f.gap_after(1), "-");
         assert!(f.is_cap(0) && !f.all_caps);
+    }
+
+    #[test]
+    fn ascii_fast_path_folds_as_the_general_path() {
+        const ALPHABET: &[u8] = b" aZ9-^,.'\tQx0_/";
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5000 {
+            let mut t = String::new();
+            for _ in 0..(seed % 40) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                t.push(char::from(
+                    ALPHABET[(seed % ALPHABET.len() as u64) as usize],
+                ));
+            }
+            let (general, fast) = (Folded::new_general(&t), Folded::new_ascii(&t));
+            assert_eq!(general.low, fast.low, "{t:?}");
+            assert_eq!(general.all_caps, fast.all_caps, "{t:?}");
+            let spans = |f: &Folded| -> Vec<_> {
+                f.toks
+                    .iter()
+                    .map(|k| (k.lo.clone(), k.orig.clone()))
+                    .collect()
+            };
+            assert_eq!(spans(&general), spans(&fast), "{t:?}");
+        }
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //! or what de-identification leaves behind.
 
 use crate::Category;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_dictionary_std::StandardDataDictionary;
 use obscura_deid::dummy::DUMMY_TEXT;
-use obscura_detect::{find, Kind, Known};
+use obscura_detect::Kind;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Whether `v` is what de-identification leaves (blank, a dummy, a
 /// pseudonym, bracketed placeholders only): not identity.
@@ -41,12 +45,6 @@ pub fn is_placeholder(v: &str) -> bool {
         !in_bracket && c.is_alphanumeric()
     });
     t.contains('[') && !text_outside
-}
-
-/// The kind a detector sees in a whole value, if one finding covers it.
-pub(crate) fn detected_kind(value: &str, known: &Known) -> Option<Kind> {
-    let f = find(value, known);
-    f.iter().max_by_key(|x| x.range.len()).map(|x| x.kind)
 }
 
 /// Attributes that describe the patient without naming them.
@@ -164,6 +162,35 @@ pub(crate) fn category_of(tag: Tag, keyword: &str, vr: VR) -> Option<Category> {
         return Some(Category::QuasiIdentifier);
     }
     None
+}
+
+/// What the dictionary and Table E.1-1's keywords say of an attribute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Class {
+    /// Its category, when its whole value identifies ([`category_of`]).
+    pub category: Option<Category>,
+    /// The kind of identity its whole value is ([`kind_of`]).
+    pub kind: Option<Kind>,
+}
+
+/// The [`Class`] of the attribute `tag` with values of `vr`, looked up once
+/// per worker thread (a header names the same attributes file after file).
+pub(crate) fn class_of(tag: Tag, vr: VR) -> Class {
+    thread_local! {
+        static CLASSES: RefCell<HashMap<(Tag, VR), Class>> = RefCell::new(HashMap::new());
+    }
+    CLASSES.with(|m| {
+        *m.borrow_mut().entry((tag, vr)).or_insert_with(|| {
+            let keyword = StandardDataDictionary
+                .by_tag(tag)
+                .map(|e| e.alias())
+                .unwrap_or("");
+            Class {
+                category: category_of(tag, keyword, vr),
+                kind: kind_of(keyword, vr),
+            }
+        })
+    })
 }
 
 /// The kind of identity an attribute's whole value is.

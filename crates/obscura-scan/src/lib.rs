@@ -1,15 +1,17 @@
 //! `obscura scan`: finds the identity an archive of DICOM files holds and
 //! reports the exposure.
 //!
-//! Every file is read up to its pixel data (never decoded), every element at
-//! every depth is classified with the engine's table (PS3.15 Table E.1-1,
-//! the safe-private dictionary, the burned-in rule) and its free text read by
-//! the engine's detectors (`obscura-detect`). [`scan`] walks files in
+//! Every file is read up to its pixel data (never decoded); every value at
+//! every depth that can hold text is read by `obscura-detect`'s detectors,
+//! wherever it is, and classified with the engine's table (PS3.15 Table
+//! E.1-1, the safe-private dictionary, the burned-in rule), which names the
+//! categories but never decides where the scan looks. [`scan`] walks files in
 //! parallel; [`Report`] aggregates the findings; [`render`] writes them for
 //! people (terminal, HTML) and machines (JSON, CSV). Knows nothing of
 //! command lines.
 
 mod classify;
+mod detect;
 mod inspect;
 pub mod render;
 mod report;
@@ -20,6 +22,7 @@ pub use report::{CreatorCount, PatientEntry, Report, Summary};
 
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -133,15 +136,19 @@ impl Category {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// Where: tags from the top level, e.g. `0040,0275[0]/0032,1060`;
-    /// private tags as `0033,{CREATOR}10`.
+    /// private tags as `0033,{CREATOR}10` (`0009,1010` without a creator).
     pub path: String,
     /// The attribute's keyword (`CREATOR:EE` for private ones).
     pub keyword: String,
     /// The report category.
     pub category: Category,
-    /// What found it: `attribute` (the attribute itself identifies),
-    /// `contextual` or a pattern detector's name, `private-creator`,
-    /// `burned-in`, `markers`, `document-unreadable`.
+    /// What found it: `attribute` (the attribute itself identifies, by the
+    /// table or its person's sequence), `value-type` (a PN, DA, DT or AE
+    /// value, wherever it is), `contextual` (a value the header holds, found
+    /// again), `learned-name` (a name the patterns found elsewhere in the
+    /// file or in the patient's other files), a pattern detector's name
+    /// (`name-cue`, `id-shape`, `phone`...), `private-creator`, `burned-in`,
+    /// `markers`, `document-unreadable`.
     pub detector: String,
     /// The kind of identity (`name`, `date`, `id`...), where known.
     pub kind: Option<&'static str>,
@@ -199,6 +206,20 @@ pub struct FileScan {
     pub is_sr: bool,
     /// Every finding.
     pub findings: Vec<Finding>,
+    /// Whom it belongs to, for reading it again with the names found in
+    /// the patient's other files: Patient ID as written (a pseudonym or a
+    /// fake one too), else Patient's Name.
+    #[serde(skip)]
+    pub patient_key: Option<String>,
+    /// Names the pattern detectors found in it (DICOM person names of
+    /// folded words).
+    #[serde(skip)]
+    pub learned_names: Vec<String>,
+    /// The folded words of every name it holds or the patterns found in it,
+    /// sorted: a name of the patient's other files made only of these needs
+    /// no second reading.
+    #[serde(skip)]
+    pub name_words: Vec<String>,
 }
 
 impl FileScan {
@@ -217,6 +238,9 @@ impl FileScan {
             has_document: false,
             is_sr: false,
             findings: Vec::new(),
+            patient_key: None,
+            learned_names: Vec::new(),
+            name_words: Vec::new(),
         }
     }
 
@@ -247,6 +271,12 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
 
 /// Scan `files` with `jobs` worker threads; `on_file` is called once per
 /// file done (for a progress bar). Files come back in the order given.
+///
+/// Names the pattern detectors find in one file are the patient's: the
+/// files of the same patient that do not hold them yet are read again
+/// knowing them (`SZCZEPANSKI` alone in one file's description, after
+/// `Leilani Szczepanski` in another's comments). Nothing is read again
+/// where no pattern found a name.
 pub fn scan(
     files: &[PathBuf],
     jobs: usize,
@@ -257,21 +287,55 @@ pub fn scan(
         .build()
         .map_err(|e| ScanError::Threads(e.to_string()))?;
     Ok(pool.install(|| {
-        files
+        let mut scans: Vec<FileScan> = files
             .par_iter()
             .map(|f| {
-                let r = scan_one(f);
+                let r = scan_one(f, &[]);
                 on_file();
                 r
             })
-            .collect()
+            .collect();
+        let mut names: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for s in &scans {
+            if let (Some(key), false) = (&s.patient_key, s.learned_names.is_empty()) {
+                let e = names.entry(key.as_str()).or_default();
+                e.extend(s.learned_names.iter().map(String::as_str));
+            }
+        }
+        let again: Vec<(usize, Vec<String>)> = scans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let all = names.get(s.patient_key.as_deref()?)?;
+                let missing: Vec<String> = all
+                    .iter()
+                    .filter(|n| {
+                        n.split('^').any(|w| {
+                            s.name_words
+                                .binary_search_by(|x| x.as_str().cmp(w))
+                                .is_err()
+                        })
+                    })
+                    .map(|n| n.to_string())
+                    .collect();
+                (!missing.is_empty()).then_some((i, missing))
+            })
+            .collect();
+        let rescans: Vec<(usize, FileScan)> = again
+            .into_par_iter()
+            .map(|(i, extra)| (i, scan_one(&files[i], &extra)))
+            .collect();
+        for (i, s) in rescans {
+            scans[i] = s;
+        }
+        scans
     }))
 }
 
-/// One file; a panic in the parser or a detector becomes an unreadable file,
-/// never the end of the scan.
-fn scan_one(path: &Path) -> FileScan {
-    std::panic::catch_unwind(|| inspect_file(path)).unwrap_or_else(|_| {
+/// One file, knowing `names` besides its own values; a panic in the parser
+/// or a detector becomes an unreadable file, never the end of the scan.
+fn scan_one(path: &Path, names: &[String]) -> FileScan {
+    std::panic::catch_unwind(|| inspect::inspect_file_knowing(path, names)).unwrap_or_else(|_| {
         let status = FileStatus::Unreadable("internal error while scanning this file".into());
         FileScan::new(path, status, 0)
     })
