@@ -30,9 +30,9 @@ pub use objects::{FolderStore, ObjectKey, ObjectStore, ObjectWriter};
 use index::{Index, Inserted, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
-use segment::SegmentReader;
+use segment::SeekableReader;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -126,20 +126,26 @@ pub enum Stored {
 
 /// A stored instance being read: its bytes exactly as given to
 /// [`Vault::store`], decrypted and authenticated segment by segment.
+///
+/// It implements [`Seek`] for frames and byte ranges: a seek costs nothing,
+/// and the next read opens the stored object at the segment that holds the
+/// position (64 KiB of plaintext per segment), authenticating every segment
+/// it reads. A read returns end of file only after the last segment has
+/// authenticated, so a wrong size in the index is an error, not a short or
+/// long instance.
 pub struct InstanceReader {
-    inner: SegmentReader<Box<dyn Read + Send>>,
-    len: u64,
+    inner: SeekableReader,
 }
 
 impl InstanceReader {
     /// The instance's size in bytes.
     pub fn len(&self) -> u64 {
-        self.len
+        self.inner.len()
     }
 
     /// Whether the instance is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.inner.is_empty()
     }
 }
 
@@ -149,10 +155,16 @@ impl Read for InstanceReader {
     }
 }
 
+impl Seek for InstanceReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(to)
+    }
+}
+
 /// The vault: tenants, their keys, the index and the objects.
 pub struct Vault {
     index: Mutex<Index>,
-    objects: Box<dyn ObjectStore>,
+    objects: Arc<dyn ObjectStore>,
     master: MasterKey,
     scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
 }
@@ -188,7 +200,7 @@ impl Vault {
         }
         Ok(Vault {
             index: Mutex::new(index),
-            objects,
+            objects: Arc::from(objects),
             master: master_key,
             scopes: Mutex::new(HashMap::new()),
         })
@@ -378,9 +390,11 @@ impl Vault {
             .ok_or(VaultError::NotFound)?;
         let key =
             ObjectKey::new(tenant.as_str(), &name).ok_or(VaultError::Tampered("object name"))?;
-        let input = self.objects.get(&key)?;
-        let inner = segment::decrypt(input, &scope.keys, &object_context(&key))?;
-        Ok(InstanceReader { inner, len })
+        let context = object_context(&key);
+        let objects = self.objects.clone();
+        let open_at: segment::OpenAt = Box::new(move |offset| objects.get_from(&key, offset));
+        let inner = segment::decrypt_seekable(open_at, &scope.keys, &context, len)?;
+        Ok(InstanceReader { inner })
     }
 
     /// Search a tenant's studies, series or instances; each result holds the

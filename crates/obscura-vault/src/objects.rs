@@ -10,7 +10,7 @@
 //! the tenant's prefix.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -54,6 +54,13 @@ pub trait ObjectStore: Send + Sync {
     fn put(&self, key: &ObjectKey) -> io::Result<Box<dyn ObjectWriter>>;
     /// Stream the object `key` (`NotFound` if there is none).
     fn get(&self, key: &ObjectKey) -> io::Result<Box<dyn Read + Send>>;
+    /// Stream the object `key` from byte `offset` on (a seek, a ranged GET).
+    /// The default reads and discards the bytes before `offset`.
+    fn get_from(&self, key: &ObjectKey, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        let mut r = self.get(key)?;
+        io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+        Ok(r)
+    }
     /// Remove the object `key` (no error if there is none).
     fn delete(&self, key: &ObjectKey) -> io::Result<()>;
     /// Remove every object of `tenant`.
@@ -139,6 +146,12 @@ impl ObjectStore for FolderStore {
 
     fn get(&self, key: &ObjectKey) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(File::open(self.path(key))?))
+    }
+
+    fn get_from(&self, key: &ObjectKey, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        let mut f = File::open(self.path(key))?;
+        f.seek(io::SeekFrom::Start(offset))?;
+        Ok(Box::new(f))
     }
 
     fn delete(&self, key: &ObjectKey) -> io::Result<()> {
