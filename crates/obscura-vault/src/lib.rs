@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod attrs;
+mod cache;
 pub mod index;
 pub mod keys;
 pub mod objects;
@@ -27,7 +28,7 @@ pub use index::Query;
 pub use keys::MasterKey;
 pub use objects::{FolderStore, ObjectKey, ObjectStore, ObjectWriter};
 
-use index::{Index, Inserted, Scope};
+use index::{Index, Inserted, Insertion, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
 use segment::SeekableReader;
@@ -163,11 +164,19 @@ impl Seek for InstanceReader {
 
 /// The vault: tenants, their keys, the index and the objects.
 pub struct Vault {
+    /// The one connection that writes.
     index: Mutex<Index>,
+    /// Connections that only read (WAL: they never wait for the writer).
+    readers: Vec<Mutex<Index>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     objects: Arc<dyn ObjectStore>,
     master: MasterKey,
     scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
+    studies: Mutex<cache::Caches>,
 }
+
+/// How many read connections the index has beside its writer.
+const READERS: usize = 2;
 
 const MASTER_CHECK: &str = "master_check";
 
@@ -192,22 +201,55 @@ impl Vault {
         master_key: MasterKey,
         objects: Box<dyn ObjectStore>,
     ) -> Result<Vault> {
-        let index = Index::open(&data_dir.join("index.sqlite"))?;
+        let path = data_dir.join("index.sqlite");
+        let index = Index::open(&path)?;
         match index.meta(MASTER_CHECK)? {
             Some(check) if !master_key.check(&check) => return Err(VaultError::WrongMasterKey),
             Some(_) => {}
             None => index.set_meta(MASTER_CHECK, &master_key.check_value()?)?,
         }
+        let readers = (0..READERS)
+            .map(|_| Index::open_reader(&path).map(Mutex::new))
+            .collect::<Result<_>>()?;
         Ok(Vault {
             index: Mutex::new(index),
+            readers,
+            next_reader: 0.into(),
             objects: Arc::from(objects),
             master: master_key,
             scopes: Mutex::new(HashMap::new()),
+            studies: Mutex::new(cache::Caches::new(cache::DEFAULT_LIMIT)),
         })
     }
 
+    /// The writing connection.
     fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A reading connection: a free one if there is one, else the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Index> {
+        for r in &self.readers {
+            if let Ok(guard) = r.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn caches(&self) -> MutexGuard<'_, cache::Caches> {
+        self.studies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Limit the memory of the study search cache (all tenants together;
+    /// default 256 MiB, about a million studies); 0 turns it off. See
+    /// `docs/archive.md` for what it costs and gives.
+    pub fn set_search_cache_limit(&self, bytes: usize) {
+        self.caches().set_limit(bytes);
     }
 
     /// Create a tenant with a fresh random key, stored wrapped by the master key.
@@ -256,6 +298,7 @@ impl Vault {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
+        self.caches().remove(tenant);
         self.objects.delete_tenant(tenant.as_str())?;
         Ok(())
     }
@@ -272,7 +315,7 @@ impl Vault {
             return Ok(scope);
         }
         let (pk, wrapped) = self
-            .index()
+            .reader()
             .wrapped_key(tenant.as_str())?
             .ok_or(VaultError::UnknownTenant)?;
         let key = self
@@ -301,41 +344,92 @@ impl Vault {
     /// transaction decides: concurrent stores of one UID cannot overwrite
     /// each other's object, and the loser's object is deleted. A crash
     /// between the object's commit and the index's leaves an unreferenced
-    /// object (encrypted, and removed when its tenant is shredded).
+    /// object (encrypted; [`sweep_orphans`](Self::sweep_orphans) removes it).
     pub fn store(&self, tenant: &TenantId, attrs: &Attributes, data: impl Read) -> Result<Stored> {
+        Ok(self
+            .store_many(tenant, std::iter::once((attrs.clone(), data)))?
+            .pop()
+            .expect("one result per instance"))
+    }
+
+    /// Store several instances with one index transaction (one fsync of the
+    /// index instead of one each): as [`store`](Self::store) for each, in
+    /// order, results in the same order. Objects are written as the
+    /// iterator yields them; the index rows of all of them are committed
+    /// together or not at all (on error, the objects written are deleted).
+    /// A SOP Instance UID given twice is stored once, the second
+    /// [`Stored::Duplicate`].
+    pub fn store_many<R: Read>(
+        &self,
+        tenant: &TenantId,
+        items: impl IntoIterator<Item = (Attributes, R)>,
+    ) -> Result<Vec<Stored>> {
         let scope = self.scope(tenant)?;
-        for a in [
-            Attr::StudyInstanceUID,
-            Attr::SeriesInstanceUID,
-            Attr::SOPInstanceUID,
-        ] {
-            if attrs.get(a).is_none() {
-                return Err(VaultError::MissingAttribute(a));
+        let mut written: Vec<(Attributes, ObjectKey, u64)> = Vec::new();
+        let mut results: Vec<Option<Stored>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let outcome = (|| -> Result<()> {
+            for (attrs, data) in items {
+                for a in [
+                    Attr::StudyInstanceUID,
+                    Attr::SeriesInstanceUID,
+                    Attr::SOPInstanceUID,
+                ] {
+                    if attrs.get(a).is_none() {
+                        return Err(VaultError::MissingAttribute(a));
+                    }
+                }
+                let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
+                let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
+                if !seen.insert(sop_h) || self.reader().instance_object(&scope, &sop_h)?.is_some()
+                {
+                    results.push(Some(Stored::Duplicate));
+                    continue;
+                }
+                let mut raw = [0u8; 16];
+                keys::random(&mut raw)?;
+                let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
+                let bytes = self.write_object(&scope.keys, &key, data)?;
+                written.push((attrs, key, bytes));
+                results.push(None);
             }
-        }
-        let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
-        let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
-        if self.index().instance_object(&scope, &sop_h)?.is_some() {
-            return Ok(Stored::Duplicate);
-        }
-        let mut raw = [0u8; 16];
-        keys::random(&mut raw)?;
-        let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
-        let bytes = self.write_object(&scope.keys, &key, data)?;
-        let inserted = self
-            .index()
-            .insert_instance(&scope, attrs, key.name(), bytes);
-        match inserted {
-            Ok(Inserted::New) => Ok(Stored::New { bytes }),
-            Ok(Inserted::Duplicate) => {
-                self.objects.delete(&key)?;
-                Ok(Stored::Duplicate)
-            }
+            Ok(())
+        })();
+        let inserted = outcome.and_then(|()| {
+            let rows: Vec<(&Attributes, &str, u64)> = written
+                .iter()
+                .map(|(a, k, n)| (a, k.name(), *n))
+                .collect();
+            self.index().insert_instances(&scope, &rows)
+        });
+        let inserted = match inserted {
+            Ok(i) => i,
             Err(e) => {
-                let _ = self.objects.delete(&key);
-                Err(e)
+                for (_, key, _) in &written {
+                    let _ = self.objects.delete(key);
+                }
+                return Err(e);
             }
+        };
+        self.cache_update(tenant, &inserted);
+        let mut news = written.iter().zip(&inserted.results);
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.push(match r {
+                Some(s) => s,
+                None => {
+                    let ((_, key, bytes), ins) = news.next().expect("one row per object");
+                    match ins {
+                        Inserted::New => Stored::New { bytes: *bytes },
+                        Inserted::Duplicate => {
+                            self.objects.delete(key)?;
+                            Stored::Duplicate
+                        }
+                    }
+                }
+            });
         }
+        Ok(out)
     }
 
     /// Encrypt `data` into the object `key`; returns the plaintext size.
@@ -385,7 +479,7 @@ impl Vault {
         let scope = self.scope(tenant)?;
         let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop_instance_uid);
         let (name, len) = self
-            .index()
+            .reader()
             .instance_object(&scope, &sop_h)?
             .ok_or(VaultError::NotFound)?;
         let key =
@@ -399,9 +493,40 @@ impl Vault {
 
     /// Search a tenant's studies, series or instances; each result holds the
     /// decrypted attributes of its level and the levels above.
+    ///
+    /// Study searches that filter on decrypted values use the tenant's
+    /// study cache (see [`set_search_cache_limit`](Self::set_search_cache_limit)):
+    /// the first one decrypts every study record of the tenant, later ones
+    /// filter in memory until a study record changes.
     pub fn search(&self, tenant: &TenantId, query: &Query) -> Result<Vec<Attributes>> {
         let scope = self.scope(tenant)?;
-        self.index().search(&scope, query)
+        let matchers = index::parse_query(query)?;
+        if query.level == Level::Study
+            && matchers.iter().any(index::Matcher::is_filter)
+            && self.caches().limit() > 0
+        {
+            let gen = self.reader().studies_gen(&scope)?;
+            let cached = self.caches().get(tenant, gen);
+            let cache = match cached {
+                Some(c) => c,
+                None => {
+                    let (gen, records) = self.reader().load_studies(&scope)?;
+                    let fresh = cache::StudyCache::new(gen, records);
+                    self.caches().insert(tenant, fresh)
+                }
+            };
+            let found = cache::read(&cache).search(&matchers, query.offset, query.limit);
+            return Ok(found);
+        }
+        self.reader().search(&scope, query, matchers)
+    }
+
+    /// Bring the tenant's study cache up to a store's changes.
+    fn cache_update(&self, tenant: &TenantId, ins: &Insertion) {
+        if !ins.studies.is_empty() {
+            self.caches()
+                .update(tenant, ins.gen_before, ins.gen_after, &ins.studies);
+        }
     }
 }
 

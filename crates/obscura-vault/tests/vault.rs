@@ -626,3 +626,100 @@ fn pydicom_test_files_if_present() {
         needles.len()
     );
 }
+
+/// Study searches answered from the study cache equal those answered by SQL
+/// and decryption, after stores through this vault (cache updated in place)
+/// and through another connection (cache rebuilt), and after a shred.
+#[test]
+fn search_cache_answers_as_sql_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("t").unwrap();
+    let u = vault.create_tenant("u").unwrap();
+    let names = ["Doe^John", "DOE^JANE", "Müller^Jürgen", "van der Berg^Anna", "O'Neil^Sean"];
+    let modalities = ["CT", "MR", "US", "SR"];
+    let store = |vault: &Vault, tenant: &TenantId, s: usize, series: usize| {
+        let mut a = Attributes::new();
+        a.set(Attr::PatientName, names[s % names.len()]);
+        a.set(Attr::PatientID, &format!("P{}", s % 7));
+        a.set(Attr::PatientBirthDate, &format!("19{:02}0101", 40 + s % 50));
+        a.set(Attr::StudyDate, &format!("20{:02}{:02}15", 10 + s % 14, 1 + s % 12));
+        a.set(Attr::StudyTime, &format!("{:02}3000", s % 24));
+        a.set(Attr::AccessionNumber, &format!("A{s}"));
+        a.set(Attr::StudyDescription, if s % 2 == 0 { "CT CHEST" } else { "MR HEAD" });
+        a.set(Attr::StudyInstanceUID, &format!("1.9.{s}"));
+        a.set(Attr::SeriesInstanceUID, &format!("1.9.{s}.{series}"));
+        a.set(Attr::Modality, modalities[(s + series) % modalities.len()]);
+        a.set(Attr::SOPInstanceUID, &format!("1.9.{s}.{series}.1"));
+        vault.store(tenant, &a, &b"x"[..]).unwrap();
+    };
+    for s in 0..60 {
+        store(&vault, &t, s, 0);
+        if s % 3 == 0 {
+            store(&vault, &t, s, 1);
+        }
+        store(&vault, &u, s, 0);
+    }
+    let study = |keys: &[(Attr, &str)], offset: usize, limit: Option<usize>| {
+        let mut q = Query::new(Level::Study);
+        for (a, v) in keys {
+            q = q.with(*a, v);
+        }
+        q.offset = offset;
+        q.limit = limit;
+        q
+    };
+    let queries = vec![
+        study(&[(Attr::PatientName, "doe*")], 0, None),
+        study(&[(Attr::PatientName, "DOE^JOHN")], 0, None),
+        study(&[(Attr::PatientName, "müller*")], 0, None),
+        study(&[(Attr::PatientName, "*^?nna")], 0, None),
+        study(&[(Attr::PatientName, "*o*")], 3, Some(5)),
+        study(&[(Attr::StudyDate, "20150101-20191231")], 0, None),
+        study(&[(Attr::StudyDate, "20200101-")], 2, Some(4)),
+        study(&[(Attr::StudyDate, "-20120630"), (Attr::PatientID, "P3")], 0, None),
+        study(&[(Attr::StudyTime, "1000-1400")], 0, None),
+        study(&[(Attr::PatientBirthDate, "19500101-19601231"), (Attr::ModalitiesInStudy, "MR")], 0, None),
+        study(&[(Attr::StudyDescription, "CT*"), (Attr::ModalitiesInStudy, "US\\SR")], 0, None),
+        study(&[(Attr::StudyDescription, "MR HEAD"), (Attr::AccessionNumber, "A7")], 0, None),
+        study(&[(Attr::AccessionNumber, "A*")], 0, Some(10)),
+        study(&[(Attr::PatientName, "*"), (Attr::StudyInstanceUID, "1.9.4\\1.9.5\\1.9.6")], 0, None),
+        study(&[(Attr::PatientName, "nobody*")], 0, None),
+    ];
+    // All queries from the cache first (so that stores before a compare are
+    // applied to a warm cache), then all without it.
+    let compare = |vault: &Vault, when: &str| {
+        let cached: Vec<_> = queries.iter().map(|q| vault.search(&t, q).unwrap()).collect();
+        vault.set_search_cache_limit(0);
+        let plain: Vec<_> = queries.iter().map(|q| vault.search(&t, q).unwrap()).collect();
+        vault.set_search_cache_limit(64 << 20);
+        for (i, (c, p)) in cached.iter().zip(&plain).enumerate() {
+            assert!(c == p, "query {i} {when}");
+        }
+        let total: usize = plain.iter().map(Vec::len).sum();
+        assert!(total > 50, "the queries match something ({total})");
+    };
+    compare(&vault, "at first");
+    // Warm the cache, then change studies through this vault: new studies,
+    // and new series that change ModalitiesInStudy of existing ones.
+    vault.search(&t, &queries[0]).unwrap();
+    vault.search(&t, &queries[0]).unwrap();
+    for s in 55..70 {
+        store(&vault, &t, s, 2);
+    }
+    compare(&vault, "after stores here");
+    // Another connection (as another process would) changes the tenant.
+    vault.search(&t, &queries[0]).unwrap();
+    let other = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    for s in 65..80 {
+        store(&other, &t, s, 3);
+    }
+    compare(&vault, "after stores elsewhere");
+    // A search of a tenant never returns another's studies, cached or not.
+    let doe_u = vault.search(&u, &queries[0]).unwrap();
+    assert!(doe_u.iter().all(|a| a.get(Attr::StudyInstanceUID).unwrap().starts_with("1.9.")));
+    assert_eq!(doe_u.len(), 24);
+    vault.shred_tenant(&u).unwrap();
+    assert!(matches!(vault.search(&u, &queries[0]), Err(VaultError::UnknownTenant)));
+    compare(&vault, "after another tenant's shred");
+}
