@@ -75,8 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (
             "PatientName wildcard (SURNAME*), limit 100",
             Box::new(|i| {
-                let mut q = Query::new(Level::Study)
-                    .with(Attr::PatientName, &format!("{}*", SURNAMES[i % SURNAMES.len()]));
+                let mut q = Query::new(Level::Study).with(
+                    Attr::PatientName,
+                    &format!("{}*", SURNAMES[i % SURNAMES.len()]),
+                );
                 q.limit = Some(100);
                 q
             }),
@@ -84,15 +86,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (
             "PatientName wildcard (*^GIVEN12*), all matches",
             Box::new(|i| {
-                Query::new(Level::Study).with(Attr::PatientName, &format!("*^given{}*", 10 + i % 90))
+                Query::new(Level::Study)
+                    .with(Attr::PatientName, &format!("*^given{}*", 10 + i % 90))
             }),
         ),
         (
             "StudyDate range (one month), all matches",
             Box::new(|i| {
                 let (y, m) = (2010 + i % 15, 1 + i % 12);
-                Query::new(Level::Study)
-                    .with(Attr::StudyDate, &format!("{y}{m:02}01-{y}{m:02}31"))
+                Query::new(Level::Study).with(Attr::StudyDate, &format!("{y}{m:02}01-{y}{m:02}31"))
             }),
         ),
         (
@@ -194,37 +196,62 @@ fn study(s: usize, series: usize, per_series: usize) -> Vec<(Attributes, &'stati
     let mut a = Attributes::new();
     a.set(
         Attr::PatientName,
-        &format!("{}^GIVEN{}^M", SURNAMES[s / 2 % SURNAMES.len()], s / 2 % 1000),
+        &format!(
+            "{}^GIVEN{}^M",
+            SURNAMES[s / 2 % SURNAMES.len()],
+            s / 2 % 1000
+        ),
     );
     a.set(Attr::PatientID, &format!("MRN{:07}", s / 2));
     a.set(
         Attr::PatientBirthDate,
-        &format!("19{:02}{:02}{:02}", 30 + s / 2 % 70, 1 + s / 2 % 12, 1 + s / 2 % 28),
+        &format!(
+            "19{:02}{:02}{:02}",
+            30 + s / 2 % 70,
+            1 + s / 2 % 12,
+            1 + s / 2 % 28
+        ),
     );
-    a.set(Attr::PatientSex, if s % 2 == 0 { "F" } else { "M" });
+    a.set(Attr::PatientSex, ["F", "M"][s % 2]);
     a.set(Attr::AccessionNumber, &format!("ACC{s:09}"));
     a.set(
         Attr::StudyDate,
         &format!("{}{:02}{:02}", 2010 + s % 15, 1 + s / 15 % 12, 1 + s % 28),
     );
-    a.set(Attr::StudyTime, &format!("{:02}{:02}00", 7 + s % 12, s % 60));
+    a.set(
+        Attr::StudyTime,
+        &format!("{:02}{:02}00", 7 + s % 12, s % 60),
+    );
     a.set(Attr::ReferringPhysicianName, "REFERRER^DOCTOR");
-    let mr = s % 3 == 0;
+    let mr = matches!(s % 3, 0);
     a.set(
         Attr::StudyDescription,
-        if mr { "MR BRAIN W/O CONTRAST" } else { "CT CHEST W CONTRAST" },
+        if mr {
+            "MR BRAIN W/O CONTRAST"
+        } else {
+            "CT CHEST W CONTRAST"
+        },
     );
     a.set(Attr::StudyID, &format!("{}", s % 100_000));
-    a.set(Attr::StudyInstanceUID, &format!("1.2.826.0.1.3680043.99.{s}"));
+    a.set(
+        Attr::StudyInstanceUID,
+        &format!("1.2.826.0.1.3680043.99.{s}"),
+    );
     a.set(Attr::SOPClassUID, "1.2.840.10008.5.1.4.1.1.2");
     a.set(Attr::TransferSyntaxUID, "1.2.840.10008.1.2.1");
     let mut out = Vec::with_capacity(series * per_series);
     for se in 0..series {
         let mut b = a.clone();
-        b.set(Attr::SeriesInstanceUID, &format!("1.2.826.0.1.3680043.99.{s}.{se}"));
+        b.set(
+            Attr::SeriesInstanceUID,
+            &format!("1.2.826.0.1.3680043.99.{s}.{se}"),
+        );
         b.set(Attr::Modality, if mr { "MR" } else { "CT" });
         b.set(Attr::SeriesNumber, &(se + 1).to_string());
-        b.set(Attr::SeriesDescription, if se == 0 { "AXIAL" } else { "CORONAL" });
+        b.set(
+            Attr::SeriesDescription,
+            if se == 0 { "AXIAL" } else { "CORONAL" },
+        );
         for i in 0..per_series {
             let mut c = b.clone();
             c.set(

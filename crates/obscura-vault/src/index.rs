@@ -326,7 +326,11 @@ fn normalize(kind: Kind, v: &str) -> std::borrow::Cow<'_, str> {
         if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
             return v.into();
         }
-        return v.chars().filter(char::is_ascii_digit).collect::<String>().into();
+        return v
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .into();
     }
     let v: String = v.chars().filter(|c| *c != ':').collect();
     let (whole, frac) = v.split_once('.').unwrap_or((&v, ""));
@@ -698,6 +702,58 @@ impl Index {
             out.push(attrs);
         }
         Ok(out)
+    }
+
+    /// Replace every tenant's wrapped key with `rewrap(id, wrapped)` and the
+    /// master check value with `check`, in one transaction; then checkpoint
+    /// the WAL (truncating it), so the old wrapped keys are overwritten
+    /// (secure_delete) in the database file and gone from the WAL.
+    pub(crate) fn rewrap_tenant_keys(
+        &mut self,
+        rewrap: impl Fn(&str, &[u8]) -> Result<Vec<u8>, VaultError>,
+        check: &[u8],
+    ) -> Result<usize, VaultError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tenants: Vec<(i64, String, Vec<u8>)> = {
+            let mut stmt = tx.prepare("SELECT pk, id, wrapped_key FROM tenants")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (pk, id, wrapped) in &tenants {
+            tx.execute(
+                "UPDATE tenants SET wrapped_key = ?1 WHERE pk = ?2",
+                params![rewrap(id, wrapped)?, pk],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![crate::MASTER_CHECK, check],
+        )?;
+        tx.commit()?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(tenants.len())
+    }
+
+    /// Every tenant id.
+    pub(crate) fn tenant_ids(&self) -> Result<std::collections::HashSet<String>, VaultError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM tenants")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The object names a tenant's instances refer to (none for an unknown tenant).
+    pub(crate) fn object_names(
+        &self,
+        tenant: &str,
+    ) -> Result<std::collections::HashSet<String>, VaultError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.object FROM instances i JOIN tenants t ON t.pk = i.tenant WHERE t.id = ?1",
+        )?;
+        let rows = stmt.query_map([tenant], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Open another connection to the index at `path`, for reads beside the

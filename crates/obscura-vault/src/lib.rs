@@ -26,7 +26,7 @@ pub mod segment;
 pub use attrs::{Attr, Attributes, Level};
 pub use index::Query;
 pub use keys::MasterKey;
-pub use objects::{FolderStore, ObjectKey, ObjectStore, ObjectWriter};
+pub use objects::{FolderStore, ObjectInfo, ObjectKey, ObjectStore, ObjectWriter};
 
 use index::{Index, Inserted, Insertion, Scope};
 use keys::{KeyBytes, TenantKeys};
@@ -113,6 +113,17 @@ pub struct Tenant {
     pub created: i64,
 }
 
+/// What [`Vault::sweep_orphans`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Unreferenced objects (including those of tenants that no longer exist).
+    pub objects: u64,
+    /// Tenants that no longer exist whose objects were deleted.
+    pub tenants: u64,
+    /// Writes never committed (temporary files).
+    pub incomplete: u64,
+}
+
 /// What [`Vault::store`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -170,7 +181,9 @@ pub struct Vault {
     readers: Vec<Mutex<Index>>,
     next_reader: std::sync::atomic::AtomicUsize,
     objects: Arc<dyn ObjectStore>,
-    master: MasterKey,
+    /// Read-locked while a tenant key is wrapped or unwrapped and its row
+    /// read or written; write-locked while the master key is rotated.
+    master: std::sync::RwLock<MasterKey>,
     scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
     studies: Mutex<cache::Caches>,
 }
@@ -178,7 +191,8 @@ pub struct Vault {
 /// How many read connections the index has beside its writer.
 const READERS: usize = 2;
 
-const MASTER_CHECK: &str = "master_check";
+/// The meta key of the master key's check value.
+pub(crate) const MASTER_CHECK: &str = "master_check";
 
 impl Vault {
     /// Open (creating) the vault in `data_dir` with objects in a folder
@@ -216,10 +230,94 @@ impl Vault {
             readers,
             next_reader: 0.into(),
             objects: Arc::from(objects),
-            master: master_key,
+            master: std::sync::RwLock::new(master_key),
             scopes: Mutex::new(HashMap::new()),
             studies: Mutex::new(cache::Caches::new(cache::DEFAULT_LIMIT)),
         })
+    }
+
+    fn master(&self) -> std::sync::RwLockReadGuard<'_, MasterKey> {
+        self.master.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rotate the master key: re-wrap every tenant's key under `new` and
+    /// record `new`'s check value, in one index transaction (all tenants or
+    /// none), then checkpoint the WAL so the old wrapped keys are gone from
+    /// the database files. From then on only `new` opens the vault.
+    ///
+    /// Once the old master key is destroyed, copies of the index taken
+    /// before (backups, snapshots, blocks not yet reused) are useless: in
+    /// particular the wrapped key of a tenant shredded before the rotation
+    /// opens under no key that still exists. Save `new` (a new key file)
+    /// before calling this, and destroy the old key after it returns.
+    /// Returns how many tenant keys were re-wrapped. Tenant keys, objects
+    /// and records do not change.
+    pub fn rotate_master_key(&self, new: MasterKey) -> Result<usize> {
+        let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
+        let check = new.check_value()?;
+        let n = self.index().rewrap_tenant_keys(
+            |id, wrapped| {
+                let key = master
+                    .unwrap_tenant_key(id, wrapped)
+                    .ok_or(VaultError::Tampered("tenant key"))?;
+                Ok(new.wrap_tenant_key(id, &key)?.to_vec())
+            },
+            &check,
+        )?;
+        *master = new;
+        Ok(n)
+    }
+
+    /// [`sweep_orphans_older_than`](Self::sweep_orphans_older_than) one hour.
+    pub fn sweep_orphans(&self) -> Result<Swept> {
+        self.sweep_orphans_older_than(std::time::Duration::from_secs(3600))
+    }
+
+    /// Delete what a crash left in the object store: objects no index row
+    /// refers to (a crash between an object's commit and its index
+    /// transaction), the objects of tenants that no longer exist (a crash
+    /// during a shred, after its key was destroyed), and writes never
+    /// committed. Unreferenced objects and uncommitted writes are deleted
+    /// only once older than `grace`: a store in progress commits its object
+    /// before its index row, so `grace` must exceed the longest store (or
+    /// [`store_many`](Self::store_many) batch). A dead tenant's objects go
+    /// whatever their age: its key is gone, and no store can add to it.
+    /// Needs an object store that can list (the folder store can).
+    pub fn sweep_orphans_older_than(&self, grace: std::time::Duration) -> Result<Swept> {
+        let before = std::time::SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut swept = Swept {
+            incomplete: self.objects.sweep_incomplete(before)?,
+            ..Swept::default()
+        };
+        // Folders first, rows second: a tenant's row exists before its
+        // first object, so a tenant listed here and missing below is gone.
+        let stored = self.objects.tenants()?;
+        let live = self.reader().tenant_ids()?;
+        for tenant in stored {
+            if !live.contains(&tenant) {
+                // Its key is gone: nothing of it can be read.
+                let n = self.objects.list(&tenant)?.len() as u64;
+                self.objects.delete_tenant(&tenant)?;
+                swept.objects += n;
+                swept.tenants += 1;
+                continue;
+            }
+            // Listed first, referenced second: an object committed and
+            // indexed in between is seen as referenced.
+            let listed = self.objects.list(&tenant)?;
+            let referenced = self.reader().object_names(&tenant)?;
+            for obj in listed {
+                if obj.modified < before && !referenced.contains(&obj.name) {
+                    let key = ObjectKey::new(&tenant, &obj.name)
+                        .ok_or(VaultError::Tampered("object name"))?;
+                    self.objects.delete(&key)?;
+                    swept.objects += 1;
+                }
+            }
+        }
+        Ok(swept)
     }
 
     /// The writing connection.
@@ -262,11 +360,13 @@ impl Vault {
         keys::random(&mut raw)?;
         let id = TenantId(hex(&raw));
         let key = KeyBytes::random()?;
-        let wrapped = self.master.wrap_tenant_key(id.as_str(), &key)?;
-        if !self
+        let master = self.master();
+        let wrapped = master.wrap_tenant_key(id.as_str(), &key)?;
+        let inserted = self
             .index()
-            .insert_tenant(id.as_str(), name, &wrapped, now())?
-        {
+            .insert_tenant(id.as_str(), name, &wrapped, now())?;
+        drop(master);
+        if !inserted {
             return Err(VaultError::TenantExists);
         }
         Ok(id)
@@ -314,14 +414,15 @@ impl Vault {
         if let Some(scope) = cached {
             return Ok(scope);
         }
+        let master = self.master();
         let (pk, wrapped) = self
             .reader()
             .wrapped_key(tenant.as_str())?
             .ok_or(VaultError::UnknownTenant)?;
-        let key = self
-            .master
+        let key = master
             .unwrap_tenant_key(tenant.as_str(), &wrapped)
             .ok_or(VaultError::Tampered("tenant key"))?;
+        drop(master);
         let scope = Arc::new(Scope {
             pk,
             id: tenant.as_str().to_string(),
@@ -381,8 +482,7 @@ impl Vault {
                 }
                 let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
                 let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
-                if !seen.insert(sop_h) || self.reader().instance_object(&scope, &sop_h)?.is_some()
-                {
+                if !seen.insert(sop_h) || self.reader().instance_object(&scope, &sop_h)?.is_some() {
                     results.push(Some(Stored::Duplicate));
                     continue;
                 }
@@ -396,10 +496,8 @@ impl Vault {
             Ok(())
         })();
         let inserted = outcome.and_then(|()| {
-            let rows: Vec<(&Attributes, &str, u64)> = written
-                .iter()
-                .map(|(a, k, n)| (a, k.name(), *n))
-                .collect();
+            let rows: Vec<(&Attributes, &str, u64)> =
+                written.iter().map(|(a, k, n)| (a, k.name(), *n)).collect();
             self.index().insert_instances(&scope, &rows)
         });
         let inserted = match inserted {
