@@ -9,7 +9,13 @@
 //! ```
 //!
 //! Set `VAULT_BENCH_DIR` to put the index on a given disk (default: the
-//! system temp folder).
+//! system temp folder), or `VAULT_QIDO_DIR` to a folder that keeps it: a
+//! second run with the same folder and arguments skips building.
+//!
+//! Query families are interleaved run by run, so that a busy machine slows
+//! them all alike. A last phase searches while another thread keeps storing
+//! new studies (the reads use their own connections; each store updates
+//! the cache).
 
 use obscura_vault::keys::KEY_LEN;
 use obscura_vault::{
@@ -30,46 +36,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = std::env::var_os("VAULT_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::tempdir_in(base)?;
-    let vault = Vault::open_with_store(
-        dir.path(),
-        MasterKey::from_bytes([9; KEY_LEN]),
-        Box::new(Discard),
-    )?;
-    let tenant = vault.create_tenant("big")?;
-    let other = vault.create_tenant("other")?;
-
+    let temp = tempfile::tempdir_in(base)?;
+    let dir = std::env::var_os("VAULT_QIDO_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let built = dir.join("index.sqlite").exists();
+    let vault =
+        Vault::open_with_store(&dir, MasterKey::from_bytes([9; KEY_LEN]), Box::new(Discard))?;
     let total = studies * series * per_series;
-    let t = Instant::now();
-    for s in 0..studies {
-        vault.store_many(&tenant, study(s, series, per_series))?;
-        if s % 2000 == 1999 {
-            eprintln!(
-                "  {} instances, {:.0} s",
-                (s + 1) * series * per_series,
-                t.elapsed().as_secs_f64()
-            );
+    let tenant = if built {
+        let t = vault.list_tenants()?;
+        println!("index: reusing {} ({total} instances)", dir.display());
+        t.into_iter()
+            .find(|t| t.name == "big")
+            .expect("tenant big")
+            .id
+    } else {
+        let tenant = vault.create_tenant("big")?;
+        let other = vault.create_tenant("other")?;
+        let t = Instant::now();
+        for s in 0..studies {
+            vault.store_many(&tenant, study(s, series, per_series))?;
+            if s % 2000 == 1999 {
+                eprintln!(
+                    "  {} instances, {:.0} s",
+                    (s + 1) * series * per_series,
+                    t.elapsed().as_secs_f64()
+                );
+            }
         }
-    }
-    let ingest = t.elapsed();
-    // A second tenant, so every search filters by tenant for real.
-    for s in 0..studies / 10 {
-        vault.store_many(&other, study(1_000_000 + s, 1, 5))?;
-    }
-    let db = std::fs::metadata(dir.path().join("index.sqlite"))?.len()
-        + std::fs::metadata(dir.path().join("index.sqlite-wal")).map_or(0, |m| m.len());
-    println!(
-        "index: {total} instances ({studies} studies x {series} series x {per_series}) + {} in another tenant; \
-         ingest {:.0} instances/s (store_many per study: one index transaction, synchronous=FULL, objects discarded); \
-         {:.0} MiB on disk ({:.0} bytes per instance)",
-        studies / 10 * 5,
-        total as f64 / ingest.as_secs_f64(),
-        db as f64 / 1048576.0,
-        db as f64 / (total + studies / 10 * 5) as f64
-    );
+        let ingest = t.elapsed();
+        // A second tenant, so every search filters by tenant for real.
+        for s in 0..studies / 10 {
+            vault.store_many(&other, study(1_000_000 + s, 1, 5))?;
+        }
+        let db = std::fs::metadata(dir.join("index.sqlite"))?.len()
+            + std::fs::metadata(dir.join("index.sqlite-wal")).map_or(0, |m| m.len());
+        println!(
+            "index: {total} instances ({studies} studies x {series} series x {per_series}) + {} in another tenant; \
+             ingest {:.0} instances/s (store_many per study: one index transaction, synchronous=FULL, objects discarded); \
+             {:.0} MiB on disk ({:.0} bytes per instance)",
+            studies / 10 * 5,
+            total as f64 / ingest.as_secs_f64(),
+            db as f64 / 1048576.0,
+            db as f64 / (total + studies / 10 * 5) as f64
+        );
+        tenant
+    };
+    println!("load average before searching: {}", load_average());
 
     // The queries: each a family of values, varied run by run.
-    type MakeQuery = Box<dyn Fn(usize) -> Query>;
     let n = studies;
     let families: Vec<(&str, MakeQuery)> = vec![
         (
@@ -141,34 +158,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             vault.search(&tenant, &families[0].1(0))?;
             println!(
-                "{label} (first search builds it: {:.0} ms; peak RSS {:.0} MiB)",
+                "{label} (the first search builds it: {:.0} ms; peak RSS {:.0} MiB)",
                 t.elapsed().as_secs_f64() * 1e3,
                 peak_rss_mib()
             );
         } else {
             println!("{label}");
         }
-        for (name, make) in &families {
-            let mut times = Vec::with_capacity(runs);
-            let mut results = 0;
-            for i in 0..runs {
-                let q = make(i);
-                let t = Instant::now();
-                results += vault.search(&tenant, &q)?.len();
-                times.push(t.elapsed());
+        measure(&vault, &tenant, &families, runs)?;
+    }
+
+    // Searching while another thread stores new studies.
+    println!("study cache on, while another thread stores studies (one store_many per study)");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stored = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| -> Result<usize, obscura_vault::VaultError> {
+            let mut s = 2_000_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                vault.store_many(&tenant, study(s, series, per_series))?;
+                s += 1;
             }
-            times.sort();
-            println!(
-                "  {name}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms ({:.0} results on average)",
-                ms(times[times.len() / 2]),
-                ms(times[(times.len() * 95).div_ceil(100) - 1]),
-                ms(times[times.len() - 1]),
-                results as f64 / runs as f64
-            );
+            Ok(s - 2_000_000)
+        });
+        let r = measure(&vault, &tenant, &families, runs);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let n = writer.join().expect("writer thread");
+        r.and(n.map_err(Into::into))
+    })?;
+    println!(
+        "  ({stored} studies, {} instances, stored meanwhile)",
+        stored * series * per_series
+    );
+    println!("load average after: {}", load_average());
+    Ok(())
+}
+
+/// Run every family `runs` times, interleaved; print p50/p95/max of each.
+fn measure(
+    vault: &Vault,
+    tenant: &obscura_vault::TenantId,
+    families: &[(&str, MakeQuery)],
+    runs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut times = vec![Vec::with_capacity(runs); families.len()];
+    let mut results = vec![0usize; families.len()];
+    for i in 0..runs {
+        for (f, (_, make)) in families.iter().enumerate() {
+            let q = make(i);
+            let t = Instant::now();
+            results[f] += vault.search(tenant, &q)?.len();
+            times[f].push(t.elapsed());
         }
+    }
+    for (f, (name, _)) in families.iter().enumerate() {
+        let t = &mut times[f];
+        t.sort();
+        println!(
+            "  {name}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms ({:.0} results on average)",
+            ms(t[t.len() / 2]),
+            ms(t[(t.len() * 95).div_ceil(100) - 1]),
+            ms(t[t.len() - 1]),
+            results[f] as f64 / runs as f64
+        );
     }
     Ok(())
 }
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// A family of queries: the query of run `i`.
+type MakeQuery = Box<dyn Fn(usize) -> Query + Sync>;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

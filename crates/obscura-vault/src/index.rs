@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS studies(
   accession_h BLOB,
   study_id_h BLOB,
   record BLOB NOT NULL,
+  gen INTEGER NOT NULL DEFAULT 0,
   UNIQUE(tenant, uid_h)
 );
 CREATE INDEX IF NOT EXISTS studies_tenant ON studies(tenant);
@@ -422,15 +423,20 @@ impl Index {
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
-        // Vaults made before the study generation counter.
-        let has_gen: bool = conn.query_row(
-            "SELECT count(*) FROM pragma_table_info('tenants') WHERE name = 'gen'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !has_gen {
-            conn.execute_batch("ALTER TABLE tenants ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")?;
+        // Vaults made before the study generation counters.
+        for table in ["tenants", "studies"] {
+            let has_gen: bool = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'gen'",
+                [table],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_gen {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN gen INTEGER NOT NULL DEFAULT 0"
+                ))?;
+            }
         }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS studies_gen ON studies(tenant, gen)")?;
         Ok(Index { conn })
     }
 
@@ -537,35 +543,38 @@ impl Index {
     /// Insert instances (and their studies and series if new) in one
     /// transaction: all or none. The first instance of a study or series
     /// sets its record; a new series adds its modality to the study's
-    /// ModalitiesInStudy. Returns what happened to each, and the study
-    /// records written (for the search cache).
+    /// ModalitiesInStudy. If a study record is inserted or changed, the
+    /// tenant's study generation goes up by one and those rows carry the
+    /// new generation (the search cache fetches rows newer than its own).
     pub(crate) fn insert_instances(
         &mut self,
         t: &Scope,
         items: &[(&Attributes, &str, u64)],
-    ) -> Result<Insertion, VaultError> {
+    ) -> Result<Vec<Inserted>, VaultError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let gen_before: i64 =
-            tx.query_row("SELECT gen FROM tenants WHERE pk = ?1", [t.pk], |r| {
-                r.get(0)
-            })?;
-        let mut out = Insertion {
-            results: Vec::with_capacity(items.len()),
-            studies: Vec::new(),
-            gen_before,
-            gen_after: gen_before,
-        };
+        let gen: i64 = tx.query_row("SELECT gen FROM tenants WHERE pk = ?1", [t.pk], |r| {
+            r.get(0)
+        })?;
+        let next = gen + 1;
+        let mut studies_changed = false;
+        let mut out = Vec::with_capacity(items.len());
         for (attrs, object, bytes) in items {
-            let r = insert_one(&tx, t, attrs, object, *bytes, &mut out.studies)?;
-            out.results.push(r);
+            out.push(insert_one(
+                &tx,
+                t,
+                attrs,
+                object,
+                *bytes,
+                next,
+                &mut studies_changed,
+            )?);
         }
-        if !out.studies.is_empty() {
-            out.gen_after = gen_before + 1;
+        if studies_changed {
             tx.execute(
                 "UPDATE tenants SET gen = ?1 WHERE pk = ?2",
-                params![out.gen_after, t.pk],
+                params![next, t.pk],
             )?;
         }
         tx.commit()?;
@@ -765,29 +774,22 @@ impl Index {
         Ok(Index { conn })
     }
 
-    /// A tenant's study generation: it changes whenever one of its study
-    /// records is inserted or changed.
-    pub(crate) fn studies_gen(&self, t: &Scope) -> Result<i64, VaultError> {
-        Ok(self
-            .conn
-            .query_row("SELECT gen FROM tenants WHERE pk = ?1", [t.pk], |r| {
-                r.get(0)
-            })?)
-    }
-
-    /// Every study record of a tenant, decrypted, by row number, and the
-    /// generation they are at (one read transaction).
-    pub(crate) fn load_studies(
+    /// The study records of a tenant written after generation `since` (all
+    /// of them if `None`), decrypted, by row number, and the generation the
+    /// tenant is at (one read transaction: a consistent snapshot).
+    pub(crate) fn studies_since(
         &self,
         t: &Scope,
+        since: Option<i64>,
     ) -> Result<(i64, Vec<(i64, Attributes)>), VaultError> {
         let tx = self.conn.unchecked_transaction()?;
         let gen: i64 = tx.query_row("SELECT gen FROM tenants WHERE pk = ?1", [t.pk], |r| {
             r.get(0)
         })?;
-        let mut stmt =
-            tx.prepare("SELECT pk, uid_h, record FROM studies WHERE tenant = ?1 ORDER BY pk")?;
-        let mut rows = stmt.query([t.pk])?;
+        let mut stmt = tx.prepare(
+            "SELECT pk, uid_h, record FROM studies WHERE tenant = ?1 AND gen > ?2 ORDER BY pk",
+        )?;
+        let mut rows = stmt.query(params![t.pk, since.unwrap_or(i64::MIN)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let pk: i64 = row.get(0)?;
@@ -802,26 +804,16 @@ impl Index {
     }
 }
 
-/// What [`Index::insert_instances`] did.
-pub(crate) struct Insertion {
-    /// Per instance, in order.
-    pub(crate) results: Vec<Inserted>,
-    /// Study records inserted or changed: row number and new record.
-    pub(crate) studies: Vec<(i64, Attributes)>,
-    /// The tenant's study generation before and after.
-    pub(crate) gen_before: i64,
-    /// See `gen_before`.
-    pub(crate) gen_after: i64,
-}
-
-/// Insert one instance inside `tx`; study records written go to `studies`.
+/// Insert one instance inside `tx`; a study record written carries
+/// generation `gen` and sets `studies_changed`.
 fn insert_one(
     tx: &rusqlite::Transaction<'_>,
     t: &Scope,
     attrs: &Attributes,
     object: &str,
     bytes: u64,
-    studies: &mut Vec<(i64, Attributes)>,
+    gen: i64,
+    studies_changed: &mut bool,
 ) -> Result<Inserted, VaultError> {
     let h = |a: Attr| attrs.get(a).map(|v| hash(&t.keys, a, v).to_vec());
     let need = |a: Attr| h(a).ok_or(VaultError::MissingAttribute(a));
@@ -851,20 +843,20 @@ fn insert_one(
             let mut rec = attrs.at_level(Level::Study);
             rec.set(Attr::ModalitiesInStudy, "");
             tx.execute(
-                "INSERT INTO studies(tenant, uid_h, patient_id_h, accession_h, study_id_h, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO studies(tenant, uid_h, patient_id_h, accession_h, study_id_h, record, gen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     t.pk,
                     study_h,
                     h(Attr::PatientID),
                     h(Attr::AccessionNumber),
                     h(Attr::StudyID),
-                    seal(t, "studies", &study_h, &rec)?
+                    seal(t, "studies", &study_h, &rec)?,
+                    gen
                 ],
             )?;
-            let pk = tx.last_insert_rowid();
-            studies.push((pk, rec));
-            pk
+            *studies_changed = true;
+            tx.last_insert_rowid()
         }
     };
     let series: Option<i64> = tx
@@ -890,8 +882,8 @@ fn insert_one(
             )?;
             let pk = tx.last_insert_rowid();
             if let Some(modality) = attrs.get(Attr::Modality) {
-                if let Some(rec) = add_modality(tx, t, study_pk, &study_h, modality)? {
-                    studies.push((study_pk, rec));
+                if add_modality(tx, t, study_pk, &study_h, modality, gen)? {
+                    *studies_changed = true;
                 }
             }
             pk
@@ -914,15 +906,16 @@ fn insert_one(
     Ok(Inserted::New)
 }
 
-/// Add `modality` to a study's ModalitiesInStudy (re-sealing its record);
-/// the new record if it changed.
+/// Add `modality` to a study's ModalitiesInStudy (re-sealing its record,
+/// which then carries generation `gen`); whether it changed.
 fn add_modality(
     tx: &rusqlite::Transaction<'_>,
     t: &Scope,
     study_pk: i64,
     study_h: &[u8],
     modality: &str,
-) -> Result<Option<Attributes>, VaultError> {
+    gen: i64,
+) -> Result<bool, VaultError> {
     let sealed: Vec<u8> = tx.query_row(
         "SELECT record FROM studies WHERE pk = ?1",
         [study_pk],
@@ -934,16 +927,16 @@ fn add_modality(
         .map(|m| m.split('\\').map(str::to_string).collect())
         .unwrap_or_default();
     if all.iter().any(|m| m == modality) {
-        return Ok(None);
+        return Ok(false);
     }
     all.push(modality.to_string());
     all.sort();
     rec.set(Attr::ModalitiesInStudy, &all.join("\\"));
     tx.execute(
-        "UPDATE studies SET record = ?1 WHERE pk = ?2",
-        params![seal(t, "studies", study_h, &rec)?, study_pk],
+        "UPDATE studies SET record = ?1, gen = ?2 WHERE pk = ?3",
+        params![seal(t, "studies", study_h, &rec)?, gen, study_pk],
     )?;
-    Ok(Some(rec))
+    Ok(true)
 }
 
 fn placeholders(n: usize) -> String {

@@ -28,7 +28,7 @@ pub use index::Query;
 pub use keys::MasterKey;
 pub use objects::{FolderStore, ObjectInfo, ObjectKey, ObjectStore, ObjectWriter};
 
-use index::{Index, Inserted, Insertion, Scope};
+use index::{Index, Inserted, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
 use segment::SeekableReader;
@@ -509,8 +509,7 @@ impl Vault {
                 return Err(e);
             }
         };
-        self.cache_update(tenant, &inserted);
-        let mut news = written.iter().zip(&inserted.results);
+        let mut news = written.iter().zip(&inserted);
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             out.push(match r {
@@ -603,12 +602,25 @@ impl Vault {
             && matchers.iter().any(index::Matcher::is_filter)
             && self.caches().limit() > 0
         {
-            let gen = self.reader().studies_gen(&scope)?;
-            let cached = self.caches().get(tenant, gen);
+            let cached = self.caches().get(tenant);
             let cache = match cached {
-                Some(c) => c,
+                Some(cache) => {
+                    // Bring it up to date: the study rows written since its
+                    // generation (usually none; a few while stores go on).
+                    let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
+                    let (gen, changed) = self.reader().studies_since(&scope, Some(c.gen))?;
+                    if gen > c.gen {
+                        for (pk, rec) in &changed {
+                            c.upsert(*pk, rec);
+                        }
+                        c.gen = gen;
+                    }
+                    drop(c);
+                    self.caches().fit(Some(tenant));
+                    cache
+                }
                 None => {
-                    let (gen, records) = self.reader().load_studies(&scope)?;
+                    let (gen, records) = self.reader().studies_since(&scope, None)?;
                     let fresh = cache::StudyCache::new(gen, records);
                     self.caches().insert(tenant, fresh)
                 }
@@ -617,14 +629,6 @@ impl Vault {
             return Ok(found);
         }
         self.reader().search(&scope, query, matchers)
-    }
-
-    /// Bring the tenant's study cache up to a store's changes.
-    fn cache_update(&self, tenant: &TenantId, ins: &Insertion) {
-        if !ins.studies.is_empty() {
-            self.caches()
-                .update(tenant, ins.gen_before, ins.gen_after, &ins.studies);
-        }
     }
 }
 
