@@ -440,8 +440,106 @@ impl Index {
         Ok(Index { conn })
     }
 
+    /// Open another connection to the index at `path`, for reads beside the
+    /// writer (WAL: readers do not wait for a writer's transaction).
+    pub(crate) fn open_reader(path: &Path) -> Result<Index, VaultError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(Index { conn })
+    }
+}
+
+/// Re-wraps a tenant's wrapped key (given its id) under a new master key.
+pub(crate) type Rewrap<'a> = dyn Fn(&str, &[u8]) -> Result<Vec<u8>, VaultError> + 'a;
+
+/// What the vault needs of its index database, over one connection (the
+/// vault keeps one that writes and a few that read). SQLite ([`Index`])
+/// implements it; a PostgreSQL backend implements the same operations with
+/// the same tables (keyed hashes and sealed records are computed here, so a
+/// backend only stores and selects bytes), `$n` placeholders, and
+/// `SELECT ... FOR UPDATE` of the tenant row where SQLite takes its write
+/// lock (`BEGIN IMMEDIATE`).
+pub(crate) trait IndexBackend: Send {
     /// A value of the meta table.
-    pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
+    fn meta(&mut self, key: &str) -> Result<Option<Vec<u8>>, VaultError>;
+
+    /// Set a value of the meta table.
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), VaultError>;
+
+    /// Add a tenant; `false` if the name is taken.
+    fn insert_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        wrapped: &[u8],
+        created: i64,
+    ) -> Result<bool, VaultError>;
+
+    /// Every tenant, oldest first.
+    fn tenants(&mut self) -> Result<Vec<TenantRow>, VaultError>;
+
+    /// A tenant's row number and wrapped key.
+    fn wrapped_key(&mut self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError>;
+
+    /// Delete a tenant's rows and its wrapped key, then checkpoint the WAL
+    /// (truncating it) so the deleted pages, zeroed by secure_delete, are
+    /// what remains in the database file. `false` if there was no such tenant.
+    fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError>;
+
+    /// The object name and size of an instance, by SOP Instance UID hash.
+    fn instance_object(&self, t: &Scope, uid_h: &[u8])
+        -> Result<Option<(String, u64)>, VaultError>;
+
+    /// Insert instances (and their studies and series if new) in one
+    /// transaction: all or none. The first instance of a study or series
+    /// sets its record; a new series adds its modality to the study's
+    /// ModalitiesInStudy. If a study record is inserted or changed, the
+    /// tenant's study generation goes up by one and those rows carry the
+    /// new generation (the search cache fetches rows newer than its own).
+    fn insert_instances(
+        &mut self,
+        t: &Scope,
+        items: &[(&Attributes, &str, u64)],
+    ) -> Result<Vec<Inserted>, VaultError>;
+
+    /// Run a search for one tenant.
+    fn search(
+        &self,
+        t: &Scope,
+        query: &Query,
+        matchers: Vec<Matcher>,
+    ) -> Result<Vec<Attributes>, VaultError>;
+
+    /// Replace every tenant's wrapped key with `rewrap(id, wrapped)` and the
+    /// master check value with `check`, in one transaction; then checkpoint
+    /// the WAL (truncating it), so the old wrapped keys are overwritten
+    /// (secure_delete) in the database file and gone from the WAL.
+    fn rewrap_tenant_keys(
+        &mut self,
+        rewrap: &Rewrap<'_>,
+        check: &[u8],
+    ) -> Result<usize, VaultError>;
+
+    /// Every tenant id.
+    fn tenant_ids(&mut self) -> Result<std::collections::HashSet<String>, VaultError>;
+
+    /// The object names a tenant's instances refer to (none for an unknown tenant).
+    fn object_names(&self, tenant: &str) -> Result<std::collections::HashSet<String>, VaultError>;
+
+    /// The study records of a tenant written after generation `since` (all
+    /// of them if `None`), decrypted, by row number, and the generation the
+    /// tenant is at (one read transaction: a consistent snapshot).
+    fn studies_since(
+        &self,
+        t: &Scope,
+        since: Option<i64>,
+    ) -> Result<(i64, Vec<(i64, Attributes)>), VaultError>;
+}
+
+impl IndexBackend for Index {
+    /// A value of the meta table.
+    fn meta(&mut self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
         Ok(self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -449,7 +547,7 @@ impl Index {
     }
 
     /// Set a value of the meta table.
-    pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), VaultError> {
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), VaultError> {
         self.conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
             params![key, value],
@@ -458,7 +556,7 @@ impl Index {
     }
 
     /// Add a tenant; `false` if the name is taken.
-    pub(crate) fn insert_tenant(
+    fn insert_tenant(
         &self,
         id: &str,
         name: &str,
@@ -473,7 +571,7 @@ impl Index {
     }
 
     /// Every tenant, oldest first.
-    pub(crate) fn tenants(&self) -> Result<Vec<TenantRow>, VaultError> {
+    fn tenants(&mut self) -> Result<Vec<TenantRow>, VaultError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, name, created FROM tenants ORDER BY created, rowid")?;
@@ -488,7 +586,7 @@ impl Index {
     }
 
     /// A tenant's row number and wrapped key.
-    pub(crate) fn wrapped_key(&self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError> {
+    fn wrapped_key(&mut self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError> {
         Ok(self
             .conn
             .query_row(
@@ -502,7 +600,7 @@ impl Index {
     /// Delete a tenant's rows and its wrapped key, then checkpoint the WAL
     /// (truncating it) so the deleted pages, zeroed by secure_delete, are
     /// what remains in the database file. `false` if there was no such tenant.
-    pub(crate) fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError> {
+    fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -525,7 +623,7 @@ impl Index {
     }
 
     /// The object name and size of an instance, by SOP Instance UID hash.
-    pub(crate) fn instance_object(
+    fn instance_object(
         &self,
         t: &Scope,
         uid_h: &[u8],
@@ -546,7 +644,7 @@ impl Index {
     /// ModalitiesInStudy. If a study record is inserted or changed, the
     /// tenant's study generation goes up by one and those rows carry the
     /// new generation (the search cache fetches rows newer than its own).
-    pub(crate) fn insert_instances(
+    fn insert_instances(
         &mut self,
         t: &Scope,
         items: &[(&Attributes, &str, u64)],
@@ -582,7 +680,7 @@ impl Index {
     }
 
     /// Run a search for one tenant.
-    pub(crate) fn search(
+    fn search(
         &self,
         t: &Scope,
         query: &Query,
@@ -717,9 +815,9 @@ impl Index {
     /// master check value with `check`, in one transaction; then checkpoint
     /// the WAL (truncating it), so the old wrapped keys are overwritten
     /// (secure_delete) in the database file and gone from the WAL.
-    pub(crate) fn rewrap_tenant_keys(
+    fn rewrap_tenant_keys(
         &mut self,
-        rewrap: impl Fn(&str, &[u8]) -> Result<Vec<u8>, VaultError>,
+        rewrap: &Rewrap<'_>,
         check: &[u8],
     ) -> Result<usize, VaultError> {
         let tx = self
@@ -747,17 +845,14 @@ impl Index {
     }
 
     /// Every tenant id.
-    pub(crate) fn tenant_ids(&self) -> Result<std::collections::HashSet<String>, VaultError> {
+    fn tenant_ids(&mut self) -> Result<std::collections::HashSet<String>, VaultError> {
         let mut stmt = self.conn.prepare("SELECT id FROM tenants")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The object names a tenant's instances refer to (none for an unknown tenant).
-    pub(crate) fn object_names(
-        &self,
-        tenant: &str,
-    ) -> Result<std::collections::HashSet<String>, VaultError> {
+    fn object_names(&self, tenant: &str) -> Result<std::collections::HashSet<String>, VaultError> {
         let mut stmt = self.conn.prepare(
             "SELECT i.object FROM instances i JOIN tenants t ON t.pk = i.tenant WHERE t.id = ?1",
         )?;
@@ -765,19 +860,10 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Open another connection to the index at `path`, for reads beside the
-    /// writer (WAL: readers do not wait for a writer's transaction).
-    pub(crate) fn open_reader(path: &Path) -> Result<Index, VaultError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "query_only", "ON")?;
-        Ok(Index { conn })
-    }
-
     /// The study records of a tenant written after generation `since` (all
     /// of them if `None`), decrypted, by row number, and the generation the
     /// tenant is at (one read transaction: a consistent snapshot).
-    pub(crate) fn studies_since(
+    fn studies_since(
         &self,
         t: &Scope,
         since: Option<i64>,

@@ -28,7 +28,7 @@ pub use index::Query;
 pub use keys::MasterKey;
 pub use objects::{FolderStore, ObjectInfo, ObjectKey, ObjectStore, ObjectWriter};
 
-use index::{Index, Inserted, Scope};
+use index::{Index, IndexBackend, Inserted, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
 use segment::SeekableReader;
@@ -176,9 +176,9 @@ impl Seek for InstanceReader {
 /// The vault: tenants, their keys, the index and the objects.
 pub struct Vault {
     /// The one connection that writes.
-    index: Mutex<Index>,
+    index: Mutex<Box<dyn IndexBackend>>,
     /// Connections that only read (WAL: they never wait for the writer).
-    readers: Vec<Mutex<Index>>,
+    readers: Vec<Mutex<Box<dyn IndexBackend>>>,
     next_reader: std::sync::atomic::AtomicUsize,
     objects: Arc<dyn ObjectStore>,
     /// Read-locked while a tenant key is wrapped or unwrapped and its row
@@ -216,17 +216,19 @@ impl Vault {
         objects: Box<dyn ObjectStore>,
     ) -> Result<Vault> {
         let path = data_dir.join("index.sqlite");
-        let index = Index::open(&path)?;
+        let mut index = Index::open(&path)?;
         match index.meta(MASTER_CHECK)? {
             Some(check) if !master_key.check(&check) => return Err(VaultError::WrongMasterKey),
             Some(_) => {}
             None => index.set_meta(MASTER_CHECK, &master_key.check_value()?)?,
         }
         let readers = (0..READERS)
-            .map(|_| Index::open_reader(&path).map(Mutex::new))
+            .map(|_| {
+                Index::open_reader(&path).map(|r| Mutex::new(Box::new(r) as Box<dyn IndexBackend>))
+            })
             .collect::<Result<_>>()?;
         Ok(Vault {
-            index: Mutex::new(index),
+            index: Mutex::new(Box::new(index)),
             readers,
             next_reader: 0.into(),
             objects: Arc::from(objects),
@@ -256,7 +258,7 @@ impl Vault {
         let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
         let check = new.check_value()?;
         let n = self.index().rewrap_tenant_keys(
-            |id, wrapped| {
+            &|id, wrapped| {
                 let key = master
                     .unwrap_tenant_key(id, wrapped)
                     .ok_or(VaultError::Tampered("tenant key"))?;
@@ -321,12 +323,12 @@ impl Vault {
     }
 
     /// The writing connection.
-    fn index(&self) -> MutexGuard<'_, Index> {
+    fn index(&self) -> MutexGuard<'_, Box<dyn IndexBackend>> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A reading connection: a free one if there is one, else the next in turn.
-    fn reader(&self) -> MutexGuard<'_, Index> {
+    fn reader(&self) -> MutexGuard<'_, Box<dyn IndexBackend>> {
         for r in &self.readers {
             if let Ok(guard) = r.try_lock() {
                 return guard;
