@@ -469,7 +469,7 @@ pub(crate) trait IndexBackend: Send {
 
     /// Add a tenant; `false` if the name is taken.
     fn insert_tenant(
-        &self,
+        &mut self,
         id: &str,
         name: &str,
         wrapped: &[u8],
@@ -488,8 +488,11 @@ pub(crate) trait IndexBackend: Send {
     fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError>;
 
     /// The object name and size of an instance, by SOP Instance UID hash.
-    fn instance_object(&self, t: &Scope, uid_h: &[u8])
-        -> Result<Option<(String, u64)>, VaultError>;
+    fn instance_object(
+        &mut self,
+        t: &Scope,
+        uid_h: &[u8],
+    ) -> Result<Option<(String, u64)>, VaultError>;
 
     /// Insert instances (and their studies and series if new) in one
     /// transaction: all or none. The first instance of a study or series
@@ -505,7 +508,7 @@ pub(crate) trait IndexBackend: Send {
 
     /// Run a search for one tenant.
     fn search(
-        &self,
+        &mut self,
         t: &Scope,
         query: &Query,
         matchers: Vec<Matcher>,
@@ -525,13 +528,16 @@ pub(crate) trait IndexBackend: Send {
     fn tenant_ids(&mut self) -> Result<std::collections::HashSet<String>, VaultError>;
 
     /// The object names a tenant's instances refer to (none for an unknown tenant).
-    fn object_names(&self, tenant: &str) -> Result<std::collections::HashSet<String>, VaultError>;
+    fn object_names(
+        &mut self,
+        tenant: &str,
+    ) -> Result<std::collections::HashSet<String>, VaultError>;
 
     /// The study records of a tenant written after generation `since` (all
     /// of them if `None`), decrypted, by row number, and the generation the
     /// tenant is at (one read transaction: a consistent snapshot).
     fn studies_since(
-        &self,
+        &mut self,
         t: &Scope,
         since: Option<i64>,
     ) -> Result<(i64, Vec<(i64, Attributes)>), VaultError>;
@@ -557,7 +563,7 @@ impl IndexBackend for Index {
 
     /// Add a tenant; `false` if the name is taken.
     fn insert_tenant(
-        &self,
+        &mut self,
         id: &str,
         name: &str,
         wrapped: &[u8],
@@ -624,7 +630,7 @@ impl IndexBackend for Index {
 
     /// The object name and size of an instance, by SOP Instance UID hash.
     fn instance_object(
-        &self,
+        &mut self,
         t: &Scope,
         uid_h: &[u8],
     ) -> Result<Option<(String, u64)>, VaultError> {
@@ -681,7 +687,7 @@ impl IndexBackend for Index {
 
     /// Run a search for one tenant.
     fn search(
-        &self,
+        &mut self,
         t: &Scope,
         query: &Query,
         matchers: Vec<Matcher>,
@@ -852,7 +858,10 @@ impl IndexBackend for Index {
     }
 
     /// The object names a tenant's instances refer to (none for an unknown tenant).
-    fn object_names(&self, tenant: &str) -> Result<std::collections::HashSet<String>, VaultError> {
+    fn object_names(
+        &mut self,
+        tenant: &str,
+    ) -> Result<std::collections::HashSet<String>, VaultError> {
         let mut stmt = self.conn.prepare(
             "SELECT i.object FROM instances i JOIN tenants t ON t.pk = i.tenant WHERE t.id = ?1",
         )?;
@@ -864,7 +873,7 @@ impl IndexBackend for Index {
     /// of them if `None`), decrypted, by row number, and the generation the
     /// tenant is at (one read transaction: a consistent snapshot).
     fn studies_since(
-        &self,
+        &mut self,
         t: &Scope,
         since: Option<i64>,
     ) -> Result<(i64, Vec<(i64, Attributes)>), VaultError> {
