@@ -208,15 +208,22 @@ impl Attributes {
     /// per attribute, then zero padding to a multiple of 64 bytes so that a
     /// record's length says little about its values.
     pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_compact();
+        out.resize(out.len().div_ceil(64).max(1) * 64, 0);
+        out
+    }
+
+    /// [`encode`](Self::encode) without the padding (the search cache's form;
+    /// [`decode`](Self::decode) and [`record_get`] read it).
+    pub(crate) fn encode_compact(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         for (attr, value) in &self.0 {
             let bytes = value.as_bytes();
-            let len = bytes.len().min(u16::MAX as usize);
+            let len = floor_char_boundary(value, bytes.len().min(u16::MAX as usize));
             out.push(attr.id());
             out.extend_from_slice(&(len as u16).to_le_bytes());
-            out.extend_from_slice(&bytes[..floor_char_boundary(value, len)]);
+            out.extend_from_slice(&bytes[..len]);
         }
-        out.resize(out.len().div_ceil(64).max(1) * 64, 0);
         out
     }
 
@@ -240,6 +247,24 @@ impl Attributes {
         }
         Some(attrs)
     }
+}
+
+/// The value of `attr` in an encoded record (one that
+/// [`Attributes::decode`] accepts), without decoding the rest.
+pub(crate) fn record_get(mut rec: &[u8], attr: Attr) -> Option<&str> {
+    let want = attr.id();
+    while let [id, lo, hi, rest @ ..] = rec {
+        if *id == 0 {
+            return None;
+        }
+        let len = u16::from_le_bytes([*lo, *hi]) as usize;
+        let value = rest.get(..len)?;
+        if *id == want {
+            return std::str::from_utf8(value).ok();
+        }
+        rec = &rest[len..];
+    }
+    None
 }
 
 /// The largest `i <= len` on a char boundary of `s`.

@@ -28,7 +28,7 @@
 //! equality of match values within the tenant (e.g. that two studies share a
 //! Patient ID, or how many series share a modality), never across tenants.
 
-use crate::attrs::{trim, Attr, Attributes, Kind, Level};
+use crate::attrs::{record_get, trim, Attr, Attributes, Kind, Level};
 use crate::keys::{TenantKeys, MATCH_LEN};
 use crate::VaultError;
 use rusqlite::types::Value;
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS tenants(
   id TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL UNIQUE,
   wrapped_key BLOB NOT NULL,
-  created INTEGER NOT NULL
+  created INTEGER NOT NULL,
+  gen INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS studies(
   pk INTEGER PRIMARY KEY,
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS studies(
   accession_h BLOB,
   study_id_h BLOB,
   record BLOB NOT NULL,
+  gen INTEGER NOT NULL DEFAULT 0,
   UNIQUE(tenant, uid_h)
 );
 CREATE INDEX IF NOT EXISTS studies_tenant ON studies(tenant);
@@ -205,30 +207,62 @@ impl Query {
 }
 
 /// One key, parsed.
-enum Matcher {
-    /// By keyed hash in SQL: any of these values.
-    Hashes(Attr, Vec<[u8; MATCH_LEN]>),
+pub(crate) enum Matcher {
+    /// By keyed hash in SQL: any of these values (trimmed; hashed when the
+    /// SQL is built, compared as they are against a cached record).
+    Hashes(Attr, Vec<String>),
     /// ModalitiesInStudy: any series of the study has one of these modalities.
-    StudyModality(Vec<[u8; MATCH_LEN]>),
+    StudyModality(Vec<String>),
     /// After decrypting.
     Filter(Attr, Filter),
 }
 
-enum Filter {
+impl Matcher {
+    /// Whether a study record (as [`Attributes::encode_compact`] writes it)
+    /// matches: the answer the SQL path gives for the same row. Equal hashes
+    /// are equal trimmed values; a study's ModalitiesInStudy holds exactly
+    /// the modalities of its series.
+    pub(crate) fn matches_record(&self, rec: &[u8]) -> bool {
+        match self {
+            Matcher::Hashes(attr, values) => {
+                record_get(rec, *attr).is_some_and(|v| values.iter().any(|w| w == v))
+            }
+            Matcher::StudyModality(values) => record_get(rec, Attr::ModalitiesInStudy)
+                .is_some_and(|m| m.split('\\').any(|v| values.iter().any(|w| w == v))),
+            Matcher::Filter(attr, f) => f.matches(attr.kind(), record_get(rec, *attr)),
+        }
+    }
+
+    /// Whether it is matched after decrypting.
+    pub(crate) fn is_filter(&self) -> bool {
+        matches!(self, Matcher::Filter(..))
+    }
+}
+
+/// A key matched after decrypting.
+pub(crate) enum Filter {
     Exact(String),
-    /// Case-insensitive exact match (person names).
+    /// Case-insensitive exact match (person names); the value lowercased.
     ExactFolded(String),
-    Wildcard(Vec<char>, bool),
+    /// The pattern (lowercased if folded) as chars and as text, and whether
+    /// it is case-insensitive.
+    Wildcard(Vec<char>, String, bool),
     /// Inclusive bounds on normalized values.
     Range(Option<String>, Option<String>),
 }
 
-fn parse_key(
-    keys: &TenantKeys,
-    level: Level,
-    attr: Attr,
-    value: &str,
-) -> Result<Option<Matcher>, VaultError> {
+/// Parse every key of a query.
+pub(crate) fn parse_query(query: &Query) -> Result<Vec<Matcher>, VaultError> {
+    let mut out = Vec::new();
+    for (attr, value) in &query.keys {
+        if let Some(m) = parse_key(query.level, *attr, value)? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_key(level: Level, attr: Attr, value: &str) -> Result<Option<Matcher>, VaultError> {
     if attr.level() > level || attr == Attr::TransferSyntaxUID {
         return Err(VaultError::InvalidQuery(attr, "not a key at this level"));
     }
@@ -243,23 +277,15 @@ fn parse_key(
         if wildcard {
             return Err(VaultError::InvalidQuery(attr, "no wildcards in UIDs"));
         }
-        let hash_attr = if attr == Attr::ModalitiesInStudy {
-            Attr::Modality
-        } else {
-            attr
-        };
-        let hashes = value
-            .split('\\')
-            .map(|v| hash(keys, hash_attr, v))
-            .collect();
+        let values = value.split('\\').map(|v| trim(v).to_string()).collect();
         return Ok(Some(if attr == Attr::ModalitiesInStudy {
-            Matcher::StudyModality(hashes)
+            Matcher::StudyModality(values)
         } else {
-            Matcher::Hashes(attr, hashes)
+            Matcher::Hashes(attr, values)
         }));
     }
     if matches!(kind, Kind::Date | Kind::Time) {
-        let norm = |s: &str| (!s.is_empty()).then(|| normalize(kind, s));
+        let norm = |s: &str| (!s.is_empty()).then(|| normalize(kind, s).into_owned());
         return Ok(Some(Matcher::Filter(
             attr,
             match value.split_once('-') {
@@ -277,11 +303,11 @@ fn parse_key(
         };
         return Ok(Some(Matcher::Filter(
             attr,
-            Filter::Wildcard(pattern.chars().collect(), folded),
+            Filter::Wildcard(pattern.chars().collect(), pattern, folded),
         )));
     }
     if match_column(attr).is_some() {
-        return Ok(Some(Matcher::Hashes(attr, vec![hash(keys, attr, value)])));
+        return Ok(Some(Matcher::Hashes(attr, vec![value.to_string()])));
     }
     Ok(Some(Matcher::Filter(
         attr,
@@ -295,14 +321,21 @@ fn parse_key(
 
 /// A date or time in a form that compares as a string: `YYYYMMDD`
 /// (`YYYY.MM.DD` accepted), `HHMMSS.FFFFFF` (missing parts as zeros, colons
-/// accepted).
-fn normalize(kind: Kind, v: &str) -> String {
+/// accepted). Borrowed when already in that form (dates of 8 digits).
+fn normalize(kind: Kind, v: &str) -> std::borrow::Cow<'_, str> {
     if kind == Kind::Date {
-        return v.chars().filter(char::is_ascii_digit).collect();
+        if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
+            return v.into();
+        }
+        return v
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .into();
     }
     let v: String = v.chars().filter(|c| *c != ':').collect();
     let (whole, frac) = v.split_once('.').unwrap_or((&v, ""));
-    format!("{whole:0<6}.{frac:0<6}")
+    format!("{whole:0<6}.{frac:0<6}").into()
 }
 
 impl Filter {
@@ -312,33 +345,47 @@ impl Filter {
         };
         match self {
             Filter::Exact(want) => value == want,
-            Filter::ExactFolded(want) => value.to_lowercase() == *want,
-            Filter::Wildcard(pattern, folded) => {
-                let v: Vec<char> = if *folded {
-                    value.to_lowercase().chars().collect()
+            Filter::ExactFolded(want) => {
+                if value.is_ascii() && want.is_ascii() {
+                    value.eq_ignore_ascii_case(want)
                 } else {
-                    value.chars().collect()
-                };
-                wildcard(pattern, &v)
+                    value.to_lowercase() == *want
+                }
+            }
+            Filter::Wildcard(pattern, text, folded) => {
+                if value.is_ascii() && text.is_ascii() {
+                    // Bytes, folded on the fly: no allocation.
+                    let fold = |b: u8| if *folded { b.to_ascii_lowercase() } else { b };
+                    wildcard(text.as_bytes(), value.as_bytes(), b'*', b'?', fold)
+                } else {
+                    let v: Vec<char> = if *folded {
+                        value.to_lowercase().chars().collect()
+                    } else {
+                        value.chars().collect()
+                    };
+                    wildcard(pattern, &v, '*', '?', |c| c)
+                }
             }
             Filter::Range(lo, hi) => {
                 let v = normalize(kind, value);
-                lo.as_ref().is_none_or(|lo| v >= *lo) && hi.as_ref().is_none_or(|hi| v <= *hi)
+                let v = v.as_ref();
+                lo.as_deref().is_none_or(|lo| v >= lo) && hi.as_deref().is_none_or(|hi| v <= hi)
             }
         }
     }
 }
 
-/// `*` any run of characters, `?` any one character (iterative, linear in
-/// practice: backtracks only to the last `*`).
-fn wildcard(p: &[char], v: &[char]) -> bool {
+/// `star` any run of symbols, `any` any one symbol, others equal to
+/// `fold` of the value's (iterative, linear in practice: backtracks only to
+/// the last star).
+fn wildcard<T: Copy + Eq>(p: &[T], v: &[T], star_sym: T, any: T, fold: impl Fn(T) -> T) -> bool {
     let (mut pi, mut vi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+        if pi < p.len() && (p[pi] == any || p[pi] == fold(v[vi])) {
             pi += 1;
             vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_sym {
             star = Some((pi, vi));
             pi += 1;
         } else if let Some((sp, sv)) = star {
@@ -349,7 +396,7 @@ fn wildcard(p: &[char], v: &[char]) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_sym)
 }
 
 /// What inserting an instance's rows did.
@@ -376,11 +423,129 @@ impl Index {
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        // Vaults made before the study generation counters.
+        for table in ["tenants", "studies"] {
+            let has_gen: bool = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'gen'",
+                [table],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_gen {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN gen INTEGER NOT NULL DEFAULT 0"
+                ))?;
+            }
+        }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS studies_gen ON studies(tenant, gen)")?;
         Ok(Index { conn })
     }
 
+    /// Open another connection to the index at `path`, for reads beside the
+    /// writer (WAL: readers do not wait for a writer's transaction).
+    pub(crate) fn open_reader(path: &Path) -> Result<Index, VaultError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(Index { conn })
+    }
+}
+
+/// Re-wraps a tenant's wrapped key (given its id) under a new master key.
+pub(crate) type Rewrap<'a> = dyn Fn(&str, &[u8]) -> Result<Vec<u8>, VaultError> + 'a;
+
+/// What the vault needs of its index database, over one connection (the
+/// vault keeps one that writes and a few that read). SQLite ([`Index`])
+/// implements it; a PostgreSQL backend implements the same operations with
+/// the same tables (keyed hashes and sealed records are computed here, so a
+/// backend only stores and selects bytes), `$n` placeholders, and
+/// `SELECT ... FOR UPDATE` of the tenant row where SQLite takes its write
+/// lock (`BEGIN IMMEDIATE`).
+pub(crate) trait IndexBackend: Send {
     /// A value of the meta table.
-    pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
+    fn meta(&mut self, key: &str) -> Result<Option<Vec<u8>>, VaultError>;
+
+    /// Set a value of the meta table.
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), VaultError>;
+
+    /// Add a tenant; `false` if the name is taken.
+    fn insert_tenant(
+        &mut self,
+        id: &str,
+        name: &str,
+        wrapped: &[u8],
+        created: i64,
+    ) -> Result<bool, VaultError>;
+
+    /// Every tenant, oldest first.
+    fn tenants(&mut self) -> Result<Vec<TenantRow>, VaultError>;
+
+    /// A tenant's row number and wrapped key.
+    fn wrapped_key(&mut self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError>;
+
+    /// Delete a tenant's rows and its wrapped key, then checkpoint the WAL
+    /// (truncating it) so the deleted pages, zeroed by secure_delete, are
+    /// what remains in the database file. `false` if there was no such tenant.
+    fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError>;
+
+    /// The object name and size of an instance, by SOP Instance UID hash.
+    fn instance_object(
+        &mut self,
+        t: &Scope,
+        uid_h: &[u8],
+    ) -> Result<Option<(String, u64)>, VaultError>;
+
+    /// Insert instances (and their studies and series if new) in one
+    /// transaction: all or none. The first instance of a study or series
+    /// sets its record; a new series adds its modality to the study's
+    /// ModalitiesInStudy. If a study record is inserted or changed, the
+    /// tenant's study generation goes up by one and those rows carry the
+    /// new generation (the search cache fetches rows newer than its own).
+    fn insert_instances(
+        &mut self,
+        t: &Scope,
+        items: &[(&Attributes, &str, u64)],
+    ) -> Result<Vec<Inserted>, VaultError>;
+
+    /// Run a search for one tenant.
+    fn search(
+        &mut self,
+        t: &Scope,
+        query: &Query,
+        matchers: Vec<Matcher>,
+    ) -> Result<Vec<Attributes>, VaultError>;
+
+    /// Replace every tenant's wrapped key with `rewrap(id, wrapped)` and the
+    /// master check value with `check`, in one transaction; then checkpoint
+    /// the WAL (truncating it), so the old wrapped keys are overwritten
+    /// (secure_delete) in the database file and gone from the WAL.
+    fn rewrap_tenant_keys(
+        &mut self,
+        rewrap: &Rewrap<'_>,
+        check: &[u8],
+    ) -> Result<usize, VaultError>;
+
+    /// Every tenant id.
+    fn tenant_ids(&mut self) -> Result<std::collections::HashSet<String>, VaultError>;
+
+    /// The object names a tenant's instances refer to (none for an unknown tenant).
+    fn object_names(
+        &mut self,
+        tenant: &str,
+    ) -> Result<std::collections::HashSet<String>, VaultError>;
+
+    /// The study records of a tenant written after generation `since` (all
+    /// of them if `None`), decrypted, by row number, and the generation the
+    /// tenant is at (one read transaction: a consistent snapshot).
+    fn studies_since(
+        &mut self,
+        t: &Scope,
+        since: Option<i64>,
+    ) -> Result<(i64, Vec<(i64, Attributes)>), VaultError>;
+}
+
+impl IndexBackend for Index {
+    /// A value of the meta table.
+    fn meta(&mut self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
         Ok(self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -388,7 +553,7 @@ impl Index {
     }
 
     /// Set a value of the meta table.
-    pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), VaultError> {
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), VaultError> {
         self.conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
             params![key, value],
@@ -397,8 +562,8 @@ impl Index {
     }
 
     /// Add a tenant; `false` if the name is taken.
-    pub(crate) fn insert_tenant(
-        &self,
+    fn insert_tenant(
+        &mut self,
         id: &str,
         name: &str,
         wrapped: &[u8],
@@ -412,7 +577,7 @@ impl Index {
     }
 
     /// Every tenant, oldest first.
-    pub(crate) fn tenants(&self) -> Result<Vec<TenantRow>, VaultError> {
+    fn tenants(&mut self) -> Result<Vec<TenantRow>, VaultError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, name, created FROM tenants ORDER BY created, rowid")?;
@@ -427,7 +592,7 @@ impl Index {
     }
 
     /// A tenant's row number and wrapped key.
-    pub(crate) fn wrapped_key(&self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError> {
+    fn wrapped_key(&mut self, tenant: &str) -> Result<Option<(i64, Vec<u8>)>, VaultError> {
         Ok(self
             .conn
             .query_row(
@@ -441,7 +606,7 @@ impl Index {
     /// Delete a tenant's rows and its wrapped key, then checkpoint the WAL
     /// (truncating it) so the deleted pages, zeroed by secure_delete, are
     /// what remains in the database file. `false` if there was no such tenant.
-    pub(crate) fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError> {
+    fn delete_tenant(&mut self, tenant: &str) -> Result<bool, VaultError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -464,8 +629,8 @@ impl Index {
     }
 
     /// The object name and size of an instance, by SOP Instance UID hash.
-    pub(crate) fn instance_object(
-        &self,
+    fn instance_object(
+        &mut self,
         t: &Scope,
         uid_h: &[u8],
     ) -> Result<Option<(String, u64)>, VaultError> {
@@ -479,114 +644,54 @@ impl Index {
             .optional()?)
     }
 
-    /// Insert an instance (and its study and series if new) in one
-    /// transaction. The first instance of a study or series sets its record;
-    /// a new series adds its modality to the study's ModalitiesInStudy.
-    pub(crate) fn insert_instance(
+    /// Insert instances (and their studies and series if new) in one
+    /// transaction: all or none. The first instance of a study or series
+    /// sets its record; a new series adds its modality to the study's
+    /// ModalitiesInStudy. If a study record is inserted or changed, the
+    /// tenant's study generation goes up by one and those rows carry the
+    /// new generation (the search cache fetches rows newer than its own).
+    fn insert_instances(
         &mut self,
         t: &Scope,
-        attrs: &Attributes,
-        object: &str,
-        bytes: u64,
-    ) -> Result<Inserted, VaultError> {
-        let h = |a: Attr| attrs.get(a).map(|v| hash(&t.keys, a, v).to_vec());
-        let need = |a: Attr| h(a).ok_or(VaultError::MissingAttribute(a));
-        let study_h = need(Attr::StudyInstanceUID)?;
-        let series_h = need(Attr::SeriesInstanceUID)?;
-        let sop_h = need(Attr::SOPInstanceUID)?;
+        items: &[(&Attributes, &str, u64)],
+    ) -> Result<Vec<Inserted>, VaultError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: Option<i64> = tx
-            .query_row(
-                "SELECT pk FROM instances WHERE tenant = ?1 AND uid_h = ?2",
-                params![t.pk, sop_h],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_some() {
-            return Ok(Inserted::Duplicate);
-        }
-        let study: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT pk, record FROM studies WHERE tenant = ?1 AND uid_h = ?2",
-                params![t.pk, study_h],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let study_pk = match study {
-            Some((pk, _)) => pk,
-            None => {
-                let mut rec = attrs.at_level(Level::Study);
-                rec.set(Attr::ModalitiesInStudy, "");
-                tx.execute(
-                    "INSERT INTO studies(tenant, uid_h, patient_id_h, accession_h, study_id_h, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        t.pk,
-                        study_h,
-                        h(Attr::PatientID),
-                        h(Attr::AccessionNumber),
-                        h(Attr::StudyID),
-                        seal(t, "studies", &study_h, &rec)?
-                    ],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
-        let series: Option<i64> = tx
-            .query_row(
-                "SELECT pk FROM series WHERE tenant = ?1 AND uid_h = ?2",
-                params![t.pk, series_h],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let series_pk = match series {
-            Some(pk) => pk,
-            None => {
-                tx.execute(
-                    "INSERT INTO series(tenant, study, uid_h, modality_h, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        t.pk,
-                        study_pk,
-                        series_h,
-                        h(Attr::Modality),
-                        seal(t, "series", &series_h, &attrs.at_level(Level::Series))?
-                    ],
-                )?;
-                if let Some(modality) = attrs.get(Attr::Modality) {
-                    add_modality(&tx, t, study_pk, &study_h, modality)?;
-                }
-                tx.last_insert_rowid()
-            }
-        };
-        let rec = attrs.at_level(Level::Instance);
-        tx.execute(
-            "INSERT INTO instances(tenant, series, uid_h, sop_class_h, object, bytes, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                t.pk,
-                series_pk,
-                sop_h,
-                h(Attr::SOPClassUID),
+        let gen: i64 = tx.query_row("SELECT gen FROM tenants WHERE pk = ?1", [t.pk], |r| {
+            r.get(0)
+        })?;
+        let next = gen + 1;
+        let mut studies_changed = false;
+        let mut out = Vec::with_capacity(items.len());
+        for (attrs, object, bytes) in items {
+            out.push(insert_one(
+                &tx,
+                t,
+                attrs,
                 object,
-                bytes as i64,
-                seal(t, "instances", &sop_h, &rec)?
-            ],
-        )?;
+                *bytes,
+                next,
+                &mut studies_changed,
+            )?);
+        }
+        if studies_changed {
+            tx.execute(
+                "UPDATE tenants SET gen = ?1 WHERE pk = ?2",
+                params![next, t.pk],
+            )?;
+        }
         tx.commit()?;
-        Ok(Inserted::New)
+        Ok(out)
     }
 
     /// Run a search for one tenant.
-    pub(crate) fn search(&self, t: &Scope, query: &Query) -> Result<Vec<Attributes>, VaultError> {
-        let mut matchers = Vec::new();
-        for (attr, value) in &query.keys {
-            if let Some(m) = parse_key(&t.keys, query.level, *attr, value)? {
-                matchers.push(m);
-            }
-        }
+    fn search(
+        &mut self,
+        t: &Scope,
+        query: &Query,
+        matchers: Vec<Matcher>,
+    ) -> Result<Vec<Attributes>, VaultError> {
         let (select, from, alias) = match query.level {
             Level::Study => (
                 "st.pk, st.uid_h, st.record, NULL, NULL, NULL, NULL, NULL",
@@ -616,20 +721,28 @@ impl Index {
         let mut filters = Vec::new();
         for m in matchers {
             match m {
-                Matcher::Hashes(attr, hashes) => {
+                Matcher::Hashes(attr, plain) => {
                     let (a, col) = match_column(attr).expect("hashed attributes have a column");
                     sql.push_str(&format!(
                         " AND {a}.{col} IN ({})",
-                        placeholders(hashes.len())
+                        placeholders(plain.len())
                     ));
-                    values.extend(hashes.into_iter().map(|h| Value::Blob(h.to_vec())));
+                    values.extend(
+                        plain
+                            .iter()
+                            .map(|v| Value::Blob(hash(&t.keys, attr, v).to_vec())),
+                    );
                 }
-                Matcher::StudyModality(hashes) => {
+                Matcher::StudyModality(plain) => {
                     sql.push_str(&format!(
                         " AND EXISTS (SELECT 1 FROM series m WHERE m.study = st.pk AND m.modality_h IN ({}))",
-                        placeholders(hashes.len())
+                        placeholders(plain.len())
                     ));
-                    values.extend(hashes.into_iter().map(|h| Value::Blob(h.to_vec())));
+                    values.extend(
+                        plain
+                            .iter()
+                            .map(|v| Value::Blob(hash(&t.keys, Attr::Modality, v).to_vec())),
+                    );
                 }
                 Matcher::Filter(attr, f) => filters.push((attr, f)),
             }
@@ -703,16 +816,201 @@ impl Index {
         }
         Ok(out)
     }
+
+    /// Replace every tenant's wrapped key with `rewrap(id, wrapped)` and the
+    /// master check value with `check`, in one transaction; then checkpoint
+    /// the WAL (truncating it), so the old wrapped keys are overwritten
+    /// (secure_delete) in the database file and gone from the WAL.
+    fn rewrap_tenant_keys(
+        &mut self,
+        rewrap: &Rewrap<'_>,
+        check: &[u8],
+    ) -> Result<usize, VaultError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tenants: Vec<(i64, String, Vec<u8>)> = {
+            let mut stmt = tx.prepare("SELECT pk, id, wrapped_key FROM tenants")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (pk, id, wrapped) in &tenants {
+            tx.execute(
+                "UPDATE tenants SET wrapped_key = ?1 WHERE pk = ?2",
+                params![rewrap(id, wrapped)?, pk],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![crate::MASTER_CHECK, check],
+        )?;
+        tx.commit()?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(tenants.len())
+    }
+
+    /// Every tenant id.
+    fn tenant_ids(&mut self) -> Result<std::collections::HashSet<String>, VaultError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM tenants")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The object names a tenant's instances refer to (none for an unknown tenant).
+    fn object_names(
+        &mut self,
+        tenant: &str,
+    ) -> Result<std::collections::HashSet<String>, VaultError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.object FROM instances i JOIN tenants t ON t.pk = i.tenant WHERE t.id = ?1",
+        )?;
+        let rows = stmt.query_map([tenant], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The study records of a tenant written after generation `since` (all
+    /// of them if `None`), decrypted, by row number, and the generation the
+    /// tenant is at (one read transaction: a consistent snapshot).
+    fn studies_since(
+        &mut self,
+        t: &Scope,
+        since: Option<i64>,
+    ) -> Result<(i64, Vec<(i64, Attributes)>), VaultError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let gen: i64 = tx.query_row("SELECT gen FROM tenants WHERE pk = ?1", [t.pk], |r| {
+            r.get(0)
+        })?;
+        let mut stmt = tx.prepare(
+            "SELECT pk, uid_h, record FROM studies WHERE tenant = ?1 AND gen > ?2 ORDER BY pk",
+        )?;
+        let mut rows = stmt.query(params![t.pk, since.unwrap_or(i64::MIN)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let pk: i64 = row.get(0)?;
+            let uid_h: Vec<u8> = row.get(1)?;
+            let rec: Vec<u8> = row.get(2)?;
+            out.push((pk, open(t, "studies", &uid_h, &rec)?));
+        }
+        drop(rows);
+        drop(stmt);
+        tx.commit()?;
+        Ok((gen, out))
+    }
 }
 
-/// Add `modality` to a study's ModalitiesInStudy (re-sealing its record).
+/// Insert one instance inside `tx`; a study record written carries
+/// generation `gen` and sets `studies_changed`.
+fn insert_one(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Scope,
+    attrs: &Attributes,
+    object: &str,
+    bytes: u64,
+    gen: i64,
+    studies_changed: &mut bool,
+) -> Result<Inserted, VaultError> {
+    let h = |a: Attr| attrs.get(a).map(|v| hash(&t.keys, a, v).to_vec());
+    let need = |a: Attr| h(a).ok_or(VaultError::MissingAttribute(a));
+    let study_h = need(Attr::StudyInstanceUID)?;
+    let series_h = need(Attr::SeriesInstanceUID)?;
+    let sop_h = need(Attr::SOPInstanceUID)?;
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT pk FROM instances WHERE tenant = ?1 AND uid_h = ?2",
+            params![t.pk, sop_h],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Ok(Inserted::Duplicate);
+    }
+    let study: Option<i64> = tx
+        .query_row(
+            "SELECT pk FROM studies WHERE tenant = ?1 AND uid_h = ?2",
+            params![t.pk, study_h],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let study_pk = match study {
+        Some(pk) => pk,
+        None => {
+            let mut rec = attrs.at_level(Level::Study);
+            rec.set(Attr::ModalitiesInStudy, "");
+            tx.execute(
+                "INSERT INTO studies(tenant, uid_h, patient_id_h, accession_h, study_id_h, record, gen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    t.pk,
+                    study_h,
+                    h(Attr::PatientID),
+                    h(Attr::AccessionNumber),
+                    h(Attr::StudyID),
+                    seal(t, "studies", &study_h, &rec)?,
+                    gen
+                ],
+            )?;
+            *studies_changed = true;
+            tx.last_insert_rowid()
+        }
+    };
+    let series: Option<i64> = tx
+        .query_row(
+            "SELECT pk FROM series WHERE tenant = ?1 AND uid_h = ?2",
+            params![t.pk, series_h],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let series_pk = match series {
+        Some(pk) => pk,
+        None => {
+            tx.execute(
+                "INSERT INTO series(tenant, study, uid_h, modality_h, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    t.pk,
+                    study_pk,
+                    series_h,
+                    h(Attr::Modality),
+                    seal(t, "series", &series_h, &attrs.at_level(Level::Series))?
+                ],
+            )?;
+            let pk = tx.last_insert_rowid();
+            if let Some(modality) = attrs.get(Attr::Modality) {
+                if add_modality(tx, t, study_pk, &study_h, modality, gen)? {
+                    *studies_changed = true;
+                }
+            }
+            pk
+        }
+    };
+    let rec = attrs.at_level(Level::Instance);
+    tx.execute(
+        "INSERT INTO instances(tenant, series, uid_h, sop_class_h, object, bytes, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            t.pk,
+            series_pk,
+            sop_h,
+            h(Attr::SOPClassUID),
+            object,
+            bytes as i64,
+            seal(t, "instances", &sop_h, &rec)?
+        ],
+    )?;
+    Ok(Inserted::New)
+}
+
+/// Add `modality` to a study's ModalitiesInStudy (re-sealing its record,
+/// which then carries generation `gen`); whether it changed.
 fn add_modality(
     tx: &rusqlite::Transaction<'_>,
     t: &Scope,
     study_pk: i64,
     study_h: &[u8],
     modality: &str,
-) -> Result<(), VaultError> {
+    gen: i64,
+) -> Result<bool, VaultError> {
     let sealed: Vec<u8> = tx.query_row(
         "SELECT record FROM studies WHERE pk = ?1",
         [study_pk],
@@ -724,16 +1022,16 @@ fn add_modality(
         .map(|m| m.split('\\').map(str::to_string).collect())
         .unwrap_or_default();
     if all.iter().any(|m| m == modality) {
-        return Ok(());
+        return Ok(false);
     }
     all.push(modality.to_string());
     all.sort();
     rec.set(Attr::ModalitiesInStudy, &all.join("\\"));
     tx.execute(
-        "UPDATE studies SET record = ?1 WHERE pk = ?2",
-        params![seal(t, "studies", study_h, &rec)?, study_pk],
+        "UPDATE studies SET record = ?1, gen = ?2 WHERE pk = ?3",
+        params![seal(t, "studies", study_h, &rec)?, gen, study_pk],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 fn placeholders(n: usize) -> String {
@@ -763,7 +1061,12 @@ mod tests {
 
     #[test]
     fn wildcards() {
-        let w = |p: &str, v: &str| wildcard(&chars(p), &chars(v));
+        let w = |p: &str, v: &str| {
+            let by_chars = wildcard(&chars(p), &chars(v), '*', '?', |c| c);
+            let by_bytes = wildcard(p.as_bytes(), v.as_bytes(), b'*', b'?', |b| b);
+            assert_eq!(by_chars, by_bytes, "{p} {v}");
+            by_chars
+        };
         assert!(w("doe*", "doe^john"));
         assert!(w("*john", "doe^john"));
         assert!(w("d?e^*", "doe^john"));
@@ -777,18 +1080,18 @@ mod tests {
     #[test]
     fn ranges() {
         let f = Filter::Range(
-            Some(normalize(Kind::Date, "20230101")),
-            Some(normalize(Kind::Date, "20231231")),
+            Some(normalize(Kind::Date, "20230101").into_owned()),
+            Some(normalize(Kind::Date, "20231231").into_owned()),
         );
         assert!(f.matches(Kind::Date, Some("20230314")));
         assert!(!f.matches(Kind::Date, Some("20240101")));
         assert!(!f.matches(Kind::Date, None));
-        let t = Filter::Range(Some(normalize(Kind::Time, "10")), None);
+        let t = Filter::Range(Some(normalize(Kind::Time, "10").into_owned()), None);
         assert!(t.matches(Kind::Time, Some("103000.5")));
         assert!(!t.matches(Kind::Time, Some("0959")));
         let exact = Filter::Range(
-            Some(normalize(Kind::Time, "1030")),
-            Some(normalize(Kind::Time, "1030")),
+            Some(normalize(Kind::Time, "1030").into_owned()),
+            Some(normalize(Kind::Time, "1030").into_owned()),
         );
         assert!(exact.matches(Kind::Time, Some("10:30:00")));
     }

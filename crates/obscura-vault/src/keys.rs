@@ -11,11 +11,10 @@
 //!   └─ encrypts the object's segments (see `segment`)
 //! ```
 //!
-//! Every key is zeroed when dropped. Wrapping is AES-256-GCM with a random
+//! Every key is zeroed when dropped (ring's expanded AES key schedules are
+//! not: ring offers no way to). Wrapping is AES-256-GCM (ring) with a random
 //! 96-bit nonce: `nonce || ciphertext || tag`, 60 bytes for a 32-byte key.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -76,7 +75,7 @@ impl std::fmt::Debug for KeyBytes {
 /// The master key: it only wraps tenant keys. Reading it from a key file
 /// (and refusing one that others can read) is the caller's job.
 pub struct MasterKey {
-    wrap: Aes256Gcm,
+    wrap: Aead,
 }
 
 impl MasterKey {
@@ -140,8 +139,8 @@ fn tenant_aad(tenant: &str) -> Vec<u8> {
 
 /// A tenant's subkeys, derived from its (unwrapped) tenant key.
 pub struct TenantKeys {
-    object_wrap: Aes256Gcm,
-    index_value: Aes256Gcm,
+    object_wrap: Aead,
+    index_value: Aead,
     index_match: Hmac<Sha256>,
 }
 
@@ -210,19 +209,74 @@ fn derive(key: &KeyBytes, info: &[u8]) -> KeyBytes {
     KeyBytes(out)
 }
 
-/// An AES-256-GCM instance under `key`.
-pub(crate) fn aead(key: &KeyBytes) -> Aes256Gcm {
-    Aes256Gcm::new_from_slice(key.expose()).expect("32-byte key")
+/// AES-256-GCM under one key (ring: AES-NI/VAES and carry-less multiply
+/// where the CPU has them). Standard GCM: 96-bit nonce, 128-bit tag.
+pub(crate) struct Aead(ring::aead::LessSafeKey);
+
+impl Aead {
+    /// Seal `data` in place; returns the tag.
+    pub(crate) fn seal_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> std::io::Result<[u8; TAG_LEN]> {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(aad),
+                data,
+            )
+            .map_err(|_| std::io::Error::other("encryption failed"))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Open `data` in place against `tag`; `false` (and `data` zeroed) if it
+    /// does not authenticate.
+    #[must_use]
+    pub(crate) fn open_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: [u8; TAG_LEN],
+    ) -> bool {
+        let ok = self
+            .0
+            .open_in_place_separate_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(aad),
+                ring::aead::Tag::from(tag),
+                data,
+                0..,
+            )
+            .is_ok();
+        if !ok {
+            // ring zeroes it too; no unauthenticated byte may survive.
+            data.fill(0);
+        }
+        ok
+    }
 }
 
-fn wrap(cipher: &Aes256Gcm, aad: &[u8], key: &KeyBytes) -> std::io::Result<[u8; WRAPPED_LEN]> {
+/// An AES-256-GCM instance under `key`.
+pub(crate) fn aead(key: &KeyBytes) -> Aead {
+    let unbound = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key.expose())
+        .expect("AES-256-GCM takes a 32-byte key");
+    Aead(ring::aead::LessSafeKey::new(unbound))
+}
+
+fn wrap(cipher: &Aead, aad: &[u8], key: &KeyBytes) -> std::io::Result<[u8; WRAPPED_LEN]> {
     let sealed = seal(cipher, aad, key.expose())?;
     let mut out = [0u8; WRAPPED_LEN];
     out.copy_from_slice(&sealed);
     Ok(out)
 }
 
-fn unwrap(cipher: &Aes256Gcm, aad: &[u8], wrapped: &[u8]) -> Option<KeyBytes> {
+fn unwrap(cipher: &Aead, aad: &[u8], wrapped: &[u8]) -> Option<KeyBytes> {
     if wrapped.len() != WRAPPED_LEN {
         return None;
     }
@@ -233,20 +287,19 @@ fn unwrap(cipher: &Aes256Gcm, aad: &[u8], wrapped: &[u8]) -> Option<KeyBytes> {
     Some(KeyBytes(key))
 }
 
-fn seal(cipher: &Aes256Gcm, aad: &[u8], plain: &[u8]) -> std::io::Result<Vec<u8>> {
+fn seal(cipher: &Aead, aad: &[u8], plain: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = vec![0u8; NONCE_LEN + plain.len() + TAG_LEN];
-    random(&mut out[..NONCE_LEN])?;
-    let (nonce, rest) = out.split_at_mut(NONCE_LEN);
-    let (body, tag_out) = rest.split_at_mut(plain.len());
+    let mut nonce = [0u8; NONCE_LEN];
+    random(&mut nonce)?;
+    out[..NONCE_LEN].copy_from_slice(&nonce);
+    let body = &mut out[NONCE_LEN..NONCE_LEN + plain.len()];
     body.copy_from_slice(plain);
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body)
-        .map_err(|_| std::io::Error::other("encryption failed"))?;
-    tag_out.copy_from_slice(&tag);
+    let tag = cipher.seal_in_place(nonce, aad, body)?;
+    out[NONCE_LEN + plain.len()..].copy_from_slice(&tag);
     Ok(out)
 }
 
-fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+fn open(cipher: &Aead, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return None;
     }
@@ -254,14 +307,13 @@ fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
     let mut plain = body.to_vec();
     cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
+        .open_in_place(
+            nonce.try_into().ok()?,
             aad,
             &mut plain,
-            Tag::from_slice(tag),
+            tag.try_into().ok()?,
         )
-        .ok()?;
-    Some(plain)
+        .then_some(plain)
 }
 
 #[cfg(test)]
@@ -296,6 +348,37 @@ mod tests {
         assert_eq!(k1.open_record(b"row1", &sealed).unwrap(), b"secret");
         assert!(k1.open_record(b"row2", &sealed).is_none());
         assert!(k2.open_record(b"row1", &sealed).is_none());
+    }
+
+    /// Wrapping is standard AES-256-GCM: RustCrypto's implementation opens
+    /// what ring sealed (so keys wrapped before the switch to ring still open).
+    #[test]
+    fn wrapping_is_standard_aes_gcm() {
+        use aes_gcm::aead::{AeadInPlace, KeyInit};
+        let master = [5u8; KEY_LEN];
+        let wrap_key = derive(&KeyBytes(master), INFO_MASTER_WRAP);
+        let other = aes_gcm::Aes256Gcm::new_from_slice(wrap_key.expose()).unwrap();
+        let key = KeyBytes::random().unwrap();
+        let wrapped = MasterKey::from_bytes(master)
+            .wrap_tenant_key("t", &key)
+            .unwrap();
+        let (nonce, rest) = wrapped.split_at(NONCE_LEN);
+        let (body, tag) = rest.split_at(KEY_LEN);
+        let mut text = body.to_vec();
+        other
+            .decrypt_in_place_detached(nonce.into(), &tenant_aad("t"), &mut text, tag.into())
+            .unwrap();
+        assert_eq!(&text[..], key.expose());
+        // And the other way round.
+        let mut body = key.expose().to_vec();
+        let tag = other
+            .encrypt_in_place_detached(nonce.into(), &tenant_aad("u"), &mut body)
+            .unwrap();
+        let again = [nonce, &body[..], &tag[..]].concat();
+        let back = MasterKey::from_bytes(master)
+            .unwrap_tenant_key("u", &again)
+            .unwrap();
+        assert_eq!(back.expose(), key.expose());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod attrs;
+mod cache;
 pub mod index;
 pub mod keys;
 pub mod objects;
@@ -25,14 +26,14 @@ pub mod segment;
 pub use attrs::{Attr, Attributes, Level};
 pub use index::Query;
 pub use keys::MasterKey;
-pub use objects::{FolderStore, ObjectKey, ObjectStore, ObjectWriter};
+pub use objects::{FolderStore, ObjectInfo, ObjectKey, ObjectStore, ObjectWriter};
 
-use index::{Index, Inserted, Scope};
+use index::{Index, IndexBackend, Inserted, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
-use segment::SegmentReader;
+use segment::SeekableReader;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -112,6 +113,17 @@ pub struct Tenant {
     pub created: i64,
 }
 
+/// What [`Vault::sweep_orphans`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Unreferenced objects (including those of tenants that no longer exist).
+    pub objects: u64,
+    /// Tenants that no longer exist whose objects were deleted.
+    pub tenants: u64,
+    /// Writes never committed (temporary files).
+    pub incomplete: u64,
+}
+
 /// What [`Vault::store`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -126,20 +138,26 @@ pub enum Stored {
 
 /// A stored instance being read: its bytes exactly as given to
 /// [`Vault::store`], decrypted and authenticated segment by segment.
+///
+/// It implements [`Seek`] for frames and byte ranges: a seek costs nothing,
+/// and the next read opens the stored object at the segment that holds the
+/// position (64 KiB of plaintext per segment), authenticating every segment
+/// it reads. A read returns end of file only after the last segment has
+/// authenticated, so a wrong size in the index is an error, not a short or
+/// long instance.
 pub struct InstanceReader {
-    inner: SegmentReader<Box<dyn Read + Send>>,
-    len: u64,
+    inner: SeekableReader,
 }
 
 impl InstanceReader {
     /// The instance's size in bytes.
     pub fn len(&self) -> u64 {
-        self.len
+        self.inner.len()
     }
 
     /// Whether the instance is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.inner.is_empty()
     }
 }
 
@@ -149,15 +167,32 @@ impl Read for InstanceReader {
     }
 }
 
-/// The vault: tenants, their keys, the index and the objects.
-pub struct Vault {
-    index: Mutex<Index>,
-    objects: Box<dyn ObjectStore>,
-    master: MasterKey,
-    scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
+impl Seek for InstanceReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(to)
+    }
 }
 
-const MASTER_CHECK: &str = "master_check";
+/// The vault: tenants, their keys, the index and the objects.
+pub struct Vault {
+    /// The one connection that writes.
+    index: Mutex<Box<dyn IndexBackend>>,
+    /// Connections that only read (WAL: they never wait for the writer).
+    readers: Vec<Mutex<Box<dyn IndexBackend>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    objects: Arc<dyn ObjectStore>,
+    /// Read-locked while a tenant key is wrapped or unwrapped and its row
+    /// read or written; write-locked while the master key is rotated.
+    master: std::sync::RwLock<MasterKey>,
+    scopes: Mutex<HashMap<TenantId, Arc<Scope>>>,
+    studies: Mutex<cache::Caches>,
+}
+
+/// How many read connections the index has beside its writer.
+const READERS: usize = 2;
+
+/// The meta key of the master key's check value.
+pub(crate) const MASTER_CHECK: &str = "master_check";
 
 impl Vault {
     /// Open (creating) the vault in `data_dir` with objects in a folder
@@ -180,22 +215,141 @@ impl Vault {
         master_key: MasterKey,
         objects: Box<dyn ObjectStore>,
     ) -> Result<Vault> {
-        let index = Index::open(&data_dir.join("index.sqlite"))?;
+        let path = data_dir.join("index.sqlite");
+        let mut index = Index::open(&path)?;
         match index.meta(MASTER_CHECK)? {
             Some(check) if !master_key.check(&check) => return Err(VaultError::WrongMasterKey),
             Some(_) => {}
             None => index.set_meta(MASTER_CHECK, &master_key.check_value()?)?,
         }
+        let readers = (0..READERS)
+            .map(|_| {
+                Index::open_reader(&path).map(|r| Mutex::new(Box::new(r) as Box<dyn IndexBackend>))
+            })
+            .collect::<Result<_>>()?;
         Ok(Vault {
-            index: Mutex::new(index),
-            objects,
-            master: master_key,
+            index: Mutex::new(Box::new(index)),
+            readers,
+            next_reader: 0.into(),
+            objects: Arc::from(objects),
+            master: std::sync::RwLock::new(master_key),
             scopes: Mutex::new(HashMap::new()),
+            studies: Mutex::new(cache::Caches::new(cache::DEFAULT_LIMIT)),
         })
     }
 
-    fn index(&self) -> MutexGuard<'_, Index> {
+    fn master(&self) -> std::sync::RwLockReadGuard<'_, MasterKey> {
+        self.master.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rotate the master key: re-wrap every tenant's key under `new` and
+    /// record `new`'s check value, in one index transaction (all tenants or
+    /// none), then checkpoint the WAL so the old wrapped keys are gone from
+    /// the database files. From then on only `new` opens the vault.
+    ///
+    /// Once the old master key is destroyed, copies of the index taken
+    /// before (backups, snapshots, blocks not yet reused) are useless: in
+    /// particular the wrapped key of a tenant shredded before the rotation
+    /// opens under no key that still exists. Save `new` (a new key file)
+    /// before calling this, and destroy the old key after it returns.
+    /// Returns how many tenant keys were re-wrapped. Tenant keys, objects
+    /// and records do not change.
+    pub fn rotate_master_key(&self, new: MasterKey) -> Result<usize> {
+        let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
+        let check = new.check_value()?;
+        let n = self.index().rewrap_tenant_keys(
+            &|id, wrapped| {
+                let key = master
+                    .unwrap_tenant_key(id, wrapped)
+                    .ok_or(VaultError::Tampered("tenant key"))?;
+                Ok(new.wrap_tenant_key(id, &key)?.to_vec())
+            },
+            &check,
+        )?;
+        *master = new;
+        Ok(n)
+    }
+
+    /// [`sweep_orphans_older_than`](Self::sweep_orphans_older_than) one hour.
+    pub fn sweep_orphans(&self) -> Result<Swept> {
+        self.sweep_orphans_older_than(std::time::Duration::from_secs(3600))
+    }
+
+    /// Delete what a crash left in the object store: objects no index row
+    /// refers to (a crash between an object's commit and its index
+    /// transaction), the objects of tenants that no longer exist (a crash
+    /// during a shred, after its key was destroyed), and writes never
+    /// committed. Unreferenced objects and uncommitted writes are deleted
+    /// only once older than `grace`: a store in progress commits its object
+    /// before its index row, so `grace` must exceed the longest store (or
+    /// [`store_many`](Self::store_many) batch). A dead tenant's objects go
+    /// whatever their age: its key is gone, and no store can add to it.
+    /// Needs an object store that can list (the folder store can).
+    pub fn sweep_orphans_older_than(&self, grace: std::time::Duration) -> Result<Swept> {
+        let before = std::time::SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut swept = Swept {
+            incomplete: self.objects.sweep_incomplete(before)?,
+            ..Swept::default()
+        };
+        // Folders first, rows second: a tenant's row exists before its
+        // first object, so a tenant listed here and missing below is gone.
+        let stored = self.objects.tenants()?;
+        let live = self.reader().tenant_ids()?;
+        for tenant in stored {
+            if !live.contains(&tenant) {
+                // Its key is gone: nothing of it can be read.
+                let n = self.objects.list(&tenant)?.len() as u64;
+                self.objects.delete_tenant(&tenant)?;
+                swept.objects += n;
+                swept.tenants += 1;
+                continue;
+            }
+            // Listed first, referenced second: an object committed and
+            // indexed in between is seen as referenced.
+            let listed = self.objects.list(&tenant)?;
+            let referenced = self.reader().object_names(&tenant)?;
+            for obj in listed {
+                if obj.modified < before && !referenced.contains(&obj.name) {
+                    let key = ObjectKey::new(&tenant, &obj.name)
+                        .ok_or(VaultError::Tampered("object name"))?;
+                    self.objects.delete(&key)?;
+                    swept.objects += 1;
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The writing connection.
+    fn index(&self) -> MutexGuard<'_, Box<dyn IndexBackend>> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A reading connection: a free one if there is one, else the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Box<dyn IndexBackend>> {
+        for r in &self.readers {
+            if let Ok(guard) = r.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn caches(&self) -> MutexGuard<'_, cache::Caches> {
+        self.studies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Limit the memory of the study search cache (all tenants together;
+    /// default 256 MiB, about a million studies); 0 turns it off. See
+    /// `docs/archive.md` for what it costs and gives.
+    pub fn set_search_cache_limit(&self, bytes: usize) {
+        self.caches().set_limit(bytes);
     }
 
     /// Create a tenant with a fresh random key, stored wrapped by the master key.
@@ -208,11 +362,13 @@ impl Vault {
         keys::random(&mut raw)?;
         let id = TenantId(hex(&raw));
         let key = KeyBytes::random()?;
-        let wrapped = self.master.wrap_tenant_key(id.as_str(), &key)?;
-        if !self
+        let master = self.master();
+        let wrapped = master.wrap_tenant_key(id.as_str(), &key)?;
+        let inserted = self
             .index()
-            .insert_tenant(id.as_str(), name, &wrapped, now())?
-        {
+            .insert_tenant(id.as_str(), name, &wrapped, now())?;
+        drop(master);
+        if !inserted {
             return Err(VaultError::TenantExists);
         }
         Ok(id)
@@ -244,6 +400,7 @@ impl Vault {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
+        self.caches().remove(tenant);
         self.objects.delete_tenant(tenant.as_str())?;
         Ok(())
     }
@@ -259,14 +416,15 @@ impl Vault {
         if let Some(scope) = cached {
             return Ok(scope);
         }
+        let master = self.master();
         let (pk, wrapped) = self
-            .index()
+            .reader()
             .wrapped_key(tenant.as_str())?
             .ok_or(VaultError::UnknownTenant)?;
-        let key = self
-            .master
+        let key = master
             .unwrap_tenant_key(tenant.as_str(), &wrapped)
             .ok_or(VaultError::Tampered("tenant key"))?;
+        drop(master);
         let scope = Arc::new(Scope {
             pk,
             id: tenant.as_str().to_string(),
@@ -289,41 +447,88 @@ impl Vault {
     /// transaction decides: concurrent stores of one UID cannot overwrite
     /// each other's object, and the loser's object is deleted. A crash
     /// between the object's commit and the index's leaves an unreferenced
-    /// object (encrypted, and removed when its tenant is shredded).
+    /// object (encrypted; [`sweep_orphans`](Self::sweep_orphans) removes it).
     pub fn store(&self, tenant: &TenantId, attrs: &Attributes, data: impl Read) -> Result<Stored> {
+        Ok(self
+            .store_many(tenant, std::iter::once((attrs.clone(), data)))?
+            .pop()
+            .expect("one result per instance"))
+    }
+
+    /// Store several instances with one index transaction (one fsync of the
+    /// index instead of one each): as [`store`](Self::store) for each, in
+    /// order, results in the same order. Objects are written as the
+    /// iterator yields them; the index rows of all of them are committed
+    /// together or not at all (on error, the objects written are deleted).
+    /// A SOP Instance UID given twice is stored once, the second
+    /// [`Stored::Duplicate`].
+    pub fn store_many<R: Read>(
+        &self,
+        tenant: &TenantId,
+        items: impl IntoIterator<Item = (Attributes, R)>,
+    ) -> Result<Vec<Stored>> {
         let scope = self.scope(tenant)?;
-        for a in [
-            Attr::StudyInstanceUID,
-            Attr::SeriesInstanceUID,
-            Attr::SOPInstanceUID,
-        ] {
-            if attrs.get(a).is_none() {
-                return Err(VaultError::MissingAttribute(a));
+        let mut written: Vec<(Attributes, ObjectKey, u64)> = Vec::new();
+        let mut results: Vec<Option<Stored>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let outcome = (|| -> Result<()> {
+            for (attrs, data) in items {
+                for a in [
+                    Attr::StudyInstanceUID,
+                    Attr::SeriesInstanceUID,
+                    Attr::SOPInstanceUID,
+                ] {
+                    if attrs.get(a).is_none() {
+                        return Err(VaultError::MissingAttribute(a));
+                    }
+                }
+                let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
+                let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
+                if !seen.insert(sop_h) || self.reader().instance_object(&scope, &sop_h)?.is_some() {
+                    results.push(Some(Stored::Duplicate));
+                    continue;
+                }
+                let mut raw = [0u8; 16];
+                keys::random(&mut raw)?;
+                let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
+                let bytes = self.write_object(&scope.keys, &key, data)?;
+                written.push((attrs, key, bytes));
+                results.push(None);
             }
-        }
-        let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
-        let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
-        if self.index().instance_object(&scope, &sop_h)?.is_some() {
-            return Ok(Stored::Duplicate);
-        }
-        let mut raw = [0u8; 16];
-        keys::random(&mut raw)?;
-        let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
-        let bytes = self.write_object(&scope.keys, &key, data)?;
-        let inserted = self
-            .index()
-            .insert_instance(&scope, attrs, key.name(), bytes);
-        match inserted {
-            Ok(Inserted::New) => Ok(Stored::New { bytes }),
-            Ok(Inserted::Duplicate) => {
-                self.objects.delete(&key)?;
-                Ok(Stored::Duplicate)
-            }
+            Ok(())
+        })();
+        let inserted = outcome.and_then(|()| {
+            let rows: Vec<(&Attributes, &str, u64)> =
+                written.iter().map(|(a, k, n)| (a, k.name(), *n)).collect();
+            self.index().insert_instances(&scope, &rows)
+        });
+        let inserted = match inserted {
+            Ok(i) => i,
             Err(e) => {
-                let _ = self.objects.delete(&key);
-                Err(e)
+                for (_, key, _) in &written {
+                    let _ = self.objects.delete(key);
+                }
+                return Err(e);
             }
+        };
+        let mut news = written.iter().zip(&inserted);
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.push(match r {
+                Some(s) => s,
+                None => {
+                    let ((_, key, bytes), ins) = news.next().expect("one row per object");
+                    match ins {
+                        Inserted::New => Stored::New { bytes: *bytes },
+                        Inserted::Duplicate => {
+                            self.objects.delete(key)?;
+                            Stored::Duplicate
+                        }
+                    }
+                }
+            });
         }
+        Ok(out)
     }
 
     /// Encrypt `data` into the object `key`; returns the plaintext size.
@@ -373,21 +578,59 @@ impl Vault {
         let scope = self.scope(tenant)?;
         let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop_instance_uid);
         let (name, len) = self
-            .index()
+            .reader()
             .instance_object(&scope, &sop_h)?
             .ok_or(VaultError::NotFound)?;
         let key =
             ObjectKey::new(tenant.as_str(), &name).ok_or(VaultError::Tampered("object name"))?;
-        let input = self.objects.get(&key)?;
-        let inner = segment::decrypt(input, &scope.keys, &object_context(&key))?;
-        Ok(InstanceReader { inner, len })
+        let context = object_context(&key);
+        let objects = self.objects.clone();
+        let open_at: segment::OpenAt = Box::new(move |offset| objects.get_from(&key, offset));
+        let inner = segment::decrypt_seekable(open_at, &scope.keys, &context, len)?;
+        Ok(InstanceReader { inner })
     }
 
     /// Search a tenant's studies, series or instances; each result holds the
     /// decrypted attributes of its level and the levels above.
+    ///
+    /// Study searches that filter on decrypted values use the tenant's
+    /// study cache (see [`set_search_cache_limit`](Self::set_search_cache_limit)):
+    /// the first one decrypts every study record of the tenant, later ones
+    /// filter in memory until a study record changes.
     pub fn search(&self, tenant: &TenantId, query: &Query) -> Result<Vec<Attributes>> {
         let scope = self.scope(tenant)?;
-        self.index().search(&scope, query)
+        let matchers = index::parse_query(query)?;
+        if query.level == Level::Study
+            && matchers.iter().any(index::Matcher::is_filter)
+            && self.caches().limit() > 0
+        {
+            let cached = self.caches().get(tenant);
+            let cache = match cached {
+                Some(cache) => {
+                    // Bring it up to date: the study rows written since its
+                    // generation (usually none; a few while stores go on).
+                    let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
+                    let (gen, changed) = self.reader().studies_since(&scope, Some(c.gen))?;
+                    if gen > c.gen {
+                        for (pk, rec) in &changed {
+                            c.upsert(*pk, rec);
+                        }
+                        c.gen = gen;
+                    }
+                    drop(c);
+                    self.caches().fit(Some(tenant));
+                    cache
+                }
+                None => {
+                    let (gen, records) = self.reader().studies_since(&scope, None)?;
+                    let fresh = cache::StudyCache::new(gen, records);
+                    self.caches().insert(tenant, fresh)
+                }
+            };
+            let found = cache::read(&cache).search(&matchers, query.offset, query.limit);
+            return Ok(found);
+        }
+        self.reader().search(&scope, query, matchers)
     }
 }
 

@@ -10,9 +10,10 @@
 //! the tenant's prefix.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Where an object lives: its tenant's id and its name (both lowercase hex).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,10 +55,47 @@ pub trait ObjectStore: Send + Sync {
     fn put(&self, key: &ObjectKey) -> io::Result<Box<dyn ObjectWriter>>;
     /// Stream the object `key` (`NotFound` if there is none).
     fn get(&self, key: &ObjectKey) -> io::Result<Box<dyn Read + Send>>;
+    /// Stream the object `key` from byte `offset` on (a seek, a ranged GET).
+    /// The default reads and discards the bytes before `offset`.
+    fn get_from(&self, key: &ObjectKey, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        let mut r = self.get(key)?;
+        io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+        Ok(r)
+    }
     /// Remove the object `key` (no error if there is none).
     fn delete(&self, key: &ObjectKey) -> io::Result<()>;
     /// Remove every object of `tenant`.
     fn delete_tenant(&self, tenant: &str) -> io::Result<()>;
+    /// The committed objects of `tenant`, with when each was written
+    /// (for sweeping orphans). The default: not supported.
+    fn list(&self, _tenant: &str) -> io::Result<Vec<ObjectInfo>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this object store cannot list objects",
+        ))
+    }
+    /// The tenants that have objects (for sweeping orphans). The default:
+    /// not supported.
+    fn tenants(&self) -> io::Result<Vec<String>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this object store cannot list tenants",
+        ))
+    }
+    /// Remove writes that were never committed nor aborted (a crash) and
+    /// began before `before`; how many. The default: none.
+    fn sweep_incomplete(&self, _before: SystemTime) -> io::Result<u64> {
+        Ok(0)
+    }
+}
+
+/// An object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its name within its tenant.
+    pub name: String,
+    /// When it was written.
+    pub modified: SystemTime,
 }
 
 /// An object being written. Dropped without [`commit`](Self::commit), it
@@ -112,6 +150,15 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The entries of `dir`; none if it does not exist.
+fn read_dir_or_empty(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Result<fs::DirEntry>>>> {
+    match fs::read_dir(dir) {
+        Ok(it) => Ok(Box::new(it)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(e),
+    }
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -141,12 +188,89 @@ impl ObjectStore for FolderStore {
         Ok(Box::new(File::open(self.path(key))?))
     }
 
+    fn get_from(&self, key: &ObjectKey, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        let mut f = File::open(self.path(key))?;
+        f.seek(io::SeekFrom::Start(offset))?;
+        Ok(Box::new(f))
+    }
+
     fn delete(&self, key: &ObjectKey) -> io::Result<()> {
         match fs::remove_file(self.path(key)) {
             Ok(()) => sync_dir(&self.shard(key)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn list(&self, tenant: &str) -> io::Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        if ObjectKey::new(tenant, "0000").is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tenant id is not hex",
+            ));
+        }
+        for shard in read_dir_or_empty(&self.root.join(tenant))? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in read_dir_or_empty(&shard.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if ObjectKey::new(tenant, name).is_none() || !entry.file_type()?.is_file() {
+                    continue;
+                }
+                out.push(ObjectInfo {
+                    name: name.to_string(),
+                    modified: entry.metadata()?.modified()?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn tenants(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in read_dir_or_empty(&self.root)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if let Some(name) = name.to_str() {
+                if ObjectKey::new(name, "0000").is_some() && entry.file_type()?.is_dir() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn sweep_incomplete(&self, before: SystemTime) -> io::Result<u64> {
+        let mut n = 0;
+        for tenant in self.tenants()? {
+            for shard in read_dir_or_empty(&self.root.join(&tenant))? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in read_dir_or_empty(&shard.path())? {
+                    let entry = entry?;
+                    let stale = entry
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(".tmp-"))
+                        && entry.metadata()?.modified()? < before;
+                    if stale {
+                        match fs::remove_file(entry.path()) {
+                            Ok(()) => n += 1,
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(n)
     }
 
     fn delete_tenant(&self, tenant: &str) -> io::Result<()> {

@@ -17,10 +17,8 @@
 //! file moved to another name or tenant does not open. The writer holds one
 //! segment in memory, the reader one segment plus one byte.
 
-use crate::keys::{aead, KeyBytes, TenantKeys, TAG_LEN, WRAPPED_LEN};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use std::io::{self, Read, Write};
+use crate::keys::{aead, Aead, KeyBytes, TenantKeys, TAG_LEN, WRAPPED_LEN};
+use std::io::{self, IoSliceMut, Read, Seek, SeekFrom, Write};
 
 /// The segment size objects are written with: 64 KiB (log2).
 pub const DEFAULT_SEGMENT_LOG2: u8 = 16;
@@ -84,6 +82,19 @@ pub fn decrypt<R: Read>(
     keys: &TenantKeys,
     context: &[u8],
 ) -> io::Result<SegmentReader<R>> {
+    let opened = read_header(&mut input, keys, context)?;
+    Ok(SegmentReader::new(input, opened))
+}
+
+/// What an object's header gives: its segment cipher and size.
+struct Opened {
+    cipher: Aead,
+    prefix: [u8; PREFIX_LEN],
+    segment_len: usize,
+}
+
+/// Read and check a header, and unwrap its data key.
+fn read_header(input: &mut impl Read, keys: &TenantKeys, context: &[u8]) -> io::Result<Opened> {
     let mut header = [0u8; HEADER_LEN];
     input.read_exact(&mut header).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -109,12 +120,11 @@ pub fn decrypt<R: Read>(
         .ok_or_else(|| {
             invalid("vault object's data key does not open (wrong tenant, name or altered header)")
         })?;
-    Ok(SegmentReader::new(
-        input,
-        &data_key,
+    Ok(Opened {
+        cipher: aead(&data_key),
         prefix,
-        1 << segment_log2,
-    ))
+        segment_len: 1 << segment_log2,
+    })
 }
 
 fn invalid(msg: &'static str) -> io::Error {
@@ -134,7 +144,7 @@ fn nonce(prefix: &[u8; PREFIX_LEN], counter: u32, last: bool) -> [u8; 12] {
 /// not decrypt.
 pub struct SegmentWriter<W: Write> {
     inner: W,
-    cipher: Aes256Gcm,
+    cipher: Aead,
     prefix: [u8; PREFIX_LEN],
     counter: u32,
     segment_len: usize,
@@ -159,10 +169,7 @@ impl<W: Write> SegmentWriter<W> {
 
     fn seal(&mut self, last: bool) -> io::Result<()> {
         let n = nonce(&self.prefix, self.counter, last);
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&n), b"", &mut self.buf)
-            .map_err(|_| io::Error::other("segment encryption failed"))?;
+        let tag = self.cipher.seal_in_place(n, b"", &mut self.buf)?;
         self.buf.extend_from_slice(&tag);
         self.inner.write_all(&self.buf)?;
         self.written += self.buf.len() as u64;
@@ -213,7 +220,7 @@ impl<W: Write> Write for SegmentWriter<W> {
 /// are handed out only after their segment's tag was checked.
 pub struct SegmentReader<R: Read> {
     inner: R,
-    cipher: Aes256Gcm,
+    cipher: Aead,
     prefix: [u8; PREFIX_LEN],
     counter: u32,
     segment_len: usize,
@@ -228,10 +235,15 @@ pub struct SegmentReader<R: Read> {
 }
 
 impl<R: Read> SegmentReader<R> {
-    fn new(inner: R, key: &KeyBytes, prefix: [u8; PREFIX_LEN], segment_len: usize) -> Self {
+    fn new(inner: R, opened: Opened) -> Self {
+        let Opened {
+            cipher,
+            prefix,
+            segment_len,
+        } = opened;
         SegmentReader {
             inner,
-            cipher: aead(key),
+            cipher,
             prefix,
             counter: 0,
             segment_len,
@@ -273,12 +285,12 @@ impl<R: Read> SegmentReader<R> {
         let body = seg - TAG_LEN;
         let n = nonce(&self.prefix, self.counter, last);
         let (text, rest) = self.buf.split_at_mut(body);
-        let tag = Tag::clone_from_slice(&rest[..TAG_LEN]);
-        self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(&n), b"", text, &tag)
-            .map_err(|_| {
-                invalid("vault object failed authentication (altered, truncated or extended)")
-            })?;
+        let tag: [u8; TAG_LEN] = rest[..TAG_LEN].try_into().expect("16 bytes");
+        if !self.cipher.open_in_place(n, b"", text, tag) {
+            return Err(invalid(
+                "vault object failed authentication (altered, truncated or extended)",
+            ));
+        }
         self.pos = 0;
         self.end = body;
         self.done = last;
@@ -319,6 +331,232 @@ impl<R: Read> Read for SegmentReader<R> {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Opens an object's stored bytes from a byte offset (a file seek, a ranged
+/// GET).
+pub type OpenAt = Box<dyn FnMut(u64) -> io::Result<Box<dyn Read + Send>> + Send>;
+
+/// Open an encrypted object of `len` plaintext bytes for reading at any
+/// position: read its header through `open_at(0)`, unwrap its data key, and
+/// return a reader that implements [`Seek`].
+///
+/// `len` comes from the index, which is not trusted for it: segment `i` is
+/// decrypted with the last-segment flag set exactly when `len` says it is the
+/// last, so a wrong `len` fails authentication instead of truncating or
+/// extending the object, and end of file is reported only once the last
+/// segment has authenticated and nothing follows it.
+pub fn decrypt_seekable(
+    mut open_at: OpenAt,
+    keys: &TenantKeys,
+    context: &[u8],
+    len: u64,
+) -> io::Result<SeekableReader> {
+    let mut stream = open_at(0)?;
+    let opened = read_header(&mut stream, keys, context)?;
+    let seg = opened.segment_len as u64;
+    let segments = len.div_ceil(seg).max(1);
+    if segments > u64::from(u32::MAX) + 1 {
+        return Err(invalid("vault object exceeds 2^32 segments"));
+    }
+    Ok(SeekableReader {
+        open_at,
+        cipher: opened.cipher,
+        prefix: opened.prefix,
+        segment_len: seg,
+        len,
+        last: segments - 1,
+        pos: 0,
+        stream: Some(stream),
+        stream_segment: 0,
+        buf: vec![0u8; opened.segment_len + TAG_LEN],
+        buf_segment: None,
+        last_checked: false,
+        failed: false,
+    })
+}
+
+/// Decrypts an object at any position, one authenticated segment at a time
+/// (see [`decrypt_seekable`]). Seeking is free; the next read reopens the
+/// stored object at its segment's offset unless it is already there, so a
+/// sequential read never reopens. Memory: one segment.
+pub struct SeekableReader {
+    open_at: OpenAt,
+    cipher: Aead,
+    prefix: [u8; PREFIX_LEN],
+    segment_len: u64,
+    /// Plaintext length.
+    len: u64,
+    /// Index of the last segment.
+    last: u64,
+    /// Plaintext position.
+    pos: u64,
+    /// The stored object, positioned at the start of `stream_segment`.
+    stream: Option<Box<dyn Read + Send>>,
+    stream_segment: u64,
+    /// One segment: ciphertext and tag, then its authenticated plaintext.
+    buf: Vec<u8>,
+    /// Which segment `buf` holds, authenticated.
+    buf_segment: Option<u64>,
+    /// The last segment authenticated and nothing after it: EOF is genuine.
+    last_checked: bool,
+    failed: bool,
+}
+
+impl SeekableReader {
+    /// The plaintext length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the plaintext is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The plaintext length of segment `i`.
+    fn plain_len(&self, i: u64) -> usize {
+        if i < self.last {
+            self.segment_len as usize
+        } else {
+            (self.len - self.last * self.segment_len) as usize
+        }
+    }
+
+    /// The stored object positioned at segment `i` (reopened if elsewhere).
+    fn stream_at(&mut self, i: u64) -> io::Result<&mut Box<dyn Read + Send>> {
+        if self.stream.is_none() || self.stream_segment != i {
+            self.stream = None;
+            let offset = HEADER_LEN as u64 + i * (self.segment_len + TAG_LEN as u64);
+            self.stream = Some((self.open_at)(offset)?);
+            self.stream_segment = i;
+        }
+        Ok(self.stream.as_mut().expect("just opened"))
+    }
+
+    /// Read segment `i`'s ciphertext into `body` (its plaintext length) and
+    /// `tag`, decrypt it in place, and check that nothing follows the last.
+    /// On error nothing of `body` is left (ring zeroes it).
+    fn load_into(&mut self, i: u64, body: &mut [u8]) -> io::Result<()> {
+        let mut tag = [0u8; TAG_LEN];
+        let last = i == self.last;
+        let stream = self.stream_at(i)?;
+        read_exact_2(stream, body, &mut tag)?;
+        if last {
+            let mut one = [0u8; 1];
+            if read_some(stream, &mut one)? != 0 {
+                return Err(invalid("vault object is extended past its last segment"));
+            }
+        }
+        self.stream_segment = i + 1;
+        let n = nonce(&self.prefix, i as u32, last);
+        if !self.cipher.open_in_place(n, b"", body, tag) {
+            return Err(invalid(
+                "vault object failed authentication (altered, truncated, extended or wrong length)",
+            ));
+        }
+        if last {
+            self.last_checked = true;
+        }
+        Ok(())
+    }
+
+    /// Load segment `i` into the buffer.
+    fn load(&mut self, i: u64) -> io::Result<()> {
+        self.buf_segment = None;
+        let n = self.plain_len(i);
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.load_into(i, &mut buf[..n]);
+        self.buf = buf;
+        r?;
+        self.buf_segment = Some(i);
+        Ok(())
+    }
+
+    fn read_inner(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len {
+            if !self.last_checked {
+                self.load(self.last)?;
+            }
+            return Ok(0);
+        }
+        let i = self.pos / self.segment_len;
+        let off = (self.pos % self.segment_len) as usize;
+        let n = self.plain_len(i);
+        if self.buf_segment != Some(i) {
+            if off == 0 && out.len() >= n {
+                // A whole segment into the caller's buffer: no copy.
+                self.load_into(i, &mut out[..n])?;
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.load(i)?;
+        }
+        let k = out.len().min(n - off);
+        out[..k].copy_from_slice(&self.buf[off..off + k]);
+        self.pos += k as u64;
+        Ok(k)
+    }
+}
+
+impl Read for SeekableReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.failed {
+            return Err(invalid("vault object failed authentication"));
+        }
+        self.read_inner(out).inspect_err(|_| {
+            self.failed = true;
+            self.buf_segment = None;
+            self.stream = None;
+        })
+    }
+}
+
+impl Seek for SeekableReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the object",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
+/// `read`, retried on `Interrupted`.
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// Fill `a` then `b` from `r` (vectored: one system call per segment when
+/// the source allows); a short source is a truncated object.
+fn read_exact_2(r: &mut impl Read, a: &mut [u8], b: &mut [u8]) -> io::Result<()> {
+    let mut bufs = [IoSliceMut::new(a), IoSliceMut::new(b)];
+    let mut bufs = &mut bufs[..];
+    IoSliceMut::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match r.read_vectored(bufs) {
+            Ok(0) => return Err(invalid("vault object is truncated")),
+            Ok(n) => IoSliceMut::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -441,5 +679,167 @@ mod tests {
             sealed.extend_from_slice(&extra);
             prop_assert!(open_all(&k, &sealed, b"ctx").is_err());
         }
+
+        #[test]
+        fn seekable_ranges_equal_the_plaintext(
+            len in 0usize..2000,
+            log2 in 6u8..9,
+            ranges in prop::collection::vec((0usize..2100, 0usize..700, 1usize..300), 1..12),
+        ) {
+            let k = keys();
+            let plain = data(len);
+            let sealed = seal_all(&k, &plain, log2);
+            let mut r = seekable(&k, sealed, len as u64);
+            for (start, n, bufsize) in ranges {
+                r.seek(SeekFrom::Start(start as u64)).unwrap();
+                let got = read_n(&mut r, n, bufsize).unwrap();
+                let end = (start + n).min(len);
+                let want = if start >= len { &[][..] } else { &plain[start..end] };
+                prop_assert_eq!(got, want);
+            }
+            // And the whole object from wherever the last range left off.
+            r.seek(SeekFrom::Start(0)).unwrap();
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).unwrap();
+            prop_assert_eq!(all, plain);
+        }
+
+        #[test]
+        fn seekable_refuses_a_flipped_byte_in_a_segment_it_reads(
+            len in 1usize..1000,
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let k = keys();
+            let mut sealed = seal_all(&k, &data(len), 6);
+            let i = at.index(sealed.len());
+            sealed[i] ^= 1 << bit;
+            let Ok(mut r) = decrypt_seekable(opener(sealed), &k, b"ctx", len as u64) else {
+                // The header was hit.
+                prop_assert!(i < HEADER_LEN);
+                return Ok(());
+            };
+            prop_assert!(i >= HEADER_LEN);
+            // The plaintext position of the segment holding byte i.
+            let segment = ((i - HEADER_LEN) / (64 + TAG_LEN)) as u64;
+            r.seek(SeekFrom::Start(segment * 64)).unwrap();
+            let mut one = [0u8; 1];
+            prop_assert!(r.read(&mut one).is_err());
+            // Sticky: the reader stays failed.
+            r.seek(SeekFrom::Start(0)).unwrap();
+            prop_assert!(r.read(&mut one).is_err());
+        }
+
+        #[test]
+        fn seekable_refuses_a_wrong_length(len in 0usize..1000, claimed in 0usize..1100) {
+            prop_assume!(claimed != len);
+            let k = keys();
+            let sealed = seal_all(&k, &data(len), 6);
+            let mut r = seekable(&k, sealed, claimed as u64);
+            let mut out = Vec::new();
+            prop_assert!(r.read_to_end(&mut out).is_err());
+        }
+
+        #[test]
+        fn seekable_refuses_truncation_and_extension(len in 0usize..400, at in any::<prop::sample::Index>(), extra in prop::collection::vec(any::<u8>(), 1..100)) {
+            let k = keys();
+            let sealed = seal_all(&k, &data(len), 6);
+            let cut = at.index(sealed.len() - HEADER_LEN) + HEADER_LEN;
+            let mut out = Vec::new();
+            prop_assert!(seekable(&k, sealed[..cut].to_vec(), len as u64).read_to_end(&mut out).is_err());
+            let mut longer = sealed.clone();
+            longer.extend_from_slice(&extra);
+            let mut out = Vec::new();
+            prop_assert!(seekable(&k, longer, len as u64).read_to_end(&mut out).is_err());
+        }
+    }
+
+    fn opener(sealed: Vec<u8>) -> OpenAt {
+        let sealed = std::sync::Arc::new(sealed);
+        Box::new(move |offset| {
+            let mut c = io::Cursor::new(sealed.as_ref().clone());
+            c.set_position(offset);
+            Ok(Box::new(c) as Box<dyn Read + Send>)
+        })
+    }
+
+    fn seekable(k: &TenantKeys, sealed: Vec<u8>, len: u64) -> SeekableReader {
+        decrypt_seekable(opener(sealed), k, b"ctx", len).unwrap()
+    }
+
+    /// Up to `n` bytes, read `bufsize` at a time.
+    fn read_n(r: &mut impl Read, n: usize, bufsize: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; bufsize];
+        while out.len() < n {
+            let want = bufsize.min(n - out.len());
+            let got = r.read(&mut buf[..want])?;
+            if got == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..got]);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn seekable_reads_whole_segments_into_large_buffers() {
+        let k = keys();
+        let plain = data(64 * 5 + 3);
+        let mut r = seekable(&k, seal_all(&k, &plain, 6), plain.len() as u64);
+        let mut buf = [0u8; 200];
+        let mut out = Vec::new();
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            // Direct reads hand out one whole segment each.
+            assert!(n == 64 || n == 3, "{n}");
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, plain);
+        assert_eq!(r.seek(SeekFrom::End(-3)).unwrap(), 64 * 5);
+        assert!(r.seek(SeekFrom::Current(-1000)).is_err());
+    }
+
+    /// The on-disk format is standard AES-256-GCM: another implementation
+    /// (RustCrypto's) opens what ring sealed, and ring opens what it sealed.
+    #[test]
+    fn objects_are_standard_aes_gcm() {
+        use aes_gcm::aead::{AeadInPlace, KeyInit};
+        let k = keys();
+        let plain = data(64 * 3 + 10);
+        let sealed = seal_all(&k, &plain, 6);
+        let header = &sealed[..HEADER_LEN];
+        let data_key = k
+            .unwrap_data_key(
+                &data_key_aad(b"ctx", &header[..FIXED_LEN]),
+                &header[FIXED_LEN..],
+            )
+            .unwrap();
+        let other = aes_gcm::Aes256Gcm::new_from_slice(data_key.expose()).unwrap();
+        let prefix: [u8; PREFIX_LEN] = header[MAGIC.len() + 2..FIXED_LEN].try_into().unwrap();
+        let segments: Vec<&[u8]> = sealed[HEADER_LEN..].chunks(64 + TAG_LEN).collect();
+        let mut back = Vec::new();
+        let mut resealed = header.to_vec();
+        for (i, seg) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let n = nonce(&prefix, i as u32, last);
+            let (body, tag) = seg.split_at(seg.len() - TAG_LEN);
+            let mut text = body.to_vec();
+            other
+                .decrypt_in_place_detached((&n).into(), b"", &mut text, tag.into())
+                .unwrap();
+            back.extend_from_slice(&text);
+            let tag = other
+                .encrypt_in_place_detached((&n).into(), b"", &mut text)
+                .unwrap();
+            resealed.extend_from_slice(&text);
+            resealed.extend_from_slice(&tag);
+        }
+        assert_eq!(back, plain);
+        assert_eq!(resealed, sealed);
+        assert_eq!(open_all(&k, &resealed, b"ctx").unwrap(), plain);
     }
 }

@@ -426,6 +426,96 @@ fn altered_or_swapped_objects_do_not_read() {
     assert_eq!(failed, 1);
 }
 
+/// Byte ranges (WADO frames, HTTP ranges) through `Seek`: every range equals
+/// the plaintext slice; a flipped byte fails the ranges that cover its
+/// segment only; a size altered in the index fails the read instead of
+/// truncating or extending the instance.
+#[test]
+fn ranges_are_exact_and_authenticated() {
+    use std::io::{Seek, SeekFrom};
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("t").unwrap();
+    let mut attrs = Attributes::new();
+    attrs.set(Attr::StudyInstanceUID, "1.2.3");
+    attrs.set(Attr::SeriesInstanceUID, "1.2.3.4");
+    attrs.set(Attr::SOPInstanceUID, "1.2.3.4.5");
+    let len = 5 * 65536 + 1234;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    vault.store(&t, &attrs, data.as_slice()).unwrap();
+    let range = |r: &mut obscura_vault::InstanceReader, start: usize, n: usize| {
+        r.seek(SeekFrom::Start(start as u64))?;
+        let mut out = Vec::new();
+        r.take(n as u64).read_to_end(&mut out)?;
+        Ok::<_, std::io::Error>(out)
+    };
+    let mut r = vault.open_instance(&t, "1.2.3.4.5").unwrap();
+    // Pseudo-random ranges, including ones across segment boundaries, the
+    // very end and past it, in no particular order on one reader.
+    let mut ranges = vec![
+        (0, 10),
+        (65530, 20),
+        (len - 5, 10),
+        (len, 1),
+        (len + 100, 1),
+        (3 * 65536, 65536),
+        (1, 4 * 65536),
+    ];
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ranges.push(((x % len as u64) as usize, ((x >> 32) % 200_000) as usize));
+    }
+    for (start, n) in ranges {
+        let got = range(&mut r, start, n).unwrap();
+        let want = &data[start.min(len)..(start + n).min(len)];
+        assert!(got == want, "range {start}+{n}");
+    }
+
+    // A flipped byte in segment 2: ranges inside segments 0-1 and 3-5 still
+    // read; any range touching segment 2 fails.
+    let file = object_files(dir.path(), &t).pop().unwrap();
+    let original = std::fs::read(&file).unwrap();
+    let header = obscura_vault::segment::HEADER_LEN;
+    let mut bad = original.clone();
+    bad[header + 2 * (65536 + 16) + 777] ^= 1;
+    std::fs::write(&file, &bad).unwrap();
+    let mut r = vault.open_instance(&t, "1.2.3.4.5").unwrap();
+    assert_eq!(range(&mut r, 100, 65536).unwrap(), &data[100..65636]);
+    assert_eq!(
+        range(&mut r, 3 * 65536, 1000).unwrap(),
+        &data[3 * 65536..3 * 65536 + 1000]
+    );
+    assert!(range(&mut r, 2 * 65536 + 5, 1).is_err());
+    let mut r = vault.open_instance(&t, "1.2.3.4.5").unwrap();
+    assert!(range(&mut r, 65536, 65537).is_err());
+    assert!(read_all(&vault, &t, "1.2.3.4.5").is_err());
+    std::fs::write(&file, &original).unwrap();
+    assert_eq!(read_all(&vault, &t, "1.2.3.4.5").unwrap(), data);
+
+    // A size altered in the index (shorter, longer, zero) is an error.
+    drop(vault);
+    for wrong in [len - 1, len + 1, 65536, 0] {
+        let db = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+        db.execute("UPDATE instances SET bytes = ?1", [wrong as i64])
+            .unwrap();
+        drop(db);
+        let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+        let mut r = vault.open_instance(&t, "1.2.3.4.5").unwrap();
+        let mut out = Vec::new();
+        assert!(r.read_to_end(&mut out).is_err(), "size {wrong}");
+    }
+}
+
 #[test]
 fn instances_need_their_uids() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,5 +624,350 @@ fn pydicom_test_files_if_present() {
         "pydicom: {} files round-tripped, {} values not found on disk",
         stored.len(),
         needles.len()
+    );
+}
+
+/// Study searches answered from the study cache equal those answered by SQL
+/// and decryption, after stores through this vault (cache updated in place)
+/// and through another connection (cache rebuilt), and after a shred.
+#[test]
+fn search_cache_answers_as_sql_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("t").unwrap();
+    let u = vault.create_tenant("u").unwrap();
+    let names = [
+        "Doe^John",
+        "DOE^JANE",
+        "Müller^Jürgen",
+        "van der Berg^Anna",
+        "O'Neil^Sean",
+    ];
+    let modalities = ["CT", "MR", "US", "SR"];
+    let store = |vault: &Vault, tenant: &TenantId, s: usize, series: usize| {
+        let mut a = Attributes::new();
+        a.set(Attr::PatientName, names[s % names.len()]);
+        a.set(Attr::PatientID, &format!("P{}", s % 7));
+        a.set(Attr::PatientBirthDate, &format!("19{:02}0101", 40 + s % 50));
+        a.set(
+            Attr::StudyDate,
+            &format!("20{:02}{:02}15", 10 + s % 14, 1 + s % 12),
+        );
+        a.set(Attr::StudyTime, &format!("{:02}3000", s % 24));
+        a.set(Attr::AccessionNumber, &format!("A{s}"));
+        a.set(Attr::StudyDescription, ["CT CHEST", "MR HEAD"][s % 2]);
+        a.set(Attr::StudyInstanceUID, &format!("1.9.{s}"));
+        a.set(Attr::SeriesInstanceUID, &format!("1.9.{s}.{series}"));
+        a.set(Attr::Modality, modalities[(s + series) % modalities.len()]);
+        a.set(Attr::SOPInstanceUID, &format!("1.9.{s}.{series}.1"));
+        vault.store(tenant, &a, &b"x"[..]).unwrap();
+    };
+    for s in 0..60 {
+        store(&vault, &t, s, 0);
+        if matches!(s % 3, 0) {
+            store(&vault, &t, s, 1);
+        }
+        store(&vault, &u, s, 0);
+    }
+    let study = |keys: &[(Attr, &str)], offset: usize, limit: Option<usize>| {
+        let mut q = Query::new(Level::Study);
+        for (a, v) in keys {
+            q = q.with(*a, v);
+        }
+        q.offset = offset;
+        q.limit = limit;
+        q
+    };
+    let queries = vec![
+        study(&[(Attr::PatientName, "doe*")], 0, None),
+        study(&[(Attr::PatientName, "DOE^JOHN")], 0, None),
+        study(&[(Attr::PatientName, "müller*")], 0, None),
+        study(&[(Attr::PatientName, "*^?nna")], 0, None),
+        study(&[(Attr::PatientName, "*o*")], 3, Some(5)),
+        study(&[(Attr::StudyDate, "20150101-20191231")], 0, None),
+        study(&[(Attr::StudyDate, "20200101-")], 2, Some(4)),
+        study(
+            &[(Attr::StudyDate, "-20120630"), (Attr::PatientID, "P3")],
+            0,
+            None,
+        ),
+        study(&[(Attr::StudyTime, "1000-1400")], 0, None),
+        study(
+            &[
+                (Attr::PatientBirthDate, "19500101-19601231"),
+                (Attr::ModalitiesInStudy, "MR"),
+            ],
+            0,
+            None,
+        ),
+        study(
+            &[
+                (Attr::StudyDescription, "CT*"),
+                (Attr::ModalitiesInStudy, "US\\SR"),
+            ],
+            0,
+            None,
+        ),
+        study(
+            &[
+                (Attr::StudyDescription, "MR HEAD"),
+                (Attr::AccessionNumber, "A7"),
+            ],
+            0,
+            None,
+        ),
+        study(&[(Attr::AccessionNumber, "A*")], 0, Some(10)),
+        study(
+            &[
+                (Attr::PatientName, "*"),
+                (Attr::StudyInstanceUID, "1.9.4\\1.9.5\\1.9.6"),
+            ],
+            0,
+            None,
+        ),
+        study(&[(Attr::PatientName, "nobody*")], 0, None),
+    ];
+    // All queries from the cache first (so that stores before a compare are
+    // applied to a warm cache), then all without it.
+    let compare = |vault: &Vault, when: &str| {
+        let cached: Vec<_> = queries
+            .iter()
+            .map(|q| vault.search(&t, q).unwrap())
+            .collect();
+        vault.set_search_cache_limit(0);
+        let plain: Vec<_> = queries
+            .iter()
+            .map(|q| vault.search(&t, q).unwrap())
+            .collect();
+        vault.set_search_cache_limit(64 << 20);
+        for (i, (c, p)) in cached.iter().zip(&plain).enumerate() {
+            assert!(c == p, "query {i} {when}");
+        }
+        let total: usize = plain.iter().map(Vec::len).sum();
+        assert!(total > 50, "the queries match something ({total})");
+    };
+    compare(&vault, "at first");
+    // Warm the cache, then change studies through this vault: new studies,
+    // and new series that change ModalitiesInStudy of existing ones.
+    vault.search(&t, &queries[0]).unwrap();
+    vault.search(&t, &queries[0]).unwrap();
+    for s in 55..70 {
+        store(&vault, &t, s, 2);
+    }
+    compare(&vault, "after stores here");
+    // Another connection (as another process would) changes the tenant.
+    vault.search(&t, &queries[0]).unwrap();
+    let other = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    for s in 65..80 {
+        store(&other, &t, s, 3);
+    }
+    compare(&vault, "after stores elsewhere");
+    // A search of a tenant never returns another's studies, cached or not.
+    let doe_u = vault.search(&u, &queries[0]).unwrap();
+    assert!(doe_u
+        .iter()
+        .all(|a| a.get(Attr::StudyInstanceUID).unwrap().starts_with("1.9.")));
+    assert_eq!(doe_u.len(), 24);
+    vault.shred_tenant(&u).unwrap();
+    assert!(matches!(
+        vault.search(&u, &queries[0]),
+        Err(VaultError::UnknownTenant)
+    ));
+    compare(&vault, "after another tenant's shred");
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    raw_files(dir)
+        .into_iter()
+        .filter(|(_, bytes)| find(bytes, needle))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+fn wrapped_key_of(db: &Path, tenant: &TenantId) -> Vec<u8> {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT wrapped_key FROM tenants WHERE id = ?1",
+            [tenant.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn simple(uid: &str) -> Attributes {
+    let mut a = Attributes::new();
+    a.set(Attr::PatientName, "DOE^JOHN");
+    a.set(Attr::StudyInstanceUID, &format!("{uid}.1"));
+    a.set(Attr::SeriesInstanceUID, &format!("{uid}.2"));
+    a.set(Attr::SOPInstanceUID, uid);
+    a
+}
+
+/// Rotation re-wraps every tenant key under the new master key, at once and
+/// durably; the old key no longer opens the vault; the old wrapped keys are
+/// gone from the database files; and a copy of the index taken before a
+/// shred no longer yields the shredded tenant's key under the new master key.
+#[test]
+fn master_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let vault = Vault::open(&data, MasterKey::from_bytes(MASTER)).unwrap();
+    let a = vault.create_tenant("a").unwrap();
+    let b = vault.create_tenant("b").unwrap();
+    vault.store(&a, &simple("1.1"), &b"aaaa"[..]).unwrap();
+    vault.store(&b, &simple("2.1"), &b"bbbb"[..]).unwrap();
+    // A backup taken before the shred (a consistent copy of the index).
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    rusqlite::Connection::open(data.join("index.sqlite"))
+        .unwrap()
+        .execute(
+            "VACUUM INTO ?1",
+            [backup.join("index.sqlite").to_str().unwrap()],
+        )
+        .unwrap();
+    let old_a = wrapped_key_of(&data.join("index.sqlite"), &a);
+    let old_b = wrapped_key_of(&data.join("index.sqlite"), &b);
+    vault.shred_tenant(&b).unwrap();
+
+    const NEW: [u8; 32] = [0x43; 32];
+    assert_eq!(
+        vault.rotate_master_key(MasterKey::from_bytes(NEW)).unwrap(),
+        1
+    );
+    // This process goes on: reads, stores, new tenants.
+    assert_eq!(read_all(&vault, &a, "1.1").unwrap(), b"aaaa");
+    vault.store(&a, &simple("1.2"), &b"aaa2"[..]).unwrap();
+    let c = vault.create_tenant("c").unwrap();
+    vault.store(&c, &simple("3.1"), &b"cccc"[..]).unwrap();
+    drop(vault);
+    // The old wrapped keys are nowhere in the data folder.
+    assert!(files_containing(&data, &old_a).is_empty());
+    assert!(files_containing(&data, &old_b).is_empty());
+    assert!(matches!(
+        Vault::open(&data, MasterKey::from_bytes(MASTER)),
+        Err(VaultError::WrongMasterKey)
+    ));
+    let vault = Vault::open(&data, MasterKey::from_bytes(NEW)).unwrap();
+    assert_eq!(read_all(&vault, &a, "1.2").unwrap(), b"aaa2");
+    assert_eq!(read_all(&vault, &c, "3.1").unwrap(), b"cccc");
+    assert_eq!(
+        vault
+            .search(
+                &a,
+                &Query::new(Level::Study).with(Attr::PatientName, "doe*")
+            )
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The backup still opens with the old master key (hence: destroy it)...
+    let old = Vault::open(&backup, MasterKey::from_bytes(MASTER)).unwrap();
+    assert!(old.search(&b, &Query::new(Level::Study)).is_ok());
+    drop(old);
+    // ...but with the new one, even past the check value, b's key does not open.
+    let check: Vec<u8> = rusqlite::Connection::open(data.join("index.sqlite"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'master_check'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    rusqlite::Connection::open(backup.join("index.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'master_check'",
+            [&check],
+        )
+        .unwrap();
+    let stale = Vault::open(&backup, MasterKey::from_bytes(NEW)).unwrap();
+    assert!(matches!(
+        stale.search(&b, &Query::new(Level::Study)),
+        Err(VaultError::Tampered("tenant key"))
+    ));
+    assert!(matches!(
+        stale.open_instance(&b, "2.1"),
+        Err(VaultError::Tampered("tenant key"))
+    ));
+}
+
+/// Set a file's modification time to two hours ago.
+fn age(path: &Path) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+}
+
+/// The sweep deletes unreferenced objects and abandoned temporary files
+/// once they are older than the grace period, dead tenants' objects at
+/// once, and nothing else.
+#[test]
+fn sweep_orphans_deletes_only_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), MasterKey::from_bytes(MASTER)).unwrap();
+    let t = vault.create_tenant("t").unwrap();
+    for i in 0..3 {
+        vault
+            .store(&t, &simple(&format!("1.{i}")), &b"data"[..])
+            .unwrap();
+    }
+    let objects = dir.path().join("objects");
+    // A committed object whose index transaction never happened.
+    let store = obscura_vault::FolderStore::open(&objects).unwrap();
+    let orphan = obscura_vault::ObjectKey::new(t.as_str(), &"ab".repeat(16)).unwrap();
+    let mut w = obscura_vault::ObjectStore::put(&store, &orphan).unwrap();
+    std::io::Write::write_all(&mut w, b"ciphertext").unwrap();
+    w.commit().unwrap();
+    // A write never committed nor cleaned up.
+    let tmp = objects.join(t.as_str()).join("ab").join(".tmp-00112233");
+    std::fs::write(&tmp, b"partial").unwrap();
+    // The objects of a tenant whose rows are gone (a shred interrupted).
+    let dead = "cd".repeat(16);
+    let dead_shard = objects.join(&dead).join("ef");
+    std::fs::create_dir_all(&dead_shard).unwrap();
+    std::fs::write(dead_shard.join("ef".repeat(16)), b"old").unwrap();
+
+    // Young: only the dead tenant's objects go (its key is gone whatever
+    // their age).
+    assert_eq!(
+        vault.sweep_orphans().unwrap(),
+        obscura_vault::Swept {
+            objects: 1,
+            tenants: 1,
+            incomplete: 0
+        }
+    );
+    assert!(!objects.join(&dead).exists());
+    // Three objects, the orphan, the temporary file.
+    assert_eq!(object_files(dir.path(), &t).len(), 5);
+    // Old (every file, referenced or not): only the orphans go.
+    for (p, _) in raw_files(&objects) {
+        age(&p);
+    }
+    let swept = vault.sweep_orphans().unwrap();
+    assert_eq!(
+        swept,
+        obscura_vault::Swept {
+            objects: 1,
+            tenants: 0,
+            incomplete: 1
+        }
+    );
+    assert_eq!(object_files(dir.path(), &t).len(), 3);
+    assert!(!tmp.exists() && !objects.join(&dead).exists());
+    for i in 0..3 {
+        assert_eq!(read_all(&vault, &t, &format!("1.{i}")).unwrap(), b"data");
+    }
+    assert_eq!(
+        vault.sweep_orphans().unwrap(),
+        obscura_vault::Swept::default()
     );
 }
