@@ -320,6 +320,18 @@ async fn run_checks(cx: &mut Ctx<'_>) {
         .await;
     cx.report.speaks_dicom = matches!(first.outcome, "accepted" | "rejected" | "aborted");
     let first_outcome = first.outcome;
+    let mutual = cx
+        .report
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.handshake && t.client_certificate_requested);
+    if mutual && !cx.report.speaks_dicom {
+        cx.report.notes.push(
+            "DICOM over TLS not reachable without a client certificate (mutual TLS): \
+             AE title and service checks not possible, as intended"
+                .into(),
+        );
+    }
     cx.report.random_titles = Some(first);
     let mut accepted = None;
     if let Some(a) = assoc {

@@ -203,6 +203,6 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
             }
         }
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
