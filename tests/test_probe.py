@@ -141,6 +141,7 @@ def test_probe_finds_planted_exposures_and_no_phi(lab):
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr
     print(run.stdout)
+    print("connections:", sum(e["connections"] for e in json.loads(out.read_text())["endpoints"]))
     assert elapsed < 60, elapsed
     report = json.loads(out.read_text())
     by_port = {int(e["target"].rsplit(":", 1)[1]): e for e in report["endpoints"]}
