@@ -6,6 +6,7 @@ mod archive;
 mod deid;
 mod explain;
 mod keys;
+mod probe;
 mod profile_args;
 mod profile_show;
 mod progress;
@@ -23,7 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Make medical images safe to share: de-identify DICOM per PS3.15 Annex E
 /// (deid), find the identity an archive holds (scan), and run a
-/// de-identifying DICOM gateway (serve).
+/// de-identifying DICOM gateway (serve), audit DICOM endpoints (probe).
 #[derive(Parser)]
 #[command(name = "obscura", version)]
 struct Cli {
@@ -43,6 +44,9 @@ enum Command {
     /// Run the DICOM gateway: receive from known peers, de-identify per
     /// destination, forward (see docs/gateway.md).
     Serve(serve::ServeArgs),
+    /// Audit your own DICOM endpoints for open doors (AE titles, services,
+    /// unauthenticated queries, TLS) without reading patient data (see docs/probe.md).
+    Probe(probe::ProbeArgs),
     /// Show a gateway's queue: depth, per-destination state, recent errors.
     Status(status::StatusArgs),
     /// Manage the archive's tenants (create, list, shred).
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
             profile_show::run(&args).map(|()| ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Probe(args) => probe::run(args),
         Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tenant(cmd) => archive::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {

@@ -16,6 +16,9 @@ pub(crate) const C_STORE_RQ: u16 = 0x0001;
 pub(crate) const C_STORE_RSP: u16 = 0x8001;
 pub(crate) const C_ECHO_RQ: u16 = 0x0030;
 pub(crate) const C_ECHO_RSP: u16 = 0x8030;
+pub(crate) const C_FIND_RQ: u16 = 0x0020;
+pub(crate) const C_FIND_RSP: u16 = 0x8020;
+pub(crate) const C_CANCEL_RQ: u16 = 0x0FFF;
 
 /// CommandDataSetType value meaning "no data set follows".
 pub(crate) const NO_DATA_SET: u16 = 0x0101;
@@ -166,6 +169,26 @@ impl Command {
         c
     }
 
+    /// C-FIND-RQ (priority medium; an identifier follows).
+    pub(crate) fn find_rq(message_id: u16, sop_class: &str) -> Command {
+        let mut c = Command::default();
+        c.set_uid(AFFECTED_SOP_CLASS_UID, sop_class)
+            .set_u16(COMMAND_FIELD, C_FIND_RQ)
+            .set_u16(MESSAGE_ID, message_id)
+            .set_u16(PRIORITY, 0)
+            .set_u16(COMMAND_DATA_SET_TYPE, 0x0000);
+        c
+    }
+
+    /// C-CANCEL-RQ for the operation `responding_to` (PS3.7 9.3.2.3).
+    pub(crate) fn cancel_rq(responding_to: u16) -> Command {
+        let mut c = Command::default();
+        c.set_u16(COMMAND_FIELD, C_CANCEL_RQ)
+            .set_u16(MESSAGE_ID_BEING_RESPONDED_TO, responding_to)
+            .set_u16(COMMAND_DATA_SET_TYPE, NO_DATA_SET);
+        c
+    }
+
     /// C-STORE-RSP.
     pub(crate) fn store_rsp(
         responding_to: u16,
@@ -219,6 +242,18 @@ mod tests {
         let d = Command::decode(&r.encode()).unwrap();
         assert_eq!(d.u16(STATUS), Some(0xA700));
         assert_eq!(d.u16(MESSAGE_ID_BEING_RESPONDED_TO), Some(3));
+    }
+
+    #[test]
+    fn find_and_cancel() {
+        let c =
+            Command::decode(&Command::find_rq(5, "1.2.840.10008.5.1.4.1.2.2.1").encode()).unwrap();
+        assert_eq!(c.field(), Some(C_FIND_RQ));
+        assert!(c.has_data_set());
+        let c = Command::decode(&Command::cancel_rq(5).encode()).unwrap();
+        assert_eq!(c.field(), Some(C_CANCEL_RQ));
+        assert_eq!(c.u16(MESSAGE_ID_BEING_RESPONDED_TO), Some(5));
+        assert!(!c.has_data_set());
     }
 
     #[test]

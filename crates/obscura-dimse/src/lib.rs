@@ -1,6 +1,9 @@
 //! DICOM networking for Obscura: the Upper Layer protocol (PS3.8) and the
 //! DIMSE services C-ECHO and C-STORE (PS3.7), as SCP ([`serve`]) and SCU
-//! ([`Association`], [`store_scu`], [`echo_scu`]), over TCP or TLS
+//! ([`Association`], [`store_scu`], [`echo_scu`]); for auditing peers, an
+//! association attempt that reports what happened
+//! ([`attempt_association`]) and a C-FIND SCU that reads one response and
+//! keeps only a keyed hash ([`Association::find_first_study`]); over TCP or TLS
 //! ([`tls`], PS3.15 Annex B with BCP 195: TLS 1.2 and 1.3 only).
 //!
 //! This crate knows nothing of de-identification, file layout or queues: a
@@ -72,7 +75,10 @@ use std::time::Duration;
 
 pub use part10::{read_part10_meta, Part10Info};
 pub use rustls;
-pub use scu::{echo_scu, store_scu, Association, ProposedContext, ScuConfig, ScuTls};
+pub use scu::{
+    attempt_association, echo_scu, store_scu, Association, AssociationAttempt, ContextResult,
+    FindProbe, ProposedContext, ScuConfig, ScuTls, STUDY_ROOT_FIND,
+};
 pub use server::serve;
 pub use sop_classes::STORAGE_SOP_CLASSES;
 

@@ -67,6 +67,10 @@ pub struct Association {
     s: Box<dyn Stream>,
     /// Accepted contexts: (id, abstract syntax, transfer syntax).
     accepted: Vec<(u8, String, String)>,
+    /// Every proposed context with the answer.
+    contexts: Vec<ContextResult>,
+    peer_class_uid: String,
+    peer_version_name: String,
     peer_max_pdu: u32,
     max_pdu_length: u32,
     timeout: Duration,
@@ -85,6 +89,173 @@ fn check_ae(ae: &str) -> Result<(), DimseError> {
     Ok(())
 }
 
+/// How the peer answered one proposed presentation context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextResult {
+    /// The abstract syntax (SOP class UID) proposed.
+    pub abstract_syntax: String,
+    /// PS3.8 Table 9-18 result: 0 acceptance, 1 user rejection, 2 no reason,
+    /// 3 abstract syntax not supported, 4 transfer syntaxes not supported;
+    /// `None` when the A-ASSOCIATE-AC did not mention the context.
+    pub result: Option<u8>,
+    /// The transfer syntax chosen, when accepted.
+    pub transfer_syntax: Option<String>,
+}
+
+impl ContextResult {
+    /// Whether the context was accepted with one of the proposed transfer syntaxes.
+    pub fn accepted(&self) -> bool {
+        self.result == Some(pc_result::ACCEPTANCE) && self.transfer_syntax.is_some()
+    }
+}
+
+/// Exactly what an association attempt came to.
+pub enum AssociationAttempt {
+    /// A-ASSOCIATE-AC: the association is open (see [`Association::contexts`]).
+    Accepted(Box<Association>),
+    /// A-ASSOCIATE-RJ with its PS3.8 Table 9-21 codes.
+    Rejected {
+        /// 1 permanent, 2 transient.
+        result: u8,
+        /// 1 service user, 2 ACSE provider, 3 presentation provider.
+        source: u8,
+        /// Reason code within the source (e.g. 3 calling AE, 7 called AE not recognized).
+        reason: u8,
+    },
+    /// A-ABORT in answer to the request.
+    Aborted {
+        /// 0 service user, 2 service provider.
+        source: u8,
+        /// Reason code.
+        reason: u8,
+    },
+    /// The TCP (or TLS) connection could not be made.
+    Unreachable(String),
+    /// Connected, but no A-ASSOCIATE answer: closed, reset or timed out.
+    NoAnswer(String),
+    /// An answer that does not follow PS3.8 (or a bad configuration).
+    Failed(DimseError),
+}
+
+impl std::fmt::Debug for AssociationAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AssociationAttempt::Accepted(a) => write!(f, "Accepted({:?})", a.contexts),
+            AssociationAttempt::Rejected {
+                result,
+                source,
+                reason,
+            } => write!(f, "Rejected({result}, {source}, {reason})"),
+            AssociationAttempt::Aborted { source, reason } => {
+                write!(f, "Aborted({source}, {reason})")
+            }
+            AssociationAttempt::Unreachable(w) => write!(f, "Unreachable({w})"),
+            AssociationAttempt::NoAnswer(w) => write!(f, "NoAnswer({w})"),
+            AssociationAttempt::Failed(e) => write!(f, "Failed({e})"),
+        }
+    }
+}
+
+/// What a probing C-FIND saw: counts and a keyed hash, never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindProbe {
+    /// Responses with a match that were read: 0 or 1 (reading stops at the first).
+    pub matches_read: u8,
+    /// DIMSE status of the one response read (0xFF00/0xFF01 pending = a match).
+    pub status: u16,
+    /// HMAC-SHA256 (hex) of the first match's identifier bytes, keyed by the caller.
+    pub dataset_hmac: Option<String>,
+    /// Length in bytes of that identifier.
+    pub dataset_bytes: u64,
+    /// Whether a C-CANCEL (then A-ABORT) ended the query after the first match.
+    pub cancelled: bool,
+}
+
+/// The Study Root Query/Retrieve Information Model - FIND SOP class.
+pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+
+/// Largest C-FIND identifier read by [`Association::find_first_study`].
+const MAX_IDENTIFIER_BYTES: usize = 1 << 20;
+
+async fn connect_stream(
+    addr: impl ToSocketAddrs,
+    config: &ScuConfig,
+) -> Result<Box<dyn Stream>, DimseError> {
+    let tcp = timeout(config.timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| DimseError::Timeout)??;
+    let _ = tcp.set_nodelay(true);
+    Ok(match &config.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            Box::new(
+                timeout(
+                    config.timeout,
+                    connector.connect(tls.server_name.clone(), tcp),
+                )
+                .await
+                .map_err(|_| DimseError::Timeout)??,
+            )
+        }
+    })
+}
+
+fn check_proposed(config: &ScuConfig, proposed: &[ProposedContext]) -> Result<(), DimseError> {
+    check_ae(&config.calling_ae)?;
+    check_ae(&config.called_ae)?;
+    if proposed.is_empty() || proposed.len() > 128 {
+        return Err(DimseError::Config(
+            "between 1 and 128 presentation contexts".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Attempts an association and reports exactly what happened: accepted
+/// (with every context's result and the peer's implementation), rejected
+/// (result, source, reason), aborted, unreachable or no answer. Nothing
+/// beyond the A-ASSOCIATE exchange is sent.
+pub async fn attempt_association(
+    addr: impl ToSocketAddrs,
+    config: &ScuConfig,
+    proposed: &[ProposedContext],
+) -> AssociationAttempt {
+    if let Err(e) = check_proposed(config, proposed) {
+        return AssociationAttempt::Failed(e);
+    }
+    let s = match connect_stream(addr, config).await {
+        Ok(s) => s,
+        Err(DimseError::Io(e)) => return AssociationAttempt::Unreachable(e.kind().to_string()),
+        Err(DimseError::Timeout) => return AssociationAttempt::Unreachable("timed out".into()),
+        Err(e) => return AssociationAttempt::Failed(e),
+    };
+    match Association::negotiate(s, config, proposed).await {
+        Ok(a) => AssociationAttempt::Accepted(Box::new(a)),
+        Err(DimseError::Rejected {
+            result,
+            from,
+            reason,
+        }) => AssociationAttempt::Rejected {
+            result,
+            source: from,
+            reason,
+        },
+        Err(DimseError::Aborted { from, reason }) => AssociationAttempt::Aborted {
+            source: from,
+            reason,
+        },
+        Err(DimseError::Timeout) => AssociationAttempt::NoAnswer("timed out".into()),
+        Err(DimseError::Io(e)) => AssociationAttempt::NoAnswer(e.kind().to_string()),
+        Err(DimseError::Protocol(p)) if p == CLOSED_DURING_NEGOTIATION => {
+            AssociationAttempt::NoAnswer("connection closed".into())
+        }
+        Err(e) => AssociationAttempt::Failed(e),
+    }
+}
+
+const CLOSED_DURING_NEGOTIATION: &str = "connection closed during negotiation";
+
 impl Association {
     /// Connects (TCP, then TLS if configured) and negotiates the proposed
     /// presentation contexts (at most 128). Fails on A-ASSOCIATE-RJ.
@@ -93,31 +264,16 @@ impl Association {
         config: &ScuConfig,
         proposed: &[ProposedContext],
     ) -> Result<Association, DimseError> {
-        check_ae(&config.calling_ae)?;
-        check_ae(&config.called_ae)?;
-        if proposed.is_empty() || proposed.len() > 128 {
-            return Err(DimseError::Config(
-                "between 1 and 128 presentation contexts".into(),
-            ));
-        }
-        let tcp = timeout(config.timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| DimseError::Timeout)??;
-        let _ = tcp.set_nodelay(true);
-        let mut s: Box<dyn Stream> = match &config.tls {
-            None => Box::new(tcp),
-            Some(tls) => {
-                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-                Box::new(
-                    timeout(
-                        config.timeout,
-                        connector.connect(tls.server_name.clone(), tcp),
-                    )
-                    .await
-                    .map_err(|_| DimseError::Timeout)??,
-                )
-            }
-        };
+        check_proposed(config, proposed)?;
+        let s = connect_stream(addr, config).await?;
+        Association::negotiate(s, config, proposed).await
+    }
+
+    async fn negotiate(
+        mut s: Box<dyn Stream>,
+        config: &ScuConfig,
+        proposed: &[ProposedContext],
+    ) -> Result<Association, DimseError> {
         let rq = Associate {
             protocol_version: 1,
             called_ae: config.called_ae.clone(),
@@ -159,26 +315,34 @@ impl Association {
             other => {
                 return Err(not_expected(
                     other,
-                    "connection closed during negotiation",
+                    CLOSED_DURING_NEGOTIATION,
                     "unexpected answer to A-ASSOCIATE-RQ",
                 ))
             }
         };
         let mut accepted = Vec::new();
-        for pc in ac.contexts_ac {
-            if pc.result != pc_result::ACCEPTANCE {
-                continue;
+        let mut contexts = Vec::new();
+        for p in &rq.contexts_rq {
+            let answer = ac.contexts_ac.iter().find(|pc| pc.id == p.id);
+            let ok = answer.filter(|pc| {
+                pc.result == pc_result::ACCEPTANCE
+                    && p.transfer_syntaxes.contains(&pc.transfer_syntax)
+            });
+            if let Some(pc) = ok {
+                accepted.push((pc.id, p.abstract_syntax.clone(), pc.transfer_syntax.clone()));
             }
-            let Some(p) = rq.contexts_rq.iter().find(|p| p.id == pc.id) else {
-                continue;
-            };
-            if p.transfer_syntaxes.contains(&pc.transfer_syntax) {
-                accepted.push((pc.id, p.abstract_syntax.clone(), pc.transfer_syntax));
-            }
+            contexts.push(ContextResult {
+                abstract_syntax: p.abstract_syntax.clone(),
+                result: answer.map(|pc| pc.result),
+                transfer_syntax: ok.map(|pc| pc.transfer_syntax.clone()),
+            });
         }
         Ok(Association {
             s,
             accepted,
+            contexts,
+            peer_class_uid: ac.implementation_class_uid,
+            peer_version_name: ac.implementation_version,
             peer_max_pdu: ac.max_pdu_length,
             max_pdu_length: config.max_pdu_length.max(4096),
             timeout: config.timeout,
@@ -186,6 +350,145 @@ impl Association {
             buf,
             scratch: Vec::new(),
         })
+    }
+
+    /// Every proposed context, in proposal order, with the peer's answer.
+    pub fn contexts(&self) -> &[ContextResult] {
+        &self.contexts
+    }
+
+    /// The peer's Implementation Class UID (A-ASSOCIATE-AC user information).
+    pub fn peer_implementation_class_uid(&self) -> &str {
+        &self.peer_class_uid
+    }
+
+    /// The peer's Implementation Version Name (empty when not sent).
+    pub fn peer_implementation_version_name(&self) -> &str {
+        &self.peer_version_name
+    }
+
+    /// One Study Root C-FIND at STUDY level (return key: Study Instance UID
+    /// only) on an accepted context. Reads at most the first response: a
+    /// match is hashed with HMAC-SHA256 under `hmac_key`, then C-CANCEL and
+    /// A-ABORT end the association; a final response ends it with A-RELEASE.
+    /// No value of the response is kept or returned.
+    pub async fn find_first_study(mut self, hmac_key: &[u8]) -> Result<FindProbe, DimseError> {
+        use hmac::Mac;
+        let (cid, ts) = self
+            .accepted
+            .iter()
+            .find(|c| c.1 == STUDY_ROOT_FIND)
+            .map(|c| (c.0, c.2.clone()))
+            .ok_or_else(|| DimseError::NoContext {
+                sop_class: STUDY_ROOT_FIND.into(),
+                transfer_syntax: "any".into(),
+            })?;
+        let identifier = study_identifier(&ts)?;
+        let id = self.message_id();
+        self.send_command(cid, &Command::find_rq(id, STUDY_ROOT_FIND).encode())
+            .await?;
+        pdu::write_pdata(
+            &mut self.s,
+            cid,
+            false,
+            &identifier,
+            true,
+            self.peer_max_pdu,
+            &mut self.scratch,
+        )
+        .await?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(hmac_key)
+            .map_err(|_| DimseError::Config("HMAC key".into()))?;
+        let mut command_bytes = Vec::new();
+        let mut rsp: Option<Command> = None;
+        let mut data_bytes: u64 = 0;
+        let mut data_done = false;
+        let mut too_large = false;
+        while !data_done {
+            let p = timeout(
+                self.timeout,
+                pdu::read_pdu(&mut self.s, &mut self.buf, self.max_pdu_length),
+            )
+            .await
+            .map_err(|_| DimseError::Timeout)??;
+            match p {
+                Some(Pdu::PData) => {}
+                other => {
+                    return Err(not_expected(
+                        other,
+                        "connection closed before the response",
+                        "unexpected PDU",
+                    ))
+                }
+            }
+            for pdv in pdu::pdvs(&self.buf) {
+                let pdv = pdv?;
+                if pdv.is_command {
+                    if rsp.is_some() {
+                        return Err(DimseError::Protocol("command before the data set".into()));
+                    }
+                    if command_bytes.len() + pdv.data.len() > command::MAX_COMMAND_BYTES {
+                        return Err(DimseError::Malformed("response command too large".into()));
+                    }
+                    command_bytes.extend_from_slice(pdv.data);
+                    if pdv.is_last {
+                        let c = Command::decode(&command_bytes)?;
+                        if c.field() != Some(command::C_FIND_RSP)
+                            || c.u16(command::MESSAGE_ID_BEING_RESPONDED_TO) != Some(id)
+                        {
+                            return Err(DimseError::Protocol(
+                                "not a C-FIND-RSP to our query".into(),
+                            ));
+                        }
+                        if !c.has_data_set() {
+                            data_done = true;
+                        }
+                        rsp = Some(c);
+                    }
+                } else {
+                    if rsp.is_none() || data_done {
+                        return Err(DimseError::Protocol("data set out of sequence".into()));
+                    }
+                    data_bytes += pdv.data.len() as u64;
+                    if data_bytes > MAX_IDENTIFIER_BYTES as u64 {
+                        too_large = true;
+                        break;
+                    }
+                    mac.update(pdv.data);
+                    if pdv.is_last {
+                        data_done = true;
+                    }
+                }
+            }
+            if too_large {
+                self.abort().await;
+                return Err(DimseError::DataSetTooLarge {
+                    limit: MAX_IDENTIFIER_BYTES as u64,
+                });
+            }
+        }
+        let rsp = rsp.expect("loop ends after a command");
+        let status = rsp
+            .u16(command::STATUS)
+            .ok_or_else(|| DimseError::Malformed("response without Status".into()))?;
+        let pending = matches!(status, 0xFF00 | 0xFF01);
+        let has_data = rsp.has_data_set();
+        let probe = FindProbe {
+            matches_read: u8::from(pending && has_data),
+            status,
+            dataset_hmac: has_data.then(|| hex(&mac.finalize().into_bytes())),
+            dataset_bytes: data_bytes,
+            cancelled: pending,
+        };
+        if pending {
+            let cancel = Command::cancel_rq(id).encode();
+            let _ = self.send_command(cid, &cancel).await;
+            self.abort().await;
+        } else {
+            // Final answer: nothing more is coming; a failed release is no news.
+            let _ = self.release().await;
+        }
+        Ok(probe)
     }
 
     /// The accepted contexts: (abstract syntax, transfer syntax).
@@ -388,6 +691,41 @@ fn not_expected(p: Option<Pdu>, closed: &str, unexpected: &str) -> DimseError {
         None => DimseError::Protocol(closed.into()),
         Some(_) => DimseError::Protocol(unexpected.into()),
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The C-FIND identifier: QueryRetrieveLevel STUDY and an empty Study
+/// Instance UID, in the context's (uncompressed little endian) syntax.
+fn study_identifier(transfer_syntax: &str) -> Result<Vec<u8>, DimseError> {
+    let explicit = match transfer_syntax {
+        crate::IMPLICIT_VR_LITTLE_ENDIAN => false,
+        crate::EXPLICIT_VR_LITTLE_ENDIAN => true,
+        other => {
+            return Err(DimseError::NoContext {
+                sop_class: STUDY_ROOT_FIND.into(),
+                transfer_syntax: other.into(),
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for (group, element, vr, value) in [
+        (0x0008u16, 0x0052u16, b"CS", &b"STUDY "[..]),
+        (0x0020, 0x000D, b"UI", &b""[..]),
+    ] {
+        out.extend_from_slice(&group.to_le_bytes());
+        out.extend_from_slice(&element.to_le_bytes());
+        if explicit {
+            out.extend_from_slice(vr);
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        }
+        out.extend_from_slice(value);
+    }
+    Ok(out)
 }
 
 fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, DimseError> {

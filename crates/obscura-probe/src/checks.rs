@@ -1,0 +1,460 @@
+//! The checks against one endpoint, in order, within its time budget.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use obscura_dimse::{
+    attempt_association, tls, AssociationAttempt, ProposedContext, ScuConfig, ScuTls,
+    STUDY_ROOT_FIND,
+};
+use tokio::sync::Mutex;
+
+use crate::{
+    findings, fingerprint, Attempt, EndpointReport, ProbeOptions, QuerySummary, Service, Target,
+    TlsSummary, COMMON_CALLED_AE_TITLES,
+};
+
+/// The services proposed to an unknown caller: (name, SOP class).
+pub(crate) const SERVICES: &[(&str, &str)] = &[
+    ("ECHO", obscura_dimse::VERIFICATION_SOP_CLASS),
+    ("FIND patient root", "1.2.840.10008.5.1.4.1.2.1.1"),
+    ("FIND study root", STUDY_ROOT_FIND),
+    ("MOVE patient root", "1.2.840.10008.5.1.4.1.2.1.2"),
+    ("MOVE study root", "1.2.840.10008.5.1.4.1.2.2.2"),
+    ("GET patient root", "1.2.840.10008.5.1.4.1.2.1.3"),
+    ("GET study root", "1.2.840.10008.5.1.4.1.2.2.3"),
+    ("FIND worklist", "1.2.840.10008.5.1.4.31"),
+    ("STORE CT", "1.2.840.10008.5.1.4.1.1.2"),
+    ("STORE MR", "1.2.840.10008.5.1.4.1.1.4"),
+    ("STORE CR", "1.2.840.10008.5.1.4.1.1.1"),
+    ("STORE secondary capture", "1.2.840.10008.5.1.4.1.1.7"),
+    ("STORE encapsulated PDF", "1.2.840.10008.5.1.4.1.1.104.1"),
+];
+
+/// At most N attempts started per second, over the whole run.
+pub(crate) struct Limiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    pub(crate) fn new(per_second: u32) -> Limiter {
+        Limiter {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep(*next - now).await;
+        }
+        *next = Instant::now().max(*next) + self.interval;
+    }
+}
+
+struct Ctx<'a> {
+    addr: SocketAddr,
+    options: &'a ProbeOptions,
+    limiter: &'a Limiter,
+    deadline: Instant,
+    tls: Option<ScuTls>,
+    report: EndpointReport,
+}
+
+impl Ctx<'_> {
+    /// The wait limit for the next step, or `None` when the budget is spent.
+    fn limit(&mut self, step: &str) -> Option<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(200) {
+            self.report
+                .notes
+                .push(format!("time budget spent before: {step}"));
+            return None;
+        }
+        Some(left.min(self.options.timeout))
+    }
+
+    fn config(&self, calling: &str, called: &str, limit: Duration) -> ScuConfig {
+        let mut c = ScuConfig::new(calling, called);
+        c.timeout = limit;
+        c.max_pdu_length = 64 * 1024;
+        c.tls = self.tls.clone();
+        c
+    }
+
+    async fn attempt(
+        &mut self,
+        calling: &str,
+        called: &str,
+        proposed: &[ProposedContext],
+        limit: Duration,
+    ) -> (Attempt, Option<Box<obscura_dimse::Association>>) {
+        self.limiter.wait().await;
+        self.report.connections += 1;
+        let config = self.config(calling, called, limit);
+        let a = attempt_association(self.addr, &config, proposed).await;
+        let mut summary = Attempt {
+            called_ae: called.into(),
+            calling_ae: calling.into(),
+            outcome: "",
+            reject: None,
+            detail: String::new(),
+        };
+        let assoc = match a {
+            AssociationAttempt::Accepted(a) => {
+                summary.outcome = "accepted";
+                Some(a)
+            }
+            AssociationAttempt::Rejected {
+                result,
+                source,
+                reason,
+            } => {
+                summary.outcome = "rejected";
+                summary.reject = Some([result, source, reason]);
+                summary.detail = reject_text(source, reason).into();
+                None
+            }
+            AssociationAttempt::Aborted { source, reason } => {
+                summary.outcome = "aborted";
+                summary.detail = format!("A-ABORT source {source}, reason {reason}");
+                None
+            }
+            AssociationAttempt::Unreachable(w) => {
+                summary.outcome = "unreachable";
+                summary.detail = w;
+                None
+            }
+            AssociationAttempt::NoAnswer(w) => {
+                summary.outcome = "no-answer";
+                summary.detail = w;
+                None
+            }
+            AssociationAttempt::Failed(e) => {
+                summary.outcome = "failed";
+                summary.detail = failure_text(&e);
+                None
+            }
+        };
+        (summary, assoc)
+    }
+}
+
+/// PS3.8 Table 9-21, the reasons worth naming.
+fn reject_text(source: u8, reason: u8) -> &'static str {
+    match (source, reason) {
+        (1, 1) => "service user: no reason given",
+        (1, 2) => "service user: application context name not supported",
+        (1, 3) => "service user: calling AE title not recognized",
+        (1, 7) => "service user: called AE title not recognized",
+        (2, 1) => "ACSE provider: no reason given",
+        (2, 2) => "ACSE provider: protocol version not supported",
+        (3, 1) => "presentation provider: temporary congestion",
+        (3, 2) => "presentation provider: local limit exceeded",
+        _ => "other reason",
+    }
+}
+
+/// An error's kind, never text the peer sent.
+fn failure_text(e: &obscura_dimse::DimseError) -> String {
+    use obscura_dimse::DimseError as E;
+    match e {
+        E::Io(io) => format!("I/O: {}", io.kind()),
+        E::Tls(_) => "TLS error".into(),
+        E::Malformed(_) => "malformed answer".into(),
+        E::PduTooLong { .. } => "PDU too long".into(),
+        E::DataSetTooLarge { .. } => "data set too large".into(),
+        E::Rejected { .. } => "rejected".into(),
+        E::Aborted { .. } => "aborted".into(),
+        E::Timeout => "timed out".into(),
+        E::Protocol(_) => "protocol error".into(),
+        E::NoContext { .. } => "no accepted presentation context".into(),
+        E::NotPart10(_) => "not Part 10".into(),
+        E::Config(_) => "configuration".into(),
+    }
+}
+
+fn random_title(prefix: &str) -> String {
+    let mut b = [0u8; 5];
+    let _ = getrandom::getrandom(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    format!("{prefix}{hex}")
+}
+
+fn proposal(classes: &[&str]) -> Vec<ProposedContext> {
+    classes
+        .iter()
+        .map(|c| ProposedContext {
+            abstract_syntax: c.to_string(),
+            transfer_syntaxes: vec![
+                obscura_dimse::IMPLICIT_VR_LITTLE_ENDIAN.into(),
+                obscura_dimse::EXPLICIT_VR_LITTLE_ENDIAN.into(),
+            ],
+        })
+        .collect()
+}
+
+fn empty_report(target: &Target) -> EndpointReport {
+    EndpointReport {
+        target: target.to_string(),
+        reachable: false,
+        tls: None,
+        transport: "plain",
+        speaks_dicom: false,
+        random_titles: None,
+        guesses: Vec::new(),
+        accepted_called_ae: None,
+        any_called_ae_accepted: false,
+        unknown_calling_ae_accepted: false,
+        services: Vec::new(),
+        echo_status: None,
+        query: None,
+        fingerprint: None,
+        findings: Vec::new(),
+        connections: 0,
+        elapsed_ms: 0,
+        notes: Vec::new(),
+    }
+}
+
+/// Every check against one endpoint; never fails (failures are reported).
+pub(crate) async fn probe_endpoint(
+    target: &Target,
+    options: &ProbeOptions,
+    limiter: &Limiter,
+) -> EndpointReport {
+    let started = Instant::now();
+    let mut report = empty_report(target);
+    let addr = match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
+        Ok(mut a) => a.next(),
+        Err(_) => None,
+    };
+    let Some(addr) = addr else {
+        report.notes.push("host name does not resolve".into());
+        return report;
+    };
+    let mut cx = Ctx {
+        addr,
+        options,
+        limiter,
+        deadline: started + options.endpoint_budget,
+        tls: None,
+        report,
+    };
+    run_checks(&mut cx).await;
+    let mut report = cx.report;
+    report.findings = findings::assess(&report);
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+async fn run_checks(cx: &mut Ctx<'_>) {
+    // 1. TCP, then TLS: one ClientHello.
+    let Some(limit) = cx.limit("TCP connect") else {
+        return;
+    };
+    cx.limiter.wait().await;
+    cx.report.connections += 1;
+    match tokio::time::timeout(limit, tokio::net::TcpStream::connect(cx.addr)).await {
+        Ok(Ok(_)) => cx.report.reachable = true,
+        Ok(Err(e)) => {
+            cx.report.notes.push(format!("TCP: {}", e.kind()));
+            return;
+        }
+        Err(_) => {
+            cx.report.notes.push("TCP: timed out".into());
+            return;
+        }
+    }
+    let Some(limit) = cx.limit("TLS ClientHello") else {
+        return;
+    };
+    cx.limiter.wait().await;
+    cx.report.connections += 1;
+    match tls::probe_handshake(cx.addr, limit).await {
+        Ok(t) => {
+            if t.handshake {
+                match tls::probe_client_config() {
+                    Ok(config) => {
+                        cx.tls = Some(ScuTls {
+                            config,
+                            server_name: obscura_dimse::rustls::pki_types::ServerName::IpAddress(
+                                cx.addr.ip().into(),
+                            ),
+                        });
+                        cx.report.transport = "tls";
+                    }
+                    Err(e) => cx
+                        .report
+                        .notes
+                        .push(format!("TLS client: {}", failure_text(&e))),
+                }
+            }
+            cx.report.tls = Some(TlsSummary {
+                handshake: t.handshake,
+                version: t.version,
+                cipher_suite: t.cipher_suite,
+                client_certificate_requested: t.client_certificate_requested,
+                server_certificate_sha256: t.server_certificate_sha256,
+                failure: t.failure,
+            });
+        }
+        Err(e) => cx
+            .report
+            .notes
+            .push(format!("TLS probe: {}", failure_text(&e))),
+    }
+
+    // 2. Random called and calling AE titles: is any title accepted?
+    let calling = random_title("PRB");
+    let echo_only = proposal(&[obscura_dimse::VERIFICATION_SOP_CLASS]);
+    let Some(limit) = cx.limit("association with random AE titles") else {
+        return;
+    };
+    let random_called = random_title("X");
+    let (first, assoc) = cx
+        .attempt(&calling, &random_called, &echo_only, limit)
+        .await;
+    cx.report.speaks_dicom = matches!(first.outcome, "accepted" | "rejected" | "aborted");
+    let first_outcome = first.outcome;
+    let mutual = cx
+        .report
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.handshake && t.client_certificate_requested);
+    if mutual && !cx.report.speaks_dicom {
+        cx.report.notes.push(
+            "DICOM over TLS not reachable without a client certificate (mutual TLS): \
+             AE title and service checks not possible, as intended"
+                .into(),
+        );
+    }
+    cx.report.random_titles = Some(first);
+    let mut accepted = None;
+    if let Some(a) = assoc {
+        note_fingerprint(cx, &a);
+        let _ = a.release().await;
+        cx.report.any_called_ae_accepted = true;
+        accepted = Some(random_called);
+    } else if first_outcome == "rejected" {
+        // 3. Called AE titles products ship with.
+        let titles: Vec<String> = cx
+            .options
+            .called_ae_titles
+            .iter()
+            .cloned()
+            .chain(COMMON_CALLED_AE_TITLES.iter().map(|s| s.to_string()))
+            .collect();
+        for title in titles {
+            let Some(limit) = cx.limit("common called AE titles") else {
+                return;
+            };
+            let (g, assoc) = cx.attempt(&calling, &title, &echo_only, limit).await;
+            let stop = match &g.reject {
+                // transient: congestion or a limit; do not insist
+                Some([2, _, _]) => true,
+                None => g.outcome != "accepted",
+                _ => false,
+            };
+            cx.report.guesses.push(g);
+            if let Some(a) = assoc {
+                note_fingerprint(cx, &a);
+                let _ = a.release().await;
+                accepted = Some(title);
+                break;
+            }
+            if stop {
+                cx.report
+                    .notes
+                    .push("guessing stopped: the endpoint stopped answering normally".into());
+                break;
+            }
+        }
+    }
+    let Some(called) = accepted else {
+        return;
+    };
+    cx.report.unknown_calling_ae_accepted = true;
+    cx.report.accepted_called_ae = Some(called.clone());
+
+    // 4. Which services an unknown caller is offered.
+    let Some(limit) = cx.limit("service negotiation") else {
+        return;
+    };
+    let classes: Vec<&str> = crate::checks::SERVICES.iter().map(|s| s.1).collect();
+    let (a, assoc) = cx
+        .attempt(&calling, &called, &proposal(&classes), limit)
+        .await;
+    let Some(mut assoc) = assoc else {
+        cx.report
+            .notes
+            .push(format!("service negotiation: {} {}", a.outcome, a.detail));
+        return;
+    };
+    cx.report.services = SERVICES
+        .iter()
+        .zip(assoc.contexts())
+        .map(|(s, c)| Service {
+            name: s.0,
+            sop_class: s.1,
+            accepted: c.accepted(),
+        })
+        .collect();
+    if cx.report.services[0].accepted {
+        match tokio::time::timeout(limit, assoc.echo()).await {
+            Ok(Ok(status)) => cx.report.echo_status = Some(format!("0x{status:04X}")),
+            Ok(Err(e)) => cx
+                .report
+                .notes
+                .push(format!("C-ECHO: {}", failure_text(&e))),
+            Err(_) => cx.report.notes.push("C-ECHO: timed out".into()),
+        }
+    }
+    let find_offered = assoc
+        .contexts()
+        .iter()
+        .any(|c| c.abstract_syntax == STUDY_ROOT_FIND && c.accepted());
+    if !find_offered {
+        let _ = assoc.release().await;
+        return;
+    }
+
+    // 5. One study-level C-FIND: the first response only, hashed.
+    let key = cx.options.hmac_key.clone();
+    let q = match tokio::time::timeout(limit, assoc.find_first_study(&key)).await {
+        Ok(Ok(p)) => QuerySummary {
+            matches_read: p.matches_read,
+            status: format!("0x{:04X}", p.status),
+            identifier_hmac: p.dataset_hmac,
+            identifier_bytes: p.dataset_bytes,
+            cancelled: p.cancelled,
+            error: None,
+        },
+        Ok(Err(e)) => failed_query(failure_text(&e)),
+        Err(_) => failed_query("timed out".into()),
+    };
+    cx.report.query = Some(q);
+}
+
+fn failed_query(error: String) -> QuerySummary {
+    QuerySummary {
+        matches_read: 0,
+        status: String::new(),
+        identifier_hmac: None,
+        identifier_bytes: 0,
+        cancelled: false,
+        error: Some(error),
+    }
+}
+
+fn note_fingerprint(cx: &mut Ctx<'_>, a: &obscura_dimse::Association) {
+    if cx.report.fingerprint.is_none() {
+        cx.report.fingerprint = Some(fingerprint::fingerprint(
+            a.peer_implementation_class_uid(),
+            a.peer_implementation_version_name(),
+        ));
+    }
+}

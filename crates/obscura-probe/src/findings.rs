@@ -1,0 +1,208 @@
+//! From what was seen to findings: a severity, the evidence (counts,
+//! hashes, AE titles and protocol codes; never a value from a data set),
+//! the reference and the fix.
+
+use serde::Serialize;
+
+use crate::EndpointReport;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing to fix.
+    Info,
+    /// Small exposure (presence, implementation).
+    Low,
+    /// A weakness that enables others (plain transport).
+    Medium,
+    /// An open door: unknown callers reach storage or query services.
+    High,
+    /// Patient data is reachable without authentication.
+    Critical,
+}
+
+impl Severity {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One finding about one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable identifier, e.g. "dicom-query-open".
+    pub id: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// One line.
+    pub title: String,
+    /// What was observed: counts, hashes, AE titles, protocol codes.
+    pub evidence: Vec<String>,
+    /// Standard and regulation.
+    pub reference: &'static str,
+    /// The configuration change that fixes it.
+    pub fix: &'static str,
+}
+
+const REF_ACCESS: &str = "DICOM PS3.15 Annex B (TLS with peer authentication) and PS3.7 D.3.3.7 \
+     (user identity negotiation); HIPAA 45 CFR 164.312(a)(1) access control, 164.312(d) \
+     person or entity authentication";
+const REF_TRANSPORT: &str =
+    "DICOM PS3.15 Annex B (secure transport connection profiles, BCP 195); \
+     HIPAA 45 CFR 164.312(e)(1) transmission security";
+const FIX_ACCESS: &str = "Accept associations only from known calling AE titles at known \
+     addresses (dcmqrscp: list peers in HostTable instead of ANY; Orthanc: DicomModalities \
+     with DicomCheckModalityHost and DicomAlwaysAllowStore false), check the called AE title, \
+     and require TLS with client certificates for anything beyond C-ECHO.";
+const FIX_TRANSPORT: &str = "Offer DICOM over TLS 1.2/1.3 (port 2762) per BCP 195 and close \
+     the plain port, or restrict it to a network segment that only trusted modalities reach.";
+
+fn offered<'a>(r: &'a EndpointReport, prefix: &str) -> Vec<&'a str> {
+    r.services
+        .iter()
+        .filter(|s| s.accepted && s.name.starts_with(prefix))
+        .map(|s| s.name)
+        .collect()
+}
+
+/// The findings for an endpoint report, most severe first.
+pub fn assess(r: &EndpointReport) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let called = r.accepted_called_ae.clone().unwrap_or_default();
+    let how = if r.any_called_ae_accepted {
+        "any called AE title (a random one)".to_string()
+    } else {
+        format!("the guessable called AE title {called}")
+    };
+    if let Some(q) = &r.query {
+        if q.matches_read > 0 {
+            let mut evidence = vec![
+                format!("unknown calling AE accepted at called AE {called}"),
+                format!(
+                    "study-level C-FIND: {} response read (status {}), identifier of {} bytes",
+                    q.matches_read, q.status, q.identifier_bytes
+                ),
+            ];
+            if let Some(h) = &q.identifier_hmac {
+                evidence.push(format!("identifier HMAC-SHA256 (run key): {}", &h[..16]));
+            }
+            if q.cancelled {
+                evidence
+                    .push("query cancelled after the first response (C-CANCEL, A-ABORT)".into());
+            }
+            out.push(Finding {
+                id: "dicom-query-open",
+                severity: Severity::Critical,
+                title: "unauthenticated query returns patient data".into(),
+                evidence,
+                reference: REF_ACCESS,
+                fix: FIX_ACCESS,
+            });
+        }
+    }
+    if r.unknown_calling_ae_accepted {
+        let sensitive: Vec<&str> = ["FIND", "MOVE", "GET", "STORE"]
+            .iter()
+            .flat_map(|p| offered(r, p))
+            .collect();
+        let mut evidence = vec![format!(
+            "A-ASSOCIATE-AC for a random calling AE title at {how}"
+        )];
+        let rejected_guesses = r.guesses.iter().filter(|g| g.outcome == "rejected").count();
+        if rejected_guesses > 0 {
+            evidence.push(format!(
+                "{rejected_guesses} other common title(s) refused first"
+            ));
+        }
+        if sensitive.is_empty() {
+            evidence.push("only Verification (C-ECHO) offered".into());
+            out.push(Finding {
+                id: "dicom-unknown-caller-echo",
+                severity: Severity::Low,
+                title: format!("unknown callers accepted at {how} (C-ECHO only)"),
+                evidence,
+                reference: REF_ACCESS,
+                fix: FIX_ACCESS,
+            });
+        } else {
+            evidence.push(format!("offered: {}", sensitive.join(", ")));
+            out.push(Finding {
+                id: "dicom-unknown-caller-services",
+                severity: Severity::High,
+                title: format!("unknown callers accepted at {how} with storage or query services"),
+                evidence,
+                reference: REF_ACCESS,
+                fix: FIX_ACCESS,
+            });
+        }
+    }
+    let tls = r.tls.as_ref().is_some_and(|t| t.handshake);
+    if r.speaks_dicom && !tls {
+        out.push(Finding {
+            id: "dicom-plain",
+            severity: Severity::Medium,
+            title: "DICOM over plain TCP (no TLS)".into(),
+            evidence: vec![
+                "an A-ASSOCIATE-RQ was answered in clear".into(),
+                format!(
+                    "TLS ClientHello: {}",
+                    r.tls
+                        .as_ref()
+                        .and_then(|t| t.failure.clone())
+                        .unwrap_or_else(|| "not tried".into())
+                ),
+            ],
+            reference: REF_TRANSPORT,
+            fix: FIX_TRANSPORT,
+        });
+    }
+    if let Some(t) = r.tls.as_ref().filter(|t| t.handshake) {
+        out.push(Finding {
+            id: "tls",
+            severity: Severity::Info,
+            title: format!(
+                "TLS offered ({}, {}){}",
+                t.version.as_deref().unwrap_or("?"),
+                t.cipher_suite.as_deref().unwrap_or("?"),
+                if t.client_certificate_requested {
+                    ", client certificate required"
+                } else {
+                    ""
+                }
+            ),
+            evidence: vec![format!(
+                "server certificate SHA-256 {}",
+                t.server_certificate_sha256.as_deref().unwrap_or("-")
+            )],
+            reference: REF_TRANSPORT,
+            fix: "Nothing to fix; certificate validity and cipher policy are checked in a later version.",
+        });
+    }
+    if !r.unknown_calling_ae_accepted {
+        if let Some(a) = &r.random_titles {
+            if a.outcome == "rejected" {
+                out.push(Finding {
+                    id: "dicom-ae-checked",
+                    severity: Severity::Info,
+                    title: "unknown callers refused".into(),
+                    evidence: vec![
+                        format!("random AE titles: A-ASSOCIATE-RJ ({})", a.detail),
+                        format!("{} common called AE title(s) refused", r.guesses.len()),
+                    ],
+                    reference: REF_ACCESS,
+                    fix: "Nothing to fix.",
+                });
+            }
+        }
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    out
+}

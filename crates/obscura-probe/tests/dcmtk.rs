@@ -1,0 +1,160 @@
+//! The probe against DCMTK on loopback: storescp (any AE title) and
+//! dcmqrscp (called AE `COMMON`, open to any caller, holding samples).
+//! Passes with a notice if DCMTK is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use obscura_probe::{parse_target, probe, ProbeOptions, Severity};
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dcmtk(name: &str) -> Option<PathBuf> {
+    let p = Path::new("/usr/bin").join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not installed (apt-get install dcmtk)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn quiet(cmd: &mut Command) -> Kill {
+    Kill(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn uncompressed_samples() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(info) = obscura_dimse::read_part10_meta(&p) {
+                if info.transfer_syntax_uid.starts_with("1.2.840.10008.1.2")
+                    && info.transfer_syntax_uid.len() <= "1.2.840.10008.1.2.1".len()
+                {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_exposures_are_found() {
+    let (Some(storescp), Some(dcmqrscp)) = (dcmtk("storescp"), dcmtk("dcmqrscp")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let p1 = free_port();
+    let _scp = quiet(
+        Command::new(storescp)
+            .arg("-od")
+            .arg(tmp.path())
+            .arg(p1.to_string()),
+    );
+    let p2 = free_port();
+    let db = tmp.path().join("common");
+    std::fs::create_dir(&db).unwrap();
+    let cfg = tmp.path().join("qr.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "NetworkTCPPort = {p2}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
+             HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
+             AETable BEGIN\nCOMMON {} RW (10, 1024mb) ANY\nAETable END\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let _qr = quiet(Command::new(dcmqrscp).arg("-c").arg(&cfg));
+    wait_port(p1);
+    wait_port(p2);
+    let files = uncompressed_samples();
+    let statuses = obscura_dimse::store_scu(
+        ("127.0.0.1", p2),
+        &obscura_dimse::ScuConfig::new("LOADER", "COMMON"),
+        &files,
+    )
+    .await
+    .unwrap();
+    assert!(statuses.iter().any(|s| matches!(s, Ok(0))));
+    let closed = free_port();
+    let mut targets = Vec::new();
+    for p in [p1, p2, closed] {
+        targets.extend(parse_target(&format!("127.0.0.1:{p}")).unwrap());
+    }
+    let report = probe(&targets, &ProbeOptions::new()).await;
+    let [scp, qr, none] = &report.endpoints[..] else {
+        panic!()
+    };
+    let ids = |e: &obscura_probe::EndpointReport| -> Vec<&str> {
+        e.findings.iter().map(|f| f.id).collect()
+    };
+    // storescp: any called AE, storage offered, plain.
+    assert!(scp.any_called_ae_accepted);
+    assert_eq!(ids(scp), ["dicom-unknown-caller-services", "dicom-plain"]);
+    assert!(scp.query.is_none());
+    let fp = scp.fingerprint.as_ref().unwrap();
+    assert!(fp.identified.starts_with("DCMTK 3."), "{fp:?}");
+    assert!(fp.note.contains("Orthanc"));
+    // dcmqrscp: random title refused (called AE not recognized), COMMON guessed.
+    assert!(!qr.any_called_ae_accepted);
+    assert_eq!(qr.random_titles.as_ref().unwrap().reject, Some([1, 1, 7]));
+    assert_eq!(qr.accepted_called_ae.as_deref(), Some("COMMON"));
+    assert_eq!(
+        ids(qr),
+        [
+            "dicom-query-open",
+            "dicom-unknown-caller-services",
+            "dicom-plain"
+        ]
+    );
+    let q = qr.query.as_ref().unwrap();
+    assert_eq!(q.matches_read, 1);
+    assert!(q.identifier_hmac.is_some() && q.cancelled);
+    assert!(qr
+        .services
+        .iter()
+        .any(|s| s.name == "MOVE study root" && s.accepted));
+    // nothing listening
+    assert!(!none.reachable && none.findings.is_empty());
+    assert_eq!(report.worst(), Some(Severity::Critical));
+    assert!(report.elapsed_ms < 20_000, "{}", report.elapsed_ms);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains(&files[0].display().to_string()));
+}
