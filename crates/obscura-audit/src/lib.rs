@@ -18,9 +18,7 @@ pub mod merkle;
 pub mod note;
 pub mod verify;
 
-pub use event::{
-    Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef,
-};
+pub use event::{Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef};
 pub use log::{AuditLog, LogConfig, LogReader, OpenReport, SyncPolicy, TornTail};
 pub use merkle::{verify_consistency, verify_inclusion, Hash};
 pub use note::{Checkpoint, Signer, Verifier};

@@ -207,7 +207,11 @@ impl AuditLog {
         Self::open_inner(cfg, signer, true)
     }
 
-    fn open_inner(cfg: LogConfig, signer: Signer, recover: bool) -> Result<(Self, OpenReport), Error> {
+    fn open_inner(
+        cfg: LogConfig,
+        signer: Signer,
+        recover: bool,
+    ) -> Result<(Self, OpenReport), Error> {
         let dir = cfg.dir.clone();
         for d in [segments_dir(&dir), checkpoints_dir(&dir)] {
             std::fs::create_dir_all(&d).map_err(|e| Error::Io(d.clone(), e))?;
@@ -218,7 +222,11 @@ impl AuditLog {
         let verifier = signer.verifier();
         // The latest checkpoint: ours, and matched by the records below.
         let latest = match std::fs::read_to_string(dir.join("checkpoint")) {
-            Ok(text) => Some(verifier.open_checkpoint(&text).map_err(|_| Error::Foreign(dir.clone()))?),
+            Ok(text) => Some(
+                verifier
+                    .open_checkpoint(&text)
+                    .map_err(|_| Error::Foreign(dir.clone()))?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::Io(dir.join("checkpoint"), e)),
         };
@@ -466,11 +474,17 @@ fn set_aside(dir: &Path, t: &TornTail) -> Result<(), Error> {
     std::fs::create_dir_all(&torn_dir).map_err(|e| Error::Io(torn_dir.clone(), e))?;
     let name = format!(
         "{}.{}.torn",
-        t.segment.file_name().expect("a segment name").to_string_lossy(),
+        t.segment
+            .file_name()
+            .expect("a segment name")
+            .to_string_lossy(),
         t.offset
     );
     write_atomic(&torn_dir.join(name), &bytes[t.offset as usize..])?;
-    let f = OpenOptions::new().write(true).open(&t.segment).map_err(io)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&t.segment)
+        .map_err(io)?;
     f.set_len(t.offset).map_err(io)?;
     f.sync_all().map_err(io)
 }
@@ -493,7 +507,10 @@ impl LogReader {
         let mut damage = None;
         for (first, path) in &segments {
             if *first != tree.size() {
-                return Err(Error::Damaged(format!("segment {} out of place", path.display())));
+                return Err(Error::Damaged(format!(
+                    "segment {} out of place",
+                    path.display()
+                )));
             }
             let torn = read_segment(path, |_, line| match Record::from_line(line) {
                 Ok(r) if r.seq == tree.size() && damage.is_none() => tree.push(leaf_hash(line)),

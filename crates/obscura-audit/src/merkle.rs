@@ -162,7 +162,10 @@ impl Tree {
             return self.levels[l][(start >> l) as usize];
         }
         let k = split(n);
-        node_hash(&self.subtree(start, start + k), &self.subtree(start + k, end))
+        node_hash(
+            &self.subtree(start, start + k),
+            &self.subtree(start + k, end),
+        )
     }
 
     /// The root of the tree made of the first `size` leaves.

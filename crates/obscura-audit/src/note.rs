@@ -30,7 +30,10 @@ pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// A checkpoint signer: the log's origin (also its key name) and its Ed25519 key.
@@ -96,7 +99,10 @@ impl Signer {
 
     /// Parse signer key text.
     pub fn from_text(text: &str) -> Result<Self, Error> {
-        let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or(Error::KeyFormat)?;
+        let rest = text
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or(Error::KeyFormat)?;
         let (name, id, key) = split3(rest)?;
         let bytes = B64.decode(key).map_err(|_| Error::KeyFormat)?;
         if bytes.len() != 33 || bytes[0] != ED25519_TYPE {
@@ -200,8 +206,7 @@ impl Verifier {
 
     /// Load a verifier key file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
         Self::from_text(&text)
     }
 
@@ -218,9 +223,7 @@ impl Verifier {
         }
         let mut known = false;
         for line in sigs[..sigs.len() - 1].split('\n') {
-            let rest = line
-                .strip_prefix("\u{2014} ")
-                .ok_or(NoteError::Malformed)?;
+            let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed)?;
             let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed)?;
             let blob = B64.decode(b64).map_err(|_| NoteError::Malformed)?;
             if blob.len() < 4 {
@@ -284,7 +287,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: origin, size, base64 root, each ending in a newline.
     pub fn to_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Parse a note text (extension lines are refused: this log writes none).
@@ -355,7 +363,15 @@ mod tests {
             Err(NoteError::UnknownKey)
         );
         // A second, unknown signature is ignored.
-        let cosigned = format!("{}{}", note, foreign.sign_note(&cp.to_text()).rsplit("\n\n").next().unwrap());
+        let cosigned = format!(
+            "{}{}",
+            note,
+            foreign
+                .sign_note(&cp.to_text())
+                .rsplit("\n\n")
+                .next()
+                .unwrap()
+        );
         assert_eq!(v.open_checkpoint(&cosigned).unwrap(), cp);
         assert_eq!(v.open_checkpoint("garbage"), Err(NoteError::Malformed));
     }

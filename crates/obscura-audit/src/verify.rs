@@ -194,7 +194,10 @@ pub fn verify(log_dir: &Path, outside: &[PathBuf], verifier: &Verifier) -> Resul
     let mut notes = Vec::new();
     for p in outside {
         let text = std::fs::read(p).map_err(|e| Error::Io(p.clone(), e))?;
-        notes.push((p.display().to_string(), String::from_utf8_lossy(&text).into_owned()));
+        notes.push((
+            p.display().to_string(),
+            String::from_utf8_lossy(&text).into_owned(),
+        ));
     }
     verify_notes(log_dir, &notes, verifier)
 }

@@ -129,7 +129,10 @@ fn torn_tail_is_reported_then_set_aside_and_recorded() {
 
     let v = signer().verifier();
     let r = verify(&dir, &witness_files(&w), &v).unwrap();
-    assert!(matches!(r.findings[..], [Finding::TornTail { last: true, .. }]));
+    assert!(matches!(
+        r.findings[..],
+        [Finding::TornTail { last: true, .. }]
+    ));
     assert_eq!(
         r.verdict,
         Verdict::Unanchored {
@@ -192,10 +195,7 @@ fn key_files_must_be_private() {
     assert!(s.save(&sk, &pk).is_err(), "never overwritten");
     let loaded = Signer::load(&sk).unwrap();
     assert_eq!(loaded.verifier(), s.verifier());
-    assert_eq!(
-        obscura_audit::Verifier::load(&pk).unwrap(),
-        s.verifier()
-    );
+    assert_eq!(obscura_audit::Verifier::load(&pk).unwrap(), s.verifier());
     std::fs::set_permissions(&sk, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(matches!(Signer::load(&sk), Err(Error::KeyExposed(_))));
 
@@ -222,7 +222,10 @@ fn no_identifier_in_clear_anywhere() {
     }
     let text = String::from_utf8(all).unwrap();
     assert!(text.contains("\"kind\":\"patient\""));
-    assert!(!text.contains("PATIENT-ID"), "patient IDs only as keyed hashes");
+    assert!(
+        !text.contains("PATIENT-ID"),
+        "patient IDs only as keyed hashes"
+    );
     assert!(!text.contains("1.2.3."), "study UIDs only as keyed hashes");
 }
 

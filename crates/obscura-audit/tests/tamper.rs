@@ -289,15 +289,28 @@ fn every_tampering_is_detected_when_an_outside_checkpoint_covers_it() {
     for seed in 0..SEEDS {
         let p = pristine(1000 + seed);
         let clean = verify(&p.dir, &sorted_files(&p.witness), &verifier).unwrap();
-        assert_eq!(clean.verdict, Verdict::Ok, "seed {seed}: {:?}", clean.findings);
+        assert_eq!(
+            clean.verdict,
+            Verdict::Ok,
+            "seed {seed}: {:?}",
+            clean.findings
+        );
         for (k, kind) in KINDS.iter().enumerate() {
             let mut rng = Rng(seed * 100 + k as u64);
             let case = p.dir.with_extension(format!("case{k}"));
             copy_dir(&p.dir, &case);
             let at = tamper(*kind, &p, &case, &mut rng);
             let witness = sorted_files(&p.witness);
-            let newer: Vec<PathBuf> = witness.iter().filter(|f| size_of(f) > at).cloned().collect();
-            let older: Vec<PathBuf> = witness.iter().filter(|f| size_of(f) < at).cloned().collect();
+            let newer: Vec<PathBuf> = witness
+                .iter()
+                .filter(|f| size_of(f) > at)
+                .cloned()
+                .collect();
+            let older: Vec<PathBuf> = witness
+                .iter()
+                .filter(|f| size_of(f) < at)
+                .cloned()
+                .collect();
             assert!(!newer.is_empty());
             let t = tally.entry(*kind).or_default();
 

@@ -2,6 +2,7 @@
 //! finding the key, showing progress and choosing the exit status are all
 //! that happen here.
 
+mod audit;
 mod deid;
 mod explain;
 mod keys;
@@ -44,6 +45,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Show a gateway's queue: depth, per-destination state, recent errors.
     Status(status::StatusArgs),
+    /// Check a tamper-evident audit log (see docs/audit.md).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Write a new random key to PATH (readable by its owner only).
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());
             ExitCode::SUCCESS

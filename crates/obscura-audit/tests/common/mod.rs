@@ -55,8 +55,12 @@ pub fn event(rng: &mut Rng, i: u64) -> AuditEvent {
     let key = audit_key();
     for _ in 0..rng.below(3) {
         let p = rng.below(1000);
-        e.subjects.push(SubjectRef::patient(&key, &format!("PATIENT-ID-{p}")));
-        e.subjects.push(SubjectRef::study(&key, &format!("1.2.3.{p}.{}", rng.below(9))));
+        e.subjects
+            .push(SubjectRef::patient(&key, &format!("PATIENT-ID-{p}")));
+        e.subjects.push(SubjectRef::study(
+            &key,
+            &format!("1.2.3.{p}.{}", rng.below(9)),
+        ));
     }
     e
 }
