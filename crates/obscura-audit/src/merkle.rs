@@ -130,7 +130,7 @@ impl Tree {
     pub fn push(&mut self, leaf: Hash) {
         self.levels[0].push(leaf);
         let mut l = 0;
-        while self.levels[l].len() % 2 == 0 {
+        while self.levels[l].len().is_multiple_of(2) {
             let n = self.levels[l].len();
             let h = node_hash(&self.levels[l][n - 2], &self.levels[l][n - 1]);
             if self.levels.len() == l + 1 {
@@ -157,7 +157,7 @@ impl Tree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let l = n.trailing_zeros() as usize;
             return self.levels[l][(start >> l) as usize];
         }
