@@ -11,6 +11,8 @@
 //! This crate is told about events; it never calls into the vault, the
 //! gateway or the web layer. See `docs/audit.md`.
 
+#![warn(missing_docs)]
+
 pub mod event;
 mod keyfile;
 pub mod log;
