@@ -3,6 +3,7 @@
 //! that happen here.
 
 mod archive;
+mod audit;
 mod deid;
 mod explain;
 mod keys;
@@ -52,6 +53,9 @@ enum Command {
     /// Manage the archive's tenants (create, list, shred).
     #[command(subcommand)]
     Tenant(archive::TenantCommand),
+    /// Check a tamper-evident audit log (see docs/audit.md).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Write a new random key to PATH (readable by its owner only).
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tenant(cmd) => archive::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());
             ExitCode::SUCCESS
