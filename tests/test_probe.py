@@ -5,6 +5,7 @@ certificates) and an allow-list. The probe must find every planted
 exposure, report nothing high or critical on Obscura's own gateway, and
 print no devset value."""
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -223,6 +224,7 @@ def web_lab(tmp_path):
         started.append(secure)
         wait_port(secure.http_port)
         wait_port(secure.dicom_port)
+        (tmp_path / "serve").mkdir()
         archive = Archive(tmp_path / "serve")
         yield {"open": open_, "auth": secure, "serve": archive, "forbidden": forbidden_values(chosen),
                "dir": tmp_path}
@@ -281,5 +283,19 @@ def test_probe_web_lab(web_lab):
     for external in ("src=", "href=", "<script", "@import", "url("):
         assert external not in html, external
     text = run.stdout + run.stderr + out.read_text() + html
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+    if browser:  # rendered as a browser sees it: one row per finding
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--user-data-dir={web_lab['dir'] / 'chromium'}"]
+        dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                             timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        rows = re.findall(r'<tr class="finding" data-severity="(\w+)"', dom.stdout)
+        assert len(rows) == sum(len(e["findings"]) for e in report["endpoints"])
+        assert rows.count("critical") == sum(f["severity"] == "critical" for e in report["endpoints"]
+                                             for f in e["findings"])
+        text += dom.stdout
+    else:
+        print("headless Chromium not installed (apt-get install chromium): HTML not rendered")
     leaked = [v for v in web_lab["forbidden"] if v in text]
     assert not leaked, f"{len(leaked)} devset value(s) in the probe's output"

@@ -535,18 +535,32 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
         let Some(limit) = cx.limit("QIDO") else { break };
         let path = format!("{prefix}/studies?limit=1");
         let r = cx
-            .http(t, "GET", &path, &[("Accept", "application/dicom+json")], &[], limit)
+            .http(
+                t,
+                "GET",
+                &path,
+                &[("Accept", "application/dicom+json")],
+                &[],
+                limit,
+            )
             .await;
         if let Ok(r) = &r {
             note_headers(r, &mut realm, &mut server);
         }
         let mut c = http::qido_check(prefix, &r, &key);
         drop(r);
-        if c.qido.status != 0 && !matches!(c.qido.status, 404 | 405 | 501) {
+        if c.qido.looks_dicomweb() {
             if let Some(limit) = cx.limit("WADO") {
                 let path = format!("{prefix}/studies/{}/metadata", http::random_uid());
                 let r = cx
-                    .http(t, "GET", &path, &[("Accept", "application/dicom+json")], &[], limit)
+                    .http(
+                        t,
+                        "GET",
+                        &path,
+                        &[("Accept", "application/dicom+json")],
+                        &[],
+                        limit,
+                    )
                     .await;
                 c.wado = Some(Answer::of(&r));
             }
@@ -561,7 +575,10 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
                         t,
                         "POST",
                         &format!("{prefix}/studies"),
-                        &[("Content-Type", &ctype), ("Accept", "application/dicom+json")],
+                        &[
+                            ("Content-Type", &ctype),
+                            ("Accept", "application/dicom+json"),
+                        ],
                         body.as_bytes(),
                         limit,
                     )

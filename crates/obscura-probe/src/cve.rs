@@ -41,7 +41,9 @@ pub struct CveMatch {
 }
 
 fn version(s: &str) -> Option<Vec<u64>> {
-    let core = s.split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?;
+    let core = s
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?;
     let v: Option<Vec<u64>> = core
         .split('.')
         .filter(|p| !p.is_empty())
@@ -126,11 +128,15 @@ mod tests {
         let o = matches("Orthanc", "1.10.1");
         assert!(o.iter().any(|m| m.cve == "CVE-2026-5440"));
         assert!(!o.iter().any(|m| m.cve == "CVE-2025-0896"));
-        assert!(matches("orthanc", "1.5.7").iter().any(|m| m.cve == "CVE-2025-0896"));
+        assert!(matches("orthanc", "1.5.7")
+            .iter()
+            .any(|m| m.cve == "CVE-2025-0896"));
         assert!(matches("Orthanc", "1.12.11").is_empty());
         let d = matches("DCMTK", "3.6.6");
         assert!(d.iter().any(|m| m.cve == "CVE-2022-2119"));
-        assert!(!matches("DCMTK", "3.6.7").iter().any(|m| m.cve == "CVE-2022-2119"));
+        assert!(!matches("DCMTK", "3.6.7")
+            .iter()
+            .any(|m| m.cve == "CVE-2022-2119"));
         assert!(matches("DCMTK", "3.7.1").is_empty());
         assert!(matches("Orthanc", "").is_empty());
     }

@@ -173,7 +173,7 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
                 t.version.as_deref().unwrap_or("?"),
                 t.cipher_suite.as_deref().unwrap_or("?"),
                 if t.client_certificate_requested {
-                    ", client certificate required"
+                    ", client certificate requested"
                 } else {
                     ""
                 }
@@ -215,8 +215,9 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
                     f.product, v, f.source, f.confidence
                 )];
                 evidence.extend(
-                    m.iter()
-                        .map(|c| format!("{} ({}): {} [{}]", c.cve, c.affected, c.summary, c.source)),
+                    m.iter().map(|c| {
+                        format!("{} ({}): {} [{}]", c.cve, c.affected, c.summary, c.source)
+                    }),
                 );
                 out.push(Finding {
                     id: "cve-possible",
@@ -300,7 +301,11 @@ fn http_findings(h: &crate::HttpSummary, out: &mut Vec<Finding>) {
                 },
                 title: format!(
                     "DICOMweb QIDO at {root} answers without credentials{}",
-                    if count > 0 { " and returns studies" } else { "" }
+                    if count > 0 {
+                        " and returns studies"
+                    } else {
+                        ""
+                    }
                 ),
                 evidence,
                 reference: REF_WEB,
@@ -347,7 +352,10 @@ fn http_findings(h: &crate::HttpSummary, out: &mut Vec<Finding>) {
         .collect();
     let asks_credentials = h.auth_realm.is_some() || !refused.is_empty();
     if !open_any && asks_credentials {
-        let mut evidence = vec![format!("refused without credentials: {}", refused.join(", "))];
+        let mut evidence = vec![format!(
+            "refused without credentials: {}",
+            refused.join(", ")
+        )];
         if let Some(realm) = &h.auth_realm {
             evidence.push(format!("401 realm {realm:?}"));
         }
@@ -365,7 +373,8 @@ fn http_findings(h: &crate::HttpSummary, out: &mut Vec<Finding>) {
             id: "http-plain",
             severity: Severity::Medium,
             title: if asks_credentials {
-                "DICOMweb/REST over plain HTTP: credentials and images cross the network in clear".into()
+                "DICOMweb/REST over plain HTTP: credentials and images cross the network in clear"
+                    .into()
             } else {
                 "DICOMweb/REST over plain HTTP (no TLS)".into()
             },

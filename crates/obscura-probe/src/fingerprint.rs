@@ -152,9 +152,16 @@ pub fn http_fingerprint(h: &crate::HttpSummary) -> Option<Fingerprint> {
     }
     let server = h.server_header.as_deref()?;
     let lower = server.to_ascii_lowercase();
-    let product = ["orthanc", "dcm4chee", "nginx", "apache", "microsoft-iis", "jetty"]
-        .into_iter()
-        .find(|p| lower.contains(p));
+    let product = [
+        "orthanc",
+        "dcm4chee",
+        "nginx",
+        "apache",
+        "microsoft-iis",
+        "jetty",
+    ]
+    .into_iter()
+    .find(|p| lower.contains(p));
     let mut f = base(
         "Server header",
         server.to_string(),

@@ -29,7 +29,10 @@ ul{margin:.2em 0;padding-left:1.2em}.muted{color:#666}code{font-size:.95em}";
 fn identity(e: &EndpointReport) -> String {
     let mut rows = vec![
         ("Transport", e.transport.to_string()),
-        ("Speaks DICOM", if e.speaks_dicom { "yes" } else { "no" }.to_string()),
+        (
+            "Speaks DICOM",
+            if e.speaks_dicom { "yes" } else { "no" }.to_string(),
+        ),
     ];
     if let Some(t) = &e.tls {
         rows.push((
@@ -164,7 +167,7 @@ pub fn html(report: &Report) -> String {
                     .map(|x| format!("<li>{}</li>", esc(x)))
                     .collect();
                 o.push_str(&format!(
-                    "<tr><td><span class=\"sev {s}\">{s}</span></td><td><code>{}</code><br>{}</td>\
+                    "<tr class=\"finding\" data-severity=\"{s}\"><td><span class=\"sev {s}\">{s}</span></td><td><code>{}</code><br>{}</td>\
                      <td><ul>{ev}</ul></td><td>{}</td><td>{}</td></tr>",
                     esc(f.id),
                     esc(&f.title),
@@ -191,6 +194,9 @@ pub fn html(report: &Report) -> String {
 mod tests {
     #[test]
     fn escapes() {
-        assert_eq!(super::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            super::esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -247,6 +247,11 @@ impl Answer {
         self.status != 0 && self.status != 401 && self.status != 403
     }
 
+    /// A QIDO answer from a DICOMweb route, or a refusal: 2xx, 401, 403.
+    pub fn looks_dicomweb(&self) -> bool {
+        (200..300).contains(&self.status) || self.refused()
+    }
+
     /// 401 or 403.
     pub fn refused(&self) -> bool {
         self.status == 401 || self.status == 403
@@ -268,10 +273,10 @@ pub struct DicomWebCheck {
     /// HMAC-SHA256 (run key) of the QIDO answer body, first 16 hex digits, when it held a study.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qido_hmac: Option<String>,
-    /// `GET {prefix}/studies/{random UID}/metadata` (only where QIDO answered).
+    /// `GET {prefix}/studies/{random UID}/metadata` (only where QIDO answered 2xx, 401 or 403).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wado: Option<Answer>,
-    /// `POST {prefix}/studies` with an empty multipart body (only where QIDO answered).
+    /// `POST {prefix}/studies` with an empty multipart body (only where QIDO answered 2xx, 401 or 403).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stow: Option<Answer>,
 }
@@ -311,11 +316,10 @@ pub struct HttpSummary {
 }
 
 impl HttpSummary {
-    /// Prefixes whose QIDO route exists (answered, not 404/405/501).
+    /// Prefixes whose QIDO route answered like DICOMweb (2xx) or asked for
+    /// credentials (401/403). A 400 or 404 is another application's route.
     pub fn dicomweb_found(&self) -> impl Iterator<Item = &DicomWebCheck> {
-        self.dicomweb
-            .iter()
-            .filter(|c| c.qido.status != 0 && !matches!(c.qido.status, 404 | 405 | 501))
+        self.dicomweb.iter().filter(|c| c.qido.looks_dicomweb())
     }
 }
 

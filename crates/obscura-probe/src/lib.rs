@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use findings::{Finding, Severity};
 pub use cve::{compiled as cve_table_compiled, matches as cve_matches, CveMatch};
+pub use findings::{Finding, Severity};
 pub use fingerprint::{fingerprint, http_fingerprint, Fingerprint};
 pub use html::html;
 pub use http::{

@@ -32,10 +32,16 @@ pub fn table(report: &Report) -> String {
         if let Some(h) = &e.http {
             let found: Vec<&str> = h
                 .dicomweb_found()
-                .map(|c| if c.prefix.is_empty() { "/" } else { c.prefix.as_str() })
+                .map(|c| {
+                    if c.prefix.is_empty() {
+                        "/"
+                    } else {
+                        c.prefix.as_str()
+                    }
+                })
                 .collect();
             out.push_str(&format!(
-                "  HTTP {} (GET / {}){}{}; DICOMweb roots answering: {}\n",
+                "  HTTP {} (GET / {}){}{}; DICOMweb roots (answered or refused): {}\n",
                 h.scheme,
                 h.root.status,
                 h.server_header
