@@ -276,6 +276,7 @@ def test_probe_web_lab(web_lab):
         assert ids(ep[name]) == set(), ep[name]["findings"]
     sw = ep["serve_web"]
     assert sw["http"]["scheme"] == "https" and "http-auth-required" in ids(sw, ("info",))
+    assert sw["fingerprint"]["identified"] == "Obscura" and sw["fingerprint"]["source"] == "401 realm"
     assert "http-plain" not in ids(sw, ("medium",))
     # the HTML report: written, self-contained, no devset value
     html = page.read_text()

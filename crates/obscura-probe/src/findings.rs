@@ -387,3 +387,94 @@ fn http_findings(h: &crate::HttpSummary, out: &mut Vec<Finding>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Answer, DicomWebCheck, HttpSummary, OrthancSystem};
+
+    fn answer(status: u16) -> Answer {
+        Answer {
+            status,
+            error: None,
+        }
+    }
+
+    fn summary(scheme: &'static str, qido: u16, other: u16) -> HttpSummary {
+        HttpSummary {
+            scheme,
+            root: answer(qido),
+            server_header: None,
+            auth_realm: (qido == 401).then(|| "Orthanc Secure Area".to_string()),
+            system: answer(if qido == 401 { 401 } else { 404 }),
+            orthanc: None,
+            dicomweb: vec![
+                DicomWebCheck {
+                    prefix: "/dicom-web".into(),
+                    qido: answer(qido),
+                    qido_count: (qido == 200).then_some(1),
+                    qido_bytes: 10,
+                    qido_hmac: (qido == 200).then(|| "00".repeat(8)),
+                    wado: Some(answer(other)),
+                    stow: Some(answer(other)),
+                },
+                DicomWebCheck {
+                    prefix: "/rs".into(),
+                    qido: answer(404),
+                    qido_count: None,
+                    qido_bytes: 0,
+                    qido_hmac: None,
+                    wado: None,
+                    stow: None,
+                },
+            ],
+        }
+    }
+
+    fn ids(h: &HttpSummary) -> Vec<(&'static str, Severity)> {
+        let mut out = Vec::new();
+        http_findings(h, &mut out);
+        out.iter().map(|f| (f.id, f.severity)).collect()
+    }
+
+    #[test]
+    fn open_dicomweb_and_rest() {
+        let mut h = summary("http", 200, 404);
+        h.orthanc = Some(OrthancSystem {
+            version: "1.10.1".into(),
+            name: "x".into(),
+            count_studies: Some(0),
+        });
+        let f = ids(&h);
+        assert!(f.contains(&("orthanc-rest-open", Severity::High)));
+        assert!(f.contains(&("dicomweb-qido-open", Severity::Critical)));
+        assert!(f.contains(&("dicomweb-wado-open", Severity::High)));
+        // an empty STOW answered 404: the route is absent, not open
+        assert!(!f.iter().any(|x| x.0 == "dicomweb-stow-open"));
+        assert!(f.contains(&("http-plain", Severity::Medium)));
+        let fp = crate::http_fingerprint(&h).unwrap();
+        assert_eq!(
+            (fp.identified.as_str(), fp.confidence),
+            ("Orthanc 1.10.1", "high")
+        );
+    }
+
+    #[test]
+    fn authentication_is_not_high() {
+        for scheme in ["http", "https"] {
+            let h = summary(scheme, 401, 401);
+            let f = ids(&h);
+            assert!(f.iter().all(|x| x.1 < Severity::High), "{f:?}");
+            assert!(f.contains(&("http-auth-required", Severity::Info)));
+            assert_eq!(f.iter().any(|x| x.0 == "http-plain"), scheme == "http");
+            let fp = crate::http_fingerprint(&h).unwrap();
+            assert_eq!(
+                (fp.identified.as_str(), fp.confidence),
+                ("Orthanc", "medium")
+            );
+        }
+        // STOW open while QIDO asks for credentials
+        let f = ids(&summary("https", 403, 400));
+        assert!(f.contains(&("dicomweb-stow-open", Severity::High)));
+    }
+}

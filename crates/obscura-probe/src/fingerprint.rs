@@ -149,6 +149,15 @@ pub fn http_fingerprint(h: &crate::HttpSummary) -> Option<Fingerprint> {
                 "the HTTP Basic realm Orthanc uses; the version is not disclosed",
             ));
         }
+        if realm == "obscura" {
+            return Some(base(
+                "401 realm",
+                "Obscura".into(),
+                "Obscura",
+                "medium",
+                "the bearer-token realm of obscura serve's DICOMweb; the version is not disclosed",
+            ));
+        }
     }
     let server = h.server_header.as_deref()?;
     let lower = server.to_ascii_lowercase();

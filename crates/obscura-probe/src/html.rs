@@ -21,7 +21,7 @@ fn esc(s: &str) -> String {
 
 const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222;padding:0 1em}\
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}\
-table{border-collapse:collapse;width:100%;margin:.5em 0}td,th{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}\
+table{border-collapse:collapse;width:100%;margin:.5em 0}td,th{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f4f4f4}.sev{font-weight:bold;text-transform:uppercase;font-size:.85em;padding:.1em .4em;border-radius:3px;color:#fff}\
 .critical{background:#8b0000}.high{background:#d9480f}.medium{background:#e6a700;color:#222}.low{background:#1c7ed6}.info{background:#868e96}\
 ul{margin:.2em 0;padding-left:1.2em}.muted{color:#666}code{font-size:.95em}";
