@@ -5,6 +5,7 @@ certificates) and an allow-list. The probe must find every planted
 exposure, report nothing high or critical on Obscura's own gateway, and
 print no devset value."""
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -187,3 +188,115 @@ def test_expect_secure(lab):
     dirty = probe(f"127.0.0.1:{lab['storescp']}", "--expect-secure")
     assert dirty.returncode == 1, dirty.stdout + dirty.stderr
     assert "high" in dirty.stderr
+
+
+# ------------------------------------------------------------- DICOMweb / HTTP
+
+import secrets  # noqa: E402
+
+import orthanc_fixture  # noqa: E402
+
+
+@pytest.fixture
+def web_lab(tmp_path):
+    """Debian Orthanc 1.10.1 with the DICOMweb plugin in its default-ish
+    configuration (authentication off, any AE title, a devset study stored),
+    the same Orthanc with authentication on, and `obscura serve` with
+    DICOMweb over TLS and bearer tokens. Loopback only."""
+    if not orthanc_fixture.available():
+        pytest.skip(f"Orthanc or its DICOMweb plugin not installed ({orthanc_fixture.INSTALL})")
+    from test_web import Archive
+    started = []
+    try:
+        open_ = orthanc_fixture.Orthanc(tmp_path / "open", name="open").start()
+        started.append(open_)
+        chosen = devset_files(1)
+        for path, _ in chosen:
+            open_.upload(path.read_bytes())
+        secure = orthanc_fixture.Orthanc(tmp_path / "auth", name="auth", extra={
+            "AuthenticationEnabled": True,
+            "RegisteredUsers": {"probe-admin": secrets.token_urlsafe(16)},
+        })
+        # start() polls /system without credentials: wait for the port instead
+        secure.logf = open(secure.log, "ab")
+        secure.proc = subprocess.Popen([orthanc_fixture.ORTHANC, str(secure.config)], stdout=secure.logf,
+                                       stderr=subprocess.STDOUT, cwd=secure.root)
+        started.append(secure)
+        wait_port(secure.http_port)
+        wait_port(secure.dicom_port)
+        (tmp_path / "serve").mkdir()
+        archive = Archive(tmp_path / "serve")
+        yield {"open": open_, "auth": secure, "serve": archive, "forbidden": forbidden_values(chosen),
+               "dir": tmp_path}
+        archive.gw.stop()
+    finally:
+        for o in started:
+            o.stop()
+
+
+def test_probe_web_lab(web_lab):
+    o, a, s = web_lab["open"], web_lab["auth"], web_lab["serve"]
+    targets = {"orthanc_http": o.http_port, "orthanc_dicom": o.dicom_port, "auth_http": a.http_port,
+               "serve_web": s.web_port, "serve_dimse": s.dimse_port}
+    out, page = web_lab["dir"] / "probe.json", web_lab["dir"] / "probe.html"
+    started = time.monotonic()
+    run = probe(*[f"127.0.0.1:{p}" for p in targets.values()], "--json", out, "--html", page)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    print(run.stdout)
+    assert elapsed < 60, elapsed
+    report = json.loads(out.read_text())
+    by_port = {int(e["target"].rsplit(":", 1)[1]): e for e in report["endpoints"]}
+    ep = {name: by_port[p] for name, p in targets.items()}
+
+    def ids(e, at_least=("high", "critical")):
+        return {f["id"] for f in e["findings"] if f["severity"] in at_least}
+
+    # open Orthanc: REST and DICOMweb without credentials, fingerprinted with its version
+    oh = ep["orthanc_http"]
+    assert oh["http"]["orthanc"]["version"] == "1.10.1", oh["http"]
+    assert oh["fingerprint"]["identified"] == "Orthanc 1.10.1" and oh["fingerprint"]["confidence"] == "high"
+    assert {"orthanc-rest-open", "dicomweb-qido-open", "dicomweb-wado-open", "dicomweb-stow-open"} <= ids(oh)
+    qido = next(c for c in oh["http"]["dicomweb"] if c["prefix"] == "/dicom-web")
+    assert qido["qido_count"] == 1 and len(qido["qido_hmac"]) == 16
+    assert "critical" in {f["severity"] for f in oh["findings"]}
+    assert {"http-plain", "cve-possible"} <= ids(oh, ("medium",))
+    # its DIMSE port: any called AE title, storage for unknown callers (DicomAlwaysAllowStore)
+    od = ep["orthanc_dicom"]
+    assert od["any_called_ae_accepted"] and "dicom-unknown-caller-services" in ids(od)
+    assert od["fingerprint"]["identified"].startswith("DCMTK")
+    # Orthanc with authentication: nothing high over HTTP, the realm names it
+    ah = ep["auth_http"]
+    assert ids(ah) == set(), ah["findings"]
+    assert ah["http"]["auth_realm"] == "Orthanc Secure Area"
+    assert ah["fingerprint"]["identified"] == "Orthanc" and ah["fingerprint"]["confidence"] == "medium"
+    assert "http-plain" in ids(ah, ("medium",)) and "http-auth-required" in ids(ah, ("info",))
+    # obscura serve: DICOMweb over TLS with tokens, allow-listed DIMSE: nothing high or critical
+    for name in ("serve_web", "serve_dimse"):
+        assert ids(ep[name]) == set(), ep[name]["findings"]
+    sw = ep["serve_web"]
+    assert sw["http"]["scheme"] == "https" and "http-auth-required" in ids(sw, ("info",))
+    assert sw["fingerprint"]["identified"] == "Obscura" and sw["fingerprint"]["source"] == "401 realm"
+    assert "http-plain" not in ids(sw, ("medium",))
+    # the HTML report: written, self-contained, no devset value
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Orthanc 1.10.1" in html and "dicomweb-qido-open" in html
+    for external in ("src=", "href=", "<script", "@import", "url("):
+        assert external not in html, external
+    text = run.stdout + run.stderr + out.read_text() + html
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+    if browser:  # rendered as a browser sees it: one row per finding
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--user-data-dir={web_lab['dir'] / 'chromium'}"]
+        dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                             timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        rows = re.findall(r'<tr class="finding" data-severity="(\w+)"', dom.stdout)
+        assert len(rows) == sum(len(e["findings"]) for e in report["endpoints"])
+        assert rows.count("critical") == sum(f["severity"] == "critical" for e in report["endpoints"]
+                                             for f in e["findings"])
+        text += dom.stdout
+    else:
+        print("headless Chromium not installed (apt-get install chromium): HTML not rendered")
+    leaked = [v for v in web_lab["forbidden"] if v in text]
+    assert not leaked, f"{len(leaked)} devset value(s) in the probe's output"

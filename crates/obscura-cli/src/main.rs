@@ -45,8 +45,9 @@ enum Command {
     /// Run the DICOM gateway: receive from known peers, de-identify per
     /// destination, forward (see docs/gateway.md).
     Serve(serve::ServeArgs),
-    /// Audit your own DICOM endpoints for open doors (AE titles, services,
-    /// unauthenticated queries, TLS) without reading patient data (see docs/probe.md).
+    /// Audit your own DICOM and DICOMweb endpoints for open doors (AE titles,
+    /// services, unauthenticated queries, QIDO/WADO/STOW, Orthanc's REST API,
+    /// TLS, possible CVEs) without reading patient data (see docs/probe.md).
     Probe(probe::ProbeArgs),
     /// Show a gateway's queue: depth, per-destination state, recent errors.
     Status(status::StatusArgs),

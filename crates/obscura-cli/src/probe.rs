@@ -11,12 +11,16 @@ use std::time::Duration;
 #[derive(Args)]
 pub struct ProbeArgs {
     /// Endpoints to audit, HOST[:PORT]; without a port the DICOM ports
-    /// 104, 11112, 2761, 2762 and 4242 are tried. Probe only what you run.
+    /// 104, 11112, 2761, 2762, 4242 and the HTTP(S) ports 80, 443, 8042,
+    /// 8080 are tried. Probe only what you run.
     #[arg(required = true)]
     targets: Vec<String>,
     /// Write the full report as JSON here (counts and keyed hashes, no values).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write a self-contained HTML report here (inline CSS, no external resources).
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Exit 1 if any high or critical finding is made (for CI pipelines).
     #[arg(long)]
     expect_secure: bool,
@@ -50,6 +54,10 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode> {
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, obscura_probe::html(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.expect_secure && report.count_at_least(Severity::High) > 0 {
         eprintln!(

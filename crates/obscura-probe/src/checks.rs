@@ -9,6 +9,7 @@ use obscura_dimse::{
 };
 use tokio::sync::Mutex;
 
+use crate::http::{self, Answer, HttpSummary};
 use crate::{
     findings, fingerprint, Attempt, EndpointReport, ProbeOptions, QuerySummary, Service, Target,
     TlsSummary, COMMON_CALLED_AE_TITLES,
@@ -57,6 +58,7 @@ impl Limiter {
 
 struct Ctx<'a> {
     addr: SocketAddr,
+    host: String,
     options: &'a ProbeOptions,
     limiter: &'a Limiter,
     deadline: Instant,
@@ -213,6 +215,7 @@ fn empty_report(target: &Target) -> EndpointReport {
         echo_status: None,
         query: None,
         fingerprint: None,
+        http: None,
         findings: Vec::new(),
         connections: 0,
         elapsed_ms: 0,
@@ -238,6 +241,7 @@ pub(crate) async fn probe_endpoint(
     };
     let mut cx = Ctx {
         addr,
+        host: target.to_string(),
         options,
         limiter,
         deadline: started + options.endpoint_budget,
@@ -308,7 +312,25 @@ async fn run_checks(cx: &mut Ctx<'_>) {
             .push(format!("TLS probe: {}", failure_text(&e))),
     }
 
-    // 2. Random called and calling AE titles: is any title accepted?
+    // 2. HTTP? One `GET /` (a DICOM peer drops a PDU of type 'G' at once).
+    if !crate::DEFAULT_DICOM_PORTS.contains(&cx.addr.port()) {
+        let Some(limit) = cx.limit("HTTP request") else {
+            return;
+        };
+        let transport = http::Transport {
+            addr: cx.addr,
+            host: cx.host.clone(),
+            tls: cx.tls.as_ref().map(|t| t.config.clone()),
+        };
+        cx.limiter.wait().await;
+        cx.report.connections += 1;
+        if let Some(root) = http::sniff(&transport, limit.min(Duration::from_millis(1500))).await {
+            run_http(cx, &transport, root).await;
+            return;
+        }
+    }
+
+    // 3. Random called and calling AE titles: is any title accepted?
     let calling = random_title("PRB");
     let echo_only = proposal(&[obscura_dimse::VERIFICATION_SOP_CLASS]);
     let Some(limit) = cx.limit("association with random AE titles") else {
@@ -456,5 +478,134 @@ fn note_fingerprint(cx: &mut Ctx<'_>, a: &obscura_dimse::Association) {
             a.peer_implementation_class_uid(),
             a.peer_implementation_version_name(),
         ));
+    }
+}
+
+/// The HTTP checks, once `GET /` was answered.
+async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
+    let key = cx.options.hmac_key.clone();
+    let note_headers =
+        |r: &http::Response, realm: &mut Option<String>, server: &mut Option<String>| {
+            if server.is_none() {
+                *server = r.header("server").map(http::clean);
+            }
+            if realm.is_none() && r.status == 401 {
+                *realm = r.header("www-authenticate").and_then(http::realm);
+            }
+        };
+    let (mut realm, mut server) = (None, None);
+    // the answer to `GET /` is kept only for its status and headers
+    note_headers(&root, &mut realm, &mut server);
+    let mut h = HttpSummary {
+        scheme: if t.tls.is_some() { "https" } else { "http" },
+        root: Answer::of(&Ok::<_, String>(root)),
+        server_header: None,
+        auth_realm: None,
+        system: Answer {
+            status: 0,
+            error: Some("not tried".into()),
+        },
+        orthanc: None,
+        dicomweb: Vec::new(),
+    };
+    // Orthanc's REST API
+    if let Some(limit) = cx.limit("HTTP GET /system") {
+        let r = cx.http(t, "GET", "/system", &[], &[], limit).await;
+        h.system = Answer::of(&r);
+        if let Ok(r) = &r {
+            note_headers(r, &mut realm, &mut server);
+            if r.status == 200 {
+                h.orthanc = http::orthanc_system(&r.body);
+            }
+        }
+    }
+    if h.orthanc.is_some() {
+        if let Some(limit) = cx.limit("HTTP GET /statistics") {
+            if let Ok(r) = cx.http(t, "GET", "/statistics", &[], &[], limit).await {
+                if r.status == 200 {
+                    if let Some(o) = h.orthanc.as_mut() {
+                        o.count_studies = http::statistics_count(&r.body);
+                    }
+                }
+            }
+        }
+    }
+    // DICOMweb: QIDO under each prefix; WADO and STOW where QIDO's route exists
+    for prefix in http::DICOMWEB_PREFIXES {
+        let Some(limit) = cx.limit("QIDO") else { break };
+        let path = format!("{prefix}/studies?limit=1");
+        let r = cx
+            .http(
+                t,
+                "GET",
+                &path,
+                &[("Accept", "application/dicom+json")],
+                &[],
+                limit,
+            )
+            .await;
+        if let Ok(r) = &r {
+            note_headers(r, &mut realm, &mut server);
+        }
+        let mut c = http::qido_check(prefix, &r, &key);
+        drop(r);
+        if c.qido.looks_dicomweb() {
+            if let Some(limit) = cx.limit("WADO") {
+                let path = format!("{prefix}/studies/{}/metadata", http::random_uid());
+                let r = cx
+                    .http(
+                        t,
+                        "GET",
+                        &path,
+                        &[("Accept", "application/dicom+json")],
+                        &[],
+                        limit,
+                    )
+                    .await;
+                c.wado = Some(Answer::of(&r));
+            }
+            if let Some(limit) = cx.limit("STOW") {
+                let ctype = format!(
+                    "multipart/related; type=\"application/dicom\"; boundary={}",
+                    http::STOW_BOUNDARY
+                );
+                let body = format!("--{}--\r\n", http::STOW_BOUNDARY);
+                let r = cx
+                    .http(
+                        t,
+                        "POST",
+                        &format!("{prefix}/studies"),
+                        &[
+                            ("Content-Type", &ctype),
+                            ("Accept", "application/dicom+json"),
+                        ],
+                        body.as_bytes(),
+                        limit,
+                    )
+                    .await;
+                c.stow = Some(Answer::of(&r));
+            }
+        }
+        h.dicomweb.push(c);
+    }
+    h.server_header = server;
+    h.auth_realm = realm;
+    cx.report.fingerprint = fingerprint::http_fingerprint(&h);
+    cx.report.http = Some(h);
+}
+
+impl Ctx<'_> {
+    async fn http(
+        &mut self,
+        t: &http::Transport,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        limit: Duration,
+    ) -> Result<http::Response, String> {
+        self.limiter.wait().await;
+        self.report.connections += 1;
+        http::request(t, method, path, headers, body, limit).await
     }
 }

@@ -173,7 +173,7 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
                 t.version.as_deref().unwrap_or("?"),
                 t.cipher_suite.as_deref().unwrap_or("?"),
                 if t.client_certificate_requested {
-                    ", client certificate required"
+                    ", client certificate requested"
                 } else {
                     ""
                 }
@@ -203,6 +203,278 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
             }
         }
     }
+    if let Some(h) = &r.http {
+        http_findings(h, &mut out);
+    }
+    if let Some(f) = &r.fingerprint {
+        if let Some(v) = &f.version {
+            let m = crate::cve::matches(&f.product, v);
+            if !m.is_empty() {
+                let mut evidence = vec![format!(
+                    "{} {} identified from {} (confidence {})",
+                    f.product, v, f.source, f.confidence
+                )];
+                evidence.extend(
+                    m.iter().map(|c| {
+                        format!("{} ({}): {} [{}]", c.cve, c.affected, c.summary, c.source)
+                    }),
+                );
+                out.push(Finding {
+                    id: "cve-possible",
+                    severity: Severity::Medium,
+                    title: format!(
+                        "{} version {} is in the range of {} known CVE(s) (possible: backported fixes keep the version)",
+                        f.product,
+                        v,
+                        m.len()
+                    ),
+                    evidence,
+                    reference: REF_CVE,
+                    fix: FIX_CVE,
+                });
+            }
+        }
+    }
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
+}
+
+const REF_CVE: &str = "CVE table of obscura-probe (data/cves.json, dated, with sources); \
+     HIPAA 45 CFR 164.308(a)(1)(ii)(A) risk analysis";
+const FIX_CVE: &str = "Check the installed package's changelog for the CVE ids (a distribution \
+     may have backported the fix); otherwise upgrade to a fixed version, and keep the service \
+     off untrusted networks meanwhile.";
+const REF_WEB: &str = "DICOM PS3.18 (DICOMweb) with PS3.15 Annex B; HIPAA 45 CFR 164.312(a)(1) \
+     access control, 164.312(d) person or entity authentication";
+const FIX_WEB: &str = "Require authentication on every HTTP route (Orthanc: \
+     AuthenticationEnabled true with RegisteredUsers, or an authorization plugin; a reverse \
+     proxy with OAuth2/OIDC or client certificates), and bind the service to the networks that \
+     need it (Orthanc: RemoteAccessAllowed false behind the proxy).";
+const FIX_WEB_TLS: &str = "Serve HTTP over TLS 1.2/1.3 only (Orthanc: SslEnabled with \
+     SslCertificate, or a TLS reverse proxy) and close or redirect the plain port.";
+
+fn http_findings(h: &crate::HttpSummary, out: &mut Vec<Finding>) {
+    let mut open_any = false;
+    if let Some(o) = &h.orthanc {
+        open_any = true;
+        let mut evidence = vec![format!(
+            "GET /system without credentials: HTTP {} with Orthanc's JSON (version {}, name {:?})",
+            h.system.status, o.version, o.name
+        )];
+        if let Some(n) = o.count_studies {
+            evidence.push(format!("GET /statistics: CountStudies {n}"));
+        }
+        out.push(Finding {
+            id: "orthanc-rest-open",
+            severity: if o.count_studies.unwrap_or(1) > 0 {
+                Severity::Critical
+            } else {
+                Severity::High
+            },
+            title: "Orthanc's REST API answers without credentials (read, write, delete)".into(),
+            evidence,
+            reference: REF_WEB,
+            fix: FIX_WEB,
+        });
+    }
+    for c in h.dicomweb_found() {
+        let root = if c.prefix.is_empty() { "/" } else { &c.prefix };
+        if c.qido.passed_auth() && (200..300).contains(&c.qido.status) {
+            open_any = true;
+            let mut evidence = vec![format!(
+                "GET {}/studies?limit=1 without credentials: HTTP {}, {} byte(s), {} study(ies)",
+                c.prefix,
+                c.qido.status,
+                c.qido_bytes,
+                c.qido_count.map_or("?".into(), |n| n.to_string())
+            )];
+            if let Some(hm) = &c.qido_hmac {
+                evidence.push(format!("answer HMAC-SHA256 (run key): {hm}"));
+            }
+            let count = c.qido_count.unwrap_or(0);
+            out.push(Finding {
+                id: "dicomweb-qido-open",
+                severity: if count > 0 || c.qido_hmac.is_some() {
+                    Severity::Critical
+                } else {
+                    Severity::High
+                },
+                title: format!(
+                    "DICOMweb QIDO at {root} answers without credentials{}",
+                    if count > 0 {
+                        " and returns studies"
+                    } else {
+                        ""
+                    }
+                ),
+                evidence,
+                reference: REF_WEB,
+                fix: FIX_WEB,
+            });
+        }
+        if let Some(w) = c.wado.as_ref().filter(|w| w.passed_auth()) {
+            open_any = true;
+            out.push(Finding {
+                id: "dicomweb-wado-open",
+                severity: Severity::High,
+                title: format!("DICOMweb WADO at {root} is reachable without credentials"),
+                evidence: vec![format!(
+                    "GET {}/studies/<random UID>/metadata without credentials: HTTP {} (not 401/403)",
+                    c.prefix, w.status
+                )],
+                reference: REF_WEB,
+                fix: FIX_WEB,
+            });
+        }
+        if let Some(st) = c
+            .stow
+            .as_ref()
+            .filter(|st| st.passed_auth() && !matches!(st.status, 404 | 405 | 501))
+        {
+            open_any = true;
+            out.push(Finding {
+                id: "dicomweb-stow-open",
+                severity: Severity::High,
+                title: format!("DICOMweb STOW at {root} accepts requests without credentials"),
+                evidence: vec![format!(
+                    "POST {}/studies with an empty multipart body, no credentials: HTTP {} (not 401/403)",
+                    c.prefix, st.status
+                )],
+                reference: REF_WEB,
+                fix: FIX_WEB,
+            });
+        }
+    }
+    let refused: Vec<String> = std::iter::once(("/system", &h.system))
+        .chain(h.dicomweb_found().map(|c| (c.prefix.as_str(), &c.qido)))
+        .filter(|(_, a)| a.refused())
+        .map(|(p, a)| format!("{} {}", if p.is_empty() { "/studies" } else { p }, a.status))
+        .collect();
+    let asks_credentials = h.auth_realm.is_some() || !refused.is_empty();
+    if !open_any && asks_credentials {
+        let mut evidence = vec![format!(
+            "refused without credentials: {}",
+            refused.join(", ")
+        )];
+        if let Some(realm) = &h.auth_realm {
+            evidence.push(format!("401 realm {realm:?}"));
+        }
+        out.push(Finding {
+            id: "http-auth-required",
+            severity: Severity::Info,
+            title: "HTTP routes ask for credentials".into(),
+            evidence,
+            reference: REF_WEB,
+            fix: "Nothing to fix.",
+        });
+    }
+    if h.scheme == "http" && (open_any || asks_credentials || h.dicomweb_found().next().is_some()) {
+        out.push(Finding {
+            id: "http-plain",
+            severity: Severity::Medium,
+            title: if asks_credentials {
+                "DICOMweb/REST over plain HTTP: credentials and images cross the network in clear"
+                    .into()
+            } else {
+                "DICOMweb/REST over plain HTTP (no TLS)".into()
+            },
+            evidence: vec![
+                "HTTP answered on a port without TLS (TLS ClientHello refused)".into(),
+                format!("GET / HTTP {}", h.root.status),
+            ],
+            reference: REF_TRANSPORT,
+            fix: FIX_WEB_TLS,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Answer, DicomWebCheck, HttpSummary, OrthancSystem};
+
+    fn answer(status: u16) -> Answer {
+        Answer {
+            status,
+            error: None,
+        }
+    }
+
+    fn summary(scheme: &'static str, qido: u16, other: u16) -> HttpSummary {
+        HttpSummary {
+            scheme,
+            root: answer(qido),
+            server_header: None,
+            auth_realm: (qido == 401).then(|| "Orthanc Secure Area".to_string()),
+            system: answer(if qido == 401 { 401 } else { 404 }),
+            orthanc: None,
+            dicomweb: vec![
+                DicomWebCheck {
+                    prefix: "/dicom-web".into(),
+                    qido: answer(qido),
+                    qido_count: (qido == 200).then_some(1),
+                    qido_bytes: 10,
+                    qido_hmac: (qido == 200).then(|| "00".repeat(8)),
+                    wado: Some(answer(other)),
+                    stow: Some(answer(other)),
+                },
+                DicomWebCheck {
+                    prefix: "/rs".into(),
+                    qido: answer(404),
+                    qido_count: None,
+                    qido_bytes: 0,
+                    qido_hmac: None,
+                    wado: None,
+                    stow: None,
+                },
+            ],
+        }
+    }
+
+    fn ids(h: &HttpSummary) -> Vec<(&'static str, Severity)> {
+        let mut out = Vec::new();
+        http_findings(h, &mut out);
+        out.iter().map(|f| (f.id, f.severity)).collect()
+    }
+
+    #[test]
+    fn open_dicomweb_and_rest() {
+        let mut h = summary("http", 200, 404);
+        h.orthanc = Some(OrthancSystem {
+            version: "1.10.1".into(),
+            name: "x".into(),
+            count_studies: Some(0),
+        });
+        let f = ids(&h);
+        assert!(f.contains(&("orthanc-rest-open", Severity::High)));
+        assert!(f.contains(&("dicomweb-qido-open", Severity::Critical)));
+        assert!(f.contains(&("dicomweb-wado-open", Severity::High)));
+        // an empty STOW answered 404: the route is absent, not open
+        assert!(!f.iter().any(|x| x.0 == "dicomweb-stow-open"));
+        assert!(f.contains(&("http-plain", Severity::Medium)));
+        let fp = crate::http_fingerprint(&h).unwrap();
+        assert_eq!(
+            (fp.identified.as_str(), fp.confidence),
+            ("Orthanc 1.10.1", "high")
+        );
+    }
+
+    #[test]
+    fn authentication_is_not_high() {
+        for scheme in ["http", "https"] {
+            let h = summary(scheme, 401, 401);
+            let f = ids(&h);
+            assert!(f.iter().all(|x| x.1 < Severity::High), "{f:?}");
+            assert!(f.contains(&("http-auth-required", Severity::Info)));
+            assert_eq!(f.iter().any(|x| x.0 == "http-plain"), scheme == "http");
+            let fp = crate::http_fingerprint(&h).unwrap();
+            assert_eq!(
+                (fp.identified.as_str(), fp.confidence),
+                ("Orthanc", "medium")
+            );
+        }
+        // STOW open while QIDO asks for credentials
+        let f = ids(&summary("https", 403, 400));
+        assert!(f.contains(&("dicomweb-stow-open", Severity::High)));
+    }
 }

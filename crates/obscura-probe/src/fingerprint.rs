@@ -7,10 +7,20 @@ use serde::Serialize;
 /// The implementation behind an endpoint, as far as its A-ASSOCIATE-AC tells.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fingerprint {
-    /// Implementation Class UID announced by the peer.
+    /// Where the identity comes from: "A-ASSOCIATE-AC", "/system", "401 realm", "Server header".
+    pub source: &'static str,
+    /// Implementation Class UID announced by the peer (DICOM only).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub implementation_class_uid: String,
     /// Implementation Version Name announced by the peer (may be empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub implementation_version_name: String,
+    /// The product (or toolkit) name alone, for the CVE table, e.g. "DCMTK", "Orthanc".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub product: String,
+    /// Its version, when announced, e.g. "3.6.7".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The toolkit or product identified, with its version when announced.
     pub identified: String,
     /// "high" (class UID and version name agree), "medium" (one of them), "none".
@@ -51,6 +61,9 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
 /// Identifies the implementation from the two A-ASSOCIATE-AC values.
 pub fn fingerprint(class_uid: &str, version_name: &str) -> Fingerprint {
     let mut f = Fingerprint {
+        source: "A-ASSOCIATE-AC",
+        product: String::new(),
+        version: None,
         implementation_class_uid: class_uid.to_string(),
         implementation_version_name: version_name.to_string(),
         identified: "unknown".into(),
@@ -81,12 +94,16 @@ pub fn fingerprint(class_uid: &str, version_name: &str) -> Fingerprint {
             .strip_prefix(prefix)
             .map(|v| v.trim_start_matches(['-', '_', ' ']))
             .filter(|v| !v.is_empty());
-        f.identified = match (version, *name) {
+        f.product = name.to_string();
+        f.version = match (version, *name) {
             (Some(v), "DCMTK") if v.len() == 3 && v.bytes().all(|b| b.is_ascii_digit()) => {
-                format!("DCMTK {}.{}.{}", &v[0..1], &v[1..2], &v[2..3])
+                Some(format!("{}.{}.{}", &v[0..1], &v[1..2], &v[2..3]))
             }
-            (Some(v), n) => format!("{n} {v}"),
-            (None, n) => n.to_string(),
+            (v, _) => v.map(str::to_string),
+        };
+        f.identified = match &f.version {
+            Some(v) => format!("{name} {v}"),
+            None => name.to_string(),
         };
         f.confidence = if uid && ver { "high" } else { "medium" };
         f.note = note.to_string();
@@ -96,6 +113,87 @@ pub fn fingerprint(class_uid: &str, version_name: &str) -> Fingerprint {
         return f;
     }
     f
+}
+
+/// Identifies an HTTP server: Orthanc's `/system` (high), its 401 realm
+/// (medium), the `Server` header (low).
+pub fn http_fingerprint(h: &crate::HttpSummary) -> Option<Fingerprint> {
+    let base = |source, identified: String, product: &str, confidence, note: &str| Fingerprint {
+        source,
+        implementation_class_uid: String::new(),
+        implementation_version_name: String::new(),
+        identified,
+        product: product.to_string(),
+        version: None,
+        confidence,
+        note: note.to_string(),
+    };
+    if let Some(o) = &h.orthanc {
+        let mut f = base(
+            "/system",
+            format!("Orthanc {}", o.version),
+            "Orthanc",
+            "high",
+            "Orthanc's REST API answered /system with its version",
+        );
+        f.version = Some(o.version.clone());
+        return Some(f);
+    }
+    if let Some(realm) = &h.auth_realm {
+        if realm == "Orthanc Secure Area" {
+            return Some(base(
+                "401 realm",
+                "Orthanc".into(),
+                "Orthanc",
+                "medium",
+                "the HTTP Basic realm Orthanc uses; the version is not disclosed",
+            ));
+        }
+        if realm == "obscura" {
+            return Some(base(
+                "401 realm",
+                "Obscura".into(),
+                "Obscura",
+                "medium",
+                "the bearer-token realm of obscura serve's DICOMweb; the version is not disclosed",
+            ));
+        }
+    }
+    let server = h.server_header.as_deref()?;
+    let lower = server.to_ascii_lowercase();
+    let product = [
+        "orthanc",
+        "dcm4chee",
+        "nginx",
+        "apache",
+        "microsoft-iis",
+        "jetty",
+    ]
+    .into_iter()
+    .find(|p| lower.contains(p));
+    let mut f = base(
+        "Server header",
+        server.to_string(),
+        product.unwrap_or(""),
+        if product.is_some() { "low" } else { "none" },
+        "the Server header is set by the site and often by a reverse proxy in front of the product",
+    );
+    if let Some(p) = product {
+        let name = match p {
+            "orthanc" => "Orthanc",
+            "dcm4chee" => "dcm4chee",
+            "nginx" => "nginx",
+            "apache" => "Apache",
+            "microsoft-iis" => "Microsoft-IIS",
+            _ => "Jetty",
+        };
+        f.product = name.to_string();
+        f.version = server
+            .split_once('/')
+            .map(|(_, v)| v.split_whitespace().next().unwrap_or("").to_string())
+            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+    }
+    Some(f)
 }
 
 #[cfg(test)]

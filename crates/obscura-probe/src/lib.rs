@@ -14,8 +14,11 @@
 //! (default 10 per second) and each endpoint has a time budget (10 s).
 
 mod checks;
+mod cve;
 mod findings;
 mod fingerprint;
+mod html;
+mod http;
 mod render;
 mod target;
 
@@ -23,8 +26,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use cve::{compiled as cve_table_compiled, matches as cve_matches, CveMatch};
 pub use findings::{Finding, Severity};
-pub use fingerprint::{fingerprint, Fingerprint};
+pub use fingerprint::{fingerprint, http_fingerprint, Fingerprint};
+pub use html::html;
+pub use http::{
+    Answer, DicomWebCheck, HttpSummary, OrthancSystem, DEFAULT_HTTP_PORTS, DICOMWEB_PREFIXES,
+};
 pub use render::table;
 pub use target::{parse_target, Target, DEFAULT_DICOM_PORTS};
 
@@ -186,9 +194,12 @@ pub struct EndpointReport {
     /// The one study-level C-FIND, when FIND was offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<QuerySummary>,
-    /// Implementation, from the A-ASSOCIATE-AC.
+    /// Implementation, from the A-ASSOCIATE-AC or the HTTP answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Fingerprint>,
+    /// The HTTP/DICOMweb checks, when the port answered HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSummary>,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
     /// Associations (and TLS handshakes) attempted on this endpoint.
@@ -208,6 +219,8 @@ pub struct Report {
     pub endpoints: Vec<EndpointReport>,
     /// What the hashes are: key per run, never stored.
     pub hash_note: &'static str,
+    /// The date the CVE table was compiled.
+    pub cve_table_compiled: String,
     /// Total time, milliseconds.
     pub elapsed_ms: u64,
 }
@@ -242,7 +255,8 @@ pub async fn probe(targets: &[Target], options: &ProbeOptions) -> Report {
     Report {
         tool: format!("obscura probe {}", env!("CARGO_PKG_VERSION")),
         endpoints,
-        hash_note: "identifier_hmac: HMAC-SHA256 under a key drawn for this run and never stored",
+        hash_note: "identifier_hmac, qido_hmac: HMAC-SHA256 under a key drawn for this run and never stored",
+        cve_table_compiled: cve::compiled(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
 }

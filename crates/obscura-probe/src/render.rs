@@ -15,7 +15,7 @@ pub fn table(report: &Report) -> String {
             .fingerprint
             .as_ref()
             .map(|f| format!("{} (confidence {})", f.identified, f.confidence))
-            .unwrap_or_else(|| "unknown (no A-ASSOCIATE-AC)".into());
+            .unwrap_or_else(|| "unknown".into());
         let offered: Vec<&str> = e
             .services
             .iter()
@@ -23,12 +23,42 @@ pub fn table(report: &Report) -> String {
             .map(|s| s.name)
             .collect();
         out.push_str(&format!(
-            "{}  transport {}  DICOM {}  implementation {}\n",
+            "{}  transport {}  DICOM {}  identified {}\n",
             e.target,
             e.transport,
             if e.speaks_dicom { "yes" } else { "no" },
             id
         ));
+        if let Some(h) = &e.http {
+            let found: Vec<&str> = h
+                .dicomweb_found()
+                .map(|c| {
+                    if c.prefix.is_empty() {
+                        "/"
+                    } else {
+                        c.prefix.as_str()
+                    }
+                })
+                .collect();
+            out.push_str(&format!(
+                "  HTTP {} (GET / {}){}{}; DICOMweb roots (answered or refused): {}\n",
+                h.scheme,
+                h.root.status,
+                h.server_header
+                    .as_deref()
+                    .map(|s| format!(", Server {s}"))
+                    .unwrap_or_default(),
+                h.auth_realm
+                    .as_deref()
+                    .map(|r| format!(", realm \"{r}\""))
+                    .unwrap_or_default(),
+                if found.is_empty() {
+                    "none".into()
+                } else {
+                    found.join(", ")
+                }
+            ));
+        }
         if let Some(ae) = &e.accepted_called_ae {
             out.push_str(&format!(
                 "  accepted called AE {}{}; offered to an unknown caller: {}\n",

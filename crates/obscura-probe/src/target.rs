@@ -27,7 +27,7 @@ impl std::fmt::Display for Target {
 }
 
 /// Parses `HOST[:PORT]`; a target without a port expands to the default
-/// DICOM ports. Address ranges (CIDR) are refused.
+/// DICOM ports and the default HTTP(S) ports. Address ranges (CIDR) are refused.
 pub fn parse_target(s: &str) -> Result<Vec<Target>, ProbeError> {
     let bad = |why: &str| ProbeError::BadTarget(format!("{s:?}: {why}"));
     let s = s.trim();
@@ -65,7 +65,11 @@ pub fn parse_target(s: &str) -> Result<Vec<Target>, ProbeError> {
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| bad("invalid port"))?],
-        None => DEFAULT_DICOM_PORTS.to_vec(),
+        None => DEFAULT_DICOM_PORTS
+            .iter()
+            .chain(crate::DEFAULT_HTTP_PORTS)
+            .copied()
+            .collect(),
     };
     Ok(ports
         .into_iter()
@@ -85,7 +89,7 @@ mod tests {
         assert_eq!(parse_target("127.0.0.1:104").unwrap().len(), 1);
         assert_eq!(
             parse_target("localhost").unwrap().len(),
-            DEFAULT_DICOM_PORTS.len()
+            DEFAULT_DICOM_PORTS.len() + crate::DEFAULT_HTTP_PORTS.len()
         );
         let v6 = parse_target("[::1]:11112").unwrap();
         assert_eq!(v6[0].host, "::1");
