@@ -52,6 +52,9 @@ enum State {
     Done,
 }
 
+/// The longest boundary accepted, bytes.
+pub const MAX_BOUNDARY: usize = 200;
+
 /// The parser for one body.
 pub struct Parser {
     /// `\r\n--boundary`.
@@ -62,9 +65,11 @@ pub struct Parser {
 }
 
 impl Parser {
-    /// A parser for parts separated by `boundary` (1 to 70 characters).
+    /// A parser for parts separated by `boundary`. RFC 2046 allows 1 to 70
+    /// characters, but real clients exceed it (Orthanc's DICOMweb plugin 1.7
+    /// sends 73: two UUIDs joined by `-`), so up to [`MAX_BOUNDARY`] are read.
     pub fn new(boundary: &str) -> Option<Parser> {
-        if boundary.is_empty() || boundary.len() > 70 {
+        if boundary.is_empty() || boundary.len() > MAX_BOUNDARY {
             return None;
         }
         let delimiter = format!("\r\n--{boundary}").into_bytes();
@@ -304,6 +309,9 @@ mod tests {
             Some(MultipartError::NoFirstBoundary)
         );
         assert!(Parser::new("").is_none());
-        assert!(Parser::new(&"b".repeat(71)).is_none());
+        // Orthanc's: longer than RFC 2046's 70, accepted
+        let orthanc = "7c209ca2-c5a5-405a-a320-3f45f487057f-7c209ca2-c5a5-405a-a320-3f45f487057f";
+        assert!(Parser::new(orthanc).is_some());
+        assert!(Parser::new(&"b".repeat(MAX_BOUNDARY + 1)).is_none());
     }
 }

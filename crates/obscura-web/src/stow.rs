@@ -112,7 +112,7 @@ async fn stow(
         .param("boundary")
         .ok_or_else(|| ApiError::BadRequest("multipart/related without a boundary".into()))?;
     let parser = Parser::new(boundary)
-        .ok_or_else(|| ApiError::BadRequest("the boundary must be 1 to 70 characters".into()))?;
+        .ok_or_else(|| ApiError::BadRequest("the boundary must be 1 to 200 characters".into()))?;
     if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         let ranges = parse_accept(accept)
             .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
