@@ -20,7 +20,11 @@ pub struct Auditor {
 impl Auditor {
     /// Open (or create) the log at `cfg.dir`, setting a torn tail aside
     /// (recorded in the log itself).
-    pub fn open(cfg: LogConfig, signer: Signer, key: AuditKey) -> Result<(Auditor, OpenReport), Error> {
+    pub fn open(
+        cfg: LogConfig,
+        signer: Signer,
+        key: AuditKey,
+    ) -> Result<(Auditor, OpenReport), Error> {
         let sync = cfg.sync;
         let (log, report) = AuditLog::open_recover(cfg, signer)?;
         Ok((
@@ -99,9 +103,19 @@ mod tests {
         cfg.witness_dir = Some(dir.path().join("w"));
         let signer = Signer::generate("test/audit").unwrap();
         let (a, _) = Auditor::open(cfg, signer, AuditKey::from_bytes([7; 32])).unwrap();
-        let ev = |k| AuditEvent::new(std::time::SystemTime::now(), k, Actor::default(), Outcome::Success);
+        let ev = |k| {
+            AuditEvent::new(
+                std::time::SystemTime::now(),
+                k,
+                Actor::default(),
+                Outcome::Success,
+            )
+        };
         assert_eq!(a.record(ev(EventKind::WebRequest)).unwrap(), 0);
-        assert_eq!(a.record_durable(ev(EventKind::InstanceReceived)).unwrap(), 1);
+        assert_eq!(
+            a.record_durable(ev(EventKind::InstanceReceived)).unwrap(),
+            1
+        );
         a.tick().unwrap();
         let cp = a.close().unwrap();
         assert_eq!(cp.size, 2);

@@ -163,7 +163,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     }
     if let Some(a) = &auditor {
         match a.close() {
-            Ok(cp) => log(&format!("audit log closed: {} records, checkpoint signed", cp.size)),
+            Ok(cp) => log(&format!(
+                "audit log closed: {} records, checkpoint signed",
+                cp.size
+            )),
             Err(e) => log(&format!("audit log: cannot close: {e}")),
         }
     }
@@ -178,8 +181,8 @@ fn open_audit(config: &Config) -> Result<Option<Arc<obscura_audit::Auditor>>> {
         log("audit log off (no [audit] section): no audit records are written");
         return Ok(None);
     };
-    let signer = obscura_audit::Signer::load(&config.path(&a.signing_key))
-        .context("[audit] signing_key")?;
+    let signer =
+        obscura_audit::Signer::load(&config.path(&a.signing_key)).context("[audit] signing_key")?;
     let key =
         obscura_audit::AuditKey::load(&config.path(&a.key_file)).context("[audit] key_file")?;
     let mut cfg = obscura_audit::LogConfig::new(config.path(&a.dir));
@@ -206,7 +209,11 @@ fn open_audit(config: &Config) -> Result<Option<Arc<obscura_audit::Auditor>>> {
         report.records,
         a.checkpoint_events,
         a.checkpoint_secs,
-        if a.witness.is_some() { ", copied to the witness folder" } else { "" }
+        if a.witness.is_some() {
+            ", copied to the witness folder"
+        } else {
+            ""
+        }
     ));
     Ok(Some(Arc::new(auditor)))
 }

@@ -18,7 +18,9 @@ pub fn reject_code(why: &str) -> &'static str {
         "unknown calling AE title" => "unknown-ae",
         "wrong called AE title" => "wrong-called-ae",
         w if w.contains("address") => "address-not-allowed",
-        w if w.contains("plain") || w.contains("TLS") || w.contains("tls") => "transport-not-allowed",
+        w if w.contains("plain") || w.contains("TLS") || w.contains("tls") => {
+            "transport-not-allowed"
+        }
         w if w.contains("certificate") => "certificate-not-allowed",
         _ => "not-admitted",
     }
@@ -27,8 +29,16 @@ pub fn reject_code(why: &str) -> &'static str {
 /// `association-accepted` or `association-rejected`.
 pub fn association(caller: &Caller, verdict: &Result<String, String>) -> AuditEvent {
     let (kind, outcome, principal) = match verdict {
-        Ok(peer) => (EventKind::AssociationAccepted, Outcome::Success, peer.clone()),
-        Err(_) => (EventKind::AssociationRejected, Outcome::Denied, "unknown".to_string()),
+        Ok(peer) => (
+            EventKind::AssociationAccepted,
+            Outcome::Success,
+            peer.clone(),
+        ),
+        Err(_) => (
+            EventKind::AssociationRejected,
+            Outcome::Denied,
+            "unknown".to_string(),
+        ),
     };
     let actor = Actor {
         principal,
@@ -94,7 +104,12 @@ pub fn received(a: &Auditor, peer: &str, sop_instance_uid: &str, spool: &Path) -
         principal: peer.to_string(),
         ..Actor::default()
     };
-    let mut e = AuditEvent::new(SystemTime::now(), EventKind::InstanceReceived, actor, Outcome::Success);
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::InstanceReceived,
+        actor,
+        Outcome::Success,
+    );
     e.route = Some("dimse:c-store".into());
     e.subjects = subjects(a, sop_instance_uid, spool);
     e

@@ -311,14 +311,25 @@ impl Gateway {
             return Ok(());
         }
         let auditor = self.auditor().map(Arc::clone);
-        let mut ready: Vec<(Job, OutFile, tempfile::NamedTempFile, Vec<obscura_audit::SubjectRef>)> =
-            Vec::new();
+        let mut ready: Vec<(
+            Job,
+            OutFile,
+            tempfile::NamedTempFile,
+            Vec<obscura_audit::SubjectRef>,
+        )> = Vec::new();
         for job in jobs {
             let spool = self.data.spool().join(&job.spool);
             let mut subjects = Vec::new();
             let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let audit = auditor.as_deref().map(|a| (a, &mut subjects));
-                make(engine, dest.allow_burned_in, &spool, &out_dir, durable, audit)
+                make(
+                    engine,
+                    dest.allow_burned_in,
+                    &spool,
+                    &out_dir,
+                    durable,
+                    audit,
+                )
             }))
             .unwrap_or_else(|_| Ok(Made::Quarantine("internal_error".into(), String::new())));
             match made {

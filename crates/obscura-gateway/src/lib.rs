@@ -6,9 +6,9 @@
 //! (Upper Layer, DIMSE, TLS) is `obscura-dimse`'s; this crate is the policy,
 //! the spool, the queue, the forwarder, status and metrics.
 
+pub mod audit;
 pub mod config;
 pub mod forward;
-pub mod audit;
 pub mod metrics;
 pub mod net;
 pub mod policy;

@@ -96,7 +96,10 @@ to = ["out"]
         (0x0010, 0x0020, "PID-4711"),
         (0x0020, 0x000D, "1.2.3.4.5"),
     ]);
-    assert_eq!(gw.receive("pacs", CT, sop, IMPLICIT, &mut ds), STATUS_SUCCESS);
+    assert_eq!(
+        gw.receive("pacs", CT, sop, IMPLICIT, &mut ds),
+        STATUS_SUCCESS
+    );
     // durable although the policy batches: on disk before the answer
     let reader = LogReader::open(&root.join("audit")).unwrap();
     assert_eq!(reader.size(), 3);

@@ -68,7 +68,12 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
         _ => Outcome::Failure,
     };
     let who = format!("{}@{}", principal.name, principal.tenant.as_str());
-    let mut e = AuditEvent::new(SystemTime::now(), EventKind::WebRequest, actor(peer, &who), outcome);
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::WebRequest,
+        actor(peer, &who),
+        outcome,
+    );
     e.route = Some(route.to_string());
     e.reason = Some(format!("http-{}", status.as_u16()));
     let (patients, results) = principal.returned.take();
