@@ -37,7 +37,7 @@ def answer_key():
 def pick_files(n_dimse=4, n_stow=3):
     """Devset files storescu sends as they are (CT/MR, uncompressed)."""
     key = answer_key()["files"]
-    good = [DEVSET / name for name, e in sorted(key.items())
+    good = [DEVSET / "data" / name for name, e in sorted(key.items())
             if e.get("sop_class") in SENDABLE_SOP and e.get("transfer_syntax") in SENDABLE_TS
             and e.get("part10_in", True)]
     assert len(good) >= n_dimse + n_stow, len(good)
