@@ -3,7 +3,8 @@
 # (2,000 files, ~1.06 GB) sent with DCMTK storescu to
 #   1. storescp alone (receive and write files),
 #   2. obscura serve (receive durably, queue, de-identify, forward over C-STORE
-#      to a storescp), timed until the last instance is forwarded,
+#      to a storescp), timed until the last instance is forwarded, with the
+#      audit log off and then on ([audit], fsync per record),
 #   3. Orthanc, if installed (`apt-get install orthanc`), receiving.
 # Prints instances/s and MB/s and the gateway/storescp ratio.
 # Usage: bench/serve.sh [CORPUS_ROOT]   (default /tmp/bench-corpus)
@@ -42,17 +43,26 @@ waitport "$P1"
 t0=$(now); send "$P1" SCP; t_scp=$(echo "$(now) - $t0" | bc)
 report "storescp alone (receive)" "$t_scp"
 
-# 2. obscura serve -> storescp
-P2=$(port); P3=$(port); mkdir -p "$WORK/gw" "$WORK/fwd"
-/usr/bin/storescp -od "$WORK/fwd" -aet VENDOR "$P3" >/dev/null 2>&1 & PIDS+=($!)
-"$BIN" keygen "$WORK/gw/vendor.key" 2>/dev/null
-cat > "$WORK/gw/gateway.toml" <<TOML
+# 2. obscura serve -> storescp, with the audit log off, then on (same run)
+gateway_run() { # label audit(0|1); sets t_recv t_all
+  local D="$WORK/gw-$2"
+  local P2 P3; P2=$(port); P3=$(port); mkdir -p "$D" "$D/fwd"
+  /usr/bin/storescp -od "$D/fwd" -aet VENDOR "$P3" >/dev/null 2>&1 & PIDS+=($!)
+  "$BIN" keygen "$D/vendor.key" 2>/dev/null
+  local AUDIT=""
+  if [ "$2" = 1 ]; then
+    "$BIN" keygen "$D/audit-site.key" 2>/dev/null
+    "$BIN" audit keygen bench/audit "$D/audit-signing.key" "$D/audit.pub" >/dev/null 2>&1
+    AUDIT=$'[audit]\ndir = "audit"\nsigning_key = "audit-signing.key"\nkey_file = "audit-site.key"\nwitness = "witness"\n'
+  fi
+  cat > "$D/gateway.toml" <<TOML
 [server]
 ae_title = "OBSCURA"
 listen = "127.0.0.1:$P2"
 data_dir = "data"
 retention_secs = 0
 
+$AUDIT
 [[peer]]
 name = "bench"
 calling_ae = "BENCH"
@@ -70,20 +80,29 @@ key_file = "vendor.key"
 from = ["bench"]
 to = ["vendor"]
 TOML
-"$BIN" serve --config "$WORK/gw/gateway.toml" 2>"$WORK/gw/log" & GW=$!; PIDS+=($GW)
-waitport "$P2"
-t0=$(now); send "$P2" OBSCURA; t_recv=$(echo "$(now) - $t0" | bc)
-while :; do
-  done_n=$("$BIN" status --config "$WORK/gw/gateway.toml" | awk '$1=="vendor"{print $4}')
-  [ "${done_n:-0}" -ge "$N" ] && break
-  sleep 0.2
-done
-t_all=$(echo "$(now) - $t0" | bc)
-report "obscura serve (receive, durable)" "$t_recv"
-report "obscura serve (received+forwarded)" "$t_all"
-rss=$(awk '/VmHWM/{print $2}' /proc/$GW/status)
-kill -TERM $GW; wait $GW || true
-echo "gateway peak RSS: $((rss / 1024)) MiB; forwarded files: $(find "$WORK/fwd" -type f | wc -l)"
+  "$BIN" serve --config "$D/gateway.toml" 2>"$D/log" & GW=$!; PIDS+=($GW)
+  waitport "$P2"
+  t0=$(now); send "$P2" OBSCURA; t_recv=$(echo "$(now) - $t0" | bc)
+  while :; do
+    done_n=$("$BIN" status --config "$D/gateway.toml" | awk '$1=="vendor"{print $4}')
+    [ "${done_n:-0}" -ge "$N" ] && break
+    sleep 0.2
+  done
+  t_all=$(echo "$(now) - $t0" | bc)
+  report "obscura serve $1 (receive, durable)" "$t_recv"
+  report "obscura serve $1 (received+forwarded)" "$t_all"
+  rss=$(awk '/VmHWM/{print $2}' /proc/$GW/status)
+  kill -TERM $GW; wait $GW || true
+  echo "gateway $1 peak RSS: $((rss / 1024)) MiB; forwarded files: $(find "$D/fwd" -type f | wc -l)"
+  if [ "$2" = 1 ]; then
+    echo "audit records: $(cat "$D"/audit/segments/*.jsonl | wc -l); verify: $("$BIN" audit verify "$D/audit" --public-key "$D/audit.pub" --checkpoint "$(ls "$D"/witness/*.note | tail -1)" | head -1)"
+  fi
+}
+gateway_run "audit off" 0; t_recv_off=$t_recv; t_all_off=$t_all
+gateway_run "audit on " 1; t_recv_on=$t_recv; t_all_on=$t_all
+t_recv=$t_recv_off; t_all=$t_all_off
+awk -v a="$t_recv_off" -v b="$t_recv_on" -v c="$t_all_off" -v d="$t_all_on" 'BEGIN {
+  printf "audit on vs off: receive rate %.0f%%, received+forwarded rate %.0f%%\n", 100*a/b, 100*c/d }'
 
 # 3. Orthanc, if installed
 if command -v Orthanc >/dev/null; then

@@ -18,12 +18,14 @@ mod keyfile;
 pub mod log;
 pub mod merkle;
 pub mod note;
+mod sink;
 pub mod verify;
 
 pub use event::{Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef};
 pub use log::{AuditLog, LogConfig, LogReader, OpenReport, SyncPolicy, TornTail};
 pub use merkle::{verify_consistency, verify_inclusion, Hash};
 pub use note::{Checkpoint, Signer, Verifier};
+pub use sink::Auditor;
 pub use verify::{verify, Finding, Report, Verdict};
 
 use std::path::PathBuf;

@@ -101,6 +101,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             archive: None,
         });
     }
+    let auditor = open_audit(&config)?;
     let mut tasks: Vec<obscura_gateway::net::Task> = Vec::new();
     if let (Some(vault), Some(section)) = (&vault, &config.web) {
         let web = obscura_web::WebConfig::from_toml(section.clone(), &config.base_dir)?;
@@ -112,12 +113,19 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         }
         let tls = web.tls.is_some();
         let server = obscura_web::WebServer::new(web, Arc::clone(vault))?;
+        if let Some(a) = &auditor {
+            server.set_audit(Arc::clone(a));
+        }
         tasks.push(web_task(server, tls, Arc::clone(&stop)));
     }
     let transport = obscura_gateway::net::DimseTransport::new(config.server.max_pdu_length)
         .map_err(|e| anyhow!(e))?;
     let metrics_addr = config.server.metrics;
     let gw = Gateway::open(config, destinations, Box::new(transport))?;
+    let ticker = auditor.as_ref().map(|a| {
+        gw.set_audit(Arc::clone(a));
+        audit_timer(Arc::clone(a), Arc::clone(&stop))
+    });
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot handle signals")?;
     }
@@ -150,9 +158,86 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     for w in workers {
         let _ = w.join();
     }
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    if let Some(a) = &auditor {
+        match a.close() {
+            Ok(cp) => log(&format!(
+                "audit log closed: {} records, checkpoint signed",
+                cp.size
+            )),
+            Err(e) => log(&format!("audit log: cannot close: {e}")),
+        }
+    }
     served.map_err(|e| anyhow!(e))?;
     log("stopped");
     Ok(())
+}
+
+/// Open the audit log of `[audit]`, or say that audit is off.
+fn open_audit(config: &Config) -> Result<Option<Arc<obscura_audit::Auditor>>> {
+    let Some(a) = &config.audit else {
+        log("audit log off (no [audit] section): no audit records are written");
+        return Ok(None);
+    };
+    let signer =
+        obscura_audit::Signer::load(&config.path(&a.signing_key)).context("[audit] signing_key")?;
+    let key =
+        obscura_audit::AuditKey::load(&config.path(&a.key_file)).context("[audit] key_file")?;
+    let mut cfg = obscura_audit::LogConfig::new(config.path(&a.dir));
+    cfg.witness_dir = a.witness.as_ref().map(|w| config.path(w));
+    cfg.checkpoint_events = a.checkpoint_events;
+    cfg.checkpoint_interval = std::time::Duration::from_secs(a.checkpoint_secs);
+    cfg.sync = if a.sync_every <= 1 {
+        obscura_audit::SyncPolicy::Always
+    } else {
+        obscura_audit::SyncPolicy::Batched(a.sync_every)
+    };
+    let dir = cfg.dir.clone();
+    let (auditor, report) =
+        obscura_audit::Auditor::open(cfg, signer, key).context("[audit] cannot open the log")?;
+    if let Some(t) = &report.torn {
+        log(&format!(
+            "audit log: a torn last record ({} bytes) was set aside and recorded",
+            t.len
+        ));
+    }
+    log(&format!(
+        "audit log on: {} ({} records), checkpoint every {} events or {} s{}",
+        dir.display(),
+        report.records,
+        a.checkpoint_events,
+        a.checkpoint_secs,
+        if a.witness.is_some() {
+            ", copied to the witness folder"
+        } else {
+            ""
+        }
+    ));
+    Ok(Some(Arc::new(auditor)))
+}
+
+/// Call the log's `tick()` every second until `stop`, so a checkpoint is
+/// written at most `checkpoint_secs` after the first unsigned record.
+fn audit_timer(
+    auditor: Arc<obscura_audit::Auditor>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut failing = false;
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            match auditor.tick() {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    log(&format!("audit log: cannot write a checkpoint: {e}"));
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// The DICOMweb server as a task of the gateway's runtime, until `stop`.

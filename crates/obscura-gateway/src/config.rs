@@ -41,6 +41,8 @@ pub struct Config {
     /// DICOMweb (`obscura-web`): kept as TOML here, parsed and checked by
     /// that crate, which the gateway does not depend on.
     pub web: Option<toml::Table>,
+    /// The tamper-evident audit log (`obscura-audit`); absent = audit off.
+    pub audit: Option<AuditSection>,
     /// The folder relative paths are resolved against (the config's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -196,6 +198,43 @@ pub struct TlsClientConfig {
     pub server_name: Option<String>,
 }
 
+/// `[audit]`: the tamper-evident audit log (see docs/audit.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The log folder (segments, checkpoints).
+    pub dir: PathBuf,
+    /// The Ed25519 signing key (`obscura audit keygen`), mode 0600.
+    pub signing_key: PathBuf,
+    /// The site audit key (64 hex digits, `obscura keygen`), mode 0600: the
+    /// HMAC key of patient, study and instance references.
+    pub key_file: PathBuf,
+    /// A folder that receives a copy of every checkpoint (another disk,
+    /// host or owner).
+    pub witness: Option<PathBuf>,
+    /// A checkpoint at the latest after this many events.
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_events: u64,
+    /// A checkpoint at the latest this many seconds after the first
+    /// unsigned event (a timer checks every second).
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_secs: u64,
+    /// fsync every this many events (1 = every event). Events that
+    /// acknowledge a C-STORE are fsync'd before the answer whatever this says.
+    #[serde(default = "default_sync_every")]
+    pub sync_every: u64,
+}
+
+fn default_checkpoint_events() -> u64 {
+    1000
+}
+fn default_checkpoint_secs() -> u64 {
+    10
+}
+fn default_sync_every() -> u64 {
+    1
+}
+
 /// `[[route]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +342,14 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         check_ae(&self.server.ae_title, "server.ae_title")?;
+        if let Some(a) = &self.audit {
+            if a.checkpoint_events == 0 || a.checkpoint_secs == 0 || a.sync_every == 0 {
+                return bad(
+                    "audit: checkpoint_events, checkpoint_secs and sync_every must be at least 1"
+                        .into(),
+                );
+            }
+        }
         if self.server.listen.is_none() && self.server.tls.is_none() {
             return bad("server: set `listen` (plain) or [server.tls] (or both)".into());
         }

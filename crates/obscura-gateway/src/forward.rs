@@ -148,6 +148,7 @@ fn make(
     spool: &Path,
     dir: &Path,
     durable: bool,
+    audit: Option<(&obscura_audit::Auditor, &mut Vec<obscura_audit::SubjectRef>)>,
 ) -> Result<Made, String> {
     let read = match read_file(spool, Default::default()) {
         Ok(r) => r,
@@ -156,6 +157,9 @@ fn make(
             return Ok(Made::Quarantine(r, d));
         }
     };
+    if let Some((a, subjects)) = audit {
+        *subjects = crate::audit::subjects_of(a, &read.dataset);
+    }
     if !allow_burned_in {
         if let Some(risk) = burned_in_risk(&read.dataset, read.input.pixel.is_some()) {
             return Ok(Made::Quarantine(
@@ -306,15 +310,30 @@ impl Gateway {
             }
             return Ok(());
         }
-        let mut ready: Vec<(Job, OutFile, tempfile::NamedTempFile)> = Vec::new();
+        let auditor = self.auditor().map(Arc::clone);
+        let mut ready: Vec<(
+            Job,
+            OutFile,
+            tempfile::NamedTempFile,
+            Vec<obscura_audit::SubjectRef>,
+        )> = Vec::new();
         for job in jobs {
             let spool = self.data.spool().join(&job.spool);
+            let mut subjects = Vec::new();
             let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                make(engine, dest.allow_burned_in, &spool, &out_dir, durable)
+                let audit = auditor.as_deref().map(|a| (a, &mut subjects));
+                make(
+                    engine,
+                    dest.allow_burned_in,
+                    &spool,
+                    &out_dir,
+                    durable,
+                    audit,
+                )
             }))
             .unwrap_or_else(|_| Ok(Made::Quarantine("internal_error".into(), String::new())));
             match made {
-                Ok(Made::Out(out, tmp)) => ready.push((job, out, tmp)),
+                Ok(Made::Out(out, tmp)) => ready.push((job, out, tmp, subjects)),
                 Ok(Made::Quarantine(reason, _detail)) => {
                     let qdir = self.data.quarantine().join(&dest.name);
                     let name = format!("{}.dcm", &job.uid_hash[..32]);
@@ -323,6 +342,7 @@ impl Gateway {
                         continue;
                     }
                     queue.quarantined(job.id, &reason)?;
+                    self.audit_forward(&dest.name, Some(&reason), subjects);
                     if let Some(m) = dm {
                         m.quarantined.fetch_add(1, Ordering::Relaxed);
                     }
@@ -341,10 +361,10 @@ impl Gateway {
         let results: Vec<Result<(), String>> = match &dest.delivery {
             Delivery::Folder(dir) => ready
                 .iter_mut()
-                .map(|(_, out, tmp)| place_in_folder(dir, out, tmp))
+                .map(|(_, out, tmp, _)| place_in_folder(dir, out, tmp))
                 .collect(),
             d @ (Delivery::Scu { .. } | Delivery::Archive { .. }) => {
-                let files: Vec<OutFile> = ready.iter().map(|(_, o, _)| o.clone()).collect();
+                let files: Vec<OutFile> = ready.iter().map(|(_, o, _, _)| o.clone()).collect();
                 let mut r = self.transport.store(d, &files);
                 r.resize(files.len(), Err("no answer from the transport".into()));
                 r
@@ -352,10 +372,11 @@ impl Gateway {
         };
         let mut done = Vec::new();
         let t = now();
-        for ((job, out, _tmp), result) in ready.iter().zip(results) {
+        for ((job, out, _tmp, subjects), result) in ready.iter().zip(results) {
             match result {
                 Ok(()) => {
                     done.push(job.id);
+                    self.audit_forward(&dest.name, None, subjects.clone());
                     if let Some(m) = dm {
                         m.forwarded.fetch_add(1, Ordering::Relaxed);
                         m.forwarded_bytes.fetch_add(out.bytes, Ordering::Relaxed);
@@ -388,9 +409,14 @@ impl Gateway {
                 archive_one(target, &spool)
             }))
             .unwrap_or(Archived::Quarantine("internal_error"));
+            let subjects = match self.auditor() {
+                Some(a) => crate::audit::subjects(a, "", &spool),
+                None => Vec::new(),
+            };
             match outcome {
                 Archived::Stored => {
                     done.push(job.id);
+                    self.audit_forward(&dest.name, None, subjects);
                     if let Some(m) = dm {
                         m.forwarded.fetch_add(1, Ordering::Relaxed);
                         m.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -405,6 +431,7 @@ impl Gateway {
                         continue;
                     }
                     queue.quarantined(job.id, reason)?;
+                    self.audit_forward(&dest.name, Some(reason), subjects);
                     if let Some(m) = dm {
                         m.quarantined.fetch_add(1, Ordering::Relaxed);
                     }
@@ -419,6 +446,22 @@ impl Gateway {
         }
         queue.done(&done)?;
         Ok(())
+    }
+
+    /// An `instance-forwarded` / `instance-quarantined` record (the job is
+    /// committed in the queue either way; a failed append is logged).
+    fn audit_forward(
+        &self,
+        destination: &str,
+        quarantine: Option<&str>,
+        subjects: Vec<obscura_audit::SubjectRef>,
+    ) {
+        if let Some(a) = self.auditor() {
+            let e = crate::audit::forwarded(destination, quarantine, subjects);
+            if let Err(e) = a.record(e) {
+                crate::log(&format!("audit log: cannot record a delivery: {e}"));
+            }
+        }
     }
 
     fn retry(&self, queue: &mut crate::queue::Queue, job: &Job, msg: &str) -> Result<(), String> {

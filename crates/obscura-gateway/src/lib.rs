@@ -6,6 +6,7 @@
 //! (Upper Layer, DIMSE, TLS) is `obscura-dimse`'s; this crate is the policy,
 //! the spool, the queue, the forwarder, status and metrics.
 
+pub mod audit;
 pub mod config;
 pub mod forward;
 pub mod metrics;
@@ -15,7 +16,7 @@ pub mod queue;
 pub mod spool;
 pub mod status;
 
-pub use config::{Config, ConfigError, Delivery, ProfileSource};
+pub use config::{AuditSection, Config, ConfigError, Delivery, ProfileSource};
 pub use forward::{ArchiveTarget, Destination, NoTransport, OutFile, Transport};
 pub use metrics::Metrics;
 pub use policy::{Caller, Policy};
@@ -25,7 +26,7 @@ use spool::{persist_dataset, uid_hash, uid_tag, DataDir};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// DIMSE status: Success.
@@ -63,6 +64,7 @@ pub struct Gateway {
     wake: (Mutex<u64>, Condvar),
     stop: AtomicBool,
     seq: AtomicU64,
+    audit: OnceLock<Arc<obscura_audit::Auditor>>,
 }
 
 /// A failure to start.
@@ -159,6 +161,7 @@ impl Gateway {
             wake: (Mutex::new(0), Condvar::new()),
             stop: AtomicBool::new(false),
             seq: AtomicU64::new(0),
+            audit: OnceLock::new(),
         }))
     }
 
@@ -172,9 +175,25 @@ impl Gateway {
         &self.data
     }
 
-    /// Admit or reject an association (an audit line either way).
+    /// Record events in `auditor` from now on (once; later calls are ignored).
+    pub fn set_audit(&self, auditor: Arc<obscura_audit::Auditor>) {
+        let _ = self.audit.set(auditor);
+    }
+
+    /// The audit log, when `[audit]` is on.
+    pub fn auditor(&self) -> Option<&Arc<obscura_audit::Auditor>> {
+        self.audit.get()
+    }
+
+    /// Admit or reject an association (an audit line either way, and an
+    /// audit record when the audit log is on).
     pub fn admit(&self, caller: &Caller) -> Result<String, String> {
         let verdict = self.policy.admit(caller);
+        if let Some(a) = self.auditor() {
+            if let Err(e) = a.record(audit::association(caller, &verdict)) {
+                log(&format!("audit log: cannot record the association: {e}"));
+            }
+        }
         let who = format!(
             "(calling {:?}, called {:?}, {}, {})",
             caller.calling_ae,
@@ -263,6 +282,19 @@ impl Gateway {
                 return STATUS_OUT_OF_RESOURCES;
             }
         };
+        // the audit record is durable before the queue row: an instance is
+        // never acknowledged without it (a record of an instance the sender
+        // must re-send is harmless)
+        if let Some(a) = self.auditor() {
+            let event = audit::received(a, peer, sop_instance_uid, &path);
+            if let Err(e) = a.record_durable(event) {
+                let _ = std::fs::remove_file(&path);
+                log(&format!(
+                    "instance {tag} from {peer} not acknowledged: audit log: {e}"
+                ));
+                return STATUS_OUT_OF_RESOURCES;
+            }
+        }
         let hash = uid_hash(sop_instance_uid);
         let enqueued = match self.receiver.lock() {
             Ok(mut q) => q.enqueue(&hash, &name, peer, bytes, dests),

@@ -48,6 +48,9 @@ pub struct Principal {
     pub tenant: TenantId,
     /// How it authenticated.
     pub method: Method,
+    /// What this request's response returned, for the audit log (shared
+    /// by every clone of this principal; fresh per request).
+    pub returned: crate::audit::Returned,
 }
 
 /// Why a request was refused (logged; the client sees only 401).
@@ -64,6 +67,16 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// A short machine code for the audit log.
+    pub fn code(self) -> &'static str {
+        match self {
+            Denied::NoCredentials => "no-credentials",
+            Denied::UnknownCertificate => "unknown-certificate",
+            Denied::BadToken => "invalid-token",
+            Denied::BadScheme => "unsupported-scheme",
+        }
+    }
+
     /// A short reason for the audit log.
     pub fn reason(self) -> &'static str {
         match self {
@@ -154,6 +167,7 @@ impl Authenticator {
             name: Arc::clone(&self.entries[i].name),
             tenant: self.entries[i].tenant.clone(),
             method,
+            returned: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -49,6 +50,8 @@ pub struct Web {
     pub temp_dir: PathBuf,
     /// Bounds the blocking threads that stream responses out of the vault.
     pub stream_slots: Arc<tokio::sync::Semaphore>,
+    /// The audit log, when on (set once, before serving).
+    pub audit: std::sync::OnceLock<Arc<obscura_audit::Auditor>>,
 }
 
 impl Web {
@@ -62,6 +65,7 @@ impl Web {
             config,
             temp_dir,
             stream_slots: Arc::new(tokio::sync::Semaphore::new(32)),
+            audit: std::sync::OnceLock::new(),
         })
     }
 }
@@ -200,21 +204,30 @@ async fn not_found() -> ApiError {
 
 /// The one gate: every request needs a principal (see [`auth`]). The
 /// principal goes into the request's extensions for the handlers; a
-/// refusal is a 401 with `WWW-Authenticate`, audited in the log.
+/// refusal is a 401 with `WWW-Authenticate`, audited in the log. With the
+/// audit log on, every request is recorded (`audit`).
 pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
     let Some(peer) = req.extensions().get::<Peer>().cloned() else {
         return ApiError::Internal("a request without its connection".into()).into_response();
     };
+    let route = audit::route_kind(&req);
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
     match web.auth.authenticate(&peer, authorization) {
         Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
+            req.extensions_mut().insert(principal.clone());
+            let r = next.run(req).await;
+            if let Some(a) = web.audit.get() {
+                audit::request(a, &peer, &principal, &route, r.status());
+            }
+            r
         }
         Err(denied) => {
+            if let Some(a) = web.audit.get() {
+                audit::auth_failure(a, &peer, &route, denied);
+            }
             log::warn!(
                 "audit: rejected web request {} from {} ({}{}): {}",
                 req.method(),

@@ -269,10 +269,15 @@ async fn search(
     let base = base_url(&peer, &headers, web.config.listen);
     let tenant = principal.tenant.clone();
     let w = Arc::clone(&web);
+    let returned = principal.returned.clone();
     let (results, more, ignored) = tokio::task::spawn_blocking(move || {
         let mut found = w.vault.search(&tenant, &req.query)?;
         let more = found.len() > wanted;
         found.truncate(wanted);
+        // the patients whose data the response returns, for the audit log (BALP)
+        for attrs in &found {
+            returned.add(attrs.get(Attr::PatientID).unwrap_or_default());
+        }
         let keys: BTreeSet<Attr> = req.query.keys.iter().map(|(a, _)| *a).collect();
         let out: Vec<Json> = found
             .iter()

@@ -57,6 +57,11 @@ impl WebServer {
         })
     }
 
+    /// Record every request in `auditor` (see `audit`); once, before serving.
+    pub fn set_audit(&self, auditor: Arc<obscura_audit::Auditor>) {
+        let _ = self.web.audit.set(auditor);
+    }
+
     /// The shared state (for tests and wiring).
     pub fn web(&self) -> &Arc<Web> {
         &self.web

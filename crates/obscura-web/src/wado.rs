@@ -44,6 +44,8 @@ struct Found {
     series: String,
     sop: String,
     ts: String,
+    /// Patient ID from the index (for the audit log only).
+    patient: String,
 }
 
 /// The instances of a study, series or instance path, in the tenant; 404 if none.
@@ -78,6 +80,7 @@ fn find(
                 .get(Attr::TransferSyntaxUID)
                 .unwrap_or_default()
                 .to_string(),
+            patient: a.get(Attr::PatientID).unwrap_or_default().to_string(),
         })
         .collect();
     if found.is_empty() {
@@ -107,9 +110,15 @@ async fn found(
         series.map(str::to_string),
         sop.map(str::to_string),
     );
-    tokio::task::spawn_blocking(move || find(&w.vault, &t, &st, se.as_deref(), so.as_deref()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("index task: {e}")))?
+    let list =
+        tokio::task::spawn_blocking(move || find(&w.vault, &t, &st, se.as_deref(), so.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("index task: {e}")))??;
+    // what the response is about to return, for the audit log (BALP)
+    for f in &list {
+        principal.returned.add(&f.patient);
+    }
+    Ok(list)
 }
 
 /// How instances are sent back.

@@ -1,0 +1,138 @@
+//! The gateway's audit events (`obscura-audit`): associations, instances
+//! received, forwarded and quarantined. Patients, studies and instances
+//! appear only as keyed hashes under the site audit key; actors are peer
+//! and destination names, AE titles and addresses, never values from a file.
+
+use crate::policy::Caller;
+use dicom_dictionary_std::tags;
+use obscura_audit::{Actor, AuditEvent, Auditor, EventKind, Outcome, SubjectKind, SubjectRef};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// The actor of the gateway's own actions (forwarding, quarantine).
+pub const SELF_PRINCIPAL: &str = "obscura-serve";
+
+/// A short code for an admission refusal.
+pub fn reject_code(why: &str) -> &'static str {
+    match why {
+        "unknown calling AE title" => "unknown-ae",
+        "wrong called AE title" => "wrong-called-ae",
+        w if w.contains("address") => "address-not-allowed",
+        w if w.contains("plain") || w.contains("TLS") || w.contains("tls") => {
+            "transport-not-allowed"
+        }
+        w if w.contains("certificate") => "certificate-not-allowed",
+        _ => "not-admitted",
+    }
+}
+
+/// `association-accepted` or `association-rejected`.
+pub fn association(caller: &Caller, verdict: &Result<String, String>) -> AuditEvent {
+    let (kind, outcome, principal) = match verdict {
+        Ok(peer) => (
+            EventKind::AssociationAccepted,
+            Outcome::Success,
+            peer.clone(),
+        ),
+        Err(_) => (
+            EventKind::AssociationRejected,
+            Outcome::Denied,
+            "unknown".to_string(),
+        ),
+    };
+    let actor = Actor {
+        principal,
+        address: Some(caller.address.to_string()),
+        ae_title: Some(caller.calling_ae.clone()),
+    };
+    let mut e = AuditEvent::new(SystemTime::now(), kind, actor, outcome);
+    e.route = Some(format!(
+        "dimse:{}:{}",
+        if caller.tls { "tls" } else { "plain" },
+        caller.called_ae
+    ));
+    if let Err(why) = verdict {
+        e.reason = Some(reject_code(why).to_string());
+    }
+    e
+}
+
+/// The keyed references of a data set: patient (Patient ID), study and
+/// instance; what is absent is left out.
+pub fn subjects_of(a: &Auditor, dataset: &dicom_object::InMemDicomObject) -> Vec<SubjectRef> {
+    let text = |tag| {
+        dataset
+            .element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let mut out = Vec::new();
+    for (tag, kind) in [
+        (tags::PATIENT_ID, SubjectKind::Patient),
+        (tags::STUDY_INSTANCE_UID, SubjectKind::Study),
+        (tags::SOP_INSTANCE_UID, SubjectKind::Instance),
+    ] {
+        if let Some(v) = text(tag) {
+            out.push(a.subject(kind, &v));
+        }
+    }
+    out
+}
+
+/// The keyed references of a spooled instance (read from its header); the
+/// instance's alone if the header cannot be read.
+pub fn subjects(a: &Auditor, sop_instance_uid: &str, spool: &Path) -> Vec<SubjectRef> {
+    if let Ok(read) = obscura_batch::read_file(spool, Default::default()) {
+        let out = subjects_of(a, &read.dataset);
+        if !out.is_empty() {
+            return out;
+        }
+    }
+    let sop = sop_instance_uid.trim_end_matches(['\0', ' ']);
+    if sop.is_empty() {
+        Vec::new()
+    } else {
+        vec![a.subject(SubjectKind::Instance, sop)]
+    }
+}
+
+/// `instance-received`: stored in the spool, from peer `peer`.
+pub fn received(a: &Auditor, peer: &str, sop_instance_uid: &str, spool: &Path) -> AuditEvent {
+    let actor = Actor {
+        principal: peer.to_string(),
+        ..Actor::default()
+    };
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::InstanceReceived,
+        actor,
+        Outcome::Success,
+    );
+    e.route = Some("dimse:c-store".into());
+    e.subjects = subjects(a, sop_instance_uid, spool);
+    e
+}
+
+/// `instance-forwarded` to `destination`, or `instance-quarantined` for it
+/// (with the quarantine's reason code).
+pub fn forwarded(
+    destination: &str,
+    quarantine: Option<&str>,
+    subjects: Vec<SubjectRef>,
+) -> AuditEvent {
+    let actor = Actor {
+        principal: SELF_PRINCIPAL.into(),
+        ..Actor::default()
+    };
+    let (kind, outcome) = match quarantine {
+        None => (EventKind::InstanceForwarded, Outcome::Success),
+        Some(_) => (EventKind::InstanceQuarantined, Outcome::Failure),
+    };
+    let mut e = AuditEvent::new(SystemTime::now(), kind, actor, outcome);
+    e.route = Some(format!("dest:{destination}"));
+    e.reason = quarantine.map(str::to_string);
+    e.subjects = subjects;
+    e
+}

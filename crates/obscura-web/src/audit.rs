@@ -1,0 +1,109 @@
+//! DICOMweb requests in the audit log (`obscura-audit`): one `web-request`
+//! record per authenticated request (principal, tenant, route kind — the
+//! route's pattern, never the path with its UIDs —, outcome, HTTP status)
+//! with, per the IHE BALP rule, one subject per patient whose data the
+//! response returned (keyed hash of the Patient ID from the index); one
+//! `auth-failure` record per refused request. Nothing in clear from a
+//! request or the data.
+
+use crate::auth::{Denied, Peer, Principal};
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use obscura_audit::{Actor, AuditEvent, Auditor, EventKind, Outcome, SubjectKind};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// What a response returned: the Patient IDs (held in memory only, hashed
+/// when recorded) and the number of results.
+#[derive(Debug, Clone, Default)]
+pub struct Returned(Arc<Mutex<(BTreeSet<String>, u64)>>);
+
+impl Returned {
+    /// A result (instance, series, study) of patient `patient_id` (empty if
+    /// the index has none).
+    pub fn add(&self, patient_id: &str) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.1 += 1;
+        let p = patient_id.trim_end_matches(['\0', ' ']);
+        if !p.is_empty() {
+            g.0.insert(p.to_string());
+        }
+    }
+
+    fn take(&self) -> (BTreeSet<String>, u64) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *g)
+    }
+}
+
+/// `web:<METHOD> <route pattern>` (`web:GET /studies/{study}/series`), or
+/// `web:<METHOD> unrouted`: never the request's path.
+pub fn route_kind(req: &Request) -> String {
+    let pattern = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unrouted".into());
+    format!("web:{} {pattern}", req.method())
+}
+
+fn actor(peer: &Peer, principal: &str) -> Actor {
+    Actor {
+        principal: principal.to_string(),
+        address: Some(peer.addr.ip().to_string()),
+        ae_title: None,
+    }
+}
+
+fn log_failure(e: obscura_audit::Error) {
+    log::warn!("audit log: cannot record a web request: {e}");
+}
+
+/// The `web-request` record of an authenticated request.
+pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, status: StatusCode) {
+    let outcome = match status.as_u16() {
+        s if s < 400 => Outcome::Success,
+        401 | 403 => Outcome::Denied,
+        _ => Outcome::Failure,
+    };
+    let who = format!("{}@{}", principal.name, principal.tenant.as_str());
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::WebRequest,
+        actor(peer, &who),
+        outcome,
+    );
+    e.route = Some(route.to_string());
+    e.reason = Some(format!("http-{}", status.as_u16()));
+    let (patients, results) = principal.returned.take();
+    if results > 0 {
+        e.count = Some(results);
+    }
+    e.subjects = patients
+        .iter()
+        .map(|p| a.subject(SubjectKind::Patient, p))
+        .collect();
+    if let Err(err) = a.record(e) {
+        log_failure(err);
+    }
+}
+
+/// The `auth-failure` record of a refused request.
+pub fn auth_failure(a: &Auditor, peer: &Peer, route: &str, denied: Denied) {
+    let principal = match peer.cert_sha256 {
+        Some(h) => format!("cert-sha256:{}", crate::hex(&h[..8])),
+        None => "anonymous".to_string(),
+    };
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::AuthFailure,
+        actor(peer, &principal),
+        Outcome::Denied,
+    );
+    e.route = Some(route.to_string());
+    e.reason = Some(denied.code().to_string());
+    if let Err(err) = a.record(e) {
+        log_failure(err);
+    }
+}
