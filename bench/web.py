@@ -12,12 +12,9 @@ Usage: python3 bench/web.py [N] [GIB]   (from the repository root, after
 `cargo build --release`). Plain HTTP on loopback, so the server is measured,
 not TLS.
 """
-import hashlib
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,35 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import requests
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-REPO = Path(__file__).resolve().parents[1]
-BINARY = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "release" / "obscura"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
-
-
-def peak_rss_mib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from web_common import configure_obscura, peak_rss_mib, start_obscura
 
 
 def big_instance(path, gib):
@@ -95,36 +67,8 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     gib = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
     work = Path(tempfile.mkdtemp(prefix="obscura-web-bench-", dir=os.environ.get("BENCH_DIR")))
-    token = secrets.token_urlsafe(24)
-    (work / "tokens").write_text(f"{hashlib.sha256(token.encode()).hexdigest()} bench\n")
-    (work / "tokens").chmod(0o600)
-    subprocess.run([BINARY, "keygen", work / "master.key"], check=True, capture_output=True)
-    web_port = free_port()
-    (work / "serve.toml").write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw"
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-
-[web]
-listen = "127.0.0.1:{web_port}"
-plain = true
-tokens_file = "tokens"
-temp_dir = "spool"
-max_part_bytes = {int((gib + 1) * (1 << 30))}
-max_request_bytes = {int((gib + 1) * (1 << 30))}
-
-[[web.principal]]
-name = "bench"
-tenant = "Bench"
-""")
-    (work / "spool").mkdir()
-    subprocess.run([BINARY, "tenant", "create", "Bench", "--config", work / "serve.toml"],
-                   check=True, capture_output=True)
+    limit = int((gib + 1) * (1 << 30))
+    token, web_port = configure_obscura(work, f"max_part_bytes = {limit}\nmax_request_bytes = {limit}\n")
     base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     blobs = []
     study, series = generate_uid(), generate_uid()
@@ -137,14 +81,9 @@ tenant = "Bench"
         blobs.append(b.getvalue())
     big = work / "big.dcm"
     big_ds = big_instance(big, gib)
-    log = open(work / "serve.log", "w")
-    proc = subprocess.Popen([BINARY, "serve", "--config", work / "serve.toml"], stdout=log, stderr=log)
+    proc = None
     try:
-        wait_port(web_port)
-        url = f"http://127.0.0.1:{web_port}"
-        s = requests.Session()
-        s.trust_env = False
-        s.headers["Authorization"] = f"Bearer {token}"
+        proc, url, s = start_obscura(work, token, web_port)
         ct = 'multipart/related; type="application/dicom"; boundary=bench'
 
         def body(parts):
@@ -207,9 +146,9 @@ tenant = "Bench"
         print(f"QIDO studies by name wildcard: {(time.perf_counter() - t) * 1000:.1f} ms")
         print(f"server peak RSS: {peak_rss_mib(proc.pid):.0f} MiB")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        log.close()
+        if proc:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
         subprocess.run(["rm", "-rf", str(work)])
 
 

@@ -18,11 +18,8 @@ the same Python client, one request at a time:
 Usage: python3 bench/web_side_by_side.py [CORPUS_DIR] [BATCH] [QUERIES]
 (after `cargo build --release -p obscura-cli`). Prints a Markdown table.
 """
-import hashlib
 import os
-import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,32 +33,9 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from orthanc_fixture import INSTALL, Orthanc, available  # noqa: E402
+from web_common import configure_obscura, peak_rss_mib, start_obscura  # noqa: E402
 
-BINARY = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "release" / "obscura"
 CT = "multipart/related; type=\"application/dicom\"; boundary=benchboundary"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
-
-
-def peak_rss_mib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def multipart(paths):
@@ -72,44 +46,6 @@ def multipart(paths):
         out.append(b"\r\n")
     out.append(b"--benchboundary--\r\n")
     return b"".join(out)
-
-
-def start_obscura(work):
-    token = secrets.token_urlsafe(24)
-    (work / "tokens").write_text(f"{hashlib.sha256(token.encode()).hexdigest()} bench\n")
-    (work / "tokens").chmod(0o600)
-    subprocess.run([BINARY, "keygen", work / "master.key"], check=True, capture_output=True)
-    port = free_port()
-    (work / "spool").mkdir()
-    (work / "serve.toml").write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw"
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-
-[web]
-listen = "127.0.0.1:{port}"
-plain = true
-tokens_file = "tokens"
-temp_dir = "spool"
-
-[[web.principal]]
-name = "bench"
-tenant = "Bench"
-""")
-    subprocess.run([BINARY, "tenant", "create", "Bench", "--config", work / "serve.toml"],
-                   check=True, capture_output=True)
-    log = open(work / "serve.log", "w")
-    proc = subprocess.Popen([BINARY, "serve", "--config", work / "serve.toml"], stdout=log, stderr=log)
-    wait_port(port)
-    s = requests.Session()
-    s.trust_env = False
-    s.headers["Authorization"] = f"Bearer {token}"
-    return proc, f"http://127.0.0.1:{port}", s
 
 
 def pct(xs, p):
@@ -175,7 +111,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="obscura-web-side-", dir=os.environ.get("BENCH_DIR")))
     results = []
     (work / "obscura").mkdir()
-    proc, base, s = start_obscura(work / "obscura")
+    proc, base, s = start_obscura(work / "obscura", *configure_obscura(work / "obscura"))
     try:
         results.append(run("Obscura (encrypted archive)", base, s, files, uids, batch, queries, proc.pid))
     finally:

@@ -1,7 +1,9 @@
 """Helpers for the `obscura serve` tests: free ports, configs, the gateway
 process, DCMTK peers, raw PDUs. Every peer is real: DCMTK binaries (called by
 full path: pip's pynetdicom can shadow their names) and pynetdicom."""
+import hashlib
 import os
+import secrets
 import signal
 import socket
 import struct
@@ -9,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import BINARY, make_key
+from conftest import BINARY, make_key, obscura
 
 STORESCU = "/usr/bin/storescu"
 STORESCP = "/usr/bin/storescp"
@@ -163,6 +165,42 @@ host = "127.0.0.1:{port}"
 called_ae = "{called}"
 key_file = "{name}.key"
 {how}{prof}"""
+
+
+def web_archive(root, principal, tenant, web=""):
+    """`obscura serve` with an archive and DICOMweb, configured in ROOT and
+    started: a master key, a bearer token for PRINCIPAL of TENANT (created),
+    WEB added to the [web] table (lines, or tables below it such as
+    [web.tls]). The token, the web port and the running Gateway."""
+    root = Path(root)
+    make_key(root / "master.key")
+    token = secrets.token_urlsafe(32)
+    tokens = root / "web-tokens"
+    tokens.write_text(f"{hashlib.sha256(token.encode()).hexdigest()} {principal}\n")
+    tokens.chmod(0o600)
+    port = free_port()
+    config = root / "serve.toml"
+    config.write_text(f"""
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:{free_port()}"
+data_dir = "gw-data"
+
+[archive]
+data_dir = "archive"
+master_key_file = "master.key"
+
+[web]
+listen = "127.0.0.1:{port}"
+tokens_file = "web-tokens"
+{web}
+[[web.principal]]
+name = "{principal}"
+tenant = "{tenant}"
+""")
+    p = obscura("tenant", "create", tenant, "--config", config)
+    assert p.returncode == 0, p.stderr
+    return token, port, Gateway(config, port).start()
 
 
 class StoreSCP:

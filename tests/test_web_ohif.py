@@ -15,11 +15,9 @@ Chromium is driven through the DevTools protocol over
 the study, wait until the DOM shows it, screenshot, and check the viewport's
 pixels are not uniform (the image is drawn)."""
 import base64
-import hashlib
 import http.server
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import tarfile
@@ -35,8 +33,7 @@ import requests
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from conftest import make_key, obscura
-from gateway_fixtures import Gateway, free_port
+from gateway_fixtures import free_port, web_archive
 
 OHIF_VERSION = "3.13.2"
 OHIF_CACHE = Path(os.environ.get("OBSCURA_OHIF_DIR") or Path.home() / ".cache" / "obscura-ohif")
@@ -224,34 +221,7 @@ class Chromium:
 
 @pytest.fixture
 def obscura_plain(tmp_path):
-    make_key(tmp_path / "master.key")
-    token = secrets.token_urlsafe(32)
-    tokens = tmp_path / "web-tokens"
-    tokens.write_text(f"{hashlib.sha256(token.encode()).hexdigest()} viewer\n")
-    tokens.chmod(0o600)
-    port = free_port()
-    config = tmp_path / "serve.toml"
-    config.write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw-data"
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-
-[web]
-listen = "127.0.0.1:{port}"
-plain = true
-tokens_file = "web-tokens"
-
-[[web.principal]]
-name = "viewer"
-tenant = "Site V"
-""")
-    assert obscura("tenant", "create", "Site V", "--config", config).returncode == 0
-    gw = Gateway(config, port).start()
+    token, port, gw = web_archive(tmp_path, "viewer", "Site V", web="plain = true\n")
     yield f"http://127.0.0.1:{port}", token, gw
     gw.stop()
 

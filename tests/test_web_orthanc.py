@@ -6,15 +6,13 @@ Orthanc retrieves it back with WADO-RS. The files that come back are
 byte-exact copies of the ones uploaded (Orthanc keeps files as received:
 no ingest transcoding, no compression)."""
 import hashlib
-import secrets
 import shutil
 
 import pydicom
 import pytest
 import requests
 
-from conftest import make_key, obscura
-from gateway_fixtures import Gateway, free_port
+from gateway_fixtures import web_archive
 from orthanc_fixture import INSTALL, Orthanc, available
 from test_serve import make_pki, study_files
 
@@ -29,38 +27,11 @@ pytestmark = [
 def obscura_archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("web-orthanc")
     make_pki(root / "pki")
-    make_key(root / "master.key")
-    token = secrets.token_urlsafe(32)
-    tokens = root / "web-tokens"
-    tokens.write_text(f"{hashlib.sha256(token.encode()).hexdigest()} orthanc\n")
-    tokens.chmod(0o600)
-    port = free_port()
-    config = root / "serve.toml"
-    config.write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw-data"
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-
-[web]
-listen = "127.0.0.1:{port}"
-tokens_file = "web-tokens"
-
+    token, port, gw = web_archive(root, "orthanc", "Site O", web="""
 [web.tls]
 cert = "pki/server.pem"
 key = "pki/server.key"
-
-[[web.principal]]
-name = "orthanc"
-tenant = "Site O"
 """)
-    p = obscura("tenant", "create", "Site O", "--config", config)
-    assert p.returncode == 0, p.stderr
-    gw = Gateway(config, port).start()
     yield root, f"https://127.0.0.1:{port}", token, gw
     gw.stop()
 

@@ -266,21 +266,40 @@ fn merge(text: &str, mut v: Vec<Finding>) -> Vec<Finding> {
             rank(x.kind),
         )
     });
-    let mut out: Vec<Finding> = Vec::with_capacity(v.len());
-    for x in v {
-        if let Some(cur) = out.last_mut() {
+    merge_sorted(
+        v,
+        |cur, x| {
             let gap = text.get(cur.range.end..x.range.start).unwrap_or("");
             let adjacent = x.kind == cur.kind
                 && gap.len() <= 3
                 && gap
                     .chars()
                     .all(|c| c.is_whitespace() || matches!(c, ',' | '-' | '.'));
-            if x.range.start < cur.range.end || adjacent {
-                let x_wins = !contextual(cur)
-                    && (contextual(&x)
-                        || x.range.len() > cur.range.len()
-                        || (x.range.len() == cur.range.len() && rank(x.kind) < rank(cur.kind)));
-                if x_wins {
+            x.range.start < cur.range.end || adjacent
+        },
+        |cur, x| {
+            !contextual(cur)
+                && (contextual(x)
+                    || x.range.len() > cur.range.len()
+                    || (x.range.len() == cur.range.len() && rank(x.kind) < rank(cur.kind)))
+        },
+    )
+}
+
+/// Merges findings sorted by start: each that `joins` the span before it
+/// (`joins(before, next)`) is folded into it, which then reaches as far as
+/// either and takes the kind and detector of `next` where `wins(before,
+/// next)`.
+pub fn merge_sorted(
+    sorted: Vec<Finding>,
+    joins: impl Fn(&Finding, &Finding) -> bool,
+    wins: impl Fn(&Finding, &Finding) -> bool,
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::with_capacity(sorted.len());
+    for x in sorted {
+        if let Some(cur) = out.last_mut() {
+            if joins(cur, &x) {
+                if wins(cur, &x) {
                     cur.kind = x.kind;
                     cur.detector = x.detector;
                 }

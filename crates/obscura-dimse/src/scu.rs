@@ -405,12 +405,7 @@ impl Association {
         let mut data_done = false;
         let mut too_large = false;
         while !data_done {
-            let p = timeout(
-                self.timeout,
-                pdu::read_pdu(&mut self.s, &mut self.buf, self.max_pdu_length),
-            )
-            .await
-            .map_err(|_| DimseError::Timeout)??;
+            let p = self.read_pdu().await?;
             match p {
                 Some(Pdu::PData) => {}
                 other => {
@@ -427,10 +422,7 @@ impl Association {
                     if rsp.is_some() {
                         return Err(DimseError::Protocol("command before the data set".into()));
                     }
-                    if command_bytes.len() + pdv.data.len() > command::MAX_COMMAND_BYTES {
-                        return Err(DimseError::Malformed("response command too large".into()));
-                    }
-                    command_bytes.extend_from_slice(pdv.data);
+                    push_response_command(&mut command_bytes, pdv.data)?;
                     if pdv.is_last {
                         let c = Command::decode(&command_bytes)?;
                         if c.field() != Some(command::C_FIND_RSP)
@@ -613,12 +605,7 @@ impl Association {
     async fn response(&mut self, id: u16) -> Result<u16, DimseError> {
         let mut bytes = Vec::new();
         loop {
-            let p = timeout(
-                self.timeout,
-                pdu::read_pdu(&mut self.s, &mut self.buf, self.max_pdu_length),
-            )
-            .await
-            .map_err(|_| DimseError::Timeout)??;
+            let p = self.read_pdu().await?;
             match p {
                 Some(Pdu::PData) => {
                     for pdv in pdu::pdvs(&self.buf) {
@@ -626,10 +613,7 @@ impl Association {
                         if !pdv.is_command {
                             return Err(DimseError::Protocol("data set in a response".into()));
                         }
-                        if bytes.len() + pdv.data.len() > command::MAX_COMMAND_BYTES {
-                            return Err(DimseError::Malformed("response command too large".into()));
-                        }
-                        bytes.extend_from_slice(pdv.data);
+                        push_response_command(&mut bytes, pdv.data)?;
                         if pdv.is_last {
                             let rsp = Command::decode(&bytes)?;
                             bytes.clear();
@@ -655,16 +639,22 @@ impl Association {
         }
     }
 
-    /// A-RELEASE-RQ, waits for A-RELEASE-RP, closes.
-    pub async fn release(mut self) -> Result<(), DimseError> {
-        self.s.write_all(&pdu::encode_release(true)).await?;
-        self.s.flush().await?;
-        let p = timeout(
+    /// The next PDU from the peer (`None` at the end of the stream; a
+    /// P-DATA-TF's content in `self.buf`), within the association's timeout.
+    async fn read_pdu(&mut self) -> Result<Option<Pdu>, DimseError> {
+        timeout(
             self.timeout,
             pdu::read_pdu(&mut self.s, &mut self.buf, self.max_pdu_length),
         )
         .await
-        .map_err(|_| DimseError::Timeout)??;
+        .map_err(|_| DimseError::Timeout)?
+    }
+
+    /// A-RELEASE-RQ, waits for A-RELEASE-RP, closes.
+    pub async fn release(mut self) -> Result<(), DimseError> {
+        self.s.write_all(&pdu::encode_release(true)).await?;
+        self.s.flush().await?;
+        let p = self.read_pdu().await?;
         let _ = self.s.shutdown().await;
         match p {
             Some(Pdu::ReleaseRp) => Ok(()),
@@ -678,6 +668,16 @@ impl Association {
         let _ = self.s.flush().await;
         let _ = self.s.shutdown().await;
     }
+}
+
+/// Appends a fragment of a response's command set to `bytes`; a command set
+/// over `MAX_COMMAND_BYTES` is refused.
+fn push_response_command(bytes: &mut Vec<u8>, fragment: &[u8]) -> Result<(), DimseError> {
+    if bytes.len() + fragment.len() > command::MAX_COMMAND_BYTES {
+        return Err(DimseError::Malformed("response command too large".into()));
+    }
+    bytes.extend_from_slice(fragment);
+    Ok(())
 }
 
 /// The error for a PDU (or the end of the stream) other than the one

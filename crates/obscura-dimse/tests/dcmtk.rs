@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{dataset_of, dcmtk, pki, samples, Server};
+use common::{dataset_of, dcmtk, pki, samples, storescp, Server};
 use obscura_dimse::{tls, ScuConfig, ScuTls};
 use tokio::process::Command;
 
@@ -184,40 +184,6 @@ async fn tls_without_client_auth_and_plain_client_refused() {
     .await;
     assert!(!ok);
     server.stop().await;
-}
-
-/// Starts /usr/bin/storescp on a free port; returns it and its port.
-async fn storescp(
-    args: &[&std::ffi::OsStr],
-    out: &std::path::Path,
-) -> Option<(tokio::process::Child, u16)> {
-    let bin = dcmtk("storescp")?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(bin)
-        .args(["-aet", "STORESCP", "-od"])
-        .arg(out)
-        .args(args)
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Wait until it listens.
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some((child, port));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("storescp did not start");
 }
 
 fn received_instances(dir: &std::path::Path) -> Vec<String> {

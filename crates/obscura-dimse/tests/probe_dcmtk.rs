@@ -5,43 +5,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{dcmtk, samples};
+use common::{dcmtk, free_port, samples, spawn, storescp, wait_port};
 use obscura_dimse::{
     attempt_association, AssociationAttempt, ProposedContext, ScuConfig, STUDY_ROOT_FIND,
 };
 use tokio::process::{Child, Command};
 
 const CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-async fn wait_port(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {port}");
-}
-
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
 
 fn contexts() -> Vec<ProposedContext> {
     [
@@ -88,18 +60,10 @@ async fn dcmqrscp(dir: &Path) -> Option<(Child, u16)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storescp_accepts_any_title_and_reports_each_context() {
-    let Some(bin) = dcmtk("storescp") else {
+    let out = tempfile::tempdir().unwrap();
+    let Some((_child, port)) = storescp(&[], out.path()).await else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _child = spawn(
-        Command::new(bin)
-            .args(["-aet", "STORESCP", "-od"])
-            .arg(out.path())
-            .arg(port.to_string()),
-    );
-    wait_port(port).await;
     let addr = ("127.0.0.1", port);
     let a = match attempt_association(addr, &config("PRB1", "NOSUCHTITLE9"), &contexts()).await {
         AssociationAttempt::Accepted(a) => a,

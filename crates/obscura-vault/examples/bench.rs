@@ -14,10 +14,11 @@
 //! Set `VAULT_BENCH_DIR` to put the files on a given disk (default: the
 //! system temp folder).
 
+mod common;
+
+use common::{peak_rss_mib, Discard};
 use obscura_vault::keys::KEY_LEN;
-use obscura_vault::{
-    Attr, Attributes, Level, MasterKey, ObjectKey, ObjectStore, ObjectWriter, Query, Vault,
-};
+use obscura_vault::{Attr, Attributes, Level, MasterKey, Query, Vault};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -29,9 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mib = args.first().copied().unwrap_or(512);
     let studies = args.get(1).copied().unwrap_or(5_000);
     let per_study = args.get(2).copied().unwrap_or(4);
-    let base = std::env::var_os("VAULT_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = common::bench_dir();
     let dir = tempfile::tempdir_in(base)?;
     objects(dir.path(), mib)?;
     index(dir.path(), studies, per_study)?;
@@ -40,17 +39,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 fn objects(dir: &std::path::Path, mib: u64) -> Result<(), Box<dyn std::error::Error>> {
@@ -214,42 +202,6 @@ fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
         }
         to.write_all(&buf[..n])?;
         total += n as u64;
-    }
-}
-
-/// Objects that go nowhere: the index is measured alone.
-struct Discard;
-
-struct DiscardWriter(u64);
-
-impl Write for DiscardWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ObjectWriter for DiscardWriter {
-    fn commit(self: Box<Self>) -> io::Result<u64> {
-        Ok(self.0)
-    }
-}
-
-impl ObjectStore for Discard {
-    fn put(&self, _: &ObjectKey) -> io::Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(DiscardWriter(0)))
-    }
-    fn get(&self, _: &ObjectKey) -> io::Result<Box<dyn Read + Send>> {
-        Err(io::ErrorKind::NotFound.into())
-    }
-    fn delete(&self, _: &ObjectKey) -> io::Result<()> {
-        Ok(())
-    }
-    fn delete_tenant(&self, _: &str) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -17,11 +17,11 @@
 //! new studies (the reads use their own connections; each store updates
 //! the cache).
 
+mod common;
+
+use common::{peak_rss_mib, Discard};
 use obscura_vault::keys::KEY_LEN;
-use obscura_vault::{
-    Attr, Attributes, Level, MasterKey, ObjectKey, ObjectStore, ObjectWriter, Query, Vault,
-};
-use std::io::{self, Read, Write};
+use obscura_vault::{Attr, Attributes, Level, MasterKey, Query, Vault};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,9 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let series = args.get(1).copied().unwrap_or(2);
     let per_series = args.get(2).copied().unwrap_or(25);
     let runs = args.get(3).copied().unwrap_or(50);
-    let base = std::env::var_os("VAULT_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = common::bench_dir();
     let temp = tempfile::tempdir_in(base)?;
     let dir = std::env::var_os("VAULT_QIDO_DIR")
         .map(std::path::PathBuf::from)
@@ -237,17 +235,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 const SURNAMES: &[&str] = &[
     "SMITH", "JONES", "GARCIA", "MILLER", "DAVIS", "LOPEZ", "WILSON", "TAYLOR", "MOORE", "DOE",
     "NGUYEN", "KHAN", "MÜLLER", "ROSSI", "SILVA", "KIM", "PATEL", "COHEN", "BROWN", "MARTIN",
@@ -326,40 +313,4 @@ fn study(s: usize, series: usize, per_series: usize) -> Vec<(Attributes, &'stati
         }
     }
     out
-}
-
-/// Objects that go nowhere: the index is measured alone.
-struct Discard;
-
-struct DiscardWriter(u64);
-
-impl Write for DiscardWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ObjectWriter for DiscardWriter {
-    fn commit(self: Box<Self>) -> io::Result<u64> {
-        Ok(self.0)
-    }
-}
-
-impl ObjectStore for Discard {
-    fn put(&self, _: &ObjectKey) -> io::Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(DiscardWriter(0)))
-    }
-    fn get(&self, _: &ObjectKey) -> io::Result<Box<dyn Read + Send>> {
-        Err(io::ErrorKind::NotFound.into())
-    }
-    fn delete(&self, _: &ObjectKey) -> io::Result<()> {
-        Ok(())
-    }
-    fn delete_tenant(&self, _: &str) -> io::Result<()> {
-        Ok(())
-    }
 }

@@ -915,23 +915,11 @@ fn insert_one(
     let study_h = need(Attr::StudyInstanceUID)?;
     let series_h = need(Attr::SeriesInstanceUID)?;
     let sop_h = need(Attr::SOPInstanceUID)?;
-    let exists: Option<i64> = tx
-        .query_row(
-            "SELECT pk FROM instances WHERE tenant = ?1 AND uid_h = ?2",
-            params![t.pk, sop_h],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let exists = pk_by_uid(tx, "instances", t, &sop_h)?;
     if exists.is_some() {
         return Ok(Inserted::Duplicate);
     }
-    let study: Option<i64> = tx
-        .query_row(
-            "SELECT pk FROM studies WHERE tenant = ?1 AND uid_h = ?2",
-            params![t.pk, study_h],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let study = pk_by_uid(tx, "studies", t, &study_h)?;
     let study_pk = match study {
         Some(pk) => pk,
         None => {
@@ -954,13 +942,7 @@ fn insert_one(
             tx.last_insert_rowid()
         }
     };
-    let series: Option<i64> = tx
-        .query_row(
-            "SELECT pk FROM series WHERE tenant = ?1 AND uid_h = ?2",
-            params![t.pk, series_h],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let series = pk_by_uid(tx, "series", t, &series_h)?;
     let series_pk = match series {
         Some(pk) => pk,
         None => {
@@ -999,6 +981,23 @@ fn insert_one(
         ],
     )?;
     Ok(Inserted::New)
+}
+
+/// The row number of a tenant's row in `table` (instances, series or
+/// studies) by its UID hash.
+fn pk_by_uid(
+    tx: &rusqlite::Transaction<'_>,
+    table: &'static str,
+    t: &Scope,
+    uid_h: &[u8],
+) -> Result<Option<i64>, VaultError> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT pk FROM {table} WHERE tenant = ?1 AND uid_h = ?2"),
+            params![t.pk, uid_h],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Add `modality` to a study's ModalitiesInStudy (re-sealing its record,

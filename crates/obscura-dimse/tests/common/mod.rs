@@ -2,8 +2,10 @@
 //! certificates, sample files.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use obscura_dimse::{
@@ -137,6 +139,53 @@ pub fn dcmtk(name: &str) -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Waits until something listens on loopback `port` (at most 10 s).
+pub async fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// Spawns `cmd` with no input or output, killed when dropped.
+pub fn spawn(cmd: &mut tokio::process::Command) -> tokio::process::Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Starts /usr/bin/storescp (AE title STORESCP, files into `out`, then
+/// `args`) on a free port once it listens; it and its port, or None if
+/// DCMTK is missing.
+pub async fn storescp(args: &[&OsStr], out: &Path) -> Option<(tokio::process::Child, u16)> {
+    let bin = dcmtk("storescp")?;
+    let port = free_port();
+    let child = spawn(
+        tokio::process::Command::new(bin)
+            .args(["-aet", "STORESCP", "-od"])
+            .arg(out)
+            .args(args)
+            .arg(port.to_string()),
+    );
+    wait_port(port).await;
+    Some((child, port))
 }
 
 /// The repository's sample DICOM files that are Part 10.
