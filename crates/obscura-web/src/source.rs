@@ -1,11 +1,11 @@
 //! Byte sources for obscura-dicom's reader: a range of a spool file (a
-//! STOW-RS part), and a stored instance read as a stream (the vault
-//! decrypts segment by segment, front to back).
+//! STOW-RS part), and a stored instance read where it is needed (the vault
+//! seeks for free and decrypts only the segments a read touches).
 
 use obscura_dicom::Source;
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -80,63 +80,37 @@ impl Read for FileRangeReader {
     }
 }
 
-/// A stream of known length read as a [`Source`]: bytes up to `keep` are
-/// remembered (the header, which the reader re-reads as its window
-/// grows); beyond that, reads must go forward, and what lies between is
-/// read and dropped. Enough for obscura-dicom's reader, which reads the
-/// header, then walks the pixel data's fragment headers and the tail
-/// forward. A read behind the stream that was not kept is an error.
-pub struct StreamSource<R: Read> {
+/// A seekable object of known length read as a [`Source`]: bytes up to
+/// `keep` are remembered (the header, which the reader re-reads as its
+/// window grows); anything beyond is read where it lies, by seeking (a
+/// stored instance seeks for free and decrypts only the segments it reads).
+pub struct SeekSource<R: Read + Seek> {
     len: u64,
     keep: u64,
-    state: RefCell<StreamState<R>>,
+    state: RefCell<SeekState<R>>,
 }
 
-struct StreamState<R> {
+struct SeekState<R> {
     inner: R,
-    /// Bytes `0..kept.len()` of the stream.
+    /// Bytes `0..kept.len()` of the object.
     kept: Vec<u8>,
-    /// Position of `inner` (at least `kept.len()`).
-    pos: u64,
 }
 
-impl<R: Read> StreamSource<R> {
-    /// Wrap a stream of `len` bytes, remembering at most its first `keep` bytes.
+impl<R: Read + Seek> SeekSource<R> {
+    /// Wrap an object of `len` bytes, remembering at most its first `keep` bytes.
     pub fn new(inner: R, len: u64, keep: u64) -> Self {
-        StreamSource {
+        SeekSource {
             len,
             keep,
-            state: RefCell::new(StreamState {
+            state: RefCell::new(SeekState {
                 inner,
                 kept: Vec::new(),
-                pos: 0,
             }),
         }
     }
 }
 
-impl<R: Read> StreamState<R> {
-    /// Read forward to `to`, remembering what falls below `keep`.
-    fn advance(&mut self, to: u64, keep: u64) -> io::Result<()> {
-        let mut scratch = [0u8; 64 * 1024];
-        while self.pos < to {
-            if self.pos < keep {
-                let want = (to.min(keep) - self.pos) as usize;
-                let start = self.kept.len();
-                self.kept.resize(start + want, 0);
-                self.inner.read_exact(&mut self.kept[start..])?;
-                self.pos += want as u64;
-            } else {
-                let n = ((to - self.pos) as usize).min(scratch.len());
-                self.inner.read_exact(&mut scratch[..n])?;
-                self.pos += n as u64;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<R: Read> Source for StreamSource<R> {
+impl<R: Read + Seek> Source for SeekSource<R> {
     fn len(&self) -> u64 {
         self.len
     }
@@ -149,22 +123,23 @@ impl<R: Read> Source for StreamSource<R> {
                 "source ends early",
             ));
         }
-        let mut s = self.state.borrow_mut();
-        // the part below `keep` comes from what is kept
+        let s = &mut *self.state.borrow_mut();
+        // the part below `keep` comes from what is kept (grown as needed)
         let k = end.min(self.keep);
         if offset < k {
-            s.advance(k, self.keep)?;
+            let have = s.kept.len() as u64;
+            if have < k {
+                s.inner.seek(SeekFrom::Start(have))?;
+                s.kept.resize(k as usize, 0);
+                s.inner.read_exact(&mut s.kept[have as usize..])?;
+            }
             buf[..(k - offset) as usize].copy_from_slice(&s.kept[offset as usize..k as usize]);
         }
-        // the rest is read from the stream, forward only
+        // the rest is read where it lies
         let from = offset.max(k);
         if from < end {
-            if from < s.pos {
-                return Err(io::Error::other("a stored object is read front to back"));
-            }
-            s.advance(from, self.keep)?;
+            s.inner.seek(SeekFrom::Start(from))?;
             s.inner.read_exact(&mut buf[(from - offset) as usize..])?;
-            s.pos = end;
         }
         Ok(())
     }
@@ -182,26 +157,14 @@ impl<R: Read> Source for StreamSource<R> {
     }
 }
 
-/// Read and drop `n` bytes of `r`.
-pub fn skip(r: &mut impl Read, n: u64) -> io::Result<()> {
-    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
-    if copied < n {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "object ends early",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn stream_source_keeps_the_front_and_reads_forward() {
+    fn seek_source_keeps_the_front_and_reads_anywhere() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let s = StreamSource::new(&data[..], data.len() as u64, 1000);
+        let s = SeekSource::new(io::Cursor::new(&data[..]), data.len() as u64, 1000);
         let mut b = [0u8; 10];
         s.read_at(500, &mut b).unwrap();
         assert_eq!(&b, &data[500..510]);
@@ -209,10 +172,9 @@ mod tests {
         assert_eq!(&b, &data[..10]);
         s.read_at(90_000, &mut b).unwrap();
         assert_eq!(&b, &data[90_000..90_010]);
-        s.read_at(995, &mut b).unwrap_err();
-        s.read_at(990, &mut b).unwrap();
-        assert_eq!(&b, &data[990..1000]);
-        let s = StreamSource::new(&data[..], data.len() as u64, 1000);
+        // behind the last read, beyond what is kept: read where it lies
+        s.read_at(50_000, &mut b).unwrap();
+        assert_eq!(&b, &data[50_000..50_010]);
         s.read_at(995, &mut b).unwrap();
         assert_eq!(&b, &data[995..1005]);
         s.read_at(990, &mut b).unwrap();
@@ -220,5 +182,8 @@ mod tests {
         s.read_at(99_990, &mut b).unwrap();
         assert_eq!(&b, &data[99_990..]);
         s.read_at(99_995, &mut b).unwrap_err();
+        let mut out = Vec::new();
+        s.copy_to(900, 80_000, &mut out).unwrap();
+        assert_eq!(out, &data[900..80_900]);
     }
 }

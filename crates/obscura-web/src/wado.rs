@@ -14,7 +14,7 @@
 use crate::body::{stream, ChannelWriter};
 use crate::json::{self, find_bulk, Bulk};
 use crate::media::{new_boundary, parse_accept, MediaType};
-use crate::source::{skip, StreamSource};
+use crate::source::SeekSource;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -25,7 +25,7 @@ use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use obscura_dicom::{DicomInput, Limits, PixelSpan};
 use obscura_vault::{Attr, Level, Query, TenantId, Vault};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 /// Bytes of a stored object kept in memory while its header is read.
@@ -294,18 +294,18 @@ fn with_type(body: Body, content_type: &str) -> Response {
     r
 }
 
-/// Read a stored instance's header (the object is read front to back; its
-/// first 64 MiB are kept while the header is parsed).
+/// Read a stored instance's header (its first 64 MiB are kept while the
+/// header is parsed; the pixel data is skipped by seeking, not decrypted).
 fn read_header(
     vault: &Vault,
     tenant: &TenantId,
     sop: &str,
-) -> Result<DicomInput<StreamSource<obscura_vault::InstanceReader>>, String> {
+) -> Result<DicomInput<SeekSource<obscura_vault::InstanceReader>>, String> {
     let r = vault
         .open_instance(tenant, sop)
         .map_err(|e| e.to_string())?;
     let len = r.len();
-    DicomInput::read(StreamSource::new(r, len, HEADER_KEEP), Limits::default())
+    DicomInput::read(SeekSource::new(r, len, HEADER_KEEP), Limits::default())
         .map_err(|e| format!("reading a stored header: {e}"))
 }
 
@@ -479,7 +479,8 @@ pub async fn bulkdata(
                 let mut r = vault
                     .open_instance(&tenant, &f.sop)
                     .map_err(|e| e.to_string())?;
-                skip(&mut r, px.value_offset).map_err(|e| e.to_string())?;
+                r.seek(SeekFrom::Start(px.value_offset))
+                    .map_err(|e| e.to_string())?;
                 copy(&mut r.take(px.value_bytes), w)?;
             }
             None => {
@@ -627,7 +628,8 @@ fn encapsulated_frames(
     frames: u64,
 ) -> Result<FrameRuns, ApiError> {
     let mut r = vault.open_instance(tenant, sop)?;
-    skip(&mut r, px.value_offset).map_err(|e| ApiError::Internal(e.to_string()))?;
+    r.seek(SeekFrom::Start(px.value_offset))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut pos = px.value_offset;
     let end = px.value_offset + px.value_bytes;
     let mut bot = Vec::new();
@@ -661,7 +663,8 @@ fn encapsulated_frames(
         } else {
             // offset relative to the first fragment's item tag, for the table
             fragments.push((pos, len));
-            skip(&mut r, len).map_err(|e| ApiError::Internal(e.to_string()))?;
+            r.seek(SeekFrom::Current(len as i64))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         pos += len;
     }
@@ -746,7 +749,9 @@ pub async fn frames(
     let b = boundary.clone();
     let pt = part_type.clone();
     let body = stream(web.config.idle_timeout(), permit, move |w| {
-        let mut reader: Option<(obscura_vault::InstanceReader, u64)> = None;
+        let mut r = vault
+            .open_instance(&tenant, &f.sop)
+            .map_err(|e| e.to_string())?;
         for n in wanted {
             let run = &runs[n as usize - 1];
             let total: u64 = run.iter().map(|(_, l)| l).sum();
@@ -756,19 +761,9 @@ pub async fn frames(
             )
             .map_err(|e| e.to_string())?;
             for &(off, len) in run {
-                // read forward; reopen to go back
-                if reader.as_ref().is_none_or(|(_, pos)| *pos > off) {
-                    reader = Some((
-                        vault
-                            .open_instance(&tenant, &f.sop)
-                            .map_err(|e| e.to_string())?,
-                        0,
-                    ));
-                }
-                let (r, pos) = reader.as_mut().expect("open");
-                skip(r, off - *pos).map_err(|e| e.to_string())?;
+                // straight to the frame: only its segments are decrypted
+                r.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
                 copy(&mut r.by_ref().take(len), w)?;
-                *pos = off + len;
             }
             w.write_all(b"\r\n").map_err(|e| e.to_string())?;
         }

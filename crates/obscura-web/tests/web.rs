@@ -897,3 +897,63 @@ async fn mutual_tls_and_tokens_over_tls() {
     let _ = &tls.client_pem;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_anywhere_in_a_large_multi_frame_instance() {
+    let s = Server::start(None).await;
+    // 30 frames of 62,500 bytes: frames straddle the vault's 64 KiB segments
+    let (rows, cols, n) = (250u16, 250u16, 30u16);
+    let size = rows as usize * cols as usize;
+    let sop = "1.2.826.0.1.3680043.8.498.1.1.9";
+    let mut plain = dicom(ST, SE, sop, "Doe^Jane", rows, cols, n);
+    // every byte of the pixel data distinct from its neighbours
+    let px = plain.len() - size * n as usize;
+    for (i, b) in plain[px..].iter_mut().enumerate() {
+        *b = (i * 7 % 251) as u8;
+    }
+    let path = s._dir.path().join("large.dcm");
+    std::fs::write(&path, &plain).unwrap();
+    s.vault.store_file(&s.tenants.0, &path).unwrap();
+    let frame = |k: usize| plain[px + (k - 1) * size..px + k * size].to_vec();
+    let inst = format!("/studies/{ST}/series/{SE}/instances/{sop}");
+
+    // the last frame, then the one before, one near the start and the last again
+    let r = s
+        .req(
+            "GET",
+            &format!("{inst}/frames/30,29,2,30"),
+            Some(TOKEN_A),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let parts = r.parts();
+    assert_eq!(parts.len(), 4);
+    assert!(parts[0] == frame(30), "frame 30");
+    assert!(parts[1] == frame(29), "frame 29");
+    assert!(parts[2] == frame(2), "frame 2");
+    assert!(parts[3] == frame(30), "frame 30 again");
+    // the whole pixel data as bulk data, and the metadata, are unchanged
+    let r = s
+        .req(
+            "GET",
+            &format!("{inst}/bulkdata/7FE00010"),
+            Some(TOKEN_A),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.parts()[0] == plain[px..], "bulk data");
+    let r = s
+        .req("GET", &format!("{inst}/metadata"), Some(TOKEN_A), &[], b"")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()[0]["00280008"]["Value"][0], 30);
+    let r = s
+        .req("GET", &format!("{inst}/frames/31"), Some(TOKEN_A), &[], b"")
+        .await;
+    assert_eq!(r.status, 404);
+    s.stop().await;
+}
