@@ -38,16 +38,19 @@ pub const STATUS_NOT_AUTHORIZED: u16 = 0x0124;
 /// DIMSE status: Error, cannot understand.
 pub const STATUS_CANNOT_UNDERSTAND: u16 = 0xC000;
 
-/// Print one log line (never PHI: AE titles, hashed UIDs, counts, codes).
+/// Print one log line (never PHI: AE titles, hashed UIDs, counts, codes),
+/// stamped in RFC 3339 UTC with milliseconds (the audit log's formatter).
 pub fn log(msg: &str) {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     eprintln!(
-        "{}.{:03} obscura serve: {msg}",
-        t.as_secs(),
-        t.subsec_millis()
+        "{} obscura serve: {msg}",
+        log_line_time(std::time::SystemTime::now())
     );
+}
+
+/// A log line's time: RFC 3339 UTC with milliseconds, e.g.
+/// `2026-12-05T13:04:05.123Z`.
+pub fn log_line_time(t: std::time::SystemTime) -> String {
+    obscura_audit::event::rfc3339(t)
 }
 
 /// The running gateway's shared state.
@@ -350,5 +353,16 @@ impl Gateway {
     /// Whether [`stop`](Self::stop) was called.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod log_time_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn log_lines_are_stamped_in_rfc3339_utc_with_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_475_845_123);
+        assert_eq!(super::log_line_time(t), "2026-12-05T13:04:05.123Z");
     }
 }
