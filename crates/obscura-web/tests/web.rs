@@ -957,3 +957,41 @@ async fn frames_anywhere_in_a_large_multi_frame_instance() {
     assert_eq!(r.status, 404);
     s.stop().await;
 }
+
+/// The time to serve the last frame of a 200 MiB native multi-frame
+/// instance (`cargo test --release -p obscura-web --test web -- --ignored
+/// --nocapture last_frame_timing`), for docs/archive.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn last_frame_timing() {
+    let s = Server::start(None).await;
+    let (rows, cols, n) = (1024u16, 1024u16, 200u16);
+    let size = rows as usize * cols as usize;
+    let sop = "1.2.826.0.1.3680043.8.498.1.1.10";
+    let plain = dicom(ST, SE, sop, "Doe^Jane", rows, cols, n);
+    let path = s._dir.path().join("big.dcm");
+    std::fs::write(&path, &plain).unwrap();
+    s.vault.store_file(&s.tenants.0, &path).unwrap();
+    let inst = format!("/studies/{ST}/series/{SE}/instances/{sop}");
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let r = s
+            .req(
+                "GET",
+                &format!("{inst}/frames/{n}"),
+                Some(TOKEN_A),
+                &[],
+                b"",
+            )
+            .await;
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(r.status, 200);
+        assert!(r.parts()[0] == plain[plain.len() - size..], "last frame");
+    }
+    println!(
+        "last frame of a 200 MiB instance: {:.3} s (best of 3)",
+        best
+    );
+    s.stop().await;
+}
