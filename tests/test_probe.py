@@ -190,6 +190,87 @@ def test_expect_secure(lab):
     assert "high" in dirty.stderr
 
 
+def test_targets_file_and_ranges(lab):
+    """A file of targets (comments, blank lines) and one-address CIDR ranges
+    against the lab; ranges above 4,096 addresses are refused, above 256
+    need --yes (stdin is not a terminal here, so no question is asked)."""
+    tf = lab["dir"] / "targets.txt"
+    tf.write_text(f"# the lab\n127.0.0.1/32:{lab['storescp']}   # storescp, a range of one\n\n"
+                  f"127.0.0.1:{lab['serve']}\n")
+    out = lab["dir"] / "ranges.json"
+    run = subprocess.run([str(BINARY), "probe", "--targets-file", str(tf), f"127.0.0.1/32:{lab['dcmqrscp']}",
+                          "--json", str(out)], capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    targets = [e["target"] for e in report["endpoints"]]
+    assert targets == [f"127.0.0.1:{lab[n]}" for n in ("dcmqrscp", "storescp", "serve")], targets
+    by = dict(zip(("dcmqrscp", "storescp", "serve"), report["endpoints"]))
+    assert by["dcmqrscp"]["accepted_called_ae"] == "COMMON"
+    assert by["storescp"]["any_called_ae_accepted"]
+    assert not by["serve"]["unknown_calling_ae_accepted"]
+    # bounds: refused before any packet is sent
+    for args, code, why in ((["10.0.0.0/19:104"], None, "4096"),
+                            (["10.0.0.0/23:104"], 2, "--yes"),
+                            (["10.0.0.0/24:104", "10.0.1.0/31:104"], 2, "--yes")):
+        r = subprocess.run([str(BINARY), "probe", *args], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode != 0 and (code is None or r.returncode == code), (args, r.returncode, r.stderr)
+        assert why in r.stderr, r.stderr
+        assert r.stdout == "", r.stdout
+
+
+# ------------------------------------------------------------- nmap comparison
+
+NMAP = shutil.which("nmap")
+
+
+def nmap(port):
+    """nmap 7.93's DICOM scripts on one lab port ('+' runs them on a port nmap
+    would not name dicom by itself)."""
+    r = subprocess.run([NMAP, "-n", "-Pn", "-p", str(port), "--script", "+dicom-ping,+dicom-brute",
+                        "127.0.0.1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.skipif(NMAP is None, reason="nmap not installed (apt-get install nmap)")
+def test_nmap_comparison(lab):
+    """The same loopback lab seen by nmap 7.93 (dicom-ping, dicom-brute) and
+    by obscura probe: the table of README.md, measured."""
+    names = ("storescp", "dcmqrscp", "serve")
+    seen = {n: nmap(lab[n]) for n in names}
+    for n in names:
+        print(f"--- nmap {n}\n{seen[n]}")
+    out = lab["dir"] / "cmp.json"
+    run = probe(*[f"127.0.0.1:{lab[n]}" for n in names], "--json", out)
+    assert run.returncode == 0, run.stderr
+    ep = dict(zip(names, json.loads(out.read_text())["endpoints"]))
+    print(run.stdout)
+
+    def ids(e):
+        return {f["id"] for f in e["findings"] if f["severity"] in ("high", "critical")}
+
+    # storescp: both see that any AE title is accepted.
+    assert "Any AET is accepted (Insecure)" in seen["storescp"]
+    assert "DICOM SCU allows any AET" in seen["storescp"]
+    assert ep["storescp"]["any_called_ae_accepted"]
+    assert ids(ep["storescp"]) == {"dicom-unknown-caller-services"}
+    # dcmqrscp with COMMON open to ANY: nmap reads "Called AET check enabled"
+    # and its word list lacks COMMON; the probe guesses COMMON and reads one match.
+    assert "Called AET check enabled" in seen["dcmqrscp"]
+    assert "No valid accounts found" in seen["dcmqrscp"] and "COMMON" not in seen["dcmqrscp"]
+    assert ep["dcmqrscp"]["accepted_called_ae"] == "COMMON"
+    assert ep["dcmqrscp"]["query"]["matches_read"] == 1
+    assert ids(ep["dcmqrscp"]) == {"dicom-query-open", "dicom-unknown-caller-services"}
+    # obscura serve: nmap never reads its AE guarding as open; the probe agrees.
+    assert "Called AET check enabled" in seen["serve"]
+    assert "Insecure" not in seen["serve"] and "allows any AET" not in seen["serve"]
+    assert "No valid accounts found" in seen["serve"]
+    assert ids(ep["serve"]) == set()
+    assert ep["serve"]["random_titles"]["outcome"] == "rejected"
+
+
 # ------------------------------------------------------------- DICOMweb / HTTP
 
 import secrets  # noqa: E402

@@ -2,7 +2,11 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use obscura_probe::{parse_target, ProbeOptions, Severity};
+use obscura_probe::{
+    parse_target, parse_targets_file, target_addresses, ProbeOptions, Severity,
+    CONFIRM_ABOVE_ADDRESSES,
+};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,11 +14,18 @@ use std::time::Duration;
 /// Arguments of `obscura probe`.
 #[derive(Args)]
 pub struct ProbeArgs {
-    /// Endpoints to audit, HOST[:PORT]; without a port the DICOM ports
-    /// 104, 11112, 2761, 2762, 4242 and the HTTP(S) ports 80, 443, 8042,
-    /// 8080 are tried. Probe only what you run.
-    #[arg(required = true)]
+    /// Endpoints to audit, HOST[:PORT] or a CIDR range ADDRESS/PREFIX[:PORT]
+    /// (at most 4,096 addresses; above 256 in all, --yes or a confirmation);
+    /// without a port the DICOM ports 104, 11112, 2761, 2762, 4242 and the
+    /// HTTP(S) ports 80, 443, 8042, 8080 are tried. Probe only what you run.
+    #[arg(required_unless_present = "targets_file")]
     targets: Vec<String>,
+    /// Read targets from this file: one HOST[:PORT] or range a line, `#` comments.
+    #[arg(long)]
+    targets_file: Option<PathBuf>,
+    /// Probe more than 256 addresses from ranges without asking.
+    #[arg(long)]
+    yes: bool,
     /// Write the full report as JSON here (counts and keyed hashes, no values).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -37,9 +48,33 @@ pub struct ProbeArgs {
 
 /// Run `obscura probe`.
 pub fn run(args: ProbeArgs) -> Result<ExitCode> {
+    let mut given = args.targets.clone();
+    if let Some(path) = &args.targets_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        given.extend(parse_targets_file(&text));
+    }
     let mut targets = Vec::new();
-    for t in &args.targets {
+    let mut range_addresses = 0u128;
+    for t in &given {
         targets.extend(parse_target(t)?);
+        if t.contains('/') {
+            range_addresses += target_addresses(t)?;
+        }
+    }
+    if targets.is_empty() {
+        eprintln!("obscura probe: no targets");
+        return Ok(ExitCode::from(2));
+    }
+    if range_addresses > CONFIRM_ABOVE_ADDRESSES
+        && !args.yes
+        && !confirm(range_addresses, targets.len())
+    {
+        eprintln!(
+            "obscura probe: {range_addresses} addresses from ranges (more than {CONFIRM_ABOVE_ADDRESSES}): \
+             confirm with --yes"
+        );
+        return Ok(ExitCode::from(2));
     }
     let mut options = ProbeOptions::new();
     options.max_associations_per_second = args.rate.clamp(1, 10);
@@ -67,4 +102,19 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal whether to probe that many addresses; `false`
+/// without a terminal on stdin or on any answer but y/yes.
+fn confirm(addresses: u128, endpoints: usize) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("Probe {addresses} addresses ({endpoints} endpoints)? Only what you run. [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }

@@ -34,7 +34,10 @@ pub use http::{
     Answer, DicomWebCheck, HttpSummary, OrthancSystem, DEFAULT_HTTP_PORTS, DICOMWEB_PREFIXES,
 };
 pub use render::table;
-pub use target::{parse_target, Target, DEFAULT_DICOM_PORTS};
+pub use target::{
+    parse_target, parse_targets_file, target_addresses, Target, CONFIRM_ABOVE_ADDRESSES,
+    DEFAULT_DICOM_PORTS, MAX_RANGE_ADDRESSES,
+};
 
 /// The called AE titles tried when a random one is refused: titles products
 /// and tutorials ship with.
@@ -244,19 +247,87 @@ impl Report {
     }
 }
 
-/// Probes every target in order, sharing one rate limit.
+/// Endpoints probed at the same time. Small on purpose: all of them share
+/// the one rate limit, and each has its own time budget.
+pub const CONCURRENT_ENDPOINTS: usize = 4;
+
+/// Probes the targets, [`CONCURRENT_ENDPOINTS`] at a time, sharing one rate
+/// limit; the report lists them in the order given.
 pub async fn probe(targets: &[Target], options: &ProbeOptions) -> Report {
     let started = std::time::Instant::now();
     let limiter = checks::Limiter::new(options.max_associations_per_second);
-    let mut endpoints = Vec::with_capacity(targets.len());
-    for t in targets {
-        endpoints.push(checks::probe_endpoint(t, options, &limiter).await);
-    }
+    let slots = tokio::sync::Semaphore::new(CONCURRENT_ENDPOINTS);
+    let futures = targets.iter().map(|t| {
+        let (limiter, slots) = (&limiter, &slots);
+        async move {
+            // The semaphore is never closed: acquire cannot fail.
+            let _slot = slots.acquire().await.ok();
+            checks::probe_endpoint(t, options, limiter).await
+        }
+    });
+    let endpoints = join_all(futures.collect()).await;
     Report {
         tool: format!("obscura probe {}", env!("CARGO_PKG_VERSION")),
         endpoints,
         hash_note: "identifier_hmac, qido_hmac: HMAC-SHA256 under a key drawn for this run and never stored",
         cve_table_compiled: cve::compiled(),
         elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// Polls every future on the current task until all are done (no spawn, so
+/// neither `Send` nor `'static` is needed); results in input order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, r) in futures.iter_mut().zip(results.iter_mut()) {
+            if r.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *r = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::*;
+
+    /// Endpoints run side by side: four silent listeners (accept, never
+    /// answer) take about one wait each, not four in a row.
+    #[tokio::test]
+    async fn endpoints_concurrent() {
+        let mut targets = Vec::new();
+        let mut keep = Vec::new();
+        for _ in 0..4 {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            targets.push(Target {
+                host: "127.0.0.1".into(),
+                port: l.local_addr().unwrap().port(),
+            });
+            keep.push(l);
+        }
+        let mut options = ProbeOptions::new();
+        options.timeout = Duration::from_millis(600);
+        options.endpoint_budget = Duration::from_millis(1500);
+        let started = std::time::Instant::now();
+        let report = probe(&targets, &options).await;
+        let elapsed = started.elapsed();
+        assert_eq!(report.endpoints.len(), 4);
+        for (e, t) in report.endpoints.iter().zip(&targets) {
+            assert_eq!(e.target, t.to_string());
+        }
+        assert!(elapsed < Duration::from_millis(3 * 1500), "{elapsed:?}");
     }
 }
