@@ -2,6 +2,29 @@
 //! parameters, quoted or not, and the random boundaries of our multipart
 //! responses.
 
+use crate::ApiError;
+use axum::http::{header, HeaderMap};
+
+/// Whether the request's `Accept` takes DICOM JSON (`application/dicom+json`
+/// or `application/json`); no `Accept`, or an empty one, takes anything.
+/// A malformed `Accept` is a 400, one that takes neither a 406 with `refusal`.
+pub fn accepts_json(headers: &HeaderMap, refusal: &str) -> Result<(), ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ranges = parse_accept(accept)
+        .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
+    if ranges.is_empty()
+        || ranges
+            .iter()
+            .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable(refusal.into()))
+    }
+}
+
 /// A media type with its parameters; type, subtype and parameter names
 /// lower case, parameter values unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]

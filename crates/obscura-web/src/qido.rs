@@ -14,7 +14,7 @@
 //! case-insensitively.
 
 use crate::json::{attr_element, tag_key};
-use crate::media::parse_accept;
+use crate::media::accepts_json;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -249,19 +249,7 @@ async fn search(
     level: Level,
     fixed: Vec<(Attr, String)>,
 ) -> Result<Response, ApiError> {
-    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
-        let ranges = parse_accept(accept)
-            .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
-        if !ranges.is_empty()
-            && !ranges
-                .iter()
-                .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
-        {
-            return Err(ApiError::NotAcceptable(
-                "QIDO-RS answers application/dicom+json".into(),
-            ));
-        }
-    }
+    accepts_json(&headers, "QIDO-RS answers application/dicom+json")?;
     let mut req = parse(level, &params, fixed)?;
     let wanted = req.query.limit.unwrap_or(MAX_LIMIT);
     // one more than asked, to know whether there are more

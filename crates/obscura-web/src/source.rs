@@ -9,6 +9,25 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+/// `len` bytes of `src` from `offset` to `out`, `chunk` bytes at a time.
+fn copy_chunks<S: Source + ?Sized>(
+    src: &S,
+    offset: u64,
+    len: u64,
+    out: &mut dyn Write,
+    chunk: usize,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; chunk];
+    let mut done = 0;
+    while done < len {
+        let n = ((len - done) as usize).min(buf.len());
+        src.read_at(offset + done, &mut buf[..n])?;
+        out.write_all(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// Bytes `start..start + len` of a file.
 #[derive(Debug, Clone)]
 pub struct FileRange {
@@ -46,15 +65,7 @@ impl Source for FileRange {
     }
 
     fn copy_to(&self, offset: u64, len: u64, out: &mut dyn Write) -> io::Result<()> {
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut done = 0;
-        while done < len {
-            let n = ((len - done) as usize).min(buf.len());
-            self.read_at(offset + done, &mut buf[..n])?;
-            out.write_all(&buf[..n])?;
-            done += n as u64;
-        }
-        Ok(())
+        copy_chunks(self, offset, len, out, 256 * 1024)
     }
 }
 
@@ -145,15 +156,7 @@ impl<R: Read + Seek> Source for SeekSource<R> {
     }
 
     fn copy_to(&self, offset: u64, len: u64, out: &mut dyn Write) -> io::Result<()> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut done = 0;
-        while done < len {
-            let n = ((len - done) as usize).min(buf.len());
-            self.read_at(offset + done, &mut buf[..n])?;
-            out.write_all(&buf[..n])?;
-            done += n as u64;
-        }
-        Ok(())
+        copy_chunks(self, offset, len, out, 64 * 1024)
     }
 }
 

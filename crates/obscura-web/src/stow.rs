@@ -8,7 +8,7 @@
 //! under the principal's tenant; the response lists each instance in
 //! ReferencedSOPSequence or FailedSOPSequence (with a FailureReason).
 
-use crate::media::{parse_accept, MediaType};
+use crate::media::{accepts_json, MediaType};
 use crate::multipart::{MultipartError, Parser, Sink};
 use crate::source::FileRange;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
@@ -113,19 +113,7 @@ async fn stow(
         .ok_or_else(|| ApiError::BadRequest("multipart/related without a boundary".into()))?;
     let parser = Parser::new(boundary)
         .ok_or_else(|| ApiError::BadRequest("the boundary must be 1 to 200 characters".into()))?;
-    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
-        let ranges = parse_accept(accept)
-            .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
-        if !ranges.is_empty()
-            && !ranges
-                .iter()
-                .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
-        {
-            return Err(ApiError::NotAcceptable(
-                "STOW-RS responses are application/dicom+json".into(),
-            ));
-        }
-    }
+    accepts_json(&headers, "STOW-RS responses are application/dicom+json")?;
     let max_request = web.config.max_request_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)

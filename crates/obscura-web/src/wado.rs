@@ -13,7 +13,7 @@
 
 use crate::body::{stream, ChannelWriter};
 use crate::json::{self, find_bulk, Bulk};
-use crate::media::{new_boundary, parse_accept, MediaType};
+use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
 use crate::source::SeekSource;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::body::Body;
@@ -316,25 +316,6 @@ fn instance_url(base: &str, f: &Found) -> String {
     )
 }
 
-fn accepts_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
-    let ranges = parse_accept(accept)
-        .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
-    if ranges.is_empty()
-        || ranges
-            .iter()
-            .any(|r| r.covers("application/dicom+json") || r.covers("application/json"))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::NotAcceptable(
-            "metadata is available as application/dicom+json".into(),
-        ))
-    }
-}
-
 /// `GET /studies/{study}/metadata`.
 pub async fn study_metadata(
     s: State<Arc<Web>>,
@@ -380,7 +361,7 @@ async fn metadata(
     series: Option<&str>,
     sop: Option<&str>,
 ) -> Result<Response, ApiError> {
-    accepts_json(&headers)?;
+    accepts_json(&headers, "metadata is available as application/dicom+json")?;
     let list = found(&web, &principal, study, series, sop).await?;
     let base = base_url(&peer, &headers, web.config.listen);
     let permit = acquire_stream(&web).await?;
