@@ -335,22 +335,7 @@ impl Gateway {
             match made {
                 Ok(Made::Out(out, tmp)) => ready.push((job, out, tmp, subjects)),
                 Ok(Made::Quarantine(reason, _detail)) => {
-                    let qdir = self.data.quarantine().join(&dest.name);
-                    let name = format!("{}.dcm", &job.uid_hash[..32]);
-                    if let Err(e) = copy_durably(&spool, &qdir, &name) {
-                        self.retry(queue, &job, &format!("quarantine: {e}"))?;
-                        continue;
-                    }
-                    queue.quarantined(job.id, &reason)?;
-                    self.audit_forward(&dest.name, Some(&reason), subjects);
-                    if let Some(m) = dm {
-                        m.quarantined.fetch_add(1, Ordering::Relaxed);
-                    }
-                    crate::log(&format!(
-                        "quarantined instance {} for {}: {reason}",
-                        &job.uid_hash[..12],
-                        dest.name
-                    ));
+                    self.quarantine(queue, &job, dest, dm, &spool, &reason, subjects)?
                 }
                 Err(e) => self.retry(queue, &job, &e)?,
             }
@@ -424,27 +409,44 @@ impl Gateway {
                     }
                 }
                 Archived::Quarantine(reason) => {
-                    let qdir = self.data.quarantine().join(&dest.name);
-                    let name = format!("{}.dcm", &job.uid_hash[..32]);
-                    if let Err(e) = copy_durably(&spool, &qdir, &name) {
-                        self.retry(queue, &job, &format!("quarantine: {e}"))?;
-                        continue;
-                    }
-                    queue.quarantined(job.id, reason)?;
-                    self.audit_forward(&dest.name, Some(reason), subjects);
-                    if let Some(m) = dm {
-                        m.quarantined.fetch_add(1, Ordering::Relaxed);
-                    }
-                    crate::log(&format!(
-                        "quarantined instance {} for {}: {reason}",
-                        &job.uid_hash[..12],
-                        dest.name
-                    ));
+                    self.quarantine(queue, &job, dest, dm, &spool, reason, subjects)?
                 }
                 Archived::Retry(e) => self.retry(queue, &job, &e)?,
             }
         }
         queue.done(&done)?;
+        Ok(())
+    }
+
+    /// Quarantine one instance for `dest`: keep a copy of its spool file
+    /// under the destination's quarantine folder, commit the job as
+    /// quarantined, audit, count and log it; a failed copy is a retry.
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine(
+        &self,
+        queue: &mut crate::queue::Queue,
+        job: &Job,
+        dest: &Destination,
+        dm: Option<&crate::metrics::DestinationMetrics>,
+        spool: &Path,
+        reason: &str,
+        subjects: Vec<obscura_audit::SubjectRef>,
+    ) -> Result<(), String> {
+        let qdir = self.data.quarantine().join(&dest.name);
+        let name = format!("{}.dcm", &job.uid_hash[..32]);
+        if let Err(e) = copy_durably(spool, &qdir, &name) {
+            return self.retry(queue, job, &format!("quarantine: {e}"));
+        }
+        queue.quarantined(job.id, reason)?;
+        self.audit_forward(&dest.name, Some(reason), subjects);
+        if let Some(m) = dm {
+            m.quarantined.fetch_add(1, Ordering::Relaxed);
+        }
+        crate::log(&format!(
+            "quarantined instance {} for {}: {reason}",
+            &job.uid_hash[..12],
+            dest.name
+        ));
         Ok(())
     }
 
