@@ -534,16 +534,7 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
     for prefix in http::DICOMWEB_PREFIXES {
         let Some(limit) = cx.limit("QIDO") else { break };
         let path = format!("{prefix}/studies?limit=1");
-        let r = cx
-            .http(
-                t,
-                "GET",
-                &path,
-                &[("Accept", "application/dicom+json")],
-                &[],
-                limit,
-            )
-            .await;
+        let r = cx.get_dicom_json(t, &path, limit).await;
         if let Ok(r) = &r {
             note_headers(r, &mut realm, &mut server);
         }
@@ -552,16 +543,7 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
         if c.qido.looks_dicomweb() {
             if let Some(limit) = cx.limit("WADO") {
                 let path = format!("{prefix}/studies/{}/metadata", http::random_uid());
-                let r = cx
-                    .http(
-                        t,
-                        "GET",
-                        &path,
-                        &[("Accept", "application/dicom+json")],
-                        &[],
-                        limit,
-                    )
-                    .await;
+                let r = cx.get_dicom_json(t, &path, limit).await;
                 c.wado = Some(Answer::of(&r));
             }
             if let Some(limit) = cx.limit("STOW") {
@@ -595,6 +577,24 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
 }
 
 impl Ctx<'_> {
+    /// `GET path` asking for DICOM JSON.
+    async fn get_dicom_json(
+        &mut self,
+        t: &http::Transport,
+        path: &str,
+        limit: Duration,
+    ) -> Result<http::Response, String> {
+        self.http(
+            t,
+            "GET",
+            path,
+            &[("Accept", "application/dicom+json")],
+            &[],
+            limit,
+        )
+        .await
+    }
+
     async fn http(
         &mut self,
         t: &http::Transport,
