@@ -139,6 +139,33 @@ retry_initial_ms = 200
     return path
 
 
+def tls_gateway(fingerprint, tls_port, modality_addresses):
+    """(peers, extra_server) of a gateway whose MODALITY peer must present the
+    client certificate FINGERPRINT on the TLS listener at TLS_PORT, and whose
+    PACS peer may use plain DICOM from 127.0.0.1 (certificates under pki/)."""
+    peers = [f"""
+[[peer]]
+name = "modality"
+calling_ae = "MODALITY"
+addresses = ["{modality_addresses}"]
+client_cert_sha256 = "{fingerprint}"
+""", """
+[[peer]]
+name = "pacs"
+calling_ae = "PACS"
+addresses = ["127.0.0.1"]
+plain = true
+"""]
+    server_tls = f"""
+[server.tls]
+listen = "127.0.0.1:{tls_port}"
+cert = "pki/server.pem"
+key = "pki/server.key"
+client_ca = "pki/ca.pem"
+"""
+    return peers, server_tls
+
+
 def folder_destination(dir, name, profile=None, allow_burned_in=False):
     dir = Path(dir)
     make_key(dir / f"{name}.key")

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 
 from conftest import BINARY, DEVSET
-from gateway_fixtures import (Gateway, folder_destination, free_port, wait_port, write_config)
+from gateway_fixtures import (Gateway, folder_destination, free_port, tls_gateway, wait_port, write_config)
 from test_serve import make_pki
 
 STORESCP = "/usr/bin/storescp"
@@ -95,26 +95,7 @@ def lab(tmp_path):
         gw_dir.mkdir()
         fingerprint = make_pki(gw_dir / "pki")
         p_tls = free_port()
-        peers = [f"""
-[[peer]]
-name = "modality"
-calling_ae = "MODALITY"
-addresses = ["127.0.0.1"]
-client_cert_sha256 = "{fingerprint}"
-""", """
-[[peer]]
-name = "pacs"
-calling_ae = "PACS"
-addresses = ["127.0.0.1"]
-plain = true
-"""]
-        tls = f"""
-[server.tls]
-listen = "127.0.0.1:{p_tls}"
-cert = "pki/server.pem"
-key = "pki/server.key"
-client_ca = "pki/ca.pem"
-"""
+        peers, tls = tls_gateway(fingerprint, p_tls, "127.0.0.1")
         p_gw = free_port()
         config = write_config(gw_dir, p_gw, [folder_destination(gw_dir, "archive")], peers=peers,
                               extra_server=tls)

@@ -17,7 +17,7 @@ import pytest
 from conftest import DEVSET, pydicom_test_files
 from gateway_fixtures import (STORESCP, CT_IMAGE, Gateway, StoreSCP, associate_rq, echoscu, folder_destination,
                               free_port, pdata, recv_pdu, rss_kib, scu_destination, store_command,
-                              storescu, wait_port, write_config)
+                              storescu, tls_gateway, wait_port, write_config)
 from test_dciodvfy import DCIODVFY, error_lines
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/storescu").is_file(),
@@ -209,26 +209,7 @@ def test_tls_with_storescu(gw_dir):
     pki = gw_dir / "pki"
     fingerprint = make_pki(pki)
     tls_port = free_port()
-    peers = [f"""
-[[peer]]
-name = "modality"
-calling_ae = "MODALITY"
-addresses = ["127.0.0.0/8"]
-client_cert_sha256 = "{fingerprint}"
-""", """
-[[peer]]
-name = "pacs"
-calling_ae = "PACS"
-addresses = ["127.0.0.1"]
-plain = true
-"""]
-    server_tls = f"""
-[server.tls]
-listen = "127.0.0.1:{tls_port}"
-cert = "pki/server.pem"
-key = "pki/server.key"
-client_ca = "pki/ca.pem"
-"""
+    peers, server_tls = tls_gateway(fingerprint, tls_port, "127.0.0.0/8")
     gw = start(gw_dir, [folder_destination(gw_dir, "archive")], peers=peers, extra_server=server_tls)
     try:
         f = pydicom_test_files() / "CT_small.dcm"

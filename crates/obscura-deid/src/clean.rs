@@ -3,8 +3,9 @@
 //! survive. The spans come from `obscura-detect`: the identifying values of
 //! the same object, found again, and patterns no header held.
 
-use crate::action::{table_action, Action};
-use crate::profile::{OverrideAction, Profile};
+use crate::action::Action;
+use crate::profile::Profile;
+use crate::rule::{decide, Place};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -264,17 +265,10 @@ fn identifying_kind(tag: Tag, vr: VR) -> Option<Kind> {
     Some(kind)
 }
 
-/// Whether `profile` keeps the attribute `tag` as it is (an override, or
-/// Table E.1-1 under its options), so its value is not identity to remove.
+/// Whether `profile` keeps the attribute `tag` as it is (the one decision
+/// the engine makes for it), so its value is not identity to remove.
 fn keeps(profile: &Profile, tag: Tag, vr: VR) -> bool {
-    if let Some(o) = profile
-        .overrides()
-        .iter()
-        .find(|o| o.selector.matches(tag, None))
-    {
-        return matches!(o.action, OverrideAction::Keep);
-    }
-    crate::table::row_for(tag).is_some_and(|row| table_action(row, vr, profile).0 == Action::Keep)
+    decide(Place::top_level(tag, vr), profile).action == Action::Keep
 }
 
 /// A string value of any multiplicity: empty, one string, or several.

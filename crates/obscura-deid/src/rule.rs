@@ -145,6 +145,21 @@ pub struct Place<'a> {
     pub overlay_type: Option<&'a str>,
 }
 
+impl Place<'_> {
+    /// A standard attribute at the top level of an object, outside any
+    /// private block or overlay.
+    pub fn top_level(tag: Tag, vr: VR) -> Self {
+        Place {
+            tag,
+            vr,
+            depth: 0,
+            mode: Mode::Table,
+            creator: None,
+            overlay_type: None,
+        }
+    }
+}
+
 /// The attributes a keep-list always lets through: without them the object
 /// is not a DICOM instance (or not a viewable image).
 fn is_structural(tag: Tag) -> bool {
@@ -412,14 +427,7 @@ pub fn effective_table(profile: &Profile) -> Vec<EffectiveRow> {
                 .by_tag(tag)
                 .map(|e| e.vr().relaxed())
                 .unwrap_or(VR::UN);
-            let place = Place {
-                tag,
-                vr,
-                depth: 0,
-                mode: Mode::Table,
-                creator: None,
-                overlay_type: None,
-            };
+            let place = Place::top_level(tag, vr);
             EffectiveRow {
                 tag: text,
                 name: row.name,
