@@ -40,12 +40,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (JPEG2000Lossless, JPEGLSLossless, RLELossless, ExplicitVRLittleEndian,
                          generate_uid)
 
-FONT_DIRS = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation",
-             "/usr/share/fonts/truetype/liberation2", "/usr/share/fonts/truetype/freefont"]
+FONT_DIRS = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation2",
+             "/usr/share/fonts/truetype/freefont"]
 FONT_FILES = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf",
-              "DejaVuSansCondensed.ttf", "LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf",
+              "DejaVuSerif-Bold.ttf", "LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf",
               "LiberationMono-Regular.ttf", "LiberationSerif-Regular.ttf",
-              "LiberationSansNarrow-Regular.ttf", "FreeSans.ttf", "FreeSansBold.ttf",
+              "LiberationSerif-Italic.ttf", "FreeSans.ttf", "FreeSansBold.ttf",
               "FreeMono.ttf", "FreeSerif.ttf"]
 FONTS_INSTALL = "apt-get install fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf"
 
