@@ -1,0 +1,190 @@
+//! The decision: a principal's live grants folded into what one request
+//! may do. Default deny: no grant, no access; a study outside every grant
+//! is as absent as one that does not exist.
+
+use crate::grant::{Action, Grant, Scope, View};
+use std::collections::BTreeSet;
+
+/// Why a principal has no access at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoAccess {
+    /// No live grant names it.
+    #[error("no live grant")]
+    NoGrant,
+    /// Its live grants name more than one tenant (a principal acts for one).
+    #[error("live grants in more than one tenant")]
+    SeveralTenants,
+}
+
+/// The studies an action may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Studies {
+    /// Every study of the tenant.
+    All,
+    /// These only (possibly none).
+    Only(BTreeSet<String>),
+}
+
+impl Studies {
+    /// Whether `study` is among them.
+    pub fn contains(&self, study: &str) -> bool {
+        match self {
+            Studies::All => true,
+            Studies::Only(s) => s.contains(study),
+        }
+    }
+}
+
+/// What one principal may do, for one request: its tenant and its live
+/// grants (or the whole tenant, for an owner principal of the config).
+#[derive(Debug, Clone)]
+pub struct Access {
+    tenant: String,
+    grants: Vec<Grant>,
+    owner: bool,
+}
+
+impl Access {
+    /// Everything in `tenant`: a `[[web.principal]]` bound to a tenant in
+    /// the config (the tenant's own systems; not for third parties).
+    pub fn owner(tenant: &str) -> Access {
+        Access {
+            tenant: tenant.to_string(),
+            grants: Vec::new(),
+            owner: true,
+        }
+    }
+
+    /// Fold the grants that hold at `now`; none is [`NoAccess::NoGrant`].
+    pub fn from_grants(grants: Vec<Grant>, now: i64) -> Result<Access, NoAccess> {
+        let live: Vec<Grant> = grants.into_iter().filter(|g| g.live(now)).collect();
+        let first = live.first().ok_or(NoAccess::NoGrant)?;
+        let tenant = first.grant.tenant.clone();
+        if live.iter().any(|g| g.grant.tenant != tenant) {
+            return Err(NoAccess::SeveralTenants);
+        }
+        Ok(Access {
+            tenant,
+            grants: live,
+            owner: false,
+        })
+    }
+
+    /// The tenant's id.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Whether this is an owner principal's whole-tenant access.
+    pub fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    /// The grants it holds (empty for an owner).
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
+    fn granting(&self, action: Action) -> impl Iterator<Item = &Grant> {
+        self.grants
+            .iter()
+            .filter(move |g| g.grant.actions.has(action) && g.grant.view == View::Original)
+    }
+
+    /// Whether `action` is allowed on `study`.
+    pub fn allows(&self, action: Action, study: &str) -> bool {
+        self.owner || self.granting(action).any(|g| g.grant.scope.covers(study))
+    }
+
+    /// Whether `action` is allowed on some study.
+    pub fn allows_any(&self, action: Action) -> bool {
+        self.owner || self.granting(action).next().is_some()
+    }
+
+    /// The studies `action` may reach.
+    pub fn studies(&self, action: Action) -> Studies {
+        if self.owner {
+            return Studies::All;
+        }
+        let mut only = BTreeSet::new();
+        for g in self.granting(action) {
+            match &g.grant.scope {
+                Scope::Tenant => return Studies::All,
+                Scope::Studies(s) => only.extend(s.iter().cloned()),
+            }
+        }
+        Studies::Only(only)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::{Actions, NewGrant};
+
+    fn grant(tenant: &str, scope: Scope, actions: &str, expires: Option<i64>) -> Grant {
+        Grant {
+            id: "g".into(),
+            grant: NewGrant {
+                principal: "p".into(),
+                tenant: tenant.into(),
+                scope,
+                actions: Actions::parse([actions]).unwrap(),
+                view: View::Original,
+                expires,
+            },
+            created: 0,
+            revoked: None,
+        }
+    }
+
+    #[test]
+    fn default_deny_and_union_of_grants() {
+        assert_eq!(
+            Access::from_grants(vec![], 0).unwrap_err(),
+            NoAccess::NoGrant
+        );
+        let a = Access::from_grants(
+            vec![
+                grant("t", Scope::studies(["1.1"]).unwrap(), "read", None),
+                grant(
+                    "t",
+                    Scope::studies(["1.2"]).unwrap(),
+                    "search,read",
+                    Some(100),
+                ),
+                grant("t", Scope::Tenant, "write", Some(10)),
+            ],
+            50,
+        )
+        .unwrap();
+        assert!(a.allows(Action::Read, "1.1") && a.allows(Action::Read, "1.2"));
+        assert!(!a.allows(Action::Search, "1.1") && !a.allows(Action::Read, "1.3"));
+        assert!(
+            !a.allows_any(Action::Write),
+            "the write grant expired at 10"
+        );
+        assert_eq!(
+            a.studies(Action::Search),
+            Studies::Only(["1.2".to_string()].into())
+        );
+        let mut revoked = grant("t", Scope::Tenant, "read", None);
+        revoked.revoked = Some(1);
+        assert_eq!(
+            Access::from_grants(vec![revoked], 2).unwrap_err(),
+            NoAccess::NoGrant
+        );
+        assert_eq!(
+            Access::from_grants(
+                vec![
+                    grant("t", Scope::Tenant, "read", None),
+                    grant("u", Scope::Tenant, "read", None)
+                ],
+                0
+            )
+            .unwrap_err(),
+            NoAccess::SeveralTenants
+        );
+        assert_eq!(Access::owner("t").studies(Action::Write), Studies::All);
+    }
+}
