@@ -48,19 +48,43 @@ pub struct ArchiveArgs {
 }
 
 impl ArchiveArgs {
-    fn open(&self) -> Result<Vault> {
+    /// The archive's data folder and master key file.
+    pub fn paths(&self) -> Result<(PathBuf, PathBuf)> {
         match (&self.config, &self.data_dir, &self.master_key_file) {
             (Some(c), _, _) => {
                 let config = obscura_gateway::Config::load(c)?;
-                let Some((dir, key)) = config.archive_paths() else {
-                    bail!("{} has no [archive] section", c.display());
-                };
-                open(&dir, &key)
+                config
+                    .archive_paths()
+                    .with_context(|| format!("{} has no [archive] section", c.display()))
             }
-            (None, Some(d), Some(k)) => open(d, k),
+            (None, Some(d), Some(k)) => Ok((d.clone(), k.clone())),
             _ => bail!("name the archive: --config, or --data-dir and --master-key-file"),
         }
     }
+
+    /// Open the archive.
+    pub fn open(&self) -> Result<Vault> {
+        let (dir, key) = self.paths()?;
+        open(&dir, &key)
+    }
+}
+
+/// The archive's grant store (`access.sqlite` in its data folder), its
+/// study lists sealed under a key derived from the master key.
+pub fn grant_store(data_dir: &Path, key_file: &Path) -> Result<obscura_access::SqliteStore> {
+    let master = crate::keys::load(key_file).context("the archive's master key")?;
+    let seal = obscura_access::SealKey::derive(&master.derive("obscura-access/grant-studies", b""));
+    obscura_access::SqliteStore::open(&data_dir.join("access.sqlite"), seal)
+        .with_context(|| format!("grant store in {}", data_dir.display()))
+}
+
+/// The tenant named `name_or_id`.
+pub fn find_tenant(vault: &Vault, name_or_id: &str) -> Result<obscura_vault::Tenant> {
+    vault
+        .list_tenants()?
+        .into_iter()
+        .find(|t| t.id.as_str() == name_or_id || t.name == name_or_id)
+        .with_context(|| format!("no tenant `{name_or_id}` (obscura tenant list)"))
 }
 
 /// `obscura tenant ...`.
@@ -110,11 +134,7 @@ pub fn run(cmd: &TenantCommand) -> Result<()> {
             archive,
         } => {
             let vault = archive.open()?;
-            let found = vault
-                .list_tenants()?
-                .into_iter()
-                .find(|t| t.id.as_str() == tenant || t.name == *tenant)
-                .with_context(|| format!("no tenant `{tenant}`"))?;
+            let found = find_tenant(&vault, tenant)?;
             if !yes {
                 eprint!(
                     "shred tenant {} ({}): its key, index and objects are destroyed for good.\ntype the tenant's name to confirm: ",

@@ -6,6 +6,7 @@ mod archive;
 mod audit;
 mod deid;
 mod explain;
+mod grant;
 mod keys;
 mod probe;
 mod profile_args;
@@ -54,6 +55,10 @@ enum Command {
     /// Manage the archive's tenants (create, list, shred).
     #[command(subcommand)]
     Tenant(archive::TenantCommand),
+    /// Manage who may reach what in the archive over DICOMweb (add, list,
+    /// show, revoke; see docs/access.md).
+    #[command(subcommand)]
+    Grant(grant::GrantCommand),
     /// Check a tamper-evident audit log (see docs/audit.md).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tenant(cmd) => archive::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Grant(cmd) => grant::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());

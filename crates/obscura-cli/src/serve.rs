@@ -36,7 +36,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             ));
         }
     }
-    let vault = match config.archive_paths() {
+    let (vault, grants) = match config.archive_paths() {
         Some((data_dir, key_file)) => {
             let vault = Arc::new(crate::archive::open(&data_dir, &key_file)?);
             log(&format!(
@@ -44,9 +44,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
                 data_dir.display(),
                 vault.list_tenants()?.len()
             ));
-            Some(vault)
+            let grants: Arc<dyn obscura_access::GrantStore> =
+                Arc::new(crate::archive::grant_store(&data_dir, &key_file)?);
+            (Some(vault), Some(grants))
         }
-        None => None,
+        None => (None, None),
     };
     let mut destinations = Vec::new();
     let mut seen_keys: Vec<(String, String)> = Vec::new();
@@ -112,7 +114,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             ));
         }
         let tls = web.tls.is_some();
-        let server = obscura_web::WebServer::new(web, Arc::clone(vault))?;
+        let server = obscura_web::WebServer::with_grants(web, Arc::clone(vault), grants.clone())?;
         if let Some(a) = &auditor {
             server.set_audit(Arc::clone(a));
         }

@@ -4,7 +4,9 @@
 //! with, per the IHE BALP rule, one subject per patient whose data the
 //! response returned (keyed hash of the Patient ID from the index); one
 //! `auth-failure` record per refused request. Nothing in clear from a
-//! request or the data.
+//! request or the data. A request the gate closes (outside the
+//! principal's grants) is a `web-request` with outcome denied and the
+//! gate's reason code.
 
 use crate::auth::{Denied, Peer, Principal};
 use axum::extract::{MatchedPath, Request};
@@ -84,6 +86,29 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
         .iter()
         .map(|p| a.subject(SubjectKind::Patient, p))
         .collect();
+    if let Err(err) = a.record(e) {
+        log_failure(err);
+    }
+}
+
+/// The `web-request` record of a request the gate closed (a study or an
+/// action outside the principal's grants): outcome denied, the reason code.
+pub fn not_granted(
+    a: &Auditor,
+    peer: &Peer,
+    principal: &Principal,
+    route: &str,
+    closed: crate::gate::Closed,
+) {
+    let who = format!("{}@{}", principal.name, principal.tenant.as_str());
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::WebRequest,
+        actor(peer, &who),
+        Outcome::Denied,
+    );
+    e.route = Some(route.to_string());
+    e.reason = Some(closed.code().to_string());
     if let Err(err) = a.record(e) {
         log_failure(err);
     }

@@ -1,15 +1,21 @@
-//! Who is calling: the one place every request is authenticated. A request
-//! carries a principal bound to one tenant, proven by a client certificate
-//! (mutual TLS, verified against the configured CA, then matched by SHA-256
-//! fingerprint or subject) or by a bearer token (only its SHA-256 is
-//! configured, in a file readable by its owner only; compared in constant
-//! time). Anything else is refused, and the refusal is audited in the log
-//! with the address and the reason, never the path or a credential.
+//! Who is calling, and what this request may do: the one place every
+//! request is authenticated and its access decided. A principal is proven
+//! by a client certificate (mutual TLS, verified against the configured
+//! CA, then matched by SHA-256 fingerprint or subject), by an opaque bearer
+//! token (only its SHA-256 is configured, in a file readable by its owner
+//! only; compared in constant time), or by an OAuth 2.0 / OIDC bearer JWT
+//! of a configured issuer (`obscura-access`: signature against the
+//! issuer's JWKS, issuer, audience, expiry, certificate binding).
 //!
-//! Grants (which studies, which actions, which view) will be decided here
-//! too: [`Authenticator::authenticate`] is the single entry point.
+//! What it may do: a `[[web.principal]]` with a `tenant` owns that tenant
+//! (everything in it: the tenant's own systems, the simple mode); every
+//! other principal, JWT principals always, has only what its live grants
+//! allow (`obscura-access`, asked on every request): no grant, no access.
+//! Anything else is refused, and the refusal is audited in the log with
+//! the address and the reason, never the path or a credential.
 
 use crate::config::{ConfigError, PrincipalConfig, WebConfig};
+use obscura_access::{Access, GrantStore, JwtValidator, NoAccess, Policy, Refusal, TokenError};
 use obscura_vault::{TenantId, Vault};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -35,35 +41,49 @@ pub struct Peer {
 pub enum Method {
     /// A verified client certificate.
     Certificate,
-    /// A bearer token.
+    /// An opaque bearer token of the tokens file.
     Token,
+    /// A bearer JWT of a configured issuer.
+    Jwt,
 }
 
-/// An authenticated caller and the tenant it acts for.
+/// An authenticated caller, the tenant it acts for and what it may do there.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// Its configured name.
+    /// Its name (configured, or `<issuer>:<subject>` for a JWT).
     pub name: Arc<str>,
     /// The tenant every request of it reads and writes.
     pub tenant: TenantId,
     /// How it authenticated.
     pub method: Method,
+    /// What it may do, decided for this request.
+    pub access: Arc<Access>,
     /// What this request's response returned, for the audit log (shared
     /// by every clone of this principal; fresh per request).
     pub returned: crate::audit::Returned,
 }
 
-/// Why a request was refused (logged; the client sees only 401).
+/// Why a request was refused (logged; the client sees only the status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
     /// No certificate of a principal and no bearer token.
     NoCredentials,
     /// A verified client certificate that no principal names.
     UnknownCertificate,
-    /// A bearer token that matches no configured hash.
+    /// An opaque bearer token that matches no configured hash.
     BadToken,
     /// An Authorization header that is not `Bearer <token>`.
     BadScheme,
+    /// A JWT that failed a check.
+    Jwt(TokenError),
+    /// A JWT whose `jti` was revoked.
+    TokenRevoked,
+    /// An authenticated principal that no live grant names.
+    NoGrant,
+    /// Live grants in more than one tenant.
+    SeveralTenants,
+    /// The grant store could not be asked (fail closed).
+    StoreUnavailable,
 }
 
 impl Denied {
@@ -74,75 +94,191 @@ impl Denied {
             Denied::UnknownCertificate => "unknown-certificate",
             Denied::BadToken => "invalid-token",
             Denied::BadScheme => "unsupported-scheme",
+            Denied::Jwt(e) => e.code(),
+            Denied::TokenRevoked => "token-revoked",
+            Denied::NoGrant => "no-grant",
+            Denied::SeveralTenants => "grants-in-several-tenants",
+            Denied::StoreUnavailable => "grant-store-unavailable",
         }
     }
 
-    /// A short reason for the audit log.
-    pub fn reason(self) -> &'static str {
+    /// A short reason for the log.
+    pub fn reason(self) -> String {
         match self {
-            Denied::NoCredentials => "no credentials",
-            Denied::UnknownCertificate => "client certificate of no principal",
-            Denied::BadToken => "invalid bearer token",
-            Denied::BadScheme => "unsupported authorization scheme",
+            Denied::NoCredentials => "no credentials".into(),
+            Denied::UnknownCertificate => "client certificate of no principal".into(),
+            Denied::BadToken => "invalid bearer token".into(),
+            Denied::BadScheme => "unsupported authorization scheme".into(),
+            Denied::Jwt(e) => format!("bearer JWT refused: {e}"),
+            Denied::TokenRevoked => "bearer JWT revoked".into(),
+            Denied::NoGrant => "no live grant".into(),
+            Denied::SeveralTenants => "live grants in more than one tenant".into(),
+            Denied::StoreUnavailable => "the grant store is unavailable".into(),
+        }
+    }
+
+    /// The HTTP status: 401 for credentials, 403 for a principal without
+    /// access, 503 when the decision could not be made.
+    pub fn status(self) -> u16 {
+        match self {
+            Denied::NoGrant | Denied::SeveralTenants => 403,
+            Denied::StoreUnavailable => 503,
+            _ => 401,
         }
     }
 }
 
 struct Entry {
     name: Arc<str>,
-    tenant: TenantId,
+    /// The tenant it owns (whole-tenant access), or none: grants decide.
+    tenant: Option<TenantId>,
     fingerprints: Vec<[u8; 32]>,
     subjects: Vec<Vec<(String, String)>>,
 }
 
-/// The principals and their credentials, compiled from the config.
+/// Who a request's credentials prove, before access is decided.
+struct Identity {
+    name: Arc<str>,
+    method: Method,
+    owns: Option<TenantId>,
+    jti: Option<String>,
+}
+
+/// The principals, their credentials and the grants, compiled from the config.
 pub struct Authenticator {
     entries: Vec<Entry>,
     /// (SHA-256 of a token, index into `entries`).
     tokens: Vec<([u8; 32], usize)>,
+    jwt: JwtValidator,
+    policy: Policy,
 }
 
 impl Authenticator {
-    /// Compile the `[web]` principals: tenants are resolved by name or id in
-    /// the vault (an unknown tenant is an error), token hashes read from the
-    /// tokens file (refused if others can read it).
-    pub fn new(config: &WebConfig, vault: &Vault) -> Result<Authenticator, ConfigError> {
+    /// Compile the `[web]` principals, issuers and static grants over the
+    /// grant `store` (if any): tenants are resolved by name or id in the
+    /// vault (an unknown tenant is an error), token hashes read from the
+    /// tokens file (refused if others can read it), JWKS files loaded.
+    pub fn new(
+        config: &WebConfig,
+        vault: &Vault,
+        store: Option<Arc<dyn GrantStore>>,
+    ) -> Result<Authenticator, ConfigError> {
         let tenants = vault
             .list_tenants()
             .map_err(|e| ConfigError::Invalid(format!("listing tenants: {e}")))?;
-        let mut entries = Vec::new();
-        for p in &config.principals {
-            let tenant = tenants
+        let resolve = |what: &str, tenant: &str| {
+            tenants
                 .iter()
-                .find(|t| t.name == p.tenant || t.id.as_str() == p.tenant)
+                .find(|t| t.name == tenant || t.id.as_str() == tenant)
                 .map(|t| t.id.clone())
                 .ok_or_else(|| {
                     ConfigError::Invalid(format!(
-                        "principal `{}`: no tenant `{}` in the archive (obscura tenant list)",
-                        p.name, p.tenant
+                        "{what}: no tenant `{tenant}` in the archive (obscura tenant list)"
                     ))
-                })?;
+                })
+        };
+        let mut entries = Vec::new();
+        for p in &config.principals {
+            let tenant = match &p.tenant {
+                Some(t) => Some(resolve(&format!("principal `{}`", p.name), t)?),
+                None => None,
+            };
             entries.push(entry(p, tenant)?);
+        }
+        let mut fixed = Vec::new();
+        for (i, g) in config.grants.iter().enumerate() {
+            let what = format!("grant {} (principal `{}`)", i + 1, g.principal);
+            if entries
+                .iter()
+                .any(|e| &*e.name == g.principal && e.tenant.is_some())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{what}: that principal owns its tenant ([[web.principal]] with tenant); \
+                     remove its tenant to give it grants instead"
+                )));
+            }
+            let tenant = resolve(&what, &g.tenant)?;
+            fixed.push(
+                g.compile(tenant.as_str())
+                    .map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))?,
+            );
         }
         let tokens = match &config.tokens_file {
             Some(path) => read_tokens(path, &entries)?,
             None => Vec::new(),
         };
-        Ok(Authenticator { entries, tokens })
+        let jwt =
+            JwtValidator::new(&config.issuers).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(Authenticator {
+            entries,
+            tokens,
+            jwt,
+            policy: Policy::new(fixed, store),
+        })
     }
 
     /// Authenticate one request from `peer` with its `Authorization` header
-    /// value, if any. A bearer token, when present, decides (a wrong token
-    /// is refused even on a known certificate); otherwise the certificate.
+    /// value, if any, and decide what it may do. A bearer token, when
+    /// present, decides who it is (a wrong token is refused even on a known
+    /// certificate); otherwise the certificate.
     pub fn authenticate(
         &self,
         peer: &Peer,
         authorization: Option<&[u8]>,
     ) -> Result<Principal, Denied> {
+        let now = obscura_access::time::now();
+        let who = self.identify(peer, authorization, now)?;
+        let access = match &who.owns {
+            Some(t) => Access::owner(t.as_str()),
+            None => self
+                .policy
+                .access(&who.name, who.jti.as_deref(), now)
+                .map_err(|r| match r {
+                    Refusal::NoAccess(NoAccess::NoGrant) => Denied::NoGrant,
+                    Refusal::NoAccess(NoAccess::SeveralTenants) => Denied::SeveralTenants,
+                    Refusal::TokenRevoked => Denied::TokenRevoked,
+                    Refusal::Store(e) => {
+                        log::warn!("web: {e}");
+                        Denied::StoreUnavailable
+                    }
+                })?,
+        };
+        let tenant = TenantId::parse(access.tenant()).ok_or(Denied::NoGrant)?;
+        Ok(Principal {
+            name: who.name,
+            tenant,
+            method: who.method,
+            access: Arc::new(access),
+            returned: Default::default(),
+        })
+    }
+
+    fn identify(
+        &self,
+        peer: &Peer,
+        authorization: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Identity, Denied> {
         if let Some(value) = authorization {
             let token = bearer(value).ok_or(Denied::BadScheme)?;
-            let i = self.token_owner(token).ok_or(Denied::BadToken)?;
-            return Ok(self.principal(i, Method::Token));
+            if let Some(i) = self.token_owner(token) {
+                return Ok(self.configured(i, Method::Token));
+            }
+            let jwt_shaped = token.iter().filter(|b| **b == b'.').count() == 2;
+            if self.jwt.is_empty() || !jwt_shaped {
+                return Err(Denied::BadToken);
+            }
+            let text = std::str::from_utf8(token).map_err(|_| Denied::BadToken)?;
+            let v = self
+                .jwt
+                .validate(text, peer.cert_sha256.as_ref(), now)
+                .map_err(Denied::Jwt)?;
+            return Ok(Identity {
+                name: Arc::from(v.principal),
+                method: Method::Jwt,
+                owns: None,
+                jti: v.jti,
+            });
         }
         let by_fingerprint = peer.cert_sha256.and_then(|fp| {
             self.entries
@@ -156,18 +292,18 @@ impl Authenticator {
             self.entries.iter().position(|e| e.subjects.contains(&want))
         };
         match by_fingerprint.or_else(by_subject) {
-            Some(i) => Ok(self.principal(i, Method::Certificate)),
+            Some(i) => Ok(self.configured(i, Method::Certificate)),
             None if peer.cert_sha256.is_some() => Err(Denied::UnknownCertificate),
             None => Err(Denied::NoCredentials),
         }
     }
 
-    fn principal(&self, i: usize, method: Method) -> Principal {
-        Principal {
+    fn configured(&self, i: usize, method: Method) -> Identity {
+        Identity {
             name: Arc::clone(&self.entries[i].name),
-            tenant: self.entries[i].tenant.clone(),
             method,
-            returned: Default::default(),
+            owns: self.entries[i].tenant.clone(),
+            jti: None,
         }
     }
 
@@ -186,7 +322,7 @@ impl Authenticator {
     }
 }
 
-fn entry(p: &PrincipalConfig, tenant: TenantId) -> Result<Entry, ConfigError> {
+fn entry(p: &PrincipalConfig, tenant: Option<TenantId>) -> Result<Entry, ConfigError> {
     let mut subjects = Vec::new();
     for s in &p.client_cert_subject {
         let mut parsed = parse_subject(s).ok_or_else(|| {
@@ -388,7 +524,7 @@ mod tests {
             entries: vec![
                 Entry {
                     name: "a".into(),
-                    tenant: TenantId::parse(&"a".repeat(32)).unwrap(),
+                    tenant: TenantId::parse(&"a".repeat(32)),
                     fingerprints: vec![[7; 32]],
                     subjects: vec![vec![
                         ("CN".into(), "reader".into()),
@@ -397,8 +533,14 @@ mod tests {
                 },
                 Entry {
                     name: "b".into(),
-                    tenant: TenantId::parse(&"b".repeat(32)).unwrap(),
+                    tenant: TenantId::parse(&"b".repeat(32)),
                     fingerprints: vec![],
+                    subjects: vec![],
+                },
+                Entry {
+                    name: "vendor".into(),
+                    tenant: None,
+                    fingerprints: vec![[6; 32]],
                     subjects: vec![],
                 },
             ],
@@ -406,6 +548,18 @@ mod tests {
                 .iter()
                 .map(|(t, o)| (Sha256::digest(t.as_bytes()).into(), *o))
                 .collect(),
+            jwt: JwtValidator::new(&[]).unwrap(),
+            policy: Policy::new(
+                vec![obscura_access::NewGrant {
+                    principal: "vendor".into(),
+                    tenant: "c".repeat(32),
+                    scope: obscura_access::Scope::studies(["1.2.3"]).unwrap(),
+                    actions: obscura_access::Actions::parse(["read"]).unwrap(),
+                    view: obscura_access::View::Original,
+                    expires: None,
+                }],
+                None,
+            ),
         }
     }
 
@@ -465,6 +619,29 @@ mod tests {
             ("CN".into(), "reader".into()),
         ]);
         assert_eq!(&*a.authenticate(&by_subject, None).unwrap().name, "a");
+        let owner = a.authenticate(&peer(Some([7; 32])), None).unwrap();
+        assert!(owner.access.is_owner());
+        let vendor = a.authenticate(&peer(Some([6; 32])), None).unwrap();
+        assert_eq!(vendor.tenant.as_str(), "c".repeat(32));
+        assert!(vendor.access.allows(obscura_access::Action::Read, "1.2.3"));
+        assert!(!vendor.access.allows(obscura_access::Action::Read, "1.2.4"));
+        assert!(!vendor.access.allows_any(obscura_access::Action::Write));
+    }
+
+    #[test]
+    fn a_principal_without_a_tenant_or_a_grant_is_refused() {
+        let mut a = auth(&[("secret-v", 2)]);
+        a.policy = Policy::new(vec![], None);
+        let denied = a
+            .authenticate(&peer(None), Some(b"Bearer secret-v"))
+            .unwrap_err();
+        assert_eq!((denied, denied.status()), (Denied::NoGrant, 403));
+        assert_eq!(
+            a.authenticate(&peer(None), Some(b"Bearer a.b.c"))
+                .unwrap_err(),
+            Denied::BadToken,
+            "JWT-shaped, but no issuer is configured"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `[web]` section of `obscura serve`'s config: the listener, TLS, the
-//! principals and their credentials, limits. Secrets are never in it: TLS
-//! keys and bearer-token hashes live in files readable by their owner only.
+//! principals and their credentials, the JWT issuers, static grants,
+//! limits. Secrets are never in it: TLS keys and bearer-token hashes live
+//! in files readable by their owner only.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -51,9 +52,16 @@ pub struct WebConfig {
     /// Concurrent connections.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Who may call (default deny: nobody else).
+    /// Who may call by certificate or opaque token (default deny: nobody else).
     #[serde(default, rename = "principal")]
     pub principals: Vec<PrincipalConfig>,
+    /// Identity providers whose bearer JWTs are accepted (`[[web.issuer]]`).
+    #[serde(default, rename = "issuer")]
+    pub issuers: Vec<obscura_access::IssuerConfig>,
+    /// Grants fixed in the config (`[[web.grant]]`); others are in the
+    /// archive's grant store (`obscura grant`).
+    #[serde(default, rename = "grant")]
+    pub grants: Vec<obscura_access::GrantConfig>,
 }
 
 fn default_max_part() -> u64 {
@@ -86,14 +94,17 @@ pub struct WebTls {
     pub client_ca: Option<PathBuf>,
 }
 
-/// `[[web.principal]]`: one caller and the tenant it acts for.
+/// `[[web.principal]]`: one caller by certificate or opaque token, and
+/// either the tenant it owns or, without one, only what its grants allow.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalConfig {
     /// Its name (in the tokens file and the logs).
     pub name: String,
-    /// Its tenant: the tenant's name or id (`obscura tenant list`).
-    pub tenant: String,
+    /// The tenant it owns, every study and action (name or id, `obscura
+    /// tenant list`): the tenant's own systems. Leave out for a third party:
+    /// then only its grants decide.
+    pub tenant: Option<String>,
     /// SHA-256 fingerprints (DER, hex, `:` allowed) of client certificates that are this principal.
     #[serde(default)]
     pub client_cert_sha256: Vec<String>,
@@ -123,6 +134,9 @@ impl WebConfig {
             t.client_ca = t.client_ca.as_deref().map(abs);
         }
         c.tokens_file = c.tokens_file.as_deref().map(abs);
+        for i in &mut c.issuers {
+            i.jwks_file = abs(&i.jwks_file);
+        }
         c.temp_dir = c.temp_dir.as_deref().map(abs);
         c.check()?;
         Ok(c)
@@ -138,8 +152,17 @@ impl WebConfig {
             }
             _ => {}
         }
-        if self.principals.is_empty() {
-            return bad("no [[web.principal]]: nobody could call");
+        if self.principals.is_empty() && self.issuers.is_empty() {
+            return bad("no [[web.principal]] and no [[web.issuer]]: nobody could call");
+        }
+        let mut issuers = std::collections::BTreeSet::new();
+        for i in &self.issuers {
+            if !issuers.insert(i.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "issuer `{}` is defined twice",
+                    i.name
+                )));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for p in &self.principals {

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod gate;
 pub mod json;
 pub mod media;
 pub mod multipart;
@@ -55,9 +56,19 @@ pub struct Web {
 }
 
 impl Web {
-    /// The state for `config` over `vault` (principals resolved against its tenants).
+    /// The state for `config` over `vault` (principals resolved against
+    /// its tenants), with the config's grants only.
     pub fn new(config: WebConfig, vault: Arc<Vault>) -> Result<Web, ConfigError> {
-        let auth = Authenticator::new(&config, &vault)?;
+        Web::with_grants(config, vault, None)
+    }
+
+    /// [`new`](Self::new), with the grants of `store` too.
+    pub fn with_grants(
+        config: WebConfig,
+        vault: Arc<Vault>,
+        store: Option<Arc<dyn obscura_access::GrantStore>>,
+    ) -> Result<Web, ConfigError> {
+        let auth = Authenticator::new(&config, &vault, store)?;
         let temp_dir = config.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         Ok(Web {
             vault,
@@ -202,10 +213,12 @@ async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
-/// The one gate: every request needs a principal (see [`auth`]). The
-/// principal goes into the request's extensions for the handlers; a
-/// refusal is a 401 with `WWW-Authenticate`, audited in the log. With the
-/// audit log on, every request is recorded (`audit`).
+/// The one gate: every request needs a principal (see [`auth`]) whose
+/// access allows the route on its study ([`gate`]). The principal goes
+/// into the request's extensions for the handlers; a refusal is a 401
+/// with `WWW-Authenticate` (403 for a principal without any grant),
+/// audited in the log; a study outside the grants is 404, as if absent.
+/// With the audit log on, every request is recorded (`audit`).
 pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
     let Some(peer) = req.extensions().get::<Peer>().cloned() else {
         return ApiError::Internal("a request without its connection".into()).into_response();
@@ -217,6 +230,33 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
         .map(HeaderValue::as_bytes);
     match web.auth.authenticate(&peer, authorization) {
         Ok(principal) => {
+            let pattern = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| m.as_str().to_string());
+            if let Err(closed) = gate::check(
+                req.method(),
+                pattern.as_deref(),
+                req.uri().path(),
+                &principal.access,
+            ) {
+                if let Some(a) = web.audit.get() {
+                    audit::not_granted(a, &peer, &principal, &route, closed);
+                }
+                log::warn!(
+                    "audit: web request {} by {} from {} denied: {} ({route})",
+                    req.method(),
+                    principal.name,
+                    peer.addr,
+                    closed.code()
+                );
+                return match closed {
+                    gate::Closed::Study => ApiError::NotFound.into_response(),
+                    gate::Closed::Action => {
+                        (StatusCode::FORBIDDEN, "not granted\n").into_response()
+                    }
+                };
+            }
             req.extensions_mut().insert(principal.clone());
             let r = next.run(req).await;
             if let Some(a) = web.audit.get() {
@@ -238,16 +278,27 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
                     .unwrap_or_default(),
                 denied.reason()
             );
-            let challenge = match denied {
-                auth::Denied::BadToken => "Bearer realm=\"obscura\", error=\"invalid_token\"",
-                _ => "Bearer realm=\"obscura\"",
-            };
-            let mut r = (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-            r
+            match denied.status() {
+                403 => (StatusCode::FORBIDDEN, "not granted\n").into_response(),
+                503 => ApiError::Unavailable("access cannot be decided now".into()).into_response(),
+                _ => {
+                    let challenge = match denied {
+                        auth::Denied::BadToken
+                        | auth::Denied::Jwt(_)
+                        | auth::Denied::TokenRevoked => {
+                            "Bearer realm=\"obscura\", error=\"invalid_token\""
+                        }
+                        _ => "Bearer realm=\"obscura\"",
+                    };
+                    let mut r =
+                        (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    );
+                    r
+                }
+            }
         }
     }
 }

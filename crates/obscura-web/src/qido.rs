@@ -12,6 +12,10 @@
 //! name key without wildcards into a case-insensitive substring match
 //! (`smith` finds `SMITH^JOHN` and `GOLDSMITH^A`); names always match
 //! case-insensitively.
+//!
+//! A principal with grants on listed studies searches those only: the
+//! query is narrowed to them before the index is asked (so limits, offsets
+//! and counts never see another study), and every result is checked again.
 
 use crate::json::{attr_element, tag_key};
 use crate::media::accepts_json;
@@ -21,6 +25,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use dicom_core::Tag;
+use obscura_access::{Action, Studies};
 use obscura_vault::{Attr, Attributes, Level, Query};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeSet;
@@ -251,6 +256,11 @@ async fn search(
 ) -> Result<Response, ApiError> {
     accepts_json(&headers, "QIDO-RS answers application/dicom+json")?;
     let mut req = parse(level, &params, fixed)?;
+    let granted = principal.access.studies(Action::Search);
+    let nothing = match &granted {
+        Studies::Only(set) => !narrow(&mut req.query, set),
+        Studies::All => false,
+    };
     let wanted = req.query.limit.unwrap_or(MAX_LIMIT);
     // one more than asked, to know whether there are more
     req.query.limit = Some(wanted + 1);
@@ -259,7 +269,12 @@ async fn search(
     let w = Arc::clone(&web);
     let returned = principal.returned.clone();
     let (results, more, ignored) = tokio::task::spawn_blocking(move || {
-        let mut found = w.vault.search(&tenant, &req.query)?;
+        let mut found = if nothing {
+            Vec::new()
+        } else {
+            w.vault.search(&tenant, &req.query)?
+        };
+        found.retain(|a| granted.contains(a.get(Attr::StudyInstanceUID).unwrap_or_default()));
         let more = found.len() > wanted;
         found.truncate(wanted);
         // the patients whose data the response returns, for the audit log (BALP)
@@ -300,6 +315,29 @@ async fn search(
         }
     }
     Ok(r)
+}
+
+/// Narrow `query` to the `granted` studies: its Study Instance UID keys
+/// give way to one key, their intersection with the grant. False when
+/// nothing is left to search.
+fn narrow(query: &mut Query, granted: &BTreeSet<String>) -> bool {
+    let mut allowed: BTreeSet<&str> = granted.iter().map(String::as_str).collect();
+    query.keys.retain(|(a, v)| {
+        if *a != Attr::StudyInstanceUID {
+            return true;
+        }
+        if !v.is_empty() {
+            let asked: BTreeSet<&str> = v.split('\\').collect();
+            allowed.retain(|s| asked.contains(s));
+        }
+        false
+    });
+    if allowed.is_empty() {
+        return false;
+    }
+    let list: Vec<&str> = allowed.into_iter().collect();
+    query.keys.push((Attr::StudyInstanceUID, list.join("\\")));
+    true
 }
 
 /// (related series, related instances) of a study or series result.
@@ -429,5 +467,31 @@ mod tests {
             vec![]
         )
         .is_ok());
+    }
+
+    #[test]
+    fn narrows_to_granted_studies() {
+        let granted: BTreeSet<String> = ["1.1", "1.2"].map(String::from).into();
+        let mut q = Query::new(Level::Series);
+        assert!(narrow(&mut q, &granted));
+        assert_eq!(
+            q.keys,
+            vec![(Attr::StudyInstanceUID, "1.1\\1.2".to_string())]
+        );
+        let mut q = Query::new(Level::Series).with(Attr::StudyInstanceUID, "1.2\\1.3");
+        q = q.with(Attr::Modality, "CT");
+        assert!(narrow(&mut q, &granted));
+        assert_eq!(
+            q.keys,
+            vec![
+                (Attr::Modality, "CT".to_string()),
+                (Attr::StudyInstanceUID, "1.2".to_string())
+            ]
+        );
+        let mut q = Query::new(Level::Study).with(Attr::StudyInstanceUID, "1.3");
+        assert!(
+            !narrow(&mut q, &granted),
+            "only a study outside the grant was asked for"
+        );
     }
 }

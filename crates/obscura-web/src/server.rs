@@ -31,8 +31,18 @@ pub struct WebServer {
 }
 
 impl WebServer {
-    /// Compile the config (principals, tokens file, TLS files) over `vault`.
+    /// Compile the config (principals, tokens file, TLS files) over `vault`,
+    /// with the config's grants only.
     pub fn new(config: WebConfig, vault: Arc<Vault>) -> Result<WebServer, ConfigError> {
+        WebServer::with_grants(config, vault, None)
+    }
+
+    /// [`new`](Self::new), with the grants of `store` too.
+    pub fn with_grants(
+        config: WebConfig,
+        vault: Arc<Vault>,
+        store: Option<Arc<dyn obscura_access::GrantStore>>,
+    ) -> Result<WebServer, ConfigError> {
         let tls = match &config.tls {
             Some(t) => {
                 if crate::auth::readable_by_others(&t.key)
@@ -52,7 +62,7 @@ impl WebServer {
             None => None,
         };
         Ok(WebServer {
-            web: Arc::new(Web::new(config, vault)?),
+            web: Arc::new(Web::with_grants(config, vault, store)?),
             tls,
         })
     }

@@ -6,7 +6,9 @@
 //! unterminated one is a 400 and nothing of it reaches the vault. Each
 //! instance then has its header read with obscura-dicom and is stored
 //! under the principal's tenant; the response lists each instance in
-//! ReferencedSOPSequence or FailedSOPSequence (with a FailureReason).
+//! ReferencedSOPSequence or FailedSOPSequence (with a FailureReason). An
+//! instance of a study outside the principal's write grants is refused
+//! (0124H, not authorized) whether or not that study exists.
 
 use crate::media::{accepts_json, MediaType};
 use crate::multipart::{MultipartError, Parser, Sink};
@@ -32,6 +34,8 @@ pub const PROCESSING_FAILURE: u16 = 0x0110;
 pub const OUT_OF_RESOURCES: u16 = 0xA700;
 /// FailureReason: Error, data set does not match (here: not of the study in the request target).
 pub const DOES_NOT_MATCH: u16 = 0xA900;
+/// FailureReason: Refused, not authorized (the study is outside the principal's write grants).
+pub const NOT_AUTHORIZED: u16 = 0x0124;
 /// FailureReason: Error, cannot understand (not a PS3.10 file, no UIDs, an unsupported part type).
 pub const CANNOT_UNDERSTAND: u16 = 0xC000;
 
@@ -201,11 +205,12 @@ async fn stow(
     }
     let store_web = Arc::clone(&web);
     let tenant = principal.tenant.clone();
+    let access = Arc::clone(&principal.access);
     let expected = study.clone();
     let outcomes = tokio::task::spawn_blocking(move || {
         parts
             .into_iter()
-            .map(|p| store_part(&store_web, &tenant, &file, p, expected.as_deref()))
+            .map(|p| store_part(&store_web, &tenant, &access, &file, p, expected.as_deref()))
             .collect::<Vec<_>>()
     })
     .await
@@ -280,6 +285,7 @@ fn is_uid(s: &str) -> bool {
 fn store_part(
     web: &Web,
     tenant: &obscura_vault::TenantId,
+    access: &obscura_access::Access,
     file: &Arc<File>,
     part: Part,
     expected_study: Option<&str>,
@@ -321,6 +327,10 @@ fn store_part(
     }
     if expected_study.is_some_and(|s| s != study) {
         return failed(Some(class), Some(sop), DOES_NOT_MATCH);
+    }
+    if !access.allows(obscura_access::Action::Write, study) {
+        log::warn!("audit: a STOW instance refused: its study is outside the write grants");
+        return failed(Some(class), Some(sop), NOT_AUTHORIZED);
     }
     match web.vault.store(tenant, &attrs, range.reader()) {
         Ok(Stored::New { .. }) | Ok(Stored::Duplicate) => Outcome::Stored {
