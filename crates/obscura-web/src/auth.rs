@@ -190,7 +190,7 @@ impl Authenticator {
             let what = format!("grant {} (principal `{}`)", i + 1, g.principal);
             if entries
                 .iter()
-                .any(|e| &*e.name == g.principal && e.tenant.is_some())
+                .any(|e| *e.name == g.principal && e.tenant.is_some())
             {
                 return Err(ConfigError::Invalid(format!(
                     "{what}: that principal owns its tenant ([[web.principal]] with tenant); \

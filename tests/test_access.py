@@ -1,0 +1,346 @@
+"""Least privilege over DICOMweb (issue 11, docs/access.md): OIDC bearer
+JWTs signed here with real keys (PyJWT and cryptography from PyPI), grants
+made with `obscura grant`, against a running `obscura serve` over mutual
+TLS. Every refused token is denied and recorded in the audit log with its
+reason; a study outside the grant is a 404 exactly like one that does not
+exist; QIDO names only granted studies; STOW outside a write grant is
+refused per instance; revocation holds from the next request."""
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import shutil
+import subprocess
+import time
+
+import jwt
+import pydicom
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from dicomweb_client.api import DICOMwebClient
+
+from conftest import make_key, obscura
+from gateway_fixtures import Gateway, free_port
+from test_serve import make_pki, study_files
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
+                                reason="openssl not installed (apt-get install openssl)")
+
+ISSUER = "https://idp.test/realms/imaging"
+AUDIENCE = "obscura-archive"
+VENDOR = "ai-vendor"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def int_b64(n):
+    return b64(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
+def other_client_cert(pki):
+    """A second client certificate from the same CA."""
+    def ossl(*args):
+        subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.csr",
+         "-subj", "/CN=other")
+    ossl("x509", "-req", "-in", "other.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "other.pem", "-days", "2", "-extfile", "client.ext")
+    (pki / "other.key").chmod(0o600)
+
+
+class Site:
+    """`obscura serve`: an archive with two tenants, DICOMweb over mutual
+    TLS, an owner principal (the clinic's PACS, opaque token), a JWT issuer
+    whose JWKS holds an RSA and a P-256 key made here, and the audit log."""
+
+    def __init__(self, root):
+        self.root = root
+        self.pki = root / "pki"
+        self.client_sha = make_pki(self.pki)
+        other_client_cert(self.pki)
+        make_key(root / "master.key")
+        make_key(root / "audit-site.key")
+        p = obscura("audit", "keygen", "test.example/audit", root / "audit-signing.key", root / "audit.pub")
+        assert p.returncode == 0, p.stderr
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        rn = self.rsa.public_key().public_numbers()
+        en = self.ec.public_key().public_numbers()
+        (root / "jwks.json").write_text(json.dumps({"keys": [
+            {"kty": "RSA", "kid": "rsa-1", "use": "sig", "n": int_b64(rn.n), "e": int_b64(rn.e)},
+            {"kty": "EC", "kid": "ec-1", "crv": "P-256",
+             "x": b64(en.x.to_bytes(32, "big")), "y": b64(en.y.to_bytes(32, "big"))},
+        ]}))
+        self.pacs_token = secrets.token_urlsafe(32)
+        (root / "web-tokens").write_text(f"{hashlib.sha256(self.pacs_token.encode()).hexdigest()} pacs\n")
+        (root / "web-tokens").chmod(0o600)
+        (root / "web-spool").mkdir()
+        self.port, dimse = free_port(), free_port()
+        self.config = root / "serve.toml"
+        self.config.write_text(f"""
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:{dimse}"
+data_dir = "gw-data"
+
+[audit]
+dir = "audit"
+signing_key = "audit-signing.key"
+key_file = "audit-site.key"
+checkpoint_events = 1000
+checkpoint_secs = 1
+sync_every = 1
+
+[archive]
+data_dir = "archive"
+master_key_file = "master.key"
+
+[web]
+listen = "127.0.0.1:{self.port}"
+tokens_file = "web-tokens"
+temp_dir = "web-spool"
+
+[web.tls]
+cert = "pki/server.pem"
+key = "pki/server.key"
+client_ca = "pki/ca.pem"
+
+[[web.principal]]
+name = "pacs"
+tenant = "Clinic"
+
+[[web.issuer]]
+name = "idp"
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+jwks_file = "jwks.json"
+leeway_secs = 30
+
+[[peer]]
+name = "modality"
+calling_ae = "MODALITY"
+addresses = ["127.0.0.1"]
+plain = true
+
+[[destination]]
+name = "archive"
+archive_tenant = "Clinic"
+
+[[route]]
+from = ["modality"]
+to = ["archive"]
+""")
+        for name in ("Clinic", "Other"):
+            p = obscura("tenant", "create", name, "--config", self.config)
+            assert p.returncode == 0, p.stderr
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.gw = Gateway(self.config, self.port).start()
+
+    def session(self, token, cert="client"):
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(self.pki / "ca.pem")
+        s.headers["Authorization"] = f"Bearer {token}"
+        if cert:
+            s.cert = (str(self.pki / f"{cert}.pem"), str(self.pki / f"{cert}.key"))
+        return s
+
+    def token(self, alg="RS256", kid=None, **claims):
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": [AUDIENCE, "account"], "sub": VENDOR, "iat": now,
+                "nbf": now - 5, "exp": now + 300, "jti": secrets.token_hex(8)}
+        body.update(claims)
+        key = self.ec if alg == "ES256" else self.rsa
+        kid = kid or ("ec-1" if alg == "ES256" else "rsa-1")
+        return jwt.encode(body, key, algorithm=alg, headers={"kid": kid})
+
+    def grant(self, *args):
+        p = obscura("grant", *args, "--config", self.config)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip()
+
+    def audit(self):
+        out = []
+        for seg in sorted((self.root / "audit" / "segments").glob("*.jsonl")):
+            out += [json.loads(line) for line in seg.read_text().splitlines() if line]
+        return out
+
+
+def unsigned(header, claims, sign):
+    msg = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    return f"{msg}.{b64(sign(msg.encode()))}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    s = Site(tmp_path_factory.mktemp("access"))
+    files = study_files()
+    owner = DICOMwebClient(s.url, session=s.session(s.pacs_token, cert=None))
+    owner.store_instances([pydicom.dcmread(str(f)) for f in files])
+    studies = sorted({str(pydicom.dcmread(str(f), stop_before_pixels=True).StudyInstanceUID) for f in files})
+    assert len(studies) >= 2
+    s.granted, s.others = studies[0], studies[1:]
+    s.hidden = s.others[0]
+    yield s
+    s.gw.stop()
+
+
+def studies_named(resp_json):
+    return sorted(r["0020000D"]["Value"][0] for r in resp_json)
+
+
+def test_grants_decide_what_a_vendor_sees(site):
+    gid = site.grant("add", "--principal", f"idp:{VENDOR}", "--tenant", "Clinic",
+                     "--study", site.granted, "--actions", "search,read", "--expires", "1h")
+    listed = site.grant("list", "--principal", f"idp:{VENDOR}")
+    assert gid in listed and "1 studies" in listed and "search,read" in listed
+    s = site.session(site.token())
+    # QIDO at every level names only the granted study, and counts only its own
+    r = s.get(f"{site.url}/studies", headers={"Accept": "application/dicom+json"})
+    assert r.status_code == 200, r.text
+    assert studies_named(r.json()) == [site.granted]
+    r = s.get(f"{site.url}/studies", params={"StudyInstanceUID": site.hidden})
+    assert r.status_code == 200 and r.json() == []
+    for level in ("series", "instances"):
+        r = s.get(f"{site.url}/{level}")
+        assert r.status_code == 200 and r.json()
+        assert {x["0020000D"]["Value"][0] for x in r.json()} == {site.granted}
+    everything = s.get(f"{site.url}/instances", params={"includefield": "all"}).text
+    assert not any(o in everything for o in site.others)
+    # WADO of the granted study works; the other is exactly a missing one
+    assert s.get(f"{site.url}/studies/{site.granted}/metadata").status_code == 200
+    missing = s.get(f"{site.url}/studies/1.2.3.999999/metadata")
+    for path in ("metadata", "series", "instances", ""):
+        hidden = s.get(f"{site.url}/studies/{site.hidden}/{path}".rstrip("/"))
+        assert (hidden.status_code, hidden.text, hidden.headers["Content-Type"]) == \
+               (missing.status_code, missing.text, missing.headers["Content-Type"]) == \
+               (404, "not found\n", "text/plain; charset=utf-8"), path
+    # no write grant: STOW is refused before any body is read
+    ds = pydicom.dcmread(str(study_files()[0]))
+    vendor = DICOMwebClient(site.url, session=s)
+    with pytest.raises(requests.HTTPError) as e:
+        vendor.store_instances([ds])
+    assert e.value.response.status_code == 403
+    # a write grant on the one study: an instance of another study is refused per instance
+    site.grant("add", "--principal", f"idp:{VENDOR}", "--tenant", "Clinic",
+               "--study", site.granted, "--actions", "write", "--expires", "1h")
+    result = pydicom.dcmread(str(study_files()[0]))
+    result.SOPInstanceUID = "2.25.1234567890123456789"
+    result.StudyInstanceUID = site.hidden
+    refused = s.post(f"{site.url}/studies", data=multipart(result),
+                     headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyz',
+                              "Accept": "application/dicom+json"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0x0124]
+    result.StudyInstanceUID = site.granted
+    stored = s.post(f"{site.url}/studies/{site.granted}", data=multipart(result),
+                    headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyz',
+                             "Accept": "application/dicom+json"})
+    assert stored.status_code == 200, stored.text
+    owner = site.session(site.pacs_token, cert=None)
+    hidden_instances = owner.get(f"{site.url}/studies/{site.hidden}/instances").json()
+    assert "2.25.1234567890123456789" not in json.dumps(hidden_instances)
+    # the denials are in the audit log, with their reasons and no UID
+    records = site.audit()
+    reasons = {r.get("reason") for r in records if r["outcome"] == "denied"}
+    assert {"study-not-granted", "action-not-granted"} <= reasons, reasons
+    assert site.hidden not in json.dumps(records)
+
+
+def multipart(ds):
+    from io import BytesIO
+    with BytesIO() as b:
+        pydicom.dcmwrite(b, ds)
+        body = b.getvalue()
+    return b"--xyz\r\nContent-Type: application/dicom\r\n\r\n" + body + b"\r\n--xyz--\r\n"
+
+
+def test_each_bad_token_is_denied_and_recorded(site):
+    site.grant("add", "--principal", f"idp:{VENDOR}", "--tenant", "Clinic",
+               "--study", site.granted, "--actions", "search,read", "--expires", "1h")
+    url = f"{site.url}/studies/{site.granted}/metadata"
+    now = int(time.time())
+    assert site.session(site.token()).get(url).status_code == 200
+    assert site.session(site.token("ES256")).get(url).status_code == 200
+    assert site.session(site.token("PS256")).get(url).status_code == 200
+    public_pem = site.rsa.public_key().public_bytes(serialization.Encoding.PEM,
+                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": VENDOR, "exp": now + 300}
+    bound_to_client = {"cnf": {"x5t#S256": b64(bytes.fromhex(site.client_sha))}}
+    cases = {
+        "token-expired": (site.token(exp=now - 120), "client"),
+        "token-not-yet-valid": (site.token(nbf=now + 120), "client"),
+        "token-issuer": (site.token(iss="https://evil.test/realms/imaging"), "client"),
+        "token-audience": (site.token(aud="another-archive"), "client"),
+        "token-algorithm": (unsigned({"alg": "none", "kid": "rsa-1", "typ": "JWT"}, claims,
+                                     lambda m: b""), "client"),
+        "token-unknown-kid": (site.token(kid="rsa-2"), "client"),
+        "token-certificate-mismatch": (site.token(**bound_to_client), "other"),
+    }
+    # HS256 with the RSA public key (its PEM, as a naive verifier would load it) as the secret
+    hs = unsigned({"alg": "HS256", "kid": "rsa-1", "typ": "JWT"}, claims,
+                  lambda m: hmac.new(public_pem, m, hashlib.sha256).digest())
+    assert site.session(site.token(**bound_to_client)).get(url).status_code == 200, "bound, right cert"
+    before = len(site.audit())
+    for code, (token, cert) in cases.items():
+        r = site.session(token, cert=cert).get(url)
+        assert r.status_code == 401, code
+        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"], code
+    r = site.session(hs).get(url)
+    assert r.status_code == 401
+    # a revoked grant: the very next request is denied
+    gone = site.grant("add", "--principal", "idp:reader", "--tenant", "Clinic",
+                      "--whole-tenant", "--actions", "read", "--expires", "1h")
+    reader = site.session(site.token(sub="reader"))
+    assert reader.get(url).status_code == 200
+    site.grant("revoke", gone)
+    assert reader.get(url).status_code == 403
+    # a revoked token (by jti), while its grant still holds
+    jti = "revoke-me-" + secrets.token_hex(4)
+    vendor = site.session(site.token(jti=jti))
+    assert vendor.get(url).status_code == 200
+    site.grant("revoke", "--token", jti)
+    assert vendor.get(url).status_code == 401
+    assert site.session(site.token()).get(url).status_code == 200, "other tokens still work"
+    time.sleep(0.2)
+    failures = [r for r in site.audit()[before:] if r["kind"] == "auth-failure"]
+    reasons = [r["reason"] for r in failures]
+    for code in [*cases, "no-grant", "token-revoked"]:
+        assert code in reasons, (code, reasons)
+    assert reasons.count("token-algorithm") == 2, "alg none and HS256"
+    assert all(r["outcome"] == "denied" for r in failures)
+    log = site.gw.log_text()
+    for text in ("bearer JWT refused: expired", "wrong issuer", "unknown signing key",
+                 "certificate binding mismatch", "algorithm not accepted", "no live grant"):
+        assert text in log, text
+    assert site.hidden not in log and site.granted not in log
+
+
+def test_grant_cli_refuses_what_it_cannot_do(site):
+    base = ["grant", "add", "--principal", "idp:x", "--tenant", "Clinic", "--config", site.config]
+    p = obscura(*base, "--whole-tenant", "--actions", "read", "--view", "deidentified")
+    assert p.returncode != 0 and "not available yet" in p.stderr
+    p = obscura(*base, "--study", "../etc", "--actions", "read")
+    assert p.returncode != 0 and "Study Instance UID" in p.stderr
+    p = obscura(*base, "--whole-tenant", "--actions", "delete")
+    assert p.returncode != 0 and "unknown action" in p.stderr
+    p = obscura(*base, "--whole-tenant", "--actions", "read", "--expires", "2001-01-01")
+    assert p.returncode != 0 and "past" in p.stderr
+    gid = site.grant("add", "--principal", "idp:y", "--tenant", "Clinic", "--whole-tenant",
+                     "--actions", "read", "--expires", "2h")
+    p = obscura("grant", "add", "--principal", "idp:y", "--tenant", "Other", "--whole-tenant",
+                "--actions", "read", "--config", site.config)
+    assert p.returncode != 0 and "another tenant" in p.stderr
+    shown = site.grant("show", gid)
+    assert "whole-tenant" in shown and "live" in shown
+    site.grant("revoke", gid)
+    assert gid not in site.grant("list")
+    assert "revoked" in site.grant("list", "--all")
+    # the grant store keeps no study UID in clear
+    for f in (site.root / "archive").glob("access.sqlite*"):
+        assert site.granted.encode() not in f.read_bytes(), f
