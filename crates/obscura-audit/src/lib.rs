@@ -25,7 +25,7 @@ pub use event::{Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, Subject
 pub use log::{AuditLog, LogConfig, LogReader, OpenReport, SyncPolicy, TornTail};
 pub use merkle::{verify_consistency, verify_inclusion, Hash};
 pub use note::{Checkpoint, Signer, Verifier};
-pub use sink::Auditor;
+pub use sink::{Auditor, Tap};
 pub use verify::{verify, Finding, Report, Verdict};
 
 use std::path::PathBuf;

@@ -190,6 +190,7 @@ pub struct AuditLog {
     pending_sync: u64,
     signed_size: u64,
     first_unsigned_at: Option<Instant>,
+    last_checkpoint: Option<(Checkpoint, String)>,
 }
 
 impl AuditLog {
@@ -312,6 +313,7 @@ impl AuditLog {
             pending_sync: 0,
             signed_size,
             first_unsigned_at: (frontier.size() > signed_size).then(Instant::now),
+            last_checkpoint: None,
             frontier,
         };
         if let Some(t) = &torn {
@@ -457,7 +459,20 @@ impl AuditLog {
         if let Some(w) = &self.cfg.witness_dir {
             write_atomic(&w.join(&name), note.as_bytes())?;
         }
+        self.last_checkpoint = Some((cp.clone(), note));
         Ok(cp)
+    }
+
+    /// The size the latest checkpoint signed.
+    pub fn signed_size(&self) -> u64 {
+        self.signed_size
+    }
+
+    /// The latest checkpoint this writer signed, and its note's text.
+    pub fn last_checkpoint(&self) -> Option<(&Checkpoint, &str)> {
+        self.last_checkpoint
+            .as_ref()
+            .map(|(cp, note)| (cp, note.as_str()))
     }
 
     /// Sync, checkpoint what is unsigned, and close.
@@ -562,6 +577,27 @@ impl LogReader {
             i += 1;
         })?;
         Ok(found)
+    }
+
+    /// Every record from index `from` on, in order.
+    pub fn for_each_record(&self, from: u64, mut f: impl FnMut(Record)) -> Result<(), Error> {
+        let start = self
+            .segments
+            .iter()
+            .rposition(|(first, _)| *first <= from)
+            .unwrap_or(0);
+        for (first, path) in &self.segments[start..] {
+            let mut i = *first;
+            read_segment(path, |_, line| {
+                if i >= from {
+                    if let Ok(r) = Record::from_line(line) {
+                        f(r);
+                    }
+                }
+                i += 1;
+            })?;
+        }
+        Ok(())
     }
 
     /// The inclusion proof of record `index` in the tree of `size` records.

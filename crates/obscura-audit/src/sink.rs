@@ -3,18 +3,37 @@
 //! identifiers into [`SubjectRef`]s. Those parts depend on this crate; this
 //! crate never calls back into them.
 
-use crate::event::{AuditEvent, AuditKey, SubjectKind, SubjectRef};
+use crate::event::{AuditEvent, AuditKey, Record, SubjectKind, SubjectRef};
 use crate::log::{AuditLog, LogConfig, OpenReport, SyncPolicy};
 use crate::note::{Checkpoint, Signer};
 use crate::Error;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Told of every record once it is written and of every checkpoint once it
+/// is signed, in log order (under the log's lock): exporters and alerting.
+/// Must not block: queue the work and return.
+pub trait Tap: Send + Sync {
+    /// A record was appended.
+    fn record(&self, record: &Record);
+    /// A checkpoint was signed: the signed note's text.
+    fn checkpoint(&self, checkpoint: &Checkpoint, note: &str);
+}
 
 /// A shared, thread-safe writer: the log behind a mutex and the site key.
-#[derive(Debug)]
 pub struct Auditor {
     log: Mutex<Option<AuditLog>>,
     key: AuditKey,
     sync: SyncPolicy,
+    taps: RwLock<Vec<Arc<dyn Tap>>>,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("log", &self.log)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Auditor {
@@ -32,35 +51,74 @@ impl Auditor {
                 log: Mutex::new(Some(log)),
                 key,
                 sync,
+                taps: RwLock::new(Vec::new()),
             },
             report,
         ))
     }
 
+    /// Tell `tap` of every record and checkpoint from now on.
+    pub fn add_tap(&self, tap: Arc<dyn Tap>) {
+        self.taps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tap);
+    }
+
+    /// Run `f` on the open log; then tell the taps of the checkpoints it
+    /// signed.
     fn with<T>(&self, f: impl FnOnce(&mut AuditLog) -> Result<T, Error>) -> Result<T, Error> {
         let mut g = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        match g.as_mut() {
-            Some(log) => f(log),
-            None => Err(Error::Damaged("the log is closed".into())),
+        let log = g
+            .as_mut()
+            .ok_or_else(|| Error::Damaged("the log is closed".into()))?;
+        let signed = log.signed_size();
+        let out = f(log);
+        if log.signed_size() != signed {
+            if let Some((cp, note)) = log.last_checkpoint() {
+                self.each_tap(|t| t.checkpoint(cp, note));
+            }
         }
+        out
+    }
+
+    fn each_tap(&self, f: impl Fn(&dyn Tap)) {
+        for t in self.taps.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            f(t.as_ref());
+        }
+    }
+
+    /// Append under the lock, telling the taps of the record.
+    fn append(&self, event: AuditEvent, durable: bool) -> Result<u64, Error> {
+        let tapped = !self
+            .taps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        self.with(|log| {
+            let copy = tapped.then(|| event.clone());
+            let seq = log.append(event)?;
+            if durable && self.sync != SyncPolicy::Always {
+                log.sync()?;
+            }
+            if let Some(event) = copy {
+                let record = Record { seq, event };
+                self.each_tap(|t| t.record(&record));
+            }
+            Ok(seq)
+        })
     }
 
     /// Append an event under the log's sync policy; returns its index.
     pub fn record(&self, event: AuditEvent) -> Result<u64, Error> {
-        self.with(|log| log.append(event))
+        self.append(event, false)
     }
 
     /// Append an event and return only once it is on disk (fsync'd),
     /// whatever the sync policy: for events that must be durable before
     /// the action they record is acknowledged.
     pub fn record_durable(&self, event: AuditEvent) -> Result<u64, Error> {
-        self.with(|log| {
-            let seq = log.append(event)?;
-            if self.sync != SyncPolicy::Always {
-                log.sync()?;
-            }
-            Ok(seq)
-        })
+        self.append(event, true)
     }
 
     /// Write a checkpoint if one is due; a timer calls it.
@@ -70,13 +128,16 @@ impl Auditor {
 
     /// Sync, checkpoint what is unsigned and close; later calls fail.
     pub fn close(&self) -> Result<Checkpoint, Error> {
-        let log = self
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let mut g = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = g
             .take()
             .ok_or_else(|| Error::Damaged("the log is closed".into()))?;
-        log.close()
+        let signed = log.signed_size();
+        let cp = log.checkpoint()?;
+        if let Some((cp, note)) = log.last_checkpoint().filter(|_| cp.size != signed) {
+            self.each_tap(|t| t.checkpoint(cp, note));
+        }
+        Ok(cp)
     }
 
     /// Records in the log.

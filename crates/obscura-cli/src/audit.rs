@@ -12,6 +12,10 @@ pub enum AuditCommand {
     /// its consistency with checkpoints kept elsewhere. Exit 0: OK; 1:
     /// tampered, or records no outside checkpoint covers (unanchored); 2: error.
     Verify(VerifyArgs),
+    /// Write a log's records to standard output, one per line: JSON lines
+    /// (the records as stored) or DICOM PS3.15 A.5 audit messages (XML,
+    /// one per patient per IHE BALP). Keyed hashes only, no PHI.
+    Export(ExportArgs),
     /// Write a new checkpoint signing key (mode 0600, never overwritten) and
     /// its public key. NAME is the log's origin, e.g. `pacs.example/audit`.
     Keygen {
@@ -37,10 +41,62 @@ pub struct VerifyArgs {
     public_key: PathBuf,
 }
 
+/// Arguments of `obscura audit export`.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The log folder.
+    log_dir: PathBuf,
+    /// `json` (JSON lines) or `dicom` (A.5 XML, one message per line).
+    #[arg(long, default_value = "json", value_parser = ["json", "dicom"])]
+    format: String,
+    /// The first record to write (its index).
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// AuditSourceID of the DICOM messages (default: the log's origin).
+    #[arg(long)]
+    source_id: Option<String>,
+}
+
+/// `obscura audit export`.
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    let reader = obscura_audit::LogReader::open(&args.log_dir)
+        .with_context(|| format!("cannot read the log at {}", args.log_dir.display()))?;
+    let origin = std::fs::read_to_string(args.log_dir.join("checkpoint"))
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "obscura".into());
+    let source = obscura_audit_export::AuditSource {
+        id: args.source_id.unwrap_or(origin),
+        site: None,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = None;
+    reader.for_each_record(args.from, |r| {
+        let lines = match args.format.as_str() {
+            "dicom" => obscura_audit_export::dicom::messages(&r, &source),
+            _ => vec![r.to_line()],
+        };
+        for l in lines {
+            if failed.is_none() {
+                failed = writeln!(out, "{l}").err();
+            }
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e).context("cannot write to standard output"),
+        None => {
+            out.flush().context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// Run a subcommand; the exit status is the verdict.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let args = match cmd {
         AuditCommand::Verify(args) => args,
+        AuditCommand::Export(args) => return export(args),
         AuditCommand::Keygen {
             name,
             key_file,

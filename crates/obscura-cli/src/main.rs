@@ -4,6 +4,7 @@
 
 mod archive;
 mod audit;
+mod audit_syslog;
 mod deid;
 mod explain;
 mod grant;

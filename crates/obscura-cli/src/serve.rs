@@ -103,7 +103,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             archive: None,
         });
     }
-    let auditor = open_audit(&config)?;
+    let (auditor, exporters) = open_audit(&config)?;
     let mut tasks: Vec<obscura_gateway::net::Task> = Vec::new();
     if let (Some(vault), Some(section)) = (&vault, &config.web) {
         let web = obscura_web::WebConfig::from_toml(section.clone(), &config.base_dir)?;
@@ -172,16 +172,24 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             Err(e) => log(&format!("audit log: cannot close: {e}")),
         }
     }
+    crate::audit_syslog::close(&exporters);
     served.map_err(|e| anyhow!(e))?;
     log("stopped");
     Ok(())
 }
 
-/// Open the audit log of `[audit]`, or say that audit is off.
-fn open_audit(config: &Config) -> Result<Option<Arc<obscura_audit::Auditor>>> {
+/// The open audit log, if any, and its syslog exporters.
+type Audit = (
+    Option<Arc<obscura_audit::Auditor>>,
+    Vec<Arc<obscura_audit_export::SyslogExporter>>,
+);
+
+/// Open the audit log of `[audit]` and start its exporters, or say that
+/// audit is off.
+fn open_audit(config: &Config) -> Result<Audit> {
     let Some(a) = &config.audit else {
         log("audit log off (no [audit] section): no audit records are written");
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let signer =
         obscura_audit::Signer::load(&config.path(&a.signing_key)).context("[audit] signing_key")?;
@@ -197,6 +205,7 @@ fn open_audit(config: &Config) -> Result<Option<Arc<obscura_audit::Auditor>>> {
         obscura_audit::SyncPolicy::Batched(a.sync_every)
     };
     let dir = cfg.dir.clone();
+    let origin = signer.name().to_string();
     let (auditor, report) =
         obscura_audit::Auditor::open(cfg, signer, key).context("[audit] cannot open the log")?;
     if let Some(t) = &report.torn {
@@ -217,7 +226,8 @@ fn open_audit(config: &Config) -> Result<Option<Arc<obscura_audit::Auditor>>> {
             ""
         }
     ));
-    Ok(Some(Arc::new(auditor)))
+    let exporters = crate::audit_syslog::start(config, &auditor, &origin)?;
+    Ok((Some(Arc::new(auditor)), exporters))
 }
 
 /// Call the log's `tick()` every second until `stop`, so a checkpoint is

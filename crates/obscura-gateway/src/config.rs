@@ -223,6 +223,10 @@ pub struct AuditSection {
     /// acknowledge a C-STORE are fsync'd before the answer whatever this says.
     #[serde(default = "default_sync_every")]
     pub sync_every: u64,
+    /// `[[audit.syslog]]`: receivers of every record, kept raw (the
+    /// exporter, `obscura-audit-export`, reads them).
+    #[serde(default)]
+    pub syslog: Vec<toml::Table>,
 }
 
 fn default_checkpoint_events() -> u64 {
