@@ -1,8 +1,9 @@
-//! Fault injection (issue 12, smaller): 20 seeded logs for each of 10 kinds
-//! of tampering. Each altered log is verified twice: with the witness's
+//! Fault injection (issue 12): 100 seeded logs for each of 10 kinds of
+//! tampering. Each altered log is verified twice: with the witness's
 //! checkpoints newer than the change (must be `Tampered`, every time), and
 //! with only those older than the change (must never be `Ok`: `Unanchored`,
-//! or `Tampered` when the stored checkpoints already show it).
+//! or `Tampered` when the stored checkpoints or the files already show it).
+//! Seeds run in parallel, on tmpfs when there is one.
 //!
 //! The attacker is careful where it can be: records inserted, deleted or
 //! swapped are renumbered and re-serialised canonically, segments rewritten
@@ -19,7 +20,7 @@ use obscura_audit::{verify, Record, Signer, Verdict};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const SEEDS: u64 = 20;
+const SEEDS: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -58,7 +59,7 @@ struct Pristine {
 }
 
 fn pristine(seed: u64) -> Pristine {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = scratch();
     let (dir, witness) = (tmp.path().join("log"), tmp.path().join("witness"));
     let mut rng = Rng(seed);
     let events = rng.range(60, 160) as usize;
@@ -273,7 +274,7 @@ fn tamper(kind: Kind, p: &Pristine, dir: &Path, rng: &mut Rng) -> u64 {
     }
 }
 
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone, Copy)]
 struct Tally {
     newer_detected: u32,
     newer_cases: u32,
@@ -282,56 +283,84 @@ struct Tally {
     older_ok: u32,
 }
 
+/// One seed: a pristine log, each kind of tampering applied to a copy and
+/// verified with the newer and the older outside checkpoints.
+fn run_seed(seed: u64, tally: &mut BTreeMap<Kind, Tally>) {
+    let verifier = signer().verifier();
+    let p = pristine(1000 + seed);
+    let clean = verify(&p.dir, &sorted_files(&p.witness), &verifier).unwrap();
+    assert_eq!(
+        clean.verdict,
+        Verdict::Ok,
+        "seed {seed}: {:?}",
+        clean.findings
+    );
+    for (k, kind) in KINDS.iter().enumerate() {
+        let mut rng = Rng(seed * 100 + k as u64);
+        let case = p.dir.with_extension(format!("case{k}"));
+        copy_dir(&p.dir, &case);
+        let at = tamper(*kind, &p, &case, &mut rng);
+        let witness = sorted_files(&p.witness);
+        let newer: Vec<PathBuf> = witness
+            .iter()
+            .filter(|f| size_of(f) > at)
+            .cloned()
+            .collect();
+        let older: Vec<PathBuf> = witness
+            .iter()
+            .filter(|f| size_of(f) < at)
+            .cloned()
+            .collect();
+        assert!(!newer.is_empty());
+        let t = tally.entry(*kind).or_default();
+
+        let r = verify(&case, &newer, &verifier).unwrap();
+        t.newer_cases += 1;
+        if r.verdict == Verdict::Tampered {
+            t.newer_detected += 1;
+        } else {
+            eprintln!("MISSED {kind:?} seed {seed} at {at}: {r:?}");
+        }
+        let r = verify(&case, &older, &verifier).unwrap();
+        match r.verdict {
+            Verdict::Tampered => t.older_tampered += 1,
+            Verdict::Unanchored { .. } => t.older_unanchored += 1,
+            Verdict::Ok => {
+                t.older_ok += 1;
+                eprintln!("OK for {kind:?} seed {seed} at {at}: {r:?}");
+            }
+        }
+        std::fs::remove_dir_all(&case).unwrap();
+        let _ = std::fs::remove_dir_all(case.with_extension("witness-of-fork"));
+    }
+}
+
 #[test]
 fn every_tampering_is_detected_when_an_outside_checkpoint_covers_it() {
-    let verifier = signer().verifier();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let tallies: Vec<BTreeMap<Kind, Tally>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                s.spawn(move || {
+                    let mut tally = BTreeMap::new();
+                    for seed in (w..SEEDS).step_by(threads as usize) {
+                        run_seed(seed, &mut tally);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let mut tally: BTreeMap<Kind, Tally> = BTreeMap::new();
-    for seed in 0..SEEDS {
-        let p = pristine(1000 + seed);
-        let clean = verify(&p.dir, &sorted_files(&p.witness), &verifier).unwrap();
-        assert_eq!(
-            clean.verdict,
-            Verdict::Ok,
-            "seed {seed}: {:?}",
-            clean.findings
-        );
-        for (k, kind) in KINDS.iter().enumerate() {
-            let mut rng = Rng(seed * 100 + k as u64);
-            let case = p.dir.with_extension(format!("case{k}"));
-            copy_dir(&p.dir, &case);
-            let at = tamper(*kind, &p, &case, &mut rng);
-            let witness = sorted_files(&p.witness);
-            let newer: Vec<PathBuf> = witness
-                .iter()
-                .filter(|f| size_of(f) > at)
-                .cloned()
-                .collect();
-            let older: Vec<PathBuf> = witness
-                .iter()
-                .filter(|f| size_of(f) < at)
-                .cloned()
-                .collect();
-            assert!(!newer.is_empty());
-            let t = tally.entry(*kind).or_default();
-
-            let r = verify(&case, &newer, &verifier).unwrap();
-            t.newer_cases += 1;
-            if r.verdict == Verdict::Tampered {
-                t.newer_detected += 1;
-            } else {
-                eprintln!("MISSED {kind:?} seed {seed} at {at}: {r:?}");
-            }
-            let r = verify(&case, &older, &verifier).unwrap();
-            match r.verdict {
-                Verdict::Tampered => t.older_tampered += 1,
-                Verdict::Unanchored { .. } => t.older_unanchored += 1,
-                Verdict::Ok => {
-                    t.older_ok += 1;
-                    eprintln!("OK for {kind:?} seed {seed} at {at}: {r:?}");
-                }
-            }
-            std::fs::remove_dir_all(&case).unwrap();
-            let _ = std::fs::remove_dir_all(case.with_extension("witness-of-fork"));
+    for part in tallies {
+        for (kind, t) in part {
+            let all = tally.entry(kind).or_default();
+            all.newer_detected += t.newer_detected;
+            all.newer_cases += t.newer_cases;
+            all.older_tampered += t.older_tampered;
+            all.older_unanchored += t.older_unanchored;
+            all.older_ok += t.older_ok;
         }
     }
     eprintln!("kind                  newer: detected   older: tampered unanchored ok");
@@ -346,7 +375,9 @@ fn every_tampering_is_detected_when_an_outside_checkpoint_covers_it() {
             t.older_ok
         );
     }
+    assert_eq!(tally.len(), KINDS.len());
     for (kind, t) in &tally {
+        assert_eq!(t.newer_cases as u64, SEEDS, "{kind:?}");
         assert_eq!(t.newer_detected, t.newer_cases, "{kind:?}");
         assert_eq!(t.older_ok, 0, "{kind:?}");
     }

@@ -65,6 +65,19 @@ pub fn event(rng: &mut Rng, i: u64) -> AuditEvent {
     e
 }
 
+/// A scratch folder on tmpfs when there is one (`/dev/shm`: fsync costs
+/// nothing there, so seeded runs of thousands of logs stay fast), else
+/// the default temporary folder.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(t) = tempfile::tempdir_in(shm) {
+            return t;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
 /// A small-log configuration: checkpoints every `every` events, segments of `seg` records.
 pub fn config(dir: &Path, witness: &Path, every: u64, seg: u64) -> LogConfig {
     let mut cfg = LogConfig::new(dir);
