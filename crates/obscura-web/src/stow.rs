@@ -392,7 +392,13 @@ fn response(
         }
     }
     let mut body = Map::new();
-    let study_url = study.or_else(|| (studies.len() == 1).then(|| *studies.first().expect("one")));
+    // the study's URL only when something was stored in it: a request into a
+    // study outside the grants gets its path back from nowhere
+    let study_url = match studies.len() {
+        0 => None,
+        1 => studies.first().copied(),
+        _ => study,
+    };
     if let Some(s) = study_url {
         body.insert(
             "00081190".into(),

@@ -1,0 +1,569 @@
+//! A property test of least privilege over the router, in process: random
+//! grants (listed studies of either tenant, whole tenants, actions,
+//! expired ones, grants in two tenants) for a third-party principal, then
+//! random requests on every route kind (QIDO at each level with random
+//! keys, WADO of studies, series, instances, metadata, frames, rendered,
+//! STOW into random studies, unrouted paths). For every response: it names
+//! no study, series or instance outside the grant for its action (status,
+//! headers and body searched), a study outside the grant is answered byte
+//! for byte like one that never existed, QIDO returns exactly the granted
+//! studies that exist, and a STOW instance is stored only into a study the
+//! grant lets it write.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use http_body_util::BodyExt;
+use obscura_access::{Action, Actions, GrantStore, NewGrant, Scope, SealKey, SqliteStore, View};
+use obscura_vault::{MasterKey, Vault};
+use obscura_web::{router, Peer, Web, WebConfig};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const CLASS: &str = "1.2.840.10008.5.1.4.1.1.7";
+const TENANTS: usize = 2;
+const STUDIES: usize = 4;
+const CASES: u32 = 160;
+
+/// UIDs of one length per kind (`1.2.3.<kind>.<6 digits>`), so that no UID
+/// is a substring of another and a search for one finds only it.
+static NEXT: AtomicU32 = AtomicU32::new(1);
+fn uid(kind: u8) -> String {
+    format!("1.2.3.{kind}.{:06}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn instance(study: &str, series: &str, sop: &str) -> Vec<u8> {
+    let e = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let obj = InMemDicomObject::from_element_iter([
+        e(tags::SOP_CLASS_UID, VR::UI, CLASS),
+        e(tags::SOP_INSTANCE_UID, VR::UI, sop),
+        e(tags::MODALITY, VR::CS, "OT"),
+        e(tags::PATIENT_NAME, VR::PN, "DOE^JANE"),
+        e(tags::PATIENT_ID, VR::LO, "PID-1"),
+        e(tags::STUDY_INSTANCE_UID, VR::UI, study),
+        e(tags::SERIES_INSTANCE_UID, VR::UI, series),
+        e(tags::ROWS, VR::US, "2"),
+        e(tags::COLUMNS, VR::US, "2"),
+        e(tags::BITS_ALLOCATED, VR::US, "8"),
+        e(tags::BITS_STORED, VR::US, "8"),
+        e(tags::HIGH_BIT, VR::US, "7"),
+        e(tags::PIXEL_REPRESENTATION, VR::US, "0"),
+        e(tags::SAMPLES_PER_PIXEL, VR::US, "1"),
+        e(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::from(vec![1u8, 2, 3, 4]),
+        ),
+    ]);
+    let file = obj
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax("1.2.840.10008.1.2.1")
+                .media_storage_sop_class_uid(CLASS)
+                .media_storage_sop_instance_uid(sop),
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    file.write_all(&mut out).unwrap();
+    out
+}
+
+fn multipart(part: &[u8]) -> Vec<u8> {
+    let mut body = b"--b0undary\r\nContent-Type: application/dicom\r\n\r\n".to_vec();
+    body.extend_from_slice(part);
+    body.extend_from_slice(b"\r\n--b0undary--\r\n");
+    body
+}
+
+/// A study as stored: its tenant, series and instances.
+#[derive(Debug, Clone)]
+struct Study {
+    tenant: usize,
+    uid: String,
+    series: BTreeMap<String, Vec<String>>,
+}
+
+struct World {
+    rt: tokio::runtime::Runtime,
+    app: axum::Router,
+    store: Arc<SqliteStore>,
+    tenants: Vec<String>,
+    studies: Vec<Study>,
+    _dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: StatusCode,
+    text: String,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Arc::new(
+            Vault::open(&dir.path().join("archive"), MasterKey::from_bytes([3; 32])).unwrap(),
+        );
+        let tenants: Vec<String> = (0..TENANTS)
+            .map(|t| {
+                vault
+                    .create_tenant(&format!("T{t}"))
+                    .unwrap()
+                    .as_str()
+                    .to_string()
+            })
+            .collect();
+        let mut tokens = String::new();
+        for p in ["owner0", "owner1", "vendor"] {
+            tokens += &format!("{} {p}\n", hex(&Sha256::digest(p.as_bytes())));
+        }
+        let tokens_file = dir.path().join("tokens");
+        std::fs::write(&tokens_file, tokens).unwrap();
+        std::fs::set_permissions(&tokens_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = format!(
+            "listen = \"127.0.0.1:1\"\nplain = true\ntokens_file = \"{}\"\n\
+             [[principal]]\nname = \"owner0\"\ntenant = \"T0\"\n\
+             [[principal]]\nname = \"owner1\"\ntenant = \"T1\"\n\
+             [[principal]]\nname = \"vendor\"\n",
+            tokens_file.display()
+        );
+        let config = WebConfig::from_toml(toml::from_str(&config).unwrap(), dir.path()).unwrap();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("access.sqlite"), SealKey::derive(&[4; 32]))
+                .unwrap(),
+        );
+        let web =
+            Web::with_grants(config, vault, Some(store.clone() as Arc<dyn GrantStore>)).unwrap();
+        let app = router(Arc::new(web));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut w = World {
+            rt,
+            app,
+            store,
+            tenants,
+            studies: Vec::new(),
+            _dir: dir,
+        };
+        for t in 0..TENANTS {
+            for s in 0..STUDIES {
+                let mut study = Study {
+                    tenant: t,
+                    uid: uid(1),
+                    series: BTreeMap::new(),
+                };
+                for _ in 0..1 + s % 2 {
+                    let se = uid(2);
+                    let sops: Vec<String> = (0..1 + s % 3).map(|_| uid(3)).collect();
+                    for sop in &sops {
+                        let r = w.call(
+                            &format!("owner{t}"),
+                            Method::POST,
+                            "/studies",
+                            multipart(&instance(&study.uid, &se, sop)),
+                        );
+                        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                    }
+                    study.series.insert(se, sops);
+                }
+                w.studies.push(study);
+            }
+        }
+        w
+    }
+
+    fn call(&self, token: &str, method: Method, path: &str, body: Vec<u8>) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Authorization", format!("Bearer {token}"))
+            .header(
+                "Content-Type",
+                "multipart/related; type=\"application/dicom\"; boundary=b0undary",
+            )
+            .body(Body::from(body))
+            .unwrap();
+        req.extensions_mut().insert(Peer {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            tls: false,
+            cert_sha256: None,
+            cert_subject: None,
+        });
+        self.rt.block_on(async {
+            let r = self.app.clone().oneshot(req).await.unwrap();
+            let status = r.status();
+            let mut text = format!("{:?}", r.headers());
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            text.push_str(&String::from_utf8_lossy(&body));
+            Resp { status, text }
+        })
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[derive(Debug, Clone)]
+struct GrantSpec {
+    tenant: usize,
+    /// None: the whole tenant; else indices into all studies (either tenant).
+    studies: Option<Vec<usize>>,
+    actions: u8,
+    expired: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ReqSpec {
+    kind: u8,
+    /// Index into all studies, or past the end: a UID never stored.
+    study: usize,
+    series: usize,
+    instance: usize,
+    param: u8,
+}
+
+fn grant_spec(main: usize) -> impl Strategy<Value = GrantSpec> {
+    (
+        prop_oneof![8 => Just(main), 1 => 0..TENANTS],
+        prop::option::weighted(0.7, prop::collection::vec(0..TENANTS * STUDIES + 1, 1..4)),
+        1u8..8,
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(tenant, studies, actions, expired)| GrantSpec {
+            tenant,
+            studies,
+            actions,
+            expired,
+        })
+}
+
+fn req_spec() -> impl Strategy<Value = ReqSpec> {
+    (
+        0u8..16,
+        0..TENANTS * STUDIES + 1,
+        0usize..3,
+        0usize..3,
+        0u8..4,
+    )
+        .prop_map(|(kind, study, series, instance, param)| ReqSpec {
+            kind,
+            study,
+            series,
+            instance,
+            param,
+        })
+}
+
+/// What the grants allow, by the model: the tenant, and per action the
+/// whole tenant or the listed UIDs.
+struct Model {
+    tenant: Option<usize>,
+    whole: BTreeSet<Action>,
+    listed: BTreeMap<Action, BTreeSet<String>>,
+}
+
+impl Model {
+    fn new(w: &World, grants: &[GrantSpec], unknown: &str) -> Model {
+        let live: Vec<&GrantSpec> = grants.iter().filter(|g| !g.expired).collect();
+        let tenants: BTreeSet<usize> = live.iter().map(|g| g.tenant).collect();
+        let mut m = Model {
+            tenant: (tenants.len() == 1).then(|| *tenants.first().unwrap()),
+            whole: BTreeSet::new(),
+            listed: BTreeMap::new(),
+        };
+        if m.tenant.is_none() {
+            return m;
+        }
+        for g in &live {
+            for (bit, a) in [(1, Action::Search), (2, Action::Read), (4, Action::Write)] {
+                if g.actions & bit == 0 {
+                    continue;
+                }
+                let set = m.listed.entry(a).or_default();
+                match &g.studies {
+                    None => {
+                        m.whole.insert(a);
+                    }
+                    Some(list) => set.extend(list.iter().map(|i| {
+                        w.studies
+                            .get(*i)
+                            .map_or(unknown.to_string(), |s| s.uid.clone())
+                    })),
+                }
+            }
+        }
+        m
+    }
+
+    /// Whether a grant for `a` covers the UID (whatever tenant stores it).
+    fn covers(&self, a: Action, uid: &str) -> bool {
+        self.whole.contains(&a) || self.listed.get(&a).is_some_and(|l| l.contains(uid))
+    }
+
+    /// Whether a stored study may be reached with `a`.
+    fn visible(&self, a: Action, s: &Study) -> bool {
+        Some(s.tenant) == self.tenant && self.covers(a, &s.uid)
+    }
+}
+
+fn actions(bits: u8) -> Actions {
+    let mut a = Actions::default();
+    for (bit, act) in [(1, Action::Search), (2, Action::Read), (4, Action::Write)] {
+        if bits & bit != 0 {
+            a = a.with(act);
+        }
+    }
+    a
+}
+
+#[test]
+fn nothing_outside_a_grant_is_named_counted_or_returned() {
+    let mut w = World::new();
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (0..TENANTS).prop_flat_map(|main| {
+        (
+            prop::collection::vec(grant_spec(main), 0..4),
+            prop::collection::vec(req_spec(), 1..10),
+        )
+    });
+    let requests = std::cell::Cell::new(0usize);
+    let world = std::cell::RefCell::new(&mut w);
+    runner
+        .run(&strategy, |(grants, reqs)| {
+            let mut w = world.borrow_mut();
+            requests.set(requests.get() + reqs.len());
+            check_case(&mut w, &grants, &reqs);
+            Ok(())
+        })
+        .unwrap();
+    eprintln!(
+        "{CASES} cases, {} requests, {} studies at the end",
+        requests.get(),
+        w.studies.len()
+    );
+}
+
+fn check_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) {
+    let now = obscura_access::time::now();
+    for g in w.store.live("vendor", now).unwrap() {
+        w.store.revoke(&g.id, now).unwrap();
+    }
+    // a UID listed in grants but never stored anywhere
+    let granted_unknown = uid(1);
+    for g in grants {
+        let scope = match &g.studies {
+            None => Scope::Tenant,
+            Some(list) => Scope::studies(list.iter().map(|i| {
+                w.studies
+                    .get(*i)
+                    .map_or(granted_unknown.clone(), |s| s.uid.clone())
+            }))
+            .unwrap(),
+        };
+        let grant = NewGrant {
+            principal: "vendor".into(),
+            tenant: w.tenants[g.tenant].clone(),
+            scope,
+            actions: actions(g.actions),
+            view: View::Original,
+            expires: Some(if g.expired { now - 1 } else { now + 3600 }),
+        };
+        w.store.add(grant, now - 10).unwrap();
+    }
+    let m = Model::new(w, grants, &granted_unknown);
+    for r in reqs {
+        check_request(w, &m, r, &granted_unknown);
+    }
+}
+
+fn check_request(w: &mut World, m: &Model, r: &ReqSpec, granted_unknown: &str) {
+    let never = uid(1);
+    let (study_uid, study) = match w.studies.get(r.study) {
+        Some(s) => (s.uid.clone(), Some(s.clone())),
+        None => (never.clone(), None),
+    };
+    let (series_uid, sop_uid) = study
+        .as_ref()
+        .and_then(|s| s.series.iter().nth(r.series % s.series.len()))
+        .map(|(se, sops)| (se.clone(), sops[r.instance % sops.len()].clone()))
+        .unwrap_or_else(|| (uid(2), uid(3)));
+    let path_for = |st: &str| -> (Method, String) {
+        let inst = format!("/studies/{st}/series/{series_uid}/instances/{sop_uid}");
+        let get = |p: String| (Method::GET, p);
+        match r.kind {
+            0 => get(match r.param {
+                0 => "/studies".into(),
+                1 => format!("/studies?StudyInstanceUID={st}"),
+                2 => format!("/studies?limit=1&offset={}", r.series),
+                _ => "/studies?includefield=all".into(),
+            }),
+            1 => get(if r.param < 2 {
+                "/series?includefield=all".into()
+            } else {
+                format!("/series?StudyInstanceUID={st}")
+            }),
+            2 => get(if r.param < 2 {
+                "/instances".into()
+            } else {
+                format!("/instances?SeriesInstanceUID={series_uid}")
+            }),
+            3 => get(format!("/studies/{st}")),
+            4 => get(format!("/studies/{st}/metadata")),
+            5 => get(format!("/studies/{st}/series")),
+            6 => get(format!("/studies/{st}/instances?includefield=all")),
+            7 => get(format!("/studies/{st}/series/{series_uid}/metadata")),
+            8 => get(format!("/studies/{st}/series/{series_uid}/instances")),
+            9 => get(inst),
+            10 => get(format!("{inst}/frames/1")),
+            11 => get(format!("/studies/{st}/rendered")),
+            12 => (Method::POST, "/studies".into()),
+            13 => (Method::POST, format!("/studies/{st}")),
+            14 => get(format!("{inst}/metadata")),
+            _ => get(format!("/nowhere/{st}")),
+        }
+    };
+    let (method, path) = path_for(&study_uid);
+    let posting = method == Method::POST;
+    let action = if posting {
+        Action::Write
+    } else if r.kind <= 2 || matches!(r.kind, 5 | 6 | 8) {
+        Action::Search
+    } else {
+        Action::Read
+    };
+    if posting && study.as_ref().is_some_and(|s| Some(s.tenant) != m.tenant) {
+        // a study UID of another tenant stored again in the vendor's would be
+        // two studies of one UID: the substring oracle could not tell them apart
+        return;
+    }
+    // STOW: a new instance into the chosen study, or a new one
+    let new_sop = uid(3);
+    let new_series = uid(2);
+    let body = if posting {
+        multipart(&instance(&study_uid, &new_series, &new_sop))
+    } else {
+        Vec::new()
+    };
+    let resp = w.call("vendor", method.clone(), &path, body);
+    // 1. nothing outside the grant for this action is named
+    for s in &w.studies {
+        if m.visible(action, s) {
+            continue;
+        }
+        let mut uids = vec![&s.uid];
+        for (se, sops) in &s.series {
+            uids.push(se);
+            uids.extend(sops);
+        }
+        for u in uids {
+            assert!(
+                !resp.text.contains(u.as_str()),
+                "{method} {path} names {u} outside the grant: {}",
+                resp.text
+            );
+        }
+    }
+    // 2. no access at all: refused without a word
+    if m.tenant.is_none() {
+        assert_eq!(resp.status, StatusCode::FORBIDDEN, "{method} {path}");
+        return;
+    }
+    if !m.whole.contains(&action) && m.listed.get(&action).is_none_or(|l| l.is_empty()) {
+        let expect = if unrouted(r) {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(resp.status, expect, "{method} {path}: {}", resp.text);
+        return;
+    }
+    let visible = study.as_ref().is_some_and(|s| m.visible(action, s));
+    // 3. a study outside the grant is answered like one that never existed
+    // (with the same standing: not granted, or granted and absent)
+    let names_study = (3..=14).contains(&r.kind) && !posting;
+    if names_study && !visible {
+        let twin = if !m.covers(action, &study_uid) || m.whole.contains(&action) {
+            Some(never.clone())
+        } else {
+            m.covers(action, granted_unknown)
+                .then(|| granted_unknown.to_string())
+        };
+        if let Some(twin) = twin {
+            let (_, other) = path_for(&twin);
+            let t = w.call("vendor", method.clone(), &other, Vec::new());
+            assert_eq!(
+                (resp.status, resp.text.replace(&study_uid, "X")),
+                (t.status, t.text.replace(&twin, "X")),
+                "{path} vs {other}"
+            );
+        }
+    }
+    // 4. searches return exactly the granted studies that exist
+    if r.kind == 0 && matches!(r.param, 0 | 3) {
+        let want: BTreeSet<&str> = w
+            .studies
+            .iter()
+            .filter(|s| m.visible(action, s))
+            .map(|s| s.uid.as_str())
+            .collect();
+        let got: BTreeSet<&str> = want
+            .iter()
+            .copied()
+            .filter(|u| resp.text.contains(u))
+            .collect();
+        assert_eq!(resp.status, StatusCode::OK);
+        assert_eq!(got, want, "{path}: {}", resp.text);
+        assert_eq!(
+            resp.text.matches("\"0020000D\"").count(),
+            want.len(),
+            "{path}: {}",
+            resp.text
+        );
+    }
+    if visible && matches!(r.kind, 4..=6) {
+        assert_eq!(resp.status, StatusCode::OK, "{path}: {}", resp.text);
+    }
+    // 5. a store lands only in a study it may write
+    if posting {
+        let stored = resp.text.contains(&format!("instances/{new_sop}"));
+        assert_eq!(
+            stored,
+            m.covers(Action::Write, &study_uid),
+            "{path}: {}",
+            resp.text
+        );
+        if stored {
+            let t = m.tenant.unwrap();
+            match w.studies.iter_mut().find(|s| s.uid == study_uid) {
+                Some(s) => {
+                    s.series.insert(new_series, vec![new_sop]);
+                }
+                None => w.studies.push(Study {
+                    tenant: t,
+                    uid: study_uid.clone(),
+                    series: [(new_series, vec![new_sop])].into(),
+                }),
+            }
+        }
+    }
+}
+
+fn unrouted(r: &ReqSpec) -> bool {
+    r.kind == 15
+}
