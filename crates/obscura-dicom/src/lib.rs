@@ -20,4 +20,4 @@ pub mod write;
 pub use error::{ReadError, WriteError};
 pub use preflight::Limits;
 pub use read::{DicomInput, PixelSpan};
-pub use source::{FileSource, Source};
+pub use source::{FileSource, SeekSource, Source};

@@ -133,6 +133,15 @@ impl<S: Source> DicomInput<S> {
     pub fn is_deflated(&self) -> bool {
         self.deflated
     }
+
+    /// The bytes [`PixelSpan`] offsets point into: the file, or the
+    /// inflated data set stream of a deflated transfer syntax.
+    pub fn pixel_stream(&self) -> &dyn Source {
+        match &self.inflated {
+            Some(stream) => stream,
+            None => &self.source,
+        }
+    }
 }
 
 /// The VR of native pixel data read from an implicit VR data set: OB for

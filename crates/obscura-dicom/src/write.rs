@@ -69,10 +69,7 @@ impl<S: Source> DicomInput<S> {
         p: PixelSpan,
         copy: impl FnOnce(&dyn Source, u64, u64) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        match &self.inflated {
-            Some(stream) => copy(stream, p.value_offset, p.value_bytes),
-            None => copy(&self.source, p.value_offset, p.value_bytes),
-        }
+        copy(self.pixel_stream(), p.value_offset, p.value_bytes)
     }
 
     /// Encode the file meta and the data set around the pixel data. A

@@ -14,7 +14,6 @@
 use crate::body::{stream, ChannelWriter};
 use crate::json::{self, find_bulk, Bulk};
 use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
-use crate::source::SeekSource;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -23,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
+use obscura_dicom::source::SeekSource;
 use obscura_dicom::{DicomInput, Limits, PixelSpan};
 use obscura_vault::{Attr, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -1,0 +1,116 @@
+//! From a decoded frame to 8-bit grey or RGB pixels (what a viewer shows and
+//! OCR reads): Modality LUT (rescale), VOI window, MONOCHROME1 inversion;
+//! palette lookup; YBR to RGB.
+
+use crate::frame::{Frame, Samples};
+use crate::info::{ImageInfo, Photometric};
+use crate::voi::Window;
+
+/// 8-bit pixels, row by row: grey (1 channel) or RGB (3, interleaved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image8 {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: u8,
+    /// `width × height × channels` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Render a frame: `window` overrides the header's window (grey frames only).
+pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8 {
+    let (width, height) = (frame.width, frame.height);
+    let (channels, data) = match frame.photometric {
+        Photometric::Monochrome1 | Photometric::Monochrome2 => (1, grey(frame, info, window)),
+        Photometric::PaletteColor => (3, palette(frame, info)),
+        Photometric::Rgb => (3, rgb(frame)),
+        Photometric::YbrFull | Photometric::YbrFull422 | Photometric::YbrCodec => {
+            (3, ybr_to_rgb(&rgb(frame)))
+        }
+    };
+    Image8 {
+        width,
+        height,
+        channels,
+        data,
+    }
+}
+
+/// Grey levels: rescale, window (given, from the header, or the frame's
+/// range), and inversion for MONOCHROME1.
+fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
+    let modality = |v: i32| f64::from(v) * info.slope + info.intercept;
+    let window = window.or(info.window).unwrap_or_else(|| {
+        let (lo, hi) = frame
+            .values()
+            .fold((i32::MAX, i32::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (a, b) = (modality(lo), modality(hi));
+        Window::spanning(a.min(b), a.max(b))
+    });
+    let invert = frame.photometric == Photometric::Monochrome1;
+    // one lookup per possible stored value when that is cheaper than per pixel
+    let bits = u32::from(frame.bits_stored);
+    let table_len = 1usize << bits;
+    let offset = if frame.signed { 1i32 << (bits - 1) } else { 0 };
+    let level = |v: i32| {
+        let y = window.apply(modality(v));
+        if invert {
+            255 - y
+        } else {
+            y
+        }
+    };
+    if table_len <= frame.samples.len() {
+        let table: Vec<u8> = (0..table_len as i32).map(|i| level(i - offset)).collect();
+        frame
+            .values()
+            .map(|v| table[(v + offset) as usize])
+            .collect()
+    } else {
+        frame.values().map(level).collect()
+    }
+}
+
+/// Colour samples to 8 bits (16-bit samples keep their top stored bits).
+fn rgb(frame: &Frame) -> Vec<u8> {
+    match &frame.samples {
+        Samples::U8(v) => v.clone(),
+        Samples::U16(_) => {
+            let shift = frame.bits_stored.saturating_sub(8);
+            frame.values().map(|v| (v.max(0) >> shift) as u8).collect()
+        }
+    }
+}
+
+/// YBR_FULL to RGB (PS3.3 C.7.6.3.1.2), in place of each triple.
+fn ybr_to_rgb(ybr: &[u8]) -> Vec<u8> {
+    let clamp = |x: f64| x.round().clamp(0.0, 255.0) as u8;
+    ybr.chunks_exact(3)
+        .flat_map(|p| {
+            let (y, cb, cr) = (
+                f64::from(p[0]),
+                f64::from(p[1]) - 128.0,
+                f64::from(p[2]) - 128.0,
+            );
+            [
+                clamp(y + 1.402 * cr),
+                clamp(y - 0.344136 * cb - 0.714136 * cr),
+                clamp(y + 1.772 * cb),
+            ]
+        })
+        .collect()
+}
+
+/// Palette indices through the red, green and blue tables.
+fn palette(frame: &Frame, info: &ImageInfo) -> Vec<u8> {
+    let Some(p) = &info.palette else {
+        // not reachable: ImageInfo requires a palette for PALETTE COLOR
+        return frame.values().flat_map(|v| [v as u8; 3]).collect();
+    };
+    frame
+        .values()
+        .flat_map(|v| [p.red.lookup8(v), p.green.lookup8(v), p.blue.lookup8(v)])
+        .collect()
+}
