@@ -86,6 +86,20 @@ pub struct ServerSection {
     /// First retry delay (doubles per attempt, capped at 10 minutes).
     #[serde(default = "default_retry_ms")]
     pub retry_initial_ms: u64,
+    /// A shared queue: `postgres://user@host:port/database` (no password in
+    /// it). Absent: SQLite in `data_dir`, for this process alone.
+    pub database_url: Option<String>,
+    /// The database password, in a file readable by its owner only (else
+    /// the `PGPASSWORD` environment variable, else none).
+    pub database_password_file: Option<PathBuf>,
+    /// Where received originals wait to be forwarded. With `database_url`,
+    /// a folder every process sharing the database mounts (required);
+    /// default `data_dir/spool`.
+    pub spool_dir: Option<PathBuf>,
+    /// With `database_url`: how long a claimed job stays with a process
+    /// that stopped renewing its lease (it died) before another takes it.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
 }
 
 fn default_max_associations() -> usize {
@@ -108,6 +122,9 @@ fn default_max_attempts() -> u32 {
 }
 fn default_retry_ms() -> u64 {
     500
+}
+fn default_lease_secs() -> u64 {
+    60
 }
 
 /// `[archive]`: where the archive lives and its master key.
@@ -249,6 +266,38 @@ pub struct RouteConfig {
     pub to: Vec<String>,
 }
 
+/// Parse `database_url`: PostgreSQL, no password in it, and (until the
+/// queue speaks TLS to its database) a local socket or a loopback address.
+fn parse_database_url(url: &str) -> Result<tokio_postgres::Config, ConfigError> {
+    let bad = |m: &str| Err(ConfigError::Invalid(format!("server.database_url: {m}")));
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return bad("not a postgres:// URL");
+    }
+    let Ok(db) = url.parse::<tokio_postgres::Config>() else {
+        return bad("cannot parse it (postgres://user@host:port/database)");
+    };
+    if db.get_password().is_some() {
+        return bad("holds a password: put it in database_password_file (mode 0600) or PGPASSWORD");
+    }
+    if db.get_dbname().is_none() || db.get_user().is_none() {
+        return bad("name the user and the database (postgres://user@host:port/database)");
+    }
+    let local = |h: &tokio_postgres::config::Host| match h {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        tokio_postgres::config::Host::Unix(_) => true,
+    };
+    if !db.get_hosts().iter().all(local) || db.get_hostaddrs().iter().any(|a| !a.is_loopback()) {
+        return bad("the queue reaches PostgreSQL without TLS: use a loopback address or a local socket (across a network, a TLS tunnel such as stunnel or pgbouncer with TLS beside each process)");
+    }
+    Ok(db)
+}
+
 /// How a destination is reached.
 #[derive(Debug, Clone)]
 pub enum Delivery {
@@ -331,6 +380,39 @@ impl Config {
         self.path(&self.server.data_dir)
     }
 
+    /// Where received originals wait to be forwarded.
+    pub fn spool_dir(&self) -> PathBuf {
+        match &self.server.spool_dir {
+            Some(p) => self.path(p),
+            None => self.data_dir().join("spool"),
+        }
+    }
+
+    /// The shared queue's connection settings (`database_url`, the password
+    /// from `database_password_file` or `PGPASSWORD`), or `None` for the
+    /// embedded SQLite queue.
+    pub fn database(&self) -> Result<Option<tokio_postgres::Config>, ConfigError> {
+        let Some(url) = &self.server.database_url else {
+            return Ok(None);
+        };
+        let mut db = parse_database_url(url)?;
+        let password = match &self.server.database_password_file {
+            Some(p) => {
+                let p = self.path(p);
+                crate::net::check_private_file(&p).map_err(ConfigError::Invalid)?;
+                let text = std::fs::read_to_string(&p).map_err(|e| ConfigError::Read(p, e))?;
+                Some(text.trim_end_matches(['\r', '\n']).to_string())
+            }
+            None => std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()),
+        };
+        if let Some(p) = password {
+            db.password(p);
+        }
+        db.application_name("obscura serve");
+        db.connect_timeout(Duration::from_secs(10));
+        Ok(Some(db))
+    }
+
     /// The archive's data folder and master key file, resolved.
     pub fn archive_paths(&self) -> Option<(PathBuf, PathBuf)> {
         self.archive
@@ -352,6 +434,15 @@ impl Config {
                     "audit: checkpoint_events, checkpoint_secs and sync_every must be at least 1"
                         .into(),
                 );
+            }
+        }
+        if let Some(url) = &self.server.database_url {
+            parse_database_url(url)?;
+            if self.server.spool_dir.is_none() {
+                return bad("server: with database_url, set spool_dir to a folder every process sharing the database mounts (docs/gateway.md, scale-out)".into());
+            }
+            if self.server.lease_secs < 2 {
+                return bad("server.lease_secs must be at least 2".into());
             }
         }
         if self.server.listen.is_none() && self.server.tls.is_none() {

@@ -4,7 +4,7 @@
 //! record the outcome. Failures retry with exponential backoff.
 
 use crate::config::Delivery;
-use crate::queue::{now, Job};
+use crate::queue::{now, Job, Queue};
 use crate::spool::{copy_durably, sync_dir};
 use crate::Gateway;
 use dicom_dictionary_std::tags;
@@ -221,9 +221,10 @@ fn backoff(initial_ms: u64, attempts: u32) -> Duration {
 }
 
 impl Gateway {
-    /// Start the forwarding workers; they run until [`Gateway::stop`].
+    /// Start the forwarding workers (and, on a shared queue, the thread
+    /// that renews this process's leases); they run until [`Gateway::stop`].
     pub fn start_workers(self: &Arc<Self>) -> Vec<std::thread::JoinHandle<()>> {
-        (0..self.config.server.workers.max(1))
+        let mut threads: Vec<_> = (0..self.config.server.workers.max(1))
             .map(|i| {
                 let gw = Arc::clone(self);
                 std::thread::Builder::new()
@@ -231,11 +232,38 @@ impl Gateway {
                     .spawn(move || gw.worker(i))
                     .expect("cannot start a forwarding thread")
             })
-            .collect()
+            .collect();
+        if let Some(lease) = self.backend.lease() {
+            let gw = Arc::clone(self);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("lease".into())
+                    .spawn(move || gw.keep_leases(lease))
+                    .expect("cannot start the lease thread"),
+            );
+        }
+        threads
+    }
+
+    /// Renew this process's leases every third of the lease until stopped:
+    /// jobs it is delivering stay its own however long a batch takes; if it
+    /// dies, they are free again one lease later.
+    fn keep_leases(&self, lease: Duration) {
+        let mut queue: Option<Box<dyn Queue>> = None;
+        while !self.stopping() {
+            let renewed = match &mut queue {
+                Some(q) => q.renew_leases().map(|_| ()),
+                None => self.backend.open().map(|q| queue = Some(q)),
+            };
+            if let Err(e) = renewed {
+                crate::log(&format!("leases: {e}"));
+            }
+            self.wait_for_stop(lease / 3);
+        }
     }
 
     fn worker(&self, index: usize) {
-        let mut queue = match crate::queue::Queue::open(&self.data.queue_db()) {
+        let mut queue = match self.backend.open() {
             Ok(q) => q,
             Err(e) => {
                 crate::log(&format!("forwarder {index}: {e}"));
@@ -246,7 +274,7 @@ impl Gateway {
         while !self.stopping() {
             if index == 0 && now() - last_janitor > 2.0 {
                 last_janitor = now();
-                self.janitor(&mut queue);
+                self.janitor(queue.as_mut());
                 if let Ok(d) = queue.depth() {
                     self.metrics.queue_depth.store(d, Ordering::Relaxed);
                 }
@@ -263,7 +291,7 @@ impl Gateway {
                 self.wait_for_work(Duration::from_millis(500));
                 continue;
             }
-            if let Err(e) = self.deliver(&mut queue, jobs) {
+            if let Err(e) = self.deliver(queue.as_mut(), jobs) {
                 crate::log(&format!("forwarder {index}: {e}"));
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -275,7 +303,7 @@ impl Gateway {
     }
 
     /// Deliver a batch of one destination's jobs and record each outcome.
-    fn deliver(&self, queue: &mut crate::queue::Queue, jobs: Vec<Job>) -> Result<(), String> {
+    fn deliver(&self, queue: &mut dyn Queue, jobs: Vec<Job>) -> Result<(), String> {
         let dest_name = jobs[0].destination.clone();
         let Some(dest) = self.destinations.get(&dest_name) else {
             for j in &jobs {
@@ -379,7 +407,7 @@ impl Gateway {
     /// Instance UID per tenant) and record each outcome.
     fn deliver_to_archive(
         &self,
-        queue: &mut crate::queue::Queue,
+        queue: &mut dyn Queue,
         jobs: Vec<Job>,
         dest: &Destination,
         target: &ArchiveTarget,
@@ -424,7 +452,7 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     fn quarantine(
         &self,
-        queue: &mut crate::queue::Queue,
+        queue: &mut dyn Queue,
         job: &Job,
         dest: &Destination,
         dm: Option<&crate::metrics::DestinationMetrics>,
@@ -466,7 +494,7 @@ impl Gateway {
         }
     }
 
-    fn retry(&self, queue: &mut crate::queue::Queue, job: &Job, msg: &str) -> Result<(), String> {
+    fn retry(&self, queue: &mut dyn Queue, job: &Job, msg: &str) -> Result<(), String> {
         if let Some(m) = self.metrics.destinations.get(&job.destination) {
             m.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -483,7 +511,7 @@ impl Gateway {
     }
 
     /// Remove spool files whose jobs all finished longer ago than the retention.
-    fn janitor(&self, queue: &mut crate::queue::Queue) {
+    fn janitor(&self, queue: &mut dyn Queue) {
         let cutoff = now() - self.config.server.retention_secs as f64;
         loop {
             let Ok(expired) = queue.expired(cutoff, 500) else {

@@ -21,7 +21,7 @@ pub use forward::{ArchiveTarget, Destination, NoTransport, OutFile, Transport};
 pub use metrics::Metrics;
 pub use policy::{Caller, Policy};
 
-use queue::{Enqueued, Queue};
+use queue::{Enqueued, Queue, QueueBackend};
 use spool::{persist_dataset, uid_hash, uid_tag, DataDir};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -53,6 +53,10 @@ pub fn log_line_time(t: std::time::SystemTime) -> String {
     obscura_audit::event::rfc3339(t)
 }
 
+/// On a shared spool, how old a file without a queue row must be before a
+/// starting process takes it for a leftover (a receipt takes seconds).
+const SHARED_LEFTOVER_AGE: Duration = Duration::from_secs(600);
+
 /// The running gateway's shared state.
 pub struct Gateway {
     config: Config,
@@ -60,7 +64,9 @@ pub struct Gateway {
     policy: Policy,
     routes: HashMap<String, Vec<String>>,
     destinations: BTreeMap<String, Destination>,
-    receiver: Mutex<Queue>,
+    backend: QueueBackend,
+    receiver: Mutex<Box<dyn Queue>>,
+    node: String,
     transport: Box<dyn Transport>,
     /// The counters served on `/metrics`.
     pub metrics: Arc<Metrics>,
@@ -94,15 +100,27 @@ impl Gateway {
         transport: Box<dyn Transport>,
     ) -> Result<Arc<Gateway>, StartError> {
         let root = config.data_dir();
-        let data = DataDir::open(&root).map_err(|e| StartError::Data(root.clone(), e))?;
+        let data = DataDir::open(&root, &config.spool_dir())
+            .map_err(|e| StartError::Data(root.clone(), e))?;
         data.clean_transient();
-        let queue = Queue::open(&data.queue_db()).map_err(StartError::Queue)?;
+        let backend = QueueBackend::from_config(&config, &data).map_err(StartError::Queue)?;
+        let mut queue = backend.open().map_err(StartError::Queue)?;
         let recovered = queue.recover().map_err(StartError::Queue)?;
         if recovered > 0 {
             log(&format!(
                 "{recovered} jobs in flight at the last stop will be delivered again"
             ));
         }
+        // files another process sharing the spool is writing or queueing
+        // right now are young: on a shared queue only old files are left over
+        let leftover = |e: &std::fs::DirEntry| {
+            !backend.shared()
+                || e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > SHARED_LEFTOVER_AGE)
+        };
         // a spool file without a queue row was never acknowledged: the
         // sender got no Success and will send it again
         let known: std::collections::HashSet<String> = queue
@@ -114,7 +132,7 @@ impl Gateway {
         if let Ok(entries) = std::fs::read_dir(data.spool()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if !known.contains(&name) {
+                if !known.contains(&name) && leftover(&e) {
                     let _ = std::fs::remove_file(e.path());
                     orphans += 1;
                 }
@@ -130,7 +148,7 @@ impl Gateway {
                 if let Ok(entries) = std::fs::read_dir(dir) {
                     for e in entries.flatten() {
                         let n = e.file_name().to_string_lossy().into_owned();
-                        if n.starts_with(".obscura-") && n.ends_with(".tmp") {
+                        if n.starts_with(".obscura-") && n.ends_with(".tmp") && leftover(&e) {
                             let _ = std::fs::remove_file(e.path());
                         }
                     }
@@ -158,6 +176,11 @@ impl Gateway {
             data,
             routes,
             destinations,
+            node: match &backend {
+                QueueBackend::Postgres(p) => p.owner.clone(),
+                QueueBackend::Sqlite(_) => std::process::id().to_string(),
+            },
+            backend,
             receiver: Mutex::new(queue),
             transport,
             metrics,
@@ -267,7 +290,7 @@ impl Gateway {
         }
         let name = format!(
             "{}-{}-{}.dcm",
-            std::process::id(),
+            self.node,
             queue::now() as u64,
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
@@ -341,6 +364,18 @@ impl Gateway {
         if let Ok(g) = m.lock() {
             let seen = *g;
             let _ = c.wait_timeout_while(g, timeout, |n| *n == seen && !self.stopping());
+        }
+    }
+
+    /// Sleep `timeout`, or until [`stop`](Self::stop).
+    fn wait_for_stop(&self, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while !self.stopping() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            self.wait_for_work(left);
         }
     }
 

@@ -7,18 +7,22 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// The data folder's layout.
+/// The data folder's layout (the spool may be elsewhere: a folder shared
+/// by the processes of a scale-out setup).
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    spool: PathBuf,
 }
 
 impl DataDir {
-    /// Create (if needed) the folders under `root`, owner-only.
-    pub fn open(root: &Path) -> std::io::Result<DataDir> {
+    /// Create (if needed) the folders under `root` and the spool folder,
+    /// owner-only.
+    pub fn open(root: &Path, spool: &Path) -> std::io::Result<DataDir> {
         use std::os::unix::fs::PermissionsExt;
         let d = DataDir {
             root: root.to_path_buf(),
+            spool: spool.to_path_buf(),
         };
         for sub in [
             d.root.clone(),
@@ -43,7 +47,7 @@ impl DataDir {
     }
     /// Durable originals awaiting forwarding.
     pub fn spool(&self) -> PathBuf {
-        self.root.join("spool")
+        self.spool.clone()
     }
     /// Originals a destination's profile quarantined.
     pub fn quarantine(&self) -> PathBuf {
@@ -152,7 +156,7 @@ mod tests {
     #[test]
     fn persisted_dataset_is_part10() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
+        let data = DataDir::open(dir.path(), &dir.path().join("spool")).unwrap();
         let mut ds = tempfile::tempfile().unwrap();
         // (0008,0060) CS "CT" explicit VR little endian
         ds.write_all(&[0x08, 0x00, 0x60, 0x00, b'C', b'S', 2, 0, b'C', b'T'])

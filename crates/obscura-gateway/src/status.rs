@@ -1,23 +1,16 @@
-//! `obscura status`: the queue as the data folder holds it (works while the
-//! gateway runs: SQLite in WAL mode lets a reader in).
+//! `obscura status`: the queue as the data folder (SQLite, WAL: a reader
+//! gets in while the gateway runs) or the shared database holds it.
 
 use crate::config::Config;
-use crate::queue::{now, Queue};
+use crate::queue::{now, QueueBackend};
 use std::fmt::Write as _;
 
 /// The status text: queue depth, per-destination state, quarantine reasons
 /// and recent errors (no PHI: codes, counts, destination names).
 pub fn render(config: &Config) -> Result<String, String> {
-    let data = crate::spool::DataDir::open(&config.data_dir())
+    let data = crate::spool::DataDir::open(&config.data_dir(), &config.spool_dir())
         .map_err(|e| format!("data folder {}: {e}", config.data_dir().display()))?;
-    let db = data.queue_db();
-    if !db.exists() {
-        return Err(format!(
-            "no queue at {} (has `obscura serve` run with this config?)",
-            db.display()
-        ));
-    }
-    let q = Queue::open_read_only(&db)?;
+    let mut q = QueueBackend::from_config(config, &data)?.open_read_only()?;
     let names: Vec<String> = config.destinations.iter().map(|d| d.name.clone()).collect();
     let states = q.states(&names)?;
     let (received, spooled) = q.instance_counts()?;

@@ -1,76 +1,19 @@
-//! The queue: SQLite in the data folder (WAL, synchronous=FULL). One row per
-//! received instance, one job per (destination, original SOP Instance UID):
-//! a re-sent instance finds its jobs already there and adds none.
+//! The embedded queue: SQLite in the data folder (WAL, synchronous=FULL),
+//! for one `obscura serve` process.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// A queue error (SQLite's message: table and constraint names, no data).
-pub type Result<T> = std::result::Result<T, String>;
+use super::{now, Enqueued, Job, Queue, Result, StateRow};
 
 fn e(err: rusqlite::Error) -> String {
     format!("queue: {err}")
 }
 
-/// Seconds since the epoch.
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
-/// A connection to the queue.
-pub struct Queue {
+/// A connection to the SQLite queue.
+pub struct SqliteQueue {
     conn: Connection,
-}
-
-/// A job to deliver one instance to one destination.
-#[derive(Debug, Clone)]
-pub struct Job {
-    /// Job id.
-    pub id: i64,
-    /// Instance id.
-    pub instance: i64,
-    /// Destination name.
-    pub destination: String,
-    /// Spool file name.
-    pub spool: String,
-    /// Hash of the original SOP Instance UID.
-    pub uid_hash: String,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// When the instance was received.
-    pub received_at: f64,
-}
-
-/// Per-destination counts, for status and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DestinationState {
-    /// Destination name.
-    pub destination: String,
-    /// Waiting or being delivered.
-    pub pending: u64,
-    /// Of the pending, how many have failed at least once.
-    pub retrying: u64,
-    /// Delivered.
-    pub done: u64,
-    /// Gave up after the maximum attempts.
-    pub failed: u64,
-    /// Kept in quarantine, not forwarded.
-    pub quarantined: u64,
-    /// The most recent error (no PHI).
-    pub last_error: Option<String>,
-}
-
-/// What enqueueing a received instance did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
-    /// New jobs were created (how many).
-    Jobs(usize),
-    /// Every destination already had this SOP Instance UID: nothing new.
-    Duplicate,
 }
 
 const SCHEMA: &str = "
@@ -106,37 +49,37 @@ CREATE TABLE IF NOT EXISTS errors(
 );
 ";
 
-impl Queue {
+impl SqliteQueue {
     /// Open (creating) the queue database.
-    pub fn open(path: &Path) -> Result<Queue> {
+    pub fn open(path: &Path) -> Result<SqliteQueue> {
         let conn = Connection::open(path).map_err(e)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
         conn.execute_batch(SCHEMA).map_err(e)?;
-        Ok(Queue { conn })
+        Ok(SqliteQueue { conn })
     }
 
     /// Open an existing queue for reading only (`obscura status`).
-    pub fn open_read_only(path: &Path) -> Result<Queue> {
+    pub fn open_read_only(path: &Path) -> Result<SqliteQueue> {
         let conn = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(e)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(e)?;
-        Ok(Queue { conn })
+        Ok(SqliteQueue { conn })
     }
+}
 
-    /// After a restart: jobs that were being delivered are pending again.
-    pub fn recover(&self) -> Result<usize> {
+impl Queue for SqliteQueue {
+    fn recover(&mut self) -> Result<usize> {
         self.conn
             .execute("UPDATE jobs SET state='pending' WHERE state='running'", [])
             .map_err(e)
     }
 
-    /// Spool file names the queue knows (and has not removed).
-    pub fn spool_files(&self) -> Result<Vec<String>> {
+    fn spool_files(&mut self) -> Result<Vec<String>> {
         let mut st = self
             .conn
             .prepare("SELECT spool FROM instances WHERE removed=0")
@@ -146,9 +89,7 @@ impl Queue {
             .map_err(e)
     }
 
-    /// Record a durable instance and a job per destination, in one
-    /// transaction (committed durably before this returns).
-    pub fn enqueue(
+    fn enqueue(
         &mut self,
         uid_hash: &str,
         spool: &str,
@@ -186,9 +127,7 @@ impl Queue {
         })
     }
 
-    /// Claim up to `limit` ready jobs of one destination (the one whose
-    /// oldest ready job is oldest), marking them running.
-    pub fn claim(&mut self, limit: usize) -> Result<Vec<Job>> {
+    fn claim(&mut self, limit: usize) -> Result<Vec<Job>> {
         let t = now();
         let tx = self
             .conn
@@ -238,8 +177,7 @@ impl Queue {
         Ok(jobs)
     }
 
-    /// Mark jobs delivered.
-    pub fn done(&mut self, ids: &[i64]) -> Result<()> {
+    fn done(&mut self, ids: &[i64]) -> Result<()> {
         let t = now();
         let tx = self.conn.transaction().map_err(e)?;
         for id in ids {
@@ -252,8 +190,7 @@ impl Queue {
         tx.commit().map_err(e)
     }
 
-    /// Mark a job quarantined, with a reason code (no PHI).
-    pub fn quarantined(&mut self, id: i64, reason: &str) -> Result<()> {
+    fn quarantined(&mut self, id: i64, reason: &str) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE jobs SET state='quarantined', reason=?2, finished_at=?3 WHERE id=?1",
@@ -263,8 +200,7 @@ impl Queue {
             .map(|_| ())
     }
 
-    /// A delivery failed: retry after a backoff, or give up after `max_attempts`.
-    pub fn failed(
+    fn failed(
         &mut self,
         job: &Job,
         message: &str,
@@ -301,9 +237,7 @@ impl Queue {
         Ok(give_up)
     }
 
-    /// Instances whose every job is finished (done or quarantined) since
-    /// before `older_than` (epoch seconds), and not yet removed from the spool.
-    pub fn expired(&self, older_than: f64, limit: usize) -> Result<Vec<(i64, String)>> {
+    fn expired(&mut self, older_than: f64, limit: usize) -> Result<Vec<(i64, String)>> {
         let mut st = self
             .conn
             .prepare(
@@ -321,8 +255,7 @@ impl Queue {
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(e)
     }
 
-    /// Record that an instance's spool file is gone.
-    pub fn removed(&mut self, ids: &[i64]) -> Result<()> {
+    fn removed(&mut self, ids: &[i64]) -> Result<()> {
         let tx = self.conn.transaction().map_err(e)?;
         for id in ids {
             tx.execute("UPDATE instances SET removed=1 WHERE id=?1", params![id])
@@ -331,21 +264,11 @@ impl Queue {
         tx.commit().map_err(e)
     }
 
-    /// Counts per destination (every destination named in `names`, plus any
-    /// the queue still holds).
-    pub fn states(&self, names: &[String]) -> Result<Vec<DestinationState>> {
-        let mut by: std::collections::BTreeMap<String, DestinationState> = names
-            .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    DestinationState {
-                        destination: n.clone(),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
+    fn renew_leases(&mut self) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn state_rows(&mut self) -> Result<Vec<StateRow>> {
         let mut st = self
             .conn
             .prepare(
@@ -362,41 +285,21 @@ impl Queue {
                 ))
             })
             .map_err(e)?;
-        for row in rows {
-            let (d, state, retried, n) = row.map_err(e)?;
-            let s = by.entry(d.clone()).or_insert_with(|| DestinationState {
-                destination: d,
-                ..Default::default()
-            });
-            match state.as_str() {
-                "pending" | "running" => {
-                    s.pending += n;
-                    if retried {
-                        s.retrying += n;
-                    }
-                }
-                "done" => s.done += n,
-                "failed" => s.failed += n,
-                "quarantined" => s.quarantined += n,
-                _ => {}
-            }
-        }
-        for s in by.values_mut() {
-            s.last_error = self
-                .conn
-                .query_row(
-                    "SELECT message FROM errors WHERE destination=?1 ORDER BY id DESC LIMIT 1",
-                    params![s.destination],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(e)?;
-        }
-        Ok(by.into_values().collect())
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(e)
     }
 
-    /// Quarantined jobs: (destination, reason, count).
-    pub fn quarantine_reasons(&self) -> Result<Vec<(String, String, u64)>> {
+    fn last_error(&mut self, destination: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT message FROM errors WHERE destination=?1 ORDER BY id DESC LIMIT 1",
+                params![destination],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(e)
+    }
+
+    fn quarantine_reasons(&mut self) -> Result<Vec<(String, String, u64)>> {
         let mut st = self
             .conn
             .prepare(
@@ -412,8 +315,7 @@ impl Queue {
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(e)
     }
 
-    /// Jobs waiting or being delivered.
-    pub fn depth(&self) -> Result<u64> {
+    fn depth(&mut self) -> Result<u64> {
         self.conn
             .query_row(
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('pending','running')",
@@ -424,8 +326,7 @@ impl Queue {
             .map_err(e)
     }
 
-    /// Instances received, and spool files still held.
-    pub fn instance_counts(&self) -> Result<(u64, u64)> {
+    fn instance_counts(&mut self) -> Result<(u64, u64)> {
         self.conn
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(removed=0),0) FROM instances",
@@ -435,8 +336,7 @@ impl Queue {
             .map_err(e)
     }
 
-    /// Recent errors: (epoch seconds, destination, message).
-    pub fn recent_errors(&self, n: usize) -> Result<Vec<(f64, String, String)>> {
+    fn recent_errors(&mut self, n: usize) -> Result<Vec<(f64, String, String)>> {
         let mut st = self
             .conn
             .prepare("SELECT at, destination, message FROM errors ORDER BY id DESC LIMIT ?1")
@@ -455,65 +355,20 @@ mod tests {
     #[test]
     fn dedupe_claim_retry_done_expire() {
         let dir = tempfile::tempdir().unwrap();
-        let mut q = Queue::open(&dir.path().join("q.sqlite")).unwrap();
-        let dests = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(
-            q.enqueue("h1", "s1", "p", 10, &dests).unwrap(),
-            Enqueued::Jobs(2)
-        );
-        assert_eq!(
-            q.enqueue("h1", "s2", "p", 10, &dests).unwrap(),
-            Enqueued::Duplicate
-        );
-        assert_eq!(q.spool_files().unwrap(), vec!["s1".to_string()]);
-        let jobs = q.claim(10).unwrap();
-        assert_eq!(jobs.len(), 1, "one destination at a time");
-        let other = q.claim(10).unwrap();
-        assert_eq!(other.len(), 1);
-        assert_ne!(jobs[0].destination, other[0].destination);
+        let path = dir.path().join("q.sqlite");
+        let mut q = SqliteQueue::open(&path).unwrap();
+        let reopen = || Box::new(SqliteQueue::open(&path).unwrap()) as Box<dyn Queue>;
+        super::super::tests::exercise(&mut q, &reopen);
+    }
+
+    #[test]
+    fn recovery_after_a_crash_resets_running_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = SqliteQueue::open(&dir.path().join("q.sqlite")).unwrap();
+        q.enqueue("h1", "s1", "p", 10, &["a".to_string()]).unwrap();
+        assert_eq!(q.claim(10).unwrap().len(), 1);
         assert!(q.claim(10).unwrap().is_empty());
-        // a failure retries later; recovery after a crash resets running jobs
-        assert!(!q
-            .failed(&jobs[0], "refused", Duration::from_secs(3600), 5)
-            .unwrap());
         assert_eq!(q.recover().unwrap(), 1);
-        let states = q.states(&dests).unwrap();
-        assert_eq!(states.iter().map(|s| s.pending).sum::<u64>(), 2);
-        assert_eq!(states.iter().map(|s| s.retrying).sum::<u64>(), 1);
-        let again = q.claim(10).unwrap();
-        q.done(&again.iter().map(|j| j.id).collect::<Vec<_>>())
-            .unwrap();
-        assert!(
-            q.expired(now() + 1.0, 10).unwrap().is_empty(),
-            "one job still waits"
-        );
-        // give up after max attempts
-        let mut j = jobs[0].clone();
-        j.attempts = 4;
-        assert!(q.failed(&j, "refused", Duration::ZERO, 5).unwrap());
-        let states = q.states(&dests).unwrap();
-        assert_eq!(states.iter().map(|s| s.failed).sum::<u64>(), 1);
-        assert_eq!(
-            states
-                .iter()
-                .find(|s| s.failed == 1)
-                .unwrap()
-                .last_error
-                .as_deref(),
-            Some("refused")
-        );
-        // quarantined counts as finished
-        let mut q2 = Queue::open(&dir.path().join("q.sqlite")).unwrap();
-        q2.enqueue("h2", "s3", "p", 10, &dests[..1]).unwrap();
-        let j = q2.claim(10).unwrap();
-        q2.quarantined(j[0].id, "burned_in").unwrap();
-        let exp = q2.expired(now() + 1.0, 10).unwrap();
-        assert_eq!(exp.len(), 1);
-        q2.removed(&[exp[0].0]).unwrap();
-        assert_eq!(q2.instance_counts().unwrap(), (2, 1));
-        assert_eq!(
-            q2.quarantine_reasons().unwrap(),
-            vec![("a".into(), "burned_in".into(), 1)]
-        );
+        assert_eq!(q.claim(10).unwrap().len(), 1);
     }
 }
