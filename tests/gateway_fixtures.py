@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import BINARY, make_key, obscura
+from conftest import BINARY, make_key, obscura, pydicom_test_files
 
 STORESCU = "/usr/bin/storescu"
 STORESCP = "/usr/bin/storescp"
@@ -313,3 +313,19 @@ def store_command(sop_instance, sop_class=CT_IMAGE):
 
 def env_without_proxy():
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def make_instances(dir, n):
+    """N copies of a small real CT with new SOP Instance UIDs."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    src = pydicom.dcmread(str(pydicom_test_files() / "CT_small.dcm"))
+    dir.mkdir()
+    uids = []
+    for i in range(n):
+        src.SOPInstanceUID = generate_uid()
+        src.file_meta.MediaStorageSOPInstanceUID = src.SOPInstanceUID
+        src.InstanceNumber = i + 1
+        src.save_as(str(dir / f"{i:04d}.dcm"))
+        uids.append(str(src.SOPInstanceUID))
+    return uids

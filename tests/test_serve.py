@@ -16,7 +16,7 @@ import pytest
 
 from conftest import DEVSET, pydicom_test_files
 from gateway_fixtures import (STORESCP, CT_IMAGE, Gateway, StoreSCP, associate_rq, echoscu, folder_destination,
-                              free_port, pdata, recv_pdu, rss_kib, scu_destination, store_command,
+                              free_port, make_instances, pdata, recv_pdu, rss_kib, scu_destination, store_command,
                               storescu, tls_gateway, wait_port, write_config)
 from test_dciodvfy import DCIODVFY, error_lines
 
@@ -261,21 +261,6 @@ def test_devset_through_the_gateway(gw_dir, tmp_path):
     for category in ("standard", "sequence"):
         assert summary["leak"]["by_category"][category]["leaked_anywhere"] == 0, summary["leak"]
     assert summary["validity"]["parseable"] == summary["files_expected"]
-
-
-def make_instances(dir, n):
-    """N copies of a small real CT with new SOP Instance UIDs."""
-    from pydicom.uid import generate_uid
-    src = pydicom.dcmread(str(pydicom_test_files() / "CT_small.dcm"))
-    dir.mkdir()
-    uids = []
-    for i in range(n):
-        src.SOPInstanceUID = generate_uid()
-        src.file_meta.MediaStorageSOPInstanceUID = src.SOPInstanceUID
-        src.InstanceNumber = i + 1
-        src.save_as(str(dir / f"{i:04d}.dcm"))
-        uids.append(str(src.SOPInstanceUID))
-    return uids
 
 
 def test_sigkill_mid_transfer_loses_nothing_acknowledged(gw_dir, tmp_path):

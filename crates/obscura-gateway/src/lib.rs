@@ -105,6 +105,14 @@ impl Gateway {
         data.clean_transient();
         let backend = QueueBackend::from_config(&config, &data).map_err(StartError::Queue)?;
         let mut queue = backend.open().map_err(StartError::Queue)?;
+        if let QueueBackend::Postgres(p) = &backend {
+            log(&format!(
+                "queue: shared (PostgreSQL), lease {} s, this process's lease owner {}; spool {}",
+                p.lease.as_secs(),
+                p.owner,
+                data.spool().display()
+            ));
+        }
         let recovered = queue.recover().map_err(StartError::Queue)?;
         if recovered > 0 {
             log(&format!(
