@@ -800,6 +800,70 @@ to = ["vendor-a", "reader"]
     }
 
     #[test]
+    fn shared_queue_settings() {
+        let with = |lines: &str| {
+            let text = CONFIG.replace(
+                "data_dir = \"data\"",
+                &format!("data_dir = \"data\"\n{lines}"),
+            );
+            Config::parse(&text, Path::new("/etc/obscura"))
+        };
+        let err = |lines: &str| with(lines).unwrap_err().to_string();
+        let c = with(
+            "database_url = \"postgres://obscura@127.0.0.1:5432/q\"\nspool_dir = \"/mnt/spool\"",
+        )
+        .unwrap();
+        assert_eq!(c.spool_dir(), PathBuf::from("/mnt/spool"));
+        let db = c.database().unwrap().unwrap();
+        assert_eq!(db.get_dbname(), Some("q"));
+        assert_eq!(c.server.lease_secs, 60);
+        let embedded = Config::parse(CONFIG, Path::new("/etc/obscura")).unwrap();
+        assert!(embedded.database().unwrap().is_none());
+        assert_eq!(
+            embedded.spool_dir(),
+            PathBuf::from("/etc/obscura/data/spool")
+        );
+        assert!(err("database_url = \"postgres://obscura@127.0.0.1/q\"").contains("spool_dir"));
+        assert!(err(
+            "database_url = \"postgres://obscura:hunter2@127.0.0.1/q\"\nspool_dir = \"s\""
+        )
+        .contains("password"));
+        assert!(!err(
+            "database_url = \"postgres://obscura:hunter2@127.0.0.1/q\"\nspool_dir = \"s\""
+        )
+        .contains("hunter2"));
+        assert!(
+            err("database_url = \"postgres://obscura@db.example.org/q\"\nspool_dir = \"s\"")
+                .contains("TLS")
+        );
+        assert!(
+            err("database_url = \"mysql://obscura@127.0.0.1/q\"\nspool_dir = \"s\"")
+                .contains("postgres://")
+        );
+        // the password comes from a file readable by its owner only
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pg.pass");
+        std::fs::write(&pass, "s3cret\n").unwrap();
+        let text = CONFIG.replace(
+            "data_dir = \"data\"",
+            "data_dir = \"data\"\ndatabase_url = \"postgres://obscura@localhost/q\"\nspool_dir = \"s\"\ndatabase_password_file = \"pg.pass\"",
+        );
+        let c = Config::parse(&text, dir.path()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(c
+            .database()
+            .unwrap_err()
+            .to_string()
+            .contains("readable by others"));
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            c.database().unwrap().unwrap().get_password(),
+            Some(&b"s3cret"[..])
+        );
+    }
+
+    #[test]
     fn archive_destinations() {
         let with_archive = format!(
             "{CONFIG}\n[archive]\ndata_dir = \"archive\"\nmaster_key_file = \"m.key\"\n\n[[destination]]\nname = \"vault\"\narchive_tenant = \"Site A\"\n"
