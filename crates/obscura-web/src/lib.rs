@@ -6,8 +6,8 @@
 //! Start at [`WebServer`]: built from the `[web]` config section and an
 //! open [`Vault`], it binds a listener (TLS with optional client
 //! certificates, or plain HTTP on loopback when the config says so) and
-//! serves until told to stop. Routes are in [`router`]; `stow`, `qido` and
-//! `wado` hold the transactions.
+//! serves until told to stop. Routes are in [`router`]; `stow`, `qido`,
+//! `wado` and `rendered` hold the transactions.
 
 #![warn(missing_docs)]
 
@@ -20,6 +20,7 @@ pub mod json;
 pub mod media;
 pub mod multipart;
 pub mod qido;
+pub mod rendered;
 pub mod server;
 pub mod source;
 pub mod stow;
@@ -51,6 +52,8 @@ pub struct Web {
     pub temp_dir: PathBuf,
     /// Bounds the blocking threads that stream responses out of the vault.
     pub stream_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the frames decoded at once for rendered images (one per core).
+    pub render_slots: Arc<tokio::sync::Semaphore>,
     /// The audit log, when on (set once, before serving).
     pub audit: std::sync::OnceLock<Arc<obscura_audit::Auditor>>,
 }
@@ -76,6 +79,9 @@ impl Web {
             config,
             temp_dir,
             stream_slots: Arc::new(tokio::sync::Semaphore::new(32)),
+            render_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             audit: std::sync::OnceLock::new(),
         })
     }
@@ -103,6 +109,10 @@ pub enum ApiError {
     /// 415.
     #[error("{0}")]
     UnsupportedMedia(String),
+    /// 422: the request is understood but its object cannot be served so
+    /// (pixel data that cannot be decoded).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 501.
     #[error("{0}")]
     NotImplemented(String),
@@ -133,6 +143,7 @@ impl IntoResponse for ApiError {
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(detail) => {
@@ -151,15 +162,15 @@ impl IntoResponse for ApiError {
 
 /// All routes, behind [`authenticate`].
 pub fn router(web: Arc<Web>) -> Router {
-    let rendered = || get(wado::rendered);
+    let not_offered = || get(rendered::not_offered);
     Router::new()
         .route("/studies", post(stow::stow_any).get(qido::studies))
         .route("/series", get(qido::all_series))
         .route("/instances", get(qido::all_instances))
         .route("/studies/{study}", post(stow::stow_study).get(wado::study))
         .route("/studies/{study}/metadata", get(wado::study_metadata))
-        .route("/studies/{study}/rendered", rendered())
-        .route("/studies/{study}/thumbnail", rendered())
+        .route("/studies/{study}/rendered", not_offered())
+        .route("/studies/{study}/thumbnail", get(rendered::study_thumbnail))
         .route("/studies/{study}/series", get(qido::study_series))
         .route("/studies/{study}/instances", get(qido::study_instances))
         .route("/studies/{study}/series/{series}", get(wado::series))
@@ -167,8 +178,11 @@ pub fn router(web: Arc<Web>) -> Router {
             "/studies/{study}/series/{series}/metadata",
             get(wado::series_metadata),
         )
-        .route("/studies/{study}/series/{series}/rendered", rendered())
-        .route("/studies/{study}/series/{series}/thumbnail", rendered())
+        .route("/studies/{study}/series/{series}/rendered", not_offered())
+        .route(
+            "/studies/{study}/series/{series}/thumbnail",
+            get(rendered::series_thumbnail),
+        )
         .route(
             "/studies/{study}/series/{series}/instances",
             get(qido::series_instances),
@@ -183,11 +197,11 @@ pub fn router(web: Arc<Web>) -> Router {
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/rendered",
-            rendered(),
+            get(rendered::instance),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
-            rendered(),
+            get(rendered::instance_thumbnail),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
@@ -195,7 +209,7 @@ pub fn router(web: Arc<Web>) -> Router {
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
-            rendered(),
+            get(rendered::frames),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}",

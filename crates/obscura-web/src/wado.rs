@@ -4,8 +4,8 @@
 //! vault), metadata as application/dicom+json with BulkDataURIs, bulk data,
 //! and frames (native pixel data as application/octet-stream; encapsulated
 //! frames in their transfer syntax's media type). No transcoding: objects
-//! are served in their stored transfer syntax. Rendered images are not
-//! available yet (501).
+//! are served in their stored transfer syntax. Rendered images and
+//! thumbnails are in `rendered`.
 //!
 //! Every resource is first found in the index under the principal's
 //! tenant, with every UID of its path: an instance of another study,
@@ -39,13 +39,15 @@ const NATIVE_LE: &[&str] = &[
 
 /// One instance found for a request.
 #[derive(Debug, Clone)]
-struct Found {
-    study: String,
-    series: String,
-    sop: String,
-    ts: String,
+pub(crate) struct Found {
+    pub(crate) study: String,
+    pub(crate) series: String,
+    pub(crate) sop: String,
+    pub(crate) ts: String,
+    /// Instance Number, when the index has one.
+    pub(crate) number: Option<i64>,
     /// Patient ID from the index (for the audit log only).
-    patient: String,
+    pub(crate) patient: String,
 }
 
 /// The instances of a study, series or instance path, in the tenant; 404 if none.
@@ -80,6 +82,9 @@ fn find(
                 .get(Attr::TransferSyntaxUID)
                 .unwrap_or_default()
                 .to_string(),
+            number: a
+                .get(Attr::InstanceNumber)
+                .and_then(|n| n.trim().parse().ok()),
             patient: a.get(Attr::PatientID).unwrap_or_default().to_string(),
         })
         .collect();
@@ -90,14 +95,16 @@ fn find(
 }
 
 /// The path's UIDs, checked.
-fn uids(parts: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn uids(parts: &[&str]) -> Result<(), ApiError> {
     for p in parts {
         check_uid(p)?;
     }
     Ok(())
 }
 
-async fn found(
+/// The instances of a path in the principal's tenant (404 if none),
+/// recorded as returned for the audit log.
+pub(crate) async fn found(
     web: &Arc<Web>,
     principal: &Principal,
     study: &str,
@@ -286,7 +293,8 @@ fn copy(r: &mut impl Read, w: &mut ChannelWriter) -> Result<(), String> {
     }
 }
 
-fn with_type(body: Body, content_type: &str) -> Response {
+/// A 200 response with its Content-Type.
+pub(crate) fn with_type(body: Body, content_type: &str) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -754,12 +762,4 @@ pub async fn frames(
         Body::new(body),
         &format!("multipart/related; type=\"{media}\"; boundary=\"{boundary}\""),
     ))
-}
-
-/// Rendered and thumbnail resources: not available yet.
-pub async fn rendered() -> ApiError {
-    ApiError::NotImplemented(
-        "rendered images and thumbnails are not available yet (no pixel decoding in this release)"
-            .into(),
-    )
 }
