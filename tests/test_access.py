@@ -80,12 +80,12 @@ class Site:
         (root / "web-tokens").write_text(f"{hashlib.sha256(self.pacs_token.encode()).hexdigest()} pacs\n")
         (root / "web-tokens").chmod(0o600)
         (root / "web-spool").mkdir()
-        self.port, dimse = free_port(), free_port()
+        self.port, self.dimse = free_port(), free_port()
         self.config = root / "serve.toml"
         self.config.write_text(f"""
 [server]
 ae_title = "OBSCURA"
-listen = "127.0.0.1:{dimse}"
+listen = "127.0.0.1:{self.dimse}"
 data_dir = "gw-data"
 
 [audit]
@@ -314,11 +314,41 @@ def test_each_bad_token_is_denied_and_recorded(site):
         assert code in reasons, (code, reasons)
     assert reasons.count("token-algorithm") == 2, "alg none and HS256"
     assert all(r["outcome"] == "denied" for r in failures)
+    by_reason = {r["reason"]: r for r in failures}
+    assert by_reason["no-grant"]["actor"]["principal"] == "idp:reader"
+    assert by_reason["token-revoked"]["actor"]["principal"] == f"idp:{VENDOR}"
+    assert by_reason["token-expired"]["actor"]["principal"].startswith("cert-sha256:")
     log = site.gw.log_text()
     for text in ("bearer JWT refused: expired", "wrong issuer", "unknown signing key",
                  "certificate binding mismatch", "algorithm not accepted", "no live grant"):
         assert text in log, text
     assert site.hidden not in log and site.granted not in log
+
+
+def test_revocation_reaches_another_instance_at_once(site):
+    """A second `obscura serve` on the same archive and grant store (its own
+    gateway folder, no audit log): a grant revoked through the store is
+    refused by both on their very next request."""
+    port, dimse = free_port(), free_port()
+    text = site.config.read_text()
+    audit = text[text.index("[audit]"):text.index("[archive]")]
+    second = site.root / "serve2.toml"
+    second.write_text(text.replace(audit, "").replace('"gw-data"', '"gw-data2"')
+                      .replace(f"127.0.0.1:{site.port}", f"127.0.0.1:{port}")
+                      .replace(f"127.0.0.1:{site.dimse}", f"127.0.0.1:{dimse}"))
+    gw2 = Gateway(second, port).start()
+    try:
+        gid = site.grant("add", "--principal", "idp:second-reader", "--tenant", "Clinic",
+                         "--whole-tenant", "--actions", "read", "--expires", "1h")
+        token = site.token(sub="second-reader")
+        urls = [f"https://127.0.0.1:{p}/studies/{site.granted}/metadata" for p in (site.port, port)]
+        s = site.session(token)
+        assert [s.get(u).status_code for u in urls] == [200, 200]
+        site.grant("revoke", gid)
+        assert [s.get(u).status_code for u in urls] == [403, 403]
+        assert "no live grant" in gw2.log_text()
+    finally:
+        gw2.stop()
 
 
 def test_grant_cli_refuses_what_it_cannot_do(site):

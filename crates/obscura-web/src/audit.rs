@@ -8,7 +8,7 @@
 //! principal's grants) is a `web-request` with outcome denied and the
 //! gate's reason code.
 
-use crate::auth::{Denied, Peer, Principal};
+use crate::auth::{Peer, Principal, Refused};
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use obscura_audit::{Actor, AuditEvent, Auditor, EventKind, Outcome, SubjectKind};
@@ -115,10 +115,13 @@ pub fn not_granted(
 }
 
 /// The `auth-failure` record of a refused request.
-pub fn auth_failure(a: &Auditor, peer: &Peer, route: &str, denied: Denied) {
-    let principal = match peer.cert_sha256 {
-        Some(h) => format!("cert-sha256:{}", crate::hex(&h[..8])),
-        None => "anonymous".to_string(),
+/// The actor is the principal its credentials proved, when they did (a
+/// token without a live grant, or revoked).
+pub fn auth_failure(a: &Auditor, peer: &Peer, route: &str, refused: &Refused) {
+    let principal = match (&refused.principal, peer.cert_sha256) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(h)) => format!("cert-sha256:{}", crate::hex(&h[..8])),
+        (None, None) => "anonymous".to_string(),
     };
     let mut e = AuditEvent::new(
         SystemTime::now(),
@@ -127,7 +130,7 @@ pub fn auth_failure(a: &Auditor, peer: &Peer, route: &str, denied: Denied) {
         Outcome::Denied,
     );
     e.route = Some(route.to_string());
-    e.reason = Some(denied.code().to_string());
+    e.reason = Some(refused.denied.code().to_string());
     if let Err(err) = a.record(e) {
         log_failure(err);
     }

@@ -128,6 +128,25 @@ impl Denied {
     }
 }
 
+/// A refused request: why, and the principal its credentials proved, if
+/// they did (a valid token without a live grant, or a revoked one).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Why.
+    pub denied: Denied,
+    /// Who, when known.
+    pub principal: Option<Arc<str>>,
+}
+
+impl From<Denied> for Refused {
+    fn from(denied: Denied) -> Self {
+        Refused {
+            denied,
+            principal: None,
+        }
+    }
+}
+
 struct Entry {
     name: Arc<str>,
     /// The tenant it owns (whole-tenant access), or none: grants decide.
@@ -225,7 +244,7 @@ impl Authenticator {
         &self,
         peer: &Peer,
         authorization: Option<&[u8]>,
-    ) -> Result<Principal, Denied> {
+    ) -> Result<Principal, Refused> {
         let now = obscura_access::time::now();
         let who = self.identify(peer, authorization, now)?;
         let access = match &who.owns {
@@ -233,17 +252,23 @@ impl Authenticator {
             None => self
                 .policy
                 .access(&who.name, who.jti.as_deref(), now)
-                .map_err(|r| match r {
-                    Refusal::NoAccess(NoAccess::NoGrant) => Denied::NoGrant,
-                    Refusal::NoAccess(NoAccess::SeveralTenants) => Denied::SeveralTenants,
-                    Refusal::TokenRevoked => Denied::TokenRevoked,
-                    Refusal::Store(e) => {
-                        log::warn!("web: {e}");
-                        Denied::StoreUnavailable
-                    }
+                .map_err(|r| Refused {
+                    denied: match r {
+                        Refusal::NoAccess(NoAccess::NoGrant) => Denied::NoGrant,
+                        Refusal::NoAccess(NoAccess::SeveralTenants) => Denied::SeveralTenants,
+                        Refusal::TokenRevoked => Denied::TokenRevoked,
+                        Refusal::Store(e) => {
+                            log::warn!("web: {e}");
+                            Denied::StoreUnavailable
+                        }
+                    },
+                    principal: Some(Arc::clone(&who.name)),
                 })?,
         };
-        let tenant = TenantId::parse(access.tenant()).ok_or(Denied::NoGrant)?;
+        let tenant = TenantId::parse(access.tenant()).ok_or_else(|| Refused {
+            denied: Denied::NoGrant,
+            principal: Some(Arc::clone(&who.name)),
+        })?;
         Ok(Principal {
             name: who.name,
             tenant,
@@ -589,26 +614,31 @@ mod tests {
         );
         assert_eq!(
             a.authenticate(&peer(None), Some(b"Bearer secret-c"))
-                .unwrap_err(),
+                .unwrap_err()
+                .denied,
             Denied::BadToken
         );
         assert_eq!(
             a.authenticate(&peer(Some([7; 32])), Some(b"Bearer nope"))
-                .unwrap_err(),
+                .unwrap_err()
+                .denied,
             Denied::BadToken,
             "a wrong token is refused even on a known certificate"
         );
         assert_eq!(
             a.authenticate(&peer(None), Some(b"Basic YTpi"))
-                .unwrap_err(),
+                .unwrap_err()
+                .denied,
             Denied::BadScheme
         );
         assert_eq!(
-            a.authenticate(&peer(None), None).unwrap_err(),
+            a.authenticate(&peer(None), None).unwrap_err().denied,
             Denied::NoCredentials
         );
         assert_eq!(
-            a.authenticate(&peer(Some([8; 32])), None).unwrap_err(),
+            a.authenticate(&peer(Some([8; 32])), None)
+                .unwrap_err()
+                .denied,
             Denied::UnknownCertificate
         );
         let p = a.authenticate(&peer(Some([7; 32])), None).unwrap();
@@ -634,11 +664,13 @@ mod tests {
         a.policy = Policy::new(vec![], None);
         let denied = a
             .authenticate(&peer(None), Some(b"Bearer secret-v"))
-            .unwrap_err();
+            .unwrap_err()
+            .denied;
         assert_eq!((denied, denied.status()), (Denied::NoGrant, 403));
         assert_eq!(
             a.authenticate(&peer(None), Some(b"Bearer a.b.c"))
-                .unwrap_err(),
+                .unwrap_err()
+                .denied,
             Denied::BadToken,
             "JWT-shaped, but no issuer is configured"
         );

@@ -278,17 +278,23 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
             }
             r
         }
-        Err(denied) => {
+        Err(refused) => {
+            let denied = refused.denied;
             if let Some(a) = web.audit.get() {
-                audit::auth_failure(a, &peer, &route, denied);
+                audit::auth_failure(a, &peer, &route, &refused);
             }
             log::warn!(
-                "audit: rejected web request {} from {} ({}{}): {}",
+                "audit: rejected web request {} from {} ({}{}{}): {}",
                 req.method(),
                 peer.addr,
                 if peer.tls { "tls" } else { "plain" },
                 peer.cert_sha256
                     .map(|h| format!(", client certificate sha256 {}", hex(&h[..8])))
+                    .unwrap_or_default(),
+                refused
+                    .principal
+                    .as_ref()
+                    .map(|p| format!(", principal {p}"))
                     .unwrap_or_default(),
                 denied.reason()
             );
