@@ -188,6 +188,9 @@ pub struct Vault {
     studies: Mutex<cache::Caches>,
 }
 
+/// How many objects of one batch ([`Vault::store_many`]) are written at once.
+pub const WRITERS: usize = 8;
+
 /// How many read connections the index has beside its writer.
 const READERS: usize = 2;
 
@@ -448,7 +451,12 @@ impl Vault {
     /// each other's object, and the loser's object is deleted. A crash
     /// between the object's commit and the index's leaves an unreferenced
     /// object (encrypted; [`sweep_orphans`](Self::sweep_orphans) removes it).
-    pub fn store(&self, tenant: &TenantId, attrs: &Attributes, data: impl Read) -> Result<Stored> {
+    pub fn store(
+        &self,
+        tenant: &TenantId,
+        attrs: &Attributes,
+        data: impl Read + Send,
+    ) -> Result<Stored> {
         Ok(self
             .store_many(tenant, std::iter::once((attrs.clone(), data)))?
             .pop()
@@ -456,56 +464,66 @@ impl Vault {
     }
 
     /// Store several instances with one index transaction (one fsync of the
-    /// index instead of one each): as [`store`](Self::store) for each, in
-    /// order, results in the same order. Objects are written as the
-    /// iterator yields them; the index rows of all of them are committed
-    /// together or not at all (on error, the objects written are deleted).
-    /// A SOP Instance UID given twice is stored once, the second
-    /// [`Stored::Duplicate`].
-    pub fn store_many<R: Read>(
+    /// index instead of one each): as [`store`](Self::store) for each,
+    /// results in the same order. The objects are written first, up to
+    /// [`WRITERS`] at a time (each is durable, file and folder fsync'd,
+    /// before the index transaction; the disk serves concurrent fsyncs
+    /// together, so a batch costs little more than its slowest object);
+    /// then the index rows of all of them are committed together or not at
+    /// all (on error, the objects written are deleted). A SOP Instance UID
+    /// given twice is stored once, the second [`Stored::Duplicate`].
+    pub fn store_many<R: Read + Send>(
         &self,
         tenant: &TenantId,
         items: impl IntoIterator<Item = (Attributes, R)>,
     ) -> Result<Vec<Stored>> {
         let scope = self.scope(tenant)?;
-        let mut written: Vec<(Attributes, ObjectKey, u64)> = Vec::new();
+        let mut fresh: Vec<(Attributes, R)> = Vec::new();
         let mut results: Vec<Option<Stored>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let outcome = (|| -> Result<()> {
-            for (attrs, data) in items {
-                for a in [
-                    Attr::StudyInstanceUID,
-                    Attr::SeriesInstanceUID,
-                    Attr::SOPInstanceUID,
-                ] {
-                    if attrs.get(a).is_none() {
-                        return Err(VaultError::MissingAttribute(a));
-                    }
+        for (attrs, data) in items {
+            for a in [
+                Attr::StudyInstanceUID,
+                Attr::SeriesInstanceUID,
+                Attr::SOPInstanceUID,
+            ] {
+                if attrs.get(a).is_none() {
+                    return Err(VaultError::MissingAttribute(a));
                 }
-                let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
-                let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
-                if !seen.insert(sop_h) || self.reader().instance_object(&scope, &sop_h)?.is_some() {
-                    results.push(Some(Stored::Duplicate));
-                    continue;
-                }
-                let mut raw = [0u8; 16];
-                keys::random(&mut raw)?;
-                let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
-                let bytes = self.write_object(&scope.keys, &key, data)?;
-                written.push((attrs, key, bytes));
-                results.push(None);
             }
-            Ok(())
-        })();
-        let inserted = outcome.and_then(|()| {
-            let rows: Vec<(&Attributes, &str, u64)> =
-                written.iter().map(|(a, k, n)| (a, k.name(), *n)).collect();
-            self.index().insert_instances(&scope, &rows)
-        });
+            let sop = attrs.get(Attr::SOPInstanceUID).unwrap_or_default();
+            let sop_h = index::hash(&scope.keys, Attr::SOPInstanceUID, sop);
+            if !seen.insert(sop_h) || self.reader().instance_object(&scope, &sop_h)?.is_some() {
+                results.push(Some(Stored::Duplicate));
+                continue;
+            }
+            fresh.push((attrs, data));
+            results.push(None);
+        }
+        let (attrs, data): (Vec<Attributes>, Vec<R>) = fresh.into_iter().unzip();
+        let mut written = Vec::with_capacity(data.len());
+        let mut failure = None;
+        for w in self.write_objects(&scope.keys, tenant, data) {
+            match w {
+                Ok(w) => written.push(w),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        let inserted = match failure {
+            Some(e) => Err(e),
+            None => {
+                let rows: Vec<(&Attributes, &str, u64)> = attrs
+                    .iter()
+                    .zip(&written)
+                    .map(|(a, (k, n))| (a, k.name(), *n))
+                    .collect();
+                self.index().insert_instances(&scope, &rows)
+            }
+        };
         let inserted = match inserted {
             Ok(i) => i,
             Err(e) => {
-                for (_, key, _) in &written {
+                for (key, _) in &written {
                     let _ = self.objects.delete(key);
                 }
                 return Err(e);
@@ -517,7 +535,7 @@ impl Vault {
             out.push(match r {
                 Some(s) => s,
                 None => {
-                    let ((_, key, bytes), ins) = news.next().expect("one row per object");
+                    let ((key, bytes), ins) = news.next().expect("one row per object");
                     match ins {
                         Inserted::New => Stored::New { bytes: *bytes },
                         Inserted::Duplicate => {
@@ -529,6 +547,70 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+
+    /// Write each of `data` as a new object of `tenant` under a random
+    /// name, up to [`WRITERS`] at a time; results in the same order. After
+    /// a failure no further object is started (those not started are
+    /// `Interrupted` errors).
+    fn write_objects<R: Read + Send>(
+        &self,
+        keys: &TenantKeys,
+        tenant: &TenantId,
+        data: Vec<R>,
+    ) -> Vec<Result<(ObjectKey, u64)>> {
+        let n = data.len();
+        let queue = Mutex::new(data.into_iter().enumerate());
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let work = || {
+            let mut done = Vec::new();
+            while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((i, r)) = next else { break };
+                let w = self.new_object(keys, tenant, r);
+                if w.is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                done.push((i, w));
+            }
+            done
+        };
+        let mut out: Vec<Option<Result<(ObjectKey, u64)>>> = (0..n).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..WRITERS.min(n)).map(|_| s.spawn(work)).collect();
+            let mine = work();
+            let theirs = helpers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            for (i, w) in mine.into_iter().chain(theirs) {
+                out[i] = Some(w);
+            }
+        });
+        out.into_iter()
+            .map(|w| {
+                w.unwrap_or_else(|| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::Interrupted,
+                        "not written: another object of the batch failed",
+                    )
+                    .into())
+                })
+            })
+            .collect()
+    }
+
+    /// Encrypt `data` into a new object of `tenant`, durable once this returns.
+    fn new_object(
+        &self,
+        keys: &TenantKeys,
+        tenant: &TenantId,
+        data: impl Read,
+    ) -> Result<(ObjectKey, u64)> {
+        let mut raw = [0u8; 16];
+        keys::random(&mut raw)?;
+        let key = ObjectKey::new(tenant.as_str(), &hex(&raw)).expect("hex names");
+        let bytes = self.write_object(keys, &key, data)?;
+        Ok((key, bytes))
     }
 
     /// Encrypt `data` into the object `key`; returns the plaintext size.

@@ -4,9 +4,11 @@
 //! in memory), within per-part, per-request and part-count limits. Only a
 //! complete, well-formed multipart body is stored: a malformed or
 //! unterminated one is a 400 and nothing of it reaches the vault. Each
-//! instance then has its header read with obscura-dicom and is stored
-//! under the principal's tenant; the response lists each instance in
-//! ReferencedSOPSequence or FailedSOPSequence (with a FailureReason). An
+//! instance then has its header read with obscura-dicom (on all cores) and
+//! is stored under the principal's tenant, in batches with one index
+//! transaction each (group commit); the response, sent once every batch is
+//! committed, lists each instance in ReferencedSOPSequence or
+//! FailedSOPSequence (with a FailureReason). An
 //! instance of a study outside the principal's write grants is refused
 //! (0124H, not authorized) whether or not that study exists.
 
@@ -22,7 +24,8 @@ use axum::Extension;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use obscura_dicom::{DicomInput, Limits};
-use obscura_vault::{Attr, Attributes, Stored};
+use obscura_vault::{Attr, Attributes};
+use rayon::prelude::*;
 use serde_json::{json, Map, Value as Json};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -208,10 +211,14 @@ async fn stow(
     let access = Arc::clone(&principal.access);
     let expected = study.clone();
     let outcomes = tokio::task::spawn_blocking(move || {
-        parts
-            .into_iter()
-            .map(|p| store_part(&store_web, &tenant, &access, &file, p, expected.as_deref()))
-            .collect::<Vec<_>>()
+        store_parts(
+            &store_web,
+            &tenant,
+            &access,
+            &file,
+            parts,
+            expected.as_deref(),
+        )
     })
     .await
     .map_err(|e| ApiError::Internal(format!("store task: {e}")))?;
@@ -282,21 +289,91 @@ fn is_uid(s: &str) -> bool {
     check_uid(s).is_ok()
 }
 
-fn store_part(
+/// How many instances of a request are stored with one index transaction.
+const STORE_BATCH: usize = 256;
+
+/// Store the parts, in batches of [`STORE_BATCH`]: headers read on all
+/// cores, then one [`Vault::store_many`](obscura_vault::Vault::store_many)
+/// per batch (objects written concurrently, one index transaction). An
+/// instance is acknowledged only once its batch is committed.
+fn store_parts(
     web: &Web,
     tenant: &obscura_vault::TenantId,
     access: &obscura_access::Access,
     file: &Arc<File>,
-    part: Part,
+    parts: Vec<Part>,
     expected_study: Option<&str>,
-) -> Outcome {
-    let failed = |class: Option<&str>, sop: Option<&str>, reason| Outcome::Failed {
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(parts.len());
+    for batch in parts.chunks(STORE_BATCH) {
+        let checked: Vec<Result<Checked, Outcome>> = batch
+            .par_iter()
+            .map(|p| check_part(access, file, p, expected_study))
+            .collect();
+        let ok: Vec<&Checked> = checked.iter().filter_map(|c| c.as_ref().ok()).collect();
+        let stored = web.vault.store_many(
+            tenant,
+            ok.iter().map(|c| (c.attrs.clone(), c.range.reader())),
+        );
+        if let Err(e) = &stored {
+            log::warn!("web: storing a batch of {} instances failed: {e}", ok.len());
+        }
+        let failure = |e: &obscura_vault::VaultError| match e {
+            obscura_vault::VaultError::Io(_) => OUT_OF_RESOURCES,
+            _ => PROCESSING_FAILURE,
+        };
+        for c in checked {
+            outcomes.push(match c {
+                Err(o) => o,
+                Ok(c) => match &stored {
+                    Ok(_) => c.stored(),
+                    Err(e) => failed(Some(&c.class), Some(&c.sop), failure(e)),
+                },
+            });
+        }
+    }
+    outcomes
+}
+
+/// A part whose header was read and whose UIDs are UIDs.
+struct Checked {
+    range: FileRange,
+    attrs: Attributes,
+    class: String,
+    sop: String,
+    study: String,
+    series: String,
+}
+
+impl Checked {
+    fn stored(self) -> Outcome {
+        Outcome::Stored {
+            class: self.class,
+            sop: self.sop,
+            study: self.study,
+            series: self.series,
+        }
+    }
+}
+
+/// A failure, with the UIDs that are UIDs (never echo anything else).
+fn failed(class: Option<&str>, sop: Option<&str>, reason: u16) -> Outcome {
+    Outcome::Failed {
         class: class.filter(|u| is_uid(u)).map(str::to_string),
         sop: sop.filter(|u| is_uid(u)).map(str::to_string),
         reason,
-    };
+    }
+}
+
+/// Read a part's header and check its UIDs (and its study, if one is expected).
+fn check_part(
+    access: &obscura_access::Access,
+    file: &Arc<File>,
+    part: &Part,
+    expected_study: Option<&str>,
+) -> Result<Checked, Outcome> {
     if !part.dicom {
-        return failed(None, None, CANNOT_UNDERSTAND);
+        return Err(failed(None, None, CANNOT_UNDERSTAND));
     }
     let range = FileRange {
         file: Arc::clone(file),
@@ -305,10 +382,10 @@ fn store_part(
     };
     let attrs = match DicomInput::read(range.clone(), Limits::default()) {
         Ok(input) if input.meta.part10 => Attributes::from_dicom(&input),
-        Ok(_) => return failed(None, None, CANNOT_UNDERSTAND),
+        Ok(_) => return Err(failed(None, None, CANNOT_UNDERSTAND)),
         Err(e) => {
             log::info!("web: a STOW part is not readable DICOM: {e}");
-            return failed(None, None, CANNOT_UNDERSTAND);
+            return Err(failed(None, None, CANNOT_UNDERSTAND));
         }
     };
     let class = attrs.get(Attr::SOPClassUID);
@@ -320,34 +397,32 @@ fn store_part(
         attrs.get(Attr::SeriesInstanceUID),
     ];
     let [Some(class), Some(sop), Some(study), Some(series)] = uids else {
-        return failed(class, sop, CANNOT_UNDERSTAND);
+        return Err(failed(class, sop, CANNOT_UNDERSTAND));
     };
     if !uids.iter().all(|u| u.is_some_and(is_uid)) {
-        return failed(Some(class), Some(sop), CANNOT_UNDERSTAND);
+        return Err(failed(Some(class), Some(sop), CANNOT_UNDERSTAND));
     }
     if expected_study.is_some_and(|s| s != study) {
-        return failed(Some(class), Some(sop), DOES_NOT_MATCH);
+        return Err(failed(Some(class), Some(sop), DOES_NOT_MATCH));
     }
     if !access.allows(obscura_access::Action::Write, study) {
         log::warn!("audit: a STOW instance refused: its study is outside the write grants");
-        return failed(Some(class), Some(sop), NOT_AUTHORIZED);
+        return Err(failed(Some(class), Some(sop), NOT_AUTHORIZED));
     }
-    match web.vault.store(tenant, &attrs, range.reader()) {
-        Ok(Stored::New { .. }) | Ok(Stored::Duplicate) => Outcome::Stored {
-            class: class.to_string(),
-            sop: sop.to_string(),
-            study: study.to_string(),
-            series: series.to_string(),
-        },
-        Err(e) => {
-            log::warn!("web: storing an instance failed: {e}");
-            let reason = match e {
-                obscura_vault::VaultError::Io(_) => OUT_OF_RESOURCES,
-                _ => PROCESSING_FAILURE,
-            };
-            failed(Some(class), Some(sop), reason)
-        }
-    }
+    let (class, sop, study, series) = (
+        class.to_string(),
+        sop.to_string(),
+        study.to_string(),
+        series.to_string(),
+    );
+    Ok(Checked {
+        range,
+        attrs,
+        class,
+        sop,
+        study,
+        series,
+    })
 }
 
 fn uid_element(v: &str) -> Json {
