@@ -93,7 +93,7 @@ APP_CONFIG = """window.config = {
       qidoSupportsIncludeField: true,
       supportsReject: false,
       imageRendering: 'wadors',
-      thumbnailRendering: 'wadors',
+      thumbnailRendering: 'thumbnail',
       enableStudyLazyLoad: true,
       supportsFuzzyMatching: true,
       supportsWildcard: true,
@@ -271,7 +271,8 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
                 return {canvases: c, text: document.body ? document.body.innerText : ''};
             })()""") or {}
             if state.get("canvases") and "OBSCURA OHIF CHECK" in state.get("text", "") \
-                    and any(p[0].startswith("/studies/") and "/frames/" in p[0] for p in site.log):
+                    and any(p[0].startswith("/studies/") and "/frames/" in p[0] for p in site.log) \
+                    and any("/thumbnail" in p[0] for p in site.log):
                 time.sleep(3)  # let it draw
                 break
             time.sleep(1)
@@ -284,6 +285,8 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
         assert state.get("canvases"), f"no viewport canvas; DOM text: {state.get('text', '')[:1500]}"
         assert "OBSCURA OHIF CHECK" in state["text"], state["text"][:1500]
         assert any(p[2] == 200 and "/frames/" in p[0] for p in site.log), site.log
+        # the series thumbnail, rendered by the server (obscura-pixels)
+        assert any(p[2] == 200 and "/thumbnail" in p[0] for p in site.log), site.log
         # the viewport is not uniform: the image is drawn
         x, y, w, h = max(state["canvases"], key=lambda c: c[2] * c[3])
         img = Image.open(BytesIO(png)).convert("L").crop((int(x), int(y), int(x + w), int(y + h)))

@@ -136,6 +136,19 @@ def test_thumbnails(archive):
               params={"viewport": "64,64"}, headers={"Accept": "image/png"})
     assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
     assert max(Image.open(BytesIO(r.content)).size) == 64
+    # as the one part of a multipart answer (dicomweb-client's JavaScript
+    # retrieveBulkData, which OHIF's thumbnails go through, asks so)
+    for accept, ptype in (('multipart/related; type="image/jpeg"', "image/jpeg"),
+                          ('multipart/related; type="application/octet-stream"',
+                           "application/octet-stream")):
+        r = s.get(archive.url + f"/studies/{st}/series/{se}/thumbnail", headers={"Accept": accept})
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"].startswith(f'multipart/related; type="{ptype}"')
+        boundary = r.headers["Content-Type"].split('boundary="')[1].rstrip('"')
+        part = r.content.split(f"--{boundary}".encode())[1]
+        head, body = part.split(b"\r\n\r\n", 1)
+        assert b"Content-Type: image/jpeg" in head
+        assert max(Image.open(BytesIO(body[:-2])).size) == 128
     # a multi-frame series: its middle (only) instance, frame 1
     _, (st, se, _) = uids("emri_small_jpeg_ls_lossless.dcm")
     r = s.get(archive.url + f"/studies/{st}/series/{se}/thumbnail", headers={"Accept": "*/*"})

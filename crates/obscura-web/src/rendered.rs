@@ -1,6 +1,7 @@
 //! Rendered resources and thumbnails (PS3.18 9.5, 10.4.1.1.3): one frame
 //! decoded by `obscura-pixels`, windowed to 8 bits and sent as a single
-//! image/jpeg (the default) or image/png body.
+//! image/jpeg (the default) or image/png body (or its one part, when
+//! `Accept` asks for multipart/related, as OHIF's thumbnails do).
 //!
 //! - `.../instances/{i}/rendered`: the instance's first frame.
 //! - `.../instances/{i}/frames/{list}/rendered`: the first frame of the
@@ -18,7 +19,7 @@
 //! per core at a time; pixel data that cannot be decoded is a 422 (501 for
 //! what is valid but unsupported) whose text ends with a reason code.
 
-use crate::media::parse_accept;
+use crate::media::{new_boundary, parse_accept, MediaType};
 use crate::wado::{found, uids, with_type, Found};
 use crate::{ApiError, Principal, Web};
 use axum::body::Body;
@@ -58,30 +59,52 @@ impl Format {
 #[derive(Debug, Clone, Copy)]
 struct Options {
     format: Format,
+    /// Bare, or the one part of a multipart/related body.
+    packaging: Packaging,
     quality: u8,
     viewport: Option<(u32, u32)>,
     window: Option<Window>,
 }
 
-/// Negotiate the format: image/jpeg unless `Accept` prefers image/png;
-/// anything else is 406.
-fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
+/// How the image is packaged: a bare body, or the one part of a
+/// multipart/related body of this `type`.
+type Packaging = Option<&'static str>;
+
+/// Negotiate the format: image/jpeg unless `Accept` prefers image/png, as
+/// a bare body; or as the one part of a multipart/related answer when
+/// that is what `Accept` asks for: `type` image/jpeg or image/png, or
+/// application/octet-stream (the JPEG's bytes), which is what
+/// dicomweb-client's JavaScript `retrieveBulkData` asks for when OHIF
+/// fetches a thumbnail. Anything else is 406.
+fn format(headers: &HeaderMap) -> Result<(Format, Packaging), ApiError> {
+    const OCTETS: &str = "application/octet-stream";
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(Format::Jpeg);
+        return Ok((Format::Jpeg, None));
     };
     let mut ranges = parse_accept(accept)
         .ok_or_else(|| ApiError::BadRequest("malformed Accept header".into()))?;
     if ranges.is_empty() {
-        return Ok(Format::Jpeg);
+        return Ok((Format::Jpeg, None));
     }
     // highest quality first, the header's order among equals
     ranges.sort_by(|a, b| b.quality().total_cmp(&a.quality()));
     for r in &ranges {
+        if r.essence == "multipart/related" {
+            let inner = r.param("type").and_then(MediaType::parse);
+            match inner.as_ref().map(|t| t.essence.as_str()) {
+                Some(OCTETS) => return Ok((Format::Jpeg, Some(OCTETS))),
+                Some(t) if MediaType::parse(t).is_some_and(|t| t.covers("image/jpeg")) => {
+                    return Ok((Format::Jpeg, Some(Format::Jpeg.media())))
+                }
+                Some("image/png") => return Ok((Format::Png, Some(Format::Png.media()))),
+                _ => continue,
+            }
+        }
         if r.covers("image/jpeg") {
-            return Ok(Format::Jpeg);
+            return Ok((Format::Jpeg, None));
         }
         if r.covers("image/png") {
-            return Ok(Format::Png);
+            return Ok((Format::Png, None));
         }
     }
     Err(ApiError::NotAcceptable(
@@ -96,8 +119,10 @@ fn options(
     thumbnail: bool,
 ) -> Result<Options, ApiError> {
     let bad = |what: &str| ApiError::BadRequest(what.to_string());
+    let (format, packaging) = format(headers)?;
     let mut o = Options {
-        format: format(headers)?,
+        format,
+        packaging,
         quality: QUALITY,
         viewport: thumbnail.then_some((THUMBNAIL, THUMBNAIL)),
         window: None,
@@ -203,7 +228,22 @@ async fn respond(
     .await
     .map_err(|e| ApiError::Internal(format!("render task: {e}")))?
     .map_err(pixel_error)?;
-    Ok(with_type(Body::from(bytes), o.format.media()))
+    let media = o.format.media();
+    let Some(part_type) = o.packaging else {
+        return Ok(with_type(Body::from(bytes), media));
+    };
+    let boundary = new_boundary();
+    let mut body = format!(
+        "--{boundary}\r\nContent-Type: {media}\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Ok(with_type(
+        Body::from(body),
+        &format!("multipart/related; type=\"{part_type}\"; boundary=\"{boundary}\""),
+    ))
 }
 
 /// The instances to try for a thumbnail: the middle one of the path in
@@ -325,26 +365,40 @@ mod tests {
 
     #[test]
     fn formats_by_accept() {
-        assert_eq!(format(&HeaderMap::new()).unwrap(), Format::Jpeg);
-        assert_eq!(format(&accept("*/*")).unwrap(), Format::Jpeg);
-        assert_eq!(format(&accept("image/png")).unwrap(), Format::Png);
+        let f = |h: &HeaderMap| format(h).map_err(|_| ());
+        assert_eq!(f(&HeaderMap::new()), Ok((Format::Jpeg, None)));
+        assert_eq!(f(&accept("*/*")), Ok((Format::Jpeg, None)));
+        assert_eq!(f(&accept("image/png")), Ok((Format::Png, None)));
         assert_eq!(
-            format(&accept("image/png, image/jpeg;q=0.5")).unwrap(),
-            Format::Png
+            f(&accept("image/png, image/jpeg;q=0.5")),
+            Ok((Format::Png, None))
         );
         assert_eq!(
-            format(&accept("image/png;q=0.4, image/jpeg")).unwrap(),
-            Format::Jpeg
+            f(&accept("image/png;q=0.4, image/jpeg")),
+            Ok((Format::Jpeg, None))
         );
-        assert_eq!(format(&accept("image/*")).unwrap(), Format::Jpeg);
-        assert!(matches!(
-            format(&accept("image/gif")),
-            Err(ApiError::NotAcceptable(_))
-        ));
-        assert!(matches!(
-            format(&accept("application/dicom")),
-            Err(ApiError::NotAcceptable(_))
-        ));
+        assert_eq!(f(&accept("image/*")), Ok((Format::Jpeg, None)));
+        assert_eq!(
+            f(&accept("multipart/related; type=\"image/jpeg\"")),
+            Ok((Format::Jpeg, Some("image/jpeg")))
+        );
+        assert_eq!(
+            f(&accept(
+                "multipart/related; type=\"application/octet-stream\""
+            )),
+            Ok((Format::Jpeg, Some("application/octet-stream")))
+        );
+        for refused in [
+            "image/gif",
+            "application/dicom",
+            "application/octet-stream",
+            "multipart/related; type=\"application/dicom\"",
+        ] {
+            assert!(
+                matches!(format(&accept(refused)), Err(ApiError::NotAcceptable(_))),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
