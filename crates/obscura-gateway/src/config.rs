@@ -92,6 +92,10 @@ pub struct ServerSection {
     /// The database password, in a file readable by its owner only (else
     /// the `PGPASSWORD` environment variable, else none).
     pub database_password_file: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) that sign the database server's
+    /// certificate: the queue then speaks TLS to it (required for a
+    /// database on another host).
+    pub database_ca_file: Option<PathBuf>,
     /// Where received originals wait to be forwarded. With `database_url`,
     /// a folder every process sharing the database mounts (required);
     /// default `data_dir/spool`.
@@ -266,9 +270,9 @@ pub struct RouteConfig {
     pub to: Vec<String>,
 }
 
-/// Parse `database_url`: PostgreSQL, no password in it, and (until the
-/// queue speaks TLS to its database) a local socket or a loopback address.
-fn parse_database_url(url: &str) -> Result<tokio_postgres::Config, ConfigError> {
+/// Parse `database_url`: PostgreSQL, no password in it, and without `tls`
+/// a local socket or a loopback address.
+fn parse_database_url(url: &str, tls: bool) -> Result<tokio_postgres::Config, ConfigError> {
     let bad = |m: &str| Err(ConfigError::Invalid(format!("server.database_url: {m}")));
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return bad("not a postgres:// URL");
@@ -292,8 +296,10 @@ fn parse_database_url(url: &str) -> Result<tokio_postgres::Config, ConfigError> 
         }
         tokio_postgres::config::Host::Unix(_) => true,
     };
-    if !db.get_hosts().iter().all(local) || db.get_hostaddrs().iter().any(|a| !a.is_loopback()) {
-        return bad("the queue reaches PostgreSQL without TLS: use a loopback address or a local socket (across a network, a TLS tunnel such as stunnel or pgbouncer with TLS beside each process)");
+    let remote =
+        !db.get_hosts().iter().all(local) || db.get_hostaddrs().iter().any(|a| !a.is_loopback());
+    if remote && !tls {
+        return bad("a database on another host is reached over TLS: set database_ca_file");
     }
     Ok(db)
 }
@@ -389,13 +395,13 @@ impl Config {
     }
 
     /// The shared queue's connection settings (`database_url`, the password
-    /// from `database_password_file` or `PGPASSWORD`), or `None` for the
-    /// embedded SQLite queue.
+    /// from `database_password_file` or `PGPASSWORD`; TLS when
+    /// `database_ca_file` is set), or `None` for the embedded SQLite queue.
     pub fn database(&self) -> Result<Option<tokio_postgres::Config>, ConfigError> {
         let Some(url) = &self.server.database_url else {
             return Ok(None);
         };
-        let mut db = parse_database_url(url)?;
+        let mut db = parse_database_url(url, self.server.database_ca_file.is_some())?;
         let password = match &self.server.database_password_file {
             Some(p) => {
                 let p = self.path(p);
@@ -410,6 +416,10 @@ impl Config {
         }
         db.application_name("obscura serve");
         db.connect_timeout(Duration::from_secs(10));
+        db.ssl_mode(match self.server.database_ca_file {
+            Some(_) => tokio_postgres::config::SslMode::Require,
+            None => tokio_postgres::config::SslMode::Disable,
+        });
         Ok(Some(db))
     }
 
@@ -437,7 +447,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.server.database_url {
-            parse_database_url(url)?;
+            parse_database_url(url, self.server.database_ca_file.is_some())?;
             if self.server.spool_dir.is_none() {
                 return bad("server: with database_url, set spool_dir to a folder every process sharing the database mounts (docs/gateway.md, scale-out)".into());
             }
@@ -835,6 +845,11 @@ to = ["vendor-a", "reader"]
         assert!(
             err("database_url = \"postgres://obscura@db.example.org/q\"\nspool_dir = \"s\"")
                 .contains("TLS")
+        );
+        assert!(
+            with("database_url = \"postgres://obscura@db.example.org/q\"\nspool_dir = \"s\"\ndatabase_ca_file = \"ca.pem\"")
+                .is_ok(),
+            "across a network with TLS"
         );
         assert!(
             err("database_url = \"mysql://obscura@127.0.0.1/q\"\nspool_dir = \"s\"")

@@ -195,10 +195,17 @@ impl QueueBackend {
         data: &crate::spool::DataDir,
     ) -> Result<QueueBackend> {
         Ok(match config.database().map_err(|e| e.to_string())? {
-            Some(db) => QueueBackend::Postgres(Box::new(PgSettings::new(
-                db,
-                Duration::from_secs(config.server.lease_secs),
-            )?)),
+            Some(db) => {
+                let tls = match &config.server.database_ca_file {
+                    Some(ca) => Some(
+                        obscura_dimse::tls::client_config(&config.path(ca), None)
+                            .map_err(|e| format!("database_ca_file: {e}"))?,
+                    ),
+                    None => None,
+                };
+                let lease = Duration::from_secs(config.server.lease_secs);
+                QueueBackend::Postgres(Box::new(PgSettings::new(db, tls, lease)?))
+            }
             None => QueueBackend::Sqlite(data.queue_db()),
         })
     }

@@ -60,6 +60,8 @@ const READY: &str = "((state='pending' AND next_at<=extract(epoch from clock_tim
 pub struct PgSettings {
     /// Host, port, user, database, password (never from argv).
     pub config: tokio_postgres::Config,
+    /// TLS to the server (its CA), or `None` for a local connection.
+    pub tls: Option<Arc<obscura_dimse::rustls::ClientConfig>>,
     /// A claimed job stays with this process this long after its last renewal.
     pub lease: Duration,
     /// This process's lease owner token (random per start).
@@ -71,7 +73,11 @@ pub struct PgSettings {
 
 impl PgSettings {
     /// Settings with a fresh owner token and a one-thread runtime.
-    pub fn new(config: tokio_postgres::Config, lease: Duration) -> Result<PgSettings> {
+    pub fn new(
+        config: tokio_postgres::Config,
+        tls: Option<Arc<obscura_dimse::rustls::ClientConfig>>,
+        lease: Duration,
+    ) -> Result<PgSettings> {
         let mut token = [0u8; 12];
         getrandom::getrandom(&mut token).map_err(|e| format!("queue: no randomness: {e}"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -82,6 +88,7 @@ impl PgSettings {
             .map_err(|e| format!("queue: cannot start its runtime: {e}"))?;
         Ok(PgSettings {
             config,
+            tls,
             lease,
             owner: token.iter().map(|b| format!("{b:02x}")).collect(),
             runtime: Arc::new(runtime),
@@ -183,11 +190,28 @@ impl PgQueue {
     }
 }
 
-/// A new connection, its driver spawned on the settings' runtime.
+/// A new connection (over TLS when the settings say so), its driver
+/// spawned on the settings' runtime.
 fn new_client(settings: &PgSettings) -> Result<Client> {
-    let config = settings.config.clone();
-    let rt = &settings.runtime;
-    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(e)?;
+    let (config, rt) = (&settings.config, &settings.runtime);
+    match &settings.tls {
+        Some(tls) => {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+            drive(rt, rt.block_on(config.connect(tls)))
+        }
+        None => drive(rt, rt.block_on(config.connect(NoTls))),
+    }
+}
+
+/// Spawn a connection's driver; hand back its client.
+fn drive<C>(
+    rt: &tokio::runtime::Runtime,
+    connected: std::result::Result<(Client, C), tokio_postgres::Error>,
+) -> Result<Client>
+where
+    C: Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    let (client, connection) = connected.map_err(e)?;
     rt.spawn(async move {
         if let Err(err) = connection.await {
             crate::log(&format!("queue: the database connection ended: {}", e(err)));
@@ -443,6 +467,7 @@ impl Queue for PgQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::QueueBackend;
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
@@ -473,8 +498,33 @@ mod tests {
             .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
     }
 
+    /// A CA and a server certificate for `localhost` (PEM).
+    struct Pki {
+        ca: String,
+        cert: String,
+        key: String,
+    }
+
+    fn pki() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        Pki {
+            ca: ca.pem(),
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
     impl Cluster {
-        fn start() -> Option<Cluster> {
+        /// Start a cluster (with TLS from `tls`), or `None` when PostgreSQL
+        /// is not installed.
+        fn start(tls: Option<&Pki>) -> Option<Cluster> {
             let bin = std::fs::read_dir("/usr/lib/postgresql")
                 .ok()?
                 .flatten()
@@ -484,14 +534,29 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let (data, sock) = (dir.path().join("pgdata"), dir.path().join("sock"));
             std::fs::create_dir(&sock).unwrap();
+            let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+            let mut ssl = String::new();
+            if let Some(t) = tls {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::write(&cert, &t.cert).unwrap();
+                std::fs::write(&key, &t.key).unwrap();
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+                ssl = format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    cert.display(),
+                    key.display()
+                );
+            }
             if is_root() {
                 let out = Command::new("id")
                     .args(["-u", "postgres"])
                     .output()
                     .unwrap();
                 let uid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-                for p in [dir.path(), &sock] {
-                    std::os::unix::fs::chown(p, Some(uid), None).unwrap();
+                for p in [dir.path(), &sock, &cert, &key] {
+                    if p.exists() {
+                        std::os::unix::fs::chown(p, Some(uid), None).unwrap();
+                    }
                 }
             }
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -515,7 +580,7 @@ mod tests {
                 .unwrap();
             assert!(ok.status.success(), "initdb failed");
             let options = format!(
-                "-k {} -p {port} -c listen_addresses=127.0.0.1",
+                "-k {} -p {port} -c listen_addresses=127.0.0.1{ssl}",
                 sock.display()
             );
             let ok = as_postgres(&bin.join("pg_ctl"))
@@ -537,7 +602,7 @@ mod tests {
 
         fn settings(&self, lease: Duration) -> PgSettings {
             let url = format!("postgres://obscura@127.0.0.1:{}/postgres", self.port);
-            PgSettings::new(url.parse().unwrap(), lease).unwrap()
+            PgSettings::new(url.parse().unwrap(), None, lease).unwrap()
         }
     }
 
@@ -553,7 +618,7 @@ mod tests {
 
     #[test]
     fn shared_queue_semantics_claims_and_leases() {
-        let Some(cluster) = Cluster::start() else {
+        let Some(cluster) = Cluster::start(None) else {
             eprintln!("skipped: PostgreSQL server not installed (apt-get install postgresql)");
             return;
         };
@@ -626,5 +691,54 @@ mod tests {
         live.done(&[taken[0].id]).unwrap();
         let s = c(&mut live);
         assert_eq!((s.pending, s.done), (0, 301));
+    }
+
+    #[test]
+    fn tls_to_the_database_from_the_config() {
+        let (pki, other) = (pki(), pki());
+        let Some(cluster) = Cluster::start(Some(&pki)) else {
+            eprintln!("skipped: PostgreSQL server not installed (apt-get install postgresql)");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &pki.ca).unwrap();
+        std::fs::write(dir.path().join("other-ca.pem"), &other.ca).unwrap();
+        let config = |ca: &str| {
+            // a host name to verify, the address to reach it at
+            let text = format!(
+                r#"
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:11112"
+data_dir = "data"
+spool_dir = "spool"
+database_url = "postgres://obscura@localhost:{}/postgres?hostaddr=127.0.0.1"
+database_ca_file = "{ca}"
+"#,
+                cluster.port
+            );
+            let c = crate::Config::parse(&text, dir.path()).unwrap();
+            let data = crate::spool::DataDir::open(&c.data_dir(), &c.spool_dir()).unwrap();
+            QueueBackend::from_config(&c, &data).unwrap()
+        };
+        let mut q = config("ca.pem").open().unwrap();
+        assert_eq!(
+            q.enqueue("h", "s", "p", 1, &["a".to_string()]).unwrap(),
+            Enqueued::Jobs(1)
+        );
+        let QueueBackend::Postgres(settings) = config("ca.pem") else {
+            panic!("not the shared queue")
+        };
+        let mut pg = PgQueue::open_existing(&settings).unwrap();
+        let ssl = pg
+            .one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap();
+        assert!(ssl.get::<_, bool>(0), "the connection is TLS");
+        // a server whose certificate another CA signed is refused
+        let err = config("other-ca.pem").open().err().unwrap();
+        assert!(err.contains("queue (PostgreSQL)"), "{err}");
     }
 }
