@@ -17,16 +17,15 @@
 //! - a certificate-bound token (RFC 8705, `cnf.x5t#S256`) only over a TLS
 //!   connection whose verified client certificate has that SHA-256.
 //!
-//! The JWKS file is read again when it changes (checked at most once a
-//! second, and at once for an unknown `kid`), so keys rotate without a restart.
+//! Keys come from a JWKS file, re-read when it changes, or from the
+//! provider's HTTPS `jwks_uri`, fetched again periodically and after an
+//! unknown `kid` (see `jwks`), so keys rotate without a restart.
 
+use crate::jwks::KeySet;
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
-use std::time::{Duration, Instant, SystemTime};
-
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// The signature algorithms accepted.
 pub const ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
@@ -44,8 +43,17 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// The audience this archive is (`aud` must contain it).
     pub audience: String,
-    /// Its signing keys: a JWKS file (re-read when it changes).
-    pub jwks_file: PathBuf,
+    /// Its signing keys: a JWKS file (re-read when it changes)...
+    pub jwks_file: Option<PathBuf>,
+    /// ...or its `jwks_uri` (https only), fetched at start and every
+    /// `jwks_refresh_secs`, and soon after an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// CA certificates (PEM) that verify `jwks_url`'s server (default: the
+    /// system bundle, /etc/ssl/certs/ca-certificates.crt).
+    pub jwks_ca: Option<PathBuf>,
+    /// How often `jwks_url` is fetched again, seconds (at least 10).
+    #[serde(default = "default_refresh")]
+    pub jwks_refresh_secs: u64,
     /// Clock skew allowed on `exp` and `nbf`, seconds (at most 300).
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
@@ -61,20 +69,20 @@ pub struct IssuerConfig {
 fn default_leeway() -> u64 {
     30
 }
+fn default_refresh() -> u64 {
+    300
+}
+
+/// The system's CA bundle (Debian's), for `jwks_url` without `jwks_ca`.
+pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 fn default_claim() -> String {
     "sub".into()
 }
 
-/// A configuration problem with an issuer (names the issuer and the file).
+/// A configuration problem with an issuer (names the issuer, the file or URL).
 #[derive(Debug, thiserror::Error)]
-pub enum JwksError {
-    /// The issuer section is inconsistent.
-    #[error("issuer `{0}`: {1}")]
-    Invalid(String, String),
-    /// Its JWKS file cannot be used.
-    #[error("{0}: {1}")]
-    File(PathBuf, String),
-}
+#[error("issuer `{0}`: {1}")]
+pub struct JwksError(pub String, pub String);
 
 /// Why a token was refused (logged and audited by its code; the client
 /// sees only that the token is invalid).
@@ -177,21 +185,9 @@ struct Claims {
     other: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A verifying key of a JWKS.
-struct Key {
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
-}
-
-struct Loaded {
-    modified: Option<SystemTime>,
-    checked: Instant,
-    keys: HashMap<String, Key>,
-}
-
 struct Issuer {
     config: IssuerConfig,
-    jwks: RwLock<Loaded>,
+    keys: KeySet,
 }
 
 /// The configured issuers and their keys.
@@ -205,20 +201,20 @@ impl JwtValidator {
         let mut issuers = Vec::new();
         for c in configs {
             check_config(c)?;
-            let (modified, keys) = load_jwks(&c.jwks_file)?;
-            if keys.is_empty() {
-                return Err(JwksError::File(
-                    c.jwks_file.clone(),
-                    "no usable signing key (RSA, EC P-256 or Ed25519 with a kid)".into(),
-                ));
+            let keys = match (&c.jwks_file, &c.jwks_url) {
+                (Some(f), None) => KeySet::file(&c.name, f),
+                (None, Some(u)) => KeySet::url(
+                    &c.name,
+                    u,
+                    c.jwks_ca.as_deref().unwrap_or(SYSTEM_CA.as_ref()),
+                    Duration::from_secs(c.jwks_refresh_secs),
+                ),
+                _ => Err("set jwks_file or jwks_url (one of the two)".into()),
             }
+            .map_err(|e| JwksError(c.name.clone(), e))?;
             issuers.push(Issuer {
                 config: c.clone(),
-                jwks: RwLock::new(Loaded {
-                    modified,
-                    checked: Instant::now(),
-                    keys,
-                }),
+                keys,
             });
         }
         Ok(JwtValidator { issuers })
@@ -249,8 +245,7 @@ impl JwtValidator {
         let issuer = self.issuer_of(&kid).ok_or(TokenError::UnknownKey)?;
         let c = &issuer.config;
         let claims: Claims = {
-            let jwks = issuer.jwks.read().unwrap_or_else(|p| p.into_inner());
-            let key = jwks.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+            let key = issuer.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
             if !key.algorithms.contains(&alg) {
                 return Err(TokenError::Algorithm);
             }
@@ -316,70 +311,24 @@ impl JwtValidator {
         })
     }
 
-    /// The issuer whose JWKS holds `kid`, re-reading files that changed
-    /// (at most once a second each; at once when the kid is unknown).
+    /// The issuer whose JWKS holds `kid`, looking again at sets that may
+    /// have changed (at once, for a kid none holds).
     fn issuer_of(&self, kid: &str) -> Option<&Issuer> {
-        let has = |i: &Issuer| {
-            i.jwks
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys
-                .contains_key(kid)
-        };
         for i in &self.issuers {
-            i.refresh(false);
+            i.keys.refresh(false);
         }
-        if let Some(i) = self.issuers.iter().find(|i| has(i)) {
+        if let Some(i) = self.issuers.iter().find(|i| i.keys.get(kid).is_some()) {
             return Some(i);
         }
         for i in &self.issuers {
-            i.refresh(true);
+            i.keys.refresh(true);
         }
-        self.issuers.iter().find(|i| has(i))
-    }
-}
-
-impl Issuer {
-    /// Re-read the JWKS if its file changed; `unknown_kid` skips the
-    /// once-a-second pacing of the check (not of the read: an unchanged file is not re-read).
-    fn refresh(&self, unknown_kid: bool) {
-        {
-            let l = self.jwks.read().unwrap_or_else(|p| p.into_inner());
-            if !unknown_kid && l.checked.elapsed() < Duration::from_secs(1) {
-                return;
-            }
-        }
-        let path = &self.config.jwks_file;
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let mut l = self.jwks.write().unwrap_or_else(|p| p.into_inner());
-        l.checked = Instant::now();
-        if modified == l.modified {
-            return;
-        }
-        match load_jwks(path) {
-            Ok((m, keys)) if !keys.is_empty() => {
-                log::info!(
-                    "access: issuer {}: JWKS reloaded ({} keys)",
-                    self.config.name,
-                    keys.len()
-                );
-                l.modified = m;
-                l.keys = keys;
-            }
-            Ok(_) => log::warn!(
-                "access: issuer {}: the new JWKS has no usable key; keeping the previous keys",
-                self.config.name
-            ),
-            Err(e) => log::warn!(
-                "access: issuer {}: {e}; keeping the previous keys",
-                self.config.name
-            ),
-        }
+        self.issuers.iter().find(|i| i.keys.get(kid).is_some())
     }
 }
 
 fn check_config(c: &IssuerConfig) -> Result<(), JwksError> {
-    let bad = |m: &str| Err(JwksError::Invalid(c.name.clone(), m.to_string()));
+    let bad = |m: &str| Err(JwksError(c.name.clone(), m.to_string()));
     if c.name.is_empty()
         || !c
             .name
@@ -396,6 +345,9 @@ fn check_config(c: &IssuerConfig) -> Result<(), JwksError> {
     }
     if c.principal_claim.is_empty() {
         return bad("principal_claim must be set");
+    }
+    if c.jwks_refresh_secs < 10 {
+        return bad("jwks_refresh_secs is at least 10");
     }
     Ok(())
 }
@@ -415,50 +367,4 @@ fn b64url(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .ok()
-}
-
-/// Read a JWKS file: its keys with a `kid` that verify signatures with an
-/// accepted algorithm; others are skipped (and `oct` keys always).
-fn load_jwks(path: &Path) -> Result<(Option<SystemTime>, HashMap<String, Key>), JwksError> {
-    let err = |m: String| JwksError::File(path.to_path_buf(), m);
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let set: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| err(format!("not JSON: {e}")))?;
-    let list = set
-        .get("keys")
-        .and_then(|k| k.as_array())
-        .ok_or_else(|| err("not a JWKS (no `keys` list)".into()))?;
-    let mut keys = HashMap::new();
-    for jwk in list {
-        let s = |k: &str| jwk.get(k).and_then(|v| v.as_str());
-        let Some(kid) = s("kid") else { continue };
-        if s("use").is_some_and(|u| u != "sig") {
-            continue;
-        }
-        let built = match (s("kty"), s("crv")) {
-            (Some("RSA"), _) => s("n")
-                .zip(s("e"))
-                .and_then(|(n, e)| DecodingKey::from_rsa_components(n, e).ok())
-                .map(|k| (k, vec![Algorithm::RS256, Algorithm::PS256])),
-            (Some("EC"), Some("P-256")) => s("x")
-                .zip(s("y"))
-                .and_then(|(x, y)| DecodingKey::from_ec_components(x, y).ok())
-                .map(|k| (k, vec![Algorithm::ES256])),
-            (Some("OKP"), Some("Ed25519")) => s("x")
-                .and_then(|x| DecodingKey::from_ed_components(x).ok())
-                .map(|k| (k, vec![Algorithm::EdDSA])),
-            _ => None,
-        };
-        let Some((key, mut algorithms)) = built else {
-            continue;
-        };
-        if let Some(alg) = s("alg") {
-            algorithms.retain(|a| format!("{a:?}") == alg);
-        }
-        if !algorithms.is_empty() {
-            keys.insert(kid.to_string(), Key { key, algorithms });
-        }
-    }
-    Ok((modified, keys))
 }

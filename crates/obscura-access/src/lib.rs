@@ -13,6 +13,7 @@
 
 pub mod decide;
 pub mod grant;
+mod jwks;
 pub mod jwt;
 pub mod policy;
 pub mod store;

@@ -62,7 +62,10 @@ fn config(path: &Path, bound: bool) -> IssuerConfig {
         name: "kc".into(),
         issuer: ISS.into(),
         audience: AUD.into(),
-        jwks_file: path.to_path_buf(),
+        jwks_file: Some(path.to_path_buf()),
+        jwks_url: None,
+        jwks_ca: None,
+        jwks_refresh_secs: 300,
         leeway_secs: 30,
         principal_claim: "sub".into(),
         require_certificate_binding: bound,
@@ -324,4 +327,156 @@ fn keys_rotate_without_a_restart() {
         JwtValidator::new(&[config(&path, false)]).is_err(),
         "no usable key"
     );
+}
+
+/// A JWKS served over HTTPS on loopback (rustls, a CA made here), the set
+/// it serves replaceable, and the number of requests it answered.
+struct JwksServer {
+    url: String,
+    ca: std::path::PathBuf,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn jwks_server(dir: &Path, first: &Value) -> JwksServer {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "idp test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ca_path = dir.join(format!("idp-ca-{port}.pem"));
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/realms/imaging/certs",
+        listener.local_addr().unwrap().port()
+    );
+    let body = std::sync::Arc::new(std::sync::Mutex::new(first.to_string()));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (b, h) = (body.clone(), hits.clone());
+    std::thread::spawn(move || {
+        // bounded: a test makes a handful of fetches
+        for stream in listener.incoming().take(50) {
+            let Ok(tcp) = stream else { continue };
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            if req.is_empty() {
+                continue;
+            }
+            h.fetch_add(1, Ordering::SeqCst);
+            let text = b.lock().unwrap().clone();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            );
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    });
+    JwksServer {
+        url,
+        ca: ca_path,
+        body,
+        hits,
+    }
+}
+
+fn url_config(server: &JwksServer, ca: &Path) -> IssuerConfig {
+    IssuerConfig {
+        jwks_file: None,
+        jwks_url: Some(server.url.clone()),
+        jwks_ca: Some(ca.to_path_buf()),
+        jwks_refresh_secs: 10,
+        ..config(Path::new("unused"), false)
+    }
+}
+
+#[test]
+fn keys_from_an_https_jwks_uri_rotate_and_survive_a_bad_answer() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (keys(), keys());
+    let server = jwks_server(dir.path(), &jwks(&old, "ec-old"));
+    let v = JwtValidator::new(&[url_config(&server, &server.ca)]).unwrap();
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "fetched at start");
+    let t = now();
+    assert!(v
+        .validate(&es256(&old, "ec-old", &claims(json!({}))), None, t)
+        .is_ok());
+    // the provider rotates: the first token with the new kid is refused and
+    // wakes the fetcher; within seconds the new key verifies, the old is gone
+    *server.body.lock().unwrap() = jwks(&new, "ec-new").to_string();
+    let fresh = es256(&new, "ec-new", &claims(json!({})));
+    assert_eq!(
+        v.validate(&fresh, None, t).unwrap_err(),
+        TokenError::UnknownKey
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while v.validate(&fresh, None, now()).is_err() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        v.validate(&fresh, None, now()).is_ok(),
+        "the rotated key after an unknown kid"
+    );
+    assert_eq!(
+        v.validate(&es256(&old, "ec-old", &claims(json!({}))), None, now())
+            .unwrap_err(),
+        TokenError::UnknownKey
+    );
+    // an answer that is no JWKS never replaces the keys
+    *server.body.lock().unwrap() = "<html>maintenance</html>".into();
+    let before = server.hits.load(Ordering::SeqCst);
+    let _ = v.validate(&es256(&old, "ec-other", &claims(json!({}))), None, now());
+    while server.hits.load(Ordering::SeqCst) == before && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(server.hits.load(Ordering::SeqCst) > before, "fetched again");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        v.validate(&fresh, None, now()).is_ok(),
+        "the previous keys kept"
+    );
+    // a server the configured CA did not sign, and plain http, are refused at start
+    let stranger = jwks_server(dir.path(), &jwks(&old, "ec-old"));
+    let e = JwtValidator::new(&[url_config(&stranger, &server.ca)])
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("certificate"), "{e}");
+    let mut plain = url_config(&server, &server.ca);
+    plain.jwks_url = Some(server.url.replace("https://", "http://"));
+    assert!(JwtValidator::new(&[plain]).is_err());
 }

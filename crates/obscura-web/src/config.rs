@@ -135,7 +135,8 @@ impl WebConfig {
         }
         c.tokens_file = c.tokens_file.as_deref().map(abs);
         for i in &mut c.issuers {
-            i.jwks_file = abs(&i.jwks_file);
+            i.jwks_file = i.jwks_file.as_deref().map(abs);
+            i.jwks_ca = i.jwks_ca.as_deref().map(abs);
         }
         c.temp_dir = c.temp_dir.as_deref().map(abs);
         c.check()?;
