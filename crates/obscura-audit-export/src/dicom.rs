@@ -6,7 +6,7 @@
 //! hashes (no PHI): a patient's ParticipantObjectID is the hash, never the
 //! Patient ID, and its ParticipantObjectName says so instead of a name.
 
-use obscura_audit::{EventKind, Outcome, Record, SubjectKind, SubjectRef};
+use obscura_audit::{EventKind, Outcome, Record, SubjectKind, SubjectRef, WebAction};
 
 /// Who reports the events: AuditSourceIdentification, and the UserID of
 /// Obscura as a participant.
@@ -83,30 +83,16 @@ fn shape(r: &Record) -> Shape {
         EventKind::DeidRun => s(EXPORT, None, "R", true),
         EventKind::ScanRun => s(INSTANCES_ACCESSED, None, "R", false),
         EventKind::LogRecovered => s(SECURITY_ALERT, Some(AUDIT_RECORDING_STOPPED), "E", false),
-        EventKind::WebRequest => {
-            let route = e.route.as_deref().unwrap_or("");
-            let (method, pattern) = route
-                .strip_prefix("web:")
-                .and_then(|r| r.split_once(' '))
-                .unwrap_or(("GET", route));
-            match method {
-                "POST" | "PUT" => s(INSTANCES_TRANSFERRED, None, "C", false),
-                "DELETE" => s(STUDY_DELETED, None, "D", false),
-                _ if is_search(pattern) => Shape {
-                    query: true,
-                    ..s(QUERY, None, "E", false)
-                },
-                _ => s(INSTANCES_TRANSFERRED, None, "R", true),
-            }
-        }
+        EventKind::WebRequest => match e.web_action() {
+            Some(WebAction::Store) => s(INSTANCES_TRANSFERRED, None, "C", false),
+            Some(WebAction::Delete) => s(STUDY_DELETED, None, "D", false),
+            Some(WebAction::Search) => Shape {
+                query: true,
+                ..s(QUERY, None, "E", false)
+            },
+            Some(WebAction::Retrieve) | None => s(INSTANCES_TRANSFERRED, None, "R", true),
+        },
     }
-}
-
-/// A QIDO-RS route pattern: it ends in a collection, not a resource.
-fn is_search(pattern: &str) -> bool {
-    ["/studies", "/series", "/instances"]
-        .iter()
-        .any(|c| pattern.ends_with(c))
 }
 
 fn outcome_indicator(o: Outcome) -> &'static str {

@@ -247,6 +247,41 @@ impl AuditEvent {
     }
 }
 
+/// What a DICOMweb request (`web:METHOD pattern` route) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebAction {
+    /// QIDO-RS: a search (the pattern ends in a collection).
+    Search,
+    /// WADO-RS: a retrieve (instances, metadata, bulk data, frames).
+    Retrieve,
+    /// STOW-RS (POST, PUT).
+    Store,
+    /// DELETE.
+    Delete,
+}
+
+impl AuditEvent {
+    /// For a `web-request`, what it did (from its route's method and pattern).
+    pub fn web_action(&self) -> Option<WebAction> {
+        if self.kind != EventKind::WebRequest {
+            return None;
+        }
+        let route = self.route.as_deref()?;
+        let (method, pattern) = route.strip_prefix("web:")?.split_once(' ')?;
+        Some(match method {
+            "POST" | "PUT" => WebAction::Store,
+            "DELETE" => WebAction::Delete,
+            _ if ["/studies", "/series", "/instances"]
+                .iter()
+                .any(|c| pattern.ends_with(c)) =>
+            {
+                WebAction::Search
+            }
+            _ => WebAction::Retrieve,
+        })
+    }
+}
+
 /// What the log stores for an event: its position and the event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {

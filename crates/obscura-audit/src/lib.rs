@@ -21,7 +21,9 @@ pub mod note;
 mod sink;
 pub mod verify;
 
-pub use event::{Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef};
+pub use event::{
+    Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef, WebAction,
+};
 pub use log::{AuditLog, LogConfig, LogReader, OpenReport, SyncPolicy, TornTail};
 pub use merkle::{verify_consistency, verify_inclusion, Hash};
 pub use note::{Checkpoint, Signer, Verifier};

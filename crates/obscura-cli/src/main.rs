@@ -2,6 +2,7 @@
 //! finding the key, showing progress and choosing the exit status are all
 //! that happen here.
 
+mod alerts;
 mod archive;
 mod audit;
 mod audit_syslog;
@@ -63,6 +64,10 @@ enum Command {
     /// Check a tamper-evident audit log (see docs/audit.md).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Alerts on abnormal access from an audit log; the access simulator
+    /// (see docs/alerts.md).
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Write a new random key to PATH (readable by its owner only).
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => archive::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Grant(cmd) => grant::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Alerts(cmd) => alerts::run(cmd),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());
             ExitCode::SUCCESS
