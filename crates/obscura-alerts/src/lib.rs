@@ -9,15 +9,21 @@
 
 #![warn(missing_docs)]
 
+mod config;
 mod detect;
 mod fixed;
+mod live;
 pub mod sim;
 mod stats;
 mod time;
+mod webhook;
 
+pub use config::AlertsSection;
 pub use detect::{Detector, Settings};
 pub use fixed::FixedThresholds;
+pub use live::{LiveAlerts, Sink};
 pub use time::epoch_seconds;
+pub use webhook::Webhook;
 
 use serde::Serialize;
 

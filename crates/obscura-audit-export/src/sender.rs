@@ -67,6 +67,7 @@ pub struct Stats {
 enum Item {
     Record(Box<Record>),
     Checkpoint(String),
+    Text(&'static str, Severity, String),
 }
 
 /// The exporter: a queue and a sending thread.
@@ -119,6 +120,11 @@ impl SyslogExporter {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(item) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Queue a message of its own (an alert): `msgid`, `text` as MSG.
+    pub fn send_text(&self, msgid: &'static str, severity: Severity, text: String) {
+        self.send(Item::Text(msgid, severity, text));
     }
 
     /// Send what is queued (for at most `grace` if the receiver is
@@ -191,17 +197,18 @@ impl Worker {
 
     fn render(&self, item: &Item) -> Vec<Vec<u8>> {
         let h = &self.cfg.header;
+        let now = || obscura_audit::event::rfc3339(std::time::SystemTime::now());
         match item {
             Item::Checkpoint(note) => {
-                let now = obscura_audit::event::rfc3339(std::time::SystemTime::now());
                 vec![syslog::message(
                     h,
                     Severity::Notice,
-                    &now,
+                    &now(),
                     CHECKPOINT_MSGID,
                     note,
                 )]
             }
+            Item::Text(msgid, sev, text) => vec![syslog::message(h, *sev, &now(), msgid, text)],
             Item::Record(r) => {
                 let sev = match r.event.outcome {
                     Outcome::Success => Severity::Notice,

@@ -16,6 +16,7 @@ mod profile_show;
 mod progress;
 mod scan;
 mod serve;
+mod serve_alerts;
 mod status;
 
 use clap::{Parser, Subcommand};

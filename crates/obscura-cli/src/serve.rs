@@ -104,6 +104,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         });
     }
     let (auditor, exporters) = open_audit(&config)?;
+    let alerts = match &auditor {
+        Some(a) => crate::serve_alerts::start(&config, a, &exporters)?,
+        None if config.alerts.is_some() => bail!("[alerts] reads the audit log: set [audit] too"),
+        None => None,
+    };
     let mut tasks: Vec<obscura_gateway::net::Task> = Vec::new();
     if let (Some(vault), Some(section)) = (&vault, &config.web) {
         let web = obscura_web::WebConfig::from_toml(section.clone(), &config.base_dir)?;
@@ -171,6 +176,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             )),
             Err(e) => log(&format!("audit log: cannot close: {e}")),
         }
+    }
+    if let Some(live) = &alerts {
+        live.close();
+        log(&format!(
+            "alerts: {} raised",
+            live.raised.load(std::sync::atomic::Ordering::Relaxed)
+        ));
     }
     crate::audit_syslog::close(&exporters);
     served.map_err(|e| anyhow!(e))?;

@@ -43,6 +43,9 @@ pub struct Config {
     pub web: Option<toml::Table>,
     /// The tamper-evident audit log (`obscura-audit`); absent = audit off.
     pub audit: Option<AuditSection>,
+    /// Alerts on abnormal access (`obscura-alerts`, fed by the audit log),
+    /// kept raw: that crate reads it.
+    pub alerts: Option<toml::Table>,
     /// The folder relative paths are resolved against (the config's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -1,0 +1,79 @@
+//! `[alerts]` in `serve`: the live detector fed by the audit log, its
+//! alerts to the human log, the syslog receivers and a webhook (see
+//! docs/alerts.md).
+
+use anyhow::{bail, Context, Result};
+use obscura_alerts::{AlertsSection, Detector, LiveAlerts, Settings, Webhook};
+use obscura_audit::Auditor;
+use obscura_audit_export::syslog::Severity;
+use obscura_audit_export::SyslogExporter;
+use obscura_gateway::{log, Config};
+use std::sync::Arc;
+
+/// MSGID of an alert sent to syslog (its MSG is the alert's JSON).
+const ALERT_MSGID: &str = "obscura-alert";
+
+/// Start the live detector of `[alerts]`, if any, on `auditor`.
+pub fn start(
+    config: &Config,
+    auditor: &Auditor,
+    exporters: &[Arc<SyslogExporter>],
+) -> Result<Option<Arc<LiveAlerts>>> {
+    let Some(table) = &config.alerts else {
+        return Ok(None);
+    };
+    let Some(audit) = &config.audit else {
+        bail!("[alerts] reads the audit log: set [audit] too");
+    };
+    let section = AlertsSection::from_toml(table.clone(), &config.base_dir)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let webhook = match &section.webhook {
+        Some(url) => {
+            let tls = match &section.webhook_ca {
+                Some(ca) => Some(
+                    obscura_dimse::tls::client_config(ca, None).context("[alerts] webhook_ca")?,
+                ),
+                None => None,
+            };
+            Some(Webhook::new(url, tls).map_err(|e| anyhow::anyhow!("[alerts] {e}"))?)
+        }
+        None => None,
+    };
+    let syslog: Vec<Arc<SyslogExporter>> = if section.syslog {
+        exporters.to_vec()
+    } else {
+        Vec::new()
+    };
+    let sink = Box::new(move |a: &obscura_alerts::Alert| {
+        log(&a.describe());
+        let json = serde_json::to_string(a).unwrap_or_default();
+        for e in &syslog {
+            e.send_text(ALERT_MSGID, Severity::Warning, json.clone());
+        }
+        if let Some(w) = &webhook {
+            if let Err(e) = w.send(a) {
+                log(&format!("alerts: webhook: {e}"));
+            }
+        }
+    });
+    let live = LiveAlerts::start(
+        Detector::new(Settings::default()),
+        config.path(&audit.dir),
+        sink,
+    );
+    auditor.add_tap(Arc::clone(&live) as Arc<dyn obscura_audit::Tap>);
+    log(&format!(
+        "alerts on: baselines learned from the audit log{}{}",
+        if section.webhook.is_some() {
+            ", to the webhook"
+        } else {
+            ""
+        },
+        if section.syslog && !exporters.is_empty() {
+            ", to syslog"
+        } else {
+            ""
+        }
+    ));
+    Ok(Some(live))
+}

@@ -1,0 +1,103 @@
+"""Live alerts in `obscura serve`: with [audit] and [alerts] (a webhook on
+a loopback HTTP server started here), twelve associations from an unknown
+AE title (DCMTK echoscu) are a rejection burst: the alert is in the human
+log, the webhook receives its JSON (rule, principal, count, threshold; no
+patient), and `obscura alerts check` over the audit log afterwards finds
+the same alert (exit 1). A quiet gateway raises none."""
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY, make_key, obscura
+from gateway_fixtures import ECHOSCU, Gateway, folder_destination, free_port, write_config
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/echoscu").is_file(),
+                                reason="DCMTK echoscu not installed (apt-get install dcmtk)")
+
+
+class Hook(BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def gateway(root, webhook_port):
+    make_key(root / "audit-site.key")
+    p = obscura("audit", "keygen", "alerts.test/audit", root / "audit-signing.key", root / "audit.pub")
+    assert p.returncode == 0, p.stderr
+    port = free_port()
+    config = write_config(root, port, [folder_destination(root, "out")])
+    config.write_text(config.read_text() + f"""
+[audit]
+dir = "audit"
+signing_key = "audit-signing.key"
+key_file = "audit-site.key"
+
+[alerts]
+webhook = "http://127.0.0.1:{webhook_port}/hooks/obscura"
+""")
+    return Gateway(config, port).start()
+
+
+def test_rejection_burst_alerts_live_and_offline(tmp_path):
+    Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gw = gateway(tmp_path, server.server_port)
+    try:
+        assert "alerts on" in gw.log_text(), gw.log_text()[-2000:]
+        ok = subprocess.run([ECHOSCU, "-aet", "PACS", "-aec", "OBSCURA", "127.0.0.1", str(gw.port)],
+                            capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+        for i in range(12):
+            subprocess.run([ECHOSCU, "-aet", f"GUESS{i}", "-aec", "OBSCURA", "127.0.0.1", str(gw.port)],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+        server.shutdown()
+    log = gw.log_text()
+    assert "ALERT rejection-burst" in log, log[-3000:]
+    assert "alerts: 1 raised" in log, log[-3000:]
+    assert len(Hook.received) == 1, Hook.received
+    ctype, alert = Hook.received[0]
+    assert ctype == "application/json"
+    assert alert["rule"] == "rejection-burst"
+    assert alert["principal"] == "address:127.0.0.1"
+    assert alert["count"] == 10 and alert["threshold"] == 10
+    assert set(alert) == {"rule", "time", "at", "principal", "count", "threshold", "baseline", "basis", "seq"}
+
+    check = subprocess.run([str(BINARY), "alerts", "check", str(tmp_path / "audit"), "--json"],
+                           capture_output=True, text=True)
+    assert check.returncode == 1, check.stdout + check.stderr
+    offline = [json.loads(line) for line in check.stdout.splitlines()]
+    assert [(a["rule"], a["seq"]) for a in offline] == [(alert["rule"], alert["seq"])]
+
+
+def test_quiet_gateway_raises_no_alert(tmp_path):
+    Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gw = gateway(tmp_path, server.server_port)
+    try:
+        for _ in range(3):
+            ok = subprocess.run([ECHOSCU, "-aet", "PACS", "-aec", "OBSCURA", "127.0.0.1", str(gw.port)],
+                                capture_output=True, text=True, timeout=60)
+            assert ok.returncode == 0, ok.stderr
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+        server.shutdown()
+    assert "ALERT" not in gw.log_text()
+    assert Hook.received == []
+    check = subprocess.run([str(BINARY), "alerts", "check", str(tmp_path / "audit")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
