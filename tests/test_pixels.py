@@ -167,6 +167,23 @@ def modality(ds, arr):
         ds.get("RescaleIntercept", 0) or 0)
 
 
+def windowed(ds, arr, window=None):
+    """The expected 8-bit grey levels of `arr`: the query's window, else the
+    header's first, else the frame's range; MONOCHROME1 inverted."""
+    x = modality(ds, arr)
+    if window:
+        p = window.split(",")
+        c, w, f = float(p[0]), float(p[1]), (p[2].upper() if len(p) > 2 else "LINEAR")
+    elif "WindowCenter" in ds:
+        first = lambda v: float(v[0] if isinstance(v, pydicom.multival.MultiValue) else v)
+        c, w = first(ds.WindowCenter), first(ds.WindowWidth)
+        f = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+    else:
+        c, w, f = (x.min() + x.max()) / 2, x.max() - x.min(), "LINEAR_EXACT"
+    y = voi(x, c, w, f)
+    return 255 - y if ds.PhotometricInterpretation == "MONOCHROME1" else y
+
+
 @pytest.mark.parametrize("name,window", [
     ("CT_small.dcm", None),             # the header's first window
     ("CT_small.dcm", "40,400"),         # a query window, linear
@@ -177,23 +194,8 @@ def modality(ds, arr):
 ])
 def test_rendered_grey_follows_ps3_3(decode_bin, tmp_path, name, window):
     got = png(decode_bin, name, window=window, tmp_path=tmp_path).astype(np.int64)
-    path = get_testdata_file(name)
-    ds = pydicom.dcmread(path)
-    x = modality(ds, ds.pixel_array)
-    if window:
-        parts = window.split(",")
-        c, w = float(parts[0]), float(parts[1])
-        function = parts[2].upper() if len(parts) > 2 else "LINEAR"
-    elif "WindowCenter" in ds:
-        first = lambda v: float(v[0] if isinstance(v, pydicom.multival.MultiValue) else v)
-        c, w = first(ds.WindowCenter), first(ds.WindowWidth)
-        function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-    else:
-        lo, hi = x.min(), x.max()
-        c, w, function = (lo + hi) / 2, hi - lo, "LINEAR_EXACT"
-    want = voi(x, c, w, function)
-    if ds.PhotometricInterpretation == "MONOCHROME1":
-        want = 255 - want
+    ds = pydicom.dcmread(get_testdata_file(name))
+    want = windowed(ds, ds.pixel_array, window)
     assert got.shape == want.shape
     diff = np.abs(got - want)
     # rounding at exact .5 boundaries may differ by one level

@@ -15,7 +15,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_color_lut
 
-from test_pixels import modality, voi
+from test_pixels import windowed
 from test_web import Archive, encoded, stow_raw
 
 # file -> (what it covers)
@@ -46,22 +46,6 @@ def uids(name):
 
 def image(data):
     return np.asarray(Image.open(io.BytesIO(data))).astype(np.int64)
-
-
-def windowed(ds, arr, window=None):
-    """The expected 8-bit grey levels of `arr` (PS3.3 C.11, from the standard)."""
-    x = modality(ds, arr)
-    if window:
-        p = window.split(",")
-        c, w, f = float(p[0]), float(p[1]), (p[2].upper() if len(p) > 2 else "LINEAR")
-    elif "WindowCenter" in ds:
-        first = lambda v: float(v[0] if isinstance(v, pydicom.multival.MultiValue) else v)
-        c, w = first(ds.WindowCenter), first(ds.WindowWidth)
-        f = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-    else:
-        c, w, f = (x.min() + x.max()) / 2, x.max() - x.min(), "LINEAR_EXACT"
-    y = voi(x, c, w, f)
-    return 255 - y if ds.PhotometricInterpretation == "MONOCHROME1" else y
 
 
 def test_instance_rendered_png_and_jpeg(archive):

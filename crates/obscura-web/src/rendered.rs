@@ -164,9 +164,9 @@ fn options(
     Ok(o)
 }
 
-/// How a decoding failure is answered: the reason and its code, no values.
-fn pixel_error(e: PixelError) -> ApiError {
-    let msg = format!("cannot render this instance: {e} ({})", e.code());
+/// How a pixel data failure is answered: the reason and its code, no values.
+pub(crate) fn pixel_error(e: PixelError) -> ApiError {
+    let msg = format!("pixel data: {e} ({})", e.code());
     match e {
         PixelError::NoSuchFrame { .. } => ApiError::NotFound,
         PixelError::Unsupported(_) => ApiError::NotImplemented(msg),

@@ -14,6 +14,7 @@
 use crate::body::{stream, ChannelWriter};
 use crate::json::{self, find_bulk, Bulk};
 use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
+use crate::rendered::pixel_error;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -23,19 +24,17 @@ use axum::Extension;
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use obscura_dicom::source::SeekSource;
-use obscura_dicom::{DicomInput, Limits, PixelSpan};
+use obscura_dicom::{DicomInput, Limits};
+use obscura_pixels::frames;
 use obscura_vault::{Attr, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 /// Bytes of a stored object kept in memory while its header is read.
 const HEADER_KEEP: u64 = 64 << 20;
-/// Native transfer syntaxes whose frames are plain little-endian samples.
-const NATIVE_LE: &[&str] = &[
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.1.99",
-];
+/// Native transfer syntaxes whose frames are plain little-endian samples
+/// at their offsets in the stored object (not deflated).
+const NATIVE_LE: &[&str] = &["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
 
 /// One instance found for a request.
 #[derive(Debug, Clone)]
@@ -577,105 +576,20 @@ fn frame_media(ts: &str) -> &'static str {
     }
 }
 
-/// Where each frame's bytes lie in the object: (offset, length) runs.
-type FrameRuns = Vec<Vec<(u64, u64)>>;
-
-/// The frames of native pixel data: fixed-size slices of the value.
-fn native_frames(
-    input_ds: &dicom_object::InMemDicomObject,
-    px: &PixelSpan,
-) -> Result<FrameRuns, ApiError> {
-    let int = |t| input_ds.get(t).and_then(|e| e.to_int::<u64>().ok());
+/// Bytes of one native frame (rows × columns × samples × bytes per
+/// sample); bit-packed data or data without dimensions has no frames here.
+fn native_frame_bytes(ds: &dicom_object::InMemDicomObject) -> Result<u64, ApiError> {
+    let int = |t| ds.get(t).and_then(|e| e.to_int::<u64>().ok());
     let rows = int(tags::ROWS).unwrap_or(0);
     let cols = int(tags::COLUMNS).unwrap_or(0);
     let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
     let bits = int(tags::BITS_ALLOCATED).unwrap_or(0);
-    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
     if bits % 8 != 0 || bits == 0 || rows == 0 || cols == 0 {
         return Err(ApiError::NotImplemented(
             "frames of this pixel data (bit-packed or without dimensions) are not available".into(),
         ));
     }
-    let size = rows * cols * spp * (bits / 8);
-    if size * frames > px.value_bytes {
-        return Err(ApiError::Internal(
-            "pixel data shorter than its frames".into(),
-        ));
-    }
-    Ok((0..frames)
-        .map(|i| vec![(px.value_offset + i * size, size)])
-        .collect())
-}
-
-/// The frames of encapsulated pixel data, from its fragments: one frame of
-/// all fragments, one fragment per frame, or grouped by the Basic Offset Table.
-fn encapsulated_frames(
-    vault: &Vault,
-    tenant: &TenantId,
-    sop: &str,
-    px: &PixelSpan,
-    frames: u64,
-) -> Result<FrameRuns, ApiError> {
-    let mut r = vault.open_instance(tenant, sop)?;
-    r.seek(SeekFrom::Start(px.value_offset))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut pos = px.value_offset;
-    let end = px.value_offset + px.value_bytes;
-    let mut bot = Vec::new();
-    let mut fragments = Vec::new();
-    let mut first = true;
-    while pos + 8 <= end {
-        let mut head = [0u8; 8];
-        r.read_exact(&mut head)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        pos += 8;
-        let tag = (
-            u16::from_le_bytes([head[0], head[1]]),
-            u16::from_le_bytes([head[2], head[3]]),
-        );
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64;
-        if tag == (0xFFFE, 0xE0DD) {
-            break;
-        }
-        if tag != (0xFFFE, 0xE000) || pos + len > end {
-            return Err(ApiError::Internal("malformed stored fragments".into()));
-        }
-        if first {
-            let mut table = vec![0u8; len as usize];
-            r.read_exact(&mut table)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            bot = table
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)
-                .collect();
-            first = false;
-        } else {
-            // offset relative to the first fragment's item tag, for the table
-            fragments.push((pos, len));
-            r.seek(SeekFrom::Current(len as i64))
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        pos += len;
-    }
-    if frames == 1 {
-        return Ok(vec![fragments]);
-    }
-    if fragments.len() as u64 == frames {
-        return Ok(fragments.into_iter().map(|f| vec![f]).collect());
-    }
-    if bot.len() as u64 == frames && !fragments.is_empty() {
-        let origin = fragments[0].0 - 8;
-        let mut out: FrameRuns = vec![Vec::new(); frames as usize];
-        for f in fragments {
-            let rel = f.0 - 8 - origin;
-            let i = bot.iter().rposition(|o| *o <= rel).unwrap_or(0);
-            out[i].push(f);
-        }
-        return Ok(out);
-    }
-    Err(ApiError::NotImplemented(
-        "the frames of this encapsulated pixel data cannot be delimited (no offset table)".into(),
-    ))
+    Ok(rows * cols * spp * (bits / 8))
 }
 
 /// `GET .../instances/{instance}/frames/{list}`: frames by 1-based number,
@@ -709,22 +623,23 @@ pub async fn frames(
         let Some(px) = input.pixel else {
             return Err(ApiError::NotFound);
         };
+        let n = input
+            .dataset
+            .get(tags::NUMBER_OF_FRAMES)
+            .and_then(|e| e.to_int::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
         let runs = if px.declared_len.is_some() {
             if !NATIVE_LE.contains(&ts.as_str()) {
                 return Err(ApiError::NotImplemented(
-                    "frames of big-endian pixel data are not available".into(),
+                    "frames of big-endian or deflated pixel data are not available".into(),
                 ));
             }
-            native_frames(&input.dataset, &px)?
+            frames::native(&px, native_frame_bytes(&input.dataset)?, n)
         } else {
-            let n = input
-                .dataset
-                .get(tags::NUMBER_OF_FRAMES)
-                .and_then(|e| e.to_int::<u64>().ok())
-                .unwrap_or(1)
-                .max(1);
-            encapsulated_frames(&vault, &tenant, &sop_uid, &px, n)?
+            frames::encapsulated(input.pixel_stream(), &px, n)
         };
+        let runs = runs.map_err(pixel_error)?;
         Ok(runs)
     })
     .await

@@ -625,10 +625,22 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
         )
         .await;
     assert_eq!(r.status, 404);
+    // rendered: the instance's frame as JPEG; a study's rendered resource is not offered
     let r = s
         .req(
             "GET",
             &format!("{inst_path}/rendered"),
+            Some(TOKEN_A),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(&[0xFF, 0xD8]));
+    let r = s
+        .req(
+            "GET",
+            &format!("/studies/{ST}/rendered"),
             Some(TOKEN_A),
             &[],
             b"",
