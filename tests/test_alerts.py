@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, make_key, obscura
+from conftest import BINARY
 from gateway_fixtures import ECHOSCU, Gateway, folder_destination, free_port, write_config
+from test_audit import AUDIT, audit_keys
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/echoscu").is_file(),
                                 reason="DCMTK echoscu not installed (apt-get install dcmtk)")
@@ -32,29 +33,29 @@ class Hook(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture
+def hook():
+    """A loopback HTTP server that keeps what is POSTed to it."""
+    Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
 def gateway(root, webhook_port):
-    make_key(root / "audit-site.key")
-    p = obscura("audit", "keygen", "alerts.test/audit", root / "audit-signing.key", root / "audit.pub")
-    assert p.returncode == 0, p.stderr
+    audit_keys(root)
     port = free_port()
     config = write_config(root, port, [folder_destination(root, "out")])
-    config.write_text(config.read_text() + f"""
-[audit]
-dir = "audit"
-signing_key = "audit-signing.key"
-key_file = "audit-site.key"
-
+    config.write_text(config.read_text() + AUDIT + f"""
 [alerts]
 webhook = "http://127.0.0.1:{webhook_port}/hooks/obscura"
 """)
     return Gateway(config, port).start()
 
 
-def test_rejection_burst_alerts_live_and_offline(tmp_path):
-    Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    gw = gateway(tmp_path, server.server_port)
+def test_rejection_burst_alerts_live_and_offline(tmp_path, hook):
+    gw = gateway(tmp_path, hook.server_port)
     try:
         assert "alerts on" in gw.log_text(), gw.log_text()[-2000:]
         ok = subprocess.run([ECHOSCU, "-aet", "PACS", "-aec", "OBSCURA", "127.0.0.1", str(gw.port)],
@@ -65,7 +66,6 @@ def test_rejection_burst_alerts_live_and_offline(tmp_path):
                            capture_output=True, text=True, timeout=60)
     finally:
         assert gw.stop() == 0, gw.log_text()[-3000:]
-        server.shutdown()
     log = gw.log_text()
     assert "ALERT rejection-burst" in log, log[-3000:]
     assert "alerts: 1 raised" in log, log[-3000:]
@@ -84,11 +84,8 @@ def test_rejection_burst_alerts_live_and_offline(tmp_path):
     assert [(a["rule"], a["seq"]) for a in offline] == [(alert["rule"], alert["seq"])]
 
 
-def test_quiet_gateway_raises_no_alert(tmp_path):
-    Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    gw = gateway(tmp_path, server.server_port)
+def test_quiet_gateway_raises_no_alert(tmp_path, hook):
+    gw = gateway(tmp_path, hook.server_port)
     try:
         for _ in range(3):
             ok = subprocess.run([ECHOSCU, "-aet", "PACS", "-aec", "OBSCURA", "127.0.0.1", str(gw.port)],
@@ -96,7 +93,6 @@ def test_quiet_gateway_raises_no_alert(tmp_path):
             assert ok.returncode == 0, ok.stderr
     finally:
         assert gw.stop() == 0, gw.log_text()[-3000:]
-        server.shutdown()
     assert "ALERT" not in gw.log_text()
     assert Hook.received == []
     check = subprocess.run([str(BINARY), "alerts", "check", str(tmp_path / "audit")], capture_output=True, text=True)

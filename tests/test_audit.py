@@ -10,7 +10,6 @@ import hmac
 import json
 import re
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -76,18 +75,35 @@ def needles():
     return found
 
 
-def test_serve_with_audit_log(tmp_path):
-    root = tmp_path
+def audit_keys(root, origin="test.example/audit"):
+    """The site audit key, and the checkpoint signing key with its public key, in ROOT."""
     make_key(root / "audit-site.key")
-    p = obscura("audit", "keygen", "test.example/audit", root / "audit-signing.key", root / "audit.pub")
+    p = obscura("audit", "keygen", origin, root / "audit-signing.key", root / "audit.pub")
     assert p.returncode == 0, p.stderr
+
+
+AUDIT = """
+[audit]
+dir = "audit"
+signing_key = "audit-signing.key"
+key_file = "audit-site.key"
+witness = "witness"
+checkpoint_secs = 1
+"""
+
+
+def audited_archive(root, audit_extra=""):
+    """A `serve` config in ROOT with [audit] (and AUDIT_EXTRA, e.g.
+    [[audit.syslog]] tables): PACS (plain, loopback) routed to a folder
+    `out` and the archive's tenant Site A (created), DICOMweb on loopback
+    with a bearer token for `viewer`. (config, port, web_port, token)."""
+    audit_keys(root)
     make_key(root / "master.key")
     token = secrets.token_urlsafe(32)
     (root / "web-tokens").write_text(f"{hashlib.sha256(token.encode()).hexdigest()} viewer\n")
     (root / "web-tokens").chmod(0o600)
     (root / "web-spool").mkdir()
     port, web_port = free_port(), free_port()
-    dest = folder_destination(root, "out")
     config = root / "serve.toml"
     config.write_text(f"""
 [server]
@@ -95,15 +111,7 @@ ae_title = "OBSCURA"
 listen = "127.0.0.1:{port}"
 data_dir = "data"
 retry_initial_ms = 200
-
-[audit]
-dir = "audit"
-signing_key = "audit-signing.key"
-key_file = "audit-site.key"
-witness = "witness"
-checkpoint_events = 1000
-checkpoint_secs = 1
-
+{AUDIT}{audit_extra}
 [archive]
 data_dir = "archive"
 master_key_file = "master.key"
@@ -123,7 +131,7 @@ name = "pacs"
 calling_ae = "PACS"
 addresses = ["127.0.0.1"]
 plain = true
-{dest}
+{folder_destination(root, "out")}
 [[destination]]
 name = "archive-a"
 archive_tenant = "Site A"
@@ -134,6 +142,12 @@ to = ["out", "archive-a"]
 """)
     p = obscura("tenant", "create", "Site A", "--config", config)
     assert p.returncode == 0, p.stderr
+    return config, port, web_port, token
+
+
+def test_serve_with_audit_log(tmp_path):
+    root = tmp_path
+    config, port, web_port, token = audited_archive(root)
     gw = Gateway(config, port).start()
     try:
         assert "audit log on" in gw.log_text()

@@ -18,9 +18,9 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from conftest import BINARY, make_key, obscura
+from conftest import BINARY
 from gateway_fixtures import Gateway, folder_destination, free_port, write_config
-from test_audit import records
+from test_audit import AUDIT, audit_keys, records
 
 ROUNDS = 50
 SENDERS = 3
@@ -67,19 +67,10 @@ def sender(port, template, acked, lock, stop):
 def test_kill_9_under_load_leaves_no_acknowledged_instance_unaudited(tmp_path):
     pytest.importorskip("pynetdicom")
     root = tmp_path
-    make_key(root / "audit-site.key")
-    p = obscura("audit", "keygen", "kill.test/audit", root / "audit-signing.key", root / "audit.pub")
-    assert p.returncode == 0, p.stderr
+    audit_keys(root)
     port = free_port()
     config = write_config(root, port, [folder_destination(root, "out")])
-    config.write_text(config.read_text() + """
-[audit]
-dir = "audit"
-signing_key = "audit-signing.key"
-key_file = "audit-site.key"
-witness = "witness"
-checkpoint_secs = 1
-""")
+    config.write_text(config.read_text() + AUDIT)
     template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     rng = random.Random(20261205)
     acked, lock = set(), threading.Lock()

@@ -10,8 +10,6 @@ broken one is not; the received checkpoint is the witness's; no planted
 value or original UID in anything rsyslog received."""
 import json
 import re
-import secrets
-import hashlib
 import shutil
 import subprocess
 import time
@@ -20,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BINARY, make_key, obscura
-from gateway_fixtures import ECHOSCU, Gateway, folder_destination, free_port, storescu, wait_port
-from test_audit import needles, pick_files, records
+from conftest import BINARY
+from gateway_fixtures import ECHOSCU, Gateway, free_port, storescu, wait_port
+from test_audit import audited_archive, needles, pick_files, records
 from test_serve import make_pki
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,72 +102,19 @@ def test_syslog_tls_to_rsyslog(tmp_path):
     make_pki(pki)
     receiver = Rsyslog(root, pki)
     try:
-        make_key(root / "audit-site.key")
-        p = obscura("audit", "keygen", "test.example/audit", root / "audit-signing.key", root / "audit.pub")
-        assert p.returncode == 0, p.stderr
-        make_key(root / "master.key")
-        token = secrets.token_urlsafe(32)
-        (root / "web-tokens").write_text(f"{hashlib.sha256(token.encode()).hexdigest()} viewer\n")
-        (root / "web-tokens").chmod(0o600)
-        (root / "web-spool").mkdir()
-        port, web_port = free_port(), free_port()
-        config = root / "serve.toml"
         syslog = f"""address = "127.0.0.1:{receiver.port}"
 ca = "pki/ca.pem"
 cert = "pki/client.pem"
 key = "pki/client.key"
 site_id = "test-site"
 """
-        config.write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{port}"
-data_dir = "data"
-retry_initial_ms = 200
-
-[audit]
-dir = "audit"
-signing_key = "audit-signing.key"
-key_file = "audit-site.key"
-witness = "witness"
-checkpoint_secs = 1
-
+        config, port, web_port, token = audited_archive(root, f"""
 [[audit.syslog]]
 {syslog}
 [[audit.syslog]]
 {syslog}format = "json"
 checkpoints = false
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-
-[web]
-listen = "127.0.0.1:{web_port}"
-plain = true
-tokens_file = "web-tokens"
-temp_dir = "web-spool"
-
-[[web.principal]]
-name = "viewer"
-tenant = "Site A"
-
-[[peer]]
-name = "pacs"
-calling_ae = "PACS"
-addresses = ["127.0.0.1"]
-plain = true
-{folder_destination(root, "out")}
-[[destination]]
-name = "archive-a"
-archive_tenant = "Site A"
-
-[[route]]
-from = ["pacs"]
-to = ["out", "archive-a"]
 """)
-        p = obscura("tenant", "create", "Site A", "--config", config)
-        assert p.returncode == 0, p.stderr
         gw = Gateway(config, port).start()
         try:
             files, _ = pick_files(n_dimse=4, n_stow=0)

@@ -217,23 +217,11 @@ impl Detector {
         };
         let action = e.web_action();
 
+        if e.kind.is_admin() {
+            let name = &e.actor.principal;
+            out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "always"));
+        }
         match e.kind {
-            EventKind::GrantChange
-            | EventKind::TenantChange
-            | EventKind::KeyChange
-            | EventKind::ConfigChange
-            | EventKind::LogRecovered => {
-                out.push(alert(
-                    r,
-                    t,
-                    Rule::AdminEvent,
-                    &e.actor.principal,
-                    1,
-                    0.0,
-                    0.0,
-                    "always",
-                ));
-            }
             EventKind::InstanceForwarded | EventKind::InstanceQuarantined => {
                 if let Some(route) = &e.route {
                     if self.destinations.insert(route.clone())

@@ -25,14 +25,10 @@ impl FixedThresholds {
         let e = &r.event;
         let name = e.actor.principal.as_str();
         let mut out = Vec::new();
+        if e.kind.is_admin() {
+            out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "fixed"));
+        }
         match e.kind {
-            EventKind::GrantChange
-            | EventKind::TenantChange
-            | EventKind::KeyChange
-            | EventKind::ConfigChange
-            | EventKind::LogRecovered => {
-                out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "fixed"));
-            }
             EventKind::AssociationRejected | EventKind::AuthFailure
                 if e.outcome == Outcome::Denied =>
             {

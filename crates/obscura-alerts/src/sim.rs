@@ -138,6 +138,33 @@ impl Score {
     }
 }
 
+/// Simulate with `seed` and score the adaptive detector (default
+/// settings) and fixed thresholds on the same records.
+pub fn compare(seed: u64) -> (Simulation, Score, Score) {
+    let (sim, ours) = run(seed, &mut crate::Detector::new(crate::Settings::default()));
+    let alerts: Vec<Alert> = {
+        let mut fixed = crate::FixedThresholds::default();
+        sim.records
+            .iter()
+            .flat_map(|r| crate::Observe::observe(&mut fixed, r))
+            .collect()
+    };
+    let fixed = score(&sim, &alerts);
+    (sim, ours, fixed)
+}
+
+/// One line on the simulation, then both detectors' tables.
+pub fn report(seed: u64, sim: &Simulation, ours: &Score, fixed: &Score) -> String {
+    format!(
+        "seed {seed}: {} records, {} principals, {} incidents\n{}{}",
+        sim.records.len(),
+        sim.principals,
+        sim.incidents.len(),
+        ours.render("adaptive"),
+        fixed.render("fixed")
+    )
+}
+
 /// Simulate with `seed`, run `detector` over it and score it.
 pub fn run(seed: u64, detector: &mut dyn crate::Observe) -> (Simulation, Score) {
     let sim = simulate(seed);
@@ -358,23 +385,18 @@ pub fn simulate(seed: u64) -> Simulation {
             Role::Reader { shift },
         );
     }
-    for i in 0..15 {
-        add(&mut g, format!("locum-{i:02}@radiology"), Role::Locum);
-    }
-    for i in 0..35 {
-        add(&mut g, format!("clinician-{i:02}@clinic"), Role::Clinician);
-    }
-    for i in 0..5 {
-        add(&mut g, format!("clinician-d{i}@clinic"), Role::Dormant);
-    }
-    for i in 0..10 {
-        add(&mut g, format!("vendor-{i:02}@ai"), Role::Vendor);
-    }
-    for i in 0..20 {
-        add(&mut g, format!("modality-{i:02}"), Role::Modality);
-    }
-    for i in 0..5 {
-        add(&mut g, format!("admin-{i}"), Role::Admin);
+    let others: [(&str, usize, Role); 6] = [
+        ("locum-{}@radiology", 15, Role::Locum),
+        ("clinician-{}@clinic", 35, Role::Clinician),
+        ("clinician-d{}@clinic", 5, Role::Dormant),
+        ("vendor-{}@ai", 10, Role::Vendor),
+        ("modality-{}", 20, Role::Modality),
+        ("admin-{}", 5, Role::Admin),
+    ];
+    for (pattern, n, role) in others {
+        for i in 0..n {
+            add(&mut g, pattern.replace("{}", &format!("{i:02}")), role);
+        }
     }
     let mut incidents = Vec::new();
     // Who plays which incident, and when.

@@ -4,25 +4,17 @@
 //! recall >= 0.95 on the loud scenarios, >= 0.8 on slow exfiltration, and
 //! precision >= 0.9; both are printed side by side.
 
-use obscura_alerts::sim::{run, Scenario};
-use obscura_alerts::{Detector, FixedThresholds, Settings};
+use obscura_alerts::sim::{compare, report, Scenario};
 use std::collections::BTreeSet;
 
 #[test]
 fn adaptive_rules_beat_fixed_thresholds_on_the_simulated_month() {
     for seed in [1u64, 2] {
-        let (sim, ours) = run(seed, &mut Detector::new(Settings::default()));
-        let (_, fixed) = run(seed, &mut FixedThresholds::default());
+        let (sim, ours, fixed) = compare(seed);
         assert!((190..=215).contains(&sim.principals), "{}", sim.principals);
         let kinds: BTreeSet<_> = sim.incidents.iter().map(|i| i.scenario).collect();
         assert_eq!(kinds.len(), Scenario::ALL.len());
-        eprintln!(
-            "seed {seed}: {} records, {} principals, {} incidents",
-            sim.records.len(),
-            sim.principals,
-            sim.incidents.len()
-        );
-        eprint!("{}{}", ours.render("adaptive"), fixed.render("fixed"));
+        eprint!("{}", report(seed, &sim, &ours, &fixed));
         assert!(
             ours.recall_of(true) >= 0.95,
             "loud recall {}",

@@ -66,6 +66,21 @@ impl EventKind {
     ];
 }
 
+impl EventKind {
+    /// Grant, tenant, key and config changes, and the log's own recovery:
+    /// what an administrator (or an attacker) does to the system itself.
+    pub fn is_admin(self) -> bool {
+        matches!(
+            self,
+            EventKind::GrantChange
+                | EventKind::TenantChange
+                | EventKind::KeyChange
+                | EventKind::ConfigChange
+                | EventKind::LogRecovered
+        )
+    }
+}
+
 /// How it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

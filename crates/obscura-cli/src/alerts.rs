@@ -36,16 +36,8 @@ pub enum AlertsCommand {
 pub fn run(cmd: AlertsCommand) -> Result<ExitCode> {
     match cmd {
         AlertsCommand::Simulate { seed } => {
-            let (sim, ours) =
-                obscura_alerts::sim::run(seed, &mut Detector::new(Settings::default()));
-            let (_, fixed) = obscura_alerts::sim::run(seed, &mut FixedThresholds::default());
-            println!(
-                "seed {seed}: {} records, {} principals, {} incidents",
-                sim.records.len(),
-                sim.principals,
-                sim.incidents.len()
-            );
-            print!("{}{}", ours.render("adaptive"), fixed.render("fixed"));
+            let (sim, ours, fixed) = obscura_alerts::sim::compare(seed);
+            print!("{}", obscura_alerts::sim::report(seed, &sim, &ours, &fixed));
             Ok(ExitCode::SUCCESS)
         }
         AlertsCommand::Check {
