@@ -102,11 +102,13 @@ pub struct PgQueue {
     client: Client,
 }
 
-/// The database's code and message only (a DETAIL may quote row values).
+/// The database's code and message only (a DETAIL may quote row values);
+/// for a connection error, its cause too (refused, a certificate...).
 fn e(err: tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(d) => format!("queue (PostgreSQL): {} ({})", d.message(), d.code().code()),
-        None => format!("queue (PostgreSQL): {err}"),
+    match (err.as_db_error(), std::error::Error::source(&err)) {
+        (Some(d), _) => format!("queue (PostgreSQL): {} ({})", d.message(), d.code().code()),
+        (None, Some(cause)) => format!("queue (PostgreSQL): {err}: {cause}"),
+        (None, None) => format!("queue (PostgreSQL): {err}"),
     }
 }
 
@@ -739,6 +741,9 @@ database_ca_file = "{ca}"
         assert!(ssl.get::<_, bool>(0), "the connection is TLS");
         // a server whose certificate another CA signed is refused
         let err = config("other-ca.pem").open().err().unwrap();
-        assert!(err.contains("queue (PostgreSQL)"), "{err}");
+        assert!(
+            err.contains("queue (PostgreSQL)") && err.contains("certificate"),
+            "{err}"
+        );
     }
 }
