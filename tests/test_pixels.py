@@ -41,6 +41,7 @@ LOSSLESS = [
     ("SC_ybr_full_422_uncompressed.dcm", 0),  # YBR_FULL_422
     ("OBXXXX1A.dcm", 0),                  # PALETTE COLOR
     ("OBXXXX1A_2frame.dcm", 1),
+    ("gdcm-US-ALOKA-16.dcm", 0),          # PALETTE COLOR, 16-bit, segmented tables
     ("image_dfl.dcm", 0),                 # deflated
     # explicit VR big endian
     ("MR_small_bigendian.dcm", 0),
@@ -48,6 +49,7 @@ LOSSLESS = [
     ("SC_rgb_expb_16bit.dcm", 0),
     ("SC_rgb_small_odd_big_endian.dcm", 0),   # 8-bit in swapped OW words, odd size
     ("OBXXXX1A_expb_2frame.dcm", 1),
+    ("gdcm-US-ALOKA-16_big.dcm", 0),
     # RLE
     ("MR_small_RLE.dcm", 0),
     ("emri_small_RLE.dcm", 9),
@@ -204,12 +206,14 @@ def test_rendered_grey_follows_ps3_3(decode_bin, tmp_path, name, window):
 
 
 def test_rendered_palette_and_ybr(decode_bin, tmp_path):
-    # palette colour through the LUTs, as pydicom's apply_color_lut
-    ds = pydicom.dcmread(get_testdata_file("OBXXXX1A.dcm"))
-    lut = apply_color_lut(ds.pixel_array, ds)
-    want = (lut >> 8) if lut.dtype == np.uint16 else lut
-    got = png(decode_bin, "OBXXXX1A.dcm", tmp_path=tmp_path)
-    assert np.array_equal(got, want.astype(np.uint8))
+    # palette colour through the LUTs (plain, and segmented: C.7.9.2), as
+    # pydicom's apply_color_lut
+    for name in ("OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm", "gdcm-US-ALOKA-16_big.dcm"):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        lut = apply_color_lut(ds.pixel_array, ds)
+        want = (lut >> 8) if lut.dtype == np.uint16 else lut
+        got = png(decode_bin, name, tmp_path=tmp_path)
+        assert np.array_equal(got, want.astype(np.uint8)), name
     # native YBR_FULL rendered as RGB, as pydicom converts it
     for name in ("SC_ybr_full_uncompressed.dcm", "SC_ybr_full_422_uncompressed.dcm"):
         rgb = pydicom.dcmread(get_testdata_file(name)).pixel_array.astype(np.int64)

@@ -61,7 +61,7 @@ impl Photometric {
     }
 }
 
-/// One palette colour lookup table (non-segmented).
+/// One palette colour lookup table (segmented ones expanded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lut {
     /// The first stored value mapped (may be negative for signed data).
@@ -257,14 +257,14 @@ fn window(ds: &InMemDicomObject) -> Option<Window> {
     Window::new(center, width, function)
 }
 
-/// The palette tables (segmented ones are not supported).
+/// The palette tables, plain (C.7.6.3.1.5) or segmented (C.7.9.2).
 fn palette(ds: &InMemDicomObject) -> Result<Palette, PixelError> {
+    let bad = || PixelError::Attribute("Palette Color Lookup Table Data");
+    let bytes = |tag| {
+        ds.get(tag)
+            .and_then(|e| e.value().to_bytes().ok().map(|b| b.into_owned()))
+    };
     let one = |desc: Tag, data: Tag, segmented: Tag| -> Result<Lut, PixelError> {
-        if ds.get(segmented).is_some() && ds.get(data).is_none() {
-            return Err(PixelError::Unsupported(
-                "segmented palette colour lookup tables".into(),
-            ));
-        }
         let d = ds
             .get(desc)
             .and_then(|e| e.to_multi_int::<i32>().ok())
@@ -280,10 +280,21 @@ fn palette(ds: &InMemDicomObject) -> Result<Palette, PixelError> {
         // the first mapped value is US or SS: negative only when signed
         let first_mapped = d[1];
         let bits = d[2] as u16;
-        let bytes = ds
-            .get(data)
-            .and_then(|e| e.value().to_bytes().ok().map(|b| b.into_owned()))
-            .ok_or(PixelError::Attribute("Palette Color Lookup Table Data"))?;
+        if let (None, Some(seg)) = (ds.get(data), bytes(segmented)) {
+            let words: Vec<u16> = if bits <= 8 {
+                seg.iter().map(|b| u16::from(*b)).collect()
+            } else {
+                seg.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect()
+            };
+            return Ok(Lut {
+                first_mapped,
+                bits,
+                entries: expand_segmented(&words, bits <= 8)?,
+            });
+        }
+        let bytes = bytes(data).ok_or_else(bad)?;
         // 8-bit entries may be stored one per byte or one per 16-bit word
         let entries: Vec<u16> = if bytes.len() == count {
             bytes.iter().map(|b| u16::from(*b)).collect()
@@ -294,7 +305,7 @@ fn palette(ds: &InMemDicomObject) -> Result<Palette, PixelError> {
                 .map(|c| u16::from_le_bytes([c[0], c[1]]))
                 .collect()
         } else {
-            return Err(PixelError::Attribute("Palette Color Lookup Table Data"));
+            return Err(bad());
         };
         Ok(Lut {
             first_mapped,
@@ -319,4 +330,118 @@ fn palette(ds: &InMemDicomObject) -> Result<Palette, PixelError> {
             tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         )?,
     })
+}
+
+/// Most entries a palette table has (a 16-bit index).
+const MAX_LUT: usize = 65536;
+
+/// Expand segmented palette data (PS3.3 C.7.9.2: discrete, linear and
+/// indirect segments), as pydicom does; at most [`MAX_LUT`] entries, and an
+/// indirect segment may not point at another.
+fn expand_segmented(data: &[u16], bytes: bool) -> Result<Vec<u16>, PixelError> {
+    let mut lut = Vec::new();
+    segments(data, bytes, None, &mut lut, true)?;
+    if lut.is_empty() {
+        return Err(PixelError::Attribute(
+            "Segmented Palette Color Lookup Table Data",
+        ));
+    }
+    Ok(lut)
+}
+
+/// Expand up to `count` segments of `data` (all when `None`) onto `lut`.
+fn segments(
+    data: &[u16],
+    bytes: bool,
+    count: Option<usize>,
+    lut: &mut Vec<u16>,
+    indirect_allowed: bool,
+) -> Result<(), PixelError> {
+    let bad = || PixelError::Attribute("Segmented Palette Color Lookup Table Data");
+    let (mut at, mut done) = (0usize, 0usize);
+    while at + 1 < data.len() && count.is_none_or(|c| done < c) {
+        let (op, len) = (data[at], usize::from(data[at + 1]));
+        at += 2;
+        if lut.len() + len > MAX_LUT {
+            return Err(bad());
+        }
+        match op {
+            0 => {
+                lut.extend_from_slice(data.get(at..at + len).ok_or_else(bad)?);
+                at += len;
+            }
+            1 => {
+                let y0 = f64::from(*lut.last().ok_or_else(bad)?);
+                let y1 = f64::from(*data.get(at).ok_or_else(bad)?);
+                at += 1;
+                // numpy's linspace(y0 + step, y1, len), rounded half to even
+                let step = (y1 - y0) / len as f64;
+                let (a, span) = (y0 + step, y1 - y0 - step);
+                lut.extend((0..len).map(|i| {
+                    let t = if len > 1 {
+                        i as f64 / (len - 1) as f64
+                    } else {
+                        0.0
+                    };
+                    (a + span * t).round_ties_even() as u16
+                }));
+            }
+            2 if indirect_allowed && !lut.is_empty() => {
+                // a byte offset into the data, low word first (8-bit data: 4 bytes)
+                let offset = if bytes {
+                    let b = data.get(at..at + 4).ok_or_else(bad)?;
+                    at += 4;
+                    (usize::from(b[3]) << 24)
+                        | (usize::from(b[2]) << 16)
+                        | (usize::from(b[1]) << 8)
+                        | usize::from(b[0])
+                } else {
+                    let w = data.get(at..at + 2).ok_or_else(bad)?;
+                    at += 2;
+                    (usize::from(w[1]) << 16) | usize::from(w[0])
+                };
+                let rest = data.get(offset..).ok_or_else(bad)?;
+                segments(rest, bytes, Some(len), lut, false)?;
+            }
+            _ => return Err(bad()),
+        }
+        done += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segmented_tables_expand_as_pydicom_does() {
+        // discrete 0, 10; linear to 20 over 2; indirect: repeat the first segment
+        let data = [0, 2, 0, 10, 1, 2, 20, 2, 1, 0, 0];
+        assert_eq!(
+            expand_segmented(&data, false).unwrap(),
+            [0, 10, 15, 20, 0, 10]
+        );
+        // linear rounds half to even, like numpy.around: 0 to 5 over 2 = 2.5, 5
+        assert_eq!(
+            expand_segmented(&[0, 1, 0, 1, 2, 5], false).unwrap(),
+            [0, 2, 5]
+        );
+        // 8-bit data: the indirect offset is four bytes, low first
+        assert_eq!(
+            expand_segmented(&[0, 1, 7, 2, 1, 0, 0, 0, 0], true).unwrap(),
+            [7, 7]
+        );
+        for bad in [
+            &[1, 2, 20][..],            // linear first
+            &[2, 1, 0, 0][..],          // indirect first
+            &[0, 5, 1, 2][..],          // discrete past the end
+            &[0, 1, 3, 2, 1, 9, 9][..], // indirect past the end
+            &[0, 1, 3, 7, 1][..],       // unknown segment type
+        ] {
+            assert!(expand_segmented(bad, false).is_err(), "{bad:?}");
+        }
+        // an indirect segment pointing at another indirect one is refused
+        assert!(expand_segmented(&[0, 1, 3, 2, 1, 3, 0, 2, 1, 3, 0], false).is_err());
+    }
 }
