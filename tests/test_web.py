@@ -4,7 +4,6 @@ tenants, QIDO searches, WADO retrieval byte for byte, refusals without
 or with a wrong token, bad input, and every raw byte under the archive's
 data folder searched for the devset's planted identities."""
 import hashlib
-import json
 import secrets
 import shutil
 import socket
@@ -19,8 +18,9 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file
 from dicomweb_client.web import _Transaction
 
-from conftest import BINARY, DEVSET, make_key, obscura, pydicom_test_files, read_strict
+from conftest import BINARY, make_key, obscura, pydicom_test_files, read_strict
 from gateway_fixtures import Gateway, free_port, storescu
+from planted import devset_files, devset_needles, found_in
 from test_serve import make_pki, study_files
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
@@ -143,12 +143,6 @@ def retrieve_raw(client, study, series, sop):
     return parts[0]
 
 
-def devset_files():
-    files = sorted((DEVSET / "data").rglob("*.dcm"))
-    assert len(files) == 63
-    return files
-
-
 def test_devset_round_trip_two_tenants_and_nothing_identifying_at_rest(archive):
     files = devset_files()
     uids = {}
@@ -193,24 +187,9 @@ def test_devset_round_trip_two_tenants_and_nothing_identifying_at_rest(archive):
     assert len(archive.client("site-b").search_for_studies()) == len(studies)
 
     # nothing identifying under the archive's data folder
-    key = json.loads((DEVSET / "answer_key.json").read_text())
-    needles = set()
-    for entry in key["files"].values():
-        for n in entry["needles"]:
-            if n["kind"] in ("name", "id", "date") and len(n["n"]) >= 6:
-                needles.add(n["n"])
-        for u in entry.get("uids", []):
-            needles.add(u["uid"])
-    for f in files:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
-        for kw in ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber"):
-            v = str(ds.get(kw, "") or "")
-            if len(v) >= 6:
-                needles.add(v)
-    assert len(needles) > 300
     blobs = [p.read_bytes() for p in (archive.root / "archive").rglob("*") if p.is_file()]
     assert sum(map(len, blobs)) > 2 * sum(f.stat().st_size for f in files)
-    found = sorted(n for n in needles for b in blobs if n.encode() in b)
+    found = found_in(blobs, devset_needles())
     assert not found, f"{len(found)} identifying values at rest"
     assert not list((archive.root / "web-spool").iterdir()), "spool files are unlinked"
 

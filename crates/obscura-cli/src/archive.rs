@@ -1,24 +1,30 @@
-//! The archive from the command line: its master key (a key file readable
-//! by its owner only, never argv) and `obscura tenant create|list|shred`.
+//! The archive from the command line: its master key and the scale-out
+//! backends' secrets (files readable by their owner only, or the
+//! environment; never argv) and `obscura tenant create|list|shred`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use obscura_vault::{MasterKey, TenantId, Vault};
+use obscura_gateway::ArchiveSection;
+use obscura_vault::{Database, MasterKey, S3Config, S3Credentials, Storage, TenantId, Vault};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-/// Load the archive's master key, refusing a file others can read.
-pub fn master_key(path: &Path) -> Result<MasterKey> {
+/// Read a secret file (`what` names it in errors), refusing one others can read.
+fn secret_file(path: &Path, what: &str) -> Result<String> {
     let exposed = obscura_batch::paths::readable_by_others(path)
-        .with_context(|| format!("cannot read master key file {}", path.display()))?;
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
     if exposed {
         bail!(
-            "master key file {} is readable by others: run chmod 600 on it",
+            "{what} {} is readable by others: run chmod 600 on it",
             path.display()
         );
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read master key file {}", path.display()))?;
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// Load the archive's master key, refusing a file others can read.
+pub fn master_key(path: &Path) -> Result<MasterKey> {
+    let text = secret_file(path, "master key file")?;
     MasterKey::from_hex(&text).with_context(|| {
         format!(
             "master key file {} is not a key (64 hex digits; obscura keygen)",
@@ -27,10 +33,86 @@ pub fn master_key(path: &Path) -> Result<MasterKey> {
     })
 }
 
-/// Open the archive in `data_dir` with the master key in `key_file`.
-pub fn open(data_dir: &Path, key_file: &Path) -> Result<Vault> {
-    let key = master_key(key_file)?;
-    Vault::open(data_dir, key).with_context(|| format!("archive {}", data_dir.display()))
+/// Open the archive a serve config's `[archive]` describes (paths resolved).
+pub fn open_section(a: &ArchiveSection) -> Result<Vault> {
+    let key = master_key(&a.master_key_file)?;
+    let storage = storage(a)?;
+    Vault::open_at(&storage, key).with_context(|| describe(a))
+}
+
+/// Where `[archive]` keeps things, for messages (no credentials).
+pub fn describe(a: &ArchiveSection) -> String {
+    let index = match a.database_url {
+        Some(_) => "index in PostgreSQL".to_string(),
+        None => format!("index in {}", a.data_dir.display()),
+    };
+    match &a.object_store {
+        Some(o) => format!("archive ({index}, objects in bucket {})", o.bucket),
+        None => format!("archive ({index}, objects in {})", a.data_dir.display()),
+    }
+}
+
+/// The vault's storage from `[archive]`: secrets from their files or the
+/// environment.
+fn storage(a: &ArchiveSection) -> Result<Storage> {
+    let database = match &a.database_url {
+        Some(url) => Some(Database {
+            url: url.clone(),
+            password: match &a.database_password_file {
+                Some(p) => Some(secret_file(p, "database password file")?.trim().to_string()),
+                None => std::env::var("PGPASSWORD").ok(),
+            },
+            ca_file: a.database_ca_file.clone(),
+        }),
+        None => None,
+    };
+    let object_store = match &a.object_store {
+        Some(o) => Some(S3Config {
+            endpoint: o.endpoint.clone(),
+            bucket: o.bucket.clone(),
+            region: o.region.clone(),
+            prefix: o.prefix.clone(),
+            credentials: match &o.credentials_file {
+                Some(p) => Some(s3_credentials(p)?),
+                None => None,
+            },
+        }),
+        None => None,
+    };
+    Ok(Storage {
+        data_dir: a.data_dir.clone(),
+        database,
+        object_store,
+    })
+}
+
+/// `AWS_ACCESS_KEY_ID=…`, `AWS_SECRET_ACCESS_KEY=…` and optionally
+/// `AWS_SESSION_TOKEN=…` lines (`#` comments), from a file only its owner reads.
+fn s3_credentials(path: &Path) -> Result<S3Credentials> {
+    let text = secret_file(path, "object store credentials file")?;
+    let mut c = S3Credentials::default();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .with_context(|| format!("{}: a line is not KEY=VALUE", path.display()))?;
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "AWS_ACCESS_KEY_ID" => c.access_key_id = v,
+            "AWS_SECRET_ACCESS_KEY" => c.secret_access_key = v,
+            "AWS_SESSION_TOKEN" => c.session_token = Some(v),
+            other => bail!("{}: unknown key {other}", path.display()),
+        }
+    }
+    if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+        bail!(
+            "{}: needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            path.display()
+        );
+    }
+    Ok(c)
 }
 
 /// Which archive: the serve config's `[archive]`, or the two paths.
@@ -48,24 +130,37 @@ pub struct ArchiveArgs {
 }
 
 impl ArchiveArgs {
-    /// The archive's data folder and master key file.
-    pub fn paths(&self) -> Result<(PathBuf, PathBuf)> {
+    /// The `[archive]` section of the config (paths resolved), or one of
+    /// the two paths alone (SQLite and a folder).
+    pub fn section(&self) -> Result<ArchiveSection> {
         match (&self.config, &self.data_dir, &self.master_key_file) {
             (Some(c), _, _) => {
                 let config = obscura_gateway::Config::load(c)?;
                 config
-                    .archive_paths()
+                    .archive()
                     .with_context(|| format!("{} has no [archive] section", c.display()))
             }
-            (None, Some(d), Some(k)) => Ok((d.clone(), k.clone())),
+            (None, Some(d), Some(k)) => Ok(ArchiveSection {
+                data_dir: d.clone(),
+                master_key_file: k.clone(),
+                database_url: None,
+                database_password_file: None,
+                database_ca_file: None,
+                object_store: None,
+            }),
             _ => bail!("name the archive: --config, or --data-dir and --master-key-file"),
         }
     }
 
+    /// The archive's data folder and master key file.
+    pub fn paths(&self) -> Result<(PathBuf, PathBuf)> {
+        let s = self.section()?;
+        Ok((s.data_dir, s.master_key_file))
+    }
+
     /// Open the archive.
     pub fn open(&self) -> Result<Vault> {
-        let (dir, key) = self.paths()?;
-        open(&dir, &key)
+        open_section(&self.section()?)
     }
 }
 

@@ -36,16 +36,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             ));
         }
     }
-    let (vault, grants) = match config.archive_paths() {
-        Some((data_dir, key_file)) => {
-            let vault = Arc::new(crate::archive::open(&data_dir, &key_file)?);
+    let (vault, grants) = match config.archive() {
+        Some(section) => {
+            let vault = Arc::new(crate::archive::open_section(&section)?);
             log(&format!(
-                "archive {}: {} tenants",
-                data_dir.display(),
+                "{}: {} tenants",
+                crate::archive::describe(&section),
                 vault.list_tenants()?.len()
             ));
-            let grants: Arc<dyn obscura_access::GrantStore> =
-                Arc::new(crate::archive::grant_store(&data_dir, &key_file)?);
+            let grants: Arc<dyn obscura_access::GrantStore> = Arc::new(
+                crate::archive::grant_store(&section.data_dir, &section.master_key_file)?,
+            );
             (Some(vault), Some(grants))
         }
         None => (None, None),

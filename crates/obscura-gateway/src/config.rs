@@ -138,10 +138,38 @@ fn default_lease_secs() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSection {
-    /// The archive's data folder (index and encrypted objects).
+    /// The archive's data folder (the SQLite index and encrypted objects,
+    /// unless `database_url` and `[archive.object_store]` say otherwise).
     pub data_dir: PathBuf,
     /// The master key file (64 hex digits, mode 0600; `obscura keygen`).
     pub master_key_file: PathBuf,
+    /// The index in PostgreSQL (`postgres://user@host:port/db`, no
+    /// password), shared by several `serve` processes.
+    pub database_url: Option<String>,
+    /// The database password (mode 0600); else `PGPASSWORD`, if set.
+    pub database_password_file: Option<PathBuf>,
+    /// The CA certificate(s) of a database on another host (TLS).
+    pub database_ca_file: Option<PathBuf>,
+    /// Objects in an S3-compatible bucket instead of `data_dir`.
+    pub object_store: Option<ObjectStoreSection>,
+}
+
+/// `[archive.object_store]`: an S3-compatible bucket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSection {
+    /// The bucket.
+    pub bucket: String,
+    /// The endpoint URL; AWS's (from the region) if missing.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// A key prefix for the archive's objects.
+    #[serde(default)]
+    pub prefix: String,
+    /// A file (mode 0600) of `AWS_ACCESS_KEY_ID=…`, `AWS_SECRET_ACCESS_KEY=…`
+    /// (and `AWS_SESSION_TOKEN=…`) lines; else the environment's credentials.
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// `[server.tls]`.
@@ -426,11 +454,21 @@ impl Config {
         Ok(Some(db))
     }
 
-    /// The archive's data folder and master key file, resolved.
-    pub fn archive_paths(&self) -> Option<(PathBuf, PathBuf)> {
-        self.archive
-            .as_ref()
-            .map(|a| (self.path(&a.data_dir), self.path(&a.master_key_file)))
+    /// The `[archive]` section, its paths resolved.
+    pub fn archive(&self) -> Option<ArchiveSection> {
+        let a = self.archive.as_ref()?;
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| self.path(p));
+        Some(ArchiveSection {
+            data_dir: self.path(&a.data_dir),
+            master_key_file: self.path(&a.master_key_file),
+            database_url: a.database_url.clone(),
+            database_password_file: path(&a.database_password_file),
+            database_ca_file: path(&a.database_ca_file),
+            object_store: a.object_store.as_ref().map(|o| ObjectStoreSection {
+                credentials_file: path(&o.credentials_file),
+                ..o.clone()
+            }),
+        })
     }
 
     /// The idle timeout.
@@ -891,9 +929,10 @@ to = ["vendor-a", "reader"]
         assert!(
             matches!(c.delivery(d).unwrap(), Delivery::Archive { tenant } if tenant == "Site A")
         );
+        let a = c.archive().unwrap();
         assert_eq!(
-            c.archive_paths(),
-            Some((PathBuf::from("/srv/archive"), PathBuf::from("/srv/m.key")))
+            (a.data_dir, a.master_key_file),
+            (PathBuf::from("/srv/archive"), PathBuf::from("/srv/m.key"))
         );
         let no_section = with_archive.replace(
             "[archive]\ndata_dir = \"archive\"\nmaster_key_file = \"m.key\"\n",

@@ -16,7 +16,9 @@ pub mod queue;
 pub mod spool;
 pub mod status;
 
-pub use config::{AuditSection, Config, ConfigError, Delivery, ProfileSource};
+pub use config::{
+    ArchiveSection, AuditSection, Config, ConfigError, Delivery, ObjectStoreSection, ProfileSource,
+};
 pub use forward::{ArchiveTarget, Destination, NoTransport, OutFile, Transport};
 pub use metrics::Metrics;
 pub use policy::{Caller, Policy};

@@ -1,12 +1,16 @@
 //! The vault: an archive's storage, with every object and every identifying
 //! index value encrypted under its tenant's key.
 //!
-//! It knows nothing of HTTP or DIMSE. A [`Vault`] lives in a data folder:
+//! It knows nothing of HTTP or DIMSE. By default a [`Vault`] lives in a
+//! data folder:
 //!
 //! ```text
 //! data_dir/index.sqlite (+ -wal, -shm)   tenants, studies, series, instances (see `index`)
 //! data_dir/objects/<tenant>/<xx>/<name>  encrypted objects (see `segment`, `objects`)
 //! ```
+//!
+//! At scale ([`Storage`]), the index is in PostgreSQL and the objects in an
+//! S3 bucket, shared by several processes.
 //!
 //! Keys: a master key (the caller reads it from a file readable by its owner
 //! only) wraps one random key per tenant; each tenant key yields separate
@@ -18,24 +22,27 @@
 
 pub mod attrs;
 mod cache;
+mod driver;
 pub mod index;
 pub mod keys;
 pub mod objects;
+mod s3;
 pub mod segment;
 
 pub use attrs::{Attr, Attributes, Level};
-pub use index::Query;
+pub use index::{Database, Query};
 pub use keys::MasterKey;
 pub use objects::{FolderStore, ObjectInfo, ObjectKey, ObjectStore, ObjectWriter};
+pub use s3::{S3Config, S3Credentials, S3Store};
 
-use index::{Index, IndexBackend, Inserted, Scope};
+use index::{Index, IndexBackend, Inserted, PgIndex, Scope};
 use keys::{KeyBytes, TenantKeys};
 use obscura_dicom::{DicomInput, FileSource, Limits};
 use segment::SeekableReader;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What went wrong. Messages name attributes, tables and sizes, never values.
@@ -44,6 +51,12 @@ pub enum VaultError {
     /// The SQLite index failed.
     #[error("vault index: {0}")]
     Index(#[from] rusqlite::Error),
+    /// The PostgreSQL index failed (its message and SQLSTATE, no detail).
+    #[error("vault index (PostgreSQL): {0}")]
+    Database(String),
+    /// The PostgreSQL settings cannot be used as given.
+    #[error("vault database settings: {0}")]
+    DatabaseConfig(String),
     /// Reading or writing objects failed (an altered object is `InvalidData`).
     #[error("vault storage: {0}")]
     Io(#[from] std::io::Error),
@@ -173,6 +186,41 @@ impl Seek for InstanceReader {
     }
 }
 
+/// Where a vault keeps its index and objects. The default, embedded:
+/// SQLite and a folder, both under `data_dir`.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The data folder (the SQLite index and the object folder, unless
+    /// `database` and `object_store` say otherwise).
+    pub data_dir: PathBuf,
+    /// The index in PostgreSQL instead of SQLite.
+    pub database: Option<Database>,
+    /// Objects in an S3 bucket instead of the data folder.
+    pub object_store: Option<S3Config>,
+}
+
+impl Storage {
+    /// SQLite and a folder under `data_dir`.
+    pub fn embedded(data_dir: &Path) -> Storage {
+        Storage {
+            data_dir: data_dir.to_path_buf(),
+            database: None,
+            object_store: None,
+        }
+    }
+}
+
+/// Create `dir` (mode 0700) if it is missing.
+fn private_folder(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    Ok(())
+}
+
 /// The vault: tenants, their keys, the index and the objects.
 pub struct Vault {
     /// The one connection that writes.
@@ -202,14 +250,7 @@ impl Vault {
     /// under it. The first open records a check value of the master key;
     /// later opens with another key fail with [`VaultError::WrongMasterKey`].
     pub fn open(data_dir: &Path, master_key: MasterKey) -> Result<Vault> {
-        if !data_dir.is_dir() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data_dir)?;
-        }
-        let objects = FolderStore::open(&data_dir.join("objects"))?;
-        Self::open_with_store(data_dir, master_key, Box::new(objects))
+        Self::open_at(&Storage::embedded(data_dir), master_key)
     }
 
     /// [`open`](Self::open) with objects in another store.
@@ -218,21 +259,50 @@ impl Vault {
         master_key: MasterKey,
         objects: Box<dyn ObjectStore>,
     ) -> Result<Vault> {
+        private_folder(data_dir)?;
         let path = data_dir.join("index.sqlite");
-        let mut index = Index::open(&path)?;
-        match index.meta(MASTER_CHECK)? {
-            Some(check) if !master_key.check(&check) => return Err(VaultError::WrongMasterKey),
-            Some(_) => {}
-            None => index.set_meta(MASTER_CHECK, &master_key.check_value()?)?,
-        }
+        let index = Index::open(&path)?;
         let readers = (0..READERS)
-            .map(|_| {
-                Index::open_reader(&path).map(|r| Mutex::new(Box::new(r) as Box<dyn IndexBackend>))
-            })
+            .map(|_| Ok(Box::new(Index::open_reader(&path)?) as Box<dyn IndexBackend>))
             .collect::<Result<_>>()?;
+        Self::assemble(Box::new(index), readers, objects, master_key)
+    }
+
+    /// Open (creating) the vault where `storage` says: the index in SQLite
+    /// under its data folder or in PostgreSQL (tables created on open),
+    /// objects in a folder under the data folder or in an S3 bucket.
+    pub fn open_at(storage: &Storage, master_key: MasterKey) -> Result<Vault> {
+        // Made even when nothing of the vault goes there: others keep
+        // their files beside it (the grant store).
+        private_folder(&storage.data_dir)?;
+        let objects: Box<dyn ObjectStore> = match &storage.object_store {
+            Some(s3) => Box::new(S3Store::open(s3)?),
+            None => Box::new(FolderStore::open(&storage.data_dir.join("objects"))?),
+        };
+        let Some(db) = &storage.database else {
+            return Self::open_with_store(&storage.data_dir, master_key, objects);
+        };
+        let index = PgIndex::connect(db, true)?;
+        let readers = (0..READERS)
+            .map(|_| Ok(Box::new(PgIndex::connect(db, false)?) as Box<dyn IndexBackend>))
+            .collect::<Result<_>>()?;
+        Self::assemble(Box::new(index), readers, objects, master_key)
+    }
+
+    fn assemble(
+        mut index: Box<dyn IndexBackend>,
+        readers: Vec<Box<dyn IndexBackend>>,
+        objects: Box<dyn ObjectStore>,
+        master_key: MasterKey,
+    ) -> Result<Vault> {
+        // The first process to open the vault records its key's check value.
+        let check = index.init_meta(MASTER_CHECK, &master_key.check_value()?)?;
+        if !master_key.check(&check) {
+            return Err(VaultError::WrongMasterKey);
+        }
         Ok(Vault {
-            index: Mutex::new(Box::new(index)),
-            readers,
+            index: Mutex::new(index),
+            readers: readers.into_iter().map(Mutex::new).collect(),
             next_reader: 0.into(),
             objects: Arc::from(objects),
             master: std::sync::RwLock::new(master_key),

@@ -4,10 +4,10 @@
 //!
 //! The folder backend lays objects out as
 //! `<root>/<tenant id>/<first 2 hex digits>/<32 hex digits>`, the name being
-//! a keyed hash under the tenant's match key (never a UID). An S3 backend
-//! fits the same trait: `put` a multipart upload completed by `commit` and
-//! aborted on drop, `get` a ranged/streamed GET, `delete_tenant` a listing of
-//! the tenant's prefix.
+//! random (never a UID). The S3 backend (`s3.rs`) fits the same trait:
+//! `put` a PUT or a multipart upload completed by `commit` and aborted on
+//! drop, `get_from` a ranged GET, `delete_tenant` a listing of the tenant's
+//! prefix.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
