@@ -623,3 +623,46 @@ impl Collector {
         self.level
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyBytes;
+
+    /// Placeholders numbered as PostgreSQL wants them: every value bound
+    /// once, numbered 1..=n in order, whatever keys the query has.
+    #[test]
+    fn search_placeholders_match_the_values() {
+        let scope = Scope {
+            pk: 7,
+            id: "ab".repeat(16),
+            keys: TenantKeys::derive(&KeyBytes::random().unwrap()),
+        };
+        let queries = [
+            Query::new(Level::Study),
+            Query::new(Level::Series)
+                .with(Attr::StudyInstanceUID, "1.2\\1.3\\1.4")
+                .with(Attr::Modality, "CT"),
+            Query::new(Level::Instance)
+                .with(Attr::ModalitiesInStudy, "MR\\CT")
+                .with(Attr::PatientName, "DOE*")
+                .with(Attr::SOPClassUID, "1.2.840"),
+        ];
+        for mut q in queries {
+            q.limit = Some(10);
+            let (sql, params, found) =
+                plan_search(&scope, &q, parse_query(&q).unwrap(), |n| format!("${n}"));
+            let numbers: HashSet<usize> = sql
+                .split('$')
+                .skip(1)
+                .map(|s| s.split(|c: char| !c.is_ascii_digit()).next().unwrap())
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert_eq!(numbers, (1..=params.len()).collect(), "{sql}");
+            assert_eq!(found.level(), q.level);
+            // Paged in SQL only when nothing is filtered after decrypting.
+            let filtered = q.keys.iter().any(|(a, _)| *a == Attr::PatientName);
+            assert_eq!(sql.contains("LIMIT"), !filtered, "{sql}");
+        }
+    }
+}
