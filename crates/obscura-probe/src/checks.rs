@@ -9,7 +9,9 @@ use obscura_dimse::{
 };
 use tokio::sync::Mutex;
 
+use crate::cert;
 use crate::http::{self, Answer, HttpSummary};
+use crate::tlsscan::{self, TlsPolicy};
 use crate::{
     findings, fingerprint, Attempt, EndpointReport, ProbeOptions, QuerySummary, Service, Target,
     TlsSummary, COMMON_CALLED_AE_TITLES,
@@ -59,6 +61,8 @@ impl Limiter {
 struct Ctx<'a> {
     addr: SocketAddr,
     host: String,
+    /// The host as given (name or address), for SNI and the certificate name.
+    hostname: String,
     options: &'a ProbeOptions,
     limiter: &'a Limiter,
     deadline: Instant,
@@ -242,6 +246,7 @@ pub(crate) async fn probe_endpoint(
     let mut cx = Ctx {
         addr,
         host: target.to_string(),
+        hostname: target.host.clone(),
         options,
         limiter,
         deadline: started + options.endpoint_budget,
@@ -304,12 +309,28 @@ async fn run_checks(cx: &mut Ctx<'_>) {
                 client_certificate_requested: t.client_certificate_requested,
                 server_certificate_sha256: t.server_certificate_sha256,
                 failure: t.failure,
+                policy: None,
             });
         }
         Err(e) => cx
             .report
             .notes
             .push(format!("TLS probe: {}", failure_text(&e))),
+    }
+
+    // TLS versions, suites and certificate, when the port speaks TLS (a
+    // server of TLS 1.0 only fails rustls's handshake with a TLS error).
+    let speaks_tls = cx.report.tls.as_ref().is_some_and(|t| {
+        t.handshake
+            || t.failure
+                .as_deref()
+                .is_some_and(|f| f.starts_with("TLS error"))
+    });
+    if speaks_tls {
+        let policy = tls_policy(cx).await;
+        if let Some(t) = cx.report.tls.as_mut() {
+            t.policy = Some(policy);
+        }
     }
 
     // 2. HTTP? One `GET /` (a DICOM peer drops a PDU of type 'G' at once).
@@ -461,6 +482,57 @@ async fn run_checks(cx: &mut Ctx<'_>) {
     cx.report.query = Some(q);
 }
 
+/// One ClientHello per legacy version with every known suite, then, at the
+/// highest version accepted, one per class of weak suites offered alone.
+async fn tls_policy(cx: &mut Ctx<'_>) -> TlsPolicy {
+    use tlsscan::{HelloAnswer, SuiteClass::*};
+    let mut p = TlsPolicy::default();
+    let all = tlsscan::suites_of(&[Recommended, NoAead, NoForwardSecrecy, Broken]);
+    let mut best = None;
+    for (version, name) in [tlsscan::TLS12, tlsscan::TLS11, tlsscan::TLS10] {
+        let Some(limit) = cx.limit("TLS version check") else {
+            return p;
+        };
+        match cx.hello(version, &all, limit).await {
+            HelloAnswer::Accepted {
+                version: v,
+                suite,
+                chain,
+            } if v == version => {
+                p.accepted_versions.push(name);
+                if best.is_none() {
+                    best = Some(version);
+                    p.preferred_suite = Some(tlsscan::suite(suite).0);
+                }
+                if p.certificate.is_none() {
+                    p.certificate = cert::facts(&chain, &cx.hostname);
+                }
+            }
+            HelloAnswer::Failed(why) => p.failures.push(format!("{name}: {why}")),
+            _ => {}
+        }
+    }
+    let Some(best) = best else { return p };
+    let classes: &[_] = if best == tlsscan::TLS12.0 {
+        &[Broken, NoForwardSecrecy, NoAead]
+    } else {
+        // below TLS 1.2 every suite is CBC: the version is the finding
+        &[Broken, NoForwardSecrecy]
+    };
+    for class in classes {
+        let Some(limit) = cx.limit("TLS cipher suite check") else {
+            return p;
+        };
+        if let HelloAnswer::Accepted { suite, .. } =
+            cx.hello(best, &tlsscan::suites_of(&[*class]), limit).await
+        {
+            p.weak_suites_accepted
+                .push((*class, tlsscan::suite(suite).0));
+        }
+    }
+    p
+}
+
 fn failed_query(error: String) -> QuerySummary {
     QuerySummary {
         matches_read: 0,
@@ -577,6 +649,18 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
 }
 
 impl Ctx<'_> {
+    /// One hand-built ClientHello, counted in the rate limit.
+    async fn hello(
+        &mut self,
+        version: u16,
+        suites: &[u16],
+        limit: Duration,
+    ) -> tlsscan::HelloAnswer {
+        self.limiter.wait().await;
+        self.report.connections += 1;
+        tlsscan::hello(self.addr, version, suites, Some(&self.hostname), limit).await
+    }
+
     /// `GET path` asking for DICOM JSON.
     async fn get_dicom_json(
         &mut self,

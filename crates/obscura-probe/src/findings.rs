@@ -183,8 +183,14 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
                 t.server_certificate_sha256.as_deref().unwrap_or("-")
             )],
             reference: REF_TRANSPORT,
-            fix: "Nothing to fix; certificate validity and cipher policy are checked in a later version.",
+            fix: "Nothing to fix here; the tls-* findings judge versions, suites and certificate.",
         });
+    }
+    if let Some(t) = &r.tls {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        crate::tls_findings::assess(t, now, &mut out);
     }
     if !r.unknown_calling_ae_accepted {
         if let Some(a) = &r.random_titles {

@@ -13,6 +13,7 @@
 //! Uses `obscura-dimse` as a client only. Associations are rate-limited
 //! (default 10 per second) and each endpoint has a time budget (10 s).
 
+mod cert;
 mod checks;
 mod cve;
 mod findings;
@@ -21,11 +22,14 @@ mod html;
 mod http;
 mod render;
 mod target;
+mod tls_findings;
+mod tlsscan;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use cert::CertFacts;
 pub use cve::{compiled as cve_table_compiled, matches as cve_matches, CveMatch};
 pub use findings::{Finding, Severity};
 pub use fingerprint::{fingerprint, http_fingerprint, Fingerprint};
@@ -38,6 +42,7 @@ pub use target::{
     parse_target, parse_targets_file, target_addresses, Target, CONFIRM_ABOVE_ADDRESSES,
     DEFAULT_DICOM_PORTS, MAX_RANGE_ADDRESSES,
 };
+pub use tlsscan::{SuiteClass, TlsPolicy};
 
 /// The called AE titles tried when a random one is refused: titles products
 /// and tutorials ship with.
@@ -131,6 +136,9 @@ pub struct TlsSummary {
     /// Why no handshake.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Versions, suites and certificate against BCP 195, when the port speaks TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<TlsPolicy>,
 }
 
 /// A service proposed to the endpoint and whether it was offered.
