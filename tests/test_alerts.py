@@ -3,10 +3,14 @@ a loopback HTTP server started here), twelve associations from an unknown
 AE title (DCMTK echoscu) are a rejection burst: the alert is in the human
 log, the webhook receives its JSON (rule, principal, count, threshold; no
 patient), and `obscura alerts check` over the audit log afterwards finds
-the same alert (exit 1). A quiet gateway raises none."""
+the same alert (exit 1); /metrics counts it by rule. A quiet gateway
+raises none."""
 import json
+import re
 import subprocess
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -15,6 +19,8 @@ import pytest
 from conftest import BINARY
 from gateway_fixtures import ECHOSCU, Gateway, folder_destination, free_port, write_config
 from test_audit import AUDIT, audit_keys
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/echoscu").is_file(),
                                 reason="DCMTK echoscu not installed (apt-get install dcmtk)")
@@ -44,9 +50,11 @@ def hook():
 
 
 def gateway(root, webhook_port):
+    """`serve` with [audit], [alerts] to the webhook, metrics on loopback."""
     audit_keys(root)
     port = free_port()
-    config = write_config(root, port, [folder_destination(root, "out")])
+    config = write_config(root, port, [folder_destination(root, "out")],
+                          extra_server=f'metrics = "127.0.0.1:{free_port()}"')
     config.write_text(config.read_text() + AUDIT + f"""
 [alerts]
 webhook = "http://127.0.0.1:{webhook_port}/hooks/obscura"
@@ -64,6 +72,12 @@ def test_rejection_burst_alerts_live_and_offline(tmp_path, hook):
         for i in range(12):
             subprocess.run([ECHOSCU, "-aet", f"GUESS{i}", "-aec", "OBSCURA", "127.0.0.1", str(gw.port)],
                            capture_output=True, text=True, timeout=60)
+        metrics_url = re.search(r"metrics on (http://\S+)", gw.log_text()).group(1)
+        end, body = time.time() + 10, ""
+        while time.time() < end and 'obscura_alerts_total{rule="rejection-burst"} 1' not in body:
+            time.sleep(0.2)
+            body = NO_PROXY.open(metrics_url, timeout=5).read().decode()
+        assert 'obscura_alerts_total{rule="rejection-burst"} 1' in body, body[-2000:]
     finally:
         assert gw.stop() == 0, gw.log_text()[-3000:]
     log = gw.log_text()

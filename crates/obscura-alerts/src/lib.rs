@@ -70,6 +70,16 @@ pub enum Rule {
     AdminEvent,
 }
 
+impl Rule {
+    /// The rule's name, as in JSON (`bulk-patients`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// One alert: no PHI, only names of principals, counts and thresholds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
@@ -99,10 +109,7 @@ impl Alert {
     pub fn describe(&self) -> String {
         format!(
             "ALERT {} {} principal={} count={} threshold={:.1} baseline={:.1} ({}) record={}",
-            serde_json::to_value(self.rule)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            self.rule.name(),
             self.at,
             self.principal,
             self.count,

@@ -5,8 +5,9 @@
 //! alert to the sink. The log never waits: a full queue drops records
 //! from the detector's view (counted), never from the log.
 
-use crate::{Alert, Detector};
+use crate::{Alert, Detector, Rule};
 use obscura_audit::{Checkpoint, LogReader, Record, Tap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -22,16 +23,16 @@ pub struct LiveAlerts {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Records the detector did not see (queue full).
     pub skipped: AtomicU64,
-    /// Alerts raised.
-    pub raised: Arc<AtomicU64>,
+    /// Alerts raised, per rule.
+    counts: Arc<Mutex<BTreeMap<Rule, u64>>>,
 }
 
 impl LiveAlerts {
     /// Start: learn from the records already in `log_dir`, then follow.
     pub fn start(mut detector: Detector, log_dir: PathBuf, sink: Sink) -> Arc<Self> {
         let (tx, rx) = sync_channel::<Record>(100_000);
-        let raised = Arc::new(AtomicU64::new(0));
-        let count = Arc::clone(&raised);
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let count = Arc::clone(&counts);
         let thread = std::thread::Builder::new()
             .name("alerts".into())
             .spawn(move || {
@@ -47,7 +48,11 @@ impl LiveAlerts {
                         continue;
                     }
                     for a in detector.observe(&r) {
-                        count.fetch_add(1, Ordering::Relaxed);
+                        *count
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(a.rule)
+                            .or_insert(0) += 1;
                         sink(&a);
                     }
                 }
@@ -57,8 +62,29 @@ impl LiveAlerts {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(thread),
             skipped: AtomicU64::new(0),
-            raised,
+            counts,
         })
+    }
+
+    /// Alerts raised so far.
+    pub fn raised(&self) -> u64 {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
+    /// The Prometheus family `obscura_alerts_total{rule}`.
+    pub fn exposition(&self, out: &mut String) {
+        out.push_str("# HELP obscura_alerts_total Alerts raised on abnormal access, by rule.\n");
+        out.push_str("# TYPE obscura_alerts_total counter\n");
+        for (rule, n) in self.counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            out.push_str(&format!(
+                "obscura_alerts_total{{rule=\"{}\"}} {n}\n",
+                rule.name()
+            ));
+        }
     }
 
     /// Handle what is queued and stop.

@@ -130,6 +130,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .map_err(|e| anyhow!(e))?;
     let metrics_addr = config.server.metrics;
     let gw = Gateway::open(config, destinations, Box::new(transport))?;
+    if let Some(live) = &alerts {
+        let live = Arc::clone(live);
+        gw.metrics
+            .add_exposition(Box::new(move |out| live.exposition(out)));
+    }
     let ticker = auditor.as_ref().map(|a| {
         gw.set_audit(Arc::clone(a));
         audit_timer(Arc::clone(a), Arc::clone(&stop))
@@ -180,10 +185,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     }
     if let Some(live) = &alerts {
         live.close();
-        log(&format!(
-            "alerts: {} raised",
-            live.raised.load(std::sync::atomic::Ordering::Relaxed)
-        ));
+        log(&format!("alerts: {} raised", live.raised()));
     }
     crate::audit_syslog::close(&exporters);
     served.map_err(|e| anyhow!(e))?;

@@ -102,7 +102,12 @@ pub struct Metrics {
     pub destinations: BTreeMap<String, DestinationMetrics>,
     /// Queue depth, refreshed by the forwarder.
     pub queue_depth: AtomicU64,
+    /// Families other parts of `serve` append to the exposition (alerts).
+    extra: Mutex<Vec<Exposition>>,
 }
+
+/// Appends metric families (Prometheus text) to the exposition.
+pub type Exposition = Box<dyn Fn(&mut String) + Send + Sync>;
 
 impl Metrics {
     /// Metrics with a slot per destination.
@@ -114,6 +119,11 @@ impl Metrics {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// Append `f`'s families to every exposition from now on.
+    pub fn add_exposition(&self, f: Exposition) {
+        self.extra.lock().unwrap_or_else(|p| p.into_inner()).push(f);
     }
 
     /// The Prometheus text exposition.
@@ -211,6 +221,9 @@ impl Metrics {
                 &format!("destination=\"{d}\""),
                 &mut out,
             );
+        }
+        for f in self.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            f(&mut out);
         }
         out
     }
