@@ -13,6 +13,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "release" / "obscura"
+# The benchmark-only build whose objects are stored unencrypted (bench/web.sh).
+BINARY_PLAIN = BINARY.with_name("obscura-unencrypted-objects-bench-only")
 
 
 def free_port():
@@ -74,12 +76,15 @@ tenant = "Bench"
     return token, port
 
 
-def start_obscura(work, token, port):
-    """`obscura serve` on `work`'s serve.toml (of `configure_obscura`), its
-    log in serve.log, once it listens: the process, its DICOMweb URL and a
-    session that sends the token."""
+def start_obscura(work, token, port, binary=BINARY):
+    """`obscura serve` (`binary`) on `work`'s serve.toml (of
+    `configure_obscura`), its log in serve.log, once it listens: the
+    process, its DICOMweb URL and a session that sends the token."""
     with open(work / "serve.log", "w") as log:
-        proc = subprocess.Popen([BINARY, "serve", "--config", work / "serve.toml"], stdout=log, stderr=log)
+        # the benchmark-only build opens a vault only when told it may
+        env = dict(os.environ, OBSCURA_UNENCRYPTED_OBJECTS_BENCH_ONLY="1") if binary == BINARY_PLAIN else None
+        proc = subprocess.Popen([binary, "serve", "--config", work / "serve.toml"], stdout=log, stderr=log,
+                                env=env)
     try:
         wait_port(port)
     except SystemExit:

@@ -26,6 +26,8 @@ mod driver;
 pub mod index;
 pub mod keys;
 pub mod objects;
+#[cfg(feature = "unencrypted-objects-bench-only")]
+pub mod plain;
 mod s3;
 pub mod segment;
 
@@ -37,8 +39,14 @@ pub use s3::{S3Config, S3Credentials, S3Store};
 
 use index::{Index, IndexBackend, Inserted, PgIndex, Scope};
 use keys::{KeyBytes, TenantKeys};
+use object_cipher::SeekableReader;
 use obscura_dicom::{DicomInput, FileSource, Limits};
-use segment::SeekableReader;
+#[cfg(feature = "unencrypted-objects-bench-only")]
+use plain as object_cipher;
+/// How objects are sealed: `segment` (AEAD segments), or `plain` in a
+/// benchmark-only build (feature `unencrypted-objects-bench-only`).
+#[cfg(not(feature = "unencrypted-objects-bench-only"))]
+use segment as object_cipher;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::DirBuilderExt;
@@ -295,6 +303,8 @@ impl Vault {
         objects: Box<dyn ObjectStore>,
         master_key: MasterKey,
     ) -> Result<Vault> {
+        #[cfg(feature = "unencrypted-objects-bench-only")]
+        plain::check_allowed()?;
         // The first process to open the vault records its key's check value.
         let check = index.init_meta(MASTER_CHECK, &master_key.check_value()?)?;
         if !master_key.check(&check) {
@@ -686,7 +696,7 @@ impl Vault {
     /// Encrypt `data` into the object `key`; returns the plaintext size.
     fn write_object(&self, keys: &TenantKeys, key: &ObjectKey, mut data: impl Read) -> Result<u64> {
         let out = self.objects.put(key)?;
-        let mut w = segment::encrypt(
+        let mut w = object_cipher::encrypt(
             out,
             keys,
             &object_context(key),
@@ -738,7 +748,7 @@ impl Vault {
         let context = object_context(&key);
         let objects = self.objects.clone();
         let open_at: segment::OpenAt = Box::new(move |offset| objects.get_from(&key, offset));
-        let inner = segment::decrypt_seekable(open_at, &scope.keys, &context, len)?;
+        let inner = object_cipher::decrypt_seekable(open_at, &scope.keys, &context, len)?;
         Ok(InstanceReader { inner })
     }
 

@@ -369,7 +369,7 @@ pub fn decrypt_seekable(
         pos: 0,
         stream: Some(stream),
         stream_segment: 0,
-        buf: vec![0u8; opened.segment_len + TAG_LEN],
+        buf: Vec::new(),
         buf_segment: None,
         last_checked: false,
         failed: false,
@@ -394,7 +394,8 @@ pub struct SeekableReader {
     /// The stored object, positioned at the start of `stream_segment`.
     stream: Option<Box<dyn Read + Send>>,
     stream_segment: u64,
-    /// One segment: ciphertext and tag, then its authenticated plaintext.
+    /// One segment: ciphertext and tag, then its authenticated plaintext
+    /// (empty until a read needs it).
     buf: Vec<u8>,
     /// Which segment `buf` holds, authenticated.
     buf_segment: Option<u64>,
@@ -466,6 +467,11 @@ impl SeekableReader {
         self.buf_segment = None;
         let n = self.plain_len(i);
         let mut buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            // allocated on first need: whole segments read into the
+            // caller's buffer never use it
+            buf = vec![0u8; self.segment_len as usize + TAG_LEN];
+        }
         let r = self.load_into(i, &mut buf[..n]);
         self.buf = buf;
         r?;

@@ -280,16 +280,7 @@ async fn acquire_stream(web: &Arc<Web>) -> Result<tokio::sync::OwnedSemaphorePer
 
 /// Copy a reader into the response in large chunks.
 fn copy(r: &mut impl Read, w: &mut ChannelWriter) -> Result<(), String> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading a stored object: {e}")),
-        };
-        w.write_all(&buf[..n]).map_err(|e| e.to_string())?;
-    }
+    w.copy_from(r)
 }
 
 /// A 200 response with its Content-Type.
