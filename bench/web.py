@@ -2,7 +2,7 @@
 
 - STOW-RS ingest: N instances (pydicom's CT_small with fresh UIDs, ~39 KB
   each) in requests of 50, instances/s (each one encrypted, fsync'd and
-  indexed, one SQLite transaction per instance);
+  indexed; one index transaction per request, group commit);
 - WADO-RS: a 1 GiB multi-frame instance retrieved (multipart, decrypted as it
   streams), MB/s, against reading the same file from disk with `cat`
   (page cache warm), and the server's peak RSS;
