@@ -315,6 +315,18 @@ def env_without_proxy():
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
+def c_store_acknowledged(assoc, ds):
+    """Sends DS on a pynetdicom association: True when it is acknowledged
+    with Success, False when refused, None when the association is gone."""
+    try:
+        status = assoc.send_c_store(ds)
+    except Exception:
+        return None
+    if not assoc.is_established or status is None or "Status" not in status:
+        return None
+    return status.Status == 0x0000
+
+
 def make_instances(dir, n):
     """N copies of a small real CT with new SOP Instance UIDs."""
     import pydicom

@@ -19,7 +19,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from conftest import BINARY
-from gateway_fixtures import Gateway, folder_destination, free_port, write_config
+from gateway_fixtures import Gateway, c_store_acknowledged, folder_destination, free_port, write_config
 from test_audit import AUDIT, audit_keys, records
 
 ROUNDS = 50
@@ -49,13 +49,10 @@ def sender(port, template, acked, lock, stop):
         uid = generate_uid()
         ds.SOPInstanceUID = uid
         ds.file_meta.MediaStorageSOPInstanceUID = uid
-        try:
-            status = assoc.send_c_store(ds)
-        except Exception:
+        acknowledged = c_store_acknowledged(assoc, ds)
+        if acknowledged is None:
             break
-        if not assoc.is_established or status is None or "Status" not in status:
-            break
-        if status.Status == 0x0000:
+        if acknowledged:
             with lock:
                 acked.add(uid)
     try:

@@ -15,8 +15,8 @@ import pydicom
 import pytest
 
 from conftest import DEVSET, pydicom_test_files
-from gateway_fixtures import (STORESCP, CT_IMAGE, Gateway, StoreSCP, associate_rq, echoscu, folder_destination,
-                              free_port, make_instances, pdata, recv_pdu, rss_kib, scu_destination, store_command,
+from gateway_fixtures import (STORESCP, CT_IMAGE, Gateway, StoreSCP, associate_rq, c_store_acknowledged, echoscu,
+                              folder_destination, free_port, make_instances, pdata, recv_pdu, rss_kib, scu_destination, store_command,
                               storescu, tls_gateway, wait_port, write_config)
 from test_dciodvfy import DCIODVFY, error_lines
 
@@ -281,13 +281,10 @@ def test_sigkill_mid_transfer_loses_nothing_acknowledged(gw_dir, tmp_path):
             gw.kill()
         ds = pydicom.dcmread(str(f))
         attempted.append(str(ds.SOPInstanceUID))
-        try:
-            status = assoc.send_c_store(ds)
-        except Exception:
+        acknowledged = c_store_acknowledged(assoc, ds)
+        if acknowledged is None:
             break
-        if not assoc.is_established or status is None or "Status" not in status:
-            break
-        if status.Status == 0x0000:
+        if acknowledged:
             acked.append(str(ds.SOPInstanceUID))
     assoc.abort()
     assert 150 <= len(acked) <= 200, len(acked)

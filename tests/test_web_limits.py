@@ -8,8 +8,6 @@ too many parts, part headers that never end, a client gone mid-body, UIDs
 with path characters in every UID and in the request target). Every
 refusal is a 4xx, nothing of a refused request is stored, the spool is
 left empty."""
-import hashlib
-import secrets
 import socket
 import time
 from io import BytesIO
@@ -20,8 +18,8 @@ import pytest
 import requests
 from pydicom.data import get_testdata_file
 
-from conftest import BINARY, make_key, obscura
-from gateway_fixtures import Gateway, free_port
+from conftest import BINARY
+from gateway_fixtures import web_archive
 
 MAX_PART = 1_000_000
 MAX_REQUEST = 200_000_000
@@ -40,41 +38,15 @@ def peak_rss_mib(pid):
 class Server:
     def __init__(self, root):
         self.root = root
-        make_key(root / "master.key")
         (root / "spool").mkdir()
-        self.token = secrets.token_urlsafe(24)
-        (root / "tokens").write_text(f"{hashlib.sha256(self.token.encode()).hexdigest()} limits\n")
-        (root / "tokens").chmod(0o600)
-        self.port = free_port()
-        config = root / "serve.toml"
-        config.write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw"
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-
-[web]
-listen = "127.0.0.1:{self.port}"
-plain = true
-tokens_file = "tokens"
+        self.token, self.port, self.gw = web_archive(root, "limits", "Limits", web=f"""plain = true
 temp_dir = "spool"
 max_part_bytes = {MAX_PART}
 max_request_bytes = {MAX_REQUEST}
 max_parts = {MAX_PARTS}
 idle_timeout_secs = {IDLE}
-
-[[web.principal]]
-name = "limits"
-tenant = "Limits"
 """)
-        p = obscura("tenant", "create", "Limits", "--config", config)
-        assert p.returncode == 0, p.stderr
         self.url = f"http://127.0.0.1:{self.port}"
-        self.gw = Gateway(config, self.port).start()
 
     def session(self):
         s = requests.Session()
