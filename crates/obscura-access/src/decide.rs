@@ -3,6 +3,7 @@
 //! is as absent as one that does not exist.
 
 use crate::grant::{Action, Grant, Scope, View};
+
 use std::collections::BTreeSet;
 
 /// Why a principal has no access at all.
@@ -88,7 +89,22 @@ impl Access {
     fn granting(&self, action: Action) -> impl Iterator<Item = &Grant> {
         self.grants
             .iter()
-            .filter(move |g| g.grant.actions.has(action) && g.grant.view == View::Original)
+            .filter(move |g| g.grant.actions.has(action))
+    }
+
+    /// The grant whose view a study is seen through: the first live grant
+    /// covering it (grants come oldest first), whatever its actions, so
+    /// every route shows a study the same way. `None`: the originals (an
+    /// owner, or no grant covers it).
+    pub fn viewing(&self, study: &str) -> Option<&Grant> {
+        self.grants.iter().find(|g| g.grant.scope.covers(study))
+    }
+
+    /// The grants with a de-identified view.
+    pub fn deidentified(&self) -> impl Iterator<Item = &Grant> {
+        self.grants
+            .iter()
+            .filter(|g| matches!(g.grant.view, View::Deidentified { .. }))
     }
 
     /// Whether `action` is allowed on `study`.
@@ -186,5 +202,27 @@ mod tests {
             NoAccess::SeveralTenants
         );
         assert_eq!(Access::owner("t").studies(Action::Write), Studies::All);
+        assert!(Access::owner("t").viewing("1.1").is_none());
+    }
+
+    #[test]
+    fn a_study_is_seen_through_its_first_grant() {
+        let mut deid = grant("t", Scope::studies(["1.1"]).unwrap(), "read", None);
+        deid.id = "g-deid".into();
+        deid.grant.view = View::Deidentified {
+            profile: "basic".into(),
+        };
+        let a = Access::from_grants(
+            vec![deid, grant("t", Scope::Tenant, "search,read", None)],
+            0,
+        )
+        .unwrap();
+        assert_eq!(a.viewing("1.1").map(|g| g.id.as_str()), Some("g-deid"));
+        assert_eq!(a.viewing("1.2").map(|g| g.id.as_str()), Some("g"));
+        assert!(
+            a.allows(Action::Read, "1.1"),
+            "a de-identified grant grants"
+        );
+        assert_eq!(a.deidentified().count(), 1);
     }
 }

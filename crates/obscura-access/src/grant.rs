@@ -101,33 +101,54 @@ impl fmt::Display for Actions {
 }
 
 /// What the principal sees of the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum View {
     /// The stored originals.
     Original,
+    /// The originals de-identified on the fly by the engine with this
+    /// profile (`basic`, `basic+OPTION+...`, or a profile file's path) and
+    /// a key of the grant's own, with pseudonymous UIDs.
+    Deidentified {
+        /// The profile, as written in the grant.
+        profile: String,
+    },
 }
 
 impl View {
-    /// Parse a view's name; `deidentified` is refused as not yet available
-    /// rather than silently served as originals.
+    /// Parse a view: `original`, `deidentified` (the basic profile), or
+    /// `deidentified:PROFILE`.
     pub fn parse(s: &str) -> Result<View, GrantError> {
-        match s {
-            "original" => Ok(View::Original),
-            "deidentified" => Err(GrantError::NotYet(
-                "view `deidentified` is not available yet (issue 11, a later slice): \
-                 grant `original`, or wait for de-identified views"
-                    .into(),
+        match s.split_once(':') {
+            None if s == "original" => Ok(View::Original),
+            None if s == "deidentified" => Ok(View::Deidentified {
+                profile: "basic".into(),
+            }),
+            Some(("deidentified", p))
+                if !p.is_empty() && p.len() <= 1024 && !p.chars().any(char::is_control) =>
+            {
+                Ok(View::Deidentified {
+                    profile: p.to_string(),
+                })
+            }
+            _ => Err(GrantError::Invalid(
+                "a view is `original`, `deidentified` or `deidentified:PROFILE`".into(),
             )),
-            _ => Err(GrantError::Invalid(format!(
-                "unknown view `{s}` (original)"
-            ))),
         }
     }
 
-    /// Its name.
-    pub fn name(self) -> &'static str {
+    /// Its name: `original` or `deidentified`.
+    pub fn name(&self) -> &'static str {
         match self {
             View::Original => "original",
+            View::Deidentified { .. } => "deidentified",
+        }
+    }
+
+    /// The whole view as [`parse`](Self::parse) reads it (stored this way).
+    pub fn spec(&self) -> String {
+        match self {
+            View::Original => "original".into(),
+            View::Deidentified { profile } => format!("deidentified:{profile}"),
         }
     }
 }
@@ -255,10 +276,12 @@ mod tests {
         assert!(Actions::parse(["delete"]).is_err());
         assert!(Actions::parse(Vec::<&str>::new()).is_err());
         assert_eq!(View::parse("original"), Ok(View::Original));
-        assert!(matches!(
-            View::parse("deidentified"),
-            Err(GrantError::NotYet(_))
-        ));
+        let basic = View::Deidentified {
+            profile: "basic".into(),
+        };
+        assert_eq!(View::parse("deidentified"), Ok(basic.clone()));
+        assert_eq!(View::parse(&basic.spec()), Ok(basic));
+        assert!(View::parse("deidentified:").is_err() && View::parse("copy").is_err());
         assert!(Scope::studies(["1.2.3", "../x"]).is_err());
         assert!(Scope::studies(Vec::<String>::new()).is_err());
         let s = Scope::studies(["1.2.3"]).unwrap();

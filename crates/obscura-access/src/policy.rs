@@ -24,7 +24,7 @@ pub struct GrantConfig {
     pub whole_tenant: bool,
     /// `search`, `read`, `write`.
     pub actions: Vec<String>,
-    /// `original` (the only view so far).
+    /// `original`, `deidentified` or `deidentified:PROFILE`.
     #[serde(default = "original")]
     pub view: String,
     /// RFC 3339 instant or date after which it no longer holds.

@@ -231,7 +231,7 @@ impl GrantStore for SqliteStore {
                 grant.tenant,
                 studies,
                 grant.actions.to_string(),
-                grant.view.name(),
+                grant.view.spec(),
                 grant.expires,
                 now
             ],

@@ -30,7 +30,8 @@ pub enum GrantCommand {
         /// What it may do: search, read, write (comma-separated).
         #[arg(long, required = true, value_delimiter = ',')]
         actions: Vec<String>,
-        /// What it sees: original (de-identified views are not available yet).
+        /// What it sees: original, deidentified (the basic profile) or
+        /// deidentified:PROFILE (`basic+OPTION+...`, or a profile file's path).
         #[arg(long, default_value = "original")]
         view: String,
         /// Until when: an RFC 3339 instant, a date, or a duration (72h, 30d).
@@ -218,7 +219,7 @@ fn line(g: &Grant, names: &BTreeMap<String, String>, now: i64) -> String {
             .unwrap_or(&g.grant.tenant),
         scope,
         g.grant.actions,
-        g.grant.view.name(),
+        g.grant.view.spec(),
         g.grant
             .expires
             .map(time::format)
