@@ -199,12 +199,15 @@ def scan(lab, request):
     except pytest.skip.Exception as why:
         print(f"web lab skipped: {why}")
         web = None
+    cas = [lab["pki"] / "ca.pem"]
     if web:
         ports.update(web["ports"])
         forbidden |= web["forbidden"]
+        cas.append(web["pki"] / "ca.pem")
     out, page = lab["dir"] / "probe.json", lab["dir"] / "probe.html"
     started = time.monotonic()
-    run = probe(*[f"127.0.0.1:{p}" for p in ports.values()], "--json", out, "--html", page)
+    run = probe(*[f"127.0.0.1:{p}" for p in ports.values()], "--json", out, "--html", page,
+                *[a for ca in cas for a in ("--ca-file", ca)])
     elapsed = time.monotonic() - started
     print(run.stdout)
     assert run.returncode == 0, run.stderr
@@ -284,10 +287,51 @@ def test_tls_bcp195(scan):
     assert tls["policy"]["accepted_versions"] == ["TLSv1_2"], tls["policy"]
     assert tls["policy"]["weak_suites_accepted"] == [], tls["policy"]
     assert tls["policy"]["certificate"]["key_bits"] >= 2048
+    # the chain verifies against the lab's CA (--ca-file), as the other serve endpoints'
+    assert tls["policy"]["certificate"]["chain_verdict"] == "trusted", tls["policy"]
+    if scan["web"]:
+        assert scan["ep"]["serve_web"]["tls"]["policy"]["certificate"]["chain_verdict"] == "trusted"
     assert not {f["id"] for f in scan["ep"]["serve_tls"]["findings"]} & {
         "tls-legacy-version", "tls-suite-broken", "tls-suite-no-aead", "tls-suite-no-forward-secrecy",
         "tls-cert-weak-key", "tls-cert-weak-signature", "tls-cert-invalid-date", "tls-cert-name-mismatch",
-        "tls-cert-self-signed"}
+        "tls-cert-self-signed", "tls-cert-untrusted"}
+
+
+def test_chain_validation(lab):
+    """obscura serve's certificate is issued by the lab's CA: against the
+    system's roots alone its chain has an unknown issuer (medium), with the
+    CA given (--ca-file, system roots off) it verifies."""
+    target = f"127.0.0.1:{lab['ports']['serve_tls']}"
+    out = lab["dir"] / "chain.json"
+    run = probe(target, "--json", out)
+    assert run.returncode == 0, run.stderr
+    e = json.loads(out.read_text())["endpoints"][0]
+    assert e["tls"]["policy"]["certificate"]["chain_verdict"] == "unknown issuer", e["tls"]
+    assert "tls-cert-untrusted" in findings(e, ("medium",))
+    assert json.loads(out.read_text())["trust_store"].startswith("system roots")
+    run = probe(target, "--json", out, "--ca-file", lab["pki"] / "ca.pem", "--no-system-roots")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    e = report["endpoints"][0]
+    assert e["tls"]["policy"]["certificate"]["chain_verdict"] == "trusted", e["tls"]
+    assert "tls-cert-untrusted" not in findings(e, ALL)
+    assert report["trust_store"] == f"no system roots, {lab['pki'] / 'ca.pem'} (1)", report["trust_store"]
+    # a TLS 1.3-only server: its certificate travels encrypted, read from rustls's handshake
+    port = free_port()
+    pki = lab["pki"]
+    server = Proc(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-tls1_3", "-cert", pki / "server.pem",
+                   "-key", pki / "server.key", "-www", "-quiet"], port)
+    try:
+        run = probe(f"127.0.0.1:{port}", "--json", out, "--ca-file", pki / "ca.pem")
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stderr
+    t = json.loads(out.read_text())["endpoints"][0]["tls"]
+    assert t["version"] == "TLSv1_3" and t["policy"]["accepted_versions"] == [], t
+    c = t["policy"]["certificate"]
+    assert (c["chain_verdict"], c["name_matches"], c["key_bits"]) == ("trusted", True, 2048), c
+    bad = probe(target, "--ca-file", lab["dir"] / "missing.pem")
+    assert bad.returncode != 0 and "--ca-file" in bad.stderr and bad.stdout == "", bad.stderr
 
 
 def test_no_devset_value_in_any_output(scan):
@@ -403,7 +447,7 @@ def web_lab(tmp_path_factory):
         yield {"ports": {"orthanc_http": open_.http_port, "orthanc_dicom": open_.dicom_port,
                          "auth_http": secure.http_port, "auth_dicom": secure.dicom_port,
                          "serve_web": archive.web_port, "serve_dimse": archive.dimse_port},
-               "forbidden": forbidden_values(chosen)}
+               "forbidden": forbidden_values(chosen), "pki": archive.pki}
     finally:
         if archive:
             archive.gw.stop()

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use obscura_probe::{
-    parse_target, parse_targets_file, target_addresses, ProbeOptions, Severity,
+    parse_target, parse_targets_file, target_addresses, ProbeOptions, Severity, TrustStore,
     CONFIRM_ABOVE_ADDRESSES,
 };
 use std::io::{BufRead, IsTerminal, Write};
@@ -44,6 +44,13 @@ pub struct ProbeArgs {
     /// Time budget per endpoint, seconds.
     #[arg(long, default_value_t = 10)]
     budget: u64,
+    /// The site's CA certificate(s), PEM, trusted beside the system's roots
+    /// when verifying server certificate chains (repeatable).
+    #[arg(long = "ca-file")]
+    ca_file: Vec<PathBuf>,
+    /// Verify chains against the --ca-file certificates only, not the system's roots.
+    #[arg(long)]
+    no_system_roots: bool,
 }
 
 /// Run `obscura probe`.
@@ -76,7 +83,18 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    let mut trust = if args.no_system_roots {
+        TrustStore::empty()
+    } else {
+        TrustStore::system()
+    };
+    for path in &args.ca_file {
+        trust
+            .add_pem_file(path)
+            .map_err(|e| anyhow::anyhow!("--ca-file {e}"))?;
+    }
     let mut options = ProbeOptions::new();
+    options.trust = trust;
     options.max_associations_per_second = args.rate.clamp(1, 10);
     options.endpoint_budget = Duration::from_secs(args.budget.clamp(1, 60));
     options.called_ae_titles = args.called_ae.clone();

@@ -112,6 +112,9 @@ pub struct TlsProbe {
     pub server_certificates: usize,
     /// SHA-256 (hex) of the server's end-entity certificate (public data).
     pub server_certificate_sha256: Option<String>,
+    /// The server's certificates, DER, end-entity first (public data; read
+    /// from a TLS 1.3 handshake too, where they travel encrypted).
+    pub server_chain: Vec<Vec<u8>>,
     /// Why there was no handshake (error kind, never peer data).
     pub failure: Option<String>,
 }
@@ -225,6 +228,7 @@ pub async fn probe_handshake(
         client_certificate_requested: false,
         server_certificates: 0,
         server_certificate_sha256: None,
+        server_chain: Vec::new(),
         failure: None,
     };
     match tokio::time::timeout(limit, connector.connect(name, tcp)).await {
@@ -253,6 +257,7 @@ pub async fn probe_handshake(
                         .map(|b| format!("{b:02x}"))
                         .collect()
                 });
+                probe.server_chain = chain.iter().map(|c| c.as_ref().to_vec()).collect();
             }
         }
     }

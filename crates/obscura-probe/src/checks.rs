@@ -67,6 +67,8 @@ struct Ctx<'a> {
     limiter: &'a Limiter,
     deadline: Instant,
     tls: Option<ScuTls>,
+    /// The certificates rustls's handshake saw (TLS 1.3 included).
+    handshake_chain: Vec<Vec<u8>>,
     report: EndpointReport,
 }
 
@@ -251,6 +253,7 @@ pub(crate) async fn probe_endpoint(
         limiter,
         deadline: started + options.endpoint_budget,
         tls: None,
+        handshake_chain: Vec::new(),
         report,
     };
     run_checks(&mut cx).await;
@@ -284,7 +287,8 @@ async fn run_checks(cx: &mut Ctx<'_>) {
     cx.limiter.wait().await;
     cx.report.connections += 1;
     match tls::probe_handshake(cx.addr, limit).await {
-        Ok(t) => {
+        Ok(mut t) => {
+            cx.handshake_chain = std::mem::take(&mut t.server_chain);
             if t.handshake {
                 match tls::probe_client_config() {
                     Ok(config) => {
@@ -505,12 +509,16 @@ async fn tls_policy(cx: &mut Ctx<'_>) -> TlsPolicy {
                     p.preferred_suite = Some(tlsscan::suite(suite).0);
                 }
                 if p.certificate.is_none() {
-                    p.certificate = cert::facts(&chain, &cx.hostname);
+                    p.certificate = cert::facts(&chain, &cx.hostname, &cx.options.trust);
                 }
             }
             HelloAnswer::Failed(why) => p.failures.push(format!("{name}: {why}")),
             _ => {}
         }
+    }
+    if p.certificate.is_none() {
+        // TLS 1.3 only: the certificate travelled encrypted, rustls read it
+        p.certificate = cert::facts(&cx.handshake_chain, &cx.hostname, &cx.options.trust);
     }
     let Some(best) = best else { return p };
     let classes: &[_] = if best == tlsscan::TLS12.0 {

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use cert::CertFacts;
+pub use cert::{CertFacts, TrustStore};
 pub use cve::{compiled as cve_table_compiled, matches as cve_matches, CveMatch};
 pub use findings::{Finding, Severity};
 pub use fingerprint::{fingerprint, http_fingerprint, Fingerprint};
@@ -75,10 +75,13 @@ pub struct ProbeOptions {
     pub hmac_key: Vec<u8>,
     /// Called AE titles to try before the common ones (e.g. the site's own).
     pub called_ae_titles: Vec<String>,
+    /// What server certificate chains are verified against.
+    pub trust: TrustStore,
 }
 
 impl ProbeOptions {
-    /// 10 associations/s, 10 s per endpoint, 3 s per wait, a fresh random key.
+    /// 10 associations/s, 10 s per endpoint, 3 s per wait, a fresh random
+    /// key, the system's roots as trust store.
     pub fn new() -> ProbeOptions {
         let mut key = vec![0u8; 32];
         // A failing system RNG leaves a zero key: the hashes are then
@@ -90,6 +93,7 @@ impl ProbeOptions {
             timeout: Duration::from_secs(3),
             hmac_key: key,
             called_ae_titles: Vec::new(),
+            trust: TrustStore::system(),
         }
     }
 }
@@ -232,6 +236,8 @@ pub struct Report {
     pub hash_note: &'static str,
     /// The date the CVE table was compiled.
     pub cve_table_compiled: String,
+    /// What server certificate chains were verified against.
+    pub trust_store: String,
     /// Total time, milliseconds.
     pub elapsed_ms: u64,
 }
@@ -279,6 +285,7 @@ pub async fn probe(targets: &[Target], options: &ProbeOptions) -> Report {
         endpoints,
         hash_note: "identifier_hmac, qido_hmac: HMAC-SHA256 under a key drawn for this run and never stored",
         cve_table_compiled: cve::compiled(),
+        trust_store: options.trust.description.clone(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
 }

@@ -170,6 +170,30 @@ pub(crate) fn assess(t: &TlsSummary, now: i64, out: &mut Vec<Finding>) {
                 FIX_CERT,
             );
         }
+        if !c.self_signed
+            && c.chain_verdict != crate::cert::TRUSTED
+            && !c.chain_verdict.starts_with("not checked")
+            && c.chain_verdict != "outside its validity"
+        {
+            push(
+                out,
+                "tls-cert-untrusted",
+                Severity::Medium,
+                format!(
+                    "server certificate chain does not verify: {}",
+                    c.chain_verdict
+                ),
+                vec![
+                    format!(
+                        "chain of {} certificate(s) checked against the trust store (RFC 5280 path validation): {}",
+                        c.chain_length, c.chain_verdict
+                    ),
+                    "the trust store is named in the report (trust_store); give the site's CA with --ca-file".into(),
+                ],
+                REF_CERT,
+                FIX_CERT,
+            );
+        }
         if !c.name_matches {
             push(
                 out,
@@ -243,6 +267,7 @@ mod tests {
             key_type: "RSA",
             key_bits: 1024,
             weak_signature: Some("sha1WithRSAEncryption"),
+            chain_verdict: "unknown issuer",
         };
         let weak = summary(
             TlsPolicy {
@@ -271,6 +296,8 @@ mod tests {
             assert!(f.contains(&want), "{want:?} not in {f:?}");
         }
         assert!(!f.iter().any(|x| x.0 == "tls-cert-long-validity"));
+        // self-signed: told by its own finding, not again as untrusted
+        assert!(!f.iter().any(|x| x.0 == "tls-cert-untrusted"));
         let good = summary(
             TlsPolicy {
                 accepted_versions: vec!["TLSv1_2"],
@@ -279,13 +306,22 @@ mod tests {
                     name_matches: true,
                     key_bits: 2048,
                     weak_signature: None,
-                    ..cert
+                    chain_verdict: crate::cert::TRUSTED,
+                    ..cert.clone()
                 }),
                 ..TlsPolicy::default()
             },
             "TLSv1_3",
         );
         assert_eq!(ids(&good, 50 * 86_400), vec![]);
+        let mut unknown = good.clone();
+        if let Some(c) = unknown.policy.as_mut().and_then(|p| p.certificate.as_mut()) {
+            c.chain_verdict = "unknown issuer";
+        }
+        assert_eq!(
+            ids(&unknown, 50 * 86_400),
+            vec![("tls-cert-untrusted", Severity::Medium)]
+        );
         assert_eq!(day(0), "1970-01-01");
         assert_eq!(day(1_764_892_800), "2025-12-05");
     }
