@@ -154,7 +154,8 @@ def lab(tmp_path_factory):
                               extra_server=tls)
         gw = Gateway(config, ports["serve"]).start()
         wait_port(ports["serve_tls"])
-        yield {"ports": ports, "forbidden": forbidden, "dir": tmp_path, "pki": gw_dir / "pki"}
+        yield {"ports": ports, "forbidden": forbidden, "dir": tmp_path, "pki": gw_dir / "pki",
+               "received": {"storescp": tmp_path / "scp", "pynetdicom": tmp_path / "pyscp"}}
     finally:
         if gw:
             gw.stop()
@@ -442,12 +443,21 @@ def web_lab(tmp_path_factory):
         started.append(secure)
         wait_port(secure.http_port)
         wait_port(secure.dicom_port)
+        # authentication on, with the Docker images' documented default account
+        default = orthanc_fixture.Orthanc(tmp_path / "default", name="default", extra={
+            "AuthenticationEnabled": True, "RegisteredUsers": {"orthanc": "orthanc"}})
+        default.logf = open(default.log, "ab")
+        default.proc = subprocess.Popen([orthanc_fixture.ORTHANC, str(default.config)], stdout=default.logf,
+                                        stderr=subprocess.STDOUT, cwd=default.root)
+        started.append(default)
+        wait_port(default.http_port)
         (tmp_path / "serve").mkdir()
         archive = Archive(tmp_path / "serve")
         yield {"ports": {"orthanc_http": open_.http_port, "orthanc_dicom": open_.dicom_port,
                          "auth_http": secure.http_port, "auth_dicom": secure.dicom_port,
                          "serve_web": archive.web_port, "serve_dimse": archive.dimse_port},
-               "forbidden": forbidden_values(chosen), "pki": archive.pki}
+               "forbidden": forbidden_values(chosen), "pki": archive.pki, "open": open_,
+               "default_http": default.http_port}
     finally:
         if archive:
             archive.gw.stop()
@@ -546,3 +556,63 @@ def test_nmap_comparison(scan):
         if n in seen:
             assert "Insecure" not in seen[n] and "allows any AET" not in seen[n], seen[n]
             assert findings(ep[n]) == set()
+
+
+# ------------------------------------------------------------- intrusive checks
+
+def test_intrusive_only_on_the_allow_list(lab, scan):
+    """--intrusive with an allow-list: a synthetic, marked object is stored
+    where unknown callers may store (found on the peer afterwards, by its
+    UIDs), a documented default password is found on an Orthanc that kept
+    it; targets off the list get nothing intrusive; the main scan (no
+    --intrusive) stored nothing."""
+    p = dict(lab["ports"])
+    web = scan["web"]
+    if web:
+        p.update(web["ports"], default_http=web["default_http"])
+    # the run without --intrusive stored nothing
+    for folder in lab["received"].values():
+        assert not [f for f in folder.rglob("*") if f.is_file()], folder
+    allowed = [n for n in ("storescp", "pynetdicom", "orthanc_dicom", "default_http", "auth_http", "serve")
+               if n in p]
+    out = lab["dir"] / "intrusive.json"
+    run = probe(*[f"127.0.0.1:{p[n]}" for n in [*allowed, "dcmqrscp"]], "--json", out, "--intrusive",
+                *[a for n in allowed for a in ("--allow", f"127.0.0.1:{p[n]}")])
+    print(run.stdout)
+    assert run.returncode == 0, run.stderr
+    by_port = {int(e["target"].rsplit(":", 1)[1]): e for e in json.loads(out.read_text())["endpoints"]}
+    ep = {n: by_port[p[n]] for n in [*allowed, "dcmqrscp"]}
+    for n in ("storescp", "pynetdicom", "orthanc_dicom"):
+        if n not in ep:
+            continue
+        store = ep[n]["intrusive"]["store"]
+        assert store["status"] == "0x0000", (n, store)
+        assert "dicom-store-accepted" in findings(ep[n]), ep[n]["findings"]
+        if n in lab["received"]:  # the object is on the peer's disk, marked
+            files = [f for f in lab["received"][n].rglob("*") if f.is_file()]
+            assert len(files) == 1, files
+            ds = pydicom.dcmread(str(files[0]))
+            assert (ds.SOPInstanceUID, ds.PatientID) == (store["sop_instance_uid"], "OBSCURA-PROBE")
+            assert "SYNTHETIC" in str(ds.PatientName)
+        else:  # Orthanc: looked up by its UID
+            found = web["open"].post("/tools/lookup", data=store["sop_instance_uid"]).json()
+            assert [x["Type"] for x in found] == ["Instance"], found
+    # off the list: nothing intrusive, a note says so
+    qr = ep["dcmqrscp"]
+    assert "intrusive" not in qr and any("--allow" in n for n in qr["notes"]), qr["notes"]
+    assert "dicom-store-accepted" not in findings(qr)
+    # obscura serve refuses the unknown caller: nothing stored
+    assert "intrusive" not in ep["serve"] and findings(ep["serve"]) == set()
+    if web:
+        d = ep["default_http"]
+        assert d["intrusive"]["default_credentials"] == [["orthanc", 200]], d["intrusive"]
+        assert "http-default-credentials" in findings(d, ("critical",))
+        a = ep["auth_http"]
+        assert [s for _, s in a["intrusive"]["default_credentials"]] == [401, 401, 401], a["intrusive"]
+        assert findings(a) == set()
+        assert "orthanc:orthanc" not in run.stdout and "alicePassword" not in out.read_text()
+    # --intrusive needs --allow, and the other way round: refused before any packet
+    for args in (["--intrusive"], ["--allow", "127.0.0.1"], ["--intrusive", "--allow", "127.0.0.0/8"]):
+        r = probe(f"127.0.0.1:{p['storescp']}", *args)
+        assert r.returncode == 2 or (r.returncode != 0 and "--allow" in r.stderr), (args, r.returncode, r.stderr)
+        assert r.stdout == "", r.stdout

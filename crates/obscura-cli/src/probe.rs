@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use obscura_probe::{
-    parse_target, parse_targets_file, target_addresses, ProbeOptions, Severity, TrustStore,
-    CONFIRM_ABOVE_ADDRESSES,
+    parse_target, parse_targets_file, target_addresses, AllowList, ProbeOptions, Severity,
+    TrustStore, CONFIRM_ABOVE_ADDRESSES,
 };
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -51,6 +51,13 @@ pub struct ProbeArgs {
     /// Verify chains against the --ca-file certificates only, not the system's roots.
     #[arg(long)]
     no_system_roots: bool,
+    /// Also run the intrusive checks (a synthetic, marked C-STORE; documented
+    /// default web passwords), on the --allow targets only.
+    #[arg(long, requires = "allow")]
+    intrusive: bool,
+    /// A target the intrusive checks may touch: HOST (every port) or HOST:PORT (repeatable).
+    #[arg(long, requires = "intrusive")]
+    allow: Vec<String>,
 }
 
 /// Run `obscura probe`.
@@ -95,6 +102,9 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode> {
     }
     let mut options = ProbeOptions::new();
     options.trust = trust;
+    if args.intrusive {
+        options.intrusive = Some(AllowList::new(&args.allow)?);
+    }
     options.max_associations_per_second = args.rate.clamp(1, 10);
     options.endpoint_budget = Duration::from_secs(args.budget.clamp(1, 60));
     options.called_ae_titles = args.called_ae.clone();

@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::cert;
 use crate::http::{self, Answer, HttpSummary};
+use crate::intrusive;
 use crate::tlsscan::{self, TlsPolicy};
 use crate::{
     findings, fingerprint, Attempt, EndpointReport, ProbeOptions, QuerySummary, Service, Target,
@@ -59,6 +60,8 @@ impl Limiter {
 }
 
 struct Ctx<'a> {
+    /// Whether the intrusive checks may run on this target.
+    intrusive: bool,
     addr: SocketAddr,
     host: String,
     /// The host as given (name or address), for SNI and the certificate name.
@@ -222,6 +225,7 @@ fn empty_report(target: &Target) -> EndpointReport {
         query: None,
         fingerprint: None,
         http: None,
+        intrusive: None,
         findings: Vec::new(),
         connections: 0,
         elapsed_ms: 0,
@@ -245,7 +249,14 @@ pub(crate) async fn probe_endpoint(
         report.notes.push("host name does not resolve".into());
         return report;
     };
+    let intrusive = options.intrusive.as_ref().map(|a| a.allows(target));
+    if intrusive == Some(false) {
+        report
+            .notes
+            .push("intrusive checks not run: target not in the --allow list".into());
+    }
     let mut cx = Ctx {
+        intrusive: intrusive == Some(true),
         addr,
         host: target.to_string(),
         hostname: target.host.clone(),
@@ -464,26 +475,102 @@ async fn run_checks(cx: &mut Ctx<'_>) {
         .contexts()
         .iter()
         .any(|c| c.abstract_syntax == STUDY_ROOT_FIND && c.accepted());
-    if !find_offered {
+    if find_offered {
+        // 5. One study-level C-FIND: the first response only, hashed.
+        let key = cx.options.hmac_key.clone();
+        let q = match tokio::time::timeout(limit, assoc.find_first_study(&key)).await {
+            Ok(Ok(p)) => QuerySummary {
+                matches_read: p.matches_read,
+                status: format!("0x{:04X}", p.status),
+                identifier_hmac: p.dataset_hmac,
+                identifier_bytes: p.dataset_bytes,
+                cancelled: p.cancelled,
+                error: None,
+            },
+            Ok(Err(e)) => failed_query(failure_text(&e)),
+            Err(_) => failed_query("timed out".into()),
+        };
+        cx.report.query = Some(q);
+    } else {
         let _ = assoc.release().await;
-        return;
     }
+    let sc_offered = cx
+        .report
+        .services
+        .iter()
+        .any(|s| s.accepted && s.sop_class == intrusive::SECONDARY_CAPTURE);
+    if cx.intrusive && sc_offered {
+        synthetic_store(cx, &calling, &called).await;
+    }
+}
 
-    // 5. One study-level C-FIND: the first response only, hashed.
-    let key = cx.options.hmac_key.clone();
-    let q = match tokio::time::timeout(limit, assoc.find_first_study(&key)).await {
-        Ok(Ok(p)) => QuerySummary {
-            matches_read: p.matches_read,
-            status: format!("0x{:04X}", p.status),
-            identifier_hmac: p.dataset_hmac,
-            identifier_bytes: p.dataset_bytes,
-            cancelled: p.cancelled,
-            error: None,
-        },
-        Ok(Err(e)) => failed_query(failure_text(&e)),
-        Err(_) => failed_query("timed out".into()),
+/// Intrusive: one synthetic, marked Secondary Capture object, C-STORE'd
+/// as the unknown caller in an association of its own.
+async fn synthetic_store(cx: &mut Ctx<'_>, calling: &str, called: &str) {
+    let Some(limit) = cx.limit("synthetic C-STORE") else {
+        return;
     };
-    cx.report.query = Some(q);
+    let proposed = [ProposedContext {
+        abstract_syntax: intrusive::SECONDARY_CAPTURE.into(),
+        transfer_syntaxes: vec![obscura_dimse::IMPLICIT_VR_LITTLE_ENDIAN.into()],
+    }];
+    let (a, assoc) = cx.attempt(calling, called, &proposed, limit).await;
+    let (study, series, instance) = (http::random_uid(), http::random_uid(), http::random_uid());
+    let mut store = intrusive::SyntheticStore {
+        sop_instance_uid: instance.clone(),
+        study_instance_uid: study.clone(),
+        status: String::new(),
+        error: None,
+    };
+    match assoc {
+        None => store.error = Some(format!("association {} {}", a.outcome, a.detail)),
+        Some(mut assoc) => {
+            let data = intrusive::synthetic_dataset(&study, &series, &instance);
+            let sent = assoc.store(
+                intrusive::SECONDARY_CAPTURE,
+                &instance,
+                obscura_dimse::IMPLICIT_VR_LITTLE_ENDIAN,
+                data.as_slice(),
+            );
+            match tokio::time::timeout(limit, sent).await {
+                Ok(Ok(status)) => {
+                    store.status = format!("0x{status:04X}");
+                    let _ = assoc.release().await;
+                }
+                Ok(Err(e)) => store.error = Some(failure_text(&e)),
+                Err(_) => store.error = Some("timed out".into()),
+            }
+        }
+    }
+    cx.report
+        .intrusive
+        .get_or_insert_with(Default::default)
+        .store = Some(store);
+}
+
+/// Intrusive: the documented default passwords on `/system`, until one is accepted.
+async fn default_credentials(cx: &mut Ctx<'_>, t: &http::Transport) {
+    for (_, user, password, _) in intrusive::DEFAULT_CREDENTIALS {
+        let Some(limit) = cx.limit("default credentials") else {
+            return;
+        };
+        let auth = intrusive::basic(user, password);
+        let status = match cx
+            .http(t, "GET", "/system", &[("Authorization", &auth)], &[], limit)
+            .await
+        {
+            Ok(r) => r.status,
+            Err(_) => 0,
+        };
+        cx.report
+            .intrusive
+            .get_or_insert_with(Default::default)
+            .default_credentials
+            .push((user.to_string(), status));
+        if (200..300).contains(&status) {
+            return;
+        }
+    }
 }
 
 /// One ClientHello per legacy version with every known suite, then, at the
@@ -598,6 +685,9 @@ async fn run_http(cx: &mut Ctx<'_>, t: &http::Transport, root: http::Response) {
                 h.orthanc = http::orthanc_system(&r.body);
             }
         }
+    }
+    if cx.intrusive && h.system.refused() {
+        default_credentials(cx, t).await;
     }
     if h.orthanc.is_some() {
         if let Some(limit) = cx.limit("HTTP GET /statistics") {

@@ -52,13 +52,15 @@ pub struct Finding {
     pub fix: &'static str,
 }
 
-const REF_ACCESS: &str = "DICOM PS3.15 Annex B (TLS with peer authentication) and PS3.7 D.3.3.7 \
+pub(crate) const REF_ACCESS: &str =
+    "DICOM PS3.15 Annex B (TLS with peer authentication) and PS3.7 D.3.3.7 \
      (user identity negotiation); HIPAA 45 CFR 164.312(a)(1) access control, 164.312(d) \
      person or entity authentication";
 const REF_TRANSPORT: &str =
     "DICOM PS3.15 Annex B (secure transport connection profiles, BCP 195); \
      HIPAA 45 CFR 164.312(e)(1) transmission security";
-const FIX_ACCESS: &str = "Accept associations only from known calling AE titles at known \
+pub(crate) const FIX_ACCESS: &str =
+    "Accept associations only from known calling AE titles at known \
      addresses (dcmqrscp: list peers in HostTable instead of ANY; Orthanc: DicomModalities \
      with DicomCheckModalityHost and DicomAlwaysAllowStore false), check the called AE title, \
      and require TLS with client certificates for anything beyond C-ECHO.";
@@ -212,6 +214,9 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
     if let Some(h) = &r.http {
         http_findings(h, &mut out);
     }
+    if let Some(i) = &r.intrusive {
+        crate::intrusive::findings(i, &called, &mut out);
+    }
     if let Some(f) = &r.fingerprint {
         if let Some(v) = &f.version {
             let m = crate::cve::matches(&f.product, v);
@@ -250,7 +255,8 @@ const REF_CVE: &str = "CVE table of obscura-probe (data/cves.json, dated, with s
 const FIX_CVE: &str = "Check the installed package's changelog for the CVE ids (a distribution \
      may have backported the fix); otherwise upgrade to a fixed version, and keep the service \
      off untrusted networks meanwhile.";
-const REF_WEB: &str = "DICOM PS3.18 (DICOMweb) with PS3.15 Annex B; HIPAA 45 CFR 164.312(a)(1) \
+pub(crate) const REF_WEB: &str =
+    "DICOM PS3.18 (DICOMweb) with PS3.15 Annex B; HIPAA 45 CFR 164.312(a)(1) \
      access control, 164.312(d) person or entity authentication";
 const FIX_WEB: &str = "Require authentication on every HTTP route (Orthanc: \
      AuthenticationEnabled true with RegisteredUsers, or an authorization plugin; a reverse \

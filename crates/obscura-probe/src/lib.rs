@@ -20,6 +20,7 @@ mod findings;
 mod fingerprint;
 mod html;
 mod http;
+mod intrusive;
 mod render;
 mod target;
 mod tls_findings;
@@ -36,6 +37,9 @@ pub use fingerprint::{fingerprint, http_fingerprint, Fingerprint};
 pub use html::html;
 pub use http::{
     Answer, DicomWebCheck, HttpSummary, OrthancSystem, DEFAULT_HTTP_PORTS, DICOMWEB_PREFIXES,
+};
+pub use intrusive::{
+    AllowList, IntrusiveReport, SyntheticStore, SYNTHETIC_PATIENT_ID, SYNTHETIC_PATIENT_NAME,
 };
 pub use render::table;
 pub use target::{
@@ -77,6 +81,8 @@ pub struct ProbeOptions {
     pub called_ae_titles: Vec<String>,
     /// What server certificate chains are verified against.
     pub trust: TrustStore,
+    /// `--intrusive`: the targets the intrusive checks may touch (none by default).
+    pub intrusive: Option<AllowList>,
 }
 
 impl ProbeOptions {
@@ -94,6 +100,7 @@ impl ProbeOptions {
             hmac_key: key,
             called_ae_titles: Vec::new(),
             trust: TrustStore::system(),
+            intrusive: None,
         }
     }
 }
@@ -215,6 +222,9 @@ pub struct EndpointReport {
     /// The HTTP/DICOMweb checks, when the port answered HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSummary>,
+    /// What the intrusive checks did (`--intrusive`, allow-listed targets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intrusive: Option<IntrusiveReport>,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
     /// Associations (and TLS handshakes) attempted on this endpoint.
