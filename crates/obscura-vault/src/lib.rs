@@ -186,6 +186,10 @@ impl Read for InstanceReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(buf)
     }
+
+    fn read_to_end(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        self.inner.read_to_end(buf)
+    }
 }
 
 impl Seek for InstanceReader {

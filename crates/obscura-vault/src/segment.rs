@@ -440,10 +440,16 @@ impl SeekableReader {
     /// On error nothing of `body` is left (ring zeroes it).
     fn load_into(&mut self, i: u64, body: &mut [u8]) -> io::Result<()> {
         let mut tag = [0u8; TAG_LEN];
+        read_exact_2(self.stream_at(i)?, body, &mut tag)?;
+        self.open_segment(i, body, tag)
+    }
+
+    /// Segment `i`'s ciphertext `body` and `tag` having just been read from
+    /// the stream: check that nothing follows the last segment, and decrypt
+    /// `body` in place (zeroed if it does not authenticate).
+    fn open_segment(&mut self, i: u64, body: &mut [u8], tag: [u8; TAG_LEN]) -> io::Result<()> {
         let last = i == self.last;
-        let stream = self.stream_at(i)?;
-        read_exact_2(stream, body, &mut tag)?;
-        if last {
+        if let (true, Some(stream)) = (last, self.stream.as_mut()) {
             let mut one = [0u8; 1];
             if read_some(stream, &mut one)? != 0 {
                 return Err(invalid("vault object is extended past its last segment"));
@@ -458,6 +464,46 @@ impl SeekableReader {
         }
         if last {
             self.last_checked = true;
+        }
+        Ok(())
+    }
+
+    /// Append the rest of the object to `out`: whole segments are read
+    /// straight into its spare capacity (files fill it without zeroing it
+    /// first) and decrypted there, without a copy.
+    fn read_rest_into(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        if !self.pos.is_multiple_of(self.segment_len) && self.pos < self.len {
+            // the rest of a segment started by earlier reads
+            let rest = self.segment_len - self.pos % self.segment_len;
+            let rest = rest.min(self.len - self.pos) as usize;
+            let at = out.len();
+            out.resize(at + rest, 0);
+            io::Read::read_exact(self, &mut out[at..])?;
+        }
+        out.reserve(self.len.saturating_sub(self.pos) as usize + TAG_LEN);
+        let mut i = self.pos / self.segment_len;
+        while i <= self.last && self.pos < self.len.max(1) {
+            let n = self.plain_len(i);
+            let at = out.len();
+            let stored = (n + TAG_LEN) as u64;
+            if self.stream_at(i)?.take(stored).read_to_end(out)? as u64 != stored {
+                return Err(invalid("vault object is truncated"));
+            }
+            let mut tag = [0u8; TAG_LEN];
+            tag.copy_from_slice(&out[at + n..]);
+            out.truncate(at + n);
+            let mut body = std::mem::take(out);
+            let opened = self.open_segment(i, &mut body[at..], tag);
+            *out = body;
+            opened?;
+            self.pos += n as u64;
+            if n == 0 {
+                break;
+            }
+            i += 1;
+        }
+        if !self.last_checked {
+            self.load(self.last)?;
         }
         Ok(())
     }
@@ -477,6 +523,13 @@ impl SeekableReader {
         r?;
         self.buf_segment = Some(i);
         Ok(())
+    }
+
+    /// After an error: every later read fails.
+    fn fail(&mut self) {
+        self.failed = true;
+        self.buf_segment = None;
+        self.stream = None;
     }
 
     fn read_inner(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -513,11 +566,23 @@ impl Read for SeekableReader {
         if self.failed {
             return Err(invalid("vault object failed authentication"));
         }
-        self.read_inner(out).inspect_err(|_| {
-            self.failed = true;
-            self.buf_segment = None;
-            self.stream = None;
-        })
+        self.read_inner(out).inspect_err(|_| self.fail())
+    }
+
+    fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        if self.failed {
+            return Err(invalid("vault object failed authentication"));
+        }
+        let start = out.len();
+        match self.read_rest_into(out) {
+            Ok(()) => Ok(out.len() - start),
+            Err(e) => {
+                // no unauthenticated byte may survive
+                out.truncate(start);
+                self.fail();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -708,6 +773,28 @@ mod tests {
             let mut all = Vec::new();
             r.read_to_end(&mut all).unwrap();
             prop_assert_eq!(all, plain);
+        }
+
+        #[test]
+        fn read_to_end_appends_the_rest_from_any_position(
+            len in 0usize..2000,
+            log2 in 6u8..9,
+            from in 0usize..2100,
+            first in 0usize..300,
+            kept in prop::collection::vec(any::<u8>(), 0..20),
+        ) {
+            let k = keys();
+            let plain = data(len);
+            let mut r = seekable(&k, seal_all(&k, &plain, log2), len as u64);
+            r.seek(SeekFrom::Start(from as u64)).unwrap();
+            // a read first, to leave a segment half read
+            let head = read_n(&mut r, first, 7).unwrap();
+            let mut out = kept.clone();
+            r.read_to_end(&mut out).unwrap();
+            let start = from.min(len);
+            prop_assert_eq!(&head[..], &plain[start..(start + first).min(len)]);
+            prop_assert_eq!(&out[..kept.len()], &kept[..]);
+            prop_assert_eq!(&out[kept.len()..], &plain[(start + first).min(len)..]);
         }
 
         #[test]

@@ -5,7 +5,7 @@
 //! memory stays at a few chunks per response whatever the object's size.
 
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame};
+use http_body::{Body, Frame, SizeHint};
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -29,6 +29,43 @@ impl Body for ChannelBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// A response body held whole in memory, sent with a Content-Length; the
+/// memory budget it was allowed under is released when it is dropped.
+pub struct WholeBody {
+    data: Option<Bytes>,
+    _budget: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl WholeBody {
+    /// `data`, counted against `budget` until the body is sent or dropped.
+    pub fn new(data: Bytes, budget: tokio::sync::OwnedSemaphorePermit) -> WholeBody {
+        WholeBody {
+            data: Some(data),
+            _budget: budget,
+        }
+    }
+}
+
+impl Body for WholeBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }
 

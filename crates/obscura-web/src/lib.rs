@@ -40,6 +40,9 @@ use obscura_vault::{Vault, VaultError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Bytes of single-instance responses held whole in memory at once.
+const WHOLE_BUDGET: usize = 64 << 20;
+
 /// The shared state of the routes.
 pub struct Web {
     /// The archive.
@@ -52,6 +55,9 @@ pub struct Web {
     pub temp_dir: PathBuf,
     /// Bounds the blocking threads that stream responses out of the vault.
     pub stream_slots: Arc<tokio::sync::Semaphore>,
+    /// Bytes of single-instance responses held whole in memory at once
+    /// (all requests together; beyond it they stream).
+    pub whole_budget: Arc<tokio::sync::Semaphore>,
     /// Bounds the frames decoded at once for rendered images (one per core).
     pub render_slots: Arc<tokio::sync::Semaphore>,
     /// The audit log, when on (set once, before serving).
@@ -79,6 +85,7 @@ impl Web {
             config,
             temp_dir,
             stream_slots: Arc::new(tokio::sync::Semaphore::new(32)),
+            whole_budget: Arc::new(tokio::sync::Semaphore::new(WHOLE_BUDGET)),
             render_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),

@@ -11,7 +11,7 @@
 //! tenant, with every UID of its path: an instance of another study,
 //! series or tenant is 404, like one that does not exist.
 
-use crate::body::{stream, ChannelWriter};
+use crate::body::{stream, ChannelWriter, WholeBody};
 use crate::json::{self, find_bulk, Bulk};
 use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
 use crate::rendered::pixel_error;
@@ -26,7 +26,7 @@ use dicom_dictionary_std::tags;
 use obscura_dicom::source::SeekSource;
 use obscura_dicom::{DicomInput, Limits};
 use obscura_pixels::frames;
-use obscura_vault::{Attr, Level, Query, TenantId, Vault};
+use obscura_vault::{Attr, InstanceReader, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
@@ -221,52 +221,139 @@ async fn retrieve(
         t.dedup();
         t
     };
-    let packaging = negotiate(&headers, &ts, sop.is_some())?;
+    let framing = match negotiate(&headers, &ts, sop.is_some())? {
+        Packaging::Single => Framing::Single,
+        Packaging::Multipart => Framing::Multipart(new_boundary()),
+    };
+    let content_type = framing.content_type(&list[0].ts);
     let permit = acquire_stream(&web).await?;
     let vault = Arc::clone(&web.vault);
     let tenant = principal.tenant.clone();
-    let idle = web.config.idle_timeout();
     log::info!("web: WADO by {}: {} instances", principal.name, list.len());
-    match packaging {
-        Packaging::Single => {
-            let f = list[0].clone();
-            let body = stream(idle, permit, move |w| {
-                let mut r = vault
-                    .open_instance(&tenant, &f.sop)
-                    .map_err(|e| e.to_string())?;
-                copy(&mut r, w)
-            });
-            Ok(with_type(
-                Body::new(body),
-                &format!("application/dicom; transfer-syntax={}", list[0].ts),
-            ))
-        }
-        Packaging::Multipart => {
-            let boundary = new_boundary();
-            let b = boundary.clone();
-            let body = stream(idle, permit, move |w| {
-                for f in &list {
-                    let mut r = vault
-                        .open_instance(&tenant, &f.sop)
-                        .map_err(|e| e.to_string())?;
-                    write!(
-                        w,
-                        "--{b}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
-                        f.ts,
-                        r.len()
-                    )
-                    .map_err(|e| e.to_string())?;
-                    copy(&mut r, w)?;
-                    w.write_all(b"\r\n").map_err(|e| e.to_string())?;
-                }
-                write!(w, "--{b}--\r\n").map_err(|e| e.to_string())
-            });
-            Ok(with_type(
-                Body::new(body),
-                &format!("multipart/related; type=\"application/dicom\"; boundary=\"{boundary}\""),
-            ))
+    let mut first = None;
+    if let [f] = list.as_slice() {
+        let (v, t, f, fr) = (
+            Arc::clone(&vault),
+            tenant.clone(),
+            f.clone(),
+            framing.clone(),
+        );
+        let budget = Arc::clone(&web.whole_budget);
+        let opened = tokio::task::spawn_blocking(move || open_one(&v, &t, &f, &fr, budget))
+            .await
+            .map_err(|e| ApiError::Internal(format!("read task: {e}")))??;
+        match opened {
+            Opened::Whole(body) => return Ok(with_type(Body::new(body), &content_type)),
+            Opened::Stream(r) => first = Some(r),
         }
     }
+    let body = stream(web.config.idle_timeout(), permit, move |w| {
+        for f in &list {
+            let mut r = match first.take() {
+                Some(r) => *r,
+                None => vault
+                    .open_instance(&tenant, &f.sop)
+                    .map_err(|e| e.to_string())?,
+            };
+            w.write_all(framing.part_head(&f.ts, r.len()).as_bytes())
+                .map_err(|e| e.to_string())?;
+            copy(&mut r, w)?;
+            w.write_all(framing.part_tail())
+                .map_err(|e| e.to_string())?;
+        }
+        w.write_all(framing.close().as_bytes())
+            .map_err(|e| e.to_string())
+    });
+    Ok(with_type(Body::new(body), &content_type))
+}
+
+/// Single-instance responses up to this size are read whole on the
+/// blocking thread that found them and sent with a Content-Length: one
+/// thread hand-off instead of one per chunk. Larger ones stream.
+const WHOLE_MAX: u64 = 8 << 20;
+
+/// How instances are framed in the response body.
+#[derive(Debug, Clone)]
+enum Framing {
+    /// The instance is the body.
+    Single,
+    /// Each instance is a part, between this boundary's delimiters.
+    Multipart(String),
+}
+
+impl Framing {
+    /// The response's Content-Type (`ts`: the single instance's transfer syntax).
+    fn content_type(&self, ts: &str) -> String {
+        match self {
+            Framing::Single => format!("application/dicom; transfer-syntax={ts}"),
+            Framing::Multipart(b) => {
+                format!("multipart/related; type=\"application/dicom\"; boundary=\"{b}\"")
+            }
+        }
+    }
+
+    /// What goes before an instance of `len` bytes.
+    fn part_head(&self, ts: &str, len: u64) -> String {
+        match self {
+            Framing::Single => String::new(),
+            Framing::Multipart(b) => format!(
+                "--{b}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\nContent-Length: {len}\r\n\r\n"
+            ),
+        }
+    }
+
+    /// What goes after each instance.
+    fn part_tail(&self) -> &'static [u8] {
+        match self {
+            Framing::Single => b"",
+            Framing::Multipart(_) => b"\r\n",
+        }
+    }
+
+    /// What ends the body.
+    fn close(&self) -> String {
+        match self {
+            Framing::Single => String::new(),
+            Framing::Multipart(b) => format!("--{b}--\r\n"),
+        }
+    }
+}
+
+/// A single instance opened for its response.
+enum Opened {
+    /// Read whole, within the memory budget.
+    Whole(WholeBody),
+    /// Too large (or the budget is spent): to be streamed.
+    Stream(Box<InstanceReader>),
+}
+
+/// Open `f` and, if its framed body fits in [`WHOLE_MAX`] and in what is
+/// left of `budget`, read it whole.
+fn open_one(
+    vault: &Vault,
+    tenant: &TenantId,
+    f: &Found,
+    framing: &Framing,
+    budget: Arc<tokio::sync::Semaphore>,
+) -> Result<Opened, ApiError> {
+    let mut r = vault
+        .open_instance(tenant, &f.sop)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (head, close) = (framing.part_head(&f.ts, r.len()), framing.close());
+    let total = head.len() as u64 + r.len() + (framing.part_tail().len() + close.len()) as u64;
+    let permit = (total <= WHOLE_MAX)
+        .then(|| budget.try_acquire_many_owned(total as u32).ok())
+        .flatten();
+    let Some(permit) = permit else {
+        return Ok(Opened::Stream(Box::new(r)));
+    };
+    let mut out = Vec::with_capacity(total as usize);
+    out.extend_from_slice(head.as_bytes());
+    r.read_to_end(&mut out)
+        .map_err(|e| ApiError::Internal(format!("reading a stored object: {e}")))?;
+    out.extend_from_slice(framing.part_tail());
+    out.extend_from_slice(close.as_bytes());
+    Ok(Opened::Whole(WholeBody::new(out.into(), permit)))
 }
 
 /// A slot for one streamed response (bounds the blocking threads in use).

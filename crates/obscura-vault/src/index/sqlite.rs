@@ -199,13 +199,13 @@ impl IndexBackend for Index {
         t: &Scope,
         uid_h: &[u8],
     ) -> Result<Option<(String, u64)>, VaultError> {
+        // cached statements: every retrieval asks, parsing SQL each time showed
         Ok(self
             .conn
-            .query_row(
-                "SELECT object, bytes FROM instances WHERE tenant = ?1 AND uid_h = ?2",
-                params![t.pk, uid_h],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
-            )
+            .prepare_cached("SELECT object, bytes FROM instances WHERE tenant = ?1 AND uid_h = ?2")?
+            .query_row(params![t.pk, uid_h], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })
             .optional()?)
     }
 
@@ -244,7 +244,7 @@ impl IndexBackend for Index {
             Param::Blob(b) => Value::Blob(b),
             Param::Limit(l) => Value::Integer(l.unwrap_or(-1)),
         });
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
         let level = found.level();
         while let Some(row) = rows.next()? {
