@@ -6,7 +6,9 @@ exposure, report nothing high or critical on Obscura's own gateway, and
 print no devset value."""
 import importlib.util
 import json
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -60,8 +62,8 @@ def forbidden_values(chosen):
 
 
 class Proc:
-    def __init__(self, args, port, cwd=None):
-        self.proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def __init__(self, args, port, cwd=None, env=None):
+        self.proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         self.port = port
         wait_port(port)
 
@@ -132,6 +134,12 @@ def lab(tmp_path_factory):
             (tmp_path / "pyscp").mkdir()
             procs.append(Proc([*PYNETDICOM, "storescp", "-ba", "127.0.0.1", "-od", str(tmp_path / "pyscp"),
                                str(ports["pynetdicom"])], ports["pynetdicom"]))
+            # pynetdicom checking User Identity negotiation (a Verification SCP)
+            ports["pynetdicom_userid"] = free_port()
+            account = f"modality:{secrets.token_urlsafe(16)}"
+            procs.append(Proc([sys.executable, str(Path(__file__).parent / "user_identity_scp.py"),
+                               str(ports["pynetdicom_userid"])], ports["pynetdicom_userid"],
+                              env={**os.environ, "USER_IDENTITY_ACCOUNT": account}))
         else:
             print("pynetdicom not installed (pip install pynetdicom): its storescp is not in the lab")
         # dcmqrscp: called AE COMMON open to ANY caller; and restricted to LOADER.
@@ -175,18 +183,18 @@ def findings(e, at_least=("high", "critical")):
 ALL = ("info", "low", "medium", "high", "critical")
 # What is planted where: every exposure class the probe reports, at least once.
 PLANTED = {
-    "storescp": {"dicom-unknown-caller-services", "dicom-plain", "cve-possible"},
-    "pynetdicom": {"dicom-unknown-caller-services", "dicom-plain"},
+    "storescp": {"dicom-unknown-caller-services", "dicom-plain", "cve-possible", "dicom-user-identity-ignored"},
+    "pynetdicom": {"dicom-unknown-caller-services", "dicom-plain", "dicom-user-identity-ignored"},
     "dcmqrscp": {"dicom-query-open", "dicom-unknown-caller-services", "dicom-plain", "cve-possible"},
     "weak_tls": {"tls-suite-broken", "tls-legacy-version", "tls-suite-no-forward-secrecy", "tls-suite-no-aead",
                  "tls-cert-self-signed", "tls-cert-name-mismatch", "tls-cert-weak-key",
                  "tls-cert-weak-signature"},
     "orthanc_http": {"orthanc-rest-open", "dicomweb-qido-open", "dicomweb-wado-open", "dicomweb-stow-open",
                      "http-plain", "cve-possible"},
-    "orthanc_dicom": {"dicom-unknown-caller-services", "dicom-plain"},
+    "orthanc_dicom": {"dicom-unknown-caller-services", "dicom-plain", "dicom-user-identity-ignored"},
 }
 # Hardened: nothing high or critical may be reported.
-HARDENED = ("dcmqrscp_restricted", "serve", "serve_tls", "auth_http", "auth_dicom", "serve_web", "serve_dimse")
+HARDENED = ("pynetdicom_userid", "dcmqrscp_restricted", "serve", "serve_tls", "auth_http", "auth_dicom", "serve_web", "serve_dimse")
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +258,15 @@ def test_dimse_targets(scan):
     assert not qr["any_called_ae_accepted"]
     assert qr["accepted_called_ae"] == "COMMON"
     assert qr["query"]["matches_read"] == 1 and qr["query"]["cancelled"]
+    # pynetdicom checking User Identity: a random username and passcode are refused
+    if "pynetdicom_userid" in ep:
+        u = ep["pynetdicom_userid"]
+        assert u["user_identity"] == {"outcome": "rejected", "server_response": False}, u.get("user_identity")
+        assert "dicom-user-identity-checked" in findings(u, ("info",))
+        assert findings(u, ("low",)) == {"dicom-unknown-caller-echo"}, u["findings"]
+    for name in ("storescp", "pynetdicom"):
+        if name in ep:
+            assert ep[name]["user_identity"] == {"outcome": "accepted", "server_response": False}
     # restricted dcmqrscp: COMMON is refused to the unknown caller (it answers reason 7, called
     # AE title not recognized, to any caller not in its HostTable)
     rq = ep["dcmqrscp_restricted"]
@@ -407,7 +424,6 @@ def test_targets_file_and_ranges(lab):
 
 # ------------------------------------------------------------- DICOMweb / HTTP
 
-import secrets  # noqa: E402
 
 import orthanc_fixture  # noqa: E402
 

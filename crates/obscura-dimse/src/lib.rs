@@ -74,6 +74,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use part10::{read_part10_meta, Part10Info};
+pub use pdu::UserIdentity;
 pub use rustls;
 pub use scu::{
     attempt_association, echo_scu, store_scu, Association, AssociationAttempt, ContextResult,

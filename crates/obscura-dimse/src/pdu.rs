@@ -61,6 +61,23 @@ pub(crate) struct Associate {
     pub max_pdu_length: u32,
     pub implementation_class_uid: String,
     pub implementation_version: String,
+    /// User Identity sub-item of a request (PS3.7 D.3.3.7.1).
+    pub user_identity: Option<UserIdentity>,
+    /// Server response of a User Identity sub-item in an answer (D.3.3.7.2).
+    pub user_identity_response: Option<Vec<u8>>,
+}
+
+/// A User Identity negotiation request (PS3.7 D.3.3.7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserIdentity {
+    /// 1 username, 2 username and passcode, 3 Kerberos, 4 SAML, 5 JWT.
+    pub kind: u8,
+    /// Whether the SCP is asked to answer (a server response).
+    pub positive_response_requested: bool,
+    /// The username, ticket, assertion or token.
+    pub primary: Vec<u8>,
+    /// The passcode (kind 2), else empty.
+    pub secondary: Vec<u8>,
 }
 
 /// A decoded PDU. P-DATA keeps its raw body (see [`pdvs`]).
@@ -314,6 +331,13 @@ fn decode_associate(body: &[u8], is_rq: bool) -> Result<Associate, DimseError> {
                         }
                         0x52 => a.implementation_class_uid = text(sv),
                         0x55 => a.implementation_version = text(sv),
+                        0x58 if is_rq => a.user_identity = user_identity(sv),
+                        0x59 if !is_rq => {
+                            let len = sv.get(..2).map(|l| u16::from_be_bytes([l[0], l[1]]));
+                            a.user_identity_response = len
+                                .and_then(|l| sv.get(2..2 + l as usize))
+                                .map(<[u8]>::to_vec);
+                        }
                         // Asynchronous operations window, role selection,
                         // extended negotiation, user identity: not negotiated
                         // (absent from the answer = defaults, PS3.7 D.3.3).
@@ -325,6 +349,24 @@ fn decode_associate(body: &[u8], is_rq: bool) -> Result<Associate, DimseError> {
         }
     }
     Ok(a)
+}
+
+/// A User Identity sub-item's value, `None` when malformed (then ignored).
+fn user_identity(v: &[u8]) -> Option<UserIdentity> {
+    let (&kind, rest) = v.split_first()?;
+    let (&positive, rest) = rest.split_first()?;
+    let field = |b: &[u8]| -> Option<(Vec<u8>, usize)> {
+        let len = u16::from_be_bytes([*b.first()?, *b.get(1)?]) as usize;
+        Some((b.get(2..2 + len)?.to_vec(), 2 + len))
+    };
+    let (primary, used) = field(rest)?;
+    let (secondary, _) = field(&rest[used..])?;
+    Some(UserIdentity {
+        kind,
+        positive_response_requested: positive == 1,
+        primary,
+        secondary,
+    })
 }
 
 fn put_item(out: &mut Vec<u8>, ty: u8, value: &[u8]) {
@@ -381,6 +423,19 @@ pub(crate) fn encode_associate(a: &Associate, is_rq: bool) -> Vec<u8> {
     put_item(&mut ui, 0x52, a.implementation_class_uid.as_bytes());
     if !a.implementation_version.is_empty() {
         put_item(&mut ui, 0x55, a.implementation_version.as_bytes());
+    }
+    if let Some(u) = a.user_identity.as_ref().filter(|_| is_rq) {
+        let mut v = vec![u.kind, u8::from(u.positive_response_requested)];
+        for field in [&u.primary, &u.secondary] {
+            v.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            v.extend_from_slice(field);
+        }
+        put_item(&mut ui, 0x58, &v);
+    }
+    if let Some(r) = a.user_identity_response.as_ref().filter(|_| !is_rq) {
+        let mut v = (r.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(r);
+        put_item(&mut ui, 0x59, &v);
     }
     put_item(&mut b, 0x50, &ui);
     pdu(if is_rq { ASSOCIATE_RQ } else { ASSOCIATE_AC }, &b)
@@ -485,7 +540,36 @@ mod tests {
             max_pdu_length: 16384,
             implementation_class_uid: "1.2.3".into(),
             implementation_version: "X".into(),
+            user_identity: None,
+            user_identity_response: None,
         }
+    }
+
+    /// User Identity: the request's sub-item (0x58) and the answer's (0x59)
+    /// survive a round trip; each only where PS3.8 puts it.
+    #[tokio::test]
+    async fn user_identity_round_trip() {
+        let mut rq = sample();
+        rq.user_identity = Some(UserIdentity {
+            kind: 2,
+            positive_response_requested: true,
+            primary: b"user".to_vec(),
+            secondary: b"pass".to_vec(),
+        });
+        match decode(&encode_associate(&rq, true)).await.unwrap() {
+            Some(Pdu::AssociateRq(a)) => assert_eq!(a, rq),
+            other => panic!("{other:?}"),
+        }
+        let mut ac = sample();
+        ac.contexts_rq.clear();
+        ac.user_identity_response = Some(b"ok".to_vec());
+        match decode(&encode_associate(&ac, false)).await.unwrap() {
+            Some(Pdu::AssociateAc(a)) => {
+                assert_eq!(a.user_identity_response, ac.user_identity_response)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(user_identity(&[2, 1, 0, 9, b'x']), None);
     }
 
     async fn decode(bytes: &[u8]) -> Result<Option<Pdu>, DimseError> {

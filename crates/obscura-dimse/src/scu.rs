@@ -38,6 +38,8 @@ pub struct ScuConfig {
     pub timeout: Duration,
     /// TLS, or plain TCP.
     pub tls: Option<ScuTls>,
+    /// User Identity negotiation (PS3.7 D.3.3.7), if any.
+    pub user_identity: Option<crate::UserIdentity>,
 }
 
 impl ScuConfig {
@@ -49,6 +51,7 @@ impl ScuConfig {
             max_pdu_length: 256 * 1024,
             timeout: Duration::from_secs(60),
             tls: None,
+            user_identity: None,
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct Association {
     contexts: Vec<ContextResult>,
     peer_class_uid: String,
     peer_version_name: String,
+    user_identity_response: Option<Vec<u8>>,
     peer_max_pdu: u32,
     max_pdu_length: u32,
     timeout: Duration,
@@ -292,6 +296,8 @@ impl Association {
             max_pdu_length: config.max_pdu_length,
             implementation_class_uid: crate::IMPLEMENTATION_CLASS_UID.into(),
             implementation_version: crate::IMPLEMENTATION_VERSION_NAME.into(),
+            user_identity: config.user_identity.clone(),
+            user_identity_response: None,
         };
         s.write_all(&pdu::encode_associate(&rq, true)).await?;
         s.flush().await?;
@@ -343,6 +349,7 @@ impl Association {
             contexts,
             peer_class_uid: ac.implementation_class_uid,
             peer_version_name: ac.implementation_version,
+            user_identity_response: ac.user_identity_response,
             peer_max_pdu: ac.max_pdu_length,
             max_pdu_length: config.max_pdu_length.max(4096),
             timeout: config.timeout,
@@ -365,6 +372,12 @@ impl Association {
     /// The peer's Implementation Version Name (empty when not sent).
     pub fn peer_implementation_version_name(&self) -> &str {
         &self.peer_version_name
+    }
+
+    /// The server response to a User Identity request (A-ASSOCIATE-AC
+    /// sub-item 0x59), when the peer sent one.
+    pub fn user_identity_response(&self) -> Option<&[u8]> {
+        self.user_identity_response.as_deref()
     }
 
     /// One Study Root C-FIND at STUDY level (return key: Study Instance UID

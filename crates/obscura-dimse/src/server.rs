@@ -274,6 +274,8 @@ async fn association(
         max_pdu_length: config.max_pdu_length,
         implementation_class_uid: crate::IMPLEMENTATION_CLASS_UID.into(),
         implementation_version: crate::IMPLEMENTATION_VERSION_NAME.into(),
+        user_identity: None,
+        user_identity_response: None,
     };
     if s.write_all(&pdu::encode_associate(&ac, false))
         .await

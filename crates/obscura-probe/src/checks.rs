@@ -103,9 +103,19 @@ impl Ctx<'_> {
         proposed: &[ProposedContext],
         limit: Duration,
     ) -> (Attempt, Option<Box<obscura_dimse::Association>>) {
+        let config = self.config(calling, called, limit);
+        self.attempt_with(config, proposed).await
+    }
+
+    /// As [`Ctx::attempt`], with a configuration of the caller's.
+    async fn attempt_with(
+        &mut self,
+        config: ScuConfig,
+        proposed: &[ProposedContext],
+    ) -> (Attempt, Option<Box<obscura_dimse::Association>>) {
+        let (calling, called) = (config.calling_ae.as_str(), config.called_ae.as_str());
         self.limiter.wait().await;
         self.report.connections += 1;
-        let config = self.config(calling, called, limit);
         let a = attempt_association(self.addr, &config, proposed).await;
         let mut summary = Attempt {
             called_ae: called.into(),
@@ -225,6 +235,7 @@ fn empty_report(target: &Target) -> EndpointReport {
         query: None,
         fingerprint: None,
         http: None,
+        user_identity: None,
         intrusive: None,
         findings: Vec::new(),
         connections: 0,
@@ -499,9 +510,37 @@ async fn run_checks(cx: &mut Ctx<'_>) {
         .services
         .iter()
         .any(|s| s.accepted && s.sop_class == intrusive::SECONDARY_CAPTURE);
+    user_identity(cx, &calling, &called).await;
     if cx.intrusive && sc_offered {
         synthetic_store(cx, &calling, &called).await;
     }
+}
+
+/// User Identity negotiation (PS3.7 D.3.3.7): one association carrying a
+/// random username and passcode, a server response requested.
+async fn user_identity(cx: &mut Ctx<'_>, calling: &str, called: &str) {
+    let Some(limit) = cx.limit("user identity negotiation") else {
+        return;
+    };
+    let mut config = cx.config(calling, called, limit);
+    config.user_identity = Some(obscura_dimse::UserIdentity {
+        kind: 2,
+        positive_response_requested: true,
+        primary: random_title("user").into_bytes(),
+        secondary: random_title("pass").into_bytes(),
+    });
+    let echo_only = proposal(&[obscura_dimse::VERIFICATION_SOP_CLASS]);
+    let (a, assoc) = cx.attempt_with(config, &echo_only).await;
+    let server_response = assoc
+        .as_ref()
+        .is_some_and(|a| a.user_identity_response().is_some());
+    if let Some(assoc) = assoc {
+        let _ = assoc.release().await;
+    }
+    cx.report.user_identity = Some(crate::UserIdentityCheck {
+        outcome: a.outcome,
+        server_response,
+    });
 }
 
 /// Intrusive: one synthetic, marked Secondary Capture object, C-STORE'd

@@ -146,6 +146,9 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
             });
         }
     }
+    if let Some(u) = &r.user_identity {
+        user_identity_findings(u, &called, &mut out);
+    }
     let tls = r.tls.as_ref().is_some_and(|t| t.handshake);
     if r.speaks_dicom && !tls {
         out.push(Finding {
@@ -248,6 +251,53 @@ pub fn assess(r: &EndpointReport) -> Vec<Finding> {
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
+}
+
+const REF_USER_IDENTITY: &str = "DICOM PS3.7 D.3.3.7 (user identity negotiation), PS3.15 \
+     Annex B; HIPAA 45 CFR 164.312(d) person or entity authentication";
+const FIX_USER_IDENTITY: &str = "Authenticate callers: TLS with client certificates, or user \
+     identity negotiation checked against a directory (username and passcode, Kerberos, SAML \
+     or JWT), refusing associations without it; at least an allow-list of calling AE titles \
+     and addresses.";
+
+fn user_identity_findings(u: &crate::UserIdentityCheck, called: &str, out: &mut Vec<Finding>) {
+    let evidence = vec![format!(
+        "A-ASSOCIATE-RQ at called AE {called} with a User Identity sub-item (username and \
+         passcode, both random; server response requested): {}{}",
+        u.outcome,
+        if u.server_response {
+            ", with a server response"
+        } else {
+            ", no server response"
+        }
+    )];
+    let (id, severity, title) = match (u.outcome, u.server_response) {
+        ("accepted", true) => (
+            "dicom-user-identity-any",
+            Severity::High,
+            "a random username and passcode are accepted, with a positive server response",
+        ),
+        ("accepted", false) => (
+            "dicom-user-identity-ignored",
+            Severity::Low,
+            "user identity is not negotiated: a random username and passcode are ignored",
+        ),
+        ("rejected", _) => (
+            "dicom-user-identity-checked",
+            Severity::Info,
+            "a random username and passcode are refused (user identity checked when given, \
+             not required)",
+        ),
+        _ => return,
+    };
+    out.push(Finding {
+        id,
+        severity,
+        title: title.into(),
+        evidence,
+        reference: REF_USER_IDENTITY,
+        fix: FIX_USER_IDENTITY,
+    });
 }
 
 const REF_CVE: &str = "CVE table of obscura-probe (data/cves.json, dated, with sources); \

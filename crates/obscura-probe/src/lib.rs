@@ -163,6 +163,15 @@ pub struct Service {
     pub accepted: bool,
 }
 
+/// How the endpoint met a random username and passcode (PS3.7 D.3.3.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserIdentityCheck {
+    /// "accepted", "rejected", "aborted", ... (as [`Attempt::outcome`]).
+    pub outcome: &'static str,
+    /// Whether the A-ASSOCIATE-AC carried a User Identity server response.
+    pub server_response: bool,
+}
+
 /// What the one C-FIND saw: a count, a status and a keyed hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuerySummary {
@@ -222,6 +231,10 @@ pub struct EndpointReport {
     /// The HTTP/DICOMweb checks, when the port answered HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSummary>,
+    /// User Identity negotiation with a random username and passcode, on
+    /// an accepted called AE title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<UserIdentityCheck>,
     /// What the intrusive checks did (`--intrusive`, allow-listed targets only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intrusive: Option<IntrusiveReport>,

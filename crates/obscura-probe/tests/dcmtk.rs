@@ -140,9 +140,16 @@ async fn planted_exposures_are_found() {
         assert!(cve
             .is_none_or(|f| f.severity == Severity::Medium && f.evidence[0].starts_with("DCMTK")));
     }
-    // storescp: any called AE, storage offered, plain.
+    // storescp: any called AE, storage offered, plain, user identity ignored.
     assert!(scp.any_called_ae_accepted);
-    assert_eq!(ids(scp), ["dicom-unknown-caller-services", "dicom-plain"]);
+    assert_eq!(
+        ids(scp),
+        [
+            "dicom-unknown-caller-services",
+            "dicom-plain",
+            "dicom-user-identity-ignored"
+        ]
+    );
     assert!(scp.query.is_none());
     let fp = scp.fingerprint.as_ref().unwrap();
     assert!(fp.identified.starts_with("DCMTK 3."), "{fp:?}");
@@ -156,7 +163,8 @@ async fn planted_exposures_are_found() {
         [
             "dicom-query-open",
             "dicom-unknown-caller-services",
-            "dicom-plain"
+            "dicom-plain",
+            "dicom-user-identity-ignored"
         ]
     );
     let q = qr.query.as_ref().unwrap();
