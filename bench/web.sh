@@ -9,7 +9,8 @@
 # alone streaming a 1 GiB object (bench/web.py: peak RSS while streaming).
 # Usage: bench/web.sh [CORPUS_ROOT] [BATCH] [QUERIES] [REPS] [CONCURRENCY]
 #        (default /tmp/bench-corpus 50 200 5 1,8)
-# Results and conditions: bench/web-results.md.
+# Results and conditions: bench/web-results.md. The WADO ratio alone, without
+# Orthanc or the second build: python3 bench/web_wado.py [CORPUS_DIR] [C] [REPS].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${1:-/tmp/bench-corpus}
