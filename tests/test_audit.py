@@ -43,10 +43,15 @@ def pick_files(n_dimse=4, n_stow=3):
     return good[:n_dimse], good[n_dimse:n_dimse + n_stow]
 
 
-def patient_hash(site_key_hex, patient_id):
-    """SubjectRef::patient: HMAC-SHA256(site key, "obscura-audit/v1/patient\\0" || id)."""
-    msg = b"obscura-audit/v1/patient\x00" + patient_id.encode()
+def subject_hash(site_key_hex, kind, value):
+    """SubjectRef::new: HMAC-SHA256(site key, "obscura-audit/v1/" || kind || 0 || value)."""
+    msg = f"obscura-audit/v1/{kind}".encode() + b"\x00" + value.encode()
     return hmac.new(bytes.fromhex(site_key_hex.strip()), msg, hashlib.sha256).hexdigest()
+
+
+def patient_hash(site_key_hex, patient_id):
+    """SubjectRef::patient."""
+    return subject_hash(site_key_hex, "patient", patient_id)
 
 
 def records(log_dir):
@@ -210,9 +215,11 @@ def test_serve_with_audit_log(tmp_path):
     qido = next(r for r in web if r["route"] == "web:GET /studies")
     assert qido["outcome"] == "success" and qido["count"] == len(studies)
     every = {patient_hash(site_key, i) for i in sent_ids + stow_ids if i}
-    assert {s["hash"] for s in qido["subjects"]} == every
+    assert {s["hash"] for s in qido["subjects"] if s["kind"] == "patient"} == every
     wado = next(r for r in web if r["route"].endswith("{instance}"))
-    assert [s["hash"] for s in wado["subjects"]] == [patient_hash(site_key, str(one.PatientID))]
+    assert [(s["kind"], s["hash"]) for s in wado["subjects"]] == [
+        ("patient", patient_hash(site_key, str(one.PatientID))),
+        ("study", subject_hash(site_key, "study", str(one.StudyInstanceUID)))]
     assert all(r["actor"]["principal"].startswith("viewer@") for r in web)
     failure = next(r for r in recs if r["kind"] == "auth-failure")
     assert failure["reason"] == "no-credentials" and failure["outcome"] == "denied"

@@ -102,13 +102,15 @@ fn checkpoint_name(size: u64) -> String {
     format!("{size:020}.note")
 }
 
-/// The segment files in order, with the first seq their name declares.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+/// The segment files of a log folder in order, with the first record index
+/// their name declares (`u64::MAX` for a stray name).
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     list_numbered(&segments_dir(dir), ".jsonl")
 }
 
-/// The stored checkpoint files in order, with the size their name declares.
-pub(crate) fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+/// The stored checkpoint files of a log folder in order, with the size
+/// their name declares (`u64::MAX` for a stray name).
+pub fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     list_numbered(&checkpoints_dir(dir), ".note")
 }
 

@@ -16,6 +16,11 @@ pub enum AuditCommand {
     /// (the records as stored) or DICOM PS3.15 A.5 audit messages (XML,
     /// one per patient per IHE BALP). Keyed hashes only, no PHI.
     Export(ExportArgs),
+    /// Check a breach report offline: its checkpoint's signature, every
+    /// event's inclusion proof, and what it derives from them (with --log,
+    /// also that it holds every event of the principal in the window).
+    /// Exit 0: OK; 1: not what it says; 2: error.
+    VerifyReport(crate::breach::VerifyReportArgs),
     /// Write a new checkpoint signing key (mode 0600, never overwritten) and
     /// its public key. NAME is the log's origin, e.g. `pacs.example/audit`.
     Keygen {
@@ -97,6 +102,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let args = match cmd {
         AuditCommand::Verify(args) => args,
         AuditCommand::Export(args) => return export(args),
+        AuditCommand::VerifyReport(args) => return crate::breach::verify_report(args),
         AuditCommand::Keygen {
             name,
             key_file,

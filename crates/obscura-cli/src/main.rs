@@ -6,6 +6,7 @@ mod alerts;
 mod archive;
 mod audit;
 mod audit_syslog;
+mod breach;
 mod deid;
 mod explain;
 mod grant;
@@ -65,6 +66,9 @@ enum Command {
     /// Check a tamper-evident audit log (see docs/audit.md).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The breach-impact report: what a principal touched in a time window,
+    /// whom to notify and by when, with proofs (see docs/audit.md).
+    BreachReport(breach::BreachArgs),
     /// Alerts on abnormal access from an audit log; the access simulator
     /// (see docs/alerts.md).
     #[command(subcommand)]
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Grant(cmd) => grant::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Alerts(cmd) => alerts::run(cmd),
+        Command::BreachReport(args) => breach::report(args),
         Command::Keygen { path } => keys::keygen(&path).map(|()| {
             eprintln!("wrote a new key to {}", path.display());
             ExitCode::SUCCESS

@@ -95,6 +95,7 @@ attrs! {
     StudyID = 10, Study, Text, tags::STUDY_ID;
     StudyInstanceUID = 11, Study, Uid, tags::STUDY_INSTANCE_UID;
     ModalitiesInStudy = 12, Study, Text, tags::MODALITIES_IN_STUDY;
+    ResidenceState = 13, Study, Text, tags::REGION_OF_RESIDENCE;
     Modality = 20, Series, Text, tags::MODALITY;
     SeriesInstanceUID = 21, Series, Uid, tags::SERIES_INSTANCE_UID;
     SeriesNumber = 22, Series, Text, tags::SERIES_NUMBER;
@@ -103,6 +104,16 @@ attrs! {
     SOPClassUID = 31, Instance, Uid, tags::SOP_CLASS_UID;
     InstanceNumber = 32, Instance, Text, tags::INSTANCE_NUMBER;
     TransferSyntaxUID = 33, Instance, Uid, tags::TRANSFER_SYNTAX_UID;
+}
+
+impl Attr {
+    /// Kept for the data owner only (the breach-impact report): never a
+    /// search key, never in a search's results. The patient's state of
+    /// residence (a US postal code derived from Region of Residence or
+    /// Patient's Address; the address itself is not kept).
+    pub fn is_owner_only(self) -> bool {
+        self == Attr::ResidenceState
+    }
 }
 
 impl std::fmt::Display for Attr {
@@ -182,7 +193,10 @@ impl Attributes {
             .unwrap_or_default();
         let mut attrs = Attributes::new();
         for &attr in Attr::ALL {
-            if matches!(attr, Attr::TransferSyntaxUID | Attr::ModalitiesInStudy) {
+            if matches!(
+                attr,
+                Attr::TransferSyntaxUID | Attr::ModalitiesInStudy | Attr::ResidenceState
+            ) {
                 continue;
             }
             let (g, e) = attr.tag();
@@ -201,7 +215,22 @@ impl Attributes {
         if let Some(m) = attrs.get(Attr::Modality).map(str::to_string) {
             attrs.set(Attr::ModalitiesInStudy, &m);
         }
+        let text = |tag| ds.element(tag).ok().and_then(|e| e.to_str().ok());
+        let state = text(tags::REGION_OF_RESIDENCE)
+            .and_then(|r| crate::residence::from_region(&r))
+            .or_else(|| {
+                text(tags::PATIENT_ADDRESS).and_then(|a| crate::residence::from_address(&a))
+            });
+        if let Some(s) = state {
+            attrs.set(Attr::ResidenceState, s);
+        }
         attrs
+    }
+
+    /// Without the owner-only attributes ([`Attr::is_owner_only`]).
+    pub fn without_owner_only(mut self) -> Self {
+        self.0.retain(|a, _| !a.is_owner_only());
+        self
     }
 
     /// The binary form sealed into an index record: (id, u16 length, bytes)

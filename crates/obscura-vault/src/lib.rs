@@ -28,6 +28,7 @@ pub mod keys;
 pub mod objects;
 #[cfg(feature = "unencrypted-objects-bench-only")]
 pub mod plain;
+pub mod residence;
 mod s3;
 pub mod segment;
 
@@ -794,9 +795,25 @@ impl Vault {
                 }
             };
             let found = cache::read(&cache).search(&matchers, query.offset, query.limit);
-            return Ok(found);
+            return Ok(found
+                .into_iter()
+                .map(Attributes::without_owner_only)
+                .collect());
         }
-        self.reader().search(&scope, query, matchers)
+        let found = self.reader().search(&scope, query, matchers)?;
+        Ok(found
+            .into_iter()
+            .map(Attributes::without_owner_only)
+            .collect())
+    }
+
+    /// Every study record of a tenant, with the owner-only attributes
+    /// ([`Attr::is_owner_only`]): for the data owner's breach-impact report,
+    /// never for an answer to a client.
+    pub fn owner_studies(&self, tenant: &TenantId) -> Result<Vec<Attributes>> {
+        let scope = self.scope(tenant)?;
+        let (_, records) = self.reader().studies_since(&scope, None)?;
+        Ok(records.into_iter().map(|(_, a)| a).collect())
     }
 }
 

@@ -2,7 +2,9 @@
 //! record per authenticated request (principal, tenant, route kind — the
 //! route's pattern, never the path with its UIDs —, outcome, HTTP status)
 //! with, per the IHE BALP rule, one subject per patient whose data the
-//! response returned (keyed hash of the Patient ID from the index); one
+//! response returned (keyed hash of the Patient ID from the index), and one
+//! per study (keyed hash of its Study Instance UID: the breach-impact
+//! report names the exact studies a principal saw); one
 //! `auth-failure` record per refused request. Nothing in clear from a
 //! request or the data. A request the gate closes (outside the
 //! principal's grants) is a `web-request` with outcome denied and the
@@ -16,24 +18,38 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// What a response returned: the Patient IDs (held in memory only, hashed
-/// when recorded) and the number of results.
+/// What a response returned: the Patient IDs and Study Instance UIDs (held
+/// in memory only, hashed when recorded) and the number of results.
 #[derive(Debug, Clone, Default)]
-pub struct Returned(Arc<Mutex<(BTreeSet<String>, u64)>>);
+pub struct Returned(Arc<Mutex<Seen>>);
+
+/// The patients, studies and results a response returned.
+#[derive(Debug, Default)]
+struct Seen {
+    patients: BTreeSet<String>,
+    studies: BTreeSet<String>,
+    results: u64,
+}
 
 impl Returned {
-    /// A result (instance, series, study) of patient `patient_id` (empty if
-    /// the index has none).
-    pub fn add(&self, patient_id: &str) {
+    /// A result (instance, series, study) of patient `patient_id` in study
+    /// `study_uid` (either empty if the index has none).
+    pub fn add(&self, patient_id: &str, study_uid: &str) {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        g.1 += 1;
-        let p = patient_id.trim_end_matches(['\0', ' ']);
-        if !p.is_empty() {
-            g.0.insert(p.to_string());
+        let seen = &mut *g;
+        seen.results += 1;
+        for (value, set) in [
+            (patient_id, &mut seen.patients),
+            (study_uid, &mut seen.studies),
+        ] {
+            let v = value.trim_end_matches(['\0', ' ']);
+            if !v.is_empty() {
+                set.insert(v.to_string());
+            }
         }
     }
 
-    fn take(&self) -> (BTreeSet<String>, u64) {
+    fn take(&self) -> Seen {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut *g)
     }
@@ -78,13 +94,13 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
     );
     e.route = Some(route.to_string());
     e.reason = Some(format!("http-{}", status.as_u16()));
-    let (patients, results) = principal.returned.take();
-    if results > 0 {
-        e.count = Some(results);
+    let seen = principal.returned.take();
+    if seen.results > 0 {
+        e.count = Some(seen.results);
     }
-    e.subjects = patients
-        .iter()
-        .map(|p| a.subject(SubjectKind::Patient, p))
+    e.subjects = (seen.patients.iter().map(|p| (SubjectKind::Patient, p)))
+        .chain(seen.studies.iter().map(|s| (SubjectKind::Study, s)))
+        .map(|(kind, v)| a.subject(kind, v))
         .collect();
     if let Err(err) = a.record(e) {
         log_failure(err);

@@ -23,7 +23,10 @@ pub fn tag_key(tag: Tag) -> String {
 pub fn attr_vr(attr: Attr) -> &'static str {
     match attr {
         Attr::PatientName | Attr::ReferringPhysicianName => "PN",
-        Attr::PatientID | Attr::StudyDescription | Attr::SeriesDescription => "LO",
+        Attr::PatientID
+        | Attr::StudyDescription
+        | Attr::SeriesDescription
+        | Attr::ResidenceState => "LO",
         Attr::PatientBirthDate | Attr::StudyDate => "DA",
         Attr::StudyTime => "TM",
         Attr::PatientSex | Attr::ModalitiesInStudy | Attr::Modality => "CS",

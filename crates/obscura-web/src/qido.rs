@@ -279,7 +279,10 @@ async fn search(
         found.truncate(wanted);
         // the patients whose data the response returns, for the audit log (BALP)
         for attrs in &found {
-            returned.add(attrs.get(Attr::PatientID).unwrap_or_default());
+            returned.add(
+                attrs.get(Attr::PatientID).unwrap_or_default(),
+                attrs.get(Attr::StudyInstanceUID).unwrap_or_default(),
+            );
         }
         let keys: BTreeSet<Attr> = req.query.keys.iter().map(|(a, _)| *a).collect();
         let out: Vec<Json> = found

@@ -122,7 +122,7 @@ pub(crate) async fn found(
             .map_err(|e| ApiError::Internal(format!("index task: {e}")))??;
     // what the response is about to return, for the audit log (BALP)
     for f in &list {
-        principal.returned.add(&f.patient);
+        principal.returned.add(&f.patient, &f.study);
     }
     Ok(list)
 }

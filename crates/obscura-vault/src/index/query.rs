@@ -111,6 +111,9 @@ pub(crate) fn parse_query(query: &Query) -> Result<Vec<Matcher>, VaultError> {
 }
 
 fn parse_key(level: Level, attr: Attr, value: &str) -> Result<Option<Matcher>, VaultError> {
+    if attr.is_owner_only() {
+        return Err(VaultError::InvalidQuery(attr, "not a search key"));
+    }
     if attr.level() > level || attr == Attr::TransferSyntaxUID {
         return Err(VaultError::InvalidQuery(attr, "not a key at this level"));
     }
