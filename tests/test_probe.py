@@ -95,15 +95,31 @@ def dcmqrscp(root, peers):
 def weak_tls(root):
     """`openssl s_server` configured weak: TLS 1.0 on, every suite at security
     level 0, a self-signed 1024-bit RSA certificate signed with SHA-1 for
-    another name."""
-    key, cert = root / "weak.key", root / "weak.pem"
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", key,
-                           "-out", cert, "-days", "30", "-subj", "/CN=weak.invalid"], capture_output=True,
-                          text=True, timeout=60)
-    assert made.returncode == 0, made.stderr
+    another name, valid 18 months and expired in 2021 (`openssl ca -selfsign`
+    sets the dates)."""
+    key, csr, cert = root / "weak.key", root / "weak.csr", root / "weak.pem"
+    (root / "ca.cnf").write_text("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
+                                 "serial = serial\npolicy = p\ndefault_md = sha1\n[p]\ncommonName = supplied\n")
+    (root / "index.txt").write_text("")
+    (root / "serial").write_text("01\n")
+    for args in (["req", "-new", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", key, "-out", csr,
+                  "-subj", "/CN=weak.invalid"],
+                 ["ca", "-batch", "-selfsign", "-config", "ca.cnf", "-keyfile", key, "-in", csr, "-out", cert,
+                  "-startdate", "20200101000000Z", "-enddate", "20210701000000Z", "-md", "sha1"]):
+        made = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60, cwd=root)
+        assert made.returncode == 0, made.stderr
     port = free_port()
     return Proc(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", cert, "-key", key,
                  "-cipher", "ALL:@SECLEVEL=0", "-min_protocol", "TLSv1", "-www", "-quiet"], port)
+
+
+def tls12_only(pki):
+    """`openssl s_server` with TLS 1.2 only and ECDHE-AESGCM suites, the lab
+    CA's certificate for 127.0.0.1: sound but for TLS 1.3 missing."""
+    port = free_port()
+    return Proc(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", pki / "server.pem",
+                 "-key", pki / "server.key", "-min_protocol", "TLSv1.2", "-no_tls1_3", "-cipher",
+                 "ECDHE+AESGCM", "-www", "-quiet"], port)
 
 
 PYNETDICOM = [sys.executable, "-m", "pynetdicom"]
@@ -162,6 +178,8 @@ def lab(tmp_path_factory):
                               extra_server=tls)
         gw = Gateway(config, ports["serve"]).start()
         wait_port(ports["serve_tls"])
+        procs.append(tls12_only(gw_dir / "pki"))
+        ports["tls12_only"] = procs[-1].port
         yield {"ports": ports, "forbidden": forbidden, "dir": tmp_path, "pki": gw_dir / "pki",
                "received": {"storescp": tmp_path / "scp", "pynetdicom": tmp_path / "pyscp"}}
     finally:
@@ -188,13 +206,15 @@ PLANTED = {
     "dcmqrscp": {"dicom-query-open", "dicom-unknown-caller-services", "dicom-plain", "cve-possible"},
     "weak_tls": {"tls-suite-broken", "tls-legacy-version", "tls-suite-no-forward-secrecy", "tls-suite-no-aead",
                  "tls-cert-self-signed", "tls-cert-name-mismatch", "tls-cert-weak-key",
-                 "tls-cert-weak-signature"},
+                 "tls-cert-weak-signature", "tls-cert-invalid-date", "tls-cert-long-validity"},
+    "tls12_only": {"tls-no-1.3"},
+    "pynetdicom_userid": {"dicom-unknown-caller-echo", "dicom-user-identity-checked"},
     "orthanc_http": {"orthanc-rest-open", "dicomweb-qido-open", "dicomweb-wado-open", "dicomweb-stow-open",
                      "http-plain", "cve-possible"},
     "orthanc_dicom": {"dicom-unknown-caller-services", "dicom-plain", "dicom-user-identity-ignored"},
 }
 # Hardened: nothing high or critical may be reported.
-HARDENED = ("pynetdicom_userid", "dcmqrscp_restricted", "serve", "serve_tls", "auth_http", "auth_dicom", "serve_web", "serve_dimse")
+HARDENED = ("pynetdicom_userid", "tls12_only", "dcmqrscp_restricted", "serve", "serve_tls", "auth_http", "auth_dicom", "serve_web", "serve_dimse")
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +317,14 @@ def test_tls_bcp195(scan):
     assert not e["tls"]["handshake"] and "InvalidCertificate" in e["tls"]["failure"], e["tls"]
     sev = {f["id"]: f["severity"] for f in e["findings"]}
     assert sev["tls-legacy-version"] == "medium" and sev["tls-cert-weak-key"] == "medium"
+    assert sev["tls-cert-invalid-date"] == "medium" and sev["tls-cert-long-validity"] == "low", sev
+    expired = next(f for f in e["findings"] if f["id"] == "tls-cert-invalid-date")
+    assert "notAfter 2021-07-01" in expired["evidence"][0], expired
+    # TLS 1.2 only, sound otherwise: tls-no-1.3 (info), nothing else from the TLS checks
+    t12 = scan["ep"]["tls12_only"]
+    assert t12["tls"]["version"] == "TLSv1_2" and t12["tls"]["policy"]["accepted_versions"] == ["TLSv1_2"]
+    assert t12["tls"]["policy"]["certificate"]["chain_verdict"] == "trusted"
+    assert {f["id"] for f in t12["findings"] if f["id"].startswith("tls-")} == {"tls-no-1.3"}, t12["findings"]
     assert sev["tls-suite-broken"] == "high", sev
     # names in the certificate are not copied
     assert "weak.invalid" not in scan["run"].stdout + scan["json"].read_text() + scan["html"].read_text()

@@ -249,7 +249,7 @@ impl Answer {
 
     /// A QIDO answer from a DICOMweb route, or a refusal: 2xx, 401, 403.
     pub fn looks_dicomweb(&self) -> bool {
-        (200..300).contains(&self.status) || self.refused()
+        (200..300).contains(&self.status) && self.error.is_none() || self.refused()
     }
 
     /// 401 or 403.
@@ -381,6 +381,10 @@ pub(crate) fn qido_check(prefix: &str, r: &Result<Response, String>, key: &[u8])
             c.qido_count = Some(0);
         } else if (200..300).contains(&r.status) && !r.truncated {
             c.qido_count = json_array_len(&r.body);
+            if c.qido_count.is_none() {
+                // a page served for any path (a status page, a SPA): not QIDO
+                c.qido.error = Some("2xx without a JSON array: not DICOMweb".into());
+            }
         }
         if c.qido_count.unwrap_or(0) > 0 || (r.truncated && (200..300).contains(&r.status)) {
             c.qido_hmac = Some(keyed_hash(key, &r.body));
@@ -395,6 +399,19 @@ pub(crate) const STOW_BOUNDARY: &str = "obscura-probe-empty";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 200 page that is not a JSON array (any path answered alike) is
+    /// not taken for QIDO; an empty array is.
+    #[test]
+    fn qido_needs_a_json_array() {
+        let page = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<html>", false)
+            .ok_or_else(String::new);
+        assert!(!qido_check("", &page, b"k").qido.looks_dicomweb());
+        let empty =
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", false).ok_or_else(String::new);
+        let c = qido_check("", &empty, b"k");
+        assert!(c.qido.looks_dicomweb() && c.qido_count == Some(0));
+    }
 
     #[test]
     fn parse_and_dechunk() {
