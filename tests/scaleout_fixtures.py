@@ -48,7 +48,10 @@ class Postgres:
         self.database = "obscura"
         self.url = f"postgres://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
-    def start(self):
+    def start(self, tls=None):
+        """Start the cluster. With `tls` (a folder holding server.pem and
+        server.key), TCP clients must use TLS: pg_hba has `hostssl` lines
+        only, and every connection is logged with its TLS protocol."""
         self.sockets.mkdir(parents=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
@@ -58,11 +61,26 @@ class Postgres:
             "-E", "UTF8", "--no-locale"]), check=True, capture_output=True)
         options = (f"-k {self.sockets} -p {self.port} -c listen_addresses=127.0.0.1 "
                    "-c max_connections=200")
+        if tls:
+            for name in ("server.pem", "server.key"):
+                shutil.copy(Path(tls) / name, self.data / name)
+                if os.geteuid() == 0:
+                    shutil.chown(self.data / name, "postgres")
+            (self.data / "server.key").chmod(0o600)
+            (self.data / "pg_hba.conf").write_text(
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+            options += (f" -c ssl=on -c ssl_cert_file={self.data / 'server.pem'}"
+                        f" -c ssl_key_file={self.data / 'server.key'} -c log_connections=on")
         subprocess.run(_as_postgres_user([
             _pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
             "-l", str(self.root / "postgres.log"), "start"]), check=True, capture_output=True)
         self.psql("postgres", f"CREATE DATABASE {self.database}")
         return self
+
+    def log(self):
+        """The server's log so far."""
+        path = self.root / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def psql(self, database, sql):
         """Runs one SQL statement as the superuser; returns its output."""
@@ -84,15 +102,16 @@ class Postgres:
 
 
 @contextmanager
-def postgres_server():
-    """A running throwaway cluster; skips the test when PostgreSQL is not installed."""
+def postgres_server(tls=None):
+    """A running throwaway cluster (TLS-only with `tls`, see `Postgres.start`);
+    skips the test when PostgreSQL is not installed."""
     if not _pg_bin("initdb") or not _pg_bin("pg_ctl"):
         pytest.skip(f"PostgreSQL server not installed ({POSTGRES_INSTALL})")
     root = tempfile.mkdtemp(prefix="obscura-pg-")
     os.chmod(root, 0o755)
     server = Postgres(root)
     try:
-        yield server.start()
+        yield server.start(tls)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
