@@ -1,7 +1,7 @@
 //! Writing a parsed input back out as a Part 10 file: zero preamble, new file
 //! meta, the (changed) data set, and the original pixel bytes copied raw.
 
-use crate::encoding::header_syntax;
+use crate::encoding::{header_syntax, Encoding, EXPLICIT_VR_LE};
 use crate::error::{redact, WriteError};
 use crate::meta::write_part10_header;
 use crate::read::{DicomInput, PixelSpan};
@@ -19,6 +19,23 @@ struct Parts {
     head: Vec<u8>,
     pixel: Option<PixelSpan>,
     tail: Vec<u8>,
+}
+
+/// Pixel Data written in place of the source's: native samples.
+#[derive(Debug, Clone, Copy)]
+pub struct NativePixels<'a> {
+    /// OB (8-bit samples) or OW.
+    pub vr: [u8; 2],
+    /// Every frame's samples, little endian, pixel-interleaved.
+    pub bytes: &'a [u8],
+}
+
+/// What an output is encoded as: the source's syntax, or native.
+struct Target<'a> {
+    transfer_syntax_uid: &'a str,
+    encoding: Encoding,
+    deflated: bool,
+    pixel: Option<PixelSpan>,
 }
 
 impl Parts {
@@ -64,6 +81,39 @@ impl<S: Source> DicomInput<S> {
         Ok(parts.len())
     }
 
+    /// Write `dataset` as a Part 10 file in Explicit VR Little Endian with
+    /// `pixels` as its Pixel Data (native samples, changed by the caller)
+    /// in place of the source's. Returns the bytes written.
+    pub fn write_part10_native(
+        &self,
+        dataset: &InMemDicomObject,
+        pixels: NativePixels<'_>,
+        out: &mut dyn Write,
+    ) -> Result<u64, WriteError> {
+        let len = u32::try_from(pixels.bytes.len() + pixels.bytes.len() % 2)
+            .map_err(|_| WriteError::Encode("native pixel data over 4 GiB".into()))?;
+        let target = Target {
+            transfer_syntax_uid: EXPLICIT_VR_LE,
+            encoding: Encoding::EXPLICIT_LE,
+            deflated: false,
+            pixel: Some(PixelSpan {
+                tag: tags::PIXEL_DATA,
+                vr: pixels.vr,
+                declared_len: Some(len),
+                value_offset: 0,
+                value_bytes: u64::from(len),
+            }),
+        };
+        let parts = self.encode_as(dataset, &target)?;
+        out.write_all(&parts.head)?;
+        out.write_all(pixels.bytes)?;
+        if pixels.bytes.len() % 2 == 1 {
+            out.write_all(&[0])?;
+        }
+        out.write_all(&parts.tail)?;
+        Ok(parts.len())
+    }
+
     fn copy_pixel(
         &self,
         p: PixelSpan,
@@ -76,6 +126,17 @@ impl<S: Source> DicomInput<S> {
     /// deflated output is encoded whole (pixel data included) and deflated in
     /// one buffer: dicom-rs's own deflate writer is ~60x slower.
     fn encode(&self, dataset: &InMemDicomObject) -> Result<Parts, WriteError> {
+        let target = Target {
+            transfer_syntax_uid: &self.transfer_syntax_uid,
+            encoding: self.encoding,
+            deflated: self.deflated,
+            pixel: self.pixel,
+        };
+        self.encode_as(dataset, &target)
+    }
+
+    /// [`encode`](Self::encode) into `target`'s transfer syntax, around its pixel data.
+    fn encode_as(&self, dataset: &InMemDicomObject, target: &Target) -> Result<Parts, WriteError> {
         let sop_class = string_of(dataset, tags::SOP_CLASS_UID)
             .or_else(|| self.meta.media_storage_sop_class_uid.clone())
             .unwrap_or_default();
@@ -85,16 +146,16 @@ impl<S: Source> DicomInput<S> {
             &mut head,
             &sop_class,
             &sop_instance,
-            &self.transfer_syntax_uid,
+            target.transfer_syntax_uid,
         )?;
-        let ts = header_syntax(self.encoding);
+        let ts = header_syntax(target.encoding);
         let encode = |part: &InMemDicomObject, out: &mut Vec<u8>| {
             part.write_dataset_with_ts(out, &ts)
                 .map_err(|e| WriteError::Encode(redact(&e.to_string())))
         };
         let mut body = Vec::with_capacity(16 * 1024);
         let mut tail = Vec::new();
-        let split = self.pixel.map(|p| p.tag).unwrap_or(Tag(0xFFFF, 0xFFFF));
+        let split = target.pixel.map(|p| p.tag).unwrap_or(Tag(0xFFFF, 0xFFFF));
         if dataset.iter().last().is_some_and(|e| e.tag() > split) {
             // Rare (elements after the pixel data): encode the two sides apart.
             let side = |after: bool| {
@@ -110,19 +171,19 @@ impl<S: Source> DicomInput<S> {
         } else {
             encode(dataset, &mut body)?;
         }
-        if let Some(p) = self.pixel {
-            self.encoding.put_header(
+        if let Some(p) = target.pixel {
+            target.encoding.put_header(
                 &mut body,
                 (p.tag.0, p.tag.1),
                 p.vr,
                 p.declared_len.unwrap_or(u32::MAX),
             );
         }
-        if !self.deflated {
+        if !target.deflated {
             head.extend_from_slice(&body);
             return Ok(Parts {
                 head,
-                pixel: self.pixel,
+                pixel: target.pixel,
                 tail,
             });
         }
