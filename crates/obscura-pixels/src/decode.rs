@@ -154,6 +154,11 @@ impl<S: Source> Decoder<S> {
         &self.input.dataset
     }
 
+    /// The object read, given back (to write it out again).
+    pub fn into_input(self) -> DicomInput<S> {
+        self.input
+    }
+
     /// The transfer syntax the frames are stored in.
     pub fn transfer_syntax(&self) -> &str {
         &self.input.transfer_syntax_uid
