@@ -4,6 +4,7 @@
 
 pub mod outcome;
 pub mod paths;
+pub mod pixels;
 pub mod process;
 pub mod run;
 

@@ -1,13 +1,16 @@
 //! One file through the pipeline: read, check, de-identify, write atomically.
 
 use crate::outcome::{Outcome, QuarantineReason, SkipReason};
+use crate::pixels::{mark_clean, read_pixels};
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use obscura_deid::{burned_in_risk, Deidentifier};
+use obscura_deid::{burned_in_risk, DeidOption, Deidentifier};
 use obscura_dicom::meta::{read_input_meta, InputMeta};
+use obscura_dicom::NativePixels;
 use obscura_dicom::{DicomInput, FileSource, Limits, ReadError};
+use obscura_redact::Mode;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -98,25 +101,49 @@ pub fn process_file(
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
-    if !settings.allow_burned_in {
-        if let Some(risk) = burned_in_risk(&read.dataset, read.input.pixel.is_some()) {
-            return quarantine(QuarantineReason::BurnedIn, risk.reason().to_string());
-        }
-    }
-    let result = match engine.deidentify(read.dataset) {
+    let has_pixels = read.input.pixel.is_some();
+    let risk = burned_in_risk(&read.dataset, has_pixels).map(|r| r.reason());
+    let cleans = has_pixels && engine.profile().has(DeidOption::CleanPixelData);
+    let mode = if cleans {
+        Some(Mode::Redact)
+    } else {
+        risk.filter(|_| !settings.allow_burned_in)
+            .map(|_| Mode::Check)
+    };
+    let (bytes_in, source_ts) = (read.bytes_in, read.input.transfer_syntax_uid.clone());
+    let (input, dataset, pixels) = match mode {
+        Some(mode) => match read_pixels(read.input, read.dataset, mode, risk) {
+            Ok(c) => (c.input, c.dataset, c.pixels),
+            Err(outcome) => return outcome,
+        },
+        None => (read.input, read.dataset, None),
+    };
+    let mut result = match engine.deidentify(dataset) {
         Ok(r) => r,
         Err(e) => return quarantine(QuarantineReason::IdentityRemains, e.to_string()),
     };
+    if cleans {
+        mark_clean(&mut result.object, pixels.as_ref(), &source_ts);
+    }
     match write_atomically(output, |w| {
-        read.input
-            .write_part10_file(&result.object, w)
-            .map_err(|e| e.to_string())
+        match &pixels {
+            Some(p) => input.write_part10_native(
+                &result.object,
+                NativePixels {
+                    vr: p.vr,
+                    bytes: &p.bytes,
+                },
+                &mut &*w,
+            ),
+            None => input.write_part10_file(&result.object, w),
+        }
+        .map_err(|e| e.to_string())
     }) {
         Ok(bytes_out) => {
             mappings.uids.extend(result.uids);
             mappings.patients.insert(result.patient.0, result.patient.1);
             Outcome::Written {
-                bytes_in: read.bytes_in,
+                bytes_in,
                 bytes_out,
             }
         }

@@ -15,7 +15,8 @@ pub struct ProfileArgs {
     /// retain-safe-private, retain-uids, retain-device-identity,
     /// retain-institution-identity, retain-patient-characteristics,
     /// retain-long-full-dates, retain-long-modified-dates, clean-descriptors,
-    /// clean-structured-content, clean-graphics.
+    /// clean-structured-content, clean-graphics, clean-pixel-data (burned-in
+    /// text found by OCR and redacted; docs/pixels.md).
     #[arg(long = "option", value_name = "NAME")]
     options: Vec<DeidOption>,
 }

@@ -28,11 +28,15 @@ pub enum DeidOption {
     CleanStructuredContent,
     /// Clean Graphics Option.
     CleanGraphics,
+    /// Clean Pixel Data Option: burned-in text found in the pixels and
+    /// redacted (obscura-redact, run by the batch; no column of the table).
+    CleanPixelData,
 }
 
 impl DeidOption {
-    /// Every option, in the order of the table's columns.
-    pub const ALL: [DeidOption; 10] = [
+    /// Every option, in the order of the table's columns (Clean Pixel Data,
+    /// which has none, last).
+    pub const ALL: [DeidOption; 11] = [
         DeidOption::RetainSafePrivate,
         DeidOption::RetainUids,
         DeidOption::RetainDeviceIdentity,
@@ -43,6 +47,7 @@ impl DeidOption {
         DeidOption::CleanDescriptors,
         DeidOption::CleanStructuredContent,
         DeidOption::CleanGraphics,
+        DeidOption::CleanPixelData,
     ];
 
     /// The name used on the command line and in profile files, e.g. `retain-uids`.
@@ -58,6 +63,7 @@ impl DeidOption {
             DeidOption::CleanDescriptors => "clean-descriptors",
             DeidOption::CleanStructuredContent => "clean-structured-content",
             DeidOption::CleanGraphics => "clean-graphics",
+            DeidOption::CleanPixelData => "clean-pixel-data",
         }
     }
 
@@ -74,6 +80,7 @@ impl DeidOption {
             DeidOption::CleanDescriptors => "113105",
             DeidOption::CleanStructuredContent => "113104",
             DeidOption::CleanGraphics => "113103",
+            DeidOption::CleanPixelData => "113101",
         }
     }
 
@@ -94,6 +101,7 @@ impl DeidOption {
             DeidOption::CleanDescriptors => "Clean Descriptors Option",
             DeidOption::CleanStructuredContent => "Clean Structured Content Option",
             DeidOption::CleanGraphics => "Clean Graphics Option",
+            DeidOption::CleanPixelData => "Clean Pixel Data Option",
         }
     }
 
@@ -111,6 +119,7 @@ impl DeidOption {
             DeidOption::CleanDescriptors => o.clean_descriptors,
             DeidOption::CleanStructuredContent => o.clean_structured_content,
             DeidOption::CleanGraphics => o.clean_graphics,
+            DeidOption::CleanPixelData => None,
         }
     }
 }
@@ -153,7 +162,7 @@ mod tests {
         let mut codes: Vec<_> = DeidOption::ALL.map(DeidOption::code_value).to_vec();
         codes.sort();
         codes.dedup();
-        assert_eq!(codes.len(), 10);
+        assert_eq!(codes.len(), DeidOption::ALL.len());
         let err = "retain-everything".parse::<DeidOption>().unwrap_err();
         assert!(err.to_string().contains("retain-uids"));
     }

@@ -1,0 +1,222 @@
+//! Whether a line of text read from the pixels identifies someone.
+
+use crate::ocr::Word;
+use obscura_detect::{find, Kind, Known};
+
+/// Why a text is redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Text outside the diagnostic regions of an ultrasound image.
+    OutsideRegions,
+    /// It holds an identifying value: the object's own (found again, in
+    /// any format) or a pattern's (names, IDs, dates, phones...).
+    Identity(Kind),
+    /// A run of digits as long as an identifier's.
+    Digits,
+}
+
+impl Reason {
+    /// A short name for findings and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OutsideRegions => "outside-regions",
+            Reason::Identity(k) => k.as_str(),
+            Reason::Digits => "digits",
+        }
+    }
+}
+
+/// Digits in a row from which a number is taken for an identifier.
+const ID_DIGITS: usize = 6;
+
+/// The identity an object's pixels are checked against.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    known: Known,
+    /// Upper-case words of the identifying values (names, IDs), for
+    /// matching OCR's near misses.
+    tokens: Vec<String>,
+}
+
+impl Identity {
+    /// The detector's known values, and the raw identifying values (as the
+    /// header holds them: `DOE^JOHN`, IDs...) for matching near misses.
+    pub fn new(known: Known, values: impl IntoIterator<Item = String>) -> Self {
+        let mut tokens: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| {
+                v.split(|c: char| !c.is_alphanumeric())
+                    .filter(|t| t.chars().count() >= 4)
+                    .map(str::to_uppercase)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        tokens.sort();
+        tokens.dedup();
+        Identity { known, tokens }
+    }
+
+    /// Why `words` (one line) must be redacted, if they must; `inside`:
+    /// whether the line lies in a diagnostic region (or the image has none).
+    pub fn decide(&self, words: &[Word], inside: bool) -> Option<Reason> {
+        let text = words
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let alnum = text.chars().filter(|c| c.is_alphanumeric()).count();
+        if alnum == 0 {
+            return None;
+        }
+        if !inside {
+            return Some(Reason::OutsideRegions);
+        }
+        let digits = as_digits(&text);
+        for variant in [text.as_str(), digits.as_str()] {
+            if let Some(f) = find(variant, &self.known).first() {
+                return Some(Reason::Identity(f.kind));
+            }
+        }
+        if longest_digit_run(&digits) >= ID_DIGITS {
+            return Some(Reason::Digits);
+        }
+        self.near_token(&text)
+            .then_some(Reason::Identity(Kind::Name))
+    }
+
+    /// Whether a word of `text` is an identifying value's word but for an
+    /// OCR slip (one character; two in long words).
+    fn near_token(&self, text: &str) -> bool {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 4)
+            .map(as_letters)
+            .any(|w| {
+                let n = w.chars().count();
+                let limit = if n >= 8 { 2 } else { 1 };
+                self.tokens.iter().any(|t| {
+                    t.chars().count().abs_diff(n) <= limit && edit_distance(t, &w) <= limit
+                })
+            })
+    }
+}
+
+/// `text` with the letters OCR confuses with digits read as digits, in
+/// words that are mostly digits already (`O3/I2/1985` → `03/12/1985`).
+fn as_digits(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            let digits = w.chars().filter(char::is_ascii_digit).count();
+            let letters = w.chars().filter(|c| c.is_alphabetic()).count();
+            if digits == 0 || letters * 2 > digits {
+                return w.to_string();
+            }
+            w.chars()
+                .map(|c| match c {
+                    'O' | 'o' | 'D' | 'Q' => '0',
+                    'I' | 'l' | 'i' | '|' | '!' => '1',
+                    'Z' | 'z' => '2',
+                    'S' | 's' => '5',
+                    'B' => '8',
+                    'G' | 'b' => '6',
+                    'g' | 'q' => '9',
+                    'T' => '7',
+                    c => c,
+                })
+                .collect()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word upper-cased, with the digits OCR confuses with letters read as
+/// letters when the word is mostly letters (`0KAF0R` → `OKAFOR`).
+fn as_letters(word: &str) -> String {
+    let upper = word.to_uppercase();
+    let letters = upper.chars().filter(|c| c.is_alphabetic()).count();
+    if letters * 2 <= upper.chars().count() {
+        return upper;
+    }
+    upper
+        .chars()
+        .map(|c| match c {
+            '0' => 'O',
+            '1' => 'I',
+            '5' => 'S',
+            '8' => 'B',
+            '2' => 'Z',
+            '6' => 'G',
+            c => c,
+        })
+        .collect()
+}
+
+fn longest_digit_run(text: &str) -> usize {
+    text.split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str, confidence: f32) -> Vec<Word> {
+        s.split(' ')
+            .map(|t| Word {
+                text: t.into(),
+                confidence,
+            })
+            .collect()
+    }
+
+    fn identity() -> Identity {
+        let mut known = Known::default();
+        known.add(Kind::Name, "OKAFOR^AMARA");
+        known.add(Kind::Id, "4417203");
+        known.add(Kind::Date, "19850312");
+        Identity::new(known, ["OKAFOR^AMARA".to_string(), "4417203".into()])
+    }
+
+    #[test]
+    fn header_values_are_found_in_any_format_and_through_ocr_slips() {
+        let id = identity();
+        for line in [
+            "Okafor, Amara",
+            "ID: 4417203",
+            "03/12/1985",
+            "O3/I2/1985",
+            "0KAF0R",
+        ] {
+            assert!(id.decide(&words(line, 90.0), true).is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn clinical_text_is_kept_inside_and_not_outside() {
+        let id = identity();
+        for line in ["L12-5", "TIS0.6 MI 1.1", "Depth 15cm", "CINE 0118"] {
+            assert_eq!(id.decide(&words(line, 90.0), true), None, "{line}");
+            assert_eq!(
+                id.decide(&words(line, 90.0), false),
+                Some(Reason::OutsideRegions)
+            );
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! 8-bit grey images: the luminance OCR and the cheap pass read, crops,
+//! upscaling, and the morphological top-hat that keeps thin strokes.
+
+use crate::Rect;
+use obscura_pixels::Image8;
+
+/// An 8-bit grey image, row by row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grey {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width × height` levels.
+    pub data: Vec<u8>,
+}
+
+impl Grey {
+    /// The luminance of a rendered frame; for colour, the brightest channel
+    /// where it stands out more (coloured text on grey keeps its contrast).
+    pub fn from_image(img: &Image8) -> Self {
+        let data = if img.channels == 1 {
+            img.data.clone()
+        } else {
+            img.data
+                .chunks_exact(3)
+                .map(|p| {
+                    let y = (299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]))
+                        / 1000;
+                    let max = u32::from(p[0].max(p[1]).max(p[2]));
+                    // saturated colours (yellow, cyan, green text) by their brightest channel
+                    y.max(max.saturating_sub(32)) as u8
+                })
+                .collect()
+        };
+        Grey {
+            width: img.width as usize,
+            height: img.height as usize,
+            data,
+        }
+    }
+
+    /// The level at (x, y).
+    pub fn at(&self, x: usize, y: usize) -> u8 {
+        self.data[y * self.width + x]
+    }
+
+    /// The pixels of `r` (clipped to the image).
+    pub fn crop(&self, r: Rect) -> Grey {
+        let r = r.clip(self.width, self.height);
+        let mut data = Vec::with_capacity(r.width() * r.height());
+        for y in r.y0..r.y1 {
+            data.extend_from_slice(&self.data[y * self.width + r.x0..y * self.width + r.x1]);
+        }
+        Grey {
+            width: r.width(),
+            height: r.height(),
+            data,
+        }
+    }
+
+    /// Scaled by an integer `factor`, bilinear.
+    pub fn upscale(&self, factor: usize) -> Grey {
+        if factor <= 1 || self.width == 0 || self.height == 0 {
+            return self.clone();
+        }
+        let (w, h) = (self.width * factor, self.height * factor);
+        let mut data = Vec::with_capacity(w * h);
+        let f = factor as f32;
+        for y in 0..h {
+            let sy = ((y as f32 + 0.5) / f - 0.5).max(0.0);
+            let y0 = (sy as usize).min(self.height - 1);
+            let y1 = (y0 + 1).min(self.height - 1);
+            let wy = sy - y0 as f32;
+            for x in 0..w {
+                let sx = ((x as f32 + 0.5) / f - 0.5).max(0.0);
+                let x0 = (sx as usize).min(self.width - 1);
+                let x1 = (x0 + 1).min(self.width - 1);
+                let wx = sx - x0 as f32;
+                let top = f32::from(self.at(x0, y0)) * (1.0 - wx) + f32::from(self.at(x1, y0)) * wx;
+                let bottom =
+                    f32::from(self.at(x0, y1)) * (1.0 - wx) + f32::from(self.at(x1, y1)) * wx;
+                data.push((top * (1.0 - wy) + bottom * wy).round() as u8);
+            }
+        }
+        Grey {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// Levels stretched to 0..=255 and made dark text on a light ground
+    /// (inverted when most pixels are dark), with a margin of ground around:
+    /// what Tesseract reads best.
+    pub fn for_ocr(&self, margin: usize) -> Grey {
+        let (lo, hi) = self
+            .data
+            .iter()
+            .fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let mut sorted = self.data.clone();
+        let mid = sorted.len() / 2;
+        let median = *sorted.select_nth_unstable(mid).1;
+        let invert = u32::from(median) * 2 < u32::from(lo) + u32::from(hi);
+        let span = u32::from(hi.saturating_sub(lo)).max(1);
+        let level = |v: u8| {
+            let s = (u32::from(v - lo) * 255 / span) as u8;
+            if invert {
+                255 - s
+            } else {
+                s
+            }
+        };
+        let (w, h) = (self.width + 2 * margin, self.height + 2 * margin);
+        let mut data = vec![255u8; w * h];
+        for y in 0..self.height {
+            for x in 0..self.width {
+                data[(y + margin) * w + x + margin] = level(self.at(x, y));
+            }
+        }
+        Grey {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// Per pixel, how far it stands out of its neighbourhood as a thin
+    /// stroke: bright (the white top-hat, level minus the opening with a
+    /// `size × size` square) and dark (the black top-hat, the closing minus
+    /// level). Strokes narrower than `size` keep their contrast; anatomy,
+    /// gradients and flat ground fall to zero.
+    pub fn tophats(&self, size: usize) -> [Grey; 2] {
+        let with = |data| Grey { data, ..*self };
+        let opened = with(self.filter_dims(size, u8::min, 255)).filter_dims(size, u8::max, 0);
+        let closed = with(self.filter_dims(size, u8::max, 0)).filter_dims(size, u8::min, 255);
+        let bright = self
+            .data
+            .iter()
+            .zip(&opened)
+            .map(|(&v, &o)| v - o)
+            .collect();
+        let dark = self
+            .data
+            .iter()
+            .zip(&closed)
+            .map(|(&v, &c)| c - v)
+            .collect();
+        [with(bright), with(dark)]
+    }
+
+    /// A separable `size × size` min or max filter (`f`, with its identity).
+    fn filter_dims(&self, size: usize, f: fn(u8, u8) -> u8, identity: u8) -> Vec<u8> {
+        let (w, h) = (self.width, self.height);
+        let r = size / 2;
+        let mut rows = vec![identity; w * h];
+        for y in 0..h {
+            let line = &self.data[y * w..(y + 1) * w];
+            for x in 0..w {
+                let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
+                rows[y * w + x] = line[a..b].iter().fold(identity, |m, &v| f(m, v));
+            }
+        }
+        let mut out = vec![identity; w * h];
+        for y in 0..h {
+            let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
+            for x in 0..w {
+                out[y * w + x] = (a..b).fold(identity, |m, yy| f(m, rows[yy * w + x]));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,50 @@
+//! Burned-in text (PS3.15 Annex E, Clean Pixel Data): find it in an
+//! object's decoded frames, decide what identifies, redact it, verify.
+//!
+//! 1. A cheap pass ([`candidates`]) finds boxes that may hold a line of
+//!    text: thin strokes (a morphological top-hat) joined along rows, of a
+//!    text line's height. An image without any costs no OCR.
+//! 2. Each box is read by Tesseract (one engine per thread), upscaled for
+//!    small fonts, with no confidence cut-off: a line Tesseract reads with
+//!    little confidence cannot be cleared, so it is redacted.
+//! 3. [`Identity::decide`]: outside an ultrasound image's diagnostic
+//!    regions every text goes; inside (or in images without regions), text
+//!    that holds the object's identity (names, IDs, dates in any format,
+//!    found again by `obscura-detect`, and OCR's near misses of them), a
+//!    pattern's (names, IDs, phones...), or a long number.
+//! 4. [`inspect`] redacts every frame (a box found in one frame is redacted
+//!    in all: banners stay put across a cine), reads the result again, and
+//!    fails if text that must go remains. The caller writes the frames back
+//!    natively (lossless) with `obscura-dicom`.
+//!
+//! Findings carry a place and a reason, never the text read.
+
+mod candidates;
+mod decide;
+mod grey;
+mod header;
+mod object;
+mod ocr;
+mod rect;
+
+pub use candidates::{candidates, Candidates};
+pub use decide::{Identity, Reason};
+pub use grey::Grey;
+pub use header::{identity_of, regions_of};
+pub use object::{inspect, Found, Mode, NativeFrames, Outcome};
+pub use ocr::{read_block, read_line, Line, Word};
+pub use rect::Rect;
+
+/// Why an object's pixels could not be cleaned.
+#[derive(Debug, thiserror::Error)]
+pub enum RedactError {
+    /// The pixel data could not be decoded.
+    #[error("pixel data: {0}")]
+    Pixels(#[from] obscura_pixels::PixelError),
+    /// Tesseract failed (not installed, no `eng` data...).
+    #[error("OCR: {0}")]
+    Ocr(String),
+    /// Verification read text that must go in the redacted frames.
+    #[error("burned-in text remains after redaction ({0})")]
+    TextRemains(&'static str),
+}
