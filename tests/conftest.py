@@ -313,3 +313,29 @@ def corpus_run(real_corpus, real_run, session_key, tmp_path_factory):
         return cache[combo]
 
     return run
+
+
+def ocr_first_frame(tesseract, path, png):
+    """(word, confidence) of what the Tesseract CLI reads (sparse text, 2x)
+    in the first frame of the DICOM file at path, rendered to png."""
+    import pydicom
+    from PIL import Image
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        arr = arr[0]
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+        arr = apply_color_lut(arr, ds)
+    elif ds.PhotometricInterpretation.startswith("YBR"):
+        from pydicom.pixels import convert_color_space
+        arr = convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
+    if arr.dtype != "uint8":
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = ((arr - lo) * (255.0 / max(hi - lo, 1))).astype("uint8")
+    img = Image.fromarray(arr)
+    img.resize((img.width * 2, img.height * 2)).save(png)
+    tsv = subprocess.run([tesseract, str(png), "-", "--psm", "11", "tsv"], capture_output=True,
+                         text=True).stdout
+    rows = [line.split("\t") for line in tsv.splitlines()[1:]]
+    return [(r[11], float(r[10])) for r in rows if len(r) == 12 and r[0] == "5" and r[11].strip()]

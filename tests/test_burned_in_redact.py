@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import run_deid
+from conftest import ocr_first_frame, run_deid
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "burned_in"))
@@ -100,23 +100,9 @@ def test_deid_data_ultrasound_banners_are_unreadable_after(tmp_path, session_key
     assert checked >= len(files) // 2, report["quarantined_by_reason"]
 
 
+
 def ocr_words(tesseract, path, tmp):
-    """Upper-case words the Tesseract CLI reads in frame 1 (upscaled 2x)."""
-    from PIL import Image
-    ds = pydicom.dcmread(path)
-    arr = ds.pixel_array
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        arr = arr[0]
-    if ds.PhotometricInterpretation == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
-        arr = apply_color_lut(arr, ds)
-    elif ds.PhotometricInterpretation.startswith("YBR"):
-        from pydicom.pixels import convert_color_space
-        arr = convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
-    img = Image.fromarray(arr.astype("uint8"))
-    img = img.resize((img.width * 2, img.height * 2))
+    """Upper-case words the Tesseract CLI reads in frame 1."""
     png = tmp / f"{path.stem}-{path.parent.name}.png"
-    img.save(png)
-    out = subprocess.run([tesseract, str(png), "-", "--psm", "11"], capture_output=True,
-                         text=True).stdout
-    return {w.strip(".,:;").upper() for w in out.split() if w.strip(".,:;")}
+    return {w.strip(".,:;").upper() for w, _ in ocr_first_frame(tesseract, path, png)
+            if w.strip(".,:;")}
