@@ -84,6 +84,7 @@ pub fn run(
             })
             .collect()
     });
+    pool.broadcast(|_| obscura_redact::release_engine());
     reports.sort_by(|a, b| a.path.cmp(&b.path));
     let profile = engine.profile();
     let report = RunReport::tally(

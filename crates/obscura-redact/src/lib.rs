@@ -32,7 +32,7 @@ pub use decide::{Identity, Reason};
 pub use grey::Grey;
 pub use header::{identity_of, regions_of};
 pub use object::{inspect, Found, Mode, NativeFrames, Outcome};
-pub use ocr::{read_block, read_line, Line, Word};
+pub use ocr::{read_block, read_line, release_engine, Line, Word};
 pub use rect::Rect;
 
 /// Why an object's pixels could not be cleaned.

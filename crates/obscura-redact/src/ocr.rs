@@ -39,6 +39,13 @@ thread_local! {
     static ENGINE: RefCell<Option<Tesseract>> = const { RefCell::new(None) };
 }
 
+/// Drop this thread's Tesseract engine, if any: call on every worker
+/// thread when a run ends (threads of a pool outlive it, and Tesseract
+/// complains at exit of caches still held).
+pub fn release_engine() {
+    ENGINE.with(|cell| cell.borrow_mut().take());
+}
+
 fn engine() -> Result<Tesseract, RedactError> {
     let t = Tesseract::new(None, Some("eng")).map_err(|e| RedactError::Ocr(e.to_string()))?;
     // no dictionary: names, IDs and dates are not words
