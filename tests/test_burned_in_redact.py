@@ -1,9 +1,9 @@
 """Burned-in text (issue 14) end to end: `obscura deid --option
 clean-pixel-data` on a labelled set drawn by tests/burned_in/make_set.py
 (real pixel data from pydicom and deid-data, text of 8-24 px in 14 fonts),
-scored by tests/burned_in/score.py; the deid-data ultrasounds, their
-banners reread by the Tesseract CLI after redaction. The full 320-image set
-is bench/burned_in.sh's."""
+scored by tests/burned_in/score.py; the deid-data single-frame ultrasounds,
+their banners reread by the Tesseract CLI after redaction; `scan --pixels`
+on them. The full 320-image set is bench/burned_in.sh's (docs/pixels.md)."""
 import json
 import shutil
 import subprocess
@@ -13,18 +13,17 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import ocr_first_frame, run_deid
+from conftest import obscura, ocr_first_frame, run_deid
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "burned_in"))
 import make_set  # noqa: E402
 import score  # noqa: E402
 
-# Floors this implementation reaches today (issue 14 asks 99 % / 100 %): a
-# regression below them fails; the bench prints the figures.
-RECALL_IDENTIFYING_FLOOR = 0.70
-RECALL_HEADER_FLOOR = 0.70
-QUARANTINE_CEILING = 0.15
+# Issue 14's targets, on a 14-image set (the bench scores 320)
+RECALL_IDENTIFYING_FLOOR = 0.99
+RECALL_HEADER_FLOOR = 1.0
+QUARANTINE_CEILING = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,7 @@ def labelled(tmp_path_factory, session_key):
         pytest.skip(f"fonts not installed ({make_set.FONTS_INSTALL})")
     root = tmp_path_factory.mktemp("burned-in-redact")
     subprocess.run([sys.executable, str(HERE / "burned_in" / "make_set.py"), str(root / "set"),
-                    "--count", "16", "--seed", "21"], check=True, capture_output=True)
+                    "--count", "14", "--seed", "21"], check=True, capture_output=True)
     code, report = run_deid(root / "set", root / "out", "--key-file", session_key,
                             "--option", "clean-pixel-data", "--jobs", 2)
     assert code in (0, 1), f"exit {code}"
@@ -73,34 +72,73 @@ def test_redacted_outputs_are_marked_and_native(labelled):
             assert entry["reason"] == "burned_in" and entry.get("detail"), entry
 
 
-def test_deid_data_ultrasound_banners_are_unreadable_after(tmp_path, session_key):
+@pytest.fixture(scope="module")
+def ultrasounds(tmp_path_factory):
+    """deid-data's single-frame ultrasounds (their cines are the bench's)."""
+    import deid_data
+    folder = Path(deid_data.__file__).parent / "data" / "ultrasounds"
+    files = [folder / n for n in ("GREYSCALE_IMAGE.dcm", "RGB_IMAGE.dcm")]
+    assert all(f.is_file() for f in files), "deid-data has no ultrasounds"
+    out = tmp_path_factory.mktemp("ultrasounds")
+    for f in files:
+        shutil.copy(f, out / f.name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ultrasounds_redacted(ultrasounds, session_key):
+    out = ultrasounds.parent / "ultrasounds-out"
+    code, report = run_deid(ultrasounds, out, "--key-file", session_key,
+                            "--option", "clean-pixel-data", "--jobs", 2)
+    assert code == 0, report["quarantined_by_reason"]
+    return out
+
+
+def test_deid_data_ultrasound_banners_are_unreadable_after(ultrasounds, ultrasounds_redacted,
+                                                           tmp_path):
     tesseract = shutil.which("tesseract")
     if tesseract is None:
         pytest.skip("tesseract not installed (apt-get install tesseract-ocr tesseract-ocr-eng)")
-    import deid_data
-    folder = Path(deid_data.__file__).parent / "data" / "ultrasounds"
-    files = sorted(folder.glob("*.dcm"))
-    assert files, "deid-data has no ultrasounds"
-    code, report = run_deid(folder, tmp_path / "out", "--key-file", session_key,
-                            "--option", "clean-pixel-data", "--jobs", 2)
-    assert code in (0, 1)
-    checked = 0
-    for src in files:
-        out = tmp_path / "out" / src.name
-        if not out.is_file():
-            continue  # quarantined: nothing leaks
+    for src in sorted(ultrasounds.glob("*.dcm")):
+        out = ultrasounds_redacted / src.name
         before, after = ocr_words(tesseract, src, tmp_path), ocr_words(tesseract, out, tmp_path)
         header = pydicom.dcmread(src, stop_before_pixels=True)
         ident = {w.upper() for v in (header.get("PatientName"), header.get("PatientID"))
                  if v for w in str(v).replace("^", " ").split() if len(w) >= 3}
         assert not (ident & after), f"{src.name}: identity still readable"
         numbers = {w for w in before if sum(c.isdigit() for c in w) >= 6}
+        assert numbers, f"{src.name}: no long number read before: the check proves nothing"
         assert not (numbers & after), f"{src.name}: {len(numbers & after)} long numbers left"
-        assert len(after) < len(before), f"{src.name}: nothing redacted"
+        # what may remain is imaging vocabulary inside the image region
+        # (`L12-5`, `16cm`): no word of five letters or more
+        words = {w for w in after if sum(c.isalpha() for c in w) >= 5}
+        assert not words, f"{src.name}: {len(words)} words of 5+ letters still readable"
         print(f"{src.name}: {len(before)} words read before, {len(after)} after")
-        checked += 1
-    assert checked >= len(files) // 2, report["quarantined_by_reason"]
 
+
+def test_redacted_ultrasounds_have_no_new_dciodvfy_error(ultrasounds, ultrasounds_redacted):
+    from test_dciodvfy import DCIODVFY, error_lines
+    if not DCIODVFY.is_file():
+        pytest.skip("dciodvfy not installed (apt-get install dicom3tools)")
+    for src in sorted(ultrasounds.glob("*.dcm")):
+        before = set(error_lines(src))
+        new = [line for line in error_lines(ultrasounds_redacted / src.name) if line not in before]
+        assert not new, f"{src.name}: {new}"
+
+
+def test_scan_pixels_reports_burned_in_text_masked(ultrasounds, tmp_path):
+    out = tmp_path / "scan.json"
+    proc = obscura("scan", "--pixels", ultrasounds, "--json", out, "--jobs", 2)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    for entry in report["files"]:
+        text = [f for f in entry["findings"] if f["detector"] == "burned-in-text"]
+        assert text, f"{entry['path']}: no burned-in text found"
+        assert all(f["path"] == "7FE0,0010" and "*" in f["value"] for f in text), text[:3]
+    plain = tmp_path / "plain.json"
+    obscura("scan", ultrasounds, "--json", plain, "--jobs", 2)
+    findings = [f for e in json.loads(plain.read_text())["files"] for f in e["findings"]]
+    assert not [f for f in findings if f["detector"] == "burned-in-text"], "read without --pixels"
 
 
 def ocr_words(tesseract, path, tmp):

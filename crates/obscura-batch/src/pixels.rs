@@ -8,8 +8,8 @@ use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use obscura_dicom::{DicomInput, FileSource};
-use obscura_pixels::{DecodeLimits, Decoder};
-use obscura_redact::{identity_of, inspect, regions_of, Mode, NativeFrames};
+use obscura_pixels::{DecodeLimits, Decoder, PixelError};
+use obscura_redact::{identity_of, inspect, regions_of, Found, Identity, Mode, NativeFrames, Rect};
 
 /// Lossy transfer syntaxes: JPEG baseline and extended, JPEG-LS
 /// near-lossless, JPEG 2000 (lossy or not), HTJ2K: writing their decoded
@@ -39,7 +39,7 @@ pub struct Checked {
 /// [`Mode::Check`], quarantine the file if any text is found. `risk`: the
 /// burned-in reason the file is checked for, if any.
 pub fn read_pixels(
-    mut input: DicomInput<FileSource>,
+    input: DicomInput<FileSource>,
     dataset: InMemDicomObject,
     mode: Mode,
     risk: Option<&str>,
@@ -48,11 +48,8 @@ pub fn read_pixels(
         reason: QuarantineReason::BurnedIn,
         detail,
     };
-    let identity = identity_of(&dataset);
-    let regions = regions_of(&dataset);
-    input.dataset = dataset;
-    let decoder = Decoder::new(input, DecodeLimits::default())
-        .map_err(|e| quarantine(format!("pixels not checked ({e})")))?;
+    let (decoder, identity, regions) =
+        decoder(input, dataset).map_err(|e| quarantine(format!("pixels not checked ({e})")))?;
     let outcome = inspect(&decoder, &identity, &regions, mode)
         .map_err(|e| quarantine(format!("pixels not cleaned: {e}")))?;
     if mode == Mode::Check {
@@ -72,6 +69,35 @@ pub fn read_pixels(
         dataset,
         pixels: outcome.pixels,
     })
+}
+
+/// The burned-in text of an object's pixels that Clean Pixel Data would
+/// redact (found and decided, nothing redacted), or why its pixels could
+/// not be read.
+pub fn find_text(
+    input: DicomInput<FileSource>,
+    dataset: InMemDicomObject,
+) -> Result<Vec<Found>, String> {
+    let (decoder, identity, regions) = decoder(input, dataset).map_err(|e| e.to_string())?;
+    inspect(&decoder, &identity, &regions, Mode::Find)
+        .map(|o| o.found)
+        .map_err(|e| e.to_string())
+}
+
+/// A decoder of `input`'s frames (its data set put back), and what its
+/// header says the text is checked against.
+fn decoder(
+    mut input: DicomInput<FileSource>,
+    dataset: InMemDicomObject,
+) -> Result<(Decoder<FileSource>, Identity, Vec<Rect>), PixelError> {
+    let identity = identity_of(&dataset);
+    let regions = regions_of(&dataset);
+    input.dataset = dataset;
+    Ok((
+        Decoder::new(input, DecodeLimits::default())?,
+        identity,
+        regions,
+    ))
 }
 
 /// Mark a de-identified object whose pixels were cleaned: Burned In

@@ -29,6 +29,11 @@ pub struct ScanArgs {
     /// Show the values found in the JSON report (it is then PHI).
     #[arg(long)]
     show_values: bool,
+    /// Read every file's frames for burned-in text too (OCR; slow): each
+    /// text Clean Pixel Data would redact is a finding (frame, place,
+    /// reason; never the words read).
+    #[arg(long)]
+    pixels: bool,
     /// Exit 1, listing every finding, if any identity is found; 0 otherwise.
     #[arg(long)]
     expect_clean: bool,
@@ -44,7 +49,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     let files = obscura_scan::discover(&args.paths)?;
     let bar = progress::files_bar();
     bar.set_length(files.len() as u64);
-    let scans = obscura_scan::scan(&files, jobs, || bar.inc(1))?;
+    let scans = obscura_scan::scan(&files, jobs, args.pixels, || bar.inc(1))?;
     bar.finish_and_clear();
     let report = Report::new(scans);
     if let Some(path) = &args.json {

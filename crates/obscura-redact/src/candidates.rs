@@ -1,6 +1,9 @@
-//! The cheap pass: where text may be. Thin strokes (top-hat) joined along
-//! lines into boxes of text-like height; no OCR. An image without such
-//! boxes is cleared here, at a small fraction of an OCR's cost.
+//! The cheap pass: where text may be, and how much it looks like text. No
+//! OCR: thin strokes (top-hats) joined along rows into line boxes, and
+//! character-like pieces of strokes chained along a line (which finds text
+//! drawn over anatomy, where joined strokes merge with the texture). An
+//! image without candidates is cleared here, at a small fraction of an
+//! OCR's cost.
 
 use crate::grey::Grey;
 use crate::Rect;
@@ -18,37 +21,102 @@ const MIN_HEIGHT: usize = 5;
 const MAX_LINE_HEIGHT: usize = 40;
 /// Fewest stroke pixels in a box.
 const MIN_STROKE_PIXELS: usize = 12;
+/// Heights of a character-like piece of strokes (a glyph, or glyphs
+/// touching), and the share of its box its strokes fill.
+const CHAR_HEIGHT: (usize, usize) = (4, 34);
+const CHAR_FILL: (f32, f32) = (0.12, 0.85);
+/// Pieces in a chain from which a candidate is taken for text even when
+/// OCR reads nothing in it.
+pub const TEXT_LIKE_PIECES: usize = 3;
+
+/// A box that may hold one line of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Where.
+    pub rect: Rect,
+    /// Character-like pieces of strokes lined up in it: how much it looks
+    /// like text (see [`TEXT_LIKE_PIECES`]).
+    pub pieces: usize,
+}
+
+impl Candidate {
+    /// Whether it looks enough like text to be redacted unread.
+    pub fn text_like(&self) -> bool {
+        self.pieces >= TEXT_LIKE_PIECES
+    }
+}
 
 /// Where text may be in an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Candidates {
     /// Boxes that may hold one line of text, top to bottom.
-    pub lines: Vec<Rect>,
-    /// Taller boxes of strokes: text merged with texture, or several lines.
+    pub lines: Vec<Candidate>,
+    /// Taller boxes of strokes: text merged with texture, or several lines
+    /// (their text-like lines are among `lines`).
     pub blocks: Vec<Rect>,
-    /// The image's bright and dark strokes (top-hats), which blocks are
-    /// read from: text stands out of them where the ground is not flat.
-    pub strokes: [Grey; 2],
+}
+
+impl Candidates {
+    /// Whether the image may hold text at all.
+    pub fn any_text(&self) -> bool {
+        self.lines.iter().any(Candidate::text_like)
+    }
 }
 
 /// Boxes of `img` that may hold text.
 pub fn candidates(img: &Grey) -> Candidates {
     let (w, h) = (img.width, img.height);
-    let strokes = img.tophats(STROKE_SE);
     if w < 8 || h < 8 {
-        return Candidates {
-            lines: Vec::new(),
-            blocks: Vec::new(),
-            strokes,
-        };
+        return Candidates::default();
     }
-    let stroke: Vec<bool> = strokes[0]
+    let [bright, dark] = img.tophats(STROKE_SE);
+    let stroke: Vec<bool> = bright
         .data
         .iter()
-        .zip(&strokes[1].data)
+        .zip(&dark.data)
         .map(|(&b, &d)| b.max(d) >= STROKE_LEVEL)
         .collect();
-    // joined along rows: a pixel is "line" if a stroke lies within JOIN_X on both sides
+    // pieces of the bright strokes and of the dark apart: together, the
+    // ground between the letters of a bright text is a dark stroke, and a
+    // line would be one solid piece
+    let pieces_of = |t: &Grey| -> Vec<Rect> {
+        let mask: Vec<bool> = t.data.iter().map(|&v| v >= STROKE_LEVEL).collect();
+        components(&mask, w, h)
+            .into_iter()
+            .filter(|&(r, n)| char_like(r, n))
+            .map(|(r, _)| r)
+            .collect()
+    };
+    let pieces = (pieces_of(&bright), pieces_of(&dark));
+    let mut boxes = components(&joined(&stroke, w, h), w, h)
+        .into_iter()
+        .filter(|(r, _)| r.height() >= MIN_HEIGHT && r.width() >= 4)
+        .map(|(r, _)| r)
+        .filter(|r| stroke_count(&stroke, w, r) >= MIN_STROKE_PIXELS)
+        .collect::<Vec<_>>();
+    let (bright_pieces, dark_pieces) = pieces;
+    boxes.extend(chains(&bright_pieces));
+    boxes.extend(chains(&dark_pieces));
+    let (lines, blocks): (Vec<Rect>, Vec<Rect>) = boxes
+        .into_iter()
+        .partition(|r| r.height() <= MAX_LINE_HEIGHT);
+    let lines = merge_lines(lines)
+        .into_iter()
+        .map(|rect| Candidate {
+            rect,
+            pieces: [&bright_pieces, &dark_pieces]
+                .map(|ps| ps.iter().filter(|p| rect.contains(p)).count())
+                .into_iter()
+                .max()
+                .unwrap_or(0),
+        })
+        .collect();
+    Candidates { lines, blocks }
+}
+
+/// Stroke pixels joined along rows: a pixel is set if a stroke lies within
+/// `JOIN_X` on both sides.
+fn joined(stroke: &[bool], w: usize, h: usize) -> Vec<bool> {
     let mut joined = vec![false; w * h];
     for y in 0..h {
         let row = &stroke[y * w..(y + 1) * w];
@@ -65,30 +133,75 @@ pub fn candidates(img: &Grey) -> Candidates {
             }
         }
     }
-    let mut boxes = components(&joined, w, h)
-        .into_iter()
-        .filter(|(r, _)| r.height() >= MIN_HEIGHT && r.width() >= 4)
-        .map(|(r, _)| r)
-        .collect::<Vec<_>>();
-    let count = |r: &Rect| {
-        (r.y0..r.y1)
-            .map(|y| {
-                stroke[y * w + r.x0..y * w + r.x1]
-                    .iter()
-                    .filter(|&&s| s)
-                    .count()
-            })
-            .sum::<usize>()
-    };
-    boxes.retain(|r| count(r) >= MIN_STROKE_PIXELS);
-    let (lines, blocks) = boxes
-        .into_iter()
-        .partition(|r| r.height() <= MAX_LINE_HEIGHT);
-    Candidates {
-        lines: merge_lines(lines),
-        blocks,
-        strokes,
+    joined
+}
+
+fn stroke_count(stroke: &[bool], w: usize, r: &Rect) -> usize {
+    (r.y0..r.y1)
+        .map(|y| {
+            stroke[y * w + r.x0..y * w + r.x1]
+                .iter()
+                .filter(|&&s| s)
+                .count()
+        })
+        .sum()
+}
+
+/// Whether a piece of strokes (`n` pixels in box `r`) is shaped like a
+/// glyph or a few touching glyphs: a text line's height, not a long thin
+/// edge, neither empty nor solid.
+fn char_like(r: Rect, n: usize) -> bool {
+    let (pw, ph) = (r.width(), r.height());
+    let fill = n as f32 / (pw * ph) as f32;
+    (CHAR_HEIGHT.0..=CHAR_HEIGHT.1).contains(&ph)
+        && pw <= 8 * ph
+        && (CHAR_FILL.0..=CHAR_FILL.1).contains(&fill)
+}
+
+/// Pieces side by side on one line (rows overlapping by half the smaller,
+/// heights within 2.5×, gaps at most the taller's height) chained; the
+/// boxes of chains of two pieces or more.
+fn chains(pieces: &[Rect]) -> Vec<Rect> {
+    let mut order: Vec<usize> = (0..pieces.len()).collect();
+    order.sort_by_key(|&i| pieces[i].x0);
+    let mut parent: Vec<usize> = (0..pieces.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
     }
+    for (k, &i) in order.iter().enumerate() {
+        let a = pieces[i];
+        for &j in &order[k + 1..] {
+            let b = pieces[j];
+            let tall = a.height().max(b.height());
+            if b.x0 > a.x1 + tall {
+                break;
+            }
+            let overlap = a.y1.min(b.y1).saturating_sub(a.y0.max(b.y0));
+            let short = a.height().min(b.height());
+            if overlap * 2 >= short && tall * 2 <= short * 5 {
+                let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+                parent[ri] = rj;
+            }
+        }
+    }
+    let mut groups: std::collections::HashMap<usize, (Rect, usize)> = Default::default();
+    for i in 0..pieces.len() {
+        let r = root(&mut parent, i);
+        let e = groups.entry(r).or_insert((pieces[i], 0));
+        e.0 = e.0.union(&pieces[i]);
+        e.1 += 1;
+    }
+    let mut out: Vec<Rect> = groups
+        .into_values()
+        .filter(|&(_, n)| n >= 2)
+        .map(|(r, _)| r)
+        .collect();
+    out.sort();
+    out
 }
 
 /// 8-connected components of `mask`: their boxes and sizes.
@@ -102,24 +215,11 @@ fn components(mask: &[bool], w: usize, h: usize) -> Vec<(Rect, usize)> {
         }
         seen[start] = true;
         stack.push(start);
-        let (mut r, mut n) = (
-            Rect {
-                x0: start % w,
-                y0: start / w,
-                x1: start % w + 1,
-                y1: start / w + 1,
-            },
-            0,
-        );
+        let (mut r, mut n) = (Rect::pixel(start % w, start / w), 0);
         while let Some(p) = stack.pop() {
             n += 1;
             let (x, y) = (p % w, p / w);
-            r = r.union(&Rect {
-                x0: x,
-                y0: y,
-                x1: x + 1,
-                y1: y + 1,
-            });
+            r = r.union(&Rect::pixel(x, y));
             for ny in y.saturating_sub(1)..(y + 2).min(h) {
                 for nx in x.saturating_sub(1)..(x + 2).min(w) {
                     let q = ny * w + nx;
@@ -153,4 +253,38 @@ fn merge_lines(mut boxes: Vec<Rect>) -> Vec<Rect> {
     }
     merged.sort_by_key(|r| (r.y0, r.x0));
     merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grey ground with `glyphs` bright 2-px-stroke boxes of `size` in a row.
+    fn image_with_row(glyphs: usize, size: usize) -> Grey {
+        let (w, h) = (200, 60);
+        let mut data = vec![90u8; w * h];
+        for g in 0..glyphs {
+            let x0 = 10 + g * (size + 3);
+            for y in 20..20 + size {
+                for x in x0..x0 + size * 2 / 3 {
+                    let edge = y < 22 || y >= 18 + size || x < x0 + 2 || x >= x0 + size * 2 / 3 - 2;
+                    if edge {
+                        data[y * w + x] = 230;
+                    }
+                }
+            }
+        }
+        Grey {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_row_of_glyphs_is_text_like_and_flat_ground_is_not() {
+        let found = candidates(&image_with_row(5, 10));
+        assert!(found.any_text(), "{found:?}");
+        assert!(!candidates(&image_with_row(0, 10)).any_text());
+    }
 }

@@ -2,6 +2,8 @@
 
 use crate::ocr::Word;
 use obscura_detect::{find, Kind, Known};
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// Why a text is redacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,15 +15,28 @@ pub enum Reason {
     Identity(Kind),
     /// A run of digits as long as an identifier's.
     Digits,
+    /// Text-like strokes with words that are not imaging vocabulary, a
+    /// short number or a probe-like code (a name the patterns miss).
+    Unexplained,
+    /// Text-like strokes OCR reads nothing in: recall does not hang on OCR.
+    Unreadable,
 }
 
 impl Reason {
+    /// Whether OCR read an identifying value or number: what verification
+    /// must not find after redaction.
+    pub fn identifies(self) -> bool {
+        matches!(self, Reason::Identity(_) | Reason::Digits)
+    }
+
     /// A short name for findings and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::OutsideRegions => "outside-regions",
             Reason::Identity(k) => k.as_str(),
             Reason::Digits => "digits",
+            Reason::Unexplained => "unexplained-text",
+            Reason::Unreadable => "unreadable-text",
         }
     }
 }
@@ -56,9 +71,11 @@ impl Identity {
         Identity { known, tokens }
     }
 
-    /// Why `words` (one line) must be redacted, if they must; `inside`:
-    /// whether the line lies in a diagnostic region (or the image has none).
-    pub fn decide(&self, words: &[Word], inside: bool) -> Option<Reason> {
+    /// Why `words` (one line, read inside a diagnostic region) must be
+    /// redacted, if they must. `text_like`: whether the cheap pass found
+    /// the strokes shaped like text, in which case words that are not
+    /// imaging vocabulary go too (and the line goes when nothing is read).
+    pub fn decide(&self, words: &[Word], text_like: bool) -> Option<Reason> {
         let text = words
             .iter()
             .map(|w| w.text.as_str())
@@ -66,10 +83,7 @@ impl Identity {
             .join(" ");
         let alnum = text.chars().filter(|c| c.is_alphanumeric()).count();
         if alnum == 0 {
-            return None;
-        }
-        if !inside {
-            return Some(Reason::OutsideRegions);
+            return text_like.then_some(Reason::Unreadable);
         }
         let digits = as_digits(&text);
         for variant in [text.as_str(), digits.as_str()] {
@@ -80,8 +94,10 @@ impl Identity {
         if longest_digit_run(&digits) >= ID_DIGITS {
             return Some(Reason::Digits);
         }
-        self.near_token(&text)
-            .then_some(Reason::Identity(Kind::Name))
+        if self.near_token(&text) {
+            return Some(Reason::Identity(Kind::Name));
+        }
+        (text_like && !text.split_whitespace().all(is_annotation)).then_some(Reason::Unexplained)
     }
 
     /// Whether a word of `text` is an identifying value's word but for an
@@ -150,6 +166,47 @@ fn as_letters(word: &str) -> String {
         .collect()
 }
 
+/// Imaging vocabulary (`data/annotation_words.txt`), lower case.
+static ANNOTATION: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../data/annotation_words.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+});
+
+/// Units a measurement may end with.
+const UNITS: [&str; 11] = [
+    "cm", "mm", "hz", "khz", "mhz", "db", "bpm", "fps", "ms", "s", "%",
+];
+
+/// Whether a word read identifies nobody: imaging vocabulary, one or two
+/// characters, a number of at most four digits (a measurement, with its
+/// unit), or a probe-like code (letters then at most four digits:
+/// `L12-5`, `TIS0.6`, `x3`).
+fn is_annotation(word: &str) -> bool {
+    let w = word
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    let digits = w.chars().filter(char::is_ascii_digit).count();
+    if w.chars().count() <= 2 || ANNOTATION.contains(w.as_str()) {
+        return true;
+    }
+    if digits == 0 || digits > 4 {
+        return false;
+    }
+    let lead = w.chars().take_while(|c| c.is_alphabetic()).count();
+    let body: String = w.chars().skip(lead).collect();
+    let unit = UNITS
+        .iter()
+        .find(|u| body.ends_with(*u))
+        .map_or(0, |u| u.len());
+    let number = &body[..body.len() - unit];
+    lead <= 4
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || ".,:/-+x".contains(c))
+}
+
 fn longest_digit_run(text: &str) -> usize {
     text.split(|c: char| !c.is_ascii_digit())
         .map(str::len)
@@ -209,14 +266,23 @@ mod tests {
     }
 
     #[test]
-    fn clinical_text_is_kept_inside_and_not_outside() {
+    fn imaging_vocabulary_is_kept_and_other_words_go() {
         let id = identity();
-        for line in ["L12-5", "TIS0.6 MI 1.1", "Depth 15cm", "CINE 0118"] {
+        for line in [
+            "L12-5",
+            "TIS0.6 MI 1.1",
+            "Depth 15cm",
+            "CINE 0118",
+            "FR 18Hz",
+        ] {
             assert_eq!(id.decide(&words(line, 90.0), true), None, "{line}");
-            assert_eq!(
-                id.decide(&words(line, 90.0), false),
-                Some(Reason::OutsideRegions)
-            );
         }
+        assert_eq!(
+            id.decide(&words("PETROV, OLGA", 90.0), true),
+            Some(Reason::Unexplained)
+        );
+        assert_eq!(id.decide(&words("PETROV", 90.0), false), None);
+        assert_eq!(id.decide(&[], true), Some(Reason::Unreadable));
+        assert_eq!(id.decide(&[], false), None);
     }
 }

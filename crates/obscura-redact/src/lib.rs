@@ -2,20 +2,24 @@
 //! object's decoded frames, decide what identifies, redact it, verify.
 //!
 //! 1. A cheap pass ([`candidates`]) finds boxes that may hold a line of
-//!    text: thin strokes (a morphological top-hat) joined along rows, of a
-//!    text line's height. An image without any costs no OCR.
-//! 2. Each box is read by Tesseract (one engine per thread), upscaled for
-//!    small fonts, with no confidence cut-off: a line Tesseract reads with
-//!    little confidence cannot be cleared, so it is redacted.
-//! 3. [`Identity::decide`]: outside an ultrasound image's diagnostic
-//!    regions every text goes; inside (or in images without regions), text
-//!    that holds the object's identity (names, IDs, dates in any format,
-//!    found again by `obscura-detect`, and OCR's near misses of them), a
-//!    pattern's (names, IDs, phones...), or a long number.
+//!    text: thin strokes (a morphological top-hat) joined along rows, and
+//!    character-like pieces of strokes chained along a line, with how much
+//!    each looks like text. An image without any costs no OCR.
+//! 2. Outside an ultrasound image's diagnostic regions every candidate is
+//!    blacked out unread. Inside (or in images without regions) each line
+//!    is read by Tesseract (one engine per thread), upscaled for small
+//!    fonts, with no confidence cut-off.
+//! 3. [`Identity::decide`]: a line goes when it holds the object's identity
+//!    (names, IDs, dates in any format, found again by `obscura-detect`,
+//!    and OCR's near misses of them), a pattern's, or a long number; and,
+//!    when its strokes look like text, when OCR reads nothing in it or a
+//!    word that is not imaging vocabulary: recall does not hang on OCR
+//!    reading the text.
 //! 4. [`inspect`] redacts every frame (a box found in one frame is redacted
 //!    in all: banners stay put across a cine), reads the result again, and
 //!    fails if text that must go remains. The caller writes the frames back
-//!    natively (lossless) with `obscura-dicom`.
+//!    natively (lossless) with `obscura-dicom`. [`Mode::Check`] runs the
+//!    cheap pass alone: whether the pixels may hold text at all.
 //!
 //! Findings carry a place and a reason, never the text read.
 
@@ -27,12 +31,12 @@ mod object;
 mod ocr;
 mod rect;
 
-pub use candidates::{candidates, Candidates};
+pub use candidates::{candidates, Candidate, Candidates};
 pub use decide::{Identity, Reason};
 pub use grey::Grey;
 pub use header::{identity_of, regions_of};
 pub use object::{inspect, Found, Mode, NativeFrames, Outcome};
-pub use ocr::{read_block, read_line, release_engine, Line, Word};
+pub use ocr::{read_line, release_engine, Word};
 pub use rect::Rect;
 
 /// Why an object's pixels could not be cleaned.

@@ -4,7 +4,7 @@
 use crate::candidates::candidates;
 use crate::decide::{Identity, Reason};
 use crate::grey::Grey;
-use crate::ocr::{read_block, read_line, Word};
+use crate::ocr::{read_line, Word};
 use crate::{Rect, RedactError};
 use obscura_dicom::Source;
 use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples};
@@ -22,6 +22,9 @@ const VERIFY_ROUNDS: usize = 2;
 pub enum Mode {
     /// Redact what must go (Clean Pixel Data).
     Redact,
+    /// Find and decide as [`Mode::Redact`] does, redacting nothing (a
+    /// scan's findings).
+    Find,
     /// Only say whether the pixels hold text at all.
     Check,
 }
@@ -71,66 +74,79 @@ struct Reader<'a> {
     identity: &'a Identity,
     regions: &'a [Rect],
     mode: Mode,
-    /// Decisions by the pixels of the box read: a banner fixed across
+    /// Words read, by the pixels of the box read: a banner fixed across
     /// frames is read once, and verification rereads only what changed.
-    seen: HashMap<u64, Vec<(Rect, Vec<Word>)>>,
+    seen: HashMap<u64, Vec<Word>>,
     candidates: usize,
     ocr_calls: usize,
 }
 
 impl Reader<'_> {
-    /// The lines of `grey` that must go.
+    /// The boxes of `grey` that must go, and why. Outside the diagnostic
+    /// regions every candidate goes unread; inside (or in images without
+    /// regions), lines are read. In [`Mode::Check`] nothing is read: the
+    /// text-like lines are what makes the pixels not clear.
     fn lines(&mut self, grey: &Grey) -> Result<Vec<(Rect, Reason)>, RedactError> {
         let found = candidates(grey);
-        let mut read: Vec<(Rect, Vec<Word>)> = Vec::new();
-        let all = found.lines.iter().map(|r| (r, false));
-        for (rect, block) in all.chain(found.blocks.iter().map(|r| (r, true))) {
+        if self.mode == Mode::Check {
+            return Ok(found
+                .lines
+                .iter()
+                .filter(|c| c.text_like())
+                .map(|c| (c.rect, Reason::Unreadable))
+                .collect());
+        }
+        // what lies outside the diagnostic regions goes unread
+        let mut out: Vec<(Rect, Reason)> = found
+            .blocks
+            .iter()
+            .chain(found.lines.iter().map(|c| &c.rect))
+            .flat_map(|r| self.outside(r))
+            .map(|r| (r, Reason::OutsideRegions))
+            .collect();
+        let mut read: Vec<(Rect, Vec<Word>, bool)> = Vec::new();
+        for c in &found.lines {
+            if !self.inside(&c.rect) {
+                continue;
+            }
             self.candidates += 1;
-            let area = rect.grow(OCR_MARGIN).clip(grey.width, grey.height);
+            let area = c.rect.grow(OCR_MARGIN).clip(grey.width, grey.height);
             let crop = grey.crop(area);
             let key = {
                 let mut h = DefaultHasher::new();
-                (area, block, &crop.data).hash(&mut h);
+                (area, &crop.data).hash(&mut h);
                 h.finish()
             };
-            if let Some(lines) = self.seen.get(&key) {
-                read.extend_from_slice(lines);
-                continue;
-            }
-            self.ocr_calls += 1;
-            let lines = if block {
-                let mut lines = Vec::new();
-                for strokes in &found.strokes {
-                    lines.extend(
-                        read_block(&strokes.crop(area))?
-                            .into_iter()
-                            .map(|l| (l.rect.shift(area.x0, area.y0), l.words)),
-                    );
+            let words = match self.seen.get(&key) {
+                Some(words) => words.clone(),
+                None => {
+                    self.ocr_calls += 1;
+                    let words = read_line(&crop)?;
+                    self.seen.insert(key, words.clone());
+                    words
                 }
-                lines
-            } else {
-                vec![(*rect, read_line(&crop)?)]
             };
-            read.extend_from_slice(&lines);
-            self.seen.insert(key, lines);
+            read.push((c.rect, words, c.text_like()));
         }
-        Ok(rows(read)
-            .into_iter()
-            .filter_map(|(rect, words)| Some((rect, self.decide(&words, self.inside(&rect))?)))
-            .collect())
+        out.extend(
+            rows(read)
+                .into_iter()
+                .filter_map(|(rect, words, text_like)| {
+                    Some((rect, self.identity.decide(&words, text_like)?))
+                }),
+        );
+        Ok(out)
     }
 
-    fn decide(&self, words: &[Word], inside: bool) -> Option<Reason> {
-        match self.mode {
-            Mode::Redact => self.identity.decide(words, inside),
-            Mode::Check => self.identity.decide(words, true).or_else(|| {
-                let readable = words.iter().filter(|w| w.confidence >= 60.0);
-                let alnum: usize = readable
-                    .map(|w| w.text.chars().filter(|c| c.is_alphanumeric()).count())
-                    .sum();
-                (alnum >= 3).then_some(Reason::OutsideRegions)
-            }),
+    /// The parts of `r` outside every diagnostic region (none when the
+    /// image declares no region).
+    fn outside(&self, r: &Rect) -> Vec<Rect> {
+        if self.regions.is_empty() {
+            return Vec::new();
         }
+        self.regions.iter().fold(vec![*r], |parts, g| {
+            parts.iter().flat_map(|p| p.minus(g)).collect()
+        })
     }
 
     /// Whether a box lies in a diagnostic region (its centre does), or the
@@ -176,6 +192,9 @@ pub fn inspect<S: Source>(
                 });
             }
         }
+        if mode == Mode::Check && !found.is_empty() {
+            break;
+        }
     }
     let mut outcome = Outcome {
         found,
@@ -192,17 +211,19 @@ pub fn inspect<S: Source>(
             fill(&mut frame, darkest, &rects);
             // verification: read the redacted frame again; what the
             // redaction uncovered (text merged with what was removed) goes
-            // too, a few times at most
-            let mut rounds = 0;
-            loop {
+            // too, a few times at most; then only what identifies nobody
+            // may still be found (slivers between boxes, texture OCR reads
+            // nothing or a stray letter in), and is filled
+            for round in 0..=VERIFY_ROUNDS {
                 let remaining = reader.lines(&grey_of(&frame, info))?;
-                let Some((_, reason)) = remaining.first() else {
+                if remaining.is_empty() {
                     break;
-                };
-                if rounds == VERIFY_ROUNDS {
-                    return Err(RedactError::TextRemains(reason.as_str()));
                 }
-                rounds += 1;
+                if round == VERIFY_ROUNDS {
+                    if let Some((_, reason)) = remaining.iter().find(|(_, r)| r.identifies()) {
+                        return Err(RedactError::TextRemains(reason.as_str()));
+                    }
+                }
                 let more: Vec<Rect> = remaining.iter().map(|(r, _)| *r).collect();
                 fill(&mut frame, darkest, &more);
                 outcome
@@ -238,24 +259,27 @@ fn grey_of(frame: &Frame, info: &ImageInfo) -> Grey {
 }
 
 /// Lines read side by side (overlapping rows, gaps of at most twice their
-/// height) joined into one, left to right: a name split in two by the cheap
-/// pass is decided whole.
-fn rows(mut read: Vec<(Rect, Vec<Word>)>) -> Vec<(Rect, Vec<Word>)> {
-    read.retain(|(_, words)| !words.is_empty());
-    read.sort_by_key(|(r, _)| (r.x0, r.y0));
-    let mut rows: Vec<(Rect, Vec<Word>)> = Vec::new();
-    for (r, words) in read {
-        let joins = |m: &Rect| {
+/// height) joined into one, left to right: a name or a date split in two by
+/// the cheap pass is decided whole. Lines where nothing was read stay
+/// apart.
+fn rows(mut read: Vec<(Rect, Vec<Word>, bool)>) -> Vec<(Rect, Vec<Word>, bool)> {
+    read.sort_by_key(|(r, _, _)| (r.x0, r.y0));
+    let mut rows: Vec<(Rect, Vec<Word>, bool)> = Vec::new();
+    for (r, words, text_like) in read {
+        let joins = |m: &Rect, w: &[Word]| {
             let overlap = r.y1.min(m.y1).saturating_sub(r.y0.max(m.y0));
-            overlap * 2 >= r.height().min(m.height())
+            !words.is_empty()
+                && !w.is_empty()
+                && overlap * 2 >= r.height().min(m.height())
                 && r.x0 <= m.x1 + 2 * r.height().max(m.height())
         };
-        match rows.iter_mut().rev().find(|(m, _)| joins(m)) {
-            Some((m, w)) => {
+        match rows.iter_mut().rev().find(|(m, w, _)| joins(m, w)) {
+            Some((m, w, t)) => {
                 *m = m.union(&r);
                 w.extend(words);
+                *t |= text_like;
             }
-            None => rows.push((r, words)),
+            None => rows.push((r, words, text_like)),
         }
     }
     rows

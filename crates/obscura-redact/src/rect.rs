@@ -14,6 +14,16 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// The one pixel at (`x`, `y`).
+    pub fn pixel(x: usize, y: usize) -> Rect {
+        Rect {
+            x0: x,
+            y0: y,
+            x1: x + 1,
+            y1: y + 1,
+        }
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> usize {
         self.x1.saturating_sub(self.x0)
@@ -67,6 +77,33 @@ impl Rect {
     /// Whether `o` lies wholly inside.
     pub fn contains(&self, o: &Rect) -> bool {
         o.x0 >= self.x0 && o.y0 >= self.y0 && o.x1 <= self.x1 && o.y1 <= self.y1
+    }
+
+    /// What is left of it outside `o`: up to four bands.
+    pub fn minus(&self, o: &Rect) -> Vec<Rect> {
+        if !self.overlaps(o) {
+            return vec![*self];
+        }
+        let (y0, y1) = (self.y0.max(o.y0), self.y1.min(o.y1));
+        [
+            Rect { y1: o.y0, ..*self },
+            Rect { y0: o.y1, ..*self },
+            Rect {
+                y0,
+                y1,
+                x1: o.x0,
+                ..*self
+            },
+            Rect {
+                y0,
+                y1,
+                x0: o.x1,
+                ..*self
+            },
+        ]
+        .into_iter()
+        .filter(|r| r.x0 < r.x1 && r.y0 < r.y1)
+        .collect()
     }
 
     /// Whether the two share any pixel.

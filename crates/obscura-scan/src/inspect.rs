@@ -38,13 +38,13 @@ const MEMO_TEXT_LIMIT: usize = 1024;
 
 /// Scan one file. Never fails: a file that cannot be read says why in its status.
 pub fn inspect_file(path: &Path) -> FileScan {
-    inspect_file_knowing(path, &[])
+    inspect_file_knowing(path, &[], false)
 }
 
 /// Scan one file, knowing `names` (DICOM person names) as its own besides
 /// the values its header holds: names the patterns found in other files of
-/// the same patient.
-pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
+/// the same patient; with `pixels`, its frames are read for burned-in text.
+pub(crate) fn inspect_file_knowing(path: &Path, names: &[String], pixels: bool) -> FileScan {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut out = FileScan::new(path, FileStatus::Scanned, bytes);
     let read = match obscura_batch::read_file(path, Limits::default()) {
@@ -155,6 +155,9 @@ pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
             value: String::new(),
         });
     }
+    if pixels && read.input.pixel.is_some() {
+        out.findings.extend(pixel_findings(read));
+    }
     if out.marked_deidentified && out.has_identity() {
         out.findings.push(Finding {
             path: "0012,0062".into(),
@@ -166,6 +169,42 @@ pub(crate) fn inspect_file_knowing(path: &Path, names: &[String]) -> FileScan {
         });
     }
     out
+}
+
+/// The burned-in text found in a file's frames: where and why, never
+/// what it says.
+fn pixel_findings(read: obscura_batch::ReadFile) -> Vec<Finding> {
+    let finding = |detector: &str, kind: Option<&'static str>, value: String| Finding {
+        path: "7FE0,0010".into(),
+        keyword: "PixelData".into(),
+        category: Category::BurnedIn,
+        detector: detector.into(),
+        kind,
+        value,
+    };
+    match obscura_batch::pixels::find_text(read.input, read.dataset) {
+        Ok(found) => found
+            .iter()
+            .map(|f| {
+                let r = f.rect;
+                let kind = match f.reason {
+                    obscura_redact::Reason::Identity(k) => Some(k.as_str()),
+                    _ => None,
+                };
+                let value = format!(
+                    "frame {}, {}x{} at ({}, {}): {}",
+                    f.frame + 1,
+                    r.width(),
+                    r.height(),
+                    r.x0,
+                    r.y0,
+                    f.reason.as_str()
+                );
+                finding("burned-in-text", kind, value)
+            })
+            .collect(),
+        Err(detail) => vec![finding("pixels-unreadable", None, detail)],
+    }
 }
 
 /// Whether every word of the person name `name` is a value `known` holds.

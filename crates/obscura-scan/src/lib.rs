@@ -148,7 +148,8 @@ pub struct Finding {
     /// again), `learned-name` (a name the patterns found elsewhere in the
     /// file or in the patient's other files), a pattern detector's name
     /// (`name-cue`, `id-shape`, `phone`...), `private-creator`, `burned-in`,
-    /// `markers`, `document-unreadable`.
+    /// `burned-in-text` (text found in the pixels; the value says where and
+    /// why), `pixels-unreadable`, `markers`, `document-unreadable`.
     pub detector: String,
     /// The kind of identity (`name`, `date`, `id`...), where known.
     pub kind: Option<&'static str>,
@@ -271,6 +272,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
 
 /// Scan `files` with `jobs` worker threads; `on_file` is called once per
 /// file done (for a progress bar). Files come back in the order given.
+/// With `pixels`, the frames of every file with pixel data are read for
+/// burned-in text too (`obscura-redact`: the text Clean Pixel Data would
+/// redact, each a finding with its frame, place and reason, never its
+/// words).
 ///
 /// Names the pattern detectors find in one file are the patient's: the
 /// files of the same patient that do not hold them yet are read again
@@ -280,17 +285,18 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
 pub fn scan(
     files: &[PathBuf],
     jobs: usize,
+    pixels: bool,
     on_file: impl Fn() + Sync,
 ) -> Result<Vec<FileScan>, ScanError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()
         .map_err(|e| ScanError::Threads(e.to_string()))?;
-    Ok(pool.install(|| {
+    let scans = pool.install(|| {
         let mut scans: Vec<FileScan> = files
             .par_iter()
             .map(|f| {
-                let r = scan_one(f, &[]);
+                let r = scan_one(f, &[], pixels);
                 on_file();
                 r
             })
@@ -323,20 +329,25 @@ pub fn scan(
             .collect();
         let rescans: Vec<(usize, FileScan)> = again
             .into_par_iter()
-            .map(|(i, extra)| (i, scan_one(&files[i], &extra)))
+            .map(|(i, extra)| (i, scan_one(&files[i], &extra, pixels)))
             .collect();
         for (i, s) in rescans {
             scans[i] = s;
         }
         scans
-    }))
+    });
+    // Tesseract engines, one per worker thread, freed before the pool is
+    pool.broadcast(|_| obscura_redact::release_engine());
+    Ok(scans)
 }
 
 /// One file, knowing `names` besides its own values; a panic in the parser
 /// or a detector becomes an unreadable file, never the end of the scan.
-fn scan_one(path: &Path, names: &[String]) -> FileScan {
-    std::panic::catch_unwind(|| inspect::inspect_file_knowing(path, names)).unwrap_or_else(|_| {
-        let status = FileStatus::Unreadable("internal error while scanning this file".into());
-        FileScan::new(path, status, 0)
-    })
+fn scan_one(path: &Path, names: &[String], pixels: bool) -> FileScan {
+    std::panic::catch_unwind(|| inspect::inspect_file_knowing(path, names, pixels)).unwrap_or_else(
+        |_| {
+            let status = FileStatus::Unreadable("internal error while scanning this file".into());
+            FileScan::new(path, status, 0)
+        },
+    )
 }
