@@ -189,10 +189,10 @@ fn chains(pieces: &[Rect]) -> Vec<Rect> {
         }
     }
     let mut groups: std::collections::HashMap<usize, (Rect, usize)> = Default::default();
-    for i in 0..pieces.len() {
+    for (i, piece) in pieces.iter().enumerate() {
         let r = root(&mut parent, i);
-        let e = groups.entry(r).or_insert((pieces[i], 0));
-        e.0 = e.0.union(&pieces[i]);
+        let e = groups.entry(r).or_insert((*piece, 0));
+        e.0 = e.0.union(piece);
         e.1 += 1;
     }
     let mut out: Vec<Rect> = groups

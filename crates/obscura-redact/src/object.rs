@@ -7,15 +7,20 @@ use crate::grey::Grey;
 use crate::ocr::{read_line, Word};
 use crate::{Rect, RedactError};
 use obscura_dicom::Source;
-use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples};
+use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples, Window};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Pixels added around a candidate for OCR, and around a redacted box.
 const OCR_MARGIN: usize = 3;
 const REDACT_MARGIN: usize = 2;
+/// The tallest line a redaction's margin grows with.
+const LINE_HEIGHT: usize = 40;
 /// Verification rounds that may redact what an earlier one uncovered.
 const VERIFY_ROUNDS: usize = 2;
+/// Share of a grey frame's pixels its window may clip before the frame is
+/// also read spanning its values (1st to 99th percentile).
+const CLIPPED: f64 = 0.3;
 
 /// What to do with the text found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +87,19 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The boxes of a frame that must go, in each of its renderings.
+    fn frame(
+        &mut self,
+        frame: &Frame,
+        info: &ImageInfo,
+    ) -> Result<Vec<(Rect, Reason)>, RedactError> {
+        let mut out = Vec::new();
+        for grey in greys(frame, info) {
+            out.extend(self.lines(&grey)?);
+        }
+        Ok(out)
+    }
+
     /// The boxes of `grey` that must go, and why. Outside the diagnostic
     /// regions every candidate goes unread; inside (or in images without
     /// regions), lines are read. In [`Mode::Check`] nothing is read: the
@@ -183,7 +201,7 @@ pub fn inspect<S: Source>(
     let mut found: Vec<Found> = Vec::new();
     for n in 0..decoder.frames() {
         let frame = decoder.frame(n)?;
-        for (rect, reason) in reader.lines(&grey_of(&frame, info))? {
+        for (rect, reason) in reader.frame(&frame, info)? {
             if !found.iter().any(|f| f.rect == rect) {
                 found.push(Found {
                     frame: n,
@@ -207,7 +225,7 @@ pub fn inspect<S: Source>(
         let mut written = None;
         for n in 0..decoder.frames() {
             let mut frame = decoder.frame(n)?;
-            let darkest = darkest(&grey_of(&frame, info));
+            let darkest = darkest(&greys(&frame, info)[0]);
             fill(&mut frame, darkest, &rects);
             // verification: read the redacted frame again; what the
             // redaction uncovered (text merged with what was removed) goes
@@ -215,7 +233,7 @@ pub fn inspect<S: Source>(
             // may still be found (slivers between boxes, texture OCR reads
             // nothing or a stray letter in), and is filled
             for round in 0..=VERIFY_ROUNDS {
-                let remaining = reader.lines(&grey_of(&frame, info))?;
+                let remaining = reader.frame(&frame, info)?;
                 if remaining.is_empty() {
                     break;
                 }
@@ -253,9 +271,29 @@ pub fn inspect<S: Source>(
     Ok(outcome)
 }
 
-/// What a frame looks like, in grey.
-fn grey_of(frame: &Frame, info: &ImageInfo) -> Grey {
-    Grey::from_image(&render(frame, info, None))
+/// What a frame looks like, in grey, as a viewer first shows it; and, for a
+/// grey frame whose window leaves more than [`CLIPPED`] of its pixels black
+/// or white, spanning its values too: text outside the window is one
+/// windowing away from being read.
+fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
+    let shown = Grey::from_image(&render(frame, info, None));
+    let grey = matches!(
+        frame.photometric,
+        Photometric::Monochrome1 | Photometric::Monochrome2
+    );
+    let clipped = shown.data.iter().filter(|&&v| v == 0 || v == 255).count();
+    if !grey || info.window.is_none() || (clipped as f64) < CLIPPED * shown.data.len() as f64 {
+        return vec![shown];
+    }
+    let modality = |v: i32| f64::from(v) * info.slope + info.intercept;
+    let mut values: Vec<f64> = frame.values().map(modality).collect();
+    let n = values.len();
+    let lo = *values.select_nth_unstable_by(n / 100, f64::total_cmp).1;
+    let hi = *values
+        .select_nth_unstable_by(n - 1 - n / 100, f64::total_cmp)
+        .1;
+    let spanning = render(frame, info, Some(Window::spanning(lo, hi.max(lo + 1.0))));
+    vec![shown, Grey::from_image(&spanning)]
 }
 
 /// Lines read side by side (overlapping rows, gaps of at most twice their
@@ -294,7 +332,7 @@ fn darkest(grey: &Grey) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// Every box of `rects` (grown a little) filled with the samples of pixel
+/// Every box of `rects` (grown with its height) filled with the samples of pixel
 /// `from` (the darkest).
 fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
     let spp = usize::from(frame.samples_per_pixel);
@@ -308,7 +346,11 @@ fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
 fn fill_samples<T: Copy>(v: &mut [T], from: usize, spp: usize, w: usize, h: usize, rects: &[Rect]) {
     let value: Vec<T> = v[from * spp..(from + 1) * spp].to_vec();
     for r in rects {
-        let r = r.grow(REDACT_MARGIN).clip(w, h);
+        // anti-aliased edges fainter than a stroke, and letters the cheap
+        // pass cut off a line's ends: a quarter of a line's height more
+        // around, half more at the ends
+        let extra = r.height().min(LINE_HEIGHT) / 4;
+        let r = r.grow(REDACT_MARGIN + extra).widen(extra).clip(w, h);
         for y in r.y0..r.y1 {
             for x in r.x0..r.x1 {
                 v[(y * w + x) * spp..(y * w + x + 1) * spp].copy_from_slice(&value);

@@ -44,13 +44,12 @@ impl Rect {
         }
     }
 
-    /// Moved by (`dx`, `dy`).
-    pub fn shift(&self, dx: usize, dy: usize) -> Rect {
+    /// Grown by `m` pixels left and right (not below 0).
+    pub fn widen(&self, m: usize) -> Rect {
         Rect {
-            x0: self.x0 + dx,
-            y0: self.y0 + dy,
-            x1: self.x1 + dx,
-            y1: self.y1 + dy,
+            x0: self.x0.saturating_sub(m),
+            x1: self.x1 + m,
+            ..*self
         }
     }
 
