@@ -111,3 +111,34 @@ def test_quiet_gateway_raises_no_alert(tmp_path, hook):
     assert Hook.received == []
     check = subprocess.run([str(BINARY), "alerts", "check", str(tmp_path / "audit")], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_identifiable_data_to_a_vendor_alerts(tmp_path):
+    """`viewer` is vendor-class by [alerts] vendors: its QIDO answer names
+    patients, so `vendor-identifiable` is raised live, and offline with
+    --vendor; without --vendor, offline, it is not."""
+    import requests
+    from gateway_fixtures import storescu
+    from test_audit import audited_archive, pick_files
+    config, port, web_port, token = audited_archive(tmp_path)
+    config.write_text(config.read_text() + '\n[alerts]\nvendors = ["viewer"]\n')
+    gw = Gateway(config, port).start()
+    try:
+        assert "1 vendor-class principals" in gw.log_text(), gw.log_text()[-2000:]
+        sent = storescu(port, pick_files()[0])
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        gw.wait_idle(["out", "archive-a"])
+        s = requests.Session()
+        s.trust_env = False
+        r = s.get(f"http://127.0.0.1:{web_port}/studies", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    assert "ALERT vendor-identifiable" in gw.log_text(), gw.log_text()[-3000:]
+    log = str(tmp_path / "audit")
+    check = subprocess.run([str(BINARY), "alerts", "check", log, "--json", "--vendor", "viewer"],
+                           capture_output=True, text=True)
+    rules = [json.loads(line)["rule"] for line in check.stdout.splitlines()]
+    assert rules.count("vendor-identifiable") == 1, check.stdout + check.stderr
+    plain = subprocess.run([str(BINARY), "alerts", "check", log, "--json"], capture_output=True, text=True)
+    assert "vendor-identifiable" not in plain.stdout

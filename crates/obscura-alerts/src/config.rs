@@ -15,6 +15,11 @@ pub struct AlertsSection {
     /// (MSGID `obscura-alert`, severity warning). Default true.
     #[serde(default = "yes")]
     pub syslog: bool,
+    /// Vendor-class principals (`name` or `name@tenant`): identifiable data
+    /// reaching one always alerts. Principals whose grants give them only a
+    /// de-identified view are vendor-class too.
+    #[serde(default)]
+    pub vendors: Vec<String>,
 }
 
 fn yes() -> bool {

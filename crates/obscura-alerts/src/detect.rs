@@ -43,6 +43,17 @@ pub struct Settings {
     pub destination_learning: i64,
     /// Principals that are the service itself (forwarding), not users.
     pub service_principals: Vec<String>,
+    /// Vendor-class principals (by config or grant): `name` (in every
+    /// tenant) or `name@tenant`. Identifiable data reaching one always alerts.
+    pub vendors: Vec<String>,
+}
+
+impl Settings {
+    /// Whether `principal` (`name@tenant`, or a DIMSE peer) is vendor-class.
+    pub fn is_vendor(&self, principal: &str) -> bool {
+        let name = principal.rsplit_once('@').map_or(principal, |(n, _)| n);
+        self.vendors.iter().any(|v| v == principal || v == name)
+    }
 }
 
 impl Default for Settings {
@@ -62,6 +73,7 @@ impl Default for Settings {
             dormant_min_days: 3,
             destination_learning: 86_400,
             service_principals: vec!["obscura-serve".into()],
+            vendors: Vec::new(),
         }
     }
 }
@@ -220,6 +232,23 @@ impl Detector {
         if e.kind.is_admin() {
             let name = &e.actor.principal;
             out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "always"));
+        }
+        let reads = matches!(action, Some(WebAction::Search | WebAction::Retrieve));
+        if reads && e.outcome == Outcome::Success && self.settings.is_vendor(&e.actor.principal) {
+            let n = patients().count() as u64;
+            if n > 0 {
+                let name = &e.actor.principal;
+                out.push(alert(
+                    r,
+                    t,
+                    Rule::VendorIdentifiable,
+                    name,
+                    n,
+                    0.0,
+                    0.0,
+                    "always",
+                ));
+            }
         }
         match e.kind {
             EventKind::InstanceForwarded | EventKind::InstanceQuarantined => {
@@ -468,5 +497,67 @@ pub(crate) fn alert(
         baseline,
         basis,
         seq: r.seq,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use obscura_audit::{Actor, AuditEvent, AuditKey, SubjectRef};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn web(seq: u64, who: &str, route: &str, outcome: Outcome, patients: u32) -> Record {
+        let key = AuditKey::from_bytes([1; 32]);
+        let mut e = AuditEvent::new(
+            UNIX_EPOCH + Duration::from_secs(1_780_000_000 + seq),
+            EventKind::WebRequest,
+            Actor {
+                principal: who.into(),
+                ..Default::default()
+            },
+            outcome,
+        );
+        e.route = Some(route.into());
+        e.subjects = (0..patients)
+            .map(|p| SubjectRef::patient(&key, &format!("P{p}")))
+            .collect();
+        Record { seq, event: e }
+    }
+
+    #[test]
+    fn identifiable_data_to_a_vendor_always_alerts() {
+        let mut d = Detector::new(Settings {
+            vendors: vec!["vendor-x".into(), "ai@site-b".into()],
+            ..Settings::default()
+        });
+        let rules = |d: &mut Detector, r: Record| -> Vec<(Rule, u64)> {
+            d.observe(&r).iter().map(|a| (a.rule, a.count)).collect()
+        };
+        let q = "web:GET /studies";
+        let wado = "web:GET /studies/{study}";
+        assert_eq!(
+            rules(&mut d, web(1, "vendor-x@site-a", q, Outcome::Success, 3)),
+            [(Rule::VendorIdentifiable, 3)]
+        );
+        assert_eq!(
+            rules(&mut d, web(2, "ai@site-b", wado, Outcome::Success, 1)),
+            [(Rule::VendorIdentifiable, 1)]
+        );
+        // another tenant's `ai`, a reader, a denial, a store, no patient: none
+        for r in [
+            web(3, "ai@site-c", q, Outcome::Success, 1),
+            web(4, "reader@site-a", q, Outcome::Success, 2),
+            web(5, "vendor-x@site-a", wado, Outcome::Denied, 1),
+            web(
+                6,
+                "vendor-x@site-a",
+                "web:POST /studies",
+                Outcome::Success,
+                1,
+            ),
+            web(7, "vendor-x@site-a", q, Outcome::Success, 0),
+        ] {
+            assert!(rules(&mut d, r).is_empty());
+        }
     }
 }

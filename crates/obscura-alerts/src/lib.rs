@@ -68,6 +68,9 @@ pub enum Rule {
     Dormant,
     /// Grant, tenant, key or config changes, log recovery: always.
     AdminEvent,
+    /// Identifiable data (a search's or retrieve's patients) reaching a
+    /// vendor-class principal: always.
+    VendorIdentifiable,
 }
 
 impl Rule {

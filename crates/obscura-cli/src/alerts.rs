@@ -21,6 +21,10 @@ pub enum AlertsCommand {
         /// Fixed thresholds instead (the classic rules, for comparison).
         #[arg(long)]
         fixed: bool,
+        /// A vendor-class principal (`name` or `name@tenant`): identifiable
+        /// data reaching it always alerts; repeatable.
+        #[arg(long = "vendor", value_name = "PRINCIPAL")]
+        vendors: Vec<String>,
     },
     /// Run the access simulator (a seeded month: ~200 principals, 50,000
     /// patients, 8 kinds of injected incident) and print the recall and
@@ -44,13 +48,17 @@ pub fn run(cmd: AlertsCommand) -> Result<ExitCode> {
             log_dir,
             json,
             fixed,
+            vendors,
         } => {
             let reader = obscura_audit::LogReader::open(&log_dir)
                 .with_context(|| format!("cannot read the log at {}", log_dir.display()))?;
             let mut detector: Box<dyn Observe> = if fixed {
                 Box::new(FixedThresholds::default())
             } else {
-                Box::new(Detector::new(Settings::default()))
+                Box::new(Detector::new(Settings {
+                    vendors,
+                    ..Settings::default()
+                }))
             };
             let mut n = 0u64;
             reader.for_each_record(0, |r| {

@@ -106,7 +106,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     }
     let (auditor, exporters) = open_audit(&config)?;
     let alerts = match &auditor {
-        Some(a) => crate::serve_alerts::start(&config, a, &exporters)?,
+        Some(a) => crate::serve_alerts::start(&config, a, &exporters, grants.as_ref())?,
         None if config.alerts.is_some() => bail!("[alerts] reads the audit log: set [audit] too"),
         None => None,
     };

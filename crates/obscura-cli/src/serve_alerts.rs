@@ -13,11 +13,54 @@ use std::sync::Arc;
 /// MSGID of an alert sent to syslog (its MSG is the alert's JSON).
 const ALERT_MSGID: &str = "obscura-alert";
 
+/// The vendor-class principals: `[alerts] vendors`, and every principal
+/// that a grant (`[[web.grant]]` or the archive's grant store) gives a
+/// de-identified view only.
+fn vendors(
+    config: &Config,
+    section: &AlertsSection,
+    grants: Option<&Arc<dyn obscura_access::GrantStore>>,
+) -> Result<Vec<String>> {
+    let mut views: Vec<(String, bool)> = Vec::new();
+    let static_grants = config
+        .web
+        .as_ref()
+        .and_then(|w| w.get("grant"))
+        .and_then(|g| g.as_array());
+    for g in static_grants.into_iter().flatten() {
+        let field = |k| g.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        views.push((
+            field("principal").into(),
+            field("view").starts_with("deidentified"),
+        ));
+    }
+    if let Some(store) = grants {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for g in store.list(None).context("the grant store")? {
+            if g.live(now) {
+                let deid = matches!(g.grant.view, obscura_access::View::Deidentified { .. });
+                views.push((g.grant.principal.clone(), deid));
+            }
+        }
+    }
+    let mut out = section.vendors.clone();
+    for (p, _) in views.iter().filter(|(_, deid)| *deid) {
+        // de-identified only: no grant of the principal gives the original view
+        if !views.iter().any(|(q, deid)| q == p && !deid) && !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Start the live detector of `[alerts]`, if any, on `auditor`.
 pub fn start(
     config: &Config,
     auditor: &Auditor,
     exporters: &[Arc<SyslogExporter>],
+    grants: Option<&Arc<dyn obscura_access::GrantStore>>,
 ) -> Result<Option<Arc<LiveAlerts>>> {
     let Some(table) = &config.alerts else {
         return Ok(None);
@@ -56,14 +99,15 @@ pub fn start(
             }
         }
     });
-    let live = LiveAlerts::start(
-        Detector::new(Settings::default()),
-        config.path(&audit.dir),
-        sink,
-    );
+    let settings = Settings {
+        vendors: vendors(config, &section, grants)?,
+        ..Settings::default()
+    };
+    let vendor_count = settings.vendors.len();
+    let live = LiveAlerts::start(Detector::new(settings), config.path(&audit.dir), sink);
     auditor.add_tap(Arc::clone(&live) as Arc<dyn obscura_audit::Tap>);
     log(&format!(
-        "alerts on: baselines learned from the audit log{}{}",
+        "alerts on: baselines learned from the audit log, {vendor_count} vendor-class principals{}{}",
         if section.webhook.is_some() {
             ", to the webhook"
         } else {
