@@ -32,7 +32,9 @@ import pytest
 import requests
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
+from conftest import obscura
 from gateway_fixtures import free_port, web_archive
 
 OHIF_VERSION = "3.13.2"
@@ -120,7 +122,7 @@ def make_handler(dist, upstream, token, app_config):
 
         def do_GET(self):
             path = self.path
-            if path.startswith("/dicom-web/") or path.startswith("/studies"):
+            if path.startswith("/dicom-web/") or path.startswith("/studies") or path.startswith("/share/"):
                 return self.proxy(path[len("/dicom-web"):] if path.startswith("/dicom-web/") else path)
             clean = path.split("?")[0].split("#")[0]
             if clean == "/app-config.js":
@@ -143,7 +145,9 @@ def make_handler(dist, upstream, token, app_config):
             self.wfile.write(body)
 
         def proxy(self, path):
-            headers = {"Authorization": f"Bearer {token}", "Host": self.headers.get("Host", "")}
+            headers = {"Host": self.headers.get("Host", "")}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
             if self.headers.get("Accept"):
                 headers["Accept"] = self.headers["Accept"]
             r = requests.get(upstream + path, headers=headers, timeout=60)
@@ -226,11 +230,13 @@ def obscura_plain(tmp_path):
     gw.stop()
 
 
-def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
-    dist = ohif_dist()
-    upstream, token, gw = obscura_plain
+def stow_marked(upstream, token, marker):
+    """CT_small.dcm as a new study with MARKER as its Study Description,
+    stored; the dataset."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.StudyDescription = "OBSCURA OHIF CHECK"
+    ds.StudyDescription = marker
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     with BytesIO() as b:
         ds.save_as(b)
         blob = b.getvalue()
@@ -241,10 +247,16 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
                + b"\r\n--bb--\r\n",
                headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=bb'})
     assert r.status_code == 200, r.text
+    return ds
 
+
+def open_in_ohif(dist, upstream, token, root, study, marker):
+    """Serve OHIF with its DICOMweb root at ROOT on the site (proxied to
+    UPSTREAM, with TOKEN if any), open STUDY in headless Chromium, and check
+    the viewer shows MARKER and draws the image. The site's request log."""
     port = free_port()
     site = Site(("127.0.0.1", port), make_handler(
-        dist, upstream, token, APP_CONFIG % {"root": f"http://127.0.0.1:{port}/dicom-web"}))
+        dist, upstream, token, APP_CONFIG % {"root": f"http://127.0.0.1:{port}{root}"}))
     site.log = []
     threading.Thread(target=site.serve_forever, daemon=True).start()
     artifacts = Path(tempfile.mkdtemp(prefix="obscura-ohif-"))
@@ -256,7 +268,7 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
         browser.call("Runtime.enable", session)
         browser.call("Emulation.setDeviceMetricsOverride", session, width=1280, height=900,
                      deviceScaleFactor=1, mobile=False)
-        url = f"http://127.0.0.1:{port}/viewer?StudyInstanceUIDs={ds.StudyInstanceUID}"
+        url = f"http://127.0.0.1:{port}/viewer?StudyInstanceUIDs={study}"
         browser.call("Page.navigate", session, url=url)
         # wait for the viewport's canvas, the study's description in the DOM,
         # and pixels drawn in the canvas
@@ -270,8 +282,8 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
                               return [r.left, r.top, r.width, r.height]; });
                 return {canvases: c, text: document.body ? document.body.innerText : ''};
             })()""") or {}
-            if state.get("canvases") and "OBSCURA OHIF CHECK" in state.get("text", "") \
-                    and any(p[0].startswith("/studies/") and "/frames/" in p[0] for p in site.log) \
+            if state.get("canvases") and marker in state.get("text", "") \
+                    and any("/studies/" in p[0] and "/frames/" in p[0] for p in site.log) \
                     and any("/thumbnail" in p[0] for p in site.log):
                 time.sleep(3)  # let it draw
                 break
@@ -283,7 +295,7 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
         (artifacts / "requests.json").write_text(json.dumps(site.log, indent=1))
         print(f"\nOHIF artifacts (viewer.png, dom.txt, requests.json): {artifacts}")
         assert state.get("canvases"), f"no viewport canvas; DOM text: {state.get('text', '')[:1500]}"
-        assert "OBSCURA OHIF CHECK" in state["text"], state["text"][:1500]
+        assert marker in state["text"], state["text"][:1500]
         assert any(p[2] == 200 and "/frames/" in p[0] for p in site.log), site.log
         # the series thumbnail, rendered by the server (obscura-pixels)
         assert any(p[2] == 200 and "/thumbnail" in p[0] for p in site.log), site.log
@@ -294,6 +306,33 @@ def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
         assert len(colors) > 50, f"viewport nearly uniform: {len(colors)} grey levels ({artifacts})"
         lo, hi = img.getextrema()
         assert hi - lo > 64, (lo, hi)
+        return site.log
     finally:
         browser.close()
         site.shutdown()
+
+
+def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
+    dist = ohif_dist()
+    upstream, token, gw = obscura_plain
+    ds = stow_marked(upstream, token, "OBSCURA OHIF CHECK")
+    open_in_ohif(dist, upstream, token, "/dicom-web", ds.StudyInstanceUID, "OBSCURA OHIF CHECK")
+
+
+def test_ohif_viewer_opens_a_share_link(obscura_plain, tmp_path):
+    """`obscura share` prints a capability URL, the DICOMweb root of one
+    study; the viewer is given it as its data source and the site proxies
+    it without any credential of its own: the link alone opens the study,
+    and every request the viewer made went through the link."""
+    dist = ohif_dist()
+    upstream, token, gw = obscura_plain
+    ds = stow_marked(upstream, token, "OBSCURA SHARE CHECK")
+    stow_marked(upstream, token, "ANOTHER STUDY")
+    p = obscura("share", ds.StudyInstanceUID, "--tenant", "Site V", "--expires", "1h",
+                "--config", gw.config)
+    assert p.returncode == 0, p.stderr
+    link = p.stdout.strip()
+    assert link.startswith(upstream + "/share/g-"), link
+    root = link[len(upstream):]
+    log = open_in_ohif(dist, upstream, None, root, ds.StudyInstanceUID, "OBSCURA SHARE CHECK")
+    assert all(path.startswith(root + "/") for path, _, _ in log), log

@@ -111,6 +111,7 @@ fn main() {
                     actions: Actions::parse(["search,read"]).unwrap(),
                     view: View::Original,
                     expires: Some(now() + 3600),
+                    quota: None,
                 },
                 now(),
             )
@@ -130,7 +131,9 @@ fn main() {
         v.validate(&eddsa, None, t).unwrap();
     });
     let grants = median_ns(n, || {
-        policy.access("idp:vendor", Some("j-1"), t).unwrap();
+        policy
+            .access("idp:vendor", Some("j-1"), t, &|_, _| Ok(Default::default()))
+            .unwrap();
     });
     println!("per request, median of 5 x {n}:");
     println!("  opaque token SHA-256      {:>9.1} us", opaque / 1000.0);

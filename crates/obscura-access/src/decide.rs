@@ -38,11 +38,14 @@ impl Studies {
 
 /// What one principal may do, for one request: its tenant and its live
 /// grants (or the whole tenant, for an owner principal of the config).
+/// Label and query scopes reach nothing until [`resolve`](Self::resolve)d.
 #[derive(Debug, Clone)]
 pub struct Access {
     tenant: String,
     grants: Vec<Grant>,
     owner: bool,
+    /// Per grant, the studies its label or query scope resolved to.
+    resolved: Vec<Option<BTreeSet<String>>>,
 }
 
 impl Access {
@@ -53,6 +56,7 @@ impl Access {
             tenant: tenant.to_string(),
             grants: Vec::new(),
             owner: true,
+            resolved: Vec::new(),
         }
     }
 
@@ -66,9 +70,24 @@ impl Access {
         }
         Ok(Access {
             tenant,
+            resolved: vec![None; live.len()],
             grants: live,
             owner: false,
         })
+    }
+
+    /// Resolve every label and query scope to the studies it reaches now,
+    /// with `f` (which asks the grant store or the index).
+    pub fn resolve<E>(
+        &mut self,
+        mut f: impl FnMut(&Scope) -> Result<BTreeSet<String>, E>,
+    ) -> Result<(), E> {
+        for (g, slot) in self.grants.iter().zip(self.resolved.iter_mut()) {
+            if matches!(g.grant.scope, Scope::Label(_) | Scope::Query(_)) {
+                *slot = Some(f(&g.grant.scope)?);
+            }
+        }
+        Ok(())
     }
 
     /// The tenant's id.
@@ -86,18 +105,31 @@ impl Access {
         &self.grants
     }
 
-    fn granting(&self, action: Action) -> impl Iterator<Item = &Grant> {
+    /// The grants giving `action`, each with what its label or query
+    /// resolved to.
+    fn granting(
+        &self,
+        action: Action,
+    ) -> impl Iterator<Item = (&Grant, Option<&BTreeSet<String>>)> {
         self.grants
             .iter()
-            .filter(move |g| g.grant.actions.has(action))
+            .zip(&self.resolved)
+            .filter(move |(g, _)| g.grant.actions.has(action))
+            .map(|(g, r)| (g, r.as_ref()))
     }
 
     /// The grant whose view a study is seen through: the first live grant
-    /// covering it (grants come oldest first), whatever its actions, so
-    /// every route shows a study the same way. `None`: the originals (an
-    /// owner, or no grant covers it).
+    /// covering it (grants come oldest first; labels and queries as
+    /// resolved), whatever its actions, so every route shows a study the
+    /// same way. `None`: the originals (an owner, or no grant covers it).
     pub fn viewing(&self, study: &str) -> Option<&Grant> {
-        self.grants.iter().find(|g| g.grant.scope.covers(study))
+        self.grants
+            .iter()
+            .zip(&self.resolved)
+            .find(|(g, r)| {
+                g.grant.scope.covers(study) || r.as_ref().is_some_and(|r| r.contains(study))
+            })
+            .map(|(g, _)| g)
     }
 
     /// The grants with a de-identified view.
@@ -109,12 +141,35 @@ impl Access {
 
     /// Whether `action` is allowed on `study`.
     pub fn allows(&self, action: Action, study: &str) -> bool {
-        self.owner || self.granting(action).any(|g| g.grant.scope.covers(study))
+        self.owner || self.covering(action, study).next().is_some()
+    }
+
+    /// The grants giving `action` on `study`.
+    fn covering<'a>(&'a self, action: Action, study: &'a str) -> impl Iterator<Item = &'a Grant> {
+        self.granting(action)
+            .filter(move |(g, r)| {
+                g.grant.scope.covers(study) || r.is_some_and(|r| r.contains(study))
+            })
+            .map(|(g, _)| g)
     }
 
     /// Whether `action` is allowed on some study.
     pub fn allows_any(&self, action: Action) -> bool {
         self.owner || self.granting(action).next().is_some()
+    }
+
+    /// The daily quotas that reading `study` counts against: `None` when a
+    /// grant without a quota covers it (or for an owner), else each
+    /// covering grant's id and quota (the read needs room in one of them).
+    pub fn quotas<'a>(&'a self, study: &'a str) -> Option<Vec<(&'a str, u32)>> {
+        if self.owner {
+            return None;
+        }
+        let mut out = Vec::new();
+        for g in self.covering(Action::Read, study) {
+            out.push((g.id.as_str(), g.grant.quota?));
+        }
+        Some(out)
     }
 
     /// The studies `action` may reach.
@@ -123,10 +178,13 @@ impl Access {
             return Studies::All;
         }
         let mut only = BTreeSet::new();
-        for g in self.granting(action) {
+        for (g, resolved) in self.granting(action) {
             match &g.grant.scope {
                 Scope::Tenant => return Studies::All,
                 Scope::Studies(s) => only.extend(s.iter().cloned()),
+                Scope::Label(_) | Scope::Query(_) => {
+                    only.extend(resolved.into_iter().flatten().cloned())
+                }
             }
         }
         Studies::Only(only)
@@ -148,6 +206,7 @@ mod tests {
                 actions: Actions::parse([actions]).unwrap(),
                 view: View::Original,
                 expires,
+                quota: None,
             },
             created: 0,
             revoked: None,
@@ -224,5 +283,37 @@ mod tests {
             "a de-identified grant grants"
         );
         assert_eq!(a.deidentified().count(), 1);
+    }
+
+    #[test]
+    fn labels_and_queries_reach_what_they_resolve_to() {
+        let q = crate::grant::StudyQuery::new([("ModalitiesInStudy", "CT")]).unwrap();
+        let mut limited = grant("t", Scope::studies(["1.1"]).unwrap(), "read", None);
+        limited.grant.quota = Some(2);
+        let mut a = Access::from_grants(
+            vec![
+                grant("t", Scope::label("x").unwrap(), "search,read", None),
+                grant("t", Scope::Query(q), "read", None),
+                limited,
+            ],
+            0,
+        )
+        .unwrap();
+        assert!(!a.allows(Action::Read, "1.5"), "unresolved reaches nothing");
+        assert_eq!(a.quotas("1.1"), Some(vec![("g", 2)]));
+        a.resolve(|s| {
+            Ok::<_, ()>(match s {
+                Scope::Label(_) => ["1.5".to_string()].into(),
+                _ => ["1.6".to_string(), "1.1".to_string()].into(),
+            })
+        })
+        .unwrap();
+        assert!(a.allows(Action::Search, "1.5") && a.allows(Action::Read, "1.6"));
+        assert!(!a.allows(Action::Search, "1.6"));
+        assert_eq!(a.quotas("1.1"), None, "the query grant has no quota");
+        assert_eq!(
+            a.studies(Action::Read),
+            Studies::Only(["1.1", "1.5", "1.6"].map(String::from).into())
+        );
     }
 }

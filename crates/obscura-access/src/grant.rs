@@ -2,7 +2,7 @@
 //! which actions, which view, until when. A grant only ever adds access;
 //! nothing is reachable without one (see [`crate::Access`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// A grant that cannot be made (names fields and principals, never data).
@@ -160,14 +160,22 @@ pub enum Scope {
     Tenant,
     /// These Study Instance UIDs only (present or stored later).
     Studies(BTreeSet<String>),
+    /// The studies of the tenant's label (a named collection, `obscura
+    /// label`), as it is when a request is decided.
+    Label(String),
+    /// The studies of the tenant whose attributes match, as they are when
+    /// a request is decided.
+    Query(StudyQuery),
 }
 
 impl Scope {
-    /// Whether the scope covers `study`.
+    /// Whether the scope covers `study` without asking anything else:
+    /// labels and queries need resolving first (see [`crate::Access`]).
     pub fn covers(&self, study: &str) -> bool {
         match self {
             Scope::Tenant => true,
             Scope::Studies(s) => s.contains(study),
+            Scope::Label(_) | Scope::Query(_) => false,
         }
     }
 
@@ -177,22 +185,122 @@ impl Scope {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut set = BTreeSet::new();
-        for u in uids {
-            let u = u.as_ref().trim();
-            if !is_uid(u) {
-                return Err(GrantError::Invalid(
-                    "a study is a Study Instance UID: 1 to 64 digits and dots".into(),
-                ));
-            }
-            set.insert(u.to_string());
+        Ok(Scope::Studies(study_set(uids)?))
+    }
+
+    /// A label's scope, its name checked.
+    pub fn label(name: &str) -> Result<Scope, GrantError> {
+        check_label(name)?;
+        Ok(Scope::Label(name.to_string()))
+    }
+
+    /// A short description for listings (no UID, no query value).
+    pub fn summary(&self) -> String {
+        match self {
+            Scope::Tenant => "whole-tenant".into(),
+            Scope::Studies(s) => format!("{} studies", s.len()),
+            Scope::Label(l) => format!("label {l}"),
+            Scope::Query(q) => format!("query {}", q.keywords().join("+")),
         }
-        if set.is_empty() {
+    }
+}
+
+/// A set of Study Instance UIDs, each checked; at least one.
+pub fn study_set<I, S>(uids: I) -> Result<BTreeSet<String>, GrantError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut set = BTreeSet::new();
+    for u in uids {
+        let u = u.as_ref().trim();
+        if !is_uid(u) {
             return Err(GrantError::Invalid(
-                "name at least one study, or the whole tenant".into(),
+                "a study is a Study Instance UID: 1 to 64 digits and dots".into(),
             ));
         }
-        Ok(Scope::Studies(set))
+        set.insert(u.to_string());
+    }
+    if set.is_empty() {
+        return Err(GrantError::Invalid(
+            "name at least one study, or the whole tenant".into(),
+        ));
+    }
+    Ok(set)
+}
+
+/// Check a label's name: 1 to 64 letters, digits, `-`, `_`, `.`.
+pub fn check_label(name: &str) -> Result<(), GrantError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then_some(()).ok_or_else(|| {
+        GrantError::Invalid("a label is 1 to 64 letters, digits, `-`, `_` or `.`".into())
+    })
+}
+
+/// The study attributes a query scope may match, as QIDO keywords.
+pub const QUERY_KEYS: [&str; 5] = [
+    "ModalitiesInStudy",
+    "StudyDate",
+    "ReferringPhysicianName",
+    "AccessionNumber",
+    "StudyDescription",
+];
+
+/// A query scope: study-level keys in QIDO's matching syntax (`CT\\MR`,
+/// `20240101-20241231`, `SMITH^*`, `ACC12*`), all of which a study must
+/// match. The values may identify people (a referring physician): the
+/// store seals them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StudyQuery(BTreeMap<String, String>);
+
+impl StudyQuery {
+    /// A query of `keys` (keyword, value), each keyword one of
+    /// [`QUERY_KEYS`], each value 1 to 64 printable characters; at least one.
+    pub fn new<I, K, V>(keys: I) -> Result<StudyQuery, GrantError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut out = BTreeMap::new();
+        for (k, v) in keys {
+            let (k, v) = (k.as_ref(), v.as_ref().trim());
+            if !QUERY_KEYS.contains(&k) {
+                return Err(GrantError::Invalid(format!(
+                    "a query scope matches {}, not `{k}`",
+                    QUERY_KEYS.join(", ")
+                )));
+            }
+            let printable = v.chars().all(|c| !c.is_control());
+            if v.is_empty() || v.len() > 64 || !printable || v == "*" {
+                return Err(GrantError::Invalid(format!(
+                    "query scope {k}: a value of 1 to 64 printable characters, not only `*`"
+                )));
+            }
+            if out.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(GrantError::Invalid(format!("query scope {k} given twice")));
+            }
+        }
+        if out.is_empty() {
+            return Err(GrantError::Invalid(
+                "a query scope needs at least one key".into(),
+            ));
+        }
+        Ok(StudyQuery(out))
+    }
+
+    /// Its keys, (keyword, value), in keyword order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Its keywords.
+    pub fn keywords(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
     }
 }
 
@@ -225,6 +333,8 @@ pub struct NewGrant {
     pub view: View,
     /// Unix seconds after which it no longer holds, if ever.
     pub expires: Option<i64>,
+    /// At most this many distinct studies read per UTC day, if limited.
+    pub quota: Option<u32>,
 }
 
 impl NewGrant {
@@ -238,6 +348,11 @@ impl NewGrant {
         if self.actions.is_empty() {
             return Err(GrantError::Invalid(
                 "a grant needs at least one action".into(),
+            ));
+        }
+        if self.quota == Some(0) {
+            return Err(GrantError::Invalid(
+                "a daily quota is at least one study".into(),
             ));
         }
         Ok(())
@@ -287,5 +402,13 @@ mod tests {
         let s = Scope::studies(["1.2.3"]).unwrap();
         assert!(s.covers("1.2.3") && !s.covers("1.2.4"));
         assert!(Scope::Tenant.covers("9"));
+        assert!(Scope::label("trial-42").is_ok() && Scope::label("a b").is_err());
+        let q =
+            StudyQuery::new([("ModalitiesInStudy", "CT"), ("AccessionNumber", "ACC*")]).unwrap();
+        assert_eq!(q.keywords(), ["AccessionNumber", "ModalitiesInStudy"]);
+        assert!(!Scope::Query(q).covers("1.2.3"), "a query needs resolving");
+        assert!(StudyQuery::new([("PatientName", "X")]).is_err());
+        assert!(StudyQuery::new([("StudyDate", "*")]).is_err());
+        assert!(StudyQuery::new(Vec::<(&str, &str)>::new()).is_err());
     }
 }

@@ -15,15 +15,16 @@ pub mod decide;
 pub mod grant;
 mod jwks;
 pub mod jwt;
+pub mod link;
 pub mod policy;
 pub mod store;
 pub mod time;
 
 pub use decide::{Access, NoAccess, Studies};
-pub use grant::{Action, Actions, Grant, GrantError, NewGrant, Scope, View};
+pub use grant::{Action, Actions, Grant, GrantError, NewGrant, Scope, StudyQuery, View};
 pub use jwt::{IssuerConfig, JwtValidator, TokenError, Verified};
-pub use policy::{GrantConfig, Policy, Refusal};
-pub use store::{GrantStore, SealKey, SqliteStore, StoreError};
+pub use policy::{GrantConfig, Policy, QueryResolver, Refusal};
+pub use store::{GrantStore, PgStore, SealKey, SqliteStore, StoreError};
 
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -2,10 +2,15 @@
 //! asked on every request (a revocation holds from the next request on).
 
 use crate::decide::{Access, NoAccess};
-use crate::grant::{Actions, Grant, GrantError, NewGrant, Scope, View};
+use crate::grant::{Actions, Grant, GrantError, NewGrant, Scope, StudyQuery, View};
 use crate::store::{GrantStore, StoreError};
 use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+/// The studies of a tenant (its id) that a query scope matches now (the
+/// index answers); an error says why it could not be asked.
+pub type QueryResolver<'a> = &'a dyn Fn(&str, &StudyQuery) -> Result<BTreeSet<String>, String>;
 
 /// `[[web.grant]]`: a grant fixed in the config (changed by editing the
 /// config and restarting; its tokens can still be revoked by `jti`).
@@ -22,6 +27,14 @@ pub struct GrantConfig {
     /// Every study of the tenant.
     #[serde(default)]
     pub whole_tenant: bool,
+    /// The studies of this label of the tenant (`obscura label`).
+    pub label: Option<String>,
+    /// The studies whose attributes match these QIDO keys
+    /// (ModalitiesInStudy, StudyDate, ReferringPhysicianName,
+    /// AccessionNumber, StudyDescription).
+    pub query: Option<BTreeMap<String, String>>,
+    /// At most this many distinct studies read per UTC day.
+    pub quota: Option<u32>,
     /// `search`, `read`, `write`.
     pub actions: Vec<String>,
     /// `original`, `deidentified` or `deidentified:PROFILE`.
@@ -38,12 +51,20 @@ fn original() -> String {
 impl GrantConfig {
     /// The grant, with the tenant resolved to its id by `tenant_id`.
     pub fn compile(&self, tenant_id: &str) -> Result<NewGrant, GrantError> {
-        let scope = match (self.whole_tenant, self.studies.is_empty()) {
-            (true, true) => Scope::Tenant,
-            (false, false) => Scope::studies(&self.studies)?,
+        let scope = match (
+            self.whole_tenant,
+            self.studies.is_empty(),
+            &self.label,
+            &self.query,
+        ) {
+            (true, true, None, None) => Scope::Tenant,
+            (false, false, None, None) => Scope::studies(&self.studies)?,
+            (false, true, Some(l), None) => Scope::label(l)?,
+            (false, true, None, Some(q)) => Scope::Query(StudyQuery::new(q)?),
             _ => {
                 return Err(GrantError::Invalid(
-                    "a grant names studies or sets whole_tenant = true (one of the two)".into(),
+                    "a grant names studies, a label or a query, or sets whole_tenant = true (one of them)"
+                        .into(),
                 ))
             }
         };
@@ -60,6 +81,7 @@ impl GrantConfig {
             actions: Actions::parse(self.actions.iter().map(String::as_str))?,
             view: View::parse(&self.view)?,
             expires,
+            quota: self.quota,
         };
         g.check()?;
         Ok(g)
@@ -78,6 +100,12 @@ pub enum Refusal {
     /// The store could not be asked (refused, fail closed).
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// A query scope could not be resolved (refused, fail closed).
+    #[error("query scope: {0}")]
+    Query(String),
+    /// A share link that names no link, or whose secret is wrong.
+    #[error("not a share link")]
+    BadLink,
 }
 
 impl Refusal {
@@ -88,6 +116,8 @@ impl Refusal {
             Refusal::NoAccess(NoAccess::SeveralTenants) => "grants-in-several-tenants",
             Refusal::TokenRevoked => "token-revoked",
             Refusal::Store(_) => "grant-store-unavailable",
+            Refusal::Query(_) => "query-scope-unresolved",
+            Refusal::BadLink => "invalid-share-link",
         }
     }
 }
@@ -116,8 +146,15 @@ impl Policy {
     }
 
     /// What `principal` may do at `now`, having shown a token with `jti`
-    /// (if any): the union of its live grants, or a refusal.
-    pub fn access(&self, principal: &str, jti: Option<&str>, now: i64) -> Result<Access, Refusal> {
+    /// (if any): the union of its live grants, labels and queries resolved
+    /// now (queries by `queries`), or a refusal.
+    pub fn access(
+        &self,
+        principal: &str,
+        jti: Option<&str>,
+        now: i64,
+        queries: QueryResolver<'_>,
+    ) -> Result<Access, Refusal> {
         let mut grants: Vec<Grant> = self
             .fixed
             .iter()
@@ -132,6 +169,44 @@ impl Policy {
             }
             grants.extend(store.live(principal, now)?);
         }
-        Ok(Access::from_grants(grants, now)?)
+        let mut access = Access::from_grants(grants, now)?;
+        let tenant = access.tenant().to_string();
+        access.resolve(|scope| match (scope, &self.store) {
+            (Scope::Label(l), Some(store)) => Ok(store.label(&tenant, l)?),
+            (Scope::Query(q), _) => queries(&tenant, q).map_err(Refusal::Query),
+            _ => Ok(BTreeSet::new()),
+        })?;
+        Ok(access)
+    }
+
+    /// The principal a share link's token proves (`share:<grant id>`), if
+    /// its secret is right; what it may do is then [`access`](Self::access).
+    pub fn link(&self, token: &str) -> Result<String, Refusal> {
+        let (id, secret) = crate::link::parse(token).ok_or(Refusal::BadLink)?;
+        let store = self.store.as_ref().ok_or(Refusal::BadLink)?;
+        let stored = store.link_secret(id)?.ok_or(Refusal::BadLink)?;
+        if !crate::link::verify(secret, &stored) {
+            return Err(Refusal::BadLink);
+        }
+        Ok(crate::link::principal(id))
+    }
+
+    /// Count a read of `study` against the daily quotas of `access`'s
+    /// grants that cover it: true if it may go on (no quota applies, or
+    /// one has room), false if every covering quota is used up. Without a
+    /// store a quota cannot be counted, and the read is refused.
+    pub fn charge(&self, access: &Access, study: &str, now: i64) -> Result<bool, Refusal> {
+        let Some(quotas) = access.quotas(study) else {
+            return Ok(true);
+        };
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        for (id, quota) in quotas {
+            if store.charge(id, study, quota, now)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -8,6 +8,7 @@ use obscura_gateway::ArchiveSection;
 use obscura_vault::{Database, MasterKey, S3Config, S3Credentials, Storage, TenantId, Vault};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Read a secret file (`what` names it in errors), refusing one others can read.
 fn secret_file(path: &Path, what: &str) -> Result<String> {
@@ -52,10 +53,11 @@ pub fn describe(a: &ArchiveSection) -> String {
     }
 }
 
-/// The vault's storage from `[archive]`: secrets from their files or the
-/// environment.
-fn storage(a: &ArchiveSection) -> Result<Storage> {
-    let database = match &a.database_url {
+/// The archive's PostgreSQL database from `[archive]`, if it has one (the
+/// password from its file or the environment): the index's, and the
+/// grant store's.
+fn database(a: &ArchiveSection) -> Result<Option<Database>> {
+    Ok(match &a.database_url {
         Some(url) => Some(Database {
             url: url.clone(),
             password: match &a.database_password_file {
@@ -65,7 +67,13 @@ fn storage(a: &ArchiveSection) -> Result<Storage> {
             ca_file: a.database_ca_file.clone(),
         }),
         None => None,
-    };
+    })
+}
+
+/// The vault's storage from `[archive]`: secrets from their files or the
+/// environment.
+fn storage(a: &ArchiveSection) -> Result<Storage> {
+    let database = database(a)?;
     let object_store = match &a.object_store {
         Some(o) => Some(S3Config {
             endpoint: o.endpoint.clone(),
@@ -152,10 +160,19 @@ impl ArchiveArgs {
         }
     }
 
-    /// The archive's data folder and master key file.
-    pub fn paths(&self) -> Result<(PathBuf, PathBuf)> {
-        let s = self.section()?;
-        Ok((s.data_dir, s.master_key_file))
+    /// The `[web]` section of the serve config, if there is a config with one.
+    pub fn web_section(&self) -> Result<Option<obscura_web::WebConfig>> {
+        let Some(c) = &self.config else {
+            return Ok(None);
+        };
+        let config = obscura_gateway::Config::load(c)?;
+        match config.web {
+            Some(w) => Ok(Some(obscura_web::WebConfig::from_toml(
+                w,
+                &config.base_dir,
+            )?)),
+            None => Ok(None),
+        }
     }
 
     /// Open the archive.
@@ -164,13 +181,22 @@ impl ArchiveArgs {
     }
 }
 
-/// The archive's grant store (`access.sqlite` in its data folder), its
-/// study lists sealed under a key derived from the master key.
-pub fn grant_store(data_dir: &Path, key_file: &Path) -> Result<obscura_access::SqliteStore> {
-    let master = crate::keys::load(key_file).context("the archive's master key")?;
+/// The archive's grant store: in its PostgreSQL database when the index is
+/// there (shared by every host), else `access.sqlite` in its data folder;
+/// scopes sealed under a key derived from the master key.
+pub fn grant_store(a: &ArchiveSection) -> Result<Arc<dyn obscura_access::GrantStore>> {
+    let master = crate::keys::load(&a.master_key_file).context("the archive's master key")?;
     let seal = obscura_access::SealKey::derive(&master.derive("obscura-access/grant-studies", b""));
-    obscura_access::SqliteStore::open(&data_dir.join("access.sqlite"), seal)
-        .with_context(|| format!("grant store in {}", data_dir.display()))
+    Ok(match database(a)? {
+        Some(db) => Arc::new(
+            obscura_access::PgStore::connect(&db, seal)
+                .context("grant store in the archive's PostgreSQL database")?,
+        ),
+        None => Arc::new(
+            obscura_access::SqliteStore::open(&a.data_dir.join("access.sqlite"), seal)
+                .with_context(|| format!("grant store in {}", a.data_dir.display()))?,
+        ),
+    })
 }
 
 /// The tenant named `name_or_id`.

@@ -4,10 +4,81 @@
 
 use crate::archive::{find_tenant, grant_store, ArchiveArgs};
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use obscura_access::time;
-use obscura_access::{Actions, Grant, GrantStore, NewGrant, Scope, View};
+use obscura_access::{Actions, Grant, NewGrant, Scope, StudyQuery, View};
 use std::collections::BTreeMap;
+
+/// Which studies a grant covers: exactly one of listed studies, the whole
+/// tenant, a label, or a query (its keys combined).
+#[derive(Args)]
+pub struct ScopeArgs {
+    /// A Study Instance UID it may reach (repeat for more).
+    #[arg(long = "study")]
+    studies: Vec<String>,
+    /// Every study of the tenant, present and future.
+    #[arg(long)]
+    whole_tenant: bool,
+    /// The studies of this label of the tenant (`obscura label`), as it is
+    /// at each request.
+    #[arg(long)]
+    label: Option<String>,
+    /// Query scope: studies with a series of this modality (repeat for any of several).
+    #[arg(long = "modality")]
+    modalities: Vec<String>,
+    /// Query scope: Study Date, a date or range (`20240101-20241231`, `20240101-`).
+    #[arg(long)]
+    study_date: Option<String>,
+    /// Query scope: Referring Physician's Name (`SMITH^JOHN`, or a wildcard `SMITH*`).
+    #[arg(long)]
+    referring: Option<String>,
+    /// Query scope: Accession Numbers starting with this.
+    #[arg(long)]
+    accession_prefix: Option<String>,
+}
+
+impl ScopeArgs {
+    /// The scope these arguments name.
+    fn scope(&self) -> Result<Scope> {
+        let mut keys = Vec::new();
+        if !self.modalities.is_empty() {
+            keys.push(("ModalitiesInStudy", self.modalities.join("\\")));
+        }
+        if let Some(d) = &self.study_date {
+            keys.push(("StudyDate", d.clone()));
+        }
+        if let Some(r) = &self.referring {
+            keys.push(("ReferringPhysicianName", r.clone()));
+        }
+        if let Some(a) = &self.accession_prefix {
+            if a.contains(['*', '?', '\\']) {
+                bail!("--accession-prefix is a plain prefix (no wildcards)");
+            }
+            keys.push(("AccessionNumber", format!("{a}*")));
+        }
+        let given = [
+            !self.studies.is_empty(),
+            self.whole_tenant,
+            self.label.is_some(),
+            !keys.is_empty(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            bail!(
+                "name the scope: --study, --whole-tenant, --label, or query keys \
+                 (--modality, --study-date, --referring, --accession-prefix), one of them"
+            );
+        }
+        Ok(if self.whole_tenant {
+            Scope::Tenant
+        } else if let Some(l) = &self.label {
+            Scope::label(l)?
+        } else if !keys.is_empty() {
+            Scope::Query(StudyQuery::new(keys)?)
+        } else {
+            Scope::studies(&self.studies)?
+        })
+    }
+}
 
 /// `obscura grant ...`.
 #[derive(Subcommand)]
@@ -21,12 +92,8 @@ pub enum GrantCommand {
         /// The tenant's name or id.
         #[arg(long)]
         tenant: String,
-        /// A Study Instance UID it may reach (repeat for more).
-        #[arg(long = "study", required_unless_present = "whole_tenant")]
-        studies: Vec<String>,
-        /// Every study of the tenant, present and future.
-        #[arg(long, conflicts_with = "studies")]
-        whole_tenant: bool,
+        #[command(flatten)]
+        scope: Box<ScopeArgs>,
         /// What it may do: search, read, write (comma-separated).
         #[arg(long, required = true, value_delimiter = ',')]
         actions: Vec<String>,
@@ -37,6 +104,9 @@ pub enum GrantCommand {
         /// Until when: an RFC 3339 instant, a date, or a duration (72h, 30d).
         #[arg(long)]
         expires: Option<String>,
+        /// At most this many distinct studies read per UTC day (then 429).
+        #[arg(long)]
+        quota: Option<u32>,
         #[command(flatten)]
         archive: ArchiveArgs,
     },
@@ -78,40 +148,29 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
         GrantCommand::Add {
             principal,
             tenant,
-            studies,
-            whole_tenant,
+            scope,
             actions,
             view,
             expires,
+            quota,
             archive,
         } => {
             let vault = archive.open()?;
             let tenant = find_tenant(&vault, tenant)?;
-            let scope = if *whole_tenant {
-                Scope::Tenant
-            } else {
-                Scope::studies(studies)?
-            };
-            let expires = match expires {
-                Some(e) => Some(time::parse_expiry(e, now).with_context(|| {
-                    "--expires is an RFC 3339 instant, a date, or a duration (72h, 30d)"
-                })?),
-                None => None,
-            };
-            if expires.is_some_and(|e| e <= now) {
-                bail!("--expires is in the past");
-            }
             let grant = NewGrant {
                 principal: principal.clone(),
                 tenant: tenant.id.as_str().to_string(),
-                scope,
+                scope: scope.scope()?,
                 actions: Actions::parse(actions.iter().map(String::as_str))?,
                 view: View::parse(view)?,
-                expires,
+                expires: expiry(expires.as_deref(), now)?,
+                quota: *quota,
             };
             grant.check()?;
-            let (dir, key) = archive.paths()?;
-            let store = grant_store(&dir, &key)?;
+            if principal.starts_with("share:") {
+                bail!("principals named share:... are share links' (obscura share)");
+            }
+            let store = grant_store(&archive.section()?)?;
             let other = store
                 .live(principal, now)?
                 .into_iter()
@@ -138,8 +197,7 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             archive,
         } => {
             let names = tenant_names(archive)?;
-            let (dir, key) = archive.paths()?;
-            for g in grant_store(&dir, &key)?.list(principal.as_deref())? {
+            for g in grant_store(&archive.section()?)?.list(principal.as_deref())? {
                 if *all || g.live(now) {
                     println!("{}", line(&g, &names, now));
                 }
@@ -148,8 +206,7 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
         }
         GrantCommand::Show { id, archive } => {
             let names = tenant_names(archive)?;
-            let (dir, key) = archive.paths()?;
-            let g = grant_store(&dir, &key)?
+            let g = grant_store(&archive.section()?)?
                 .get(id)?
                 .with_context(|| format!("no grant `{id}`"))?;
             println!("{}", line(&g, &names, now));
@@ -157,16 +214,26 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             if let Some(r) = g.revoked {
                 println!("revoked\t{}", time::format(r));
             }
-            if let Scope::Studies(s) = &g.grant.scope {
-                for study in s {
-                    println!("study\t{study}");
+            if let Some(q) = g.grant.quota {
+                println!("quota\t{q} studies a day");
+            }
+            match &g.grant.scope {
+                Scope::Studies(s) => {
+                    for study in s {
+                        println!("study\t{study}");
+                    }
                 }
+                Scope::Query(q) => {
+                    for (k, v) in q.keys() {
+                        println!("query\t{k}={v}");
+                    }
+                }
+                Scope::Tenant | Scope::Label(_) => {}
             }
             Ok(())
         }
         GrantCommand::Revoke { id, token, archive } => {
-            let (dir, key) = archive.paths()?;
-            let store = grant_store(&dir, &key)?;
+            let store = grant_store(&archive.section()?)?;
             match (id, token) {
                 (Some(id), _) => {
                     if store.get(id)?.is_none() {
@@ -189,6 +256,19 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
     }
 }
 
+/// `--expires` as Unix seconds: an instant, a date, or a duration from `now`; not past.
+pub fn expiry(expires: Option<&str>, now: i64) -> Result<Option<i64>> {
+    let Some(e) = expires else {
+        return Ok(None);
+    };
+    let t = time::parse_expiry(e, now)
+        .context("--expires is an RFC 3339 instant, a date, or a duration (72h, 30d)")?;
+    if t <= now {
+        bail!("--expires is in the past");
+    }
+    Ok(Some(t))
+}
+
 fn tenant_names(archive: &ArchiveArgs) -> Result<BTreeMap<String, String>> {
     Ok(archive
         .open()?
@@ -200,10 +280,7 @@ fn tenant_names(archive: &ArchiveArgs) -> Result<BTreeMap<String, String>> {
 
 /// One grant as a tab-separated line (studies counted, not listed).
 fn line(g: &Grant, names: &BTreeMap<String, String>, now: i64) -> String {
-    let scope = match &g.grant.scope {
-        Scope::Tenant => "whole-tenant".to_string(),
-        Scope::Studies(s) => format!("{} studies", s.len()),
-    };
+    let scope = g.grant.scope.summary();
     let state = match (g.revoked, g.live(now)) {
         (Some(_), _) => "revoked",
         (None, true) => "live",

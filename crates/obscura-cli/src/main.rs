@@ -18,6 +18,7 @@ mod progress;
 mod scan;
 mod serve;
 mod serve_alerts;
+mod share;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -63,6 +64,13 @@ enum Command {
     /// show, revoke; see docs/access.md).
     #[command(subcommand)]
     Grant(grant::GrantCommand),
+    /// Manage labels: named collections of a tenant's studies that grants
+    /// can name (add, remove, list, show).
+    #[command(subcommand)]
+    Label(share::LabelCommand),
+    /// Share one study with someone outside the identity provider: prints
+    /// a capability URL (read-only, expiring, revocable).
+    Share(share::ShareArgs),
     /// Check a tamper-evident audit log (see docs/audit.md).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -117,6 +125,8 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tenant(cmd) => archive::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Grant(cmd) => grant::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Label(cmd) => share::label(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Share(args) => share::share(&args).map(|()| ExitCode::SUCCESS),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Alerts(cmd) => alerts::run(cmd),
         Command::BreachReport(args) => breach::report(args),

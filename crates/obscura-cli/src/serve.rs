@@ -44,9 +44,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
                 crate::archive::describe(&section),
                 vault.list_tenants()?.len()
             ));
-            let grants: Arc<dyn obscura_access::GrantStore> = Arc::new(
-                crate::archive::grant_store(&section.data_dir, &section.master_key_file)?,
-            );
+            let grants = crate::archive::grant_store(&section)?;
             (Some(vault), Some(grants))
         }
         None => (None, None),

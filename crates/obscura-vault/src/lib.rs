@@ -26,6 +26,7 @@ mod driver;
 pub mod index;
 pub mod keys;
 pub mod objects;
+pub mod pg;
 #[cfg(feature = "unencrypted-objects-bench-only")]
 pub mod plain;
 pub mod residence;

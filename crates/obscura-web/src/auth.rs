@@ -15,7 +15,9 @@
 //! the address and the reason, never the path or a credential.
 
 use crate::config::{ConfigError, PrincipalConfig, WebConfig};
-use obscura_access::{Access, GrantStore, JwtValidator, NoAccess, Policy, Refusal, TokenError};
+use obscura_access::{
+    Access, GrantStore, JwtValidator, NoAccess, Policy, QueryResolver, Refusal, TokenError,
+};
 use obscura_vault::{TenantId, Vault};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -45,6 +47,8 @@ pub enum Method {
     Token,
     /// A bearer JWT of a configured issuer.
     Jwt,
+    /// A share link's token in the request path (`/share/<token>/...`).
+    ShareLink,
 }
 
 /// An authenticated caller, the tenant it acts for and what it may do there.
@@ -61,6 +65,9 @@ pub struct Principal {
     /// What this request's response returned, for the audit log (shared
     /// by every clone of this principal; fresh per request).
     pub returned: crate::audit::Returned,
+    /// The path the request came under, put before the URLs its response
+    /// writes (`/share/<token>` for a share link, else empty).
+    pub base_path: Arc<str>,
 }
 
 /// Why a request was refused (logged; the client sees only the status).
@@ -84,6 +91,8 @@ pub enum Denied {
     SeveralTenants,
     /// The grant store could not be asked (fail closed).
     StoreUnavailable,
+    /// A share link that names no link, or whose secret is wrong.
+    BadLink,
 }
 
 impl Denied {
@@ -99,6 +108,7 @@ impl Denied {
             Denied::NoGrant => "no-grant",
             Denied::SeveralTenants => "grants-in-several-tenants",
             Denied::StoreUnavailable => "grant-store-unavailable",
+            Denied::BadLink => "invalid-share-link",
         }
     }
 
@@ -114,6 +124,7 @@ impl Denied {
             Denied::NoGrant => "no live grant".into(),
             Denied::SeveralTenants => "live grants in more than one tenant".into(),
             Denied::StoreUnavailable => "the grant store is unavailable".into(),
+            Denied::BadLink => "invalid share link".into(),
         }
     }
 
@@ -237,28 +248,47 @@ impl Authenticator {
     }
 
     /// Authenticate one request from `peer` with its `Authorization` header
-    /// value, if any, and decide what it may do. A bearer token, when
-    /// present, decides who it is (a wrong token is refused even on a known
-    /// certificate); otherwise the certificate.
+    /// value, if any, or the share link token of its path, and decide what
+    /// it may do (query scopes resolved by `queries`). A share link decides
+    /// alone; else a bearer token, when present, decides who it is (a wrong
+    /// token is refused even on a known certificate); otherwise the
+    /// certificate.
     pub fn authenticate(
         &self,
         peer: &Peer,
         authorization: Option<&[u8]>,
+        link: Option<&str>,
+        queries: QueryResolver<'_>,
     ) -> Result<Principal, Refused> {
         let now = obscura_access::time::now();
-        let who = self.identify(peer, authorization, now)?;
+        let who = match link {
+            Some(token) => Identity {
+                name: Arc::from(self.policy.link(token).map_err(|r| match r {
+                    Refusal::Store(e) => {
+                        log::warn!("web: {e}");
+                        Denied::StoreUnavailable
+                    }
+                    _ => Denied::BadLink,
+                })?),
+                method: Method::ShareLink,
+                owns: None,
+                jti: None,
+            },
+            None => self.identify(peer, authorization, now)?,
+        };
         let access = match &who.owns {
             Some(t) => Access::owner(t.as_str()),
             None => self
                 .policy
-                .access(&who.name, who.jti.as_deref(), now)
+                .access(&who.name, who.jti.as_deref(), now, queries)
                 .map_err(|r| Refused {
                     denied: match r {
                         Refusal::NoAccess(NoAccess::NoGrant) => Denied::NoGrant,
                         Refusal::NoAccess(NoAccess::SeveralTenants) => Denied::SeveralTenants,
                         Refusal::TokenRevoked => Denied::TokenRevoked,
-                        Refusal::Store(e) => {
-                            log::warn!("web: {e}");
+                        Refusal::BadLink => Denied::BadLink,
+                        Refusal::Store(_) | Refusal::Query(_) => {
+                            log::warn!("web: {r}");
                             Denied::StoreUnavailable
                         }
                     },
@@ -275,7 +305,18 @@ impl Authenticator {
             method: who.method,
             access: Arc::new(access),
             returned: Default::default(),
+            base_path: match link {
+                Some(token) => Arc::from(format!("/share/{token}")),
+                None => Arc::from(""),
+            },
         })
+    }
+
+    /// Count a read of `study` against the daily quotas that cover it for
+    /// `principal` (see [`Policy::charge`]): false when they are used up.
+    pub fn charge(&self, principal: &Principal, study: &str) -> Result<bool, Refusal> {
+        self.policy
+            .charge(&principal.access, study, obscura_access::time::now())
     }
 
     fn identify(
@@ -544,6 +585,8 @@ fn der_skip(d: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
+    const NONE: QueryResolver<'static> = &|_, _| Ok(Default::default());
+
     fn auth(tokens: &[(&str, usize)]) -> Authenticator {
         Authenticator {
             entries: vec![
@@ -582,6 +625,7 @@ mod tests {
                     actions: obscura_access::Actions::parse(["read"]).unwrap(),
                     view: obscura_access::View::Original,
                     expires: None,
+                    quota: None,
                 }],
                 None,
             ),
@@ -601,57 +645,68 @@ mod tests {
     fn tokens_and_certificates() {
         let a = auth(&[("secret-a", 0), ("secret-b", 1)]);
         let p = a
-            .authenticate(&peer(None), Some(b"Bearer secret-b"))
+            .authenticate(&peer(None), Some(b"Bearer secret-b"), None, NONE)
             .unwrap();
         assert_eq!(&*p.name, "b");
         assert_eq!(p.method, Method::Token);
         assert_eq!(
-            a.authenticate(&peer(None), Some(b"bearer  secret-a"))
+            a.authenticate(&peer(None), Some(b"bearer  secret-a"), None, NONE)
                 .unwrap()
                 .name
                 .as_ref(),
             "a"
         );
         assert_eq!(
-            a.authenticate(&peer(None), Some(b"Bearer secret-c"))
+            a.authenticate(&peer(None), Some(b"Bearer secret-c"), None, NONE)
                 .unwrap_err()
                 .denied,
             Denied::BadToken
         );
         assert_eq!(
-            a.authenticate(&peer(Some([7; 32])), Some(b"Bearer nope"))
+            a.authenticate(&peer(Some([7; 32])), Some(b"Bearer nope"), None, NONE)
                 .unwrap_err()
                 .denied,
             Denied::BadToken,
             "a wrong token is refused even on a known certificate"
         );
         assert_eq!(
-            a.authenticate(&peer(None), Some(b"Basic YTpi"))
+            a.authenticate(&peer(None), Some(b"Basic YTpi"), None, NONE)
                 .unwrap_err()
                 .denied,
             Denied::BadScheme
         );
         assert_eq!(
-            a.authenticate(&peer(None), None).unwrap_err().denied,
+            a.authenticate(&peer(None), None, None, NONE)
+                .unwrap_err()
+                .denied,
             Denied::NoCredentials
         );
         assert_eq!(
-            a.authenticate(&peer(Some([8; 32])), None)
+            a.authenticate(&peer(Some([8; 32])), None, None, NONE)
                 .unwrap_err()
                 .denied,
             Denied::UnknownCertificate
         );
-        let p = a.authenticate(&peer(Some([7; 32])), None).unwrap();
+        let p = a
+            .authenticate(&peer(Some([7; 32])), None, None, NONE)
+            .unwrap();
         assert_eq!((&*p.name, p.method), ("a", Method::Certificate));
         let mut by_subject = peer(Some([9; 32]));
         by_subject.cert_subject = Some(vec![
             ("O".into(), "X".into()),
             ("CN".into(), "reader".into()),
         ]);
-        assert_eq!(&*a.authenticate(&by_subject, None).unwrap().name, "a");
-        let owner = a.authenticate(&peer(Some([7; 32])), None).unwrap();
+        assert_eq!(
+            &*a.authenticate(&by_subject, None, None, NONE).unwrap().name,
+            "a"
+        );
+        let owner = a
+            .authenticate(&peer(Some([7; 32])), None, None, NONE)
+            .unwrap();
         assert!(owner.access.is_owner());
-        let vendor = a.authenticate(&peer(Some([6; 32])), None).unwrap();
+        let vendor = a
+            .authenticate(&peer(Some([6; 32])), None, None, NONE)
+            .unwrap();
         assert_eq!(vendor.tenant.as_str(), "c".repeat(32));
         assert!(vendor.access.allows(obscura_access::Action::Read, "1.2.3"));
         assert!(!vendor.access.allows(obscura_access::Action::Read, "1.2.4"));
@@ -663,12 +718,12 @@ mod tests {
         let mut a = auth(&[("secret-v", 2)]);
         a.policy = Policy::new(vec![], None);
         let denied = a
-            .authenticate(&peer(None), Some(b"Bearer secret-v"))
+            .authenticate(&peer(None), Some(b"Bearer secret-v"), None, NONE)
             .unwrap_err()
             .denied;
         assert_eq!((denied, denied.status()), (Denied::NoGrant, 403));
         assert_eq!(
-            a.authenticate(&peer(None), Some(b"Bearer a.b.c"))
+            a.authenticate(&peer(None), Some(b"Bearer a.b.c"), None, NONE)
                 .unwrap_err()
                 .denied,
             Denied::BadToken,

@@ -62,6 +62,9 @@ pub struct WebConfig {
     /// archive's grant store (`obscura grant`).
     #[serde(default, rename = "grant")]
     pub grants: Vec<obscura_access::GrantConfig>,
+    /// The URL clients reach this server at (`obscura share` prints links
+    /// under it; default: the scheme and `listen`).
+    pub public_url: Option<String>,
 }
 
 fn default_max_part() -> u64 {

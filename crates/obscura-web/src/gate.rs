@@ -3,7 +3,8 @@
 //! study the principal may not reach is 404, exactly like one that does
 //! not exist; a search or a store with no grant for it at all is 403.
 //! QIDO results are narrowed to the granted studies in `qido`, STOW
-//! instances are refused one by one in `stow`.
+//! instances are refused one by one in `stow`. A read of a study past the
+//! daily quotas of the grants that cover it is 429 ([`Closed::Quota`]).
 
 use axum::http::Method;
 use obscura_access::{Access, Action};
@@ -15,6 +16,8 @@ pub enum Closed {
     Study,
     /// No grant for the action at all: answered 403.
     Action,
+    /// The daily study quotas covering the study are used up: answered 429.
+    Quota,
 }
 
 impl Closed {
@@ -23,6 +26,7 @@ impl Closed {
         match self {
             Closed::Study => "study-not-granted",
             Closed::Action => "action-not-granted",
+            Closed::Quota => "quota-exceeded",
         }
     }
 }
@@ -92,6 +96,7 @@ mod tests {
                 actions: Actions::parse([actions]).unwrap(),
                 view: View::Original,
                 expires: None,
+                quota: None,
             },
             created: 0,
             revoked: None,

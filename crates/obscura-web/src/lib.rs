@@ -167,8 +167,45 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// All routes, behind [`authenticate`].
+/// A share link's token, taken from the request path (`/share/<token>/...`)
+/// before routing.
+#[derive(Debug, Clone)]
+pub struct ShareLink(pub String);
+
+/// `/share/<token>/rest` routed as `/rest`, the token kept as a
+/// [`ShareLink`] for [`authenticate`]: a share link's URL is the DICOMweb
+/// root of what it shares.
+fn share_prefix(mut req: Request) -> Request {
+    req.extensions_mut().remove::<ShareLink>();
+    let Some(rest) = req.uri().path().strip_prefix("/share/") else {
+        return req;
+    };
+    let (token, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (token, tail) = (token.to_string(), tail.to_string());
+    let path = match req.uri().query() {
+        Some(q) => format!("/{tail}?{q}"),
+        None => format!("/{tail}"),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    match path.parse() {
+        Ok(p) => parts.path_and_query = Some(p),
+        Err(_) => return req,
+    }
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+        req.extensions_mut().insert(ShareLink(token));
+    }
+    req
+}
+
+/// All routes, behind [`authenticate`]; share links' paths too.
 pub fn router(web: Arc<Web>) -> Router {
+    use tower::ServiceExt;
+    Router::new().fallback_service(routes(web).map_request(share_prefix))
+}
+
+/// The routes.
+fn routes(web: Arc<Web>) -> Router {
     let not_offered = || get(rendered::not_offered);
     Router::new()
         .route("/studies", post(stow::stow_any).get(qido::studies))
@@ -248,19 +285,50 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match web.auth.authenticate(&peer, authorization) {
+        .map(|v| v.as_bytes().to_vec());
+    let link = req.extensions().get::<ShareLink>().map(|l| l.0.clone());
+    let w = Arc::clone(&web);
+    let p = peer.clone();
+    // the grant store and the index may be a network away: not on the runtime's threads
+    let decided = tokio::task::spawn_blocking(move || {
+        let vault = Arc::clone(&w.vault);
+        w.auth.authenticate(
+            &p,
+            authorization.as_deref(),
+            link.as_deref(),
+            &|tenant, q| resolve_query(&vault, tenant, q),
+        )
+    })
+    .await;
+    let decided = match decided {
+        Ok(d) => d,
+        Err(e) => return ApiError::Internal(format!("access task: {e}")).into_response(),
+    };
+    match decided {
         Ok(principal) => {
             let pattern = req
                 .extensions()
                 .get::<axum::extract::MatchedPath>()
                 .map(|m| m.as_str().to_string());
-            if let Err(closed) = gate::check(
+            let checked = match gate::check(
                 req.method(),
                 pattern.as_deref(),
                 req.uri().path(),
                 &principal.access,
             ) {
+                Ok(()) => {
+                    charge(
+                        &web,
+                        &principal,
+                        req.method(),
+                        pattern.as_deref(),
+                        req.uri().path(),
+                    )
+                    .await
+                }
+                closed => closed,
+            };
+            if let Err(closed) = checked {
                 if let Some(a) = web.audit.get() {
                     audit::not_granted(a, &peer, &principal, &route, closed);
                 }
@@ -275,6 +343,10 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
                     gate::Closed::Study => ApiError::NotFound.into_response(),
                     gate::Closed::Action => {
                         (StatusCode::FORBIDDEN, "not granted\n").into_response()
+                    }
+                    gate::Closed::Quota => {
+                        (StatusCode::TOO_MANY_REQUESTS, "daily study quota used up\n")
+                            .into_response()
                     }
                 };
             }
@@ -312,7 +384,8 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
                     let challenge = match denied {
                         auth::Denied::BadToken
                         | auth::Denied::Jwt(_)
-                        | auth::Denied::TokenRevoked => {
+                        | auth::Denied::TokenRevoked
+                        | auth::Denied::BadLink => {
                             "Bearer realm=\"obscura\", error=\"invalid_token\""
                         }
                         _ => "Bearer realm=\"obscura\"",
@@ -328,6 +401,63 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
             }
         }
     }
+}
+
+/// A read of a study (a GET naming one, not a search) counted against the
+/// daily quotas that cover it; [`gate::Closed::Quota`] when they are used up.
+async fn charge(
+    web: &Arc<Web>,
+    principal: &Principal,
+    method: &axum::http::Method,
+    pattern: Option<&str>,
+    path: &str,
+) -> Result<(), gate::Closed> {
+    let (Some(pattern), Some(study)) = (pattern, gate::study(path)) else {
+        return Ok(());
+    };
+    if gate::action(method, pattern) != obscura_access::Action::Read
+        || principal.access.quotas(study).is_none()
+    {
+        return Ok(());
+    }
+    let (w, p, s) = (Arc::clone(web), principal.clone(), study.to_string());
+    match tokio::task::spawn_blocking(move || w.auth.charge(&p, &s)).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(gate::Closed::Quota),
+        Ok(Err(e)) => {
+            log::warn!("web: {e}");
+            Err(gate::Closed::Quota)
+        }
+        Err(e) => {
+            log::warn!("web: quota task: {e}");
+            Err(gate::Closed::Quota)
+        }
+    }
+}
+
+/// The studies of `tenant` a query scope matches now, asked of the index
+/// (study level; values in QIDO syntax).
+fn resolve_query(
+    vault: &Vault,
+    tenant: &str,
+    q: &obscura_access::StudyQuery,
+) -> Result<std::collections::BTreeSet<String>, String> {
+    use obscura_vault::{Attr, Level, Query};
+    let tenant = obscura_vault::TenantId::parse(tenant).ok_or("not a tenant id")?;
+    let mut query = Query::new(Level::Study);
+    for (keyword, value) in q.keys() {
+        let attr = Attr::ALL
+            .iter()
+            .find(|a| a.keyword() == keyword && a.level() == Level::Study)
+            .ok_or_else(|| format!("{keyword} is not a study attribute"))?;
+        query = query.with(*attr, value);
+    }
+    let found = vault.search(&tenant, &query).map_err(|e| e.to_string())?;
+    Ok(found
+        .iter()
+        .filter_map(|a| a.get(Attr::StudyInstanceUID))
+        .map(str::to_string)
+        .collect())
 }
 
 /// Lowercase hex.
@@ -351,8 +481,14 @@ pub(crate) fn check_uid(s: &str) -> Result<&str, ApiError> {
 }
 
 /// The base URL the client used (scheme from the connection, authority
-/// from `Host` when it is a plain host[:port]).
-pub(crate) fn base_url(peer: &Peer, headers: &HeaderMap, listen: std::net::SocketAddr) -> String {
+/// from `Host` when it is a plain host[:port]) and the path `prefix` it
+/// came under (a share link's `/share/<token>`).
+pub(crate) fn base_url(
+    peer: &Peer,
+    headers: &HeaderMap,
+    listen: std::net::SocketAddr,
+    prefix: &str,
+) -> String {
     let scheme = if peer.tls { "https" } else { "http" };
     let host = headers
         .get(header::HOST)
@@ -364,7 +500,7 @@ pub(crate) fn base_url(peer: &Peer, headers: &HeaderMap, listen: std::net::Socke
         })
         .map(str::to_string)
         .unwrap_or_else(|| listen.to_string());
-    format!("{scheme}://{host}")
+    format!("{scheme}://{host}{prefix}")
 }
 
 #[cfg(test)]

@@ -264,7 +264,7 @@ async fn search(
     let wanted = req.query.limit.unwrap_or(MAX_LIMIT);
     // one more than asked, to know whether there are more
     req.query.limit = Some(wanted + 1);
-    let base = base_url(&peer, &headers, web.config.listen);
+    let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
     let tenant = principal.tenant.clone();
     let w = Arc::clone(&web);
     let returned = principal.returned.clone();

@@ -222,7 +222,7 @@ async fn stow(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("store task: {e}")))?;
-    let base = base_url(&peer, &headers, web.config.listen);
+    let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
     Ok(response(&base, &principal, study.as_deref(), outcomes))
 }
 

@@ -448,7 +448,7 @@ async fn metadata(
 ) -> Result<Response, ApiError> {
     accepts_json(&headers, "metadata is available as application/dicom+json")?;
     let list = found(&web, &principal, study, series, sop).await?;
-    let base = base_url(&peer, &headers, web.config.listen);
+    let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
     let permit = acquire_stream(&web).await?;
     let vault = Arc::clone(&web.vault);
     let tenant = principal.tenant.clone();

@@ -1,6 +1,8 @@
 //! A property test of least privilege over the router, in process: random
-//! grants (listed studies of either tenant, whole tenants, actions,
-//! expired ones, grants in two tenants) for a third-party principal, then
+//! grants (listed studies of either tenant, labels holding studies of
+//! either tenant, queries on modality, study date range, referring
+//! physician and accession prefix, whole tenants, actions, expired ones,
+//! grants in two tenants) for a third-party principal, then
 //! random requests on every route kind (QIDO at each level with random
 //! keys, WADO of studies, series, instances, metadata, frames, rendered,
 //! STOW into random studies, unrouted paths). For every response: it names
@@ -16,7 +18,9 @@ use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use http_body_util::BodyExt;
-use obscura_access::{Action, Actions, GrantStore, NewGrant, Scope, SealKey, SqliteStore, View};
+use obscura_access::{
+    Action, Actions, GrantStore, NewGrant, Scope, SealKey, SqliteStore, StudyQuery, View,
+};
 use obscura_vault::{MasterKey, Vault};
 use obscura_web::{router, Peer, Web, WebConfig};
 use proptest::prelude::*;
@@ -40,12 +44,31 @@ fn uid(kind: u8) -> String {
     format!("1.2.3.{kind}.{:06}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A study's attributes, from its UID: (modality, study date, referring
+/// physician, accession number).
+fn attrs(study: &str) -> (&'static str, String, &'static str, String) {
+    let n: usize = study.rsplit('.').next().unwrap().parse().unwrap();
+    (
+        MODALITIES[n % 3],
+        format!("2020010{}", 1 + n % 5),
+        REFERRING[(n / 3) % 3],
+        format!("A{}{n:05}", n % 4),
+    )
+}
+
+const MODALITIES: [&str; 3] = ["CT", "MR", "OT"];
+const REFERRING: [&str; 3] = ["WELBY^MARCUS", "KILDARE^JAMES", "CASEY^BEN"];
+
 fn instance(study: &str, series: &str, sop: &str) -> Vec<u8> {
     let e = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let (modality, date, referring, accession) = attrs(study);
     let obj = InMemDicomObject::from_element_iter([
         e(tags::SOP_CLASS_UID, VR::UI, CLASS),
         e(tags::SOP_INSTANCE_UID, VR::UI, sop),
-        e(tags::MODALITY, VR::CS, "OT"),
+        e(tags::MODALITY, VR::CS, modality),
+        e(tags::STUDY_DATE, VR::DA, &date),
+        e(tags::REFERRING_PHYSICIAN_NAME, VR::PN, referring),
+        e(tags::ACCESSION_NUMBER, VR::SH, &accession),
         e(tags::PATIENT_NAME, VR::PN, "DOE^JANE"),
         e(tags::PATIENT_ID, VR::LO, "PID-1"),
         e(tags::STUDY_INSTANCE_UID, VR::UI, study),
@@ -218,10 +241,92 @@ fn hex(b: &[u8]) -> String {
 #[derive(Debug, Clone)]
 struct GrantSpec {
     tenant: usize,
-    /// None: the whole tenant; else indices into all studies (either tenant).
-    studies: Option<Vec<usize>>,
+    scope: ScopeSpec,
     actions: u8,
     expired: bool,
+}
+
+/// A grant's scope; indices are into all studies (either tenant, or past
+/// the end: a UID never stored).
+#[derive(Debug, Clone)]
+enum ScopeSpec {
+    Tenant,
+    Studies(Vec<usize>),
+    /// A label of the grant's tenant holding these studies.
+    Label(Vec<usize>),
+    Query(QuerySpec),
+}
+
+/// A query scope: modality (index, and a second one), study date range
+/// (first day, span), referring physician (index, as a wildcard prefix),
+/// accession number prefix (`A<d>*`).
+#[derive(Debug, Clone)]
+struct QuerySpec {
+    modality: Option<(usize, bool)>,
+    dates: Option<(usize, usize)>,
+    referring: Option<(usize, bool)>,
+    accession: Option<usize>,
+}
+
+impl QuerySpec {
+    fn modalities(&self) -> Option<Vec<&'static str>> {
+        self.modality.map(|(i, two)| {
+            let mut m = vec![MODALITIES[i]];
+            if two {
+                m.push(MODALITIES[(i + 1) % 3]);
+            }
+            m
+        })
+    }
+
+    fn date_range(&self) -> Option<(usize, usize)> {
+        self.dates.map(|(lo, span)| (lo, (lo + span).min(5)))
+    }
+
+    fn keys(&self) -> Vec<(&'static str, String)> {
+        let mut k = Vec::new();
+        if let Some(m) = self.modalities() {
+            k.push(("ModalitiesInStudy", m.join("\\")));
+        }
+        if let Some((lo, hi)) = self.date_range() {
+            k.push(("StudyDate", format!("2020010{lo}-2020010{hi}")));
+        }
+        if let Some((i, wild)) = self.referring {
+            let name = REFERRING[i];
+            k.push((
+                "ReferringPhysicianName",
+                if wild {
+                    format!("{}*", &name[..3])
+                } else {
+                    name.to_string()
+                },
+            ));
+        }
+        if let Some(d) = self.accession {
+            k.push(("AccessionNumber", format!("A{d}*")));
+        }
+        k
+    }
+
+    /// What the index must answer, by the model.
+    fn matches(&self, study: &str) -> bool {
+        let (modality, date, referring, accession) = attrs(study);
+        self.modalities().is_none_or(|m| m.contains(&modality))
+            && self.date_range().is_none_or(|(lo, hi)| {
+                let day: usize = date[7..].parse().unwrap();
+                (lo..=hi).contains(&day)
+            })
+            && self.referring.is_none_or(|(i, wild)| {
+                if wild {
+                    referring.starts_with(&REFERRING[i][..3])
+                } else {
+                    referring == REFERRING[i]
+                }
+            })
+            && self
+                .accession
+                .is_none_or(|d| accession.starts_with(&format!("A{d}")))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -234,16 +339,44 @@ struct ReqSpec {
     param: u8,
 }
 
+fn scope_spec() -> impl Strategy<Value = ScopeSpec> {
+    let list = || prop::collection::vec(0..TENANTS * STUDIES + 1, 1..4);
+    let query = (
+        prop::option::of((0usize..3, any::<bool>())),
+        prop::option::of((1usize..6, 0usize..5)),
+        prop::option::of((0usize..3, any::<bool>())),
+        prop::option::of(0usize..4),
+    )
+        .prop_map(|(modality, dates, referring, accession)| {
+            let mut q = QuerySpec {
+                modality,
+                dates,
+                referring,
+                accession,
+            };
+            if q.keys().is_empty() {
+                q.modality = Some((0, false));
+            }
+            ScopeSpec::Query(q)
+        });
+    prop_oneof![
+        3 => Just(ScopeSpec::Tenant),
+        5 => list().prop_map(ScopeSpec::Studies),
+        3 => list().prop_map(ScopeSpec::Label),
+        4 => query,
+    ]
+}
+
 fn grant_spec(main: usize) -> impl Strategy<Value = GrantSpec> {
     (
         prop_oneof![8 => Just(main), 1 => 0..TENANTS],
-        prop::option::weighted(0.7, prop::collection::vec(0..TENANTS * STUDIES + 1, 1..4)),
+        scope_spec(),
         1u8..8,
         prop::bool::weighted(0.15),
     )
-        .prop_map(|(tenant, studies, actions, expired)| GrantSpec {
+        .prop_map(|(tenant, scope, actions, expired)| GrantSpec {
             tenant,
-            studies,
+            scope,
             actions,
             expired,
         })
@@ -266,42 +399,60 @@ fn req_spec() -> impl Strategy<Value = ReqSpec> {
         })
 }
 
-/// What the grants allow, by the model: the tenant, and per action the
-/// whole tenant or the listed UIDs.
+/// What one live grant reaches, by the model.
+enum Reach {
+    Whole,
+    Uids(BTreeSet<String>),
+    Query(QuerySpec),
+}
+
+/// What the grants allow, by the model: the tenant, and per action what
+/// each grant giving it reaches.
 struct Model {
     tenant: Option<usize>,
-    whole: BTreeSet<Action>,
-    listed: BTreeMap<Action, BTreeSet<String>>,
+    reach: BTreeMap<Action, Vec<Reach>>,
+    /// The studies stored in the tenant (a query matches only those).
+    stored: std::cell::RefCell<BTreeSet<String>>,
 }
 
 impl Model {
     fn new(w: &World, grants: &[GrantSpec], unknown: &str) -> Model {
         let live: Vec<&GrantSpec> = grants.iter().filter(|g| !g.expired).collect();
         let tenants: BTreeSet<usize> = live.iter().map(|g| g.tenant).collect();
+        let tenant = (tenants.len() == 1).then(|| *tenants.first().unwrap());
         let mut m = Model {
-            tenant: (tenants.len() == 1).then(|| *tenants.first().unwrap()),
-            whole: BTreeSet::new(),
-            listed: BTreeMap::new(),
+            tenant,
+            reach: BTreeMap::new(),
+            stored: w
+                .studies
+                .iter()
+                .filter(|s| Some(s.tenant) == tenant)
+                .map(|s| s.uid.clone())
+                .collect::<BTreeSet<_>>()
+                .into(),
         };
         if m.tenant.is_none() {
             return m;
         }
+        let uids = |list: &[usize]| -> BTreeSet<String> {
+            list.iter()
+                .map(|i| {
+                    w.studies
+                        .get(*i)
+                        .map_or(unknown.to_string(), |s| s.uid.clone())
+                })
+                .collect()
+        };
         for g in &live {
             for (bit, a) in [(1, Action::Search), (2, Action::Read), (4, Action::Write)] {
                 if g.actions & bit == 0 {
                     continue;
                 }
-                let set = m.listed.entry(a).or_default();
-                match &g.studies {
-                    None => {
-                        m.whole.insert(a);
-                    }
-                    Some(list) => set.extend(list.iter().map(|i| {
-                        w.studies
-                            .get(*i)
-                            .map_or(unknown.to_string(), |s| s.uid.clone())
-                    })),
-                }
+                m.reach.entry(a).or_default().push(match &g.scope {
+                    ScopeSpec::Tenant => Reach::Whole,
+                    ScopeSpec::Studies(l) | ScopeSpec::Label(l) => Reach::Uids(uids(l)),
+                    ScopeSpec::Query(q) => Reach::Query(q.clone()),
+                });
             }
         }
         m
@@ -309,7 +460,25 @@ impl Model {
 
     /// Whether a grant for `a` covers the UID (whatever tenant stores it).
     fn covers(&self, a: Action, uid: &str) -> bool {
-        self.whole.contains(&a) || self.listed.get(&a).is_some_and(|l| l.contains(uid))
+        self.reach.get(&a).is_some_and(|r| {
+            r.iter().any(|r| match r {
+                Reach::Whole => true,
+                Reach::Uids(s) => s.contains(uid),
+                Reach::Query(q) => self.stored.borrow().contains(uid) && q.matches(uid),
+            })
+        })
+    }
+
+    /// Whether some grant gives `a` on the whole tenant.
+    fn whole(&self, a: Action) -> bool {
+        self.reach
+            .get(&a)
+            .is_some_and(|r| r.iter().any(|r| matches!(r, Reach::Whole)))
+    }
+
+    /// Whether no grant gives `a` at all.
+    fn none(&self, a: Action) -> bool {
+        self.reach.get(&a).is_none_or(Vec::is_empty)
     }
 
     /// Whether a stored study may be reached with `a`.
@@ -366,15 +535,28 @@ fn check_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) {
     }
     // a UID listed in grants but never stored anywhere
     let granted_unknown = uid(1);
-    for g in grants {
-        let scope = match &g.studies {
-            None => Scope::Tenant,
-            Some(list) => Scope::studies(list.iter().map(|i| {
-                w.studies
-                    .get(*i)
-                    .map_or(granted_unknown.clone(), |s| s.uid.clone())
-            }))
-            .unwrap(),
+    for (i, g) in grants.iter().enumerate() {
+        let uids = |list: &[usize]| -> Vec<String> {
+            list.iter()
+                .map(|i| {
+                    w.studies
+                        .get(*i)
+                        .map_or(granted_unknown.clone(), |s| s.uid.clone())
+                })
+                .collect()
+        };
+        let scope = match &g.scope {
+            ScopeSpec::Tenant => Scope::Tenant,
+            ScopeSpec::Studies(list) => Scope::studies(uids(list)).unwrap(),
+            ScopeSpec::Label(list) => {
+                let name = format!("label-{i}");
+                let set = uids(list).into_iter().collect();
+                w.store
+                    .set_label(&w.tenants[g.tenant], &name, &set)
+                    .unwrap();
+                Scope::label(&name).unwrap()
+            }
+            ScopeSpec::Query(q) => Scope::Query(StudyQuery::new(q.keys()).unwrap()),
         };
         let grant = NewGrant {
             principal: "vendor".into(),
@@ -383,6 +565,7 @@ fn check_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) {
             actions: actions(g.actions),
             view: View::Original,
             expires: Some(if g.expired { now - 1 } else { now + 3600 }),
+            quota: None,
         };
         w.store.add(grant, now - 10).unwrap();
     }
@@ -484,7 +667,7 @@ fn check_request(w: &mut World, m: &Model, r: &ReqSpec, granted_unknown: &str) {
         assert_eq!(resp.status, StatusCode::FORBIDDEN, "{method} {path}");
         return;
     }
-    if !m.whole.contains(&action) && m.listed.get(&action).is_none_or(|l| l.is_empty()) {
+    if m.none(action) {
         let expect = if unrouted(r) {
             StatusCode::NOT_FOUND
         } else {
@@ -498,7 +681,7 @@ fn check_request(w: &mut World, m: &Model, r: &ReqSpec, granted_unknown: &str) {
     // (with the same standing: not granted, or granted and absent)
     let names_study = (3..=14).contains(&r.kind) && !posting;
     if names_study && !visible {
-        let twin = if !m.covers(action, &study_uid) || m.whole.contains(&action) {
+        let twin = if !m.covers(action, &study_uid) || m.whole(action) {
             Some(never.clone())
         } else {
             m.covers(action, granted_unknown)
@@ -554,11 +737,14 @@ fn check_request(w: &mut World, m: &Model, r: &ReqSpec, granted_unknown: &str) {
                 Some(s) => {
                     s.series.insert(new_series, vec![new_sop]);
                 }
-                None => w.studies.push(Study {
-                    tenant: t,
-                    uid: study_uid.clone(),
-                    series: [(new_series, vec![new_sop])].into(),
-                }),
+                None => {
+                    m.stored.borrow_mut().insert(study_uid.clone());
+                    w.studies.push(Study {
+                        tenant: t,
+                        uid: study_uid.clone(),
+                        series: [(new_series, vec![new_sop])].into(),
+                    })
+                }
             }
         }
     }

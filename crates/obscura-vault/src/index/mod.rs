@@ -30,7 +30,7 @@
 //! equality of match values within the tenant (e.g. that two studies share a
 //! Patient ID, or how many series share a modality), never across tenants.
 
-mod postgres;
+pub(crate) mod postgres;
 mod query;
 mod sqlite;
 

@@ -200,7 +200,7 @@ impl PgIndex {
 }
 
 /// Open a connection and spawn its task on the driver.
-fn connect(db: &Database, driver: Driver) -> Result<Client, VaultError> {
+pub(crate) fn connect(db: &Database, driver: Driver) -> Result<Client, VaultError> {
     let bad = |m: &str| VaultError::DatabaseConfig(m.to_string());
     // The parser's error may quote the URL: say only what is wrong.
     let mut config: tokio_postgres::Config = db
