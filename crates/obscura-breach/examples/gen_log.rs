@@ -17,18 +17,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{devset, Rng};
 
 fn private(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
@@ -53,9 +44,8 @@ fn main() {
     private(&out.join("master.key"), &obscura_audit::event::hex(&master));
     let vault = Vault::open(&out.join("archive"), MasterKey::from_bytes(master)).unwrap();
     let tenant = vault.create_tenant("Site A").unwrap();
-    let devset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/devset/data/data");
-    for f in std::fs::read_dir(devset).unwrap() {
-        let _ = vault.store_file(&tenant, &f.unwrap().path());
+    for f in devset() {
+        let _ = vault.store_file(&tenant, &f);
     }
     let studies: Vec<(String, String)> = vault
         .search(&tenant, &Query::new(Level::Study))

@@ -12,31 +12,10 @@ use obscura_audit::{
 use obscura_breach::{build, owner_records, Exposure, Request};
 use obscura_vault::{Attr, Attributes, Level, MasterKey, Query, Vault};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
-
-fn devset() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/devset/data/data");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("the devset")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
-        .collect();
-    files.sort();
-    files
-}
+mod common;
+use common::{devset, Rng};
 
 const STOLEN: &str = "vendor-x@site";
 const T0: u64 = 1_780_000_000;
