@@ -5,7 +5,9 @@
 # series of bench/corpus/make_corpus.py (2,000 files), QIDO-RS study search
 # p50/p95, WADO-RS retrieval of every instance by curl against the same curl
 # reading the files from disk, each server's peak RSS, and the same Obscura
-# with unencrypted objects (bench/web_side_by_side.py); then Obscura
+# with unencrypted objects (bench/web_side_by_side.py); WADO and QIDO
+# through a de-identified view against the original view
+# (bench/web_views.py); then Obscura
 # alone streaming a 1 GiB object (bench/web.py: peak RSS while streaming).
 # Usage: bench/web.sh [CORPUS_ROOT] [BATCH] [QUERIES] [REPS] [CONCURRENCY]
 #        (default /tmp/bench-corpus 50 200 5 1,8)
@@ -25,5 +27,8 @@ nice -n 10 cargo build --release -q -p obscura-cli --features unencrypted-object
 cp target/release/obscura target/release/obscura-unencrypted-objects-bench-only
 nice -n 10 cargo build --release -q -p obscura-cli
 python3 bench/web_side_by_side.py "$ROOT/ct-series" "${2:-50}" "${3:-200}" "${4:-5}" "${5:-1,8}"
+echo
+# a de-identified view against the original view (issue 11), same server, same run
+python3 bench/web_views.py "$ROOT/ct-series" 500 "${4:-5}" "${5:-1,8}"
 echo
 python3 bench/web.py 1000 1

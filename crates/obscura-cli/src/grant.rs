@@ -170,6 +170,9 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             if principal.starts_with("share:") {
                 bail!("principals named share:... are share links' (obscura share)");
             }
+            if let View::Deidentified { profile } = &grant.view {
+                obscura_web::view::profile(profile).map_err(|e| anyhow::anyhow!("--view: {e}"))?;
+            }
             let store = grant_store(&archive.section()?)?;
             let other = store
                 .live(principal, now)?

@@ -35,6 +35,7 @@ const INFO_MASTER_WRAP: &[u8] = b"obscura-vault/v1/master-wrap";
 const INFO_OBJECT_WRAP: &[u8] = b"obscura-vault/v1/object-wrap";
 const INFO_INDEX_VALUE: &[u8] = b"obscura-vault/v1/index-value";
 const INFO_INDEX_MATCH: &[u8] = b"obscura-vault/v1/index-match";
+const INFO_OUTSIDE: &[u8] = b"obscura-vault/v1/outside/";
 
 /// Fill `buf` from the operating system's random source.
 pub(crate) fn random(buf: &mut [u8]) -> std::io::Result<()> {
@@ -142,6 +143,7 @@ pub struct TenantKeys {
     object_wrap: Aead,
     index_value: Aead,
     index_match: Hmac<Sha256>,
+    key: KeyBytes,
 }
 
 impl TenantKeys {
@@ -159,7 +161,17 @@ impl TenantKeys {
             index_value: aead(&derive(key, INFO_INDEX_VALUE)),
             index_match: <Hmac<Sha256> as Mac>::new_from_slice(match_key.expose())
                 .expect("HMAC takes any key length"),
+            key: key.clone(),
         }
+    }
+
+    /// A key for a purpose outside the vault, named by `label` (HKDF of the
+    /// tenant key; none of the vault's own keys, and gone when the tenant
+    /// is shredded).
+    pub(crate) fn outside_key(&self, label: &str) -> [u8; KEY_LEN] {
+        let mut info = INFO_OUTSIDE.to_vec();
+        info.extend_from_slice(label.as_bytes());
+        *derive(&self.key, &info).expose()
     }
 
     /// Wrap an object's data key, bound to `aad` (tenant, object name, header).

@@ -494,6 +494,14 @@ impl Vault {
         Ok(())
     }
 
+    /// A secret of `tenant` for a purpose outside the vault, named by
+    /// `label` (the web layer's per-grant view keys): derived from the
+    /// tenant's key, so it survives master key rotation and is shredded
+    /// with the tenant.
+    pub fn tenant_secret(&self, tenant: &TenantId, label: &str) -> Result<[u8; 32]> {
+        Ok(self.scope(tenant)?.keys.outside_key(label))
+    }
+
     /// The tenant's row and subkeys, its key unwrapped once and cached.
     fn scope(&self, tenant: &TenantId) -> Result<Arc<Scope>> {
         let cached = self

@@ -24,6 +24,7 @@ pub mod rendered;
 pub mod server;
 pub mod source;
 pub mod stow;
+pub mod view;
 pub mod wado;
 
 pub use auth::{Authenticator, Peer, Principal};
@@ -62,6 +63,8 @@ pub struct Web {
     pub render_slots: Arc<tokio::sync::Semaphore>,
     /// The audit log, when on (set once, before serving).
     pub audit: std::sync::OnceLock<Arc<obscura_audit::Auditor>>,
+    /// The de-identified views of grants, built on first use.
+    pub views: view::Views,
 }
 
 impl Web {
@@ -90,13 +93,14 @@ impl Web {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             audit: std::sync::OnceLock::new(),
+            views: view::Views::default(),
         })
     }
 }
 
 /// A request that cannot be served, as an HTTP status and a message that
 /// names no value from the data.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// 400.
     #[error("{0}")]
@@ -201,7 +205,11 @@ fn share_prefix(mut req: Request) -> Request {
 /// All routes, behind [`authenticate`]; share links' paths too.
 pub fn router(web: Arc<Web>) -> Router {
     use tower::ServiceExt;
-    Router::new().fallback_service(routes(web).map_request(share_prefix))
+    // share links' prefix first, then the principal and its UIDs mapped back, then the routes
+    let mapped = Router::new()
+        .fallback_service(routes(Arc::clone(&web)))
+        .layer(axum::middleware::from_fn_with_state(web, authenticate));
+    Router::new().fallback_service(mapped.map_request(share_prefix))
 }
 
 /// The routes.
@@ -262,7 +270,7 @@ fn routes(web: Arc<Web>) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&web),
-            authenticate,
+            gate_layer,
         ))
         .with_state(web)
 }
@@ -271,17 +279,24 @@ async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
-/// The one gate: every request needs a principal (see [`auth`]) whose
-/// access allows the route on its study ([`gate`]). The principal goes
-/// into the request's extensions for the handlers; a refusal is a 401
-/// with `WWW-Authenticate` (403 for a principal without any grant),
-/// audited in the log; a study outside the grants is 404, as if absent.
-/// With the audit log on, every request is recorded (`audit`).
+/// Who a request is, decided by [`authenticate`] before routing and read
+/// by [`gate_layer`] after it.
+#[derive(Clone)]
+enum Authn {
+    /// A principal, and why its request's UIDs could not be mapped back, if so.
+    Principal(Principal, Option<ApiError>),
+    /// Refused credentials.
+    Refused(auth::Refused),
+}
+
+/// Before routing: every request needs a principal (see [`auth`]); under
+/// a de-identified view its pseudonymous UIDs are mapped back to the
+/// tenant's (`view`), so the router, the gate and the handlers see the
+/// tenant's UIDs only. The outcome goes on to [`gate_layer`].
 pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
     let Some(peer) = req.extensions().get::<Peer>().cloned() else {
         return ApiError::Internal("a request without its connection".into()).into_response();
     };
-    let route = audit::route_kind(&req);
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -304,18 +319,78 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
         Ok(d) => d,
         Err(e) => return ApiError::Internal(format!("access task: {e}")).into_response(),
     };
-    match decided {
+    let outcome = match decided {
+        Err(refused) => Authn::Refused(refused),
         Ok(principal) => {
+            let unmapped = if view::Lens::new(&web, &principal.access, &principal.tenant).active() {
+                let (w, p) = (Arc::clone(&web), principal.clone());
+                let (path, query) = (
+                    req.uri().path().to_string(),
+                    req.uri().query().map(str::to_string),
+                );
+                let mapped = tokio::task::spawn_blocking(move || {
+                    view::Lens::new(&w, &p.access, &p.tenant).request_uri(&path, query.as_deref())
+                })
+                .await
+                .unwrap_or_else(|e| Err(ApiError::Internal(format!("view task: {e}"))));
+                match mapped.and_then(|u| {
+                    u.parse::<axum::http::Uri>()
+                        .map_err(|_| ApiError::BadRequest("malformed request path".into()))
+                }) {
+                    Ok(uri) => {
+                        *req.uri_mut() = uri;
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            } else {
+                None
+            };
+            Authn::Principal(principal, unmapped)
+        }
+    };
+    req.extensions_mut().insert(outcome);
+    next.run(req).await
+}
+
+/// After routing, the one gate: a principal whose access allows the route
+/// on its study ([`gate`]), within its quotas. The principal goes into the
+/// request's extensions for the handlers; a refusal is a 401 with
+/// `WWW-Authenticate` (403 for a principal without any grant), audited in
+/// the log; a study outside the grants (or a pseudonym that maps to none)
+/// is 404, as if absent. With the audit log on, every request is recorded
+/// (`audit`).
+pub async fn gate_layer(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
+    let (Some(peer), Some(outcome)) = (
+        req.extensions().get::<Peer>().cloned(),
+        req.extensions_mut().remove::<Authn>(),
+    ) else {
+        return ApiError::Internal("a request without its connection".into()).into_response();
+    };
+    let route = audit::route_kind(&req);
+    match outcome {
+        Authn::Principal(principal, unmapped) => {
             let pattern = req
                 .extensions()
                 .get::<axum::extract::MatchedPath>()
                 .map(|m| m.as_str().to_string());
-            let checked = match gate::check(
-                req.method(),
-                pattern.as_deref(),
-                req.uri().path(),
-                &principal.access,
-            ) {
+            let gated = match unmapped {
+                None => gate::check(
+                    req.method(),
+                    pattern.as_deref(),
+                    req.uri().path(),
+                    &principal.access,
+                ),
+                Some(ApiError::NotFound) => Err(gate::Closed::Study),
+                Some(e) => {
+                    let r = e.into_response();
+                    if let Some(a) = web.audit.get() {
+                        audit::request(a, &peer, &principal, &route, r.status());
+                    }
+                    return r;
+                }
+            };
+            let checked = match gated {
                 Ok(()) => {
                     charge(
                         &web,
@@ -357,7 +432,7 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
             }
             r
         }
-        Err(refused) => {
+        Authn::Refused(refused) => {
             let denied = refused.denied;
             if let Some(a) = web.audit.get() {
                 audit::auth_failure(a, &peer, &route, &refused);

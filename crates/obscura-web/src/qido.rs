@@ -19,6 +19,7 @@
 
 use crate::json::{attr_element, tag_key};
 use crate::media::accepts_json;
+use crate::view::Lens;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -268,6 +269,7 @@ async fn search(
     let tenant = principal.tenant.clone();
     let w = Arc::clone(&web);
     let returned = principal.returned.clone();
+    let access = Arc::clone(&principal.access);
     let (results, more, ignored) = tokio::task::spawn_blocking(move || {
         let mut found = if nothing {
             Vec::new()
@@ -285,13 +287,17 @@ async fn search(
             );
         }
         let keys: BTreeSet<Attr> = req.query.keys.iter().map(|(a, _)| *a).collect();
-        let out: Vec<Json> = found
-            .iter()
-            .map(|attrs| {
-                let counts = counts(&w, &tenant, level, attrs).unwrap_or_default();
-                result(level, attrs, &req, &keys, &base, counts)
-            })
-            .collect();
+        let lens = Lens::new(&w, &access, &tenant);
+        let mut out = Vec::with_capacity(found.len());
+        for attrs in &found {
+            let counts = counts(&w, &tenant, level, attrs).unwrap_or_default();
+            let study = attrs.get(Attr::StudyInstanceUID).unwrap_or_default();
+            out.push(match lens.view(study)? {
+                // the result as the study's view shows it
+                Some(v) => result(level, &v.attributes(attrs), &req, &keys, &base, counts),
+                None => result(level, attrs, &req, &keys, &base, counts),
+            });
+        }
         Ok::<_, ApiError>((out, more, req.ignored))
     })
     .await

@@ -208,6 +208,10 @@ async fn respond(
     frame: u32,
     o: Options,
 ) -> Result<Response, ApiError> {
+    let view = match candidates.first() {
+        Some(f) => crate::wado::lens_view(&web, &principal, &f.study)?,
+        None => None,
+    };
     let sem = Arc::clone(&web.render_slots);
     let permit = tokio::time::timeout(std::time::Duration::from_secs(30), sem.acquire_owned())
         .await
@@ -217,6 +221,14 @@ async fn respond(
         let _permit = permit;
         let mut last = PixelError::NoPixelData;
         for f in &candidates {
+            if let Some(v) = &view {
+                // pixels a view withholds are not rendered either
+                let input = crate::wado::read_header(&web.vault, &principal.tenant, &f.sop)
+                    .map_err(|e| PixelError::Io(std::io::Error::other(e)))?;
+                if !v.shows_pixels(&input.dataset, input.pixel.is_some()) {
+                    continue;
+                }
+            }
             match render_one(&web, &principal, f, frame, o) {
                 Ok(b) => return Ok(b),
                 Err(e @ PixelError::NoPixelData) => last = e,

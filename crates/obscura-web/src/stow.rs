@@ -15,6 +15,7 @@
 use crate::media::{accepts_json, MediaType};
 use crate::multipart::{MultipartError, Parser, Sink};
 use crate::source::FileRange;
+use crate::view::Lens;
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -28,7 +29,7 @@ use obscura_vault::{Attr, Attributes};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value as Json};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::sync::Arc;
 
 /// FailureReason: Processing failure.
@@ -207,23 +208,22 @@ async fn stow(
         return Err(ApiError::BadRequest("the request holds no instance".into()));
     }
     let store_web = Arc::clone(&web);
-    let tenant = principal.tenant.clone();
-    let access = Arc::clone(&principal.access);
+    let who = principal.clone();
     let expected = study.clone();
-    let outcomes = tokio::task::spawn_blocking(move || {
-        store_parts(
-            &store_web,
-            &tenant,
-            &access,
-            &file,
-            parts,
-            expected.as_deref(),
-        )
+    let (outcomes, shown) = tokio::task::spawn_blocking(move || {
+        let lens = Lens::new(&store_web, &who.access, &who.tenant);
+        let outcomes = store_parts(&store_web, &lens, &who, &file, parts, expected.as_deref());
+        // the study of the path as the principal named it
+        let shown = expected.map(|s| match lens.view(&s) {
+            Ok(Some(v)) => v.uid(&s),
+            _ => s,
+        });
+        (outcomes, shown)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("store task: {e}")))?;
     let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
-    Ok(response(&base, &principal, study.as_deref(), outcomes))
+    Ok(response(&base, &principal, shown.as_deref(), outcomes))
 }
 
 struct SpoolSink {
@@ -298,8 +298,8 @@ const STORE_BATCH: usize = 256;
 /// instance is acknowledged only once its batch is committed.
 fn store_parts(
     web: &Web,
-    tenant: &obscura_vault::TenantId,
-    access: &obscura_access::Access,
+    lens: &Lens,
+    principal: &Principal,
     file: &Arc<File>,
     parts: Vec<Part>,
     expected_study: Option<&str>,
@@ -308,12 +308,12 @@ fn store_parts(
     for batch in parts.chunks(STORE_BATCH) {
         let checked: Vec<Result<Checked, Outcome>> = batch
             .par_iter()
-            .map(|p| check_part(access, file, p, expected_study))
+            .map(|p| check_part(lens, principal, file, p, expected_study))
             .collect();
         let ok: Vec<&Checked> = checked.iter().filter_map(|c| c.as_ref().ok()).collect();
         let stored = web.vault.store_many(
-            tenant,
-            ok.iter().map(|c| (c.attrs.clone(), c.range.reader())),
+            &principal.tenant,
+            ok.iter().map(|c| (c.attrs.clone(), c.body.reader())),
         );
         if let Err(e) = &stored {
             log::warn!("web: storing a batch of {} instances failed: {e}", ok.len());
@@ -335,9 +335,34 @@ fn store_parts(
     outcomes
 }
 
+/// What is stored of a part: its bytes as sent, or an instance written
+/// back through a view (re-encoded, in memory).
+enum Stored {
+    Sent(FileRange),
+    WrittenBack(Arc<Vec<u8>>),
+}
+
+impl Stored {
+    fn reader(&self) -> Box<dyn Read + Send> {
+        match self {
+            Stored::Sent(r) => Box::new(r.reader()),
+            Stored::WrittenBack(b) => Box::new(std::io::Cursor::new(ArcBytes(Arc::clone(b)))),
+        }
+    }
+}
+
+/// Shared bytes as a slice (for a `Cursor`).
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A part whose header was read and whose UIDs are UIDs.
 struct Checked {
-    range: FileRange,
+    body: Stored,
     attrs: Attributes,
     class: String,
     sop: String,
@@ -367,11 +392,13 @@ fn failed(class: Option<&str>, sop: Option<&str>, reason: u16) -> Outcome {
 
 /// Read a part's header and check its UIDs (and its study, if one is expected).
 fn check_part(
-    access: &obscura_access::Access,
+    lens: &Lens,
+    principal: &Principal,
     file: &Arc<File>,
     part: &Part,
     expected_study: Option<&str>,
 ) -> Result<Checked, Outcome> {
+    let access = &principal.access;
     if !part.dicom {
         return Err(failed(None, None, CANNOT_UNDERSTAND));
     }
@@ -380,14 +407,15 @@ fn check_part(
         start: part.start,
         len: part.len,
     };
-    let attrs = match DicomInput::read(range.clone(), Limits::default()) {
-        Ok(input) if input.meta.part10 => Attributes::from_dicom(&input),
+    let input = match DicomInput::read(range.clone(), Limits::default()) {
+        Ok(input) if input.meta.part10 => input,
         Ok(_) => return Err(failed(None, None, CANNOT_UNDERSTAND)),
         Err(e) => {
             log::info!("web: a STOW part is not readable DICOM: {e}");
             return Err(failed(None, None, CANNOT_UNDERSTAND));
         }
     };
+    let attrs = Attributes::from_dicom(&input);
     let class = attrs.get(Attr::SOPClassUID);
     let sop = attrs.get(Attr::SOPInstanceUID);
     let uids = [
@@ -402,21 +430,53 @@ fn check_part(
     if !uids.iter().all(|u| u.is_some_and(is_uid)) {
         return Err(failed(Some(class), Some(sop), CANNOT_UNDERSTAND));
     }
-    if expected_study.is_some_and(|s| s != study) {
-        return Err(failed(Some(class), Some(sop), DOES_NOT_MATCH));
-    }
-    if !access.allows(obscura_access::Action::Write, study) {
-        log::warn!("audit: a STOW instance refused: its study is outside the write grants");
-        return Err(failed(Some(class), Some(sop), NOT_AUTHORIZED));
-    }
     let (class, sop, study, series) = (
         class.to_string(),
         sop.to_string(),
         study.to_string(),
         series.to_string(),
     );
+    // under a view, the study is named by its pseudonym: the tenant's study it maps to
+    let refused = || {
+        log::warn!("audit: a STOW instance refused: its study is outside the write grants");
+        failed(Some(&class), Some(&sop), NOT_AUTHORIZED)
+    };
+    let internal = |e: ApiError| {
+        log::warn!("web: a STOW instance could not be mapped back: {e}");
+        failed(Some(&class), Some(&sop), PROCESSING_FAILURE)
+    };
+    let tenant_study = if lens.active() {
+        lens.study(&study).map_err(internal)?.ok_or_else(refused)?
+    } else {
+        study.clone()
+    };
+    if expected_study.is_some_and(|s| s != tenant_study) {
+        return Err(failed(Some(&class), Some(&sop), DOES_NOT_MATCH));
+    }
+    if !access.allows(obscura_access::Action::Write, &tenant_study) {
+        return Err(refused());
+    }
+    let (body, attrs) = match lens.view(&tenant_study).map_err(internal)? {
+        None => (Stored::Sent(range), attrs),
+        Some(v) => {
+            let ds = lens
+                .write_back(&v, &input.dataset, &tenant_study, &principal.name)
+                .map_err(internal)?;
+            let mut bytes = Vec::with_capacity(part.len as usize + 1024);
+            input
+                .write_part10(&ds, &mut bytes)
+                .map_err(|e| internal(ApiError::Internal(e.to_string())))?;
+            let mut attrs = Attributes::from_dataset(&ds);
+            attrs.set(Attr::TransferSyntaxUID, &input.transfer_syntax_uid);
+            log::info!(
+                "web: an instance written back by {} into its tenant's study",
+                principal.name
+            );
+            (Stored::WrittenBack(Arc::new(bytes)), attrs)
+        }
+    };
     Ok(Checked {
-        range,
+        body,
         attrs,
         class,
         sop,

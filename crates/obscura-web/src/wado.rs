@@ -15,6 +15,7 @@ use crate::body::{stream, ChannelWriter, WholeBody};
 use crate::json::{self, find_bulk, Bulk};
 use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
 use crate::rendered::pixel_error;
+use crate::view::{GrantView, Lens};
 use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -23,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
 use obscura_dicom::source::SeekSource;
 use obscura_dicom::{DicomInput, Limits};
 use obscura_pixels::frames;
@@ -226,6 +228,9 @@ async fn retrieve(
         Packaging::Multipart => Framing::Multipart(new_boundary()),
     };
     let content_type = framing.content_type(&list[0].ts);
+    if let Some(v) = lens_view(&web, &principal, study)? {
+        return retrieve_view(web, principal, list, framing, content_type, v).await;
+    }
     let permit = acquire_stream(&web).await?;
     let vault = Arc::clone(&web.vault);
     let tenant = principal.tenant.clone();
@@ -258,6 +263,59 @@ async fn retrieve(
             w.write_all(framing.part_head(&f.ts, r.len()).as_bytes())
                 .map_err(|e| e.to_string())?;
             copy(&mut r, w)?;
+            w.write_all(framing.part_tail())
+                .map_err(|e| e.to_string())?;
+        }
+        w.write_all(framing.close().as_bytes())
+            .map_err(|e| e.to_string())
+    });
+    Ok(with_type(Body::new(body), &content_type))
+}
+
+/// Instances as view `v` shows them: each re-encoded, its de-identified
+/// header around its stored pixel data (parts without Content-Length); a
+/// withheld instance is left out of a multipart, and a single one is 404.
+async fn retrieve_view(
+    web: Arc<Web>,
+    principal: Principal,
+    list: Vec<Found>,
+    framing: Framing,
+    content_type: String,
+    v: Arc<GrantView>,
+) -> Result<Response, ApiError> {
+    if matches!(framing, Framing::Single) {
+        // withheld is a 404 before anything is sent
+        let (w, t, s, v) = (
+            Arc::clone(&web),
+            principal.tenant.clone(),
+            list[0].sop.clone(),
+            Arc::clone(&v),
+        );
+        tokio::task::spawn_blocking(move || seen(&w.vault, &t, &s, &v).map(|_| ()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("view task: {e}")))??;
+    }
+    let permit = acquire_stream(&web).await?;
+    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
+    log::info!(
+        "web: WADO by {} through a view: {} instances",
+        principal.name,
+        list.len()
+    );
+    let body = stream(web.config.idle_timeout(), permit, move |w| {
+        for f in &list {
+            let Ok((input, ds)) = seen(&vault, &tenant, &f.sop, &v) else {
+                continue;
+            };
+            if let Framing::Multipart(b) = &framing {
+                write!(
+                    w,
+                    "--{b}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
+                    f.ts
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            input.write_part10(&ds, w).map_err(|e| e.to_string())?;
             w.write_all(framing.part_tail())
                 .map_err(|e| e.to_string())?;
         }
@@ -356,6 +414,31 @@ fn open_one(
     Ok(Opened::Whole(WholeBody::new(out.into(), permit)))
 }
 
+/// The view a principal sees `study` through (`None`: the originals).
+pub(crate) fn lens_view(
+    web: &Web,
+    principal: &Principal,
+    study: &str,
+) -> Result<Option<Arc<GrantView>>, ApiError> {
+    Lens::new(web, &principal.access, &principal.tenant).view(study)
+}
+
+/// A stored instance as `v` shows it, pixels included: its header read,
+/// and de-identified; 404 when the view withholds it.
+fn seen(
+    vault: &Vault,
+    tenant: &TenantId,
+    sop: &str,
+    v: &GrantView,
+) -> Result<(StoredInput, InMemDicomObject), ApiError> {
+    let input = read_header(vault, tenant, sop).map_err(ApiError::Internal)?;
+    let ds = v.dataset(&input.dataset, input.pixel.is_some(), true)?;
+    Ok((input, ds))
+}
+
+/// A stored instance's header, its pixel data left in the vault.
+pub(crate) type StoredInput = DicomInput<SeekSource<obscura_vault::InstanceReader>>;
+
 /// A slot for one streamed response (bounds the blocking threads in use).
 async fn acquire_stream(web: &Arc<Web>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     let sem = Arc::clone(&web.stream_slots);
@@ -381,11 +464,11 @@ pub(crate) fn with_type(body: Body, content_type: &str) -> Response {
 
 /// Read a stored instance's header (its first 64 MiB are kept while the
 /// header is parsed; the pixel data is skipped by seeking, not decrypted).
-fn read_header(
+pub(crate) fn read_header(
     vault: &Vault,
     tenant: &TenantId,
     sop: &str,
-) -> Result<DicomInput<SeekSource<obscura_vault::InstanceReader>>, String> {
+) -> Result<StoredInput, String> {
     let r = vault
         .open_instance(tenant, sop)
         .map_err(|e| e.to_string())?;
@@ -449,14 +532,29 @@ async fn metadata(
     accepts_json(&headers, "metadata is available as application/dicom+json")?;
     let list = found(&web, &principal, study, series, sop).await?;
     let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
+    let view = lens_view(&web, &principal, study)?;
     let permit = acquire_stream(&web).await?;
     let vault = Arc::clone(&web.vault);
     let tenant = principal.tenant.clone();
     let body = stream(web.config.idle_timeout(), permit, move |w| {
         w.write_all(b"[").map_err(|e| e.to_string())?;
         for (i, f) in list.iter().enumerate() {
-            let input = read_header(&vault, &tenant, &f.sop)?;
-            let url = instance_url(&base, f);
+            let mut input = read_header(&vault, &tenant, &f.sop)?;
+            let url = match &view {
+                Some(v) => {
+                    // the header as the view shows it, its URLs in pseudonyms
+                    input.dataset = v
+                        .dataset(&input.dataset, input.pixel.is_some(), false)
+                        .map_err(|_| "the view cannot show this header".to_string())?;
+                    format!(
+                        "{base}/studies/{}/series/{}/instances/{}",
+                        v.uid(&f.study),
+                        v.uid(&f.series),
+                        v.uid(&f.sop)
+                    )
+                }
+                None => instance_url(&base, f),
+            };
             let j = json::dataset(
                 &input.dataset,
                 input.pixel.as_ref(),
@@ -499,6 +597,7 @@ pub async fn bulkdata(
     octet_stream_accepted(&headers, "application/octet-stream")?;
     let list = found(&web, &principal, &study, Some(&series), Some(&sop)).await?;
     let f = list[0].clone();
+    let view = lens_view(&web, &principal, &study)?;
     let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let path: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
     // read the header first: a missing element is a 404, not a broken body
@@ -510,10 +609,15 @@ pub async fn bulkdata(
             path.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let input = read_header(&v, &t, &s).map_err(ApiError::Internal)?;
+            let mut input = read_header(&v, &t, &s).map_err(ApiError::Internal)?;
             let refs: Vec<&str> = p.iter().map(String::as_str).collect();
             let pixel_tag = input.pixel.map(|px| json::tag_key(px.tag));
-            if refs.len() == 1 && pixel_tag.as_deref() == Some(refs[0]) {
+            let is_pixels = refs.len() == 1 && pixel_tag.as_deref() == Some(refs[0]);
+            if let Some(view) = &view {
+                // values from the header as the view shows it
+                input.dataset = view.dataset(&input.dataset, input.pixel.is_some(), is_pixels)?;
+            }
+            if is_pixels {
                 let px = input.pixel.expect("pixel data");
                 if px.declared_len.is_none() {
                     return Err(ApiError::NotImplemented(
@@ -693,6 +797,7 @@ pub async fn frames(
         .await?
         .remove(0);
     let (media, part_type) = frame_type(&headers, &f.ts)?;
+    let view = lens_view(&web, &principal, &study)?;
     let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let sop_uid = f.sop.clone();
     let ts = f.ts.clone();
@@ -701,6 +806,9 @@ pub async fn frames(
         let Some(px) = input.pixel else {
             return Err(ApiError::NotFound);
         };
+        if view.is_some_and(|v| !v.shows_pixels(&input.dataset, true)) {
+            return Err(ApiError::NotFound);
+        }
         let n = input
             .dataset
             .get(tags::NUMBER_OF_FRAMES)

@@ -121,6 +121,8 @@ struct World {
     store: Arc<SqliteStore>,
     tenants: Vec<String>,
     studies: Vec<Study>,
+    /// UIDs of instances written back through a view.
+    written: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -177,6 +179,7 @@ impl World {
             store,
             tenants,
             studies: Vec::new(),
+            written: Vec::new(),
             _dir: dir,
         };
         for t in 0..TENANTS {
@@ -586,41 +589,7 @@ fn check_request(w: &mut World, m: &Model, r: &ReqSpec, granted_unknown: &str) {
         .and_then(|s| s.series.iter().nth(r.series % s.series.len()))
         .map(|(se, sops)| (se.clone(), sops[r.instance % sops.len()].clone()))
         .unwrap_or_else(|| (uid(2), uid(3)));
-    let path_for = |st: &str| -> (Method, String) {
-        let inst = format!("/studies/{st}/series/{series_uid}/instances/{sop_uid}");
-        let get = |p: String| (Method::GET, p);
-        match r.kind {
-            0 => get(match r.param {
-                0 => "/studies".into(),
-                1 => format!("/studies?StudyInstanceUID={st}"),
-                2 => format!("/studies?limit=1&offset={}", r.series),
-                _ => "/studies?includefield=all".into(),
-            }),
-            1 => get(if r.param < 2 {
-                "/series?includefield=all".into()
-            } else {
-                format!("/series?StudyInstanceUID={st}")
-            }),
-            2 => get(if r.param < 2 {
-                "/instances".into()
-            } else {
-                format!("/instances?SeriesInstanceUID={series_uid}")
-            }),
-            3 => get(format!("/studies/{st}")),
-            4 => get(format!("/studies/{st}/metadata")),
-            5 => get(format!("/studies/{st}/series")),
-            6 => get(format!("/studies/{st}/instances?includefield=all")),
-            7 => get(format!("/studies/{st}/series/{series_uid}/metadata")),
-            8 => get(format!("/studies/{st}/series/{series_uid}/instances")),
-            9 => get(inst),
-            10 => get(format!("{inst}/frames/1")),
-            11 => get(format!("/studies/{st}/rendered")),
-            12 => (Method::POST, "/studies".into()),
-            13 => (Method::POST, format!("/studies/{st}")),
-            14 => get(format!("{inst}/metadata")),
-            _ => get(format!("/nowhere/{st}")),
-        }
-    };
+    let path_for = |st: &str| route(r, st, &series_uid, &sop_uid);
     let (method, path) = path_for(&study_uid);
     let posting = method == Method::POST;
     let action = if posting {
@@ -750,6 +719,225 @@ fn check_request(w: &mut World, m: &Model, r: &ReqSpec, granted_unknown: &str) {
     }
 }
 
+/// The request a spec makes, on study `st` (and the series and instance given).
+fn route(r: &ReqSpec, st: &str, series_uid: &str, sop_uid: &str) -> (Method, String) {
+    let inst = format!("/studies/{st}/series/{series_uid}/instances/{sop_uid}");
+    let get = |p: String| (Method::GET, p);
+    match r.kind {
+        0 => get(match r.param {
+            0 => "/studies".into(),
+            1 => format!("/studies?StudyInstanceUID={st}"),
+            2 => format!("/studies?limit=1&offset={}", r.series),
+            _ => "/studies?includefield=all".into(),
+        }),
+        1 => get(if r.param < 2 {
+            "/series?includefield=all".into()
+        } else {
+            format!("/series?StudyInstanceUID={st}")
+        }),
+        2 => get(if r.param < 2 {
+            "/instances".into()
+        } else {
+            format!("/instances?SeriesInstanceUID={series_uid}")
+        }),
+        3 => get(format!("/studies/{st}")),
+        4 => get(format!("/studies/{st}/metadata")),
+        5 => get(format!("/studies/{st}/series")),
+        6 => get(format!("/studies/{st}/instances?includefield=all")),
+        7 => get(format!("/studies/{st}/series/{series_uid}/metadata")),
+        8 => get(format!("/studies/{st}/series/{series_uid}/instances")),
+        9 => get(inst),
+        10 => get(format!("{inst}/frames/1")),
+        11 => get(format!("/studies/{st}/rendered")),
+        12 => (Method::POST, "/studies".into()),
+        13 => (Method::POST, format!("/studies/{st}")),
+        14 => get(format!("{inst}/metadata")),
+        _ => get(format!("/nowhere/{st}")),
+    }
+}
+
 fn unrouted(r: &ReqSpec) -> bool {
     r.kind == 15
+}
+
+/// The cases of the view property test.
+const VIEW_CASES: u32 = 96;
+
+/// De-identified views: random de-identified grants (listed studies of
+/// either tenant, whole tenants, actions, expired ones, two tenants) and
+/// random requests on every route kind, naming original UIDs, never
+/// stored ones, or pseudonyms the vendor was shown by an earlier answer
+/// (study, series and instance triples from QIDO). No response (status,
+/// headers, body) names an original UID of any stored study, series or
+/// instance, or the planted patient (`DOE^JANE`, `PID-1`); a request
+/// naming an original study is answered exactly like one naming a study
+/// that never existed; pseudonyms are mapped back (reads and stores
+/// through them succeed).
+#[test]
+fn views_show_no_original_uid_or_identity() {
+    let mut w = World::new();
+    let mut runner = TestRunner::new(Config {
+        cases: VIEW_CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (0..TENANTS).prop_flat_map(|main| {
+        (
+            prop::collection::vec(grant_spec(main), 1..4),
+            prop::collection::vec(req_spec(), 1..10),
+        )
+    });
+    let stats = std::cell::Cell::new((0usize, 0usize));
+    let world = std::cell::RefCell::new(&mut w);
+    runner
+        .run(&strategy, |(grants, reqs)| {
+            let mut w = world.borrow_mut();
+            let (n, ok) = check_view_case(&mut w, &grants, &reqs);
+            let (a, b) = stats.get();
+            stats.set((a + n, b + ok));
+            Ok(())
+        })
+        .unwrap();
+    let (requests, through) = stats.get();
+    eprintln!("{VIEW_CASES} cases, {requests} requests, {through} served through pseudonyms");
+    assert!(
+        through > VIEW_CASES as usize / 4,
+        "pseudonyms are mapped back"
+    );
+}
+
+/// One case: (requests made, requests through pseudonyms answered 200).
+fn check_view_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) -> (usize, usize) {
+    let now = obscura_access::time::now();
+    for g in w.store.live("vendor", now).unwrap() {
+        w.store.revoke(&g.id, now).unwrap();
+    }
+    for g in grants {
+        let scope = match &g.studies {
+            None => Scope::Tenant,
+            Some(list) => Scope::studies(
+                list.iter()
+                    .map(|i| w.studies.get(*i).map_or(uid(1), |s| s.uid.clone())),
+            )
+            .unwrap(),
+        };
+        let grant = NewGrant {
+            principal: "vendor".into(),
+            tenant: w.tenants[g.tenant].clone(),
+            scope,
+            actions: actions(g.actions),
+            view: View::Deidentified {
+                profile: "basic".into(),
+            },
+            expires: Some(if g.expired { now - 1 } else { now + 3600 }),
+        };
+        w.store.add(grant, now - 10).unwrap();
+    }
+    // what the vendor was shown: pseudonymous (study, series, instance) triples
+    let shown = w.call(
+        "vendor",
+        Method::GET,
+        "/instances?includefield=all",
+        Vec::new(),
+    );
+    let mut made = 1;
+    check_shows_nothing_original(w, "/instances", &shown);
+    let pool = triples(&shown.text);
+    let mut through = 0;
+    for r in reqs {
+        let never = uid(1);
+        let pseudo = r.param % 2 == 0 && !pool.is_empty();
+        let (st, se, sop) = if pseudo {
+            pool[r.study % pool.len()].clone()
+        } else {
+            match w.studies.get(r.study) {
+                Some(s) => {
+                    let (se, sops) = s.series.iter().nth(r.series % s.series.len()).unwrap();
+                    (
+                        s.uid.clone(),
+                        se.clone(),
+                        sops[r.instance % sops.len()].clone(),
+                    )
+                }
+                None => (never.clone(), uid(2), uid(3)),
+            }
+        };
+        let (method, path) = route(r, &st, &se, &sop);
+        let posting = method == Method::POST;
+        let (new_series, new_sop) = (uid(2), uid(3));
+        let body = if posting {
+            multipart(&instance(&st, &new_series, &new_sop))
+        } else {
+            Vec::new()
+        };
+        let resp = w.call("vendor", method.clone(), &path, body);
+        made += 1;
+        check_shows_nothing_original(w, &path, &resp);
+        if posting && resp.status == StatusCode::OK {
+            // written back: the tenant's UIDs from now on, never to be shown again
+            w.written.extend([new_series, new_sop]);
+        }
+        let names_study = (3..=14).contains(&r.kind) && !posting;
+        if names_study && !pseudo {
+            // an original UID under a view: as if it never existed
+            let (_, other) = route(r, &uid(1), &se, &sop);
+            let t = w.call("vendor", method.clone(), &other, Vec::new());
+            made += 1;
+            assert_eq!(
+                (resp.status, &resp.text),
+                (t.status, &t.text),
+                "{path} vs {other}"
+            );
+        }
+        if pseudo && resp.status == StatusCode::OK && (posting || names_study) {
+            through += 1;
+        }
+    }
+    (made, through)
+}
+
+/// Every (study, series, instance) triple of a QIDO instance answer.
+fn triples(text: &str) -> Vec<(String, String, String)> {
+    let Some(start) = text.find('[') else {
+        return Vec::new();
+    };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(&text[start..]) else {
+        return Vec::new();
+    };
+    let get = |i: &serde_json::Value, t: &str| i[t]["Value"][0].as_str().map(str::to_string);
+    items
+        .iter()
+        .filter_map(|i| {
+            Some((
+                get(i, "0020000D")?,
+                get(i, "0020000E")?,
+                get(i, "00080018")?,
+            ))
+        })
+        .collect()
+}
+
+/// No original UID of any stored study, and not the planted patient.
+fn check_shows_nothing_original(w: &World, path: &str, resp: &Resp) {
+    for needle in ["DOE^JANE", "PID-1"] {
+        assert!(
+            !resp.text.contains(needle),
+            "{path} shows {needle}: {}",
+            resp.text
+        );
+    }
+    for s in &w.studies {
+        let mut uids = vec![&s.uid];
+        for (se, sops) in &s.series {
+            uids.push(se);
+            uids.extend(sops);
+        }
+        for u in uids.into_iter().chain(&w.written) {
+            assert!(
+                !resp.text.contains(u.as_str()),
+                "{path} names the original {u}: {}",
+                resp.text
+            );
+        }
+    }
 }
