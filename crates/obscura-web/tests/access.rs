@@ -47,7 +47,8 @@ fn uid(kind: u8) -> String {
 /// A study's attributes, from its UID: (modality, study date, referring
 /// physician, accession number).
 fn attrs(study: &str) -> (&'static str, String, &'static str, String) {
-    let n: usize = study.rsplit('.').next().unwrap().parse().unwrap();
+    // (a pseudonymous study, 2.25.<128 bits>, written back through a view, too)
+    let n = (study.rsplit('.').next().unwrap().parse::<u128>().unwrap() % 1_000_000) as usize;
     (
         MODALITIES[n % 3],
         format!("2020010{}", 1 + n % 5),
@@ -539,28 +540,7 @@ fn check_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) {
     // a UID listed in grants but never stored anywhere
     let granted_unknown = uid(1);
     for (i, g) in grants.iter().enumerate() {
-        let uids = |list: &[usize]| -> Vec<String> {
-            list.iter()
-                .map(|i| {
-                    w.studies
-                        .get(*i)
-                        .map_or(granted_unknown.clone(), |s| s.uid.clone())
-                })
-                .collect()
-        };
-        let scope = match &g.scope {
-            ScopeSpec::Tenant => Scope::Tenant,
-            ScopeSpec::Studies(list) => Scope::studies(uids(list)).unwrap(),
-            ScopeSpec::Label(list) => {
-                let name = format!("label-{i}");
-                let set = uids(list).into_iter().collect();
-                w.store
-                    .set_label(&w.tenants[g.tenant], &name, &set)
-                    .unwrap();
-                Scope::label(&name).unwrap()
-            }
-            ScopeSpec::Query(q) => Scope::Query(StudyQuery::new(q.keys()).unwrap()),
-        };
+        let scope = grant_scope(w, g, i, &granted_unknown);
         let grant = NewGrant {
             principal: "vendor".into(),
             tenant: w.tenants[g.tenant].clone(),
@@ -756,6 +736,32 @@ fn route(r: &ReqSpec, st: &str, series_uid: &str, sop_uid: &str) -> (Method, Str
     }
 }
 
+/// The scope a grant spec names (a label is made in the store).
+fn grant_scope(w: &World, g: &GrantSpec, i: usize, granted_unknown: &str) -> Scope {
+    let uids = |list: &[usize]| -> Vec<String> {
+        list.iter()
+            .map(|i| {
+                w.studies
+                    .get(*i)
+                    .map_or(granted_unknown.to_string(), |s| s.uid.clone())
+            })
+            .collect()
+    };
+    match &g.scope {
+        ScopeSpec::Tenant => Scope::Tenant,
+        ScopeSpec::Studies(list) => Scope::studies(uids(list)).unwrap(),
+        ScopeSpec::Label(list) => {
+            let name = format!("label-{i}");
+            let set = uids(list).into_iter().collect();
+            w.store
+                .set_label(&w.tenants[g.tenant], &name, &set)
+                .unwrap();
+            Scope::label(&name).unwrap()
+        }
+        ScopeSpec::Query(q) => Scope::Query(StudyQuery::new(q.keys()).unwrap()),
+    }
+}
+
 fn unrouted(r: &ReqSpec) -> bool {
     r.kind == 15
 }
@@ -812,15 +818,8 @@ fn check_view_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) -> (us
     for g in w.store.live("vendor", now).unwrap() {
         w.store.revoke(&g.id, now).unwrap();
     }
-    for g in grants {
-        let scope = match &g.studies {
-            None => Scope::Tenant,
-            Some(list) => Scope::studies(
-                list.iter()
-                    .map(|i| w.studies.get(*i).map_or(uid(1), |s| s.uid.clone())),
-            )
-            .unwrap(),
-        };
+    for (i, g) in grants.iter().enumerate() {
+        let scope = grant_scope(w, g, i, &uid(1));
         let grant = NewGrant {
             principal: "vendor".into(),
             tenant: w.tenants[g.tenant].clone(),
@@ -830,6 +829,7 @@ fn check_view_case(w: &mut World, grants: &[GrantSpec], reqs: &[ReqSpec]) -> (us
                 profile: "basic".into(),
             },
             expires: Some(if g.expired { now - 1 } else { now + 3600 }),
+            quota: None,
         };
         w.store.add(grant, now - 10).unwrap();
     }
