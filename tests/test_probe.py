@@ -660,3 +660,50 @@ def test_intrusive_only_on_the_allow_list(lab, scan):
         r = probe(f"127.0.0.1:{p['storescp']}", *args)
         assert r.returncode == 2 or (r.returncode != 0 and "--allow" in r.stderr), (args, r.returncode, r.stderr)
         assert r.stdout == "", r.stdout
+
+
+def test_intrusive_foreign_move(lab):
+    """--intrusive: one C-MOVE to a random AE title nobody configured.
+    dcmqrscp answers 0xA801 (destination unknown) for the study its C-FIND
+    returned: info; a pynetdicom SCP that moves to any destination starts a
+    sub-operation: high. No devset value in the outputs."""
+    if not has_pynetdicom():
+        pytest.skip("pynetdicom not installed (pip install pynetdicom)")
+    p = dict(lab["ports"])
+    p["move_any"] = free_port()
+    scp = Proc([sys.executable, str(Path(__file__).parent / "move_any_scp.py"), str(p["move_any"])], p["move_any"])
+    try:
+        out = lab["dir"] / "move.json"
+        names = ("dcmqrscp", "move_any")
+        run = probe(*[f"127.0.0.1:{p[n]}" for n in names], "--json", out, "--intrusive",
+                    *[a for n in names for a in ("--allow", f"127.0.0.1:{p[n]}")])
+    finally:
+        scp.stop()
+    print(run.stdout)
+    assert run.returncode == 0, run.stderr
+    by_port = {int(e["target"].rsplit(":", 1)[1]): e for e in json.loads(out.read_text())["endpoints"]}
+    ep = {n: by_port[p[n]] for n in names}
+    qr = ep["dcmqrscp"]["intrusive"]["foreign_move"]
+    assert re.fullmatch(r"PROBE[0-9A-F]{10}", qr["destination"]), qr
+    assert (qr["status"], qr["sub_operations"], qr["study"]) == ("0xA801", 0, "the study the C-FIND returned"), qr
+    assert "dicom-move-foreign-refused" in findings(ep["dcmqrscp"], ("info",))
+    assert "dicom-move-foreign-accepted" not in findings(ep["dcmqrscp"])
+    bad = ep["move_any"]["intrusive"]["foreign_move"]
+    assert bad["status"] != "0xA801" and not bad["context_refused"], bad
+    assert "dicom-move-foreign-accepted" in findings(ep["move_any"]), ep["move_any"]["findings"]
+    text = run.stdout + run.stderr + out.read_text()
+    leaked = [v for v in lab["forbidden"] if v in text]
+    assert not leaked, f"{len(leaked)} devset value(s) in the outputs"
+
+
+def test_cve_table_is_generated():
+    """cves.json is exactly what gen_cves.py makes of advisories.toml, and
+    the generator refuses an entry without a range."""
+    gen = Path(__file__).resolve().parent.parent / "crates/obscura-probe/data/gen_cves.py"
+    r = subprocess.run([sys.executable, str(gen), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sys.path.insert(0, str(gen.parent))
+    import gen_cves
+    with pytest.raises(SystemExit, match="no range"):
+        gen_cves.build('compiled = "2026-12-05"\n[[advisory]]\nproduct = "DCMTK"\ncve = "CVE-2022-2119"\n'
+                       'summary = "s"\nadvisory = "a"\nsource = "https://example.org/x"\n')

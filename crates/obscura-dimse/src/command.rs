@@ -19,6 +19,11 @@ pub(crate) const C_ECHO_RSP: u16 = 0x8030;
 pub(crate) const C_FIND_RQ: u16 = 0x0020;
 pub(crate) const C_FIND_RSP: u16 = 0x8020;
 pub(crate) const C_CANCEL_RQ: u16 = 0x0FFF;
+pub(crate) const C_MOVE_RQ: u16 = 0x0021;
+pub(crate) const C_MOVE_RSP: u16 = 0x8021;
+pub(crate) const MOVE_DESTINATION: u16 = 0x0600;
+/// Sub-operation counts of a C-MOVE-RSP: remaining, completed, failed, warning.
+pub(crate) const SUB_OPERATIONS: [u16; 4] = [0x1020, 0x1021, 0x1022, 0x1023];
 
 /// CommandDataSetType value meaning "no data set follows".
 pub(crate) const NO_DATA_SET: u16 = 0x0101;
@@ -177,6 +182,18 @@ impl Command {
             .set_u16(MESSAGE_ID, message_id)
             .set_u16(PRIORITY, 0)
             .set_u16(COMMAND_DATA_SET_TYPE, 0x0000);
+        c
+    }
+
+    /// C-MOVE-RQ (priority medium; an identifier follows) to `destination`.
+    pub(crate) fn move_rq(message_id: u16, sop_class: &str, destination: &str) -> Command {
+        let mut c = Command::find_rq(message_id, sop_class);
+        let mut ae = destination.as_bytes().to_vec();
+        if ae.len() % 2 == 1 {
+            ae.push(b' ');
+        }
+        c.set_u16(COMMAND_FIELD, C_MOVE_RQ)
+            .set(MOVE_DESTINATION, ae);
         c
     }
 

@@ -78,7 +78,8 @@ pub use pdu::UserIdentity;
 pub use rustls;
 pub use scu::{
     attempt_association, echo_scu, store_scu, Association, AssociationAttempt, ContextResult,
-    FindProbe, ProposedContext, ScuConfig, ScuTls, STUDY_ROOT_FIND,
+    FindProbe, MoveProbe, ProposedContext, ScuConfig, ScuTls, StudyUid, STUDY_ROOT_FIND,
+    STUDY_ROOT_MOVE,
 };
 pub use server::serve;
 pub use sop_classes::STORAGE_SOP_CLASSES;

@@ -173,7 +173,41 @@ pub struct FindProbe {
     pub dataset_bytes: u64,
     /// Whether a C-CANCEL (then A-ABORT) ended the query after the first match.
     pub cancelled: bool,
+    /// The first match's Study Instance UID, for a later C-MOVE only (never shown).
+    pub study: Option<StudyUid>,
 }
+
+/// A Study Instance UID a peer returned: usable in [`Association::move_study`],
+/// never printed (its `Debug` hides it) nor serialized.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StudyUid(String);
+
+impl StudyUid {
+    /// A UID of the caller's own (e.g. a random one under 2.25).
+    pub fn new(uid: impl Into<String>) -> StudyUid {
+        StudyUid(uid.into())
+    }
+}
+
+impl std::fmt::Debug for StudyUid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StudyUid(hidden)")
+    }
+}
+
+/// What a C-MOVE to a destination saw: the first response only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveProbe {
+    /// DIMSE status of the first response (0xA801: move destination unknown).
+    pub status: u16,
+    /// Sub-operations remaining + completed + failed + warning in that response.
+    pub sub_operations: u32,
+    /// Whether a C-CANCEL (then A-ABORT) ended a pending move.
+    pub cancelled: bool,
+}
+
+/// The Study Root Query/Retrieve Information Model - MOVE SOP class.
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
 
 /// The Study Root Query/Retrieve Information Model - FIND SOP class.
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
@@ -396,7 +430,7 @@ impl Association {
                 sop_class: STUDY_ROOT_FIND.into(),
                 transfer_syntax: "any".into(),
             })?;
-        let identifier = study_identifier(&ts)?;
+        let identifier = study_identifier(STUDY_ROOT_FIND, &ts, "")?;
         let id = self.message_id();
         self.send_command(cid, &Command::find_rq(id, STUDY_ROOT_FIND).encode())
             .await?;
@@ -415,6 +449,7 @@ impl Association {
         let mut command_bytes = Vec::new();
         let mut rsp: Option<Command> = None;
         let mut data_bytes: u64 = 0;
+        let mut data = Vec::new();
         let mut data_done = false;
         let mut too_large = false;
         while !data_done {
@@ -460,6 +495,7 @@ impl Association {
                         break;
                     }
                     mac.update(pdv.data);
+                    data.extend_from_slice(pdv.data);
                     if pdv.is_last {
                         data_done = true;
                     }
@@ -484,6 +520,10 @@ impl Association {
             dataset_hmac: has_data.then(|| hex(&mac.finalize().into_bytes())),
             dataset_bytes: data_bytes,
             cancelled: pending,
+            study: (pending && has_data)
+                .then(|| study_uid_of(&data, ts == crate::EXPLICIT_VR_LITTLE_ENDIAN))
+                .flatten()
+                .map(StudyUid),
         };
         if pending {
             let cancel = Command::cancel_rq(id).encode();
@@ -491,6 +531,71 @@ impl Association {
             self.abort().await;
         } else {
             // Final answer: nothing more is coming; a failed release is no news.
+            let _ = self.release().await;
+        }
+        Ok(probe)
+    }
+
+    /// One Study Root C-MOVE at STUDY level of `study` to `destination` on
+    /// an accepted context. Reads the first response only: a pending one
+    /// (sub-operations under way) is cancelled and the association aborted;
+    /// a final one ends it with A-RELEASE.
+    pub async fn move_study(
+        mut self,
+        study: &StudyUid,
+        destination: &str,
+    ) -> Result<MoveProbe, DimseError> {
+        check_ae(destination)?;
+        let (cid, ts) = self
+            .accepted
+            .iter()
+            .find(|c| c.1 == STUDY_ROOT_MOVE)
+            .map(|c| (c.0, c.2.clone()))
+            .ok_or_else(|| DimseError::NoContext {
+                sop_class: STUDY_ROOT_MOVE.into(),
+                transfer_syntax: "any".into(),
+            })?;
+        let identifier = study_identifier(STUDY_ROOT_MOVE, &ts, &study.0)?;
+        let id = self.message_id();
+        self.send_command(
+            cid,
+            &Command::move_rq(id, STUDY_ROOT_MOVE, destination).encode(),
+        )
+        .await?;
+        pdu::write_pdata(
+            &mut self.s,
+            cid,
+            false,
+            &identifier,
+            true,
+            self.peer_max_pdu,
+            &mut self.scratch,
+        )
+        .await?;
+        let rsp = self.response_command(id, true).await?;
+        if rsp.field() != Some(command::C_MOVE_RSP) {
+            return Err(DimseError::Protocol(
+                "not a C-MOVE-RSP to our request".into(),
+            ));
+        }
+        let status = rsp
+            .u16(command::STATUS)
+            .ok_or_else(|| DimseError::Malformed("response without Status".into()))?;
+        let pending = status == 0xFF00;
+        let probe = MoveProbe {
+            status,
+            sub_operations: command::SUB_OPERATIONS
+                .iter()
+                .map(|e| u32::from(rsp.u16(*e).unwrap_or(0)))
+                .sum(),
+            cancelled: pending,
+        };
+        if pending {
+            let _ = self
+                .send_command(cid, &Command::cancel_rq(id).encode())
+                .await;
+            self.abort().await;
+        } else {
             let _ = self.release().await;
         }
         Ok(probe)
@@ -616,6 +721,15 @@ impl Association {
 
     /// Waits for the response to message `id`; returns its status.
     async fn response(&mut self, id: u16) -> Result<u16, DimseError> {
+        let rsp = self.response_command(id, false).await?;
+        rsp.u16(command::STATUS)
+            .ok_or_else(|| DimseError::Malformed("response without Status".into()))
+    }
+
+    /// Waits for the response to message `id`; a data set before it (when
+    /// `skip_data`, e.g. a C-MOVE-RSP's failed UIDs of a previous response) is
+    /// read and dropped, and one announced by it is not awaited.
+    async fn response_command(&mut self, id: u16, skip_data: bool) -> Result<Command, DimseError> {
         let mut bytes = Vec::new();
         loop {
             let p = self.read_pdu().await?;
@@ -624,6 +738,9 @@ impl Association {
                     for pdv in pdu::pdvs(&self.buf) {
                         let pdv = pdv?;
                         if !pdv.is_command {
+                            if skip_data {
+                                continue;
+                            }
                             return Err(DimseError::Protocol("data set in a response".into()));
                         }
                         push_response_command(&mut bytes, pdv.data)?;
@@ -635,9 +752,7 @@ impl Association {
                                     "response to another message".into(),
                                 ));
                             }
-                            return rsp.u16(command::STATUS).ok_or_else(|| {
-                                DimseError::Malformed("response without Status".into())
-                            });
+                            return Ok(rsp);
                         }
                     }
                 }
@@ -712,21 +827,29 @@ fn hex(b: &[u8]) -> String {
 
 /// The C-FIND identifier: QueryRetrieveLevel STUDY and an empty Study
 /// Instance UID, in the context's (uncompressed little endian) syntax.
-fn study_identifier(transfer_syntax: &str) -> Result<Vec<u8>, DimseError> {
+fn study_identifier(
+    sop_class: &str,
+    transfer_syntax: &str,
+    study: &str,
+) -> Result<Vec<u8>, DimseError> {
     let explicit = match transfer_syntax {
         crate::IMPLICIT_VR_LITTLE_ENDIAN => false,
         crate::EXPLICIT_VR_LITTLE_ENDIAN => true,
         other => {
             return Err(DimseError::NoContext {
-                sop_class: STUDY_ROOT_FIND.into(),
+                sop_class: sop_class.into(),
                 transfer_syntax: other.into(),
             })
         }
     };
+    let mut uid = study.as_bytes().to_vec();
+    if uid.len() % 2 == 1 {
+        uid.push(0);
+    }
     let mut out = Vec::new();
     for (group, element, vr, value) in [
         (0x0008u16, 0x0052u16, b"CS", &b"STUDY "[..]),
-        (0x0020, 0x000D, b"UI", &b""[..]),
+        (0x0020, 0x000D, b"UI", &uid[..]),
     ] {
         out.extend_from_slice(&group.to_le_bytes());
         out.extend_from_slice(&element.to_le_bytes());
@@ -739,6 +862,56 @@ fn study_identifier(transfer_syntax: &str) -> Result<Vec<u8>, DimseError> {
         out.extend_from_slice(value);
     }
     Ok(out)
+}
+
+/// The Study Instance UID (0020,000D) of a little endian identifier (top
+/// level only; a malformed element ends the walk).
+fn study_uid_of(mut b: &[u8], explicit: bool) -> Option<String> {
+    while b.len() >= 8 {
+        let tag = (
+            u16::from_le_bytes([b[0], b[1]]),
+            u16::from_le_bytes([b[2], b[3]]),
+        );
+        let long_vr = explicit
+            && matches!(
+                &b[4..6],
+                b"OB"
+                    | b"OW"
+                    | b"OF"
+                    | b"SQ"
+                    | b"UT"
+                    | b"UN"
+                    | b"UC"
+                    | b"UR"
+                    | b"OD"
+                    | b"OL"
+                    | b"OV"
+                    | b"SV"
+                    | b"UV"
+            );
+        let (len, head) = if !explicit {
+            (u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize, 8)
+        } else if long_vr {
+            if b.len() < 12 {
+                return None;
+            }
+            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        } else {
+            (usize::from(u16::from_le_bytes([b[6], b[7]])), 8)
+        };
+        let value = b.get(head..head.checked_add(len)?)?;
+        if tag == (0x0020, 0x000D) {
+            let s = std::str::from_utf8(value)
+                .ok()?
+                .trim_end_matches(['\0', ' ']);
+            let ok = !s.is_empty()
+                && s.len() <= 64
+                && s.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+            return ok.then(|| s.to_string());
+        }
+        b = &b[head + len..];
+    }
+    None
 }
 
 fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, DimseError> {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use obscura_dimse::{
     attempt_association, tls, AssociationAttempt, ProposedContext, ScuConfig, ScuTls,
-    STUDY_ROOT_FIND,
+    STUDY_ROOT_FIND, STUDY_ROOT_MOVE,
 };
 use tokio::sync::Mutex;
 
@@ -486,13 +486,18 @@ async fn run_checks(cx: &mut Ctx<'_>) {
         .contexts()
         .iter()
         .any(|c| c.abstract_syntax == STUDY_ROOT_FIND && c.accepted());
+    // The study the C-FIND returned: in memory only, for the C-MOVE.
+    let mut study = None;
     if find_offered {
         // 5. One study-level C-FIND: the first response only, hashed.
         let key = cx.options.hmac_key.clone();
         let q = match tokio::time::timeout(limit, assoc.find_first_study(&key)).await {
-            Ok(Ok(p)) => QuerySummary {
+            Ok(Ok(mut p)) => QuerySummary {
+                status: {
+                    study = p.study.take();
+                    format!("0x{:04X}", p.status)
+                },
                 matches_read: p.matches_read,
-                status: format!("0x{:04X}", p.status),
                 identifier_hmac: p.dataset_hmac,
                 identifier_bytes: p.dataset_bytes,
                 cancelled: p.cancelled,
@@ -514,6 +519,80 @@ async fn run_checks(cx: &mut Ctx<'_>) {
     if cx.intrusive && sc_offered {
         synthetic_store(cx, &calling, &called).await;
     }
+    let move_offered = cx
+        .report
+        .services
+        .iter()
+        .any(|s| s.accepted && s.sop_class == STUDY_ROOT_MOVE);
+    if cx.intrusive {
+        foreign_move(cx, &calling, &called, study, move_offered).await;
+    }
+}
+
+/// Intrusive: one study-level C-MOVE to an AE title nobody configured, of
+/// the study the C-FIND returned (held in memory only) or of a random UID.
+async fn foreign_move(
+    cx: &mut Ctx<'_>,
+    calling: &str,
+    called: &str,
+    study: Option<obscura_dimse::StudyUid>,
+    offered: bool,
+) {
+    let Some(limit) = cx.limit("C-MOVE to a foreign AE title") else {
+        return;
+    };
+    let found = study.is_some();
+    let study = study.unwrap_or_else(|| obscura_dimse::StudyUid::new(http::random_uid()));
+    let destination = random_title("PROBE");
+    let mut m = intrusive::ForeignMove {
+        destination: destination.clone(),
+        study: if found {
+            "the study the C-FIND returned"
+        } else {
+            "a random UID (no study found)"
+        },
+        context_refused: false,
+        status: String::new(),
+        sub_operations: 0,
+        error: None,
+    };
+    // Not offered in the service negotiation: the context is refused, no C-MOVE.
+    let (a, assoc) = if offered {
+        cx.attempt(calling, called, &proposal(&[STUDY_ROOT_MOVE]), limit)
+            .await
+    } else {
+        m.context_refused = true;
+        let none = crate::Attempt {
+            called_ae: called.into(),
+            calling_ae: calling.into(),
+            outcome: "not-attempted",
+            reject: None,
+            detail: String::new(),
+        };
+        (none, None)
+    };
+    match assoc {
+        None if m.context_refused => {}
+        None => m.error = Some(format!("association {} {}", a.outcome, a.detail)),
+        Some(assoc) if !assoc.contexts()[0].accepted() => {
+            m.context_refused = true;
+            let _ = assoc.release().await;
+        }
+        Some(assoc) => {
+            match tokio::time::timeout(limit, assoc.move_study(&study, &destination)).await {
+                Ok(Ok(p)) => {
+                    m.status = format!("0x{:04X}", p.status);
+                    m.sub_operations = p.sub_operations;
+                }
+                Ok(Err(e)) => m.error = Some(failure_text(&e)),
+                Err(_) => m.error = Some("timed out".into()),
+            }
+        }
+    }
+    cx.report
+        .intrusive
+        .get_or_insert_with(Default::default)
+        .foreign_move = Some(m);
 }
 
 /// User Identity negotiation (PS3.7 D.3.3.7): one association carrying a

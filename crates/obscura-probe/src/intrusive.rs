@@ -70,6 +70,9 @@ pub struct IntrusiveReport {
     /// The synthetic C-STORE, when Secondary Capture was offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<SyntheticStore>,
+    /// The C-MOVE to an AE title nobody configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign_move: Option<ForeignMove>,
     /// Default credentials tried on `/system`: (user, HTTP status).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub default_credentials: Vec<(String, u16)>,
@@ -96,6 +99,31 @@ impl SyntheticStore {
             self.status.as_str(),
             "0x0000" | "0xB000" | "0xB006" | "0xB007"
         )
+    }
+}
+
+/// The C-MOVE to a foreign AE title and the SCP's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignMove {
+    /// The Move Destination sent (random, configured nowhere).
+    pub destination: String,
+    /// Which study was asked for (never its UID): the C-FIND's or a random one.
+    pub study: &'static str,
+    /// Whether the SCP refused the Study Root MOVE context.
+    pub context_refused: bool,
+    /// DIMSE status of the first C-MOVE-RSP, hex; empty when none.
+    pub status: String,
+    /// Sub-operations counted in that response.
+    pub sub_operations: u32,
+    /// Why there is no status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ForeignMove {
+    /// The SCP refused as it should: the context, or 0xA801 (destination unknown).
+    pub fn refused(&self) -> bool {
+        self.context_refused || (self.status == "0xA801" && self.sub_operations == 0)
     }
 }
 
@@ -159,6 +187,9 @@ pub(crate) fn findings(i: &IntrusiveReport, called: &str, out: &mut Vec<Finding>
             fix: FIX_ACCESS,
         });
     }
+    if let Some(m) = i.foreign_move.as_ref() {
+        move_finding(m, called, out);
+    }
     if let Some((user, status)) = i
         .default_credentials
         .iter()
@@ -180,6 +211,43 @@ pub(crate) fn findings(i: &IntrusiveReport, called: &str, out: &mut Vec<Finding>
             fix: FIX_CREDENTIALS,
         });
     }
+}
+
+const FIX_MOVE: &str = "Let C-MOVE send only to the AE titles configured as move \
+     destinations (with their host and port), answer 0xA801 to any other, and refuse retrieval \
+     contexts to unknown callers (dcmqrscp: HostTable/AETable; Orthanc: DicomModalities only).";
+
+fn move_finding(m: &ForeignMove, called: &str, out: &mut Vec<Finding>) {
+    let answer = if m.context_refused {
+        "the Study Root MOVE context was refused".to_string()
+    } else if !m.status.is_empty() {
+        format!("status {}, {} sub-operation(s)", m.status, m.sub_operations)
+    } else {
+        return;
+    };
+    let evidence = vec![format!(
+        "C-MOVE at called AE {called} of {} to Move Destination {}: {answer}",
+        m.study, m.destination
+    )];
+    out.push(if m.refused() {
+        Finding {
+            id: "dicom-move-foreign-refused",
+            severity: Severity::Info,
+            title: "a C-MOVE to an unknown destination was refused".into(),
+            evidence,
+            reference: REF_ACCESS,
+            fix: "Nothing to change.",
+        }
+    } else {
+        Finding {
+            id: "dicom-move-foreign-accepted",
+            severity: Severity::High,
+            title: "C-MOVE to an unknown destination accepted".into(),
+            evidence,
+            reference: REF_ACCESS,
+            fix: FIX_MOVE,
+        }
+    });
 }
 
 /// `Basic` credentials for an Authorization header.
