@@ -889,7 +889,7 @@ fn study_uid_of(mut b: &[u8], explicit: bool) -> Option<String> {
                     | b"SV"
                     | b"UV"
             );
-        let (len, head) = if !explicit {
+        let (len, head): (usize, usize) = if !explicit {
             (u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize, 8)
         } else if long_vr {
             if b.len() < 12 {
