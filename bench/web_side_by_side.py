@@ -146,6 +146,17 @@ def qido(srv, files, uids, queries):
     return lat, hits
 
 
+def corpus_uids(corpus):
+    """The corpus's files, sorted, and their (study, series, instance) UIDs."""
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    uids = []
+    for p in files:
+        ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=[
+            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
+        uids.append((str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)))
+    return files, uids
+
+
 def curl_config(path, headers, urls):
     """A curl config file: the headers, then every URL written to /dev/null."""
     lines = [f'header = "{h.replace(chr(34), chr(92) + chr(34))}"' for h in headers]
@@ -185,13 +196,8 @@ def main():
         raise SystemExit(f"Orthanc or its DICOMweb plugin missing ({INSTALL})")
     if not shutil.which("curl"):
         raise SystemExit("curl missing (apt-get install curl)")
-    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    files, uids = corpus_uids(corpus)
     size = sum(p.stat().st_size for p in files)
-    uids = []
-    for p in files:
-        ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=[
-            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
-        uids.append((str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)))
     work = Path(tempfile.mkdtemp(prefix="obscura-web-side-", dir=os.environ.get("BENCH_DIR")))
     disk_config = curl_config(work / "disk.curl", [], [f"file://{p}" for p in files])
     curl(disk_config, 8)  # page cache warm

@@ -16,11 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pydicom
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from web_common import BINARY  # noqa: E402
-from web_side_by_side import ACCEPT, ObscuraServer, curl, curl_config, stow  # noqa: E402
+from web_side_by_side import ACCEPT, ObscuraServer, corpus_uids, curl, curl_config, stow  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -33,13 +31,8 @@ def main():
     corpus = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench-corpus/ct-series")
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     reps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    files, uids = corpus_uids(corpus)
     size = sum(p.stat().st_size for p in files)
-    uids = []
-    for p in files:
-        ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=[
-            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
-        uids.append((ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID))
     work = Path(tempfile.mkdtemp(prefix="obscura-web-wado-", dir=os.environ.get("BENCH_DIR")))
     disk = curl_config(work / "disk.curl", [], [f"file://{p}" for p in files])
     curl(disk, concurrency)  # page cache warm
