@@ -132,6 +132,12 @@ impl Access {
             .map(|(g, _)| g)
     }
 
+    /// Whether everything this principal may see is through de-identified
+    /// views (not the owner, and every grant's view de-identified).
+    pub fn only_deidentified(&self) -> bool {
+        !self.owner && !self.grants.is_empty() && self.deidentified().count() == self.grants.len()
+    }
+
     /// The grants with a de-identified view.
     pub fn deidentified(&self) -> impl Iterator<Item = &Grant> {
         self.grants
@@ -283,6 +289,16 @@ mod tests {
             "a de-identified grant grants"
         );
         assert_eq!(a.deidentified().count(), 1);
+        // the audit marks responses de-identified only when nothing else is granted
+        assert!(!a.only_deidentified(), "an original grant too");
+        assert!(!Access::owner("t").only_deidentified());
+        let mut only = grant("t", Scope::Tenant, "search,read", None);
+        only.grant.view = View::Deidentified {
+            profile: "basic".into(),
+        };
+        assert!(Access::from_grants(vec![only], 0)
+            .unwrap()
+            .only_deidentified());
     }
 
     #[test]

@@ -234,7 +234,12 @@ impl Detector {
             out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "always"));
         }
         let reads = matches!(action, Some(WebAction::Search | WebAction::Retrieve));
-        if reads && e.outcome == Outcome::Success && self.settings.is_vendor(&e.actor.principal) {
+        // what went through a de-identified view is not identifiable data
+        if reads
+            && e.outcome == Outcome::Success
+            && !e.deidentified_view()
+            && self.settings.is_vendor(&e.actor.principal)
+        {
             let n = patients().count() as u64;
             if n > 0 {
                 let name = &e.actor.principal;
@@ -556,8 +561,15 @@ mod tests {
                 1,
             ),
             web(7, "vendor-x@site-a", q, Outcome::Success, 0),
+            deidentified(web(8, "vendor-x@site-a", wado, Outcome::Success, 4)),
         ] {
             assert!(rules(&mut d, r).is_empty());
         }
+    }
+
+    /// `r` as given through a de-identified view.
+    fn deidentified(mut r: Record) -> Record {
+        r.event.view = Some(obscura_audit::VIEW_DEIDENTIFIED.into());
+        r
     }
 }

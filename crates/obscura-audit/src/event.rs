@@ -244,7 +244,14 @@ pub struct AuditEvent {
     /// The patients, studies... the event touched, as keyed hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<SubjectRef>,
+    /// What the response showed of them, when not the originals
+    /// ([`VIEW_DEIDENTIFIED`]: only through de-identified views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
 }
+
+/// The [`AuditEvent::view`] of a response given only through de-identified views.
+pub const VIEW_DEIDENTIFIED: &str = "deidentified";
 
 impl AuditEvent {
     /// An event at `time` with no route, reason, count or subject.
@@ -258,6 +265,7 @@ impl AuditEvent {
             reason: None,
             count: None,
             subjects: Vec::new(),
+            view: None,
         }
     }
 }
@@ -276,6 +284,12 @@ pub enum WebAction {
 }
 
 impl AuditEvent {
+    /// Whether the response showed only de-identified data (a
+    /// de-identified view).
+    pub fn deidentified_view(&self) -> bool {
+        self.view.as_deref() == Some(VIEW_DEIDENTIFIED)
+    }
+
     /// For a `web-request`, what it did (from its route's method and pattern).
     pub fn web_action(&self) -> Option<WebAction> {
         if self.kind != EventKind::WebRequest {

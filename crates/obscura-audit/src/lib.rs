@@ -23,6 +23,7 @@ pub mod verify;
 
 pub use event::{
     Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef, WebAction,
+    VIEW_DEIDENTIFIED,
 };
 pub use log::{AuditLog, LogConfig, LogReader, OpenReport, SyncPolicy, TornTail};
 pub use merkle::{verify_consistency, verify_inclusion, Hash};

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Exposure {
-    /// Only de-identified copies (forwarded through a de-identifying destination).
+    /// Only de-identified data (forwarded through a de-identifying
+    /// destination, or read through a de-identified view).
     DeidentifiedOnly,
     /// Demographics seen in query results (QIDO).
     Demographics,
@@ -43,6 +44,9 @@ pub fn exposure(r: &Record, identified: &BTreeSet<String>) -> Option<Exposure> {
     }
     match r.event.kind {
         EventKind::WebRequest => match r.event.web_action()? {
+            WebAction::Search | WebAction::Retrieve if r.event.deidentified_view() => {
+                Some(Exposure::DeidentifiedOnly)
+            }
             WebAction::Search => Some(Exposure::Demographics),
             WebAction::Retrieve => Some(Exposure::Instances),
             WebAction::Store | WebAction::Delete => None,
@@ -104,4 +108,45 @@ pub fn touched<'a>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use obscura_audit::{Actor, AuditEvent};
+
+    fn web(route: &str, view: Option<&str>) -> Record {
+        let mut event = AuditEvent::new(
+            std::time::SystemTime::now(),
+            EventKind::WebRequest,
+            Actor {
+                principal: "vendor@clinic".into(),
+                ..Default::default()
+            },
+            Outcome::Success,
+        );
+        event.route = Some(route.into());
+        event.view = view.map(str::to_string);
+        Record { seq: 0, event }
+    }
+
+    #[test]
+    fn reads_through_a_deidentified_view_are_deidentified_only() {
+        let none = BTreeSet::new();
+        let view = Some(obscura_audit::VIEW_DEIDENTIFIED);
+        let cases = [
+            ("web:GET /studies", None, Some(Exposure::Demographics)),
+            ("web:GET /studies/{study}", None, Some(Exposure::Instances)),
+            ("web:GET /studies", view, Some(Exposure::DeidentifiedOnly)),
+            (
+                "web:GET /studies/{study}",
+                view,
+                Some(Exposure::DeidentifiedOnly),
+            ),
+            ("web:POST /studies", view, None),
+        ];
+        for (route, view, want) in cases {
+            assert_eq!(exposure(&web(route, view), &none), want, "{route} {view:?}");
+        }
+    }
 }

@@ -94,6 +94,9 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
     );
     e.route = Some(route.to_string());
     e.reason = Some(format!("http-{}", status.as_u16()));
+    if principal.access.only_deidentified() {
+        e.view = Some(obscura_audit::VIEW_DEIDENTIFIED.to_string());
+    }
     let seen = principal.returned.take();
     if seen.results > 0 {
         e.count = Some(seen.results);
