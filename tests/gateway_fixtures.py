@@ -194,6 +194,13 @@ key_file = "{name}.key"
 {how}{prof}"""
 
 
+def write_tokens(path, tokens):
+    """Write TOKENS ({principal: bearer token}) as serve's `tokens_file`:
+    each token's SHA-256 and its principal, mode 0600."""
+    path.write_text("".join(f"{hashlib.sha256(t.encode()).hexdigest()} {p}\n" for p, t in tokens.items()))
+    path.chmod(0o600)
+
+
 def web_archive(root, principal, tenant, web=""):
     """`obscura serve` with an archive and DICOMweb, configured in ROOT and
     started: a master key, a bearer token for PRINCIPAL of TENANT (created),
@@ -202,9 +209,7 @@ def web_archive(root, principal, tenant, web=""):
     root = Path(root)
     make_key(root / "master.key")
     token = secrets.token_urlsafe(32)
-    tokens = root / "web-tokens"
-    tokens.write_text(f"{hashlib.sha256(token.encode()).hexdigest()} {principal}\n")
-    tokens.chmod(0o600)
+    write_tokens(root / "web-tokens", {principal: token})
     port = free_port()
     config = root / "serve.toml"
     config.write_text(f"""

@@ -24,7 +24,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from conftest import make_key, obscura
-from gateway_fixtures import Gateway, free_port
+from gateway_fixtures import Gateway, free_port, write_tokens
 from scaleout_fixtures import postgres_server
 
 TENANT = "Clinic"
@@ -39,10 +39,7 @@ class Pair:
         self.root, self.pg = root, pg
         make_key(root / "master.key")
         self.tokens = {p: secrets.token_urlsafe(32) for p in PRINCIPALS}
-        tokens = root / "web-tokens"
-        tokens.write_text("".join(f"{hashlib.sha256(t.encode()).hexdigest()} {p}\n"
-                                  for p, t in self.tokens.items()))
-        tokens.chmod(0o600)
+        write_tokens(root / "web-tokens", self.tokens)
         principals = "".join(
             f'\n[[web.principal]]\nname = "{p}"\n' + (f'tenant = "{TENANT}"\n' if p == "pacs" else "")
             for p in PRINCIPALS)

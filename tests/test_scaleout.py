@@ -6,7 +6,6 @@ same instances stored through both at once are stored once; the database
 dump, every object in the bucket and every byte under the data folders
 hold none of the devset's planted identities; `tenant shred` removes one
 tenant's rows, key and objects and leaves the other byte-exact."""
-import hashlib
 import secrets
 import threading
 from io import BytesIO
@@ -19,7 +18,7 @@ from dicomweb_client.web import _Transaction
 from pydicom.data import get_testdata_file
 
 from conftest import make_key, obscura
-from gateway_fixtures import Gateway, free_port
+from gateway_fixtures import Gateway, free_port, write_tokens
 from planted import devset_files, devset_needles, found_in
 from scaleout_fixtures import postgres_server, s3_server
 
@@ -34,10 +33,7 @@ class ScaleOut:
         self.root, self.pg, self.s3 = root, pg, s3
         make_key(root / "master.key")
         self.tokens = {p: secrets.token_urlsafe(32) for p in TENANTS}
-        tokens = root / "web-tokens"
-        tokens.write_text("".join(f"{hashlib.sha256(t.encode()).hexdigest()} {p}\n"
-                                  for p, t in self.tokens.items()))
-        tokens.chmod(0o600)
+        write_tokens(root / "web-tokens", self.tokens)
         creds = root / "s3-credentials"
         creds.write_text("".join(f"{k}={s3.env[k]}\n"
                                  for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")))

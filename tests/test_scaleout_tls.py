@@ -4,7 +4,6 @@ the server's certificate against `database_ca_file`, and stores and reads
 back through `obscura serve`; with a CA that did not sign the server's
 certificate it refuses, says why, and never falls back to a plain
 connection."""
-import hashlib
 import secrets
 import shutil
 
@@ -14,7 +13,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 
 from conftest import make_key, obscura, pydicom_test_files
-from gateway_fixtures import Gateway, free_port
+from gateway_fixtures import Gateway, free_port, write_tokens
 from scaleout_fixtures import postgres_server
 from test_serve import make_pki
 
@@ -23,9 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
 
 
 def write_config(root, pg, ca, port, token):
-    tokens = root / "web-tokens"
-    tokens.write_text(f"{hashlib.sha256(token.encode()).hexdigest()} pacs\n")
-    tokens.chmod(0o600)
+    write_tokens(root / "web-tokens", {"pacs": token})
     config = root / "serve.toml"
     config.write_text(f"""
 [server]

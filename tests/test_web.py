@@ -3,7 +3,6 @@ client, no mocks): STOW of pydicom's test files and the devset for two
 tenants, QIDO searches, WADO retrieval byte for byte, refusals without
 or with a wrong token, bad input, and every raw byte under the archive's
 data folder searched for the devset's planted identities."""
-import hashlib
 import secrets
 import shutil
 import socket
@@ -19,7 +18,7 @@ from pydicom.data import get_testdata_file
 from dicomweb_client.web import _Transaction
 
 from conftest import BINARY, make_key, obscura, pydicom_test_files, read_strict
-from gateway_fixtures import Gateway, free_port, storescu
+from gateway_fixtures import Gateway, free_port, storescu, write_tokens
 from planted import devset_files, devset_needles, found_in
 from test_serve import make_pki, study_files
 
@@ -39,10 +38,7 @@ class Archive:
         make_key(root / "master.key")
         (root / "web-spool").mkdir()
         self.tokens = {"site-a": secrets.token_urlsafe(32), "site-b": secrets.token_urlsafe(32)}
-        tokens = root / "web-tokens"
-        tokens.write_text("".join(f"{hashlib.sha256(t.encode()).hexdigest()} {p}\n"
-                                  for p, t in self.tokens.items()))
-        tokens.chmod(0o600)
+        write_tokens(root / "web-tokens", self.tokens)
         self.web_port = free_port()
         self.dimse_port = dimse_port = free_port()
         self.config = root / "serve.toml"

@@ -45,22 +45,7 @@ pub(crate) fn parse(b: &[u8]) -> Option<Part10Info> {
         }
         let element = u16::from_le_bytes([b[pos + 2], b[pos + 3]]);
         let vr = &b[pos + 4..pos + 6];
-        let (len, header) = if matches!(
-            vr,
-            b"OB"
-                | b"OW"
-                | b"OF"
-                | b"SQ"
-                | b"UT"
-                | b"UN"
-                | b"UC"
-                | b"UR"
-                | b"OD"
-                | b"OL"
-                | b"OV"
-                | b"SV"
-                | b"UV"
-        ) {
+        let (len, header) = if has_long_length(vr) {
             if pos + 12 > b.len() {
                 return None;
             }
@@ -96,6 +81,27 @@ pub(crate) fn parse(b: &[u8]) -> Option<Part10Info> {
         transfer_syntax_uid: ts?,
         dataset_offset: pos as u64,
     })
+}
+
+/// Whether an explicit-VR element of `vr` has the 4-byte length form
+/// (2 reserved bytes, then a 32-bit length; PS3.5 7.1.2).
+pub(crate) fn has_long_length(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"OB"
+            | b"OW"
+            | b"OF"
+            | b"SQ"
+            | b"UT"
+            | b"UN"
+            | b"UC"
+            | b"UR"
+            | b"OD"
+            | b"OL"
+            | b"OV"
+            | b"SV"
+            | b"UV"
+    )
 }
 
 #[cfg(test)]

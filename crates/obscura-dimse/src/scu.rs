@@ -421,29 +421,11 @@ impl Association {
     /// No value of the response is kept or returned.
     pub async fn find_first_study(mut self, hmac_key: &[u8]) -> Result<FindProbe, DimseError> {
         use hmac::Mac;
-        let (cid, ts) = self
-            .accepted
-            .iter()
-            .find(|c| c.1 == STUDY_ROOT_FIND)
-            .map(|c| (c.0, c.2.clone()))
-            .ok_or_else(|| DimseError::NoContext {
-                sop_class: STUDY_ROOT_FIND.into(),
-                transfer_syntax: "any".into(),
-            })?;
+        let (cid, ts) = self.context_of(STUDY_ROOT_FIND)?;
         let identifier = study_identifier(STUDY_ROOT_FIND, &ts, "")?;
         let id = self.message_id();
-        self.send_command(cid, &Command::find_rq(id, STUDY_ROOT_FIND).encode())
+        self.send_request(cid, &Command::find_rq(id, STUDY_ROOT_FIND), &identifier)
             .await?;
-        pdu::write_pdata(
-            &mut self.s,
-            cid,
-            false,
-            &identifier,
-            true,
-            self.peer_max_pdu,
-            &mut self.scratch,
-        )
-        .await?;
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(hmac_key)
             .map_err(|_| DimseError::Config("HMAC key".into()))?;
         let mut command_bytes = Vec::new();
@@ -546,32 +528,11 @@ impl Association {
         destination: &str,
     ) -> Result<MoveProbe, DimseError> {
         check_ae(destination)?;
-        let (cid, ts) = self
-            .accepted
-            .iter()
-            .find(|c| c.1 == STUDY_ROOT_MOVE)
-            .map(|c| (c.0, c.2.clone()))
-            .ok_or_else(|| DimseError::NoContext {
-                sop_class: STUDY_ROOT_MOVE.into(),
-                transfer_syntax: "any".into(),
-            })?;
+        let (cid, ts) = self.context_of(STUDY_ROOT_MOVE)?;
         let identifier = study_identifier(STUDY_ROOT_MOVE, &ts, &study.0)?;
         let id = self.message_id();
-        self.send_command(
-            cid,
-            &Command::move_rq(id, STUDY_ROOT_MOVE, destination).encode(),
-        )
-        .await?;
-        pdu::write_pdata(
-            &mut self.s,
-            cid,
-            false,
-            &identifier,
-            true,
-            self.peer_max_pdu,
-            &mut self.scratch,
-        )
-        .await?;
+        let command = Command::move_rq(id, STUDY_ROOT_MOVE, destination);
+        self.send_request(cid, &command, &identifier).await?;
         let rsp = self.response_command(id, true).await?;
         if rsp.field() != Some(command::C_MOVE_RSP) {
             return Err(DimseError::Protocol(
@@ -627,19 +588,45 @@ impl Association {
 
     /// C-ECHO on an accepted Verification context; returns the status.
     pub async fn echo(&mut self) -> Result<u16, DimseError> {
-        let cid = self
-            .accepted
-            .iter()
-            .find(|c| c.1 == crate::VERIFICATION_SOP_CLASS)
-            .map(|c| c.0)
-            .ok_or_else(|| DimseError::NoContext {
-                sop_class: crate::VERIFICATION_SOP_CLASS.into(),
-                transfer_syntax: "any".into(),
-            })?;
+        let (cid, _) = self.context_of(crate::VERIFICATION_SOP_CLASS)?;
         let id = self.message_id();
         self.send_command(cid, &Command::echo_rq(id).encode())
             .await?;
         self.response(id).await
+    }
+
+    /// The accepted presentation context of `sop_class`: its id and
+    /// transfer syntax.
+    fn context_of(&self, sop_class: &str) -> Result<(u8, String), DimseError> {
+        self.accepted
+            .iter()
+            .find(|c| c.1 == sop_class)
+            .map(|c| (c.0, c.2.clone()))
+            .ok_or_else(|| DimseError::NoContext {
+                sop_class: sop_class.into(),
+                transfer_syntax: "any".into(),
+            })
+    }
+
+    /// Send a request's command set and then its identifier (one data set)
+    /// on presentation context `cid`.
+    async fn send_request(
+        &mut self,
+        cid: u8,
+        command: &Command,
+        identifier: &[u8],
+    ) -> Result<(), DimseError> {
+        self.send_command(cid, &command.encode()).await?;
+        pdu::write_pdata(
+            &mut self.s,
+            cid,
+            false,
+            identifier,
+            true,
+            self.peer_max_pdu,
+            &mut self.scratch,
+        )
+        .await
     }
 
     /// Send an encoded command set on presentation context `cid`.
@@ -872,23 +859,7 @@ fn study_uid_of(mut b: &[u8], explicit: bool) -> Option<String> {
             u16::from_le_bytes([b[0], b[1]]),
             u16::from_le_bytes([b[2], b[3]]),
         );
-        let long_vr = explicit
-            && matches!(
-                &b[4..6],
-                b"OB"
-                    | b"OW"
-                    | b"OF"
-                    | b"SQ"
-                    | b"UT"
-                    | b"UN"
-                    | b"UC"
-                    | b"UR"
-                    | b"OD"
-                    | b"OL"
-                    | b"OV"
-                    | b"SV"
-                    | b"UV"
-            );
+        let long_vr = explicit && crate::part10::has_long_length(&b[4..6]);
         let (len, head): (usize, usize) = if !explicit {
             (u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize, 8)
         } else if long_vr {
