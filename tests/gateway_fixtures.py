@@ -12,18 +12,13 @@ import time
 from pathlib import Path
 
 from conftest import BINARY, make_key, obscura, pydicom_test_files
+from ports import free_port  # noqa: F401 (re-exported to the tests)
 
 STORESCU = "/usr/bin/storescu"
 STORESCP = "/usr/bin/storescp"
 ECHOSCU = "/usr/bin/echoscu"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 IMPLICIT_LE = "1.2.840.10008.1.2"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=15):
@@ -59,6 +54,10 @@ class Gateway:
                                      stdout=self.logf, stderr=self.logf)
         try:
             wait_port(self.port)
+            # Something answering is not enough: it must be this process.
+            time.sleep(0.2)
+            if self.proc.poll() is not None:
+                raise TimeoutError
         except TimeoutError:
             self.proc.kill()
             raise AssertionError(f"gateway did not start:\n{self.log_text()[-3000:]}")

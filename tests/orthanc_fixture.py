@@ -4,12 +4,13 @@ loopback ports, never the packaged service. Shared by
 tests/test_web_orthanc.py and bench/web_side_by_side.py."""
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
+
+from ports import free_port
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = next((p for p in ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
@@ -20,12 +21,6 @@ INSTALL = "apt-get install orthanc orthanc-dicomweb"
 
 def available():
     return Path(ORTHANC).is_file() and DICOMWEB_PLUGIN is not None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Orthanc:
