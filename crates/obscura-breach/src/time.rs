@@ -16,10 +16,10 @@ pub fn parse(text: &str) -> Option<SystemTime> {
     let rest = &t[date.len()..];
     let mut d = date.split('-');
     let (y, m, dd) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&dd) {
+    if d.next().is_some() {
         return None;
     }
-    let mut secs = days_from_civil(y, m as u32, dd as u32) * 86_400;
+    let mut secs = midnight(y, m, dd)?;
     let mut millis = 0u64;
     if !rest.is_empty() {
         let rest = rest.strip_prefix(['T', 't', ' '])?;
@@ -69,22 +69,19 @@ pub fn plus_hours(t: SystemTime, hours: u64) -> SystemTime {
     t + Duration::from_secs(hours * 3600)
 }
 
-/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Unix seconds at midnight UTC of a proleptic Gregorian date; `None` if
+/// there is no such day.
+fn midnight(y: i64, m: i64, d: i64) -> Option<i64> {
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?);
+    Some(date.ok()?.midnight().assume_utc().unix_timestamp())
 }
 
 /// The first instant of the year after `t`'s (UTC): 60 days from then is
 /// when HHS must hear of a breach of fewer than 500 individuals.
 pub fn end_of_year(t: SystemTime) -> SystemTime {
     let year: i64 = format(t)[..4].parse().expect("four digits");
-    let secs = days_from_civil(year + 1, 1, 1) * 86_400;
+    let secs = midnight(year + 1, 1, 1).expect("1 January exists");
     UNIX_EPOCH + Duration::from_secs(secs as u64)
 }
 

@@ -94,10 +94,12 @@ fn shift_date_part(d: &str, days: i64) -> Option<String> {
         8 => (num(0..4)?, num(4..6)?, num(6..8)?),
         _ => return None,
     };
-    if !(1..=12).contains(&m) || day < 1 || day > days_in_month(y, m) {
-        return None;
-    }
-    let (y, m, day) = civil_from_days(days_from_civil(y, m, day) + days);
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?
+            .checked_add(time::Duration::days(days))?;
+    let (y, m, day) = (date.year(), u8::from(date.month()), date.day());
     if !(1..=9999).contains(&y) {
         return None;
     }
@@ -106,38 +108,6 @@ fn shift_date_part(d: &str, days: i64) -> Option<String> {
         6 => format!("{y:04}{m:02}"),
         _ => format!("{y:04}{m:02}{day:02}"),
     })
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
