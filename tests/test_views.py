@@ -10,6 +10,7 @@ finds it in the original study, with the original patient, referencing
 the original instance and frame of reference, marked with who produced
 it; writes outside the grant are refused per instance, and the vendor sees
 nothing of another tenant or study."""
+import collections
 import hashlib
 import json
 import re
@@ -22,11 +23,14 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from conftest import obscura
 from planted import devset_files, devset_needles, found_in
 from test_access import Site, VENDOR, multipart
 from test_serve import study_files
 
 JSON = {"Accept": "application/dicom+json"}
+DICOM = {"Accept": 'multipart/related; type="application/dicom"'}
+STANDARD_UID = "1.2.840.10008."
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +60,18 @@ def site(tmp_path_factory):
 
 
 class Crawl:
-    """Every answer the vendor got: status line, headers and body."""
+    """Every answer a client got: status line, headers and body. By
+    default the vendor (its JWT) at the archive's root; else `session` at
+    `base` (a share link)."""
 
-    def __init__(self, site):
-        self.site = site
-        self.s = site.session(site.token())
+    def __init__(self, site, session=None, base=None):
+        self.base = base or site.url
+        self.s = session or site.session(site.token())
         self.blobs = []
         self.requests = 0
 
     def get(self, path, **kw):
-        url = path if path.startswith("http") else self.site.url + path
+        url = path if path.startswith("http") else self.base + path
         r = self.s.get(url, **kw)
         self.requests += 1
         head = f"{r.status_code} {r.reason}\n" + "\n".join(f"{k}: {v}" for k, v in r.headers.items())
@@ -106,8 +112,8 @@ def test_no_route_shows_an_identity_or_an_original_uid(site):
         instances += len(insts)
         meta = c.get(f"/studies/{st}/metadata", headers=JSON)
         assert meta.status_code == 200, meta.text
-        retrieved = c.get(f"/studies/{st}", headers={"Accept": 'multipart/related; type="application/dicom"'})
-        assert retrieved.status_code == 200
+        retrieved = c.get(f"/studies/{st}", headers=DICOM)
+        assert retrieved.status_code in (200, 404)  # 404: every instance withheld
         c.get(f"/studies/{st}/thumbnail")
         uris = []
         bulk_uris(meta.json(), uris)
@@ -122,7 +128,7 @@ def test_no_route_shows_an_identity_or_an_original_uid(site):
             c.get(f"/studies/{st}/series/{se}/thumbnail")
             sop = sops[0]
             base = f"/studies/{st}/series/{se}/instances/{sop}"
-            one = c.get(base, headers={"Accept": 'multipart/related; type="application/dicom"'})
+            one = c.get(base, headers=DICOM)
             assert one.status_code in (200, 404), one.status_code  # 404: pixels withheld (burned in)
             c.get(base + "/metadata", headers=JSON)
             c.get(base + "/frames/1")
@@ -145,19 +151,148 @@ def test_no_route_shows_an_identity_or_an_original_uid(site):
 
 
 def test_dicomweb_client_reads_the_view(site):
-    vendor = DICOMwebClient(site.url, session=site.session(site.token()))
+    """dicomweb-client reads studies and series; one whose every instance
+    is withheld (pixels that may carry burned-in text) is 404, answered
+    exactly like a study that does not exist, not an empty multipart."""
+    s = site.session(site.token())
+    vendor = DICOMwebClient(site.url, session=s)
+    missing = s.get(f"{site.url}/studies/2.25.12345678901234567890", headers=DICOM)
+    assert missing.status_code == 404
+    shown, withheld = [], []
     for st in sorted(values(x, "0020000D")[0] for x in vendor.search_for_studies()):
-        try:
-            dss = vendor.retrieve_study(st)
-        except ValueError:
-            continue  # every instance withheld: an empty multipart, which dicomweb-client refuses
-        if dss:
-            break
+        # each instance alone: 200, or 404 when withheld
+        alone = {}
+        for i in vendor.search_for_instances(study_instance_uid=st):
+            se, sop = values(i, "0020000E")[0], values(i, "00080018")[0]
+            r = s.get(f"{site.url}/studies/{st}/series/{se}/instances/{sop}", headers=DICOM)
+            assert r.status_code in (200, 404), r.status_code
+            alone.setdefault(se, {})[sop] = r.status_code == 200
+        for se, sops in [(None, {k: v for x in alone.values() for k, v in x.items()}), *alone.items()]:
+            fetch = (lambda: vendor.retrieve_study(st)) if se is None else (lambda: vendor.retrieve_series(st, se))
+            if any(sops.values()):
+                dss = fetch()
+                assert sorted(str(d.SOPInstanceUID) for d in dss) == sorted(k for k, ok in sops.items() if ok)
+                if se is None:
+                    shown.append((st, dss))
+                continue
+            with pytest.raises(requests.HTTPError) as e:
+                fetch()
+            r = e.value.response
+            assert (r.status_code, r.content) == (404, missing.content), (se, r.status_code)
+            assert {k: v for k, v in r.headers.items() if k.lower() != "date"} == \
+                {k: v for k, v in missing.headers.items() if k.lower() != "date"}
+            if se is None:
+                withheld.append(st)
+    assert shown and withheld, (len(shown), len(withheld))
+    st, dss = shown[0]
     assert dss and all(str(d.StudyInstanceUID) == st for d in dss)
     assert all(str(d.PatientName).startswith("OBS-") for d in dss)
     assert all(d.PatientIdentityRemoved == "YES" for d in dss)
     meta = vendor.retrieve_study_metadata(st)
     assert {values(m, "00080018")[0] for m in meta} >= {str(d.SOPInstanceUID) for d in dss}
+
+
+def json_uids(node, out):
+    """Every value of a UI attribute in DICOM JSON, at any depth."""
+    if isinstance(node, dict):
+        if node.get("vr") == "UI":
+            out += [v for v in node.get("Value") or [] if v]
+        for v in node.values():
+            json_uids(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            json_uids(v, out)
+    return out
+
+
+def dataset_uids(ds):
+    """Every value of a UI attribute in a pydicom data set, meta included."""
+    elems = [*ds.file_meta.iterall()] if hasattr(ds, "file_meta") else []
+    out = []
+    for e in [*elems, *ds.iterall()]:
+        if e.VR == "UI" and e.value:
+            out += [str(v) for v in (e.value if e.VM > 1 else [e.value])]
+    return out
+
+
+def test_a_share_link_through_a_deidentified_view(site):
+    """`obscura share --view deidentified`: the link, opened with plain
+    requests (no credential) and by dicomweb-client, answers QIDO,
+    metadata, instances, frames, bulk data and rendered with pseudonymous
+    UIDs only and no planted identity value of the devset."""
+    # a CT or MR study in a little-endian native syntax (their frames are served)
+    native = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+    study = next(st for st in site.granted if any(
+        str(h.StudyInstanceUID) == st and h.Modality in ("CT", "MR") and h.file_meta.TransferSyntaxUID in native
+        for h in site.heads))
+    originals = {str(h.StudyInstanceUID) for h in site.heads} | {str(h.SeriesInstanceUID) for h in site.heads} \
+        | {str(h.SOPInstanceUID) for h in site.heads}
+    p = obscura("share", study, "--tenant", "Clinic", "--expires", "1h", "--view", "deidentified",
+                "--config", site.config)
+    assert p.returncode == 0, p.stderr
+    link = p.stdout.strip()
+    assert link.startswith(site.url + "/share/g-"), link
+    anon = requests.Session()
+    anon.trust_env = False
+    anon.verify = str(site.pki / "ca.pem")
+    c = Crawl(site, session=anon, base=link)
+    answers = []
+    studies = c.get("/studies", params={"includefield": "all"}, headers=JSON).json()
+    assert len(studies) == 1
+    st = values(studies[0], "0020000D")[0]
+    assert st.startswith("2.25.") and st != study
+    insts = c.get(f"/studies/{st}/instances", params={"includefield": "all"}, headers=JSON).json()
+    assert len(insts) == sum(str(h.StudyInstanceUID) == study for h in site.heads)
+    answers += [studies, insts, c.get(f"/studies/{st}/series", headers=JSON).json(),
+                c.get("/instances", headers=JSON).json()]
+    meta = c.get(f"/studies/{st}/metadata", headers=JSON)
+    assert meta.status_code == 200, meta.text
+    answers.append(meta.json())
+    uris = []
+    bulk_uris(meta.json(), uris)
+    assert uris and all(u.startswith(link + "/") for u in uris), uris[:3]
+    for u in uris[:4]:
+        assert c.get(u).status_code == 200, u
+    retrieved, pixels = 0, collections.Counter()
+    for i in insts:
+        se, sop = values(i, "0020000E")[0], values(i, "00080018")[0]
+        base = f"/studies/{st}/series/{se}/instances/{sop}"
+        answers.append(c.get(base + "/metadata", headers=JSON).json())
+        r = c.get(base, headers=DICOM)
+        assert r.status_code == 200, r.status_code
+        retrieved += 1
+        # 501: frames of big-endian or deflated pixel data are not served
+        pixels["frames", c.get(base + "/frames/1").status_code] += 1
+        pixels["rendered", c.get(base + "/rendered", headers={"Accept": "image/png"}).status_code] += 1
+    assert pixels["frames", 200] and pixels["rendered", 200], pixels
+    assert set(pixels) <= {(k, s) for k in ("frames", "rendered") for s in (200, 501)}, pixels
+    assert c.get(f"/studies/{st}", headers=DICOM).status_code == 200
+    assert c.get(f"/studies/{st}/thumbnail").status_code == 200
+    # by dicomweb-client, the link as its DICOMweb root
+    client = DICOMwebClient(link, session=anon)
+    found = client.search_for_studies()
+    assert [values(x, "0020000D")[0] for x in found] == [st]
+    dss = client.retrieve_study(st)
+    assert len(dss) == len(insts)
+    assert all(str(d.PatientName).startswith("OBS-") and d.PatientIdentityRemoved == "YES" for d in dss)
+    one = dss[0]
+    rendered = client.retrieve_instance_rendered(st, str(one.SeriesInstanceUID), str(one.SOPInstanceUID),
+                                                 media_types=("image/png",))
+    answers += [found, client.retrieve_study_metadata(st)]
+    c.blobs += [d.PixelData for d in dss if "PixelData" in d] + [rendered]
+    c.blobs += [str(d).encode() for d in dss]
+    # only pseudonymous UIDs (or the standard's own), none an original
+    uids = [u for a in answers for u in json_uids(a, [])] + [u for d in dss for u in dataset_uids(d)]
+    assert len(uids) > 3 * len(insts)
+    own = [u for u in uids if not u.startswith(STANDARD_UID)]
+    assert own and all(u.startswith("2.25.") for u in own), sorted(set(own))[:5]
+    assert not set(uids) & originals
+    # the original study is not there under the link
+    assert c.get(f"/studies/{study}/metadata", headers=JSON).status_code == 404
+    leaked = found_in(c.blobs, devset_needles())
+    print(f"\nshare link through a de-identified view: {c.requests} requests, {retrieved} instances, "
+          f"{len(uids)} UIDs checked")
+    assert leaked == [], leaked[:10]
 
 
 def ai_result(source):

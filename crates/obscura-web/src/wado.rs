@@ -273,8 +273,12 @@ async fn retrieve(
 }
 
 /// Instances as view `v` shows them: each re-encoded, its de-identified
-/// header around its stored pixel data (parts without Content-Length); a
-/// withheld instance is left out of a multipart, and a single one is 404.
+/// header around its stored pixel data. A withheld instance is left out;
+/// when every one is, the answer is 404, as for a study that does not
+/// exist. The first instance shown is read before anything is sent; when
+/// it is the last one (a single instance, typically) and small, it is
+/// encoded whole on that thread and sent with a Content-Length, like an
+/// original; otherwise the parts stream without Content-Length.
 async fn retrieve_view(
     web: Arc<Web>,
     principal: Principal,
@@ -283,46 +287,98 @@ async fn retrieve_view(
     content_type: String,
     v: Arc<GrantView>,
 ) -> Result<Response, ApiError> {
-    if matches!(framing, Framing::Single) {
-        // withheld is a 404 before anything is sent
-        let (w, t, s, v) = (
-            Arc::clone(&web),
-            principal.tenant.clone(),
-            list[0].sop.clone(),
-            Arc::clone(&v),
-        );
-        tokio::task::spawn_blocking(move || seen(&w.vault, &t, &s, &v).map(|_| ()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("view task: {e}")))??;
-    }
-    let permit = acquire_stream(&web).await?;
-    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     log::info!(
         "web: WADO by {} through a view: {} instances",
         principal.name,
         list.len()
     );
+    let (w, t, l, vw, fr) = (
+        Arc::clone(&web),
+        principal.tenant.clone(),
+        list.clone(),
+        Arc::clone(&v),
+        framing.clone(),
+    );
+    let first = tokio::task::spawn_blocking(move || first_seen(&w, &t, &l, &vw, &fr))
+        .await
+        .map_err(|e| ApiError::Internal(format!("view task: {e}")))??;
+    let (skip, mut first) = match first {
+        FirstSeen::Whole(body) => return Ok(with_type(Body::new(body), &content_type)),
+        FirstSeen::Stream(i, seen) => (i, Some(seen)),
+    };
+    let permit = acquire_stream(&web).await?;
+    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let body = stream(web.config.idle_timeout(), permit, move |w| {
-        for f in &list {
-            let Ok((input, ds)) = seen(&vault, &tenant, &f.sop, &v) else {
-                continue;
+        for f in &list[skip..] {
+            let (input, ds) = match first.take() {
+                Some(s) => *s,
+                None => match seen(&vault, &tenant, &f.sop, &v) {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                },
             };
-            if let Framing::Multipart(b) = &framing {
-                write!(
-                    w,
-                    "--{b}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
-                    f.ts
-                )
-                .map_err(|e| e.to_string())?;
-            }
-            input.write_part10(&ds, w).map_err(|e| e.to_string())?;
-            w.write_all(framing.part_tail())
-                .map_err(|e| e.to_string())?;
+            write_seen(&framing, f, &input, &ds, w)?;
         }
         w.write_all(framing.close().as_bytes())
             .map_err(|e| e.to_string())
     });
     Ok(with_type(Body::new(body), &content_type))
+}
+
+/// An instance shown through a view, framed as a part (or the body).
+fn write_seen(
+    framing: &Framing,
+    f: &Found,
+    input: &StoredInput,
+    ds: &InMemDicomObject,
+    w: &mut dyn Write,
+) -> Result<(), String> {
+    if let Framing::Multipart(b) = framing {
+        write!(
+            w,
+            "--{b}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
+            f.ts
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    input.write_part10(ds, w).map_err(|e| e.to_string())?;
+    w.write_all(framing.part_tail()).map_err(|e| e.to_string())
+}
+
+/// The first instance of a view's response, read before it starts.
+enum FirstSeen {
+    /// The whole response, encoded (its only instance shown, small).
+    Whole(WholeBody),
+    /// The index of the first instance shown, read and de-identified.
+    Stream(usize, Box<(StoredInput, InMemDicomObject)>),
+}
+
+/// Find the first instance of `list` that `v` shows (404 if none).
+fn first_seen(
+    web: &Web,
+    tenant: &TenantId,
+    list: &[Found],
+    v: &GrantView,
+    framing: &Framing,
+) -> Result<FirstSeen, ApiError> {
+    for (i, f) in list.iter().enumerate() {
+        let (input, ds) = match seen(&web.vault, tenant, &f.sop, v) {
+            Ok(s) => s,
+            Err(ApiError::NotFound) => continue,
+            Err(e) => return Err(e),
+        };
+        if i + 1 == list.len() && input.pixel_stream().len() <= WHOLE_MAX {
+            let mut out = Vec::with_capacity(input.pixel_stream().len() as usize + 4096);
+            write_seen(framing, f, &input, &ds, &mut out).map_err(ApiError::Internal)?;
+            out.extend_from_slice(framing.close().as_bytes());
+            let budget = Arc::clone(&web.whole_budget);
+            if let Ok(permit) = budget.try_acquire_many_owned(out.len() as u32) {
+                return Ok(FirstSeen::Whole(WholeBody::new(out.into(), permit)));
+            }
+        }
+        return Ok(FirstSeen::Stream(i, Box::new((input, ds))));
+    }
+    Err(ApiError::NotFound)
 }
 
 /// Single-instance responses up to this size are read whole on the
