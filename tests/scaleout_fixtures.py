@@ -7,6 +7,7 @@ the vault and of the gateway queue.
 Both skip, saying what to install, when the server is not there."""
 import glob
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_fixture import free_port
+import requests
+
+from conftest import make_key, obscura
+from gateway_fixtures import Gateway, write_tokens
+from ports import free_port
 
 POSTGRES_INSTALL = "apt-get install postgresql"
 S3_INSTALL = "pip install 'moto[server]'"
@@ -168,3 +173,63 @@ def s3_server(bucket="obscura-archive"):
         yield s3
     finally:
         server.stop()
+
+
+class ServePair:
+    """Two `obscura serve` processes on one PostgreSQL database, DICOMweb
+    in plain HTTP on loopback, a bearer token per principal. `principals`
+    maps each principal to its tenant (or None: grants only); the tenants
+    named there are created. `archive_dir(n)` names server n's archive
+    folder; `archive_extra` is appended to its [archive] section."""
+
+    def __init__(self, root, pg, principals, archive_dir=lambda n: "archive", archive_extra=""):
+        self.root, self.pg = root, pg
+        make_key(root / "master.key")
+        self.tokens = {p: secrets.token_urlsafe(32) for p in principals}
+        write_tokens(root / "web-tokens", self.tokens)
+        declared = "".join(f'\n[[web.principal]]\nname = "{p}"\n'
+                           + (f'tenant = "{t}"\n' if t else "") for p, t in principals.items())
+        self.configs, self.urls, self.servers = [], [], []
+        for n in ("one", "two"):
+            port = free_port()
+            config = root / f"serve-{n}.toml"
+            config.write_text(f"""
+[server]
+ae_title = "OBSCURA"
+listen = "127.0.0.1:{free_port()}"
+data_dir = "gw-{n}"
+
+[archive]
+data_dir = "{archive_dir(n)}"
+master_key_file = "master.key"
+database_url = "{pg.url}"
+{archive_extra}
+[web]
+listen = "127.0.0.1:{port}"
+plain = true
+tokens_file = "web-tokens"
+{declared}""")
+            self.configs.append(config)
+            self.urls.append(f"http://127.0.0.1:{port}")
+            self.servers.append(Gateway(config, port))
+        for tenant in dict.fromkeys(t for t in principals.values() if t):
+            self.cli("tenant", "create", tenant)
+        for s in self.servers:
+            s.start()
+
+    def session(self, principal):
+        """A requests session that presents `principal`'s token."""
+        s = requests.Session()
+        s.trust_env = False
+        s.headers["Authorization"] = f"Bearer {self.tokens[principal]}"
+        return s
+
+    def cli(self, *args, server=0):
+        """`obscura ARGS --config` of server `server`; its stdout."""
+        p = obscura(*args, "--config", self.configs[server])
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip()
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()

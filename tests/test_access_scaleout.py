@@ -12,7 +12,6 @@ server while the first's config revokes the grant; every request sent
 after `obscura grant revoke` returned is denied, and the time from its
 return to the first denial is printed."""
 import hashlib
-import secrets
 import threading
 import time
 from io import BytesIO
@@ -23,68 +22,11 @@ import requests
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from conftest import make_key, obscura
-from gateway_fixtures import Gateway, free_port, write_tokens
-from scaleout_fixtures import postgres_server
+from conftest import obscura
+from scaleout_fixtures import ServePair, postgres_server
 
 TENANT = "Clinic"
 PRINCIPALS = ("pacs", "vendor", "reader", "lab")
-
-
-class Pair:
-    """Two `obscura serve` on one PostgreSQL database, DICOMweb in plain
-    HTTP on loopback; `pacs` owns the tenant, the others have only grants."""
-
-    def __init__(self, root, pg):
-        self.root, self.pg = root, pg
-        make_key(root / "master.key")
-        self.tokens = {p: secrets.token_urlsafe(32) for p in PRINCIPALS}
-        write_tokens(root / "web-tokens", self.tokens)
-        principals = "".join(
-            f'\n[[web.principal]]\nname = "{p}"\n' + (f'tenant = "{TENANT}"\n' if p == "pacs" else "")
-            for p in PRINCIPALS)
-        self.configs, self.urls, self.servers = [], [], []
-        for n in ("one", "two"):
-            port = free_port()
-            config = root / f"serve-{n}.toml"
-            config.write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw-{n}"
-
-[archive]
-data_dir = "archive"
-master_key_file = "master.key"
-database_url = "{pg.url}"
-
-[web]
-listen = "127.0.0.1:{port}"
-plain = true
-tokens_file = "web-tokens"
-{principals}""")
-            self.configs.append(config)
-            self.urls.append(f"http://127.0.0.1:{port}")
-            self.servers.append(Gateway(config, port))
-        p = obscura("tenant", "create", TENANT, "--config", self.configs[0])
-        assert p.returncode == 0, p.stderr
-        for s in self.servers:
-            s.start()
-
-    def session(self, principal):
-        s = requests.Session()
-        s.trust_env = False
-        s.headers["Authorization"] = f"Bearer {self.tokens[principal]}"
-        return s
-
-    def cli(self, *args, server=0):
-        p = obscura(*args, "--config", self.configs[server])
-        assert p.returncode == 0, p.stderr
-        return p.stdout.strip()
-
-    def stop(self):
-        for s in self.servers:
-            s.stop()
 
 
 def instance(name, modality, accession, referring, date):
@@ -106,7 +48,10 @@ def instance(name, modality, accession, referring, date):
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     with postgres_server() as pg:
-        p = Pair(tmp_path_factory.mktemp("access-scaleout"), pg)
+        # `pacs` owns the tenant, the others have only grants; objects in
+        # one folder, as on a shared mount
+        p = ServePair(tmp_path_factory.mktemp("access-scaleout"), pg,
+                      {"pacs": TENANT} | {p: None for p in PRINCIPALS if p != "pacs"})
         try:
             files = [instance("CT_small.dcm", "CT", "ACC-NORTH-1", "WELBY^MARCUS", "20240105"),
                      instance("MR_small.dcm", "MR", "ACC-NORTH-2", "KILDARE^JAMES", "20240320"),

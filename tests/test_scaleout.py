@@ -6,85 +6,43 @@ same instances stored through both at once are stored once; the database
 dump, every object in the bucket and every byte under the data folders
 hold none of the devset's planted identities; `tenant shred` removes one
 tenant's rows, key and objects and leaves the other byte-exact."""
-import secrets
 import threading
 from io import BytesIO
 
 import pydicom
 import pytest
-import requests
 from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.web import _Transaction
 from pydicom.data import get_testdata_file
 
-from conftest import make_key, obscura
-from gateway_fixtures import Gateway, free_port, write_tokens
+from conftest import obscura
 from planted import devset_files, devset_needles, found_in
-from scaleout_fixtures import postgres_server, s3_server
+from scaleout_fixtures import ServePair, postgres_server, s3_server
 
 TENANTS = {"site-a": "Site A", "site-b": "Site B"}
 
 
-class ScaleOut:
+class ScaleOut(ServePair):
     """Two `obscura serve` processes on one PostgreSQL database and one
-    bucket, DICOMweb in plain HTTP on loopback, bearer tokens."""
+    bucket, a tenant per principal."""
 
     def __init__(self, root, pg, s3):
-        self.root, self.pg, self.s3 = root, pg, s3
-        make_key(root / "master.key")
-        self.tokens = {p: secrets.token_urlsafe(32) for p in TENANTS}
-        write_tokens(root / "web-tokens", self.tokens)
+        self.s3 = s3
         creds = root / "s3-credentials"
         creds.write_text("".join(f"{k}={s3.env[k]}\n"
                                  for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")))
         creds.chmod(0o600)
-        principals = "".join(f'\n[[web.principal]]\nname = "{p}"\ntenant = "{t}"\n'
-                             for p, t in TENANTS.items())
-        self.configs, self.urls, self.servers = [], [], []
-        for n in ("one", "two"):
-            port = free_port()
-            config = root / f"serve-{n}.toml"
-            config.write_text(f"""
-[server]
-ae_title = "OBSCURA"
-listen = "127.0.0.1:{free_port()}"
-data_dir = "gw-{n}"
-
-[archive]
-data_dir = "archive-{n}"
-master_key_file = "master.key"
-database_url = "{pg.url}"
-
+        super().__init__(root, pg, TENANTS, archive_dir=lambda n: f"archive-{n}", archive_extra=f"""
 [archive.object_store]
 endpoint = "{s3.endpoint}"
 bucket = "{s3.bucket}"
 region = "{s3.region}"
 prefix = "archive"
 credentials_file = "s3-credentials"
-
-[web]
-listen = "127.0.0.1:{port}"
-plain = true
-tokens_file = "web-tokens"
-{principals}""")
-            self.configs.append(config)
-            self.urls.append(f"http://127.0.0.1:{port}")
-            self.servers.append(Gateway(config, port))
-        for name in TENANTS.values():
-            p = obscura("tenant", "create", name, "--config", self.configs[0])
-            assert p.returncode == 0, p.stderr
-        for s in self.servers:
-            s.start()
+""")
 
     def client(self, server, principal):
-        s = requests.Session()
-        s.trust_env = False
-        s.headers["Authorization"] = f"Bearer {self.tokens[principal]}"
-        return DICOMwebClient(self.urls[server], session=s)
-
-    def stop(self):
-        for s in self.servers:
-            s.stop()
+        return DICOMwebClient(self.urls[server], session=self.session(principal))
 
 
 @pytest.fixture(scope="module")
