@@ -101,11 +101,9 @@ pub fn csv(rows: &[NotifyRow]) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Text escaped for HTML text and quoted attributes.
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_quoted_attribute(s)
 }
 
 fn count_by(list: &[crate::Subject], x: Exposure) -> usize {
