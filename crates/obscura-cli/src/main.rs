@@ -95,7 +95,29 @@ enum ProfileCommand {
     Show(profile_args::ProfileArgs),
 }
 
+/// Tesseract (linked with OpenMP) starts a team of threads in every OCR
+/// call; with a worker per core they spin against each other, and a third
+/// of a clean-pixel-data run's CPU went to the kernel. libgomp reads its
+/// limit once, when the program is loaded: run again with one OpenMP
+/// thread (each worker already has its own engine), unless the user set
+/// it. If the re-run cannot start, carry on as we are.
+fn one_openmp_thread() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("OMP_THREAD_LIMIT").is_some() {
+        return;
+    }
+    let mut args = std::env::args_os();
+    if let (Ok(exe), Some(arg0)) = (std::env::current_exe(), args.next()) {
+        let _failed = std::process::Command::new(exe)
+            .arg0(arg0)
+            .args(args)
+            .env("OMP_THREAD_LIMIT", "1")
+            .exec();
+    }
+}
+
 fn main() -> ExitCode {
+    one_openmp_thread();
     // dicom-rs ends every data set it parses with an end-of-input error; with
     // RUST_BACKTRACE set, each such error would capture a backtrace (a few
     // percent of a whole run). Library errors never print one here, so their

@@ -149,23 +149,27 @@ impl Grey {
         [with(bright), with(dark)]
     }
 
-    /// A separable `size × size` min or max filter (`f`, with its identity).
-    fn filter_dims(&self, size: usize, f: fn(u8, u8) -> u8, identity: u8) -> Vec<u8> {
+    /// A separable `size × size` min or max filter (`f`, with its identity
+    /// beyond the edges), row by row so that it vectorises.
+    fn filter_dims<F: Fn(u8, u8) -> u8 + Copy>(&self, size: usize, f: F, identity: u8) -> Vec<u8> {
         let (w, h) = (self.width, self.height);
         let r = size / 2;
         let mut rows = vec![identity; w * h];
-        for y in 0..h {
-            let line = &self.data[y * w..(y + 1) * w];
-            for x in 0..w {
-                let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
-                rows[y * w + x] = line[a..b].iter().fold(identity, |m, &v| f(m, v));
+        let mut padded = vec![identity; w + 2 * r];
+        for (line, out) in self.data.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+            padded[r..r + w].copy_from_slice(line);
+            for k in 0..2 * r + 1 {
+                for (o, &v) in out.iter_mut().zip(&padded[k..k + w]) {
+                    *o = f(*o, v);
+                }
             }
         }
         let mut out = vec![identity; w * h];
-        for y in 0..h {
-            let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
-            for x in 0..w {
-                out[y * w + x] = (a..b).fold(identity, |m, yy| f(m, rows[yy * w + x]));
+        for (y, dst) in out.chunks_exact_mut(w).enumerate() {
+            for src in rows[y.saturating_sub(r) * w..(y + r + 1).min(h) * w].chunks_exact(w) {
+                for (o, &v) in dst.iter_mut().zip(src) {
+                    *o = f(*o, v);
+                }
             }
         }
         out

@@ -16,6 +16,9 @@ const OCR_MARGIN: usize = 3;
 const REDACT_MARGIN: usize = 2;
 /// The tallest line a redaction's margin grows with.
 const LINE_HEIGHT: usize = 40;
+/// How far around a changed pixel the cheap pass's candidates may change
+/// (its stroke filter's size, and a pixel).
+const STROKE_REACH: usize = 8;
 /// Verification rounds that may redact what an earlier one uncovered.
 const VERIFY_ROUNDS: usize = 2;
 /// Share of a grey frame's pixels its window may clip before the frame is
@@ -84,6 +87,10 @@ struct Reader<'a> {
     seen: HashMap<u64, Vec<Word>>,
     candidates: usize,
     ocr_calls: usize,
+    /// When verifying: the areas a redaction changed (grown by what the
+    /// cheap pass looks at around a pixel). Only candidates touching them
+    /// are read again; elsewhere the pixels are those already decided.
+    near: Vec<Rect>,
 }
 
 impl Reader<'_> {
@@ -105,7 +112,12 @@ impl Reader<'_> {
     /// regions), lines are read. In [`Mode::Check`] nothing is read: the
     /// text-like lines are what makes the pixels not clear.
     fn lines(&mut self, grey: &Grey) -> Result<Vec<(Rect, Reason)>, RedactError> {
-        let found = candidates(grey);
+        let mut found = candidates(grey);
+        if !self.near.is_empty() {
+            let near = |r: &Rect| self.near.iter().any(|n| n.overlaps(r));
+            found.lines.retain(|c| near(&c.rect));
+            found.blocks.retain(near);
+        }
         if self.mode == Mode::Check {
             return Ok(found
                 .lines
@@ -197,8 +209,12 @@ pub fn inspect<S: Source>(
         seen: HashMap::new(),
         candidates: 0,
         ocr_calls: 0,
+        near: Vec::new(),
     };
     let mut found: Vec<Found> = Vec::new();
+    // a single frame is decoded once; the frames of a cine are decoded
+    // again to be redacted rather than all held
+    let mut single = None;
     for n in 0..decoder.frames() {
         let frame = decoder.frame(n)?;
         for (rect, reason) in reader.frame(&frame, info)? {
@@ -213,6 +229,9 @@ pub fn inspect<S: Source>(
         if mode == Mode::Check && !found.is_empty() {
             break;
         }
+        if decoder.frames() == 1 {
+            single = Some(frame);
+        }
     }
     let mut outcome = Outcome {
         found,
@@ -221,12 +240,17 @@ pub fn inspect<S: Source>(
     if mode == Mode::Redact && !outcome.found.is_empty() {
         // a box redacted in one frame is redacted in all: banners stay put
         let rects: Vec<Rect> = outcome.found.iter().map(|f| f.rect).collect();
+        let (w, h) = (info.cols as usize, info.rows as usize);
         let mut bytes = Vec::new();
         let mut written = None;
         for n in 0..decoder.frames() {
-            let mut frame = decoder.frame(n)?;
+            let mut frame = match single.take() {
+                Some(frame) => frame,
+                None => decoder.frame(n)?,
+            };
             let darkest = darkest(&greys(&frame, info)[0]);
             fill(&mut frame, darkest, &rects);
+            reader.near = changed(&rects, w, h);
             // verification: read the redacted frame again; what the
             // redaction uncovered (text merged with what was removed) goes
             // too, a few times at most; then only what identifies nobody
@@ -244,6 +268,7 @@ pub fn inspect<S: Source>(
                 }
                 let more: Vec<Rect> = remaining.iter().map(|(r, _)| *r).collect();
                 fill(&mut frame, darkest, &more);
+                reader.near.extend(changed(&more, w, h));
                 outcome
                     .found
                     .extend(remaining.iter().map(|&(rect, reason)| Found {
@@ -332,6 +357,23 @@ fn darkest(grey: &Grey) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
+/// What filling `r` covers in an image of `w × h`: the box grown by a
+/// margin against anti-aliased edges, a quarter of a line's height more
+/// around and half more at the ends (letters the cheap pass cut off).
+fn filled(r: &Rect, w: usize, h: usize) -> Rect {
+    let extra = r.height().min(LINE_HEIGHT) / 4;
+    r.grow(REDACT_MARGIN + extra).widen(extra).clip(w, h)
+}
+
+/// The areas whose candidates filling `rects` may change: what is filled,
+/// and as far around as the cheap pass's stroke filter reaches.
+fn changed(rects: &[Rect], w: usize, h: usize) -> Vec<Rect> {
+    rects
+        .iter()
+        .map(|r| filled(r, w, h).grow(STROKE_REACH))
+        .collect()
+}
+
 /// Every box of `rects` (grown with its height) filled with the samples of pixel
 /// `from` (the darkest).
 fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
@@ -346,11 +388,7 @@ fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
 fn fill_samples<T: Copy>(v: &mut [T], from: usize, spp: usize, w: usize, h: usize, rects: &[Rect]) {
     let value: Vec<T> = v[from * spp..(from + 1) * spp].to_vec();
     for r in rects {
-        // anti-aliased edges fainter than a stroke, and letters the cheap
-        // pass cut off a line's ends: a quarter of a line's height more
-        // around, half more at the ends
-        let extra = r.height().min(LINE_HEIGHT) / 4;
-        let r = r.grow(REDACT_MARGIN + extra).widen(extra).clip(w, h);
+        let r = filled(r, w, h);
         for y in r.y0..r.y1 {
             for x in r.x0..r.x1 {
                 v[(y * w + x) * spp..(y * w + x + 1) * spp].copy_from_slice(&value);
