@@ -16,6 +16,10 @@ WORK=${WORK:-/tmp/burned-in-bench}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-3}
 BIN=$ROOT/target/release/obscura
+# Tesseract's OpenMP teams spin against each other when processes or
+# workers run side by side: one thread each for every tool (obscura sets
+# this for itself when unset)
+export OMP_THREAD_LIMIT=1
 TIME=/usr/bin/time
 
 nice -n 15 cargo build --release -p obscura-cli --manifest-path "$ROOT/Cargo.toml" >&2
@@ -104,7 +108,10 @@ for p in sorted(Path(sys.argv[1]).glob("*.dcm"))[:80]:  # at risk whatever the m
     ds.save_as(Path(sys.argv[2]) / p.name)
 PY
 "$BIN" deid "$WORK/risk" "$WORK/risk-out" --key-file "$WORK/key" --jobs 1 --report "$WORK/risk.json" >/dev/null 2>&1 || true
-mkdir -p "$WORK/cleared" && for f in "$WORK/risk-out"/*.dcm; do cp "$WORK/risk/$(basename "$f")" "$WORK/cleared/"; done
+# each cleared image 5 times: CPU times come in 10 ms steps
+mkdir -p "$WORK/cleared" && for f in "$WORK/risk-out"/*.dcm; do
+    for c in 1 2 3 4 5; do cp "$WORK/risk/$(basename "$f")" "$WORK/cleared/$c-$(basename "$f")"; done
+done
 n=$(ls "$WORK/cleared" | wc -l)
 cpu() { $TIME -f '%U %S' -o "$WORK/cpu.time" nice -n 15 "$@" >/dev/null 2>&1 || true; awk '{print $1 + $2}' "$WORK/cpu.time"; }
 checked=$(cpu "$BIN" deid "$WORK/cleared" "$WORK/c1" --key-file "$WORK/key" --jobs 1)
@@ -128,7 +135,7 @@ ocr=$(cpu bash -c "for f in '$WORK/png'/*.png; do tesseract \"\$f\" - --psm 11 >
 python3 -c "
 n, checked, unread, ocr = $n, $checked, $unread, $ocr
 cheap = max(checked - unread, 0) / max(n, 1); per_ocr = ocr / max(n, 1)
-print(f'{n} images cleared; cheap pass {1000 * cheap:.0f} ms CPU per image (deid reading them minus deid --allow-burned-in), '
+print(f'cheap pass: {n // 5} images cleared (x5); cheap pass {1000 * cheap:.0f} ms CPU per image (deid reading them minus deid --allow-burned-in), '
       f'Tesseract CLI on the frame {1000 * per_ocr:.0f} ms: {100 * cheap / max(per_ocr, 1e-9):.1f} % of an OCR')"
 
 echo

@@ -29,6 +29,10 @@ const CHAR_FILL: (f32, f32) = (0.12, 0.85);
 /// OCR reads nothing in it.
 pub const TEXT_LIKE_PIECES: usize = 3;
 
+/// Width to height beyond which a candidate without character-like pieces
+/// is an edge, not text.
+const EDGE_RATIO: usize = 8;
+
 /// A box that may hold one line of text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
@@ -43,6 +47,13 @@ impl Candidate {
     /// Whether it looks enough like text to be redacted unread.
     pub fn text_like(&self) -> bool {
         self.pieces >= TEXT_LIKE_PIECES
+    }
+
+    /// Whether it is a long thin run of strokes without a single
+    /// character-like piece (a ruler, a dotted scale, an edge): not read,
+    /// since a line of text that long has letters apart somewhere.
+    pub fn edge_like(&self) -> bool {
+        self.pieces == 0 && self.rect.width() > EDGE_RATIO * self.rect.height()
     }
 }
 
@@ -95,12 +106,31 @@ pub fn candidates(img: &Grey) -> Candidates {
         .filter(|r| stroke_count(&stroke, w, r) >= MIN_STROKE_PIXELS)
         .collect::<Vec<_>>();
     let (bright_pieces, dark_pieces) = pieces;
-    boxes.extend(chains(&bright_pieces));
-    boxes.extend(chains(&dark_pieces));
+    let chained: Vec<(Rect, usize)> = [&bright_pieces, &dark_pieces]
+        .into_iter()
+        .flat_map(|ps| chains(ps))
+        .collect();
+    boxes.extend(chained.iter().map(|&(r, _)| r));
     let (lines, blocks): (Vec<Rect>, Vec<Rect>) = boxes
         .into_iter()
         .partition(|r| r.height() <= MAX_LINE_HEIGHT);
-    let lines = merge_lines(lines)
+    let mut lines = merge_lines(lines);
+    // small text merged with the taller texture beside it is also a line
+    // of its own, read at its own height
+    let small: Vec<Rect> = chained
+        .into_iter()
+        .filter(|&(c, n)| {
+            n >= TEXT_LIKE_PIECES
+                && lines
+                    .iter()
+                    .any(|l| l.contains(&c) && l.height() >= 2 * c.height())
+        })
+        .map(|(c, _)| c)
+        .collect();
+    lines.extend(small);
+    lines.sort_by_key(|r| (r.y0, r.x0));
+    lines.dedup();
+    let lines = lines
         .into_iter()
         .map(|rect| Candidate {
             rect,
@@ -160,8 +190,8 @@ fn char_like(r: Rect, n: usize) -> bool {
 
 /// Pieces side by side on one line (rows overlapping by half the smaller,
 /// heights within 2.5×, gaps at most the taller's height) chained; the
-/// boxes of chains of two pieces or more.
-fn chains(pieces: &[Rect]) -> Vec<Rect> {
+/// boxes of chains of two pieces or more, with their numbers of pieces.
+fn chains(pieces: &[Rect]) -> Vec<(Rect, usize)> {
     let mut order: Vec<usize> = (0..pieces.len()).collect();
     order.sort_by_key(|&i| pieces[i].x0);
     let mut parent: Vec<usize> = (0..pieces.len()).collect();
@@ -195,11 +225,7 @@ fn chains(pieces: &[Rect]) -> Vec<Rect> {
         e.0 = e.0.union(piece);
         e.1 += 1;
     }
-    let mut out: Vec<Rect> = groups
-        .into_values()
-        .filter(|&(_, n)| n >= 2)
-        .map(|(r, _)| r)
-        .collect();
+    let mut out: Vec<(Rect, usize)> = groups.into_values().filter(|&(_, n)| n >= 2).collect();
     out.sort();
     out
 }

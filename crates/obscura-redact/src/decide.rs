@@ -20,6 +20,9 @@ pub enum Reason {
     Unexplained,
     /// Text-like strokes OCR reads nothing in: recall does not hang on OCR.
     Unreadable,
+    /// Strokes on the same line as, and touching, text just redacted: the
+    /// rest of it (letters the cheap pass cut off a line's ends).
+    Adjoining,
 }
 
 impl Reason {
@@ -37,6 +40,7 @@ impl Reason {
             Reason::Digits => "digits",
             Reason::Unexplained => "unexplained-text",
             Reason::Unreadable => "unreadable-text",
+            Reason::Adjoining => "adjoining-text",
         }
     }
 }

@@ -24,6 +24,8 @@ const VERIFY_ROUNDS: usize = 2;
 /// Share of a grey frame's pixels its window may clip before the frame is
 /// also read spanning its values (1st to 99th percentile).
 const CLIPPED: f64 = 0.3;
+/// One pixel in this many is counted for those percentiles.
+const PERCENTILE_STEP: usize = 7;
 
 /// What to do with the text found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,10 +89,11 @@ struct Reader<'a> {
     seen: HashMap<u64, Vec<Word>>,
     candidates: usize,
     ocr_calls: usize,
-    /// When verifying: the areas a redaction changed (grown by what the
-    /// cheap pass looks at around a pixel). Only candidates touching them
-    /// are read again; elsewhere the pixels are those already decided.
-    near: Vec<Rect>,
+    /// When verifying: the areas filled. Only candidates near them (as far
+    /// as the cheap pass looks around a pixel) are read again, elsewhere the
+    /// pixels are those already decided; and those on the line of one,
+    /// touching it, go unread.
+    filled: Vec<Rect>,
 }
 
 impl Reader<'_> {
@@ -113,10 +116,19 @@ impl Reader<'_> {
     /// text-like lines are what makes the pixels not clear.
     fn lines(&mut self, grey: &Grey) -> Result<Vec<(Rect, Reason)>, RedactError> {
         let mut found = candidates(grey);
-        if !self.near.is_empty() {
-            let near = |r: &Rect| self.near.iter().any(|n| n.overlaps(r));
+        let mut adjoining = Vec::new();
+        if !self.filled.is_empty() {
+            let near = |r: &Rect| self.filled.iter().any(|f| f.grow(STROKE_REACH).overlaps(r));
             found.lines.retain(|c| near(&c.rect));
             found.blocks.retain(near);
+            let adjoins = |r: &Rect| self.filled.iter().any(|f| adjoins(r, f));
+            adjoining = found
+                .lines
+                .iter()
+                .filter(|c| adjoins(&c.rect))
+                .map(|c| (c.rect, Reason::Adjoining))
+                .collect();
+            found.lines.retain(|c| !adjoins(&c.rect));
         }
         if self.mode == Mode::Check {
             return Ok(found
@@ -127,16 +139,18 @@ impl Reader<'_> {
                 .collect());
         }
         // what lies outside the diagnostic regions goes unread
-        let mut out: Vec<(Rect, Reason)> = found
-            .blocks
-            .iter()
-            .chain(found.lines.iter().map(|c| &c.rect))
-            .flat_map(|r| self.outside(r))
-            .map(|r| (r, Reason::OutsideRegions))
-            .collect();
+        let mut out: Vec<(Rect, Reason)> = adjoining;
+        out.extend(
+            found
+                .blocks
+                .iter()
+                .chain(found.lines.iter().map(|c| &c.rect))
+                .flat_map(|r| self.outside(r))
+                .map(|r| (r, Reason::OutsideRegions)),
+        );
         let mut read: Vec<(Rect, Vec<Word>, bool)> = Vec::new();
         for c in &found.lines {
-            if !self.inside(&c.rect) {
+            if !self.inside(&c.rect) || c.edge_like() {
                 continue;
             }
             self.candidates += 1;
@@ -209,7 +223,7 @@ pub fn inspect<S: Source>(
         seen: HashMap::new(),
         candidates: 0,
         ocr_calls: 0,
-        near: Vec::new(),
+        filled: Vec::new(),
     };
     let mut found: Vec<Found> = Vec::new();
     // a single frame is decoded once; the frames of a cine are decoded
@@ -250,7 +264,7 @@ pub fn inspect<S: Source>(
             };
             let darkest = darkest(&greys(&frame, info)[0]);
             fill(&mut frame, darkest, &rects);
-            reader.near = changed(&rects, w, h);
+            reader.filled = rects.iter().map(|r| filled(r, w, h)).collect();
             // verification: read the redacted frame again; what the
             // redaction uncovered (text merged with what was removed) goes
             // too, a few times at most; then only what identifies nobody
@@ -268,7 +282,7 @@ pub fn inspect<S: Source>(
                 }
                 let more: Vec<Rect> = remaining.iter().map(|(r, _)| *r).collect();
                 fill(&mut frame, darkest, &more);
-                reader.near.extend(changed(&more, w, h));
+                reader.filled.extend(more.iter().map(|r| filled(r, w, h)));
                 outcome
                     .found
                     .extend(remaining.iter().map(|&(rect, reason)| Found {
@@ -310,13 +324,24 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
     if !grey || info.window.is_none() || (clipped as f64) < CLIPPED * shown.data.len() as f64 {
         return vec![shown];
     }
-    let modality = |v: i32| f64::from(v) * info.slope + info.intercept;
-    let mut values: Vec<f64> = frame.values().map(modality).collect();
+    // percentiles of every few pixels: plenty for a window, and cheap
+    let mut values: Vec<i32> = frame.values().step_by(PERCENTILE_STEP).collect();
     let n = values.len();
-    let lo = *values.select_nth_unstable_by(n / 100, f64::total_cmp).1;
-    let hi = *values
-        .select_nth_unstable_by(n - 1 - n / 100, f64::total_cmp)
-        .1;
+    let lo = *values.select_nth_unstable(n / 100).1;
+    let hi = *values.select_nth_unstable(n - 1 - n / 100).1;
+    let modality = |v: i32| f64::from(v) * info.slope + info.intercept;
+    let (lo, hi) = (
+        modality(lo).min(modality(hi)),
+        modality(lo).max(modality(hi)),
+    );
+    // black or white because they are the ends of what is shown (the ground
+    // around an ultrasound sector), not clipped by the window
+    let shows_all = info
+        .window
+        .is_some_and(|w| lo >= w.center - w.width / 2.0 && hi <= w.center + w.width / 2.0);
+    if shows_all {
+        return vec![shown];
+    }
     let spanning = render(frame, info, Some(Window::spanning(lo, hi.max(lo + 1.0))));
     vec![shown, Grey::from_image(&spanning)]
 }
@@ -358,20 +383,21 @@ fn darkest(grey: &Grey) -> usize {
 }
 
 /// What filling `r` covers in an image of `w × h`: the box grown by a
-/// margin against anti-aliased edges, a quarter of a line's height more
-/// around and half more at the ends (letters the cheap pass cut off).
+/// margin against anti-aliased edges, half a line's height more around
+/// (accents, descenders, rows the cheap pass cut off) and a line's height
+/// more at the ends (letters it cut off).
 fn filled(r: &Rect, w: usize, h: usize) -> Rect {
-    let extra = r.height().min(LINE_HEIGHT) / 4;
-    r.grow(REDACT_MARGIN + extra).widen(extra).clip(w, h)
+    let line = r.height().min(LINE_HEIGHT);
+    r.grow(REDACT_MARGIN + line / 2).widen(line).clip(w, h)
 }
 
-/// The areas whose candidates filling `rects` may change: what is filled,
-/// and as far around as the cheap pass's stroke filter reaches.
-fn changed(rects: &[Rect], w: usize, h: usize) -> Vec<Rect> {
-    rects
-        .iter()
-        .map(|r| filled(r, w, h).grow(STROKE_REACH))
-        .collect()
+/// Whether candidate `r` lies on the line of the filled box `f` (rows
+/// overlapping by half its height, at most twice as tall) and touches it
+/// (a gap of at most its height): the rest of a line the fill cut.
+fn adjoins(r: &Rect, f: &Rect) -> bool {
+    let overlap = r.y1.min(f.y1).saturating_sub(r.y0.max(f.y0));
+    let gap = r.x0.saturating_sub(f.x1).max(f.x0.saturating_sub(r.x1));
+    overlap * 2 >= r.height() && r.height() <= 2 * f.height() && gap <= r.height()
 }
 
 /// Every box of `rects` (grown with its height) filled with the samples of pixel
