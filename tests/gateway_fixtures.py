@@ -9,7 +9,10 @@ import socket
 import struct
 import subprocess
 import time
+from io import BytesIO
 from pathlib import Path
+
+import requests
 
 from conftest import BINARY, make_key, obscura, pydicom_test_files
 from ports import free_port  # noqa: F401 (re-exported to the tests)
@@ -198,6 +201,24 @@ def write_tokens(path, tokens):
     each token's SHA-256 and its principal, mode 0600."""
     path.write_text("".join(f"{hashlib.sha256(t.encode()).hexdigest()} {p}\n" for p, t in tokens.items()))
     path.chmod(0o600)
+
+
+def stow(url, token, *datasets):
+    """STOW-RS of DATASETS (pydicom) to the DICOMweb root URL with a bearer
+    TOKEN, as one multipart request; asserts it was stored."""
+    parts = []
+    for ds in datasets:
+        with BytesIO() as b:
+            ds.save_as(b)
+            parts.append(b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + b.getvalue() + b"\r\n")
+    s = requests.Session()
+    s.trust_env = False
+    s.headers["Authorization"] = f"Bearer {token}"
+    r = s.post(url + "/studies", data=b"".join(parts) + b"--bb--\r\n",
+               headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=bb',
+                        "Accept": "application/dicom+json"})
+    assert r.status_code == 200, r.text
+    return r
 
 
 def web_archive(root, principal, tenant, web=""):

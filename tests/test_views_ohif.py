@@ -1,106 +1,50 @@
-"""OHIF (headless Chromium) through a vendor's de-identified grant (issue
-11): the study list shows the pseudonymous patient, never the name or ID;
-the viewer opens the study by its pseudonymous UID and draws the image.
-The viewer, its site and Chromium are tests/test_web_ohif.py's."""
-import base64
+"""OHIF (headless Chromium, tests/ohif_fixtures.py) through a de-identified
+view (issue 11), a vendor's grant and a share link made with `--view
+deidentified`: the study list shows the pseudonymous patient, never the
+name or ID; the viewer opens the study by its pseudonymous UID and draws
+the image; no original UID is ever asked for."""
 import hashlib
 import json
 import secrets
-import tempfile
-import threading
-import time
-from io import BytesIO
-from pathlib import Path
 
 import pydicom
 import requests
-from PIL import Image
 from pydicom.data import get_testdata_file
 
-from gateway_fixtures import Gateway, free_port, web_archive
-from test_web_ohif import APP_CONFIG, Chromium, Site, make_handler, ohif_dist, pytestmark  # noqa: F401
+from conftest import obscura
+from gateway_fixtures import Gateway, stow, web_archive
+from ohif_fixtures import Viewer, assert_drawn, frames_and_thumbnail, needs_chromium, ohif_dist
+
+pytestmark = needs_chromium
 
 
-def stow(upstream, token, ds):
-    with BytesIO() as b:
-        ds.save_as(b)
-        blob = b.getvalue()
-    s = requests.Session()
-    s.trust_env = False
-    s.headers["Authorization"] = f"Bearer {token}"
-    r = s.post(upstream + "/studies", data=b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + blob
-               + b"\r\n--bb--\r\n",
-               headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=bb'})
-    assert r.status_code == 200, r.text
+def shows_only_the_pseudonym(viewer, ds, pseudonym, pseudo_study):
+    """Open the study list and then the study in VIEWER: the DOM shows
+    PSEUDONYM and never DS's patient name or ID, the image is drawn from
+    frames asked for by pseudonymous UIDs only."""
+    name, pid = str(ds.PatientName), str(ds.PatientID)
+
+    def hidden(text):
+        return name not in text and name.split("^")[0] not in text and pid not in text
+
+    state, _ = viewer.open("/", lambda st, log: pseudonym in st.get("text", ""), "worklist")
+    assert pseudonym in state.get("text", ""), state.get("text", "")[:1500]
+    assert hidden(state["text"]), state["text"][:1500]
+    state, png = viewer.open(f"/viewer?StudyInstanceUIDs={pseudo_study}",
+                             lambda st, log: st.get("canvases") and frames_and_thumbnail(log), "viewer")
+    assert state.get("canvases"), f"no viewport canvas; DOM text: {state.get('text', '')[:1500]}"
+    assert hidden(state["text"]), state["text"][:1500]
+    assert ds.StudyInstanceUID not in json.dumps(viewer.site.log)
+    assert any(p[2] == 200 and "/frames/" in p[0] for p in viewer.site.log), viewer.site.log
+    assert_drawn(state, png, viewer.artifacts)
 
 
-class Viewer:
-    """OHIF served by a small site of ours in front of `obscura serve`
-    (adding `token`), and one headless Chromium tab."""
-
-    def __init__(self, dist, upstream, token):
-        port = free_port()
-        self.root = f"http://127.0.0.1:{port}"
-        self.site = Site(("127.0.0.1", port), make_handler(
-            dist, upstream, token, APP_CONFIG % {"root": f"{self.root}/dicom-web"}))
-        self.site.log = []
-        threading.Thread(target=self.site.serve_forever, daemon=True).start()
-        self.artifacts = Path(tempfile.mkdtemp(prefix="obscura-ohif-"))
-        self.browser = Chromium(self.artifacts / "profile")
-        b = self.browser
-        target = b.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = b.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        b.call("Page.enable", self.session)
-        b.call("Runtime.enable", self.session)
-        b.call("Emulation.setDeviceMetricsOverride", self.session, width=1280, height=900,
-               deviceScaleFactor=1, mobile=False)
-
-    def open(self, path, ready, name):
-        """Navigate to `path`, wait until `ready(state, log)` (the DOM's
-        text and canvases, the requests so far), then screenshot into the
-        artifacts as NAME.png/.txt. The state and the screenshot (PNG)."""
-        self.browser.call("Page.navigate", self.session, url=self.root + path)
-        end = time.time() + 180
-        state = {}
-        while time.time() < end:
-            state = self.browser.evaluate(self.session, """(() => {
-                const c = [...document.querySelectorAll('.cornerstone-viewport-element canvas, canvas')]
-                  .filter(x => x.width > 64 && x.height > 64)
-                  .map(x => { const r = x.getBoundingClientRect();
-                              return [r.left, r.top, r.width, r.height]; });
-                return {canvases: c, text: document.body ? document.body.innerText : ''};
-            })()""") or {}
-            if ready(state, self.site.log):
-                time.sleep(3)  # let it draw
-                state = self.browser.evaluate(self.session, "({canvases: %s, text: document.body.innerText})"
-                                              % json.dumps(state.get("canvases", []))) or state
-                break
-            time.sleep(1)
-        png = base64.b64decode(self.browser.call("Page.captureScreenshot", self.session, format="png")["data"])
-        (self.artifacts / f"{name}.png").write_bytes(png)
-        (self.artifacts / f"{name}.txt").write_text(state.get("text", ""))
-        (self.artifacts / "requests.json").write_text(json.dumps(self.site.log, indent=1))
-        print(f"\nOHIF artifacts ({name}.png, {name}.txt, requests.json): {self.artifacts}")
-        return state, png
-
-    def close(self):
-        self.browser.close()
-        self.site.shutdown()
-
-
-def assert_drawn(state, png, artifacts):
-    """The largest canvas is not uniform: the image is drawn."""
-    x, y, w, h = max(state["canvases"], key=lambda c: c[2] * c[3])
-    img = Image.open(BytesIO(png)).convert("L").crop((int(x), int(y), int(x + w), int(y + h)))
-    colors = img.getcolors(maxcolors=1 << 16) or []
-    assert len(colors) > 50, f"viewport nearly uniform: {len(colors)} grey levels ({artifacts})"
-    lo, hi = img.getextrema()
-    assert hi - lo > 64, (lo, hi)
-
-
-def frames_and_thumbnail(log):
-    return any(p[0].startswith("/studies/") and "/frames/" in p[0] for p in log) \
-        and any("/thumbnail" in p[0] for p in log)
+def pseudonymous_study(url, headers=()):
+    """The one study a de-identified QIDO at URL answers: its pseudonymous
+    Study Instance UID and patient name."""
+    shown = requests.get(url + "/studies", headers={"Accept": "application/dicom+json", **dict(headers)}).json()
+    assert len(shown) == 1
+    return shown[0]["0020000D"]["Value"][0], shown[0]["00100010"]["Value"][0]["Alphabetic"]
 
 
 def test_ohif_shows_a_vendor_the_pseudonym_never_the_patient(tmp_path):
@@ -121,26 +65,40 @@ def test_ohif_shows_a_vendor_the_pseudonym_never_the_patient(tmp_path):
     v = None
     try:
         ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-        name, pid = str(ds.PatientName), str(ds.PatientID)
         stow(upstream, token, ds)
-        shown = requests.get(upstream + "/studies", headers={"Authorization": f"Bearer {vendor}",
-                                                             "Accept": "application/dicom+json"}).json()
-        assert len(shown) == 1
-        pseudo_study = shown[0]["0020000D"]["Value"][0]
-        pseudonym = shown[0]["00100010"]["Value"][0]["Alphabetic"]
+        pseudo_study, pseudonym = pseudonymous_study(upstream, {"Authorization": f"Bearer {vendor}"})
         assert pseudonym.startswith("OBS-") and pseudo_study != ds.StudyInstanceUID
         v = Viewer(dist, upstream, vendor)
-        state, _ = v.open("/", lambda st, log: pseudonym in st.get("text", ""), "worklist")
-        assert pseudonym in state.get("text", ""), state.get("text", "")[:1500]
-        assert name not in state["text"] and name.split("^")[0] not in state["text"] and pid not in state["text"]
-        state, png = v.open(f"/viewer?StudyInstanceUIDs={pseudo_study}",
-                            lambda st, log: st.get("canvases") and frames_and_thumbnail(log), "viewer")
-        assert state.get("canvases"), f"no viewport canvas; DOM text: {state.get('text', '')[:1500]}"
-        text = state["text"]
-        assert name not in text and name.split("^")[0] not in text and pid not in text, text[:1500]
-        assert ds.StudyInstanceUID not in json.dumps(v.site.log)
-        assert any(p[2] == 200 and "/frames/" in p[0] for p in v.site.log), v.site.log
-        assert_drawn(state, png, v.artifacts)
+        shows_only_the_pseudonym(v, ds, pseudonym, pseudo_study)
+    finally:
+        if v:
+            v.close()
+        gw.stop()
+
+
+def test_ohif_opens_a_deidentified_share_link_showing_the_pseudonym(tmp_path):
+    """`obscura share --view deidentified` (issue 11): the viewer is given
+    the link as its data source and the site proxies it with no credential
+    of its own; the study list and the viewer show the pseudonym, never
+    the patient, and every request went through the link."""
+    dist = ohif_dist()
+    token, port, gw = web_archive(tmp_path, "pacs", "Site L", web="plain = true\n")
+    upstream = f"http://127.0.0.1:{port}"
+    v = None
+    try:
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        stow(upstream, token, ds)
+        p = obscura("share", ds.StudyInstanceUID, "--tenant", "Site L", "--expires", "1h",
+                    "--view", "deidentified", "--config", gw.config)
+        assert p.returncode == 0, p.stderr
+        link = p.stdout.strip()
+        assert link.startswith(upstream + "/share/"), link
+        pseudo_study, pseudonym = pseudonymous_study(link)
+        assert pseudonym != str(ds.PatientName) and pseudo_study != ds.StudyInstanceUID
+        root = link[len(upstream):]
+        v = Viewer(dist, upstream, None, root)
+        shows_only_the_pseudonym(v, ds, pseudonym, pseudo_study)
+        assert all(path.startswith(root + "/") for path, _, _ in v.site.log), v.site.log
     finally:
         if v:
             v.close()

@@ -1,226 +1,18 @@
-"""The prebuilt OHIF viewer (npm `@ohif/app`, its `dist/` served as static
-files) opens a study stored in Obscura, in headless Chromium.
-
-The viewer is fetched once with `npm pack` into ~/.cache/obscura-ohif
-(OBSCURA_OHIF_DIR overrides; reused when present). A small Python server
-plays the part of the site's web server: it serves `dist/` with an
-app-config.js of ours whose DICOMweb data source is on the same origin, and
-reverse-proxies `/dicom-web/...` (and the `/studies/...` BulkDataURIs the
-archive writes, which are absolute on the Host it was asked under) to
-`obscura serve`, adding the bearer token: the browser never holds it.
-Obscura listens on plain HTTP on loopback (allowed there only) behind it.
-
-Chromium is driven through the DevTools protocol over
-`--remote-debugging-pipe` (no websocket library needed): open the viewer on
-the study, wait until the DOM shows it, screenshot, and check the viewport's
-pixels are not uniform (the image is drawn)."""
-import base64
-import http.server
-import json
-import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import threading
-import time
-from io import BytesIO
-from pathlib import Path
-
+"""The prebuilt OHIF viewer (npm `@ohif/app`) opens a study stored in
+Obscura, in headless Chromium (tests/ohif_fixtures.py): directly with a
+bearer token behind the site's proxy, and through a share link alone. The
+viewer waits until the DOM shows the study, screenshots, and checks the
+viewport's pixels are not uniform (the image is drawn)."""
 import pydicom
 import pytest
-import requests
-from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from conftest import obscura
-from gateway_fixtures import free_port, web_archive
+from gateway_fixtures import stow, web_archive
+from ohif_fixtures import Viewer, assert_drawn, frames_and_thumbnail, needs_chromium, ohif_dist
 
-OHIF_VERSION = "3.13.2"
-OHIF_CACHE = Path(os.environ.get("OBSCURA_OHIF_DIR") or Path.home() / ".cache" / "obscura-ohif")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="headless Chromium not installed (apt-get install chromium)")
-
-
-def ohif_dist():
-    """dist/ of @ohif/app, from the cache or fetched with `npm pack` (a
-    tarball of the package alone: its dependencies are bundled in dist/)."""
-    dist = OHIF_CACHE / OHIF_VERSION / "package" / "dist"
-    if (dist / "index.html").is_file():
-        return dist
-    if shutil.which("npm") is None:
-        pytest.skip("npm not installed, and no OHIF viewer in the cache (apt-get install npm)")
-    OHIF_CACHE.mkdir(parents=True, exist_ok=True)
-    tgz = OHIF_CACHE / f"ohif-app-{OHIF_VERSION}.tgz"
-    if not tgz.is_file():
-        p = subprocess.run(["npm", "pack", f"@ohif/app@{OHIF_VERSION}"], cwd=OHIF_CACHE,
-                           capture_output=True, text=True, timeout=900)
-        if p.returncode != 0 or not tgz.is_file():
-            pytest.skip(f"cannot fetch @ohif/app@{OHIF_VERSION} with npm pack: {p.stderr[-500:]}")
-    # unpacked beside, then renamed into place: a half-unpacked tree is never used
-    tmp = Path(tempfile.mkdtemp(dir=OHIF_CACHE))
-    with tarfile.open(tgz) as t:
-        t.extractall(tmp, filter="data")
-    (OHIF_CACHE / OHIF_VERSION).mkdir(exist_ok=True)
-    (tmp / "package").rename(OHIF_CACHE / OHIF_VERSION / "package")
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dist
-
-
-APP_CONFIG = """window.config = {
-  routerBasename: null,
-  extensions: [],
-  modes: [],
-  customizationService: {},
-  showStudyList: true,
-  maxNumberOfWebWorkers: 2,
-  showWarningMessageForCrossOrigin: false,
-  showCPUFallbackMessage: false,
-  showLoadingIndicator: true,
-  strictZSpacingForVolumeViewport: true,
-  investigationalUseDialog: { option: 'never' },
-  defaultDataSourceName: 'obscura',
-  dataSources: [{
-    namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
-    sourceName: 'obscura',
-    configuration: {
-      friendlyName: 'Obscura',
-      name: 'obscura',
-      wadoUriRoot: '%(root)s',
-      qidoRoot: '%(root)s',
-      wadoRoot: '%(root)s',
-      qidoSupportsIncludeField: true,
-      supportsReject: false,
-      imageRendering: 'wadors',
-      thumbnailRendering: 'thumbnail',
-      enableStudyLazyLoad: true,
-      supportsFuzzyMatching: true,
-      supportsWildcard: true,
-      staticWado: false,
-      singlepart: false,
-      omitQuotationForMultipartRequest: true,
-      bulkDataURI: { enabled: true },
-    },
-  }],
-};
-"""
-
-
-class Site(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-
-def make_handler(dist, upstream, token, app_config):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            path = self.path
-            if path.startswith("/dicom-web/") or path.startswith("/studies") or path.startswith("/share/"):
-                return self.proxy(path[len("/dicom-web"):] if path.startswith("/dicom-web/") else path)
-            clean = path.split("?")[0].split("#")[0]
-            if clean == "/app-config.js":
-                return self.send(200, app_config.encode(), "application/javascript")
-            f = (dist / clean.lstrip("/")).resolve()
-            if not f.is_file() or dist.resolve() not in f.parents:
-                f = dist / "index.html"  # the single-page app's routes
-            types = {".js": "application/javascript", ".css": "text/css", ".html": "text/html",
-                     ".wasm": "application/wasm", ".json": "application/json", ".svg": "image/svg+xml",
-                     ".png": "image/png", ".ico": "image/x-icon", ".woff2": "font/woff2"}
-            self.send(200, f.read_bytes(), types.get(f.suffix, "application/octet-stream"))
-
-        def send(self, status, body, ctype, extra=()):
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in extra:
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def proxy(self, path):
-            headers = {"Host": self.headers.get("Host", "")}
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            if self.headers.get("Accept"):
-                headers["Accept"] = self.headers["Accept"]
-            r = requests.get(upstream + path, headers=headers, timeout=60)
-            self.server.log.append((path, self.headers.get("Accept"), r.status_code))
-            self.send(r.status_code, r.content, r.headers.get("Content-Type", "application/octet-stream"))
-
-    return Handler
-
-
-class Chromium:
-    """Headless Chromium driven over --remote-debugging-pipe (fds 3 and 4,
-    NUL-terminated JSON messages)."""
-
-    def __init__(self, profile):
-        to_chrome_r, self.to_chrome = os.pipe()
-        self.from_chrome, from_chrome_w = os.pipe()
-
-        def fds():
-            # copies first, so that neither end is clobbered by the other's dup2
-            r, w = os.dup(to_chrome_r), os.dup(from_chrome_w)
-            os.dup2(r, 3)
-            os.dup2(w, 4)
-
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--remote-debugging-pipe", f"--user-data-dir={profile}",
-                 "--window-size=1280,900", "--enable-unsafe-swiftshader", "about:blank"]
-        self.proc = subprocess.Popen([CHROMIUM, *flags], pass_fds=(3, 4, to_chrome_r, from_chrome_w),
-                                     preexec_fn=fds, stdout=subprocess.DEVNULL,
-                                     stderr=open(Path(profile).parent / "chromium.log", "wb"))
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self.reader = os.fdopen(self.from_chrome, "rb")
-        self.next_id = 0
-        self.events = []
-        self.buf = b""
-
-    def call(self, method, session=None, **params):
-        self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params}
-        if session:
-            msg["sessionId"] = session
-        os.write(self.to_chrome, json.dumps(msg).encode() + b"\0")
-        while True:
-            while b"\0" not in self.buf:
-                chunk = os.read(self.from_chrome, 1 << 20)
-                if not chunk:
-                    raise AssertionError("Chromium closed the pipe")
-                self.buf += chunk
-            raw, self.buf = self.buf.split(b"\0", 1)
-            m = json.loads(raw)
-            if m.get("id") == self.next_id:
-                if "error" in m:
-                    raise AssertionError(f"{method}: {m['error']}")
-                return m["result"]
-            self.events.append(m)
-
-    def evaluate(self, session, expr):
-        r = self.call("Runtime.evaluate", session, expression=expr, returnByValue=True, awaitPromise=True)
-        return r["result"].get("value")
-
-    def close(self):
-        try:
-            self.call("Browser.close")
-        except Exception:
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.to_chrome)
-        self.reader.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -237,79 +29,28 @@ def stow_marked(upstream, token, marker):
     ds.StudyDescription = marker
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    with BytesIO() as b:
-        ds.save_as(b)
-        blob = b.getvalue()
-    s = requests.Session()
-    s.trust_env = False
-    s.headers["Authorization"] = f"Bearer {token}"
-    r = s.post(upstream + "/studies", data=b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + blob
-               + b"\r\n--bb--\r\n",
-               headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=bb'})
-    assert r.status_code == 200, r.text
+    stow(upstream, token, ds)
     return ds
 
 
 def open_in_ohif(dist, upstream, token, root, study, marker):
     """Serve OHIF with its DICOMweb root at ROOT on the site (proxied to
     UPSTREAM, with TOKEN if any), open STUDY in headless Chromium, and check
-    the viewer shows MARKER and draws the image. The site's request log."""
-    port = free_port()
-    site = Site(("127.0.0.1", port), make_handler(
-        dist, upstream, token, APP_CONFIG % {"root": f"http://127.0.0.1:{port}{root}"}))
-    site.log = []
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    artifacts = Path(tempfile.mkdtemp(prefix="obscura-ohif-"))
-    browser = Chromium(artifacts / "profile")
+    the viewer shows MARKER and draws the image, its frames and the
+    thumbnail rendered by the server (obscura-pixels). The site's request log."""
+    v = Viewer(dist, upstream, token, root)
     try:
-        target = browser.call("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        browser.call("Page.enable", session)
-        browser.call("Runtime.enable", session)
-        browser.call("Emulation.setDeviceMetricsOverride", session, width=1280, height=900,
-                     deviceScaleFactor=1, mobile=False)
-        url = f"http://127.0.0.1:{port}/viewer?StudyInstanceUIDs={study}"
-        browser.call("Page.navigate", session, url=url)
-        # wait for the viewport's canvas, the study's description in the DOM,
-        # and pixels drawn in the canvas
-        end = time.time() + 180
-        state = {}
-        while time.time() < end:
-            state = browser.evaluate(session, """(() => {
-                const c = [...document.querySelectorAll('.cornerstone-viewport-element canvas, canvas')]
-                  .filter(x => x.width > 64 && x.height > 64)
-                  .map(x => { const r = x.getBoundingClientRect();
-                              return [r.left, r.top, r.width, r.height]; });
-                return {canvases: c, text: document.body ? document.body.innerText : ''};
-            })()""") or {}
-            if state.get("canvases") and marker in state.get("text", "") \
-                    and any("/studies/" in p[0] and "/frames/" in p[0] for p in site.log) \
-                    and any("/thumbnail" in p[0] for p in site.log):
-                time.sleep(3)  # let it draw
-                break
-            time.sleep(1)
-        shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
-        png = base64.b64decode(shot)
-        (artifacts / "viewer.png").write_bytes(png)
-        (artifacts / "dom.txt").write_text(state.get("text", ""))
-        (artifacts / "requests.json").write_text(json.dumps(site.log, indent=1))
-        print(f"\nOHIF artifacts (viewer.png, dom.txt, requests.json): {artifacts}")
+        state, png = v.open(f"/viewer?StudyInstanceUIDs={study}",
+                            lambda st, log: st.get("canvases") and marker in st.get("text", "")
+                            and frames_and_thumbnail(log), "viewer")
         assert state.get("canvases"), f"no viewport canvas; DOM text: {state.get('text', '')[:1500]}"
         assert marker in state["text"], state["text"][:1500]
-        assert any(p[2] == 200 and "/frames/" in p[0] for p in site.log), site.log
-        # the series thumbnail, rendered by the server (obscura-pixels)
-        assert any(p[2] == 200 and "/thumbnail" in p[0] for p in site.log), site.log
-        # the viewport is not uniform: the image is drawn
-        x, y, w, h = max(state["canvases"], key=lambda c: c[2] * c[3])
-        img = Image.open(BytesIO(png)).convert("L").crop((int(x), int(y), int(x + w), int(y + h)))
-        colors = img.getcolors(maxcolors=1 << 16) or []
-        assert len(colors) > 50, f"viewport nearly uniform: {len(colors)} grey levels ({artifacts})"
-        lo, hi = img.getextrema()
-        assert hi - lo > 64, (lo, hi)
-        return site.log
+        assert any(p[2] == 200 and "/frames/" in p[0] for p in v.site.log), v.site.log
+        assert any(p[2] == 200 and "/thumbnail" in p[0] for p in v.site.log), v.site.log
+        assert_drawn(state, png, v.artifacts)
+        return v.site.log
     finally:
-        browser.close()
-        site.shutdown()
+        v.close()
 
 
 def test_ohif_viewer_opens_a_study_from_obscura(obscura_plain, tmp_path):
