@@ -25,7 +25,7 @@ pub use event::{
     Actor, AuditEvent, AuditKey, EventKind, Outcome, Record, SubjectKind, SubjectRef, WebAction,
     VIEW_DEIDENTIFIED,
 };
-pub use log::{AuditLog, LogConfig, LogReader, OpenReport, SyncPolicy, TornTail};
+pub use log::{AuditLog, LogConfig, LogReader, OpenReport, PendingSync, SyncPolicy, TornTail};
 pub use merkle::{verify_consistency, verify_inclusion, Hash};
 pub use note::{Checkpoint, Signer, Verifier};
 pub use sink::{Auditor, Tap};

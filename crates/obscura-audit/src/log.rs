@@ -189,7 +189,8 @@ pub struct AuditLog {
     out: BufWriter<File>,
     segment_path: PathBuf,
     segment_count: u64,
-    pending_sync: u64,
+    /// Records known to be on disk (fsync'd).
+    synced: u64,
     signed_size: u64,
     first_unsigned_at: Option<Instant>,
     last_checkpoint: Option<(Checkpoint, String)>,
@@ -312,7 +313,7 @@ impl AuditLog {
             out: BufWriter::new(file),
             segment_path,
             segment_count,
-            pending_sync: 0,
+            synced: frontier.size(),
             signed_size,
             first_unsigned_at: (frontier.size() > signed_size).then(Instant::now),
             last_checkpoint: None,
@@ -362,9 +363,19 @@ impl AuditLog {
         let seq = self.write_record(event)?;
         match self.cfg.sync {
             SyncPolicy::Always => self.sync()?,
-            SyncPolicy::Batched(n) if self.pending_sync >= n.max(1) => self.sync()?,
+            SyncPolicy::Batched(n) if self.size() - self.synced >= n.max(1) => self.sync()?,
             SyncPolicy::Batched(_) => {}
         }
+        self.tick()?;
+        Ok(seq)
+    }
+
+    /// Append one event without syncing it, whatever the policy (checkpoints
+    /// as due); returns its index. Durable once [`AuditLog::synced`] passes
+    /// it: after [`AuditLog::sync`], or a [`PendingSync`] run outside the
+    /// writer's lock ([`AuditLog::begin_sync`]).
+    pub fn append_unsynced(&mut self, event: AuditEvent) -> Result<u64, Error> {
+        let seq = self.write_record(event)?;
         self.tick()?;
         Ok(seq)
     }
@@ -398,7 +409,6 @@ impl AuditLog {
         self.out.write_all(b"\n").map_err(io)?;
         self.frontier.push(leaf_hash(line.as_bytes()));
         self.segment_count += 1;
-        self.pending_sync += 1;
         self.first_unsigned_at.get_or_insert_with(Instant::now);
         Ok(seq)
     }
@@ -420,14 +430,40 @@ impl AuditLog {
 
     /// Flush and fsync the records written so far.
     pub fn sync(&mut self) -> Result<(), Error> {
-        if self.pending_sync == 0 {
-            return Ok(());
+        if let Some(pending) = self.begin_sync()? {
+            let upto = pending.run()?;
+            self.end_sync(upto);
+        }
+        Ok(())
+    }
+
+    /// The number of records known to be on disk: every record below this
+    /// index was fsync'd.
+    pub fn synced(&self) -> u64 {
+        self.synced
+    }
+
+    /// Flush the records written so far to the current segment and hand
+    /// back their fsync, to run without holding the writer (group commit:
+    /// appends go on meanwhile); `None` if every record is already on disk.
+    /// Report the result with [`AuditLog::end_sync`].
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>, Error> {
+        if self.synced == self.size() {
+            return Ok(None);
         }
         let io = |e| Error::Io(self.segment_path.clone(), e);
         self.out.flush().map_err(io)?;
-        self.out.get_ref().sync_data().map_err(io)?;
-        self.pending_sync = 0;
-        Ok(())
+        let file = self.out.get_ref().try_clone().map_err(io)?;
+        Ok(Some(PendingSync {
+            file,
+            path: self.segment_path.clone(),
+            upto: self.size(),
+        }))
+    }
+
+    /// A [`PendingSync`] ran: the records below `upto` are on disk.
+    pub fn end_sync(&mut self, upto: u64) {
+        self.synced = self.synced.max(upto);
     }
 
     /// Write a checkpoint if one is due (N records or T seconds since the
@@ -480,6 +516,26 @@ impl AuditLog {
     /// Sync, checkpoint what is unsigned, and close.
     pub fn close(mut self) -> Result<Checkpoint, Error> {
         self.checkpoint()
+    }
+}
+
+/// The fsync of records already written and flushed ([`AuditLog::begin_sync`]).
+/// Records in earlier segments are on disk already: a segment is fsync'd
+/// before the next one is started.
+#[derive(Debug)]
+pub struct PendingSync {
+    file: File,
+    path: PathBuf,
+    upto: u64,
+}
+
+impl PendingSync {
+    /// fsync the segment; returns the number of records now on disk.
+    pub fn run(&self) -> Result<u64, Error> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::Io(self.path.clone(), e))?;
+        Ok(self.upto)
     }
 }
 

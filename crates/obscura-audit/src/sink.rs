@@ -2,12 +2,19 @@
 //! DIMSE gateway, the DICOMweb layer), with the site audit key that turns
 //! identifiers into [`SubjectRef`]s. Those parts depend on this crate; this
 //! crate never calls back into them.
+//!
+//! Durable appends use group commit: a record is written under the log's
+//! lock, then one waiting thread at a time (the leader) fsyncs everything
+//! written so far *outside* that lock, while the others append and wait on
+//! a condition variable; each fsync releases every record it covers. So a
+//! durable append waits for at most the fsync in progress and the next one,
+//! and concurrent writers share fsyncs instead of queueing one each.
 
 use crate::event::{AuditEvent, AuditKey, Record, SubjectKind, SubjectRef};
 use crate::log::{AuditLog, LogConfig, OpenReport, SyncPolicy};
 use crate::note::{Checkpoint, Signer};
 use crate::Error;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 /// Told of every record once it is written and of every checkpoint once it
 /// is signed, in log order (under the log's lock): exporters and alerting.
@@ -25,6 +32,23 @@ pub struct Auditor {
     key: AuditKey,
     sync: SyncPolicy,
     taps: RwLock<Vec<Arc<dyn Tap>>>,
+    commit: Mutex<Commit>,
+    committed: Condvar,
+}
+
+/// Group commit state (see the module documentation).
+#[derive(Debug, Default)]
+struct Commit {
+    /// Records known to be on disk.
+    synced: u64,
+    /// A thread is running an fsync outside the log's lock.
+    leader: bool,
+    /// fsyncs run by group commit.
+    fsyncs: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Auditor {
@@ -48,10 +72,15 @@ impl Auditor {
         let (log, report) = AuditLog::open_recover(cfg, signer)?;
         Ok((
             Auditor {
+                commit: Mutex::new(Commit {
+                    synced: log.synced(),
+                    ..Commit::default()
+                }),
                 log: Mutex::new(Some(log)),
                 key,
                 sync,
                 taps: RwLock::new(Vec::new()),
+                committed: Condvar::new(),
             },
             report,
         ))
@@ -68,7 +97,7 @@ impl Auditor {
     /// Run `f` on the open log; then tell the taps of the checkpoints it
     /// signed.
     fn with<T>(&self, f: impl FnOnce(&mut AuditLog) -> Result<T, Error>) -> Result<T, Error> {
-        let mut g = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = lock(&self.log);
         let log = g
             .as_mut()
             .ok_or_else(|| Error::Damaged("the log is closed".into()))?;
@@ -88,24 +117,68 @@ impl Auditor {
         }
     }
 
-    /// Append under the lock, telling the taps of the record.
+    /// Append under the lock, telling the taps of the record; a durable
+    /// append (or any under [`SyncPolicy::Always`]) then waits for its
+    /// group commit.
     fn append(&self, event: AuditEvent, durable: bool) -> Result<u64, Error> {
+        let durable = durable || self.sync == SyncPolicy::Always;
         let tapped = !self
             .taps
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .is_empty();
-        self.with(|log| {
+        let seq = self.with(|log| {
             let copy = tapped.then(|| event.clone());
-            let seq = log.append(event)?;
-            if durable && self.sync != SyncPolicy::Always {
-                log.sync()?;
-            }
+            let seq = if durable {
+                log.append_unsynced(event)?
+            } else {
+                log.append(event)?
+            };
             if let Some(event) = copy {
                 let record = Record { seq, event };
                 self.each_tap(|t| t.record(&record));
             }
             Ok(seq)
+        })?;
+        if durable {
+            self.wait_durable(seq)?;
+        }
+        Ok(seq)
+    }
+
+    /// Return once record `seq` is on disk: lead an fsync of everything
+    /// written so far if none is running, else wait for the running one.
+    fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+        let mut c = lock(&self.commit);
+        while c.synced <= seq {
+            if c.leader {
+                c = self.committed.wait(c).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            c.leader = true;
+            drop(c);
+            let result = self.group_sync();
+            c = lock(&self.commit);
+            c.leader = false;
+            self.committed.notify_all();
+            let (upto, ran) = result?;
+            c.synced = c.synced.max(upto);
+            c.fsyncs += u64::from(ran);
+        }
+        Ok(())
+    }
+
+    /// Flush under the log's lock, fsync outside it; returns the records
+    /// on disk and whether an fsync ran.
+    fn group_sync(&self) -> Result<(u64, bool), Error> {
+        let (pending, synced) = self.with(|log| Ok((log.begin_sync()?, log.synced())))?;
+        let Some(pending) = pending else {
+            return Ok((synced, false));
+        };
+        let upto = pending.run()?;
+        self.with(|log| {
+            log.end_sync(upto);
+            Ok((log.synced(), true))
         })
     }
 
@@ -116,7 +189,8 @@ impl Auditor {
 
     /// Append an event and return only once it is on disk (fsync'd),
     /// whatever the sync policy: for events that must be durable before
-    /// the action they record is acknowledged.
+    /// the action they record is acknowledged. Concurrent callers share
+    /// fsyncs (group commit).
     pub fn record_durable(&self, event: AuditEvent) -> Result<u64, Error> {
         self.append(event, true)
     }
@@ -128,7 +202,7 @@ impl Auditor {
 
     /// Sync, checkpoint what is unsigned and close; later calls fail.
     pub fn close(&self) -> Result<Checkpoint, Error> {
-        let mut g = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = lock(&self.log);
         let mut log = g
             .take()
             .ok_or_else(|| Error::Damaged("the log is closed".into()))?;
@@ -143,6 +217,14 @@ impl Auditor {
     /// Records in the log.
     pub fn size(&self) -> u64 {
         self.with(|log| Ok(log.size())).unwrap_or(0)
+    }
+
+    /// Records known to be on disk (every index below it was fsync'd), and
+    /// the fsyncs group commit ran for them.
+    pub fn durable(&self) -> (u64, u64) {
+        let synced = self.with(|log| Ok(log.synced())).unwrap_or(0);
+        let c = lock(&self.commit);
+        (synced.max(c.synced), c.fsyncs)
     }
 
     /// The site audit key's reference to `id` as a `kind`.
@@ -183,5 +265,96 @@ mod tests {
         assert!(a.record(ev(EventKind::WebRequest)).is_err());
         let s = a.subject(SubjectKind::Patient, "X");
         assert_eq!(s, SubjectRef::patient(&AuditKey::from_bytes([7; 32]), "X"));
+    }
+
+    fn open(dir: &std::path::Path, sync: SyncPolicy) -> Auditor {
+        let mut cfg = LogConfig::new(dir.join("log"));
+        cfg.sync = sync;
+        let signer = Signer::generate("test/audit").unwrap();
+        Auditor::open(cfg, signer, AuditKey::from_bytes([7; 32]))
+            .unwrap()
+            .0
+    }
+
+    fn received(i: u64) -> AuditEvent {
+        let mut e = AuditEvent::new(
+            std::time::SystemTime::now(),
+            EventKind::InstanceReceived,
+            Actor::default(),
+            Outcome::Success,
+        );
+        e.count = Some(i);
+        e
+    }
+
+    /// Complete lines in the log's segments.
+    fn lines_on_disk(dir: &std::path::Path) -> usize {
+        crate::log::list_segments(&dir.join("log"))
+            .unwrap()
+            .iter()
+            .map(|(_, p)| std::fs::read(p).unwrap())
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .sum()
+    }
+
+    #[test]
+    fn one_fsync_makes_everything_queued_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), SyncPolicy::Batched(1000));
+        for i in 0..10 {
+            a.record(received(i)).unwrap();
+        }
+        assert_eq!(a.durable(), (0, 0));
+        assert_eq!(a.record_durable(received(10)).unwrap(), 10);
+        assert_eq!(a.durable(), (11, 1));
+        assert_eq!(lines_on_disk(dir.path()), 11);
+        // nothing new: no fsync
+        a.wait_durable(10).unwrap();
+        assert_eq!(a.durable(), (11, 1));
+    }
+
+    #[test]
+    fn concurrent_durable_appends_share_fsyncs() {
+        const THREADS: u64 = 16;
+        const EACH: u64 = 25;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = open(root, SyncPolicy::Always);
+        let start = std::sync::Barrier::new(THREADS as usize);
+        let seqs: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (a, start) = (&a, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        (0..EACH)
+                            .map(|i| {
+                                let seq = a.record(received(t * EACH + i)).unwrap();
+                                // durable when the call returns
+                                assert!(a.durable().0 > seq, "record {seq} not fsync'd");
+                                assert!(lines_on_disk(root) as u64 > seq);
+                                seq
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let total = THREADS * EACH;
+        let distinct: std::collections::BTreeSet<u64> = seqs.into_iter().collect();
+        assert_eq!(distinct, (0..total).collect());
+        let (synced, fsyncs) = a.durable();
+        assert_eq!(synced, total);
+        assert!(
+            (1..total).contains(&fsyncs),
+            "{fsyncs} fsyncs for {total} records: no group commit"
+        );
+        a.close().unwrap();
+        let reader = crate::LogReader::open(&root.join("log")).unwrap();
+        assert_eq!(reader.size(), total);
     }
 }

@@ -173,9 +173,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         let _ = t.join();
     }
     if let Some(a) = &auditor {
+        let (_, fsyncs) = a.durable();
         match a.close() {
             Ok(cp) => log(&format!(
-                "audit log closed: {} records, checkpoint signed",
+                "audit log closed: {} records, checkpoint signed; {fsyncs} group-commit fsyncs",
                 cp.size
             )),
             Err(e) => log(&format!("audit log: cannot close: {e}")),
