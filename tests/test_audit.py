@@ -6,7 +6,6 @@ expected events are there (QIDO with one keyed patient subject per patient
 returned, BALP), no planted value or original UID is in any audit file, and
 one flipped byte makes verify exit 1."""
 import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -18,6 +17,7 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
+from audit_fixtures import records, subject_hash
 from conftest import BINARY, DEVSET, make_key, obscura
 from gateway_fixtures import ECHOSCU, Gateway, folder_destination, free_port, storescu
 from test_web import stow_raw
@@ -43,22 +43,9 @@ def pick_files(n_dimse=4, n_stow=3):
     return good[:n_dimse], good[n_dimse:n_dimse + n_stow]
 
 
-def subject_hash(site_key_hex, kind, value):
-    """SubjectRef::new: HMAC-SHA256(site key, "obscura-audit/v1/" || kind || 0 || value)."""
-    msg = f"obscura-audit/v1/{kind}".encode() + b"\x00" + value.encode()
-    return hmac.new(bytes.fromhex(site_key_hex.strip()), msg, hashlib.sha256).hexdigest()
-
-
 def patient_hash(site_key_hex, patient_id):
     """SubjectRef::patient."""
     return subject_hash(site_key_hex, "patient", patient_id)
-
-
-def records(log_dir):
-    out = []
-    for seg in sorted((log_dir / "segments").glob("*.jsonl")):
-        out += [json.loads(line) for line in seg.read_text().splitlines() if line]
-    return out
 
 
 def needles():

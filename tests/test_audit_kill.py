@@ -6,8 +6,6 @@ Afterwards every instance any sender saw acknowledged (status 0x0000) has
 its `instance-received` record in the audit log, and `obscura audit verify`
 says OK with the witness's newest checkpoint."""
 import copy
-import hashlib
-import hmac
 import random
 import subprocess
 import threading
@@ -20,16 +18,12 @@ from pydicom.uid import generate_uid
 
 from conftest import BINARY
 from gateway_fixtures import Gateway, c_store_acknowledged, folder_destination, free_port, write_config
-from test_audit import AUDIT, audit_keys, records
+from audit_fixtures import records, subject_hash
+from test_audit import AUDIT, audit_keys
 
 ROUNDS = 50
 SENDERS = 3
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
-
-
-def instance_hash(site_key_hex, uid):
-    msg = b"obscura-audit/v1/instance\x00" + uid.encode()
-    return hmac.new(bytes.fromhex(site_key_hex.strip()), msg, hashlib.sha256).hexdigest()
 
 
 def sender(port, template, acked, lock, stop):
@@ -92,7 +86,7 @@ def test_kill_9_under_load_leaves_no_acknowledged_instance_unaudited(tmp_path):
     site_key = (root / "audit-site.key").read_text()
     audited = {s["hash"] for r in recs if r["kind"] == "instance-received"
                for s in r.get("subjects", []) if s["kind"] == "instance"}
-    missing = [u for u in acked if instance_hash(site_key, u) not in audited]
+    missing = [u for u in acked if subject_hash(site_key, "instance", u) not in audited]
     recovered = sum(1 for r in recs if r["kind"] == "log-recovered")
     print(f"\n{ROUNDS} kills in {elapsed:.0f} s: {len(acked)} instances acknowledged, "
           f"{len(audited)} received records, {recovered} torn tails set aside; missing: {len(missing)}")

@@ -9,19 +9,16 @@ by exposure; the destination `out` exactly the patients it received
 de-identified. `obscura audit verify-report` accepts the report and refuses
 it altered; the HTML renders in headless Chromium; the JSON and HTML hold no
 planted value; the CSV is mode 0600."""
-import csv
 import json
 import shutil
 import subprocess
-import time
-from datetime import datetime, timezone
 
 import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
-from conftest import BINARY
+from audit_fixtures import now, report, run
 from gateway_fixtures import Gateway, storescu
 from planted import devset_needles
 from test_audit import audited_archive, pick_files
@@ -30,13 +27,6 @@ from test_web import stow_raw
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None,
                                 reason="DCMTK storescu not installed (apt-get install dcmtk)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def now():
-    time.sleep(0.01)
-    t = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    time.sleep(0.01)
-    return t
 
 
 def header(f):
@@ -51,18 +41,6 @@ def precision_recall(got, want):
     got, want = set(got), set(want)
     hit = len(got & want)
     return (hit / len(got) if got else 1.0), (hit / len(want) if want else 1.0)
-
-
-def run(*args):
-    return subprocess.run([str(BINARY), *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def report(config, out, principal, t0, t1):
-    p = run("breach-report", "--config", config, "--principal", principal, "--from", t0,
-            "--to", t1, "--discovered", "2026-11-10T12:00:00Z", "--out", out)
-    assert p.returncode == 0, p.stdout + p.stderr
-    rows = list(csv.DictReader((out / "notify.csv").open(newline="")))
-    return json.loads((out / "breach-report.json").read_text()), rows
 
 
 def test_breach_report_on_seeded_ground_truth(tmp_path):

@@ -25,7 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 from conftest import obscura
 from planted import devset_files, devset_needles, found_in
-from test_access import Site, VENDOR, multipart
+from access_fixtures import VENDOR, Site, multipart
 from test_serve import study_files
 
 JSON = {"Accept": "application/dicom+json"}
