@@ -8,6 +8,10 @@
 #   3. Orthanc, if installed (`apt-get install orthanc`), receiving.
 # Prints instances/s and MB/s and the gateway/storescp ratio.
 # Usage: bench/serve.sh [CORPUS_ROOT]   (default /tmp/bench-corpus)
+# Environment: OBSCURA (a binary to time instead of building one), COUNT
+# (send only the first COUNT files), AUDIT_ONLY=1 (only the gateway, audit
+# off and on: no storescp alone, no Orthanc), AUDIT_ORDER ("off on", the
+# default, or "on off": alternate it between runs to cancel drift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${1:-/tmp/bench-corpus}
@@ -15,14 +19,23 @@ CT="$ROOT/ct-series"
 if [ ! -d "$CT" ]; then
   python3 bench/corpus/make_corpus.py --root "$ROOT" --only ct-series
 fi
-cargo build --release -q -p obscura-cli
-BIN=${CARGO_TARGET_DIR:-target}/release/obscura
+if [ -n "${OBSCURA:-}" ]; then
+  BIN=$OBSCURA
+else
+  cargo build --release -q -p obscura-cli
+  BIN=${CARGO_TARGET_DIR:-target}/release/obscura
+fi
 WORK=$(mktemp -d /tmp/obscura-serve-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-N=$(find "$CT" -type f | wc -l)
-BYTES=$(find "$CT" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+if [ -n "${COUNT:-}" ]; then
+  mkdir "$WORK/subset"
+  find "$CT" -type f | sort | awk -v n="$COUNT" 'NR <= n' | while read -r f; do ln -s "$f" "$WORK/subset/"; done
+  CT="$WORK/subset"
+fi
+N=$(find -L "$CT" -type f | wc -l)
+BYTES=$(find -L "$CT" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 waitport() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.1; done; }
 send() { /usr/bin/storescu -aet BENCH -aec "$2" +sd +r 127.0.0.1 "$1" "$CT" >/dev/null 2>"$WORK/storescu.log"; }
@@ -34,14 +47,17 @@ report() { # name seconds
 
 # Warm the page cache, so the first receiver measured does not pay the
 # corpus's disk reads for the others (storescu reads every file up front).
-find "$CT" -type f -print0 | xargs -0 cat >/dev/null
+find -L "$CT" -type f -print0 | xargs -0 cat >/dev/null
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $N files, $("$BIN" --version 2>/dev/null || echo "$BIN")"
 
 # 1. storescp alone
-P1=$(port); mkdir -p "$WORK/scp"
-/usr/bin/storescp -od "$WORK/scp" -aet SCP "$P1" >/dev/null 2>&1 & PIDS+=($!)
-waitport "$P1"
-t0=$(now); send "$P1" SCP; t_scp=$(echo "$(now) - $t0" | bc)
-report "storescp alone (receive)" "$t_scp"
+if [ -z "${AUDIT_ONLY:-}" ]; then
+  P1=$(port); mkdir -p "$WORK/scp"
+  /usr/bin/storescp -od "$WORK/scp" -aet SCP "$P1" >/dev/null 2>&1 & PIDS+=($!)
+  waitport "$P1"
+  t0=$(now); send "$P1" SCP; t_scp=$(echo "$(now) - $t0" | bc)
+  report "storescp alone (receive)" "$t_scp"
+fi
 
 # 2. obscura serve -> storescp, with the audit log off, then on (same run)
 gateway_run() { # label audit(0|1); sets t_recv t_all
@@ -98,11 +114,17 @@ TOML
     echo "audit records: $(cat "$D"/audit/segments/*.jsonl | wc -l); verify: $("$BIN" audit verify "$D/audit" --public-key "$D/audit.pub" --checkpoint "$(ls "$D"/witness/*.note | tail -1)" | head -1)"
   fi
 }
-gateway_run "audit off" 0; t_recv_off=$t_recv; t_all_off=$t_all
-gateway_run "audit on " 1; t_recv_on=$t_recv; t_all_on=$t_all
+for which in ${AUDIT_ORDER:-off on}; do
+  if [ "$which" = off ]; then
+    gateway_run "audit off" 0; t_recv_off=$t_recv; t_all_off=$t_all
+  else
+    gateway_run "audit on " 1; t_recv_on=$t_recv; t_all_on=$t_all
+  fi
+done
 t_recv=$t_recv_off; t_all=$t_all_off
-awk -v a="$t_recv_off" -v b="$t_recv_on" -v c="$t_all_off" -v d="$t_all_on" 'BEGIN {
-  printf "audit on vs off: receive rate %.0f%%, received+forwarded rate %.0f%%\n", 100*a/b, 100*c/d }'
+awk -v a="$t_recv_off" -v b="$t_recv_on" -v c="$t_all_off" -v d="$t_all_on" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+  printf "audit on vs off: receive rate %.1f%%, received+forwarded rate %.1f%% (load %s)\n", 100*a/b, 100*c/d, l }'
+[ -n "${AUDIT_ONLY:-}" ] && exit 0
 
 # 3. Orthanc, if installed
 if command -v Orthanc >/dev/null; then
