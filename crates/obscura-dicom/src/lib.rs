@@ -21,4 +21,4 @@ pub use error::{ReadError, WriteError};
 pub use preflight::Limits;
 pub use read::{DicomInput, PixelSpan};
 pub use source::{FileSource, SeekSource, Source};
-pub use write::NativePixels;
+pub use write::{NativePixels, Parts};

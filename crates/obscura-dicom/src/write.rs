@@ -15,10 +15,15 @@ use std::io::Write;
 
 /// An encoded output in three parts: everything before the pixel data
 /// value, the pixel data value (still in the source), everything after.
-struct Parts {
-    head: Vec<u8>,
-    pixel: Option<PixelSpan>,
-    tail: Vec<u8>,
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// The file meta and the data set up to the pixel data's value.
+    pub head: Vec<u8>,
+    /// Where the pixel data's value lies in the source file (`None` for
+    /// a deflated output: then `head` is the whole file).
+    pub pixel: Option<PixelSpan>,
+    /// What follows the pixel data (elements after it, rarely any).
+    pub tail: Vec<u8>,
 }
 
 /// Pixel Data written in place of the source's: native samples.
@@ -112,6 +117,13 @@ impl<S: Source> DicomInput<S> {
         }
         out.write_all(&parts.tail)?;
         Ok(parts.len())
+    }
+
+    /// [`write_part10`](Self::write_part10) without writing: the parts
+    /// around the pixel data, whose value the caller copies from the
+    /// source file (it lies in the file unless the output is deflated).
+    pub fn encode_part10(&self, dataset: &InMemDicomObject) -> Result<Parts, WriteError> {
+        self.encode(dataset)
     }
 
     fn copy_pixel(

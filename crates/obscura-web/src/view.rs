@@ -33,6 +33,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use obscura_access::{Access, Grant, Scope, View};
 use obscura_deid::{burned_in_risk, DeidOption, Deidentifier, Profile, Pseudonymizer, SecretKey};
+use obscura_dicom::Parts;
 use obscura_vault::{Attr, Attributes, Level, Query, TenantId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,12 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 const REMEMBERED: usize = 1 << 20;
 /// What an unresolvable UID of a query becomes: a UID no study has.
 const NO_MATCH: &str = "2.25.0";
+/// Bytes of de-identified headers all views keep in memory, at most
+/// (then they are all dropped and encoded again on demand).
+const HEADERS_KEPT: usize = 64 << 20;
+/// A view unused this long is dropped, with its pseudonyms and headers
+/// (a revoked or expired grant's view is never used again).
+const IDLE: Duration = Duration::from_secs(10);
 
 /// The profile a view names: `basic`, `basic+OPTION+...`, or a profile
 /// file's absolute path. `retain-uids` is refused: a view maps every UID.
@@ -89,6 +96,8 @@ impl From<Withheld> for ApiError {
 
 /// One grant's view: its engine, and the pseudonyms it has derived.
 pub struct GrantView {
+    /// Its key in [`Views`].
+    id: String,
     engine: Deidentifier,
     uids: Pseudonymizer,
     back: Mutex<HashMap<String, String>>,
@@ -96,8 +105,9 @@ pub struct GrantView {
 }
 
 impl GrantView {
-    fn new(profile: Profile, key: SecretKey) -> GrantView {
+    fn new(id: String, profile: Profile, key: SecretKey) -> GrantView {
         GrantView {
+            id,
             engine: Deidentifier::new(profile, Pseudonymizer::new(key.clone())),
             uids: Pseudonymizer::new(key),
             back: Mutex::new(HashMap::new()),
@@ -189,10 +199,42 @@ impl GrantView {
     }
 }
 
-/// Every grant's view, built on first use.
+/// Every grant's view, built on first use and dropped when unused for
+/// [`IDLE`]; and the instances' headers as the views show them, encoded
+/// (memory only, at most [`HEADERS_KEPT`] bytes), so a view's instance is
+/// read and de-identified once: later its pixel data alone is read.
 #[derive(Default)]
 pub struct Views {
-    built: Mutex<HashMap<String, Arc<GrantView>>>,
+    built: Mutex<Built>,
+}
+
+/// What [`Views`] keeps.
+#[derive(Default)]
+struct Built {
+    views: HashMap<String, (Arc<GrantView>, Instant)>,
+    /// (view id, SOP Instance UID) → the instance as that view shows it.
+    headers: HashMap<(String, String), Arc<Parts>>,
+    /// Bytes in `headers`.
+    kept: usize,
+    pruned: Option<Instant>,
+}
+
+impl Built {
+    /// Drop the views unused for [`IDLE`], and their headers.
+    fn prune(&mut self, now: Instant) {
+        if self.pruned.is_some_and(|t| now - t < IDLE) {
+            return;
+        }
+        self.pruned = Some(now);
+        self.views.retain(|_, (_, used)| now - *used < IDLE);
+        let views = &self.views;
+        self.headers.retain(|(id, _), _| views.contains_key(id));
+        self.kept = self.headers.values().map(|p| size_of(p)).sum();
+    }
+}
+
+fn size_of(p: &Parts) -> usize {
+    p.head.len() + p.tail.len() + 128
 }
 
 impl Views {
@@ -207,13 +249,14 @@ impl Views {
             return Ok(None);
         };
         let id = format!("{}\0{}\0{spec}", tenant.as_str(), grant.id);
-        if let Some(v) = self
-            .built
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
+        let now = Instant::now();
         {
-            return Ok(Some(Arc::clone(v)));
+            let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            built.prune(now);
+            if let Some((v, used)) = built.views.get_mut(&id) {
+                *used = now;
+                return Ok(Some(Arc::clone(v)));
+            }
         }
         let p = profile(spec).map_err(|e| {
             ApiError::Internal(format!("grant {}: its view's profile: {e}", grant.id))
@@ -221,12 +264,43 @@ impl Views {
         let key = web
             .vault
             .tenant_secret(tenant, &format!("web-view/{}", grant.id))?;
-        let v = Arc::new(GrantView::new(p, SecretKey::from_bytes(key)));
+        let v = Arc::new(GrantView::new(id.clone(), p, SecretKey::from_bytes(key)));
         self.built
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::clone(&v));
+            .views
+            .insert(id, (Arc::clone(&v), now));
         Ok(Some(v))
+    }
+
+    /// Instance `sop` as view `v` shows it, pixels included (their value
+    /// still in the stored object): kept, or read with `read` (its header,
+    /// de-identified and encoded) and kept. `Err(NotFound)`: withheld.
+    pub fn instance(
+        &self,
+        v: &GrantView,
+        sop: &str,
+        read: impl FnOnce() -> Result<Parts, ApiError>,
+    ) -> Result<Arc<Parts>, ApiError> {
+        let key = (v.id.clone(), sop.to_string());
+        if let Some(p) = self
+            .built
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .headers
+            .get(&key)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let parts = Arc::new(read()?);
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        built.kept += size_of(&parts);
+        if built.kept > HEADERS_KEPT {
+            built.headers.clear();
+            built.kept = size_of(&parts);
+        }
+        built.headers.insert(key, Arc::clone(&parts));
+        Ok(parts)
     }
 }
 
@@ -623,7 +697,7 @@ mod tests {
 
     #[test]
     fn attributes_are_seen_through_the_engine() {
-        let v = GrantView::new(Profile::basic(), SecretKey::from_bytes([7; 32]));
+        let v = GrantView::new("a".into(), Profile::basic(), SecretKey::from_bytes([7; 32]));
         let mut a = Attributes::new();
         a.set(Attr::PatientName, "DOE^JANE");
         a.set(Attr::PatientID, "MRN-12345");
@@ -640,7 +714,7 @@ mod tests {
             !shown.contains("DOE") && !shown.contains("12345"),
             "{shown}"
         );
-        let other = GrantView::new(Profile::basic(), SecretKey::from_bytes([8; 32]));
+        let other = GrantView::new("b".into(), Profile::basic(), SecretKey::from_bytes([8; 32]));
         assert_ne!(other.uid("1.2.3.4"), v.uid("1.2.3.4"), "grants unlinkable");
     }
 }

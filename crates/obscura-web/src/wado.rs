@@ -24,9 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
 use obscura_dicom::source::SeekSource;
-use obscura_dicom::{DicomInput, Limits};
+use obscura_dicom::{DicomInput, Limits, Parts};
 use obscura_pixels::frames;
 use obscura_vault::{Attr, InstanceReader, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -272,13 +271,16 @@ async fn retrieve(
     Ok(with_type(Body::new(body), &content_type))
 }
 
-/// Instances as view `v` shows them: each re-encoded, its de-identified
-/// header around its stored pixel data. A withheld instance is left out;
-/// when every one is, the answer is 404, as for a study that does not
-/// exist. The first instance shown is read before anything is sent; when
-/// it is the last one (a single instance, typically) and small, it is
-/// encoded whole on that thread and sent with a Content-Length, like an
-/// original; otherwise the parts stream without Content-Length.
+/// Instances as view `v` shows them: each its de-identified header
+/// (encoded once per view and instance, then kept: [`Views`]) around its
+/// stored pixel data, streamed from the vault and never decoded. A
+/// withheld instance is left out; when every one is, the answer is 404,
+/// as for a study that does not exist. The first instance shown is found
+/// before anything is sent; when it is the last one (a single instance,
+/// typically) and small, it is read whole on that thread and sent with a
+/// Content-Length, like an original.
+///
+/// [`Views`]: crate::view::Views
 async fn retrieve_view(
     web: Arc<Web>,
     principal: Principal,
@@ -304,20 +306,29 @@ async fn retrieve_view(
         .map_err(|e| ApiError::Internal(format!("view task: {e}")))??;
     let (skip, mut first) = match first {
         FirstSeen::Whole(body) => return Ok(with_type(Body::new(body), &content_type)),
-        FirstSeen::Stream(i, seen) => (i, Some(seen)),
+        FirstSeen::Stream(i, parts) => (i, Some(parts)),
     };
     let permit = acquire_stream(&web).await?;
-    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
+    let (web2, tenant) = (Arc::clone(&web), principal.tenant.clone());
     let body = stream(web.config.idle_timeout(), permit, move |w| {
         for f in &list[skip..] {
-            let (input, ds) = match first.take() {
-                Some(s) => *s,
-                None => match seen(&vault, &tenant, &f.sop, &v) {
-                    Ok(s) => s,
+            let parts = match first.take() {
+                Some(p) => p,
+                None => match seen(&web2, &tenant, &f.sop, &v) {
+                    Ok(p) => p,
                     Err(_) => continue,
                 },
             };
-            write_seen(&framing, f, &input, &ds, w)?;
+            w.write_all(framing.view_part_head(&f.ts).as_bytes())
+                .map_err(|e| e.to_string())?;
+            w.write_all(&parts.head).map_err(|e| e.to_string())?;
+            if let Some(px) = parts.pixel {
+                let r = pixels_of(&web2.vault, &tenant, &f.sop, px.value_offset)?;
+                copy(&mut r.take(px.value_bytes), w)?;
+            }
+            w.write_all(&parts.tail).map_err(|e| e.to_string())?;
+            w.write_all(framing.part_tail())
+                .map_err(|e| e.to_string())?;
         }
         w.write_all(framing.close().as_bytes())
             .map_err(|e| e.to_string())
@@ -325,32 +336,26 @@ async fn retrieve_view(
     Ok(with_type(Body::new(body), &content_type))
 }
 
-/// An instance shown through a view, framed as a part (or the body).
-fn write_seen(
-    framing: &Framing,
-    f: &Found,
-    input: &StoredInput,
-    ds: &InMemDicomObject,
-    w: &mut dyn Write,
-) -> Result<(), String> {
-    if let Framing::Multipart(b) = framing {
-        write!(
-            w,
-            "--{b}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
-            f.ts
-        )
+/// A stored instance's reader, at `offset` (its pixel data's value).
+fn pixels_of(
+    vault: &Vault,
+    tenant: &TenantId,
+    sop: &str,
+    offset: u64,
+) -> Result<InstanceReader, String> {
+    let mut r = vault
+        .open_instance(tenant, sop)
         .map_err(|e| e.to_string())?;
-    }
-    input.write_part10(ds, w).map_err(|e| e.to_string())?;
-    w.write_all(framing.part_tail()).map_err(|e| e.to_string())
+    r.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+    Ok(r)
 }
 
-/// The first instance of a view's response, read before it starts.
+/// The first instance of a view's response, found before it starts.
 enum FirstSeen {
-    /// The whole response, encoded (its only instance shown, small).
+    /// The whole response, read (its only instance shown, small).
     Whole(WholeBody),
-    /// The index of the first instance shown, read and de-identified.
-    Stream(usize, Box<(StoredInput, InMemDicomObject)>),
+    /// The index of the first instance shown, and its parts.
+    Stream(usize, Arc<Parts>),
 }
 
 /// Find the first instance of `list` that `v` shows (404 if none).
@@ -362,21 +367,35 @@ fn first_seen(
     framing: &Framing,
 ) -> Result<FirstSeen, ApiError> {
     for (i, f) in list.iter().enumerate() {
-        let (input, ds) = match seen(&web.vault, tenant, &f.sop, v) {
-            Ok(s) => s,
+        let parts = match seen(web, tenant, &f.sop, v) {
+            Ok(p) => p,
             Err(ApiError::NotFound) => continue,
             Err(e) => return Err(e),
         };
-        if i + 1 == list.len() && input.pixel_stream().len() <= WHOLE_MAX {
-            let mut out = Vec::with_capacity(input.pixel_stream().len() as usize + 4096);
-            write_seen(framing, f, &input, &ds, &mut out).map_err(ApiError::Internal)?;
-            out.extend_from_slice(framing.close().as_bytes());
-            let budget = Arc::clone(&web.whole_budget);
-            if let Ok(permit) = budget.try_acquire_many_owned(out.len() as u32) {
+        let head = framing.view_part_head(&f.ts);
+        let close = framing.close();
+        let total = (head.len() + parts.head.len() + parts.tail.len() + close.len()) as u64
+            + framing.part_tail().len() as u64
+            + parts.pixel.map_or(0, |p| p.value_bytes);
+        if i + 1 == list.len() && total <= WHOLE_MAX {
+            if let Ok(permit) = Arc::clone(&web.whole_budget).try_acquire_many_owned(total as u32) {
+                let mut out = Vec::with_capacity(total as usize);
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(&parts.head);
+                if let Some(px) = parts.pixel {
+                    pixels_of(&web.vault, tenant, &f.sop, px.value_offset)
+                        .map_err(ApiError::Internal)?
+                        .take(px.value_bytes)
+                        .read_to_end(&mut out)
+                        .map_err(|e| ApiError::Internal(format!("reading a stored object: {e}")))?;
+                }
+                out.extend_from_slice(&parts.tail);
+                out.extend_from_slice(framing.part_tail());
+                out.extend_from_slice(close.as_bytes());
                 return Ok(FirstSeen::Whole(WholeBody::new(out.into(), permit)));
             }
         }
-        return Ok(FirstSeen::Stream(i, Box::new((input, ds))));
+        return Ok(FirstSeen::Stream(i, parts));
     }
     Err(ApiError::NotFound)
 }
@@ -413,6 +432,16 @@ impl Framing {
             Framing::Multipart(b) => format!(
                 "--{b}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\nContent-Length: {len}\r\n\r\n"
             ),
+        }
+    }
+
+    /// What goes before an instance shown through a view.
+    fn view_part_head(&self, ts: &str) -> String {
+        match self {
+            Framing::Single => String::new(),
+            Framing::Multipart(b) => {
+                format!("--{b}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n")
+            }
         }
     }
 
@@ -480,16 +509,16 @@ pub(crate) fn lens_view(
 }
 
 /// A stored instance as `v` shows it, pixels included: its header read,
-/// and de-identified; 404 when the view withholds it.
-fn seen(
-    vault: &Vault,
-    tenant: &TenantId,
-    sop: &str,
-    v: &GrantView,
-) -> Result<(StoredInput, InMemDicomObject), ApiError> {
-    let input = read_header(vault, tenant, sop).map_err(ApiError::Internal)?;
-    let ds = v.dataset(&input.dataset, input.pixel.is_some(), true)?;
-    Ok((input, ds))
+/// de-identified and encoded around its pixel data (kept by the views);
+/// 404 when the view withholds it.
+fn seen(web: &Web, tenant: &TenantId, sop: &str, v: &GrantView) -> Result<Arc<Parts>, ApiError> {
+    web.views.instance(v, sop, || {
+        let input = read_header(&web.vault, tenant, sop).map_err(ApiError::Internal)?;
+        let ds = v.dataset(&input.dataset, input.pixel.is_some(), true)?;
+        input
+            .encode_part10(&ds)
+            .map_err(|e| ApiError::Internal(format!("encoding a view's header: {e}")))
+    })
 }
 
 /// A stored instance's header, its pixel data left in the vault.
