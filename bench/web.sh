@@ -6,8 +6,10 @@
 # p50/p95, WADO-RS retrieval of every instance by curl against the same curl
 # reading the files from disk, each server's peak RSS, and the same Obscura
 # with unencrypted objects (bench/web_side_by_side.py); WADO and QIDO
-# through a de-identified view against the original view
-# (bench/web_views.py); then Obscura
+# through a de-identified view against the original view, and through a
+# JWT against an opaque token (bench/web_views.py, one line
+# `views: ...`); the cost of deciding a request alone (obscura-access's
+# `cost` example: JWT validation, grant store); then Obscura
 # alone streaming a 1 GiB object (bench/web.py: peak RSS while streaming).
 # Usage: bench/web.sh [CORPUS_ROOT] [BATCH] [QUERIES] [REPS] [CONCURRENCY]
 #        (default /tmp/bench-corpus 50 200 5 1,8)
@@ -28,7 +30,11 @@ cp target/release/obscura target/release/obscura-unencrypted-objects-bench-only
 nice -n 10 cargo build --release -q -p obscura-cli
 python3 bench/web_side_by_side.py "$ROOT/ct-series" "${2:-50}" "${3:-200}" "${4:-5}" "${5:-1,8}"
 echo
-# a de-identified view against the original view (issue 11), same server, same run
-python3 bench/web_views.py "$ROOT/ct-series" 500 "${4:-5}" "${5:-1,8}"
+# a de-identified view against the original view, a JWT against an opaque
+# token (issue 11), same server, same run
+python3 bench/web_views.py "$ROOT/ct-series" 500 "${4:-5}" "${5:-1,8}" 50
+echo
+# what validating a JWT and asking the grant store cost per request, alone
+nice -n 10 cargo run --release -q -p obscura-access --example cost -- 1000
 echo
 python3 bench/web.py 1000 1
