@@ -696,6 +696,56 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_kept_per_view_bounded_and_dropped_with_an_idle_view() {
+        let views = Views::default();
+        let key = || SecretKey::from_bytes([7; 32]);
+        let (a, b) = (
+            GrantView::new("a".into(), Profile::basic(), key()),
+            GrantView::new("b".into(), Profile::basic(), key()),
+        );
+        let now = Instant::now();
+        for v in [&a, &b] {
+            let g = Arc::new(GrantView::new(v.id.clone(), Profile::basic(), key()));
+            views
+                .built
+                .lock()
+                .unwrap()
+                .views
+                .insert(v.id.clone(), (g, now));
+        }
+        let reads = std::cell::Cell::new(0);
+        let read = |n: usize| {
+            reads.set(reads.get() + 1);
+            Ok(Parts {
+                head: vec![1; n],
+                pixel: None,
+                tail: Vec::new(),
+            })
+        };
+        views.instance(&a, "1.2.3", || read(10)).unwrap();
+        views.instance(&a, "1.2.3", || read(10)).unwrap();
+        assert_eq!(reads.get(), 1, "kept");
+        views.instance(&b, "1.2.3", || read(10)).unwrap();
+        assert_eq!(reads.get(), 2, "each view its own");
+        let withheld = views.instance(&a, "1.2.4", || Err(ApiError::NotFound));
+        assert!(matches!(withheld, Err(ApiError::NotFound)));
+        assert_eq!(
+            views.built.lock().unwrap().headers.len(),
+            2,
+            "withheld is not kept"
+        );
+        // over the bound: everything is dropped but the newest
+        views.instance(&a, "1.2.5", || read(HEADERS_KEPT)).unwrap();
+        assert_eq!(views.built.lock().unwrap().headers.len(), 1);
+        // a view unused for IDLE goes, with its headers
+        let mut built = views.built.lock().unwrap();
+        built.views.get_mut("b").unwrap().1 = now + IDLE;
+        built.prune(now + IDLE + Duration::from_secs(1));
+        assert!(built.views.contains_key("b") && !built.views.contains_key("a"));
+        assert!(built.headers.is_empty() && built.kept == 0);
+    }
+
+    #[test]
     fn attributes_are_seen_through_the_engine() {
         let v = GrantView::new("a".into(), Profile::basic(), SecretKey::from_bytes([7; 32]));
         let mut a = Attributes::new();
