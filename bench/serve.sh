@@ -111,6 +111,7 @@ TOML
   kill -TERM $GW; wait $GW || true
   echo "gateway $1 peak RSS: $((rss / 1024)) MiB; forwarded files: $(find "$D/fwd" -type f | wc -l)"
   if [ "$2" = 1 ]; then
+    grep -o "audit log closed.*" "$D/log" || true
     echo "audit records: $(cat "$D"/audit/segments/*.jsonl | wc -l); verify: $("$BIN" audit verify "$D/audit" --public-key "$D/audit.pub" --checkpoint "$(ls "$D"/witness/*.note | tail -1)" | head -1)"
   fi
 }
