@@ -256,6 +256,21 @@ impl Aead {
         data: &mut [u8],
         tag: [u8; TAG_LEN],
     ) -> bool {
+        self.open_within(nonce, aad, data, 0, tag)
+    }
+
+    /// Open the ciphertext `data[src..]` against `tag`, its plaintext
+    /// written to the start of `data` (decrypted and moved down in one
+    /// pass); `false` (and all of `data` zeroed) if it does not authenticate.
+    #[must_use]
+    pub(crate) fn open_within(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        src: usize,
+        tag: [u8; TAG_LEN],
+    ) -> bool {
         let ok = self
             .0
             .open_in_place_separate_tag(
@@ -263,7 +278,7 @@ impl Aead {
                 ring::aead::Aad::from(aad),
                 ring::aead::Tag::from(tag),
                 data,
-                0..,
+                src..,
             )
             .is_ok();
         if !ok {

@@ -441,13 +441,20 @@ impl SeekableReader {
     fn load_into(&mut self, i: u64, body: &mut [u8]) -> io::Result<()> {
         let mut tag = [0u8; TAG_LEN];
         read_exact_2(self.stream_at(i)?, body, &mut tag)?;
-        self.open_segment(i, body, tag)
+        self.open_segment(i, body, 0, tag)
     }
 
-    /// Segment `i`'s ciphertext `body` and `tag` having just been read from
-    /// the stream: check that nothing follows the last segment, and decrypt
-    /// `body` in place (zeroed if it does not authenticate).
-    fn open_segment(&mut self, i: u64, body: &mut [u8], tag: [u8; TAG_LEN]) -> io::Result<()> {
+    /// Segment `i`'s ciphertext `data[src..]` and `tag` having just been
+    /// read from the stream: check that nothing follows the last segment,
+    /// and decrypt it to the start of `data` (all of `data` zeroed if it
+    /// does not authenticate).
+    fn open_segment(
+        &mut self,
+        i: u64,
+        data: &mut [u8],
+        src: usize,
+        tag: [u8; TAG_LEN],
+    ) -> io::Result<()> {
         let last = i == self.last;
         if let (true, Some(stream)) = (last, self.stream.as_mut()) {
             let mut one = [0u8; 1];
@@ -457,7 +464,7 @@ impl SeekableReader {
         }
         self.stream_segment = i + 1;
         let n = nonce(&self.prefix, i as u32, last);
-        if !self.cipher.open_in_place(n, b"", body, tag) {
+        if !self.cipher.open_within(n, b"", data, src, tag) {
             return Err(invalid(
                 "vault object failed authentication (altered, truncated, extended or wrong length)",
             ));
@@ -468,9 +475,11 @@ impl SeekableReader {
         Ok(())
     }
 
-    /// Append the rest of the object to `out`: whole segments are read
-    /// straight into its spare capacity (files fill it without zeroing it
-    /// first) and decrypted there, without a copy.
+    /// Append the rest of the object to `out`: the stored segments are read
+    /// straight into its spare capacity with one `read_to_end` (files fill
+    /// it without zeroing it first, in a few large reads), then each is
+    /// decrypted where it lies and moved down over the tags before it in
+    /// the same pass: no copy, no buffer of its own.
     fn read_rest_into(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         if !self.pos.is_multiple_of(self.segment_len) && self.pos < self.len {
             // the rest of a segment started by earlier reads
@@ -480,27 +489,27 @@ impl SeekableReader {
             out.resize(at + rest, 0);
             io::Read::read_exact(self, &mut out[at..])?;
         }
-        out.reserve(self.len.saturating_sub(self.pos) as usize + TAG_LEN);
-        let mut i = self.pos / self.segment_len;
-        while i <= self.last && self.pos < self.len.max(1) {
-            let n = self.plain_len(i);
+        let first = self.pos / self.segment_len;
+        if first <= self.last && self.pos < self.len.max(1) {
+            let stored =
+                (self.len - first * self.segment_len) + (self.last - first + 1) * TAG_LEN as u64;
             let at = out.len();
-            let stored = (n + TAG_LEN) as u64;
-            if self.stream_at(i)?.take(stored).read_to_end(out)? as u64 != stored {
+            out.reserve(stored as usize);
+            if self.stream_at(first)?.take(stored).read_to_end(out)? as u64 != stored {
                 return Err(invalid("vault object is truncated"));
             }
-            let mut tag = [0u8; TAG_LEN];
-            tag.copy_from_slice(&out[at + n..]);
-            out.truncate(at + n);
-            let mut body = std::mem::take(out);
-            let opened = self.open_segment(i, &mut body[at..], tag);
-            *out = body;
-            opened?;
-            self.pos += n as u64;
-            if n == 0 {
-                break;
+            // segment i lies at `from` (ciphertext, tag); its plaintext goes to `to`
+            let (mut from, mut to) = (at, at);
+            for i in first..=self.last {
+                let n = self.plain_len(i);
+                let mut tag = [0u8; TAG_LEN];
+                tag.copy_from_slice(&out[from + n..from + n + TAG_LEN]);
+                self.open_segment(i, &mut out[to..from + n], from - to, tag)?;
+                self.pos += n as u64;
+                to += n;
+                from += n + TAG_LEN;
             }
-            i += 1;
+            out.truncate(to);
         }
         if !self.last_checked {
             self.load(self.last)?;

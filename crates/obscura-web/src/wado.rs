@@ -111,16 +111,26 @@ pub(crate) async fn found(
     series: Option<&str>,
     sop: Option<&str>,
 ) -> Result<Vec<Found>, ApiError> {
-    let (w, t) = (Arc::clone(web), principal.tenant.clone());
+    let (w, p) = (Arc::clone(web), principal.clone());
     let (st, se, so) = (
         study.to_string(),
         series.map(str::to_string),
         sop.map(str::to_string),
     );
-    let list =
-        tokio::task::spawn_blocking(move || find(&w.vault, &t, &st, se.as_deref(), so.as_deref()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("index task: {e}")))??;
+    tokio::task::spawn_blocking(move || found_now(&w, &p, &st, se.as_deref(), so.as_deref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("index task: {e}")))?
+}
+
+/// [`found`], on the calling (blocking) thread.
+fn found_now(
+    web: &Web,
+    principal: &Principal,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Vec<Found>, ApiError> {
+    let list = find(&web.vault, &principal.tenant, study, series, sop)?;
     // what the response is about to return, for the audit log (BALP)
     for f in &list {
         principal.returned.add(&f.patient, &f.study);
@@ -215,42 +225,39 @@ async fn retrieve(
     series: Option<&str>,
     sop: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let list = found(&web, &principal, study, series, sop).await?;
-    let ts: Vec<&str> = {
-        let mut t: Vec<&str> = list.iter().map(|f| f.ts.as_str()).collect();
-        t.sort_unstable();
-        t.dedup();
-        t
-    };
-    let framing = match negotiate(&headers, &ts, sop.is_some())? {
-        Packaging::Single => Framing::Single,
-        Packaging::Multipart => Framing::Multipart(new_boundary()),
-    };
-    let content_type = framing.content_type(&list[0].ts);
-    if let Some(v) = lens_view(&web, &principal, study)? {
+    let permit = acquire_stream(&web).await?;
+    // one thread hand-off: the index, the negotiation and (one instance
+    // small enough) the object read whole
+    let (w, p) = (Arc::clone(&web), principal.clone());
+    let (st, se, so) = (
+        study.to_string(),
+        series.map(str::to_string),
+        sop.map(str::to_string),
+    );
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare(&w, &p, &headers, &st, se.as_deref(), so.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("read task: {e}")))??;
+    let Prepared {
+        list,
+        framing,
+        content_type,
+        view,
+        opened,
+    } = prepared;
+    if let Some(v) = view {
+        // a view's response takes its own slot once its first instance is found
+        drop(permit);
         return retrieve_view(web, principal, list, framing, content_type, v).await;
     }
-    let permit = acquire_stream(&web).await?;
-    let vault = Arc::clone(&web.vault);
-    let tenant = principal.tenant.clone();
+    let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     log::info!("web: WADO by {}: {} instances", principal.name, list.len());
-    let mut first = None;
-    if let [f] = list.as_slice() {
-        let (v, t, f, fr) = (
-            Arc::clone(&vault),
-            tenant.clone(),
-            f.clone(),
-            framing.clone(),
-        );
-        let budget = Arc::clone(&web.whole_budget);
-        let opened = tokio::task::spawn_blocking(move || open_one(&v, &t, &f, &fr, budget))
-            .await
-            .map_err(|e| ApiError::Internal(format!("read task: {e}")))??;
-        match opened {
-            Opened::Whole(body) => return Ok(with_type(Body::new(body), &content_type)),
-            Opened::Stream(r) => first = Some(r),
-        }
-    }
+    let mut first = match opened {
+        Some(Opened::Whole(body)) => return Ok(with_type(Body::new(body), &content_type)),
+        Some(Opened::Stream(r)) => Some(r),
+        None => None,
+    };
     let body = stream(web.config.idle_timeout(), permit, move |w| {
         for f in &list {
             let mut r = match first.take() {
@@ -269,6 +276,55 @@ async fn retrieve(
             .map_err(|e| e.to_string())
     });
     Ok(with_type(Body::new(body), &content_type))
+}
+
+/// A retrieval as found on a blocking thread.
+struct Prepared {
+    list: Vec<Found>,
+    framing: Framing,
+    content_type: String,
+    /// The view the study is seen through (`None`: the originals).
+    view: Option<Arc<GrantView>>,
+    /// A single instance of the originals, opened (and read whole if small).
+    opened: Option<Opened>,
+}
+
+/// Find a retrieval's instances (recorded as returned), negotiate their
+/// framing against `headers`, find the principal's view of the study and,
+/// for a single instance of the originals, open it (and read it whole
+/// when it is small enough).
+fn prepare(
+    web: &Web,
+    principal: &Principal,
+    headers: &HeaderMap,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Prepared, ApiError> {
+    let list = found_now(web, principal, study, series, sop)?;
+    let ts: Vec<&str> = {
+        let mut t: Vec<&str> = list.iter().map(|f| f.ts.as_str()).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    let framing = match negotiate(headers, &ts, sop.is_some())? {
+        Packaging::Single => Framing::Single,
+        Packaging::Multipart => Framing::Multipart(new_boundary()),
+    };
+    let content_type = framing.content_type(&list[0].ts);
+    let view = lens_view(web, principal, study)?;
+    let opened = match (&view, list.as_slice()) {
+        (None, [f]) => Some(open_one(web, &principal.tenant, f, &framing)?),
+        _ => None,
+    };
+    Ok(Prepared {
+        list,
+        framing,
+        content_type,
+        view,
+        opened,
+    })
 }
 
 /// Instances as view `v` shows them: each its de-identified header
@@ -404,6 +460,8 @@ fn first_seen(
 /// blocking thread that found them and sent with a Content-Length: one
 /// thread hand-off instead of one per chunk. Larger ones stream.
 const WHOLE_MAX: u64 = 8 << 20;
+/// What a whole read may use beyond the object (its last segment's tag).
+const TAG_ROOM: usize = 64;
 
 /// How instances are framed in the response body.
 #[derive(Debug, Clone)]
@@ -471,26 +529,31 @@ enum Opened {
 }
 
 /// Open `f` and, if its framed body fits in [`WHOLE_MAX`] and in what is
-/// left of `budget`, read it whole.
+/// left of the whole-body budget, read it whole.
 fn open_one(
-    vault: &Vault,
+    web: &Web,
     tenant: &TenantId,
     f: &Found,
     framing: &Framing,
-    budget: Arc<tokio::sync::Semaphore>,
 ) -> Result<Opened, ApiError> {
-    let mut r = vault
+    let mut r = web
+        .vault
         .open_instance(tenant, &f.sop)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (head, close) = (framing.part_head(&f.ts, r.len()), framing.close());
     let total = head.len() as u64 + r.len() + (framing.part_tail().len() + close.len()) as u64;
     let permit = (total <= WHOLE_MAX)
-        .then(|| budget.try_acquire_many_owned(total as u32).ok())
+        .then(|| {
+            Arc::clone(&web.whole_budget)
+                .try_acquire_many_owned(total as u32)
+                .ok()
+        })
         .flatten();
     let Some(permit) = permit else {
         return Ok(Opened::Stream(Box::new(r)));
     };
-    let mut out = Vec::with_capacity(total as usize);
+    // room for the authentication tag the vault reads past the last byte
+    let mut out = Vec::with_capacity(total as usize + TAG_ROOM);
     out.extend_from_slice(head.as_bytes());
     r.read_to_end(&mut out)
         .map_err(|e| ApiError::Internal(format!("reading a stored object: {e}")))?;

@@ -491,15 +491,19 @@ pub(crate) fn plan_search(
         }
     }
     sql.push_str(&format!(" ORDER BY {alias}.pk"));
-    // Without filters on decrypted values, SQL pages the results.
-    let skip = if filters.is_empty() {
-        let n = params.len();
-        sql.push_str(&format!(" LIMIT {} OFFSET {}", ph(n + 1), ph(n + 2)));
-        params.push(Param::Limit(query.limit.map(|l| l as i64)));
-        params.push(Param::Int(query.offset as i64));
-        0
-    } else {
+    // Without filters on decrypted values, SQL pages the results. An
+    // unbounded search (every retrieval) has no LIMIT: SQLite plans with a
+    // bound LIMIT's value, so binding it re-parses the statement each time.
+    let skip = if !filters.is_empty() {
         query.offset
+    } else {
+        if query.limit.is_some() || query.offset > 0 {
+            let n = params.len();
+            sql.push_str(&format!(" LIMIT {} OFFSET {}", ph(n + 1), ph(n + 2)));
+            params.push(Param::Limit(query.limit.map(|l| l as i64)));
+            params.push(Param::Int(query.offset as i64));
+        }
+        0
     };
     let collector = Collector {
         level: query.level,
