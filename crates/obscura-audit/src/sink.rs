@@ -45,6 +45,24 @@ struct Commit {
     leader: bool,
     /// fsyncs run by group commit.
     fsyncs: u64,
+    /// An fsync failed. Linux may drop the pages it covered and report the
+    /// next fsync as successful ("fsyncgate"), so from then on no record is
+    /// taken: the service refuses what it would have acknowledged until a
+    /// restart re-reads the log from disk.
+    failed: bool,
+}
+
+impl Commit {
+    fn refuse_if_failed(&self) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::Damaged(
+                "an fsync of the audit log failed: no record is taken until the service \
+                 restarts and re-reads the log"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,6 +139,7 @@ impl Auditor {
     /// append (or any under [`SyncPolicy::Always`]) then waits for its
     /// group commit.
     fn append(&self, event: AuditEvent, durable: bool) -> Result<u64, Error> {
+        lock(&self.commit).refuse_if_failed()?;
         let durable = durable || self.sync == SyncPolicy::Always;
         let tapped = !self
             .taps
@@ -151,6 +170,7 @@ impl Auditor {
     fn wait_durable(&self, seq: u64) -> Result<(), Error> {
         let mut c = lock(&self.commit);
         while c.synced <= seq {
+            c.refuse_if_failed()?;
             if c.leader {
                 c = self.committed.wait(c).unwrap_or_else(|p| p.into_inner());
                 continue;
@@ -160,6 +180,7 @@ impl Auditor {
             let result = self.group_sync();
             c = lock(&self.commit);
             c.leader = false;
+            c.failed |= result.is_err();
             self.committed.notify_all();
             let (upto, ran) = result?;
             c.synced = c.synced.max(upto);
@@ -295,6 +316,21 @@ mod tests {
             .map(|(_, p)| std::fs::read(p).unwrap())
             .map(|b| b.iter().filter(|&&c| c == b'\n').count())
             .sum()
+    }
+
+    #[test]
+    fn after_a_failed_fsync_no_record_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), SyncPolicy::Batched(1000));
+        a.record(received(0)).unwrap();
+        // what `wait_durable` records when the leader's fsync fails
+        lock(&a.commit).failed = true;
+        for durable in [false, true] {
+            let e = a.append(received(1), durable).unwrap_err().to_string();
+            assert!(e.contains("fsync of the audit log failed"), "{e}");
+        }
+        assert!(a.wait_durable(0).is_err(), "a waiter is refused too");
+        assert_eq!(a.size(), 1, "nothing appended after the failure");
     }
 
     #[test]
