@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import sys
@@ -121,7 +122,8 @@ def main():
     levels = [int(c) for c in (sys.argv[4] if len(sys.argv) > 4 else "1,8").split(",")]
     queries = int(sys.argv[5]) if len(sys.argv) > 5 else 50
     files = sorted(p for p in corpus.rglob("*") if p.is_file())[:n_files]
-    work = Path(tempfile.mkdtemp(prefix="obscura-views-bench-")) / "srv"
+    top = Path(tempfile.mkdtemp(prefix="obscura-views-bench-"))
+    work = top / "srv"
     work.mkdir()
     issuer, sign = jwt_issuer(work)
     owner_token, port = configure_obscura(work, issuer + "".join(grant_toml(*p) for p in PRINCIPALS.values()))
@@ -162,6 +164,7 @@ def main():
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+        shutil.rmtree(top)
     print(f"{len(files)} CT instances ({sum(f.stat().st_size for f in files) / 1e6:.0f} MB), one obscura serve "
           f"(peak RSS {rss:.0f} MiB), whole-tenant grants differing only in view or credential; WADO by curl "
           f"--parallel, median of {reps} alternated runs; QIDO {queries} queries each, alternated; "
