@@ -81,12 +81,7 @@ pub fn candidates(img: &Grey) -> Candidates {
         return Candidates::default();
     }
     let [bright, dark] = img.tophats(STROKE_SE);
-    let stroke: Vec<bool> = bright
-        .data
-        .iter()
-        .zip(&dark.data)
-        .map(|(&b, &d)| b.max(d) >= STROKE_LEVEL)
-        .collect();
+    let stroke = strokes(&bright, &dark, STROKE_LEVEL);
     // pieces of the bright strokes and of the dark apart: together, the
     // ground between the letters of a bright text is a dark stroke, and a
     // line would be one solid piece
@@ -142,6 +137,22 @@ pub fn candidates(img: &Grey) -> Candidates {
         })
         .collect();
     Candidates { lines, blocks }
+}
+
+/// Pixels of the bright or the dark top-hat at `level` or above.
+pub fn strokes(bright: &Grey, dark: &Grey, level: u8) -> Vec<bool> {
+    bright
+        .data
+        .iter()
+        .zip(&dark.data)
+        .map(|(&b, &d)| b.max(d) >= level)
+        .collect()
+}
+
+/// The pixels of `img` that stand out as thin strokes at `level` or above.
+pub fn stroke_mask(img: &Grey, level: u8) -> Vec<bool> {
+    let [bright, dark] = img.tophats(STROKE_SE);
+    strokes(&bright, &dark, level)
 }
 
 /// Stroke pixels joined along rows: a pixel is set if a stroke lies within

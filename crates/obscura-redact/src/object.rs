@@ -1,7 +1,7 @@
 //! One object's frames: find text in each, decide, redact every frame, and
 //! verify the result by reading it again.
 
-use crate::candidates::candidates;
+use crate::candidates::{candidates, stroke_mask};
 use crate::decide::{Identity, Reason};
 use crate::grey::Grey;
 use crate::ocr::{read_line, Word};
@@ -16,6 +16,12 @@ const OCR_MARGIN: usize = 3;
 const REDACT_MARGIN: usize = 2;
 /// The tallest line a redaction's margin grows with.
 const LINE_HEIGHT: usize = 40;
+/// Top-hat level of the strokes a fill follows: fainter than the cheap
+/// pass's, so that the rims and faint ends of letters are covered.
+const EXTENT_LEVEL: u8 = 10;
+/// How far a fill may follow the strokes of its line beyond the box found,
+/// in line heights at each end (and half a line above and below).
+const EXTENT_RUN: usize = 3;
 /// How far around a changed pixel the cheap pass's candidates may change
 /// (its stroke filter's size, and a pixel).
 const STROKE_REACH: usize = 8;
@@ -262,9 +268,19 @@ pub fn inspect<S: Source>(
                 Some(frame) => frame,
                 None => decoder.frame(n)?,
             };
-            let darkest = darkest(&greys(&frame, info)[0]);
-            fill(&mut frame, darkest, &rects);
-            reader.filled = rects.iter().map(|r| filled(r, w, h)).collect();
+            let shown = greys(&frame, info);
+            let darkest = darkest(&shown[0]);
+            // what a fill covers follows the strokes of the frame as read
+            let strokes = shown
+                .iter()
+                .map(|g| stroke_mask(g, EXTENT_LEVEL))
+                .reduce(|a, b| a.iter().zip(&b).map(|(&x, &y)| x || y).collect())
+                .unwrap_or_default();
+            let extents = |rs: &mut dyn Iterator<Item = Rect>| -> Vec<Rect> {
+                rs.map(|r| extent(&r, &strokes, w, h)).collect()
+            };
+            reader.filled = extents(&mut rects.iter().copied());
+            fill(&mut frame, darkest, &reader.filled);
             // verification: read the redacted frame again; what the
             // redaction uncovered (text merged with what was removed) goes
             // too, a few times at most; then only what identifies nobody
@@ -280,9 +296,9 @@ pub fn inspect<S: Source>(
                         return Err(RedactError::TextRemains(reason.as_str()));
                     }
                 }
-                let more: Vec<Rect> = remaining.iter().map(|(r, _)| *r).collect();
+                let more = extents(&mut remaining.iter().map(|(r, _)| *r));
                 fill(&mut frame, darkest, &more);
-                reader.filled.extend(more.iter().map(|r| filled(r, w, h)));
+                reader.filled.extend(more);
                 outcome
                     .found
                     .extend(remaining.iter().map(|&(rect, reason)| Found {
@@ -382,13 +398,44 @@ fn darkest(grey: &Grey) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// What filling `r` covers in an image of `w × h`: the box grown by a
-/// margin against anti-aliased edges, half a line's height more around
-/// (accents, descenders, rows the cheap pass cut off) and a line's height
-/// more at the ends (letters it cut off).
-fn filled(r: &Rect, w: usize, h: usize) -> Rect {
+/// What filling `r` covers in an image of `w × h` whose stroke pixels are
+/// `stroke`: the box grown along its line to the end of the run of strokes
+/// (gaps of up to half a line; letters and words the cheap pass cut off)
+/// and above and below to their extent (accents, descenders), at most
+/// [`EXTENT_RUN`] lines at the ends and half a line around, then by a
+/// margin against anti-aliased edges. Flat ground around the text is left.
+fn extent(r: &Rect, stroke: &[bool], w: usize, h: usize) -> Rect {
     let line = r.height().min(LINE_HEIGHT);
-    r.grow(REDACT_MARGIN + line / 2).widen(line).clip(w, h)
+    let bound = r.grow(line / 2).widen(EXTENT_RUN * line).clip(w, h);
+    let gap = (line / 2).max(2);
+    let any = |x0: usize, x1: usize, y0: usize, y1: usize| {
+        (y0..y1).any(|y| stroke[y * w + x0..y * w + x1].iter().any(|&s| s))
+    };
+    let mut e = r.clip(w, h);
+    loop {
+        let before = e;
+        if let Some(x) = (e.x1..(e.x1 + gap).min(bound.x1))
+            .rev()
+            .find(|&x| any(x, x + 1, e.y0, e.y1))
+        {
+            e.x1 = x + 1;
+        }
+        if let Some(x) =
+            (e.x0.saturating_sub(gap).max(bound.x0)..e.x0).find(|&x| any(x, x + 1, e.y0, e.y1))
+        {
+            e.x0 = x;
+        }
+        if e.y0 > bound.y0 && any(e.x0, e.x1, e.y0 - 1, e.y0) {
+            e.y0 -= 1;
+        }
+        if e.y1 < bound.y1 && any(e.x0, e.x1, e.y1, e.y1 + 1) {
+            e.y1 += 1;
+        }
+        if e == before {
+            break;
+        }
+    }
+    e.grow(REDACT_MARGIN).clip(w, h)
 }
 
 /// Whether candidate `r` lies on the line of the filled box `f` (rows
@@ -400,8 +447,8 @@ fn adjoins(r: &Rect, f: &Rect) -> bool {
     overlap * 2 >= r.height() && r.height() <= 2 * f.height() && gap <= r.height()
 }
 
-/// Every box of `rects` (grown with its height) filled with the samples of pixel
-/// `from` (the darkest).
+/// Every box of `rects` filled with the samples of pixel `from` (the
+/// darkest).
 fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
     let spp = usize::from(frame.samples_per_pixel);
     let (w, h) = (frame.width as usize, frame.height as usize);
@@ -414,11 +461,46 @@ fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
 fn fill_samples<T: Copy>(v: &mut [T], from: usize, spp: usize, w: usize, h: usize, rects: &[Rect]) {
     let value: Vec<T> = v[from * spp..(from + 1) * spp].to_vec();
     for r in rects {
-        let r = filled(r, w, h);
+        let r = r.clip(w, h);
         for y in r.y0..r.y1 {
             for x in r.x0..r.x1 {
                 v[(y * w + x) * spp..(y * w + x + 1) * spp].copy_from_slice(&value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fill_follows_its_line_to_the_end_of_its_strokes_and_no_further() {
+        // strokes from x 10 to 67 on rows 20-29 of a 200 × 60 image, the
+        // box found cut off at x 50
+        let (w, h) = (200, 60);
+        let mut stroke = vec![false; w * h];
+        for y in 20..30 {
+            for x in (10..70).step_by(3) {
+                stroke[y * w + x] = true;
+            }
+        }
+        let found = Rect {
+            x0: 10,
+            y0: 20,
+            x1: 50,
+            y1: 30,
+        };
+        let e = extent(&found, &stroke, w, h);
+        let margin = REDACT_MARGIN;
+        assert_eq!(
+            e,
+            Rect {
+                x0: 10 - margin,
+                y0: 20 - margin,
+                x1: 68 + margin,
+                y1: 30 + margin
+            }
+        );
     }
 }
