@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -248,6 +249,10 @@ pub struct AuditEvent {
     /// ([`VIEW_DEIDENTIFIED`]: only through de-identified views).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
+    /// What an administrative change or a run was about: ids and settings
+    /// (`grant`, `principal`, `tenant`, `profile`, `output`...), never PHI.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub detail: BTreeMap<String, String>,
 }
 
 /// The [`AuditEvent::view`] of a response given only through de-identified views.
@@ -266,6 +271,7 @@ impl AuditEvent {
             count: None,
             subjects: Vec::new(),
             view: None,
+            detail: BTreeMap::new(),
         }
     }
 }

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod event;
+pub mod inbox;
 mod keyfile;
 pub mod log;
 pub mod merkle;

@@ -2,8 +2,10 @@
 //! backends' secrets (files readable by their owner only, or the
 //! environment; never argv) and `obscura tenant create|list|shred`.
 
+use crate::admin_audit::{self, AdminAudit};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use obscura_audit::EventKind;
 use obscura_gateway::ArchiveSection;
 use obscura_vault::{Database, MasterKey, S3Config, S3Credentials, Storage, TenantId, Vault};
 use std::io::{BufRead, Write};
@@ -175,6 +177,15 @@ impl ArchiveArgs {
         }
     }
 
+    /// Where to post audit records of changes: the config's `[audit]` log,
+    /// if there is a config with one.
+    pub fn audit(&self) -> Result<Option<AdminAudit>> {
+        match &self.config {
+            Some(c) => AdminAudit::from_config(c),
+            None => Ok(None),
+        }
+    }
+
     /// Open the archive.
     pub fn open(&self) -> Result<Vault> {
         open_section(&self.section()?)
@@ -239,9 +250,15 @@ pub enum TenantCommand {
 pub fn run(cmd: &TenantCommand) -> Result<()> {
     match cmd {
         TenantCommand::Create { name, archive } => {
+            let audit = archive.audit()?;
             let id = archive.open()?.create_tenant(name)?;
             println!("{id}");
-            Ok(())
+            admin_audit::post(
+                audit.as_ref(),
+                EventKind::TenantChange,
+                "admin:tenant-create",
+                &[("tenant", id.to_string()), ("name", name.clone())],
+            )
         }
         TenantCommand::List { archive } => {
             for t in archive.open()?.list_tenants()? {
@@ -254,6 +271,7 @@ pub fn run(cmd: &TenantCommand) -> Result<()> {
             yes,
             archive,
         } => {
+            let audit = archive.audit()?;
             let vault = archive.open()?;
             let found = find_tenant(&vault, tenant)?;
             if !yes {
@@ -271,7 +289,12 @@ pub fn run(cmd: &TenantCommand) -> Result<()> {
             let id: TenantId = found.id;
             vault.shred_tenant(&id)?;
             eprintln!("shredded tenant {}", found.name);
-            Ok(())
+            admin_audit::post(
+                audit.as_ref(),
+                EventKind::TenantChange,
+                "admin:tenant-shred",
+                &[("tenant", id.to_string()), ("name", found.name)],
+            )
         }
     }
 }

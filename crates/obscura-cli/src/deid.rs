@@ -1,11 +1,13 @@
 //! `obscura deid`: arguments, progress and the summary.
 
+use crate::admin_audit;
 use crate::explain;
 use crate::keys;
 use crate::profile_args::ProfileArgs;
 use crate::progress;
 use anyhow::{Context, Result};
 use clap::Args;
+use obscura_audit::EventKind;
 use obscura_batch::{
     run as run_batch, write_mappings, FileSettings, Outcome, RunConfig, RunReport,
 };
@@ -46,12 +48,29 @@ pub struct DeidArgs {
     /// Write uid_mapping.csv and patid_mapping.csv here (they re-identify: mode 0600).
     #[arg(long)]
     mapping_out: Option<PathBuf>,
+    /// Record the run (counts, profile, options, the output folder; no file
+    /// names) in the audit log of this `obscura serve` config's [audit].
+    #[arg(long)]
+    audit_config: Option<PathBuf>,
 }
 
 /// Run `obscura deid`.
 pub fn run(args: DeidArgs) -> Result<ExitCode> {
     let key = keys::resolve(args.key_file.as_deref())?;
-    let engine = Deidentifier::new(args.profile.load()?, Pseudonymizer::new(key));
+    let audit = admin_audit::for_run(args.audit_config.as_deref())?;
+    let profile = args.profile.load()?;
+    let settings = [
+        ("profile", profile.name.clone()),
+        (
+            "options",
+            profile
+                .options()
+                .map(|o| o.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    let engine = Deidentifier::new(profile, Pseudonymizer::new(key));
     let Some(output) = args.output.clone().filter(|_| !args.explain) else {
         explain::run(&engine, &args.input)?;
         return Ok(ExitCode::SUCCESS);
@@ -83,6 +102,24 @@ pub fn run(args: DeidArgs) -> Result<ExitCode> {
         write_mappings(dir, &result.mappings)?;
     }
     print_summary(&result.report);
+    if let Some(a) = &audit {
+        let c = &result.report.counts;
+        let mut detail = settings.to_vec();
+        detail.extend([
+            ("output", config.output.display().to_string()),
+            ("written", c.written.to_string()),
+            ("quarantined", c.quarantined.to_string()),
+            ("skipped", c.skipped.to_string()),
+            ("allow_burned_in", args.allow_burned_in.to_string()),
+        ]);
+        a.post(
+            EventKind::DeidRun,
+            "run:deid",
+            &detail,
+            Some(c.files),
+            Vec::new(),
+        )?;
+    }
     Ok(if result.report.counts.quarantined > 0 {
         ExitCode::from(1)
     } else {

@@ -2,11 +2,13 @@
 //! docs/access.md), in its grant store. A revocation holds from the next
 //! request of every `obscura serve` sharing the store.
 
+use crate::admin_audit;
 use crate::archive::{find_tenant, grant_store, ArchiveArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use obscura_access::time;
 use obscura_access::{Actions, Grant, NewGrant, Scope, StudyQuery, View};
+use obscura_audit::EventKind;
 use std::collections::BTreeMap;
 
 /// Which studies a grant covers: exactly one of listed studies, the whole
@@ -155,6 +157,7 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             quota,
             archive,
         } => {
+            let audit = archive.audit()?;
             let vault = archive.open()?;
             let tenant = find_tenant(&vault, tenant)?;
             let grant = NewGrant {
@@ -184,6 +187,11 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
                     g.id
                 );
             }
+            // keyed before the change, so a key that cannot be read changes nothing
+            let studies = match (&audit, &grant.scope) {
+                (Some(a), Scope::Studies(s)) => a.studies(s.iter().map(String::as_str))?,
+                _ => Vec::new(),
+            };
             let g = store.add(grant, now)?;
             if g.grant.expires.is_none() {
                 eprintln!(
@@ -192,6 +200,17 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
                 );
             }
             println!("{}", g.id);
+            if let Some(a) = &audit {
+                let mut detail = grant_detail(&g);
+                detail.push(("scope", g.grant.scope.summary()));
+                a.post(
+                    EventKind::GrantChange,
+                    "admin:grant-add",
+                    &detail,
+                    None,
+                    studies,
+                )?;
+            }
             Ok(())
         }
         GrantCommand::List {
@@ -236,27 +255,59 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             Ok(())
         }
         GrantCommand::Revoke { id, token, archive } => {
+            let audit = archive.audit()?;
             let store = grant_store(&archive.section()?)?;
             match (id, token) {
                 (Some(id), _) => {
-                    if store.get(id)?.is_none() {
+                    let Some(g) = store.get(id)? else {
                         bail!("no grant `{id}`");
-                    }
-                    if store.revoke(id, now)? {
-                        eprintln!("revoked grant {id}");
-                    } else {
+                    };
+                    if !store.revoke(id, now)? {
                         eprintln!("grant {id} was already revoked");
+                        return Ok(());
                     }
+                    eprintln!("revoked grant {id}");
+                    let detail = grant_detail(&g);
+                    admin_audit::post(
+                        audit.as_ref(),
+                        EventKind::GrantChange,
+                        "admin:grant-revoke",
+                        &detail,
+                    )
                 }
                 (None, Some(jti)) => {
                     store.revoke_token(jti, now)?;
                     eprintln!("revoked token {jti}");
+                    admin_audit::post(
+                        audit.as_ref(),
+                        EventKind::GrantChange,
+                        "admin:token-revoke",
+                        &[("token", jti.clone())],
+                    )
                 }
                 (None, None) => bail!("name a grant id, or --token JTI"),
             }
-            Ok(())
         }
     }
+}
+
+/// A grant's audit detail: its id, principal, tenant id, actions, view
+/// and expiry (never its studies: those are keyed subjects).
+pub fn grant_detail(g: &Grant) -> Vec<(&'static str, String)> {
+    vec![
+        ("grant", g.id.clone()),
+        ("principal", g.grant.principal.clone()),
+        ("tenant", g.grant.tenant.clone()),
+        ("actions", g.grant.actions.to_string()),
+        ("view", g.grant.view.spec()),
+        (
+            "expires",
+            g.grant
+                .expires
+                .map(time::format)
+                .unwrap_or_else(|| "never".into()),
+        ),
+    ]
 }
 
 /// `--expires` as Unix seconds: an instant, a date, or a duration from `now`; not past.

@@ -2,6 +2,7 @@
 //! finding the key, showing progress and choosing the exit status are all
 //! that happen here.
 
+mod admin_audit;
 mod alerts;
 mod archive;
 mod audit;

@@ -3,6 +3,7 @@
 use crate::progress;
 use anyhow::{Context, Result};
 use clap::Args;
+use obscura_audit::EventKind;
 use obscura_scan::{render, Report};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ pub struct ScanArgs {
     /// Exit 1, listing every finding, if any identity is found; 0 otherwise.
     #[arg(long)]
     expect_clean: bool,
+    /// Record the run (counts and options; no file names) in the audit log
+    /// of this `obscura serve` config's [audit].
+    #[arg(long)]
+    audit_config: Option<PathBuf>,
 }
 
 /// Run `obscura scan`.
@@ -46,6 +51,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let audit = crate::admin_audit::for_run(args.audit_config.as_deref())?;
     let files = obscura_scan::discover(&args.paths)?;
     let bar = progress::files_bar();
     bar.set_length(files.len() as u64);
@@ -64,6 +70,22 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         render::write_private(path, render::patients_csv(&report).as_bytes())?;
     }
     print!("{}", render::summary_text(&report));
+    if let Some(a) = &audit {
+        let s = &report.summary;
+        let detail = [
+            ("scanned", s.scanned.to_string()),
+            ("unreadable", s.unreadable.to_string()),
+            ("identity_findings", s.identity_findings.to_string()),
+            ("pixels", args.pixels.to_string()),
+        ];
+        a.post(
+            EventKind::ScanRun,
+            "run:scan",
+            &detail,
+            Some(s.files),
+            Vec::new(),
+        )?;
+    }
     if args.expect_clean {
         if report.summary.identity_findings > 0 {
             println!("\nnot clean: identity found (file, tag path, category, detector):");

@@ -127,15 +127,16 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let transport = obscura_gateway::net::DimseTransport::new(config.server.max_pdu_length)
         .map_err(|e| anyhow!(e))?;
     let metrics_addr = config.server.metrics;
+    let audit_dir = config.audit.as_ref().map(|a| config.path(&a.dir));
     let gw = Gateway::open(config, destinations, Box::new(transport))?;
     if let Some(live) = &alerts {
         let live = Arc::clone(live);
         gw.metrics
             .add_exposition(Box::new(move |out| live.exposition(out)));
     }
-    let ticker = auditor.as_ref().map(|a| {
+    let ticker = auditor.as_ref().zip(audit_dir).map(|(a, dir)| {
         gw.set_audit(Arc::clone(a));
-        audit_timer(Arc::clone(a), Arc::clone(&stop))
+        audit_timer(Arc::clone(a), dir, Arc::clone(&stop))
     });
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot handle signals")?;
@@ -244,16 +245,38 @@ fn open_audit(config: &Config) -> Result<Audit> {
     Ok((Some(Arc::new(auditor)), exporters))
 }
 
-/// Call the log's `tick()` every second until `stop`, so a checkpoint is
-/// written at most `checkpoint_secs` after the first unsigned record.
+/// Four times a second until `stop`: append the inbox's events (the
+/// command line's changes and runs; at once at start, for what came while
+/// `serve` was down, and once more at the end) and call the log's `tick()`,
+/// so a checkpoint is written at most `checkpoint_secs` after the first
+/// unsigned record.
 fn audit_timer(
     auditor: Arc<obscura_audit::Auditor>,
+    dir: PathBuf,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut failing = false;
+        let (mut failing, mut inbox_failing) = (false, false);
+        let drain = |failing: &mut bool| match obscura_audit::inbox::drain(&auditor, &dir) {
+            Ok(d) => {
+                *failing = false;
+                if d.rejected > 0 {
+                    log(&format!(
+                        "audit inbox: {} files set aside in inbox/rejected (not a postable event)",
+                        d.rejected
+                    ));
+                }
+            }
+            Err(e) if !*failing => {
+                *failing = true;
+                log(&format!("audit inbox: cannot append: {e}"));
+            }
+            Err(_) => {}
+        };
+        drain(&mut inbox_failing);
         while !stop.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(250));
+            drain(&mut inbox_failing);
             match auditor.tick() {
                 Ok(()) => failing = false,
                 Err(e) if !failing => {
@@ -263,6 +286,7 @@ fn audit_timer(
                 Err(_) => {}
             }
         }
+        drain(&mut inbox_failing);
     })
 }
 

@@ -7,6 +7,7 @@ use crate::grant::expiry;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use obscura_access::{link, time, Action, Actions, NewGrant, Scope, View};
+use obscura_audit::EventKind;
 use obscura_vault::{Attr, Level, Query, Vault};
 
 /// `obscura share STUDY ...`.
@@ -36,6 +37,7 @@ pub struct ShareArgs {
 /// expiring, with a secret of its own; print its URL.
 pub fn share(args: &ShareArgs) -> Result<()> {
     let now = time::now();
+    let audit = args.archive.audit()?;
     let vault = args.archive.open()?;
     let tenant = find_tenant(&vault, &args.tenant)?;
     let scope = Scope::studies([&args.study])?;
@@ -59,6 +61,10 @@ pub fn share(args: &ShareArgs) -> Result<()> {
     let (secret, hash) =
         link::new_secret().map_err(|e| anyhow!("no randomness for the link's secret: {e}"))?;
     let store = grant_store(&args.archive.section()?)?;
+    let study = match &audit {
+        Some(a) => a.studies([args.study.as_str()])?,
+        None => Vec::new(),
+    };
     let g = store.add_link(grant, hash, now)?;
     println!(
         "{}/share/{}",
@@ -72,6 +78,16 @@ pub fn share(args: &ShareArgs) -> Result<()> {
         g.grant.expires.map(time::format).unwrap_or_default(),
         g.id
     );
+    if let Some(a) = &audit {
+        let detail = crate::grant::grant_detail(&g);
+        a.post(
+            EventKind::GrantChange,
+            "admin:share-add",
+            &detail,
+            None,
+            study,
+        )?;
+    }
     Ok(())
 }
 

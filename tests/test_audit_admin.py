@@ -1,0 +1,172 @@
+"""Audit records of the command line's changes and runs: `obscura grant
+add|revoke`, `tenant create|shred` and `share` (with --config) and `deid`/
+`scan` (with --audit-config) post their events to the audit log's inbox;
+the running `obscura serve` appends them (an admin-event alert each), and
+one started later appends what came while it was down. Read back with
+`obscura audit export --format json`; `obscura audit verify` says OK."""
+import getpass
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from audit_fixtures import records, subject_hash
+from conftest import BINARY, DEVSET, make_key, obscura
+from gateway_fixtures import Gateway, storescu
+from test_audit import audited_archive, needles, pick_files
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/storescu").is_file(),
+                                reason="DCMTK storescu not installed (apt-get install dcmtk)")
+
+ADMIN = {"grant-change", "tenant-change", "deid-run", "scan-run"}
+
+
+def ok(*args):
+    p = obscura(*args)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def exported(root):
+    """The log's records through `obscura audit export --format json`."""
+    p = ok("audit", "export", root / "audit", "--format", "json")
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def admin_records(root):
+    return [r for r in records(root / "audit") if r["kind"] in ADMIN]
+
+
+def wait_records(root, n, timeout=10):
+    """Wait until the log holds N admin records; return them."""
+    end = time.time() + timeout
+    while time.time() < end and len(admin_records(root)) < n:
+        time.sleep(0.1)
+    return admin_records(root)
+
+
+def inbox(root):
+    return sorted(p.name for p in (root / "audit" / "inbox").glob("*.json"))
+
+
+def test_admin_changes_and_runs_reach_the_log(tmp_path):
+    root = tmp_path
+    config, port, _web_port, _token = audited_archive(root)
+    config.write_text(config.read_text() + "\n[alerts]\n")
+    site_key = (root / "audit-site.key").read_text()
+    actor = f"os:{getpass.getuser()}"
+    # `tenant create "Site A"` ran before any serve: waiting in the inbox
+    assert len(inbox(root)) == 1 and not (root / "audit" / "segments").exists()
+
+    gw = Gateway(config, port).start()
+    try:
+        dimse, _ = pick_files(n_dimse=1, n_stow=0)
+        sent = storescu(port, dimse)
+        assert sent.returncode == 0, sent.stderr
+        gw.wait_idle(["out", "archive-a"])
+        study = str(pydicom.dcmread(dimse[0], stop_before_pixels=True).StudyInstanceUID)
+
+        whole = ok("grant", "add", "--principal", "vendor", "--tenant", "Site A", "--whole-tenant",
+                   "--actions", "search,read", "--view", "deidentified", "--expires", "30d",
+                   "--config", config).stdout.strip()
+        one = ok("grant", "add", "--principal", "reader", "--tenant", "Site A", "--study", study,
+                 "--actions", "search,read", "--config", config).stdout.strip()
+        link = ok("share", study, "--tenant", "Site A", "--expires", "2d", "--base-url",
+                  "https://pacs.example", "--config", config)
+        link_id = link.stderr.split("share link ")[1].split()[0]
+        ok("grant", "revoke", whole, "--config", config)
+        ok("grant", "revoke", link_id, "--config", config)
+        site_b = ok("tenant", "create", "Site B", "--config", config).stdout.strip()
+        ok("tenant", "shred", "Site B", "--yes", "--config", config)
+        got = wait_records(root, 8)
+        assert inbox(root) == []
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    log = gw.log_text()
+
+    routes = [r["route"] for r in got]
+    assert routes == ["admin:tenant-create", "admin:grant-add", "admin:grant-add", "admin:share-add",
+                      "admin:grant-revoke", "admin:grant-revoke", "admin:tenant-create",
+                      "admin:tenant-shred"], routes
+    assert all(r["actor"] == {"principal": actor} and r["outcome"] == "success" for r in got)
+    site_a = got[0]["detail"]["tenant"]
+    assert got[0]["kind"] == "tenant-change" and got[0]["detail"]["name"] == "Site A"
+    g1, g2, share, r1, r2 = got[1:6]
+    assert all(r["kind"] == "grant-change" for r in (g1, g2, share, r1, r2))
+    assert g1["detail"] == {"grant": whole, "principal": "vendor", "tenant": site_a,
+                            "actions": "search,read", "view": "deidentified:basic",
+                            "expires": g1["detail"]["expires"], "scope": "whole-tenant"}, g1
+    assert "subjects" not in g1
+    keyed = [{"kind": "study", "hash": subject_hash(site_key, "study", study)}]
+    assert g2["detail"]["grant"] == one and g2["detail"]["scope"] == "1 studies"
+    assert g2["subjects"] == keyed
+    assert share["detail"]["grant"] == link_id and share["detail"]["principal"] == f"share:{link_id}"
+    assert share["subjects"] == keyed
+    assert (r1["detail"]["grant"], r2["detail"]["grant"]) == (whole, link_id)
+    assert [r["detail"]["tenant"] for r in got[6:]] == [site_b, site_b]
+    assert [r["kind"] for r in got[6:]] == ["tenant-change", "tenant-change"]
+
+    # the always-alert rule: one admin-event alert per change appended live
+    # (the first, appended at start, came before the detector learnt the log)
+    assert log.count("ALERT admin-event") >= 7, log[-3000:]
+    assert f"principal={actor}" in log
+
+    # serve stopped: a revocation, a deid run and a scan run wait in the inbox
+    ok("grant", "revoke", one, "--config", config)
+    make_key(root / "deid.key")
+    src = root / "in"
+    src.mkdir()
+    for f in pick_files(n_dimse=3, n_stow=0)[0]:
+        (src / f.name).write_bytes(f.read_bytes())
+    deid = obscura("deid", src, root / "deid-out", "--key-file", root / "deid.key",
+                   "--option", "retain-uids", "--audit-config", config)
+    assert deid.returncode in (0, 1), deid.stderr
+    ok("scan", src, "--audit-config", config)
+    assert len(inbox(root)) == 3
+    n_before = len(admin_records(root))
+
+    gw = Gateway(config, port).start()
+    try:
+        got = wait_records(root, n_before + 3)
+        assert inbox(root) == []
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    revoke, deid_run, scan_run = got[n_before:]
+    assert revoke["route"] == "admin:grant-revoke" and revoke["detail"]["grant"] == one
+    assert deid_run["kind"] == "deid-run" and deid_run["count"] == 3
+    assert deid_run["detail"]["output"] == str(root / "deid-out")
+    assert deid_run["detail"]["options"] == "retain-uids"
+    assert int(deid_run["detail"]["written"]) + int(deid_run["detail"]["quarantined"]) == 3
+    assert scan_run["kind"] == "scan-run" and scan_run["count"] == 3
+    assert int(scan_run["detail"]["scanned"]) == 3
+    assert [r for r in exported(root) if r["kind"] in ADMIN] == admin_records(root)
+
+    witness = sorted((root / "witness").glob("*.note"))[-1]
+    v = subprocess.run([str(BINARY), "audit", "verify", str(root / "audit"), "--checkpoint",
+                        str(witness), "--public-key", str(root / "audit.pub")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and "OK" in v.stdout, v.stdout + v.stderr
+
+    # no study UID, file name or planted value in clear in the log
+    text = "".join(p.read_text() for p in (root / "audit").rglob("*") if p.is_file())
+    leaked = [n for n in needles() | {study} | {f.name for f in src.iterdir()} if n in text]
+    assert leaked == []
+
+
+def test_without_audit_nothing_is_posted(tmp_path):
+    """No [audit]: `deid --audit-config` refuses; `tenant create` writes no inbox."""
+    make_key(tmp_path / "master.key")
+    config = tmp_path / "serve.toml"
+    config.write_text('[server]\nae_title = "OBSCURA"\nlisten = "127.0.0.1:0"\ndata_dir = "data"\n'
+                      '[archive]\ndata_dir = "archive"\nmaster_key_file = "master.key"\n')
+    ok("tenant", "create", "Site A", "--config", config)
+    assert not any(tmp_path.rglob("inbox"))
+    make_key(tmp_path / "deid.key")
+    f = next(iter(sorted((DEVSET / "data").rglob("*.dcm"))))
+    p = obscura("deid", f, tmp_path / "out", "--key-file", tmp_path / "deid.key",
+                "--audit-config", config)
+    assert p.returncode == 2 and "no [audit] section" in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()
