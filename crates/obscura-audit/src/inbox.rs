@@ -7,11 +7,11 @@
 //! again at the next drain (at least once, never lost).
 
 use crate::event::{AuditEvent, EventKind};
+use crate::log::write_atomic_mode;
 use crate::sink::Auditor;
 use crate::Error;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -66,23 +66,9 @@ pub fn post(log_dir: &Path, event: &AuditEvent) -> Result<PathBuf, Error> {
         std::process::id(),
         POSTED.fetch_add(1, Ordering::Relaxed)
     );
-    let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(&name);
     let body = serde_json::to_vec(event).expect("an event is always JSON");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(&body)
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&dir))?;
+    write_atomic_mode(&path, &body, 0o600)?;
     Ok(path)
 }
 

@@ -161,13 +161,25 @@ pub(crate) fn read_segment(
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync folder.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`], the file created with `mode` (less the umask).
+pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().expect("a file in a folder");
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().expect("a file name").to_string_lossy()
     ));
     let io = |e| Error::Io(path.to_path_buf(), e);
-    let mut f = File::create(&tmp).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;

@@ -299,7 +299,10 @@ impl Views {
             built.headers.clear();
             built.kept = size_of(&parts);
         }
-        built.headers.insert(key, Arc::clone(&parts));
+        // two requests may have read the same instance at once: count it once
+        if let Some(old) = built.headers.insert(key, Arc::clone(&parts)) {
+            built.kept -= size_of(&old);
+        }
         Ok(parts)
     }
 }

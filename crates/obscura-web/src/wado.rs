@@ -266,7 +266,7 @@ async fn retrieve(
                     .open_instance(&tenant, &f.sop)
                     .map_err(|e| e.to_string())?,
             };
-            w.write_all(framing.part_head(&f.ts, r.len()).as_bytes())
+            w.write_all(framing.part_head(&f.ts, Some(r.len())).as_bytes())
                 .map_err(|e| e.to_string())?;
             copy(&mut r, w)?;
             w.write_all(framing.part_tail())
@@ -372,10 +372,11 @@ async fn retrieve_view(
                 Some(p) => p,
                 None => match seen(&web2, &tenant, &f.sop, &v) {
                     Ok(p) => p,
-                    Err(_) => continue,
+                    Err(ApiError::NotFound) => continue,
+                    Err(e) => return Err(e.to_string()),
                 },
             };
-            w.write_all(framing.view_part_head(&f.ts).as_bytes())
+            w.write_all(framing.part_head(&f.ts, None).as_bytes())
                 .map_err(|e| e.to_string())?;
             w.write_all(&parts.head).map_err(|e| e.to_string())?;
             if let Some(px) = parts.pixel {
@@ -428,13 +429,13 @@ fn first_seen(
             Err(ApiError::NotFound) => continue,
             Err(e) => return Err(e),
         };
-        let head = framing.view_part_head(&f.ts);
+        let head = framing.part_head(&f.ts, None);
         let close = framing.close();
         let total = (head.len() + parts.head.len() + parts.tail.len() + close.len()) as u64
             + framing.part_tail().len() as u64
             + parts.pixel.map_or(0, |p| p.value_bytes);
-        if i + 1 == list.len() && total <= WHOLE_MAX {
-            if let Ok(permit) = Arc::clone(&web.whole_budget).try_acquire_many_owned(total as u32) {
+        if i + 1 == list.len() {
+            if let Some(permit) = whole_permit(web, total) {
                 let mut out = Vec::with_capacity(total as usize);
                 out.extend_from_slice(head.as_bytes());
                 out.extend_from_slice(&parts.head);
@@ -484,21 +485,14 @@ impl Framing {
     }
 
     /// What goes before an instance of `len` bytes.
-    fn part_head(&self, ts: &str, len: u64) -> String {
-        match self {
-            Framing::Single => String::new(),
-            Framing::Multipart(b) => format!(
-                "--{b}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\nContent-Length: {len}\r\n\r\n"
-            ),
-        }
-    }
-
-    /// What goes before an instance shown through a view.
-    fn view_part_head(&self, ts: &str) -> String {
+    fn part_head(&self, ts: &str, len: Option<u64>) -> String {
         match self {
             Framing::Single => String::new(),
             Framing::Multipart(b) => {
-                format!("--{b}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n")
+                let len = len.map_or(String::new(), |n| format!("Content-Length: {n}\r\n"));
+                format!(
+                    "--{b}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n{len}\r\n"
+                )
             }
         }
     }
@@ -540,16 +534,9 @@ fn open_one(
         .vault
         .open_instance(tenant, &f.sop)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (head, close) = (framing.part_head(&f.ts, r.len()), framing.close());
+    let (head, close) = (framing.part_head(&f.ts, Some(r.len())), framing.close());
     let total = head.len() as u64 + r.len() + (framing.part_tail().len() + close.len()) as u64;
-    let permit = (total <= WHOLE_MAX)
-        .then(|| {
-            Arc::clone(&web.whole_budget)
-                .try_acquire_many_owned(total as u32)
-                .ok()
-        })
-        .flatten();
-    let Some(permit) = permit else {
+    let Some(permit) = whole_permit(web, total) else {
         return Ok(Opened::Stream(Box::new(r)));
     };
     // room for the authentication tag the vault reads past the last byte
@@ -560,6 +547,18 @@ fn open_one(
     out.extend_from_slice(framing.part_tail());
     out.extend_from_slice(close.as_bytes());
     Ok(Opened::Whole(WholeBody::new(out.into(), permit)))
+}
+
+/// Leave to read a response of `total` bytes whole: it fits in
+/// [`WHOLE_MAX`] and in what is left of the budget all such responses share.
+fn whole_permit(web: &Web, total: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    (total <= WHOLE_MAX)
+        .then(|| {
+            Arc::clone(&web.whole_budget)
+                .try_acquire_many_owned(total as u32)
+                .ok()
+        })
+        .flatten()
 }
 
 /// The view a principal sees `study` through (`None`: the originals).
