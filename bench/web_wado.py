@@ -1,10 +1,14 @@
 """WADO-RS retrieval alone, for a quick re-measure of one ratio of
 bench/web_side_by_side.py without Orthanc: `obscura serve`'s archive
 (release build, encrypted objects) is filled with the corpus by STOW-RS,
-then every instance is retrieved by its own request by curl at concurrency
-C, each run alternated with the same curl (same config-file form, same
-concurrency, one process, output to /dev/null) reading the same files from
-disk (`file://`).
+then every instance is retrieved by its own request, each run alternated
+with reading the same files from disk (`file://`). Both sides run the same
+way: C curl processes started together, process i fetching URLs i, i + C,
+i + 2C, ... one at a time (one transfer in flight per process, so C in
+flight on each side), output to /dev/null. (One curl with `--parallel`
+would not do: curl reads `file://` URLs synchronously in its one thread,
+so the disk side would read one file at a time while WADO had C requests
+in flight.)
 
 Two conditions, each REPS alternated pairs:
 - warm: the page cache holds the corpus and the archive's objects;
@@ -26,11 +30,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from web_common import BINARY  # noqa: E402
-from web_side_by_side import ACCEPT, ObscuraServer, corpus_uids, curl, curl_config, stow  # noqa: E402
+from web_side_by_side import ACCEPT, ObscuraServer, corpus_uids, curl_config, stow  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -56,12 +61,29 @@ def evict(paths):
             os.close(fd)
 
 
-def timed(config, concurrency, cold_paths, pid=None):
-    """One curl pass: (seconds, curl CPU seconds, server CPU seconds)."""
+def readers(work, name, headers, urls, concurrency):
+    """C curl config files, reader i getting URLs i, i + C, i + 2C, ..."""
+    return [curl_config(work / f"{name}-{i}.curl", headers, urls[i::concurrency]) for i in range(concurrency)]
+
+
+def curl_all(configs):
+    """Run one curl per config file, all at once, each fetching its URLs one
+    at a time; the seconds until the last one ends."""
+    t = time.perf_counter()
+    procs = [subprocess.Popen(["curl", "-sS", "--no-progress-meter", "--fail", "-K", str(c)]) for c in configs]
+    codes = [p.wait() for p in procs]
+    secs = time.perf_counter() - t
+    if any(codes):
+        raise SystemExit(f"curl failed: exit statuses {codes}")
+    return secs
+
+
+def timed(configs, cold_paths, pid=None):
+    """One pass: (seconds, curl CPU seconds, server CPU seconds)."""
     if cold_paths is not None:
         evict(cold_paths)
     before = (children_cpu(), cpu_seconds(pid) if pid else 0.0)
-    secs = curl(config, concurrency)
+    secs = curl_all(configs)
     return secs, children_cpu() - before[0], (cpu_seconds(pid) - before[1]) if pid else 0.0
 
 
@@ -73,31 +95,32 @@ def main():
     files, uids = corpus_uids(corpus)
     size = sum(p.stat().st_size for p in files)
     work = Path(tempfile.mkdtemp(prefix="obscura-web-wado-", dir=os.environ.get("BENCH_DIR")))
-    disk = curl_config(work / "disk.curl", [], [f"file://{p}" for p in files])
+    disk = readers(work, "disk", [], [f"file://{p}" for p in files], concurrency)
     ratios = {c: [] for c in conditions}
     print(f"Corpus: {len(files)} files, {size / 1e6:.0f} MB ({corpus}); curl at concurrency {concurrency}, "
-          f"{reps} runs per condition alternated with curl reading the files; {os.cpu_count()} CPUs\n")
+          f"{reps} runs per condition alternated with curl reading the files, {concurrency} curl processes "
+          f"on each side; {os.cpu_count()} CPUs\n")
     print("| condition | run | WADO MB/s | disk MB/s | WADO / disk | server CPU s | curl CPU s WADO / disk | load |")
     print("|---|---|---|---|---|---|---|---|")
     with ObscuraServer("Obscura", BINARY, work / "srv") as srv:
         stow(srv, files, 50)
         objects = [p for p in (srv.work / "archive" / "objects").rglob("*") if p.is_file()]
-        config = curl_config(work / "wado.curl", srv.headers + [f"Accept: {ACCEPT}"],
-                             [f"{srv.base}/studies/{a}/series/{b}/instances/{c}" for a, b, c in uids])
-        curl(config, concurrency)  # first requests warm the server's caches and the page cache
-        curl(disk, concurrency)
+        config = readers(work, "wado", srv.headers + [f"Accept: {ACCEPT}"],
+                         [f"{srv.base}/studies/{a}/series/{b}/instances/{c}" for a, b, c in uids], concurrency)
+        curl_all(config)  # first requests warm the server's caches and the page cache
+        curl_all(disk)
         for cond in conditions:
             cold = cond == "cold"
             for run in range(1, reps + 1):
-                wado, wado_cpu, spent = timed(config, concurrency, objects if cold else None, srv.pid())
-                from_disk, disk_cpu, _ = timed(disk, concurrency, files if cold else None)
+                wado, wado_cpu, spent = timed(config, objects if cold else None, srv.pid())
+                from_disk, disk_cpu, _ = timed(disk, files if cold else None)
                 ratios[cond].append(from_disk / wado)
                 print(f"| {cond} | {run} | {size / wado / 1e6:.0f} | {size / from_disk / 1e6:.0f} "
                       f"| {from_disk / wado:.2f}x | {spent:.2f} | {wado_cpu:.2f} / {disk_cpu:.2f} "
                       f"| {os.getloadavg()[0]:.1f} |")
     subprocess.run(["rm", "-rf", str(work)])
-    print("\nWADO / disk, median of {} alternated runs at concurrency {}: {}".format(
-        reps, concurrency, ", ".join(f"{c} {statistics.median(r):.2f}x" for c, r in ratios.items())))
+    print("\nWADO / disk, median of {} alternated runs, {} readers each side, load {:.1f}: {}".format(
+        reps, concurrency, os.getloadavg()[0], ", ".join(f"{c} {statistics.median(r):.2f}x" for c, r in ratios.items())))
 
 
 if __name__ == "__main__":
