@@ -98,7 +98,8 @@ def test_admin_changes_and_runs_reach_the_log(tmp_path):
     assert all(r["kind"] == "grant-change" for r in (g1, g2, share, r1, r2))
     assert g1["detail"] == {"grant": whole, "principal": "vendor", "tenant": site_a,
                             "actions": "search,read", "view": "deidentified:basic",
-                            "expires": g1["detail"]["expires"], "scope": "whole-tenant"}, g1
+                            "expires": g1["detail"]["expires"], "scope": "whole-tenant",
+                            "command_time": g1["detail"]["command_time"]}, g1
     assert "subjects" not in g1
     keyed = [{"kind": "study", "hash": subject_hash(site_key, "study", study)}]
     assert g2["detail"]["grant"] == one and g2["detail"]["scope"] == "1 studies"
@@ -143,6 +144,12 @@ def test_admin_changes_and_runs_reach_the_log(tmp_path):
     assert scan_run["kind"] == "scan-run" and scan_run["count"] == 3
     assert int(scan_run["detail"]["scanned"]) == 3
     assert [r for r in exported(root) if r["kind"] in ADMIN] == admin_records(root)
+    # posted while serve was down: appended at the next start, at that time
+    # (the log's times stay in order), the command's own time kept in detail
+    every = records(root / "audit")
+    assert [r["time"] for r in every] == sorted(r["time"] for r in every)
+    assert all(r["detail"]["command_time"] < r["time"] for r in (revoke, deid_run, scan_run))
+    assert revoke["detail"]["command_time"] < deid_run["detail"]["command_time"]
 
     witness = sorted((root / "witness").glob("*.note"))[-1]
     v = subprocess.run([str(BINARY), "audit", "verify", str(root / "audit"), "--checkpoint",

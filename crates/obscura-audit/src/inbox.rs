@@ -101,7 +101,8 @@ pub fn drain(auditor: &Auditor, log_dir: &Path) -> Result<Drained, Error> {
     for name in names {
         let path = dir.join(&name);
         match read_event(&path) {
-            Some(event) => {
+            Some(mut event) => {
+                restamp(&mut event, SystemTime::now());
                 auditor.record_durable(event)?;
                 fs::remove_file(&path).map_err(|e| Error::Io(path.clone(), e))?;
                 out.appended += 1;
@@ -119,6 +120,17 @@ pub fn drain(auditor: &Auditor, log_dir: &Path) -> Result<Drained, Error> {
         }
     }
     Ok(out)
+}
+
+/// The detail key that keeps an inbox event's own time (the command's).
+pub const COMMAND_TIME: &str = "command_time";
+
+/// Give a posted event the time it is appended (so the log's times stay
+/// in order: a command's file may wait in the inbox while the log goes
+/// on), keeping the time the command posted it as [`COMMAND_TIME`].
+fn restamp(event: &mut AuditEvent, now: SystemTime) {
+    let posted = std::mem::replace(&mut event.time, crate::event::rfc3339(now));
+    event.detail.insert(COMMAND_TIME.into(), posted);
 }
 
 /// The event in an inbox file, if it is a regular file of a postable kind
@@ -188,6 +200,8 @@ mod tests {
         )
         .unwrap();
         fs::write(inbox_dir(&log).join("zzz.json"), b"{not json").unwrap();
+        let posted_at = event(EventKind::GrantChange, "g1").time;
+        std::thread::sleep(std::time::Duration::from_millis(5));
         let mut cfg = LogConfig::new(log.clone());
         cfg.sync = SyncPolicy::Batched(100);
         let signer = Signer::generate("test/audit").unwrap();
@@ -210,6 +224,11 @@ mod tests {
         let kinds: Vec<_> = records.iter().map(|r| r.event.kind).collect();
         assert_eq!(kinds, [EventKind::GrantChange, EventKind::TenantChange]);
         assert_eq!(records[0].event.detail["grant"], "g1");
+        // appended at the drain's time, the command's time kept in detail
+        let command_time = &records[0].event.detail[COMMAND_TIME];
+        assert!(command_time <= &posted_at, "{command_time} {posted_at}");
+        assert!(records[0].event.time > *command_time);
+        assert!(records[0].event.time <= records[1].event.time);
         assert_eq!(
             fs::read_dir(inbox_dir(&log).join("rejected"))
                 .unwrap()

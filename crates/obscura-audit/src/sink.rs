@@ -139,16 +139,27 @@ impl Auditor {
     /// append (or any under [`SyncPolicy::Always`]) then waits for its
     /// group commit.
     fn append(&self, event: AuditEvent, durable: bool) -> Result<u64, Error> {
-        lock(&self.commit).refuse_if_failed()?;
         let durable = durable || self.sync == SyncPolicy::Always;
+        let seq = self.write(event, durable)?;
+        if durable {
+            self.wait_durable(seq)?;
+        }
+        Ok(seq)
+    }
+
+    /// Write `event` under the lock and tell the taps; `unsynced`: leave
+    /// its fsync to [`wait_durable`](Self::wait_durable), else follow the
+    /// sync policy.
+    fn write(&self, event: AuditEvent, unsynced: bool) -> Result<u64, Error> {
+        lock(&self.commit).refuse_if_failed()?;
         let tapped = !self
             .taps
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .is_empty();
-        let seq = self.with(|log| {
+        self.with(|log| {
             let copy = tapped.then(|| event.clone());
-            let seq = if durable {
+            let seq = if unsynced {
                 log.append_unsynced(event)?
             } else {
                 log.append(event)?
@@ -158,16 +169,22 @@ impl Auditor {
                 self.each_tap(|t| t.record(&record));
             }
             Ok(seq)
-        })?;
-        if durable {
-            self.wait_durable(seq)?;
-        }
-        Ok(seq)
+        })
+    }
+
+    /// Append an event without waiting for its fsync; returns its index,
+    /// for [`wait_durable`](Self::wait_durable). The two halves of
+    /// [`record_durable`](Self::record_durable), for a caller that has
+    /// other work to make durable meanwhile (the gateway's spool file):
+    /// the fsyncs overlap.
+    pub fn append_pending(&self, event: AuditEvent) -> Result<u64, Error> {
+        self.write(event, true)
     }
 
     /// Return once record `seq` is on disk: lead an fsync of everything
     /// written so far if none is running, else wait for the running one.
-    fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+    /// Fails if an fsync failed (then no record is taken any more).
+    pub fn wait_durable(&self, seq: u64) -> Result<(), Error> {
         let mut c = lock(&self.commit);
         while c.synced <= seq {
             c.refuse_if_failed()?;
@@ -329,6 +346,7 @@ mod tests {
             let e = a.append(received(1), durable).unwrap_err().to_string();
             assert!(e.contains("fsync of the audit log failed"), "{e}");
         }
+        assert!(a.append_pending(received(1)).is_err());
         assert!(a.wait_durable(0).is_err(), "a waiter is refused too");
         assert_eq!(a.size(), 1, "nothing appended after the failure");
     }
@@ -347,6 +365,17 @@ mod tests {
         // nothing new: no fsync
         a.wait_durable(10).unwrap();
         assert_eq!(a.durable(), (11, 1));
+    }
+
+    #[test]
+    fn a_pending_record_is_durable_once_waited_for_on_another_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), SyncPolicy::Batched(1000));
+        let seq = a.append_pending(received(0)).unwrap();
+        assert_eq!(a.durable(), (0, 0), "not fsync'd by the append");
+        std::thread::scope(|s| s.spawn(|| a.wait_durable(seq)).join().unwrap()).unwrap();
+        assert_eq!(a.durable(), (1, 1));
+        assert_eq!(lines_on_disk(dir.path()), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use metrics::Metrics;
 pub use policy::{Caller, Policy};
 
 use queue::{Enqueued, Queue, QueueBackend};
-use spool::{persist_dataset, uid_hash, uid_tag, DataDir};
+use spool::{uid_hash, uid_tag, write_dataset, DataDir};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -304,7 +304,7 @@ impl Gateway {
             queue::now() as u64,
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
-        let (path, bytes) = match persist_dataset(
+        let (file, bytes) = match write_dataset(
             &self.data.spool(),
             &name,
             dataset,
@@ -318,19 +318,13 @@ impl Gateway {
                 return STATUS_OUT_OF_RESOURCES;
             }
         };
-        // the audit record is durable before the queue row: an instance is
-        // never acknowledged without it (a record of an instance the sender
-        // must re-send is harmless)
-        if let Some(a) = self.auditor() {
-            let event = audit::received(a, peer, sop_instance_uid, &path);
-            if let Err(e) = a.record_durable(event) {
-                let _ = std::fs::remove_file(&path);
-                log(&format!(
-                    "instance {tag} from {peer} not acknowledged: audit log: {e}"
-                ));
+        let path = match self.commit_audited(file, peer, sop_instance_uid) {
+            Ok(p) => p,
+            Err(e) => {
+                log(&format!("instance {tag} from {peer} not acknowledged: {e}"));
                 return STATUS_OUT_OF_RESOURCES;
             }
-        }
+        };
         let hash = uid_hash(sop_instance_uid);
         let enqueued = match self.receiver.lock() {
             Ok(mut q) => q.enqueue(&hash, &name, peer, bytes, dests),
@@ -357,6 +351,46 @@ impl Gateway {
                 let _ = std::fs::remove_file(&path);
                 log(&format!("instance {tag} from {peer} not queued: {e}"));
                 STATUS_OUT_OF_RESOURCES
+            }
+        }
+    }
+
+    /// Make a received instance durable in the spool and, when the audit
+    /// log is on, its `instance-received` record too: the record is
+    /// appended from the written file's header, then its fsync (group
+    /// commit) runs on another thread while the spool file and folder are
+    /// fsync'd, so the C-STORE waits for the slower of the two, not both in
+    /// turn. The caller acknowledges only if both succeed: the record is
+    /// durable before the queue row, so an instance is never acknowledged
+    /// without it (a record of an instance the sender must re-send is
+    /// harmless).
+    fn commit_audited(
+        &self,
+        file: spool::Unsynced,
+        peer: &str,
+        sop_instance_uid: &str,
+    ) -> Result<std::path::PathBuf, String> {
+        let Some(a) = self.auditor() else {
+            return file.commit();
+        };
+        let event = audit::received(a, peer, sop_instance_uid, file.temp_path());
+        let seq = a
+            .append_pending(event)
+            .map_err(|e| format!("audit log: {e}"))?;
+        let (committed, recorded) = std::thread::scope(|s| {
+            let recorded = s.spawn(|| a.wait_durable(seq));
+            let committed = file.commit();
+            (committed, recorded.join())
+        });
+        let path = committed?;
+        match recorded {
+            Ok(Ok(())) => Ok(path),
+            failed => {
+                let _ = std::fs::remove_file(&path);
+                Err(match failed {
+                    Ok(Err(e)) => format!("audit log: {e}"),
+                    _ => "audit log: its fsync thread panicked".into(),
+                })
             }
         }
     }
