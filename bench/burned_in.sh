@@ -76,67 +76,7 @@ print(f"{len(burned)} of {len(files)} files ({100 * len(burned) / max(len(files)
       f"burned_in ({other} quarantined for other reasons)")
 PY
 echo
-echo "## single-frame ultrasound speed (deid-data GREYSCALE_IMAGE + RGB_IMAGE, 20 copies each), median of $RUNS"
-US=$(python3 -c "import deid_data, os; print(os.path.join(os.path.dirname(deid_data.__file__), 'data', 'ultrasounds'))")
-mkdir -p "$WORK/us"
-for i in $(seq -w 1 20); do
-    cp "$US/GREYSCALE_IMAGE.dcm" "$WORK/us/g$i.dcm"; cp "$US/RGB_IMAGE.dcm" "$WORK/us/r$i.dcm"
-done
-for mode in "--option clean-pixel-data" "--allow-burned-in"; do
-    walls=()
-    for _ in $(seq "$RUNS"); do
-        rm -rf "$WORK/us-out"
-        $TIME -f '%e %M' -o "$WORK/us.time" nice -n 15 "$BIN" deid "$WORK/us" "$WORK/us-out" \
-            --key-file "$WORK/key" $mode --jobs "$JOBS" >/dev/null 2>&1 || true
-        walls+=("$(cut -d' ' -f1 "$WORK/us.time")")
-    done
-    med=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-    echo "deid $mode: 40 images in $med s (median) = $(python3 -c "print(f'{40 / $med:.1f}')") images/s, peak RSS $(( $(cut -d' ' -f2 "$WORK/us.time") / 1024 )) MB"
-done
-
-echo
-echo "## cheap pass against an OCR, on the labelled images the cheap pass clears (of the first 80)"
-# without the option, at-risk files are read by the cheap pass alone and
-# written when it clears them: those are the images it clears
-mkdir -p "$WORK/risk"
-python3 - "$SET" "$WORK/risk" <<'PY'
-import pydicom, shutil, sys
-from pathlib import Path
-for p in sorted(Path(sys.argv[1]).glob("*.dcm"))[:80]:  # at risk whatever the modality
-    ds = pydicom.dcmread(p)
-    ds.BurnedInAnnotation = "YES"
-    ds.save_as(Path(sys.argv[2]) / p.name)
-PY
-"$BIN" deid "$WORK/risk" "$WORK/risk-out" --key-file "$WORK/key" --jobs 1 --report "$WORK/risk.json" >/dev/null 2>&1 || true
-# each cleared image 5 times: CPU times come in 10 ms steps
-mkdir -p "$WORK/cleared" && for f in "$WORK/risk-out"/*.dcm; do
-    for c in 1 2 3 4 5; do cp "$WORK/risk/$(basename "$f")" "$WORK/cleared/$c-$(basename "$f")"; done
-done
-n=$(ls "$WORK/cleared" | wc -l)
-cpu() { $TIME -f '%U %S' -o "$WORK/cpu.time" nice -n 15 "$@" >/dev/null 2>&1 || true; awk '{print $1 + $2}' "$WORK/cpu.time"; }
-checked=$(cpu "$BIN" deid "$WORK/cleared" "$WORK/c1" --key-file "$WORK/key" --jobs 1)
-unread=$(cpu "$BIN" deid "$WORK/cleared" "$WORK/c2" --key-file "$WORK/key" --jobs 1 --allow-burned-in)
-python3 - "$WORK/cleared" "$WORK/png" <<'PY'
-import sys
-from pathlib import Path
-sys.path.insert(0, "tests")
-import numpy as np, pydicom
-from PIL import Image
-from pydicom.pixels import apply_color_lut
-out = Path(sys.argv[2]); out.mkdir(exist_ok=True)
-for p in sorted(Path(sys.argv[1]).glob("*.dcm")):
-    ds = pydicom.dcmread(p); a = ds.pixel_array
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1: a = a[0]
-    if ds.PhotometricInterpretation == "PALETTE COLOR": a = apply_color_lut(a, ds)
-    a = a.astype(float); a = (255 * (a - a.min()) / max(np.ptp(a), 1)).astype(np.uint8)
-    Image.fromarray(a).save(out / (p.stem + ".png"))
-PY
-ocr=$(cpu bash -c "for f in '$WORK/png'/*.png; do tesseract \"\$f\" - --psm 11 >/dev/null 2>&1; done")
-python3 -c "
-n, checked, unread, ocr = $n, $checked, $unread, $ocr
-cheap = max(checked - unread, 0) / max(n, 1); per_ocr = ocr / max(n, 1)
-print(f'cheap pass: {n // 5} images cleared (x5); cheap pass {1000 * cheap:.0f} ms CPU per image (deid reading them minus deid --allow-burned-in), '
-      f'Tesseract CLI on the frame {1000 * per_ocr:.0f} ms: {100 * cheap / max(per_ocr, 1e-9):.1f} % of an OCR')"
+SET=$SET WORK=$WORK/speed JOBS=$JOBS RUNS=$RUNS bash "$ROOT/bench/burned_in_speed.sh"
 
 echo
 echo "## dciodvfy: errors in the redacted outputs that the inputs did not have (the first 80)"

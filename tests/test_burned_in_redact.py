@@ -146,3 +146,24 @@ def ocr_words(tesseract, path, tmp):
     png = tmp / f"{path.stem}-{path.parent.name}.png"
     return {w.strip(".,:;").upper() for w, _ in ocr_first_frame(tesseract, path, png)
             if w.strip(".,:;")}
+
+
+def test_32_bit_pixel_data_is_read_not_quarantined(tmp_path, session_key):
+    # RT dose grids (32 bits allocated): the devset's two, which were
+    # quarantined as undecodable, and pydicom's multi-frame and RLE ones
+    from pydicom.data import get_testdata_file
+    src = tmp_path / "in"
+    src.mkdir()
+    devset = HERE / "devset" / "data" / "data"
+    for p in [devset / "IM5230957F.dcm", devset / "IMF5F4505C.dcm",
+              Path(get_testdata_file("rtdose.dcm")), Path(get_testdata_file("rtdose_rle.dcm"))]:
+        assert pydicom.dcmread(p, stop_before_pixels=True).BitsAllocated == 32
+        shutil.copy(p, src / p.name)
+    code, report = run_deid(src, tmp_path / "out", "--key-file", session_key,
+                            "--option", "clean-pixel-data")
+    assert code == 0, report["files"]
+    assert all(f["outcome"] == "written" for f in report["files"]), report["files"]
+    scan = tmp_path / "scan.json"
+    obscura("scan", "--pixels", src, "--json", scan)
+    findings = [f for e in json.loads(scan.read_text())["files"] for f in e["findings"]]
+    assert not [f for f in findings if f["detector"] == "pixels-unreadable"], findings

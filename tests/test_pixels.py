@@ -50,10 +50,18 @@ LOSSLESS = [
     ("SC_rgb_small_odd_big_endian.dcm", 0),   # 8-bit in swapped OW words, odd size
     ("OBXXXX1A_expb_2frame.dcm", 1),
     ("gdcm-US-ALOKA-16_big.dcm", 0),
+    # 32 bits allocated: RT dose grids, 32-bit RGB
+    ("rtdose.dcm", 5),
+    ("rtdose_1frame.dcm", 0),
+    ("rtdose_expb.dcm", 14),
+    ("SC_rgb_32bit_2frame.dcm", 1),
+    ("SC_rgb_expb_32bit.dcm", 0),
     # RLE
     ("MR_small_RLE.dcm", 0),
     ("emri_small_RLE.dcm", 9),
     ("SC_rgb_rle_16bit_2frame.dcm", 1),
+    ("rtdose_rle.dcm", 7),                # 32-bit
+    ("SC_rgb_rle_32bit_2frame.dcm", 1),
     ("OBXXXX1A_rle.dcm", 0),
     # JPEG lossless
     ("JPEG-LL.dcm", 0),
@@ -102,7 +110,7 @@ def decoded(binary, path, frame):
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     nl = proc.stdout.index(b"\n")
     head = json.loads(proc.stdout[:nl])
-    values = np.frombuffer(proc.stdout[nl + 1:], dtype="<i4")
+    values = np.frombuffer(proc.stdout[nl + 1:], dtype="<i8")
     return head, values
 
 
@@ -239,7 +247,7 @@ def test_bad_pixel_data_is_an_error_not_a_panic(decode_bin, tmp_path):
         (bad_rle, "undecodable-pixel-data"),
         (get_testdata_file("JPGExtended.dcm"), "undecodable-pixel-data"),  # 12-bit
         (get_testdata_file("MR_truncated.dcm"), "unreadable"),
-        (get_testdata_file("rtdose.dcm"), "unsupported-pixel-data"),        # 32-bit
+        (get_testdata_file("liver.dcm"), "unsupported-pixel-data"),         # 1-bit
         (get_testdata_file("emri_small.dcm"), "no-such-frame"),
     ]
     for path, code in cases:

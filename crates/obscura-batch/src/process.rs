@@ -111,7 +111,7 @@ pub fn process_file(
             .map(|_| Mode::Check)
     };
     let (bytes_in, source_ts) = (read.bytes_in, read.input.transfer_syntax_uid.clone());
-    let (input, dataset, pixels) = match mode {
+    let (input, dataset, mut pixels) = match mode {
         Some(mode) => match read_pixels(read.input, read.dataset, mode, risk) {
             Ok(c) => (c.input, c.dataset, c.pixels),
             Err(outcome) => return outcome,
@@ -126,12 +126,13 @@ pub fn process_file(
         mark_clean(&mut result.object, pixels.as_ref(), &source_ts);
     }
     match write_atomically(output, |w| {
-        match &pixels {
+        match &mut pixels {
             Some(p) => input.write_part10_native(
                 &result.object,
                 NativePixels {
                     vr: p.vr,
-                    bytes: &p.bytes,
+                    len: p.len,
+                    samples: &mut p.file,
                 },
                 &mut &*w,
             ),

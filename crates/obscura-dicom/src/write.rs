@@ -11,7 +11,7 @@ use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 
 /// An encoded output in three parts: everything before the pixel data
 /// value, the pixel data value (still in the source), everything after.
@@ -27,12 +27,14 @@ pub struct Parts {
 }
 
 /// Pixel Data written in place of the source's: native samples.
-#[derive(Debug, Clone, Copy)]
 pub struct NativePixels<'a> {
     /// OB (8-bit samples) or OW.
     pub vr: [u8; 2],
-    /// Every frame's samples, little endian, pixel-interleaved.
-    pub bytes: &'a [u8],
+    /// Bytes of `samples`.
+    pub len: u64,
+    /// Every frame's samples, little endian, pixel-interleaved, read as
+    /// they are written (a cine need not be held in memory).
+    pub samples: &'a mut dyn Read,
 }
 
 /// What an output is encoded as: the source's syntax, or native.
@@ -95,7 +97,7 @@ impl<S: Source> DicomInput<S> {
         pixels: NativePixels<'_>,
         out: &mut dyn Write,
     ) -> Result<u64, WriteError> {
-        let len = u32::try_from(pixels.bytes.len() + pixels.bytes.len() % 2)
+        let len = u32::try_from(pixels.len + pixels.len % 2)
             .map_err(|_| WriteError::Encode("native pixel data over 4 GiB".into()))?;
         let target = Target {
             transfer_syntax_uid: EXPLICIT_VR_LE,
@@ -111,8 +113,13 @@ impl<S: Source> DicomInput<S> {
         };
         let parts = self.encode_as(dataset, &target)?;
         out.write_all(&parts.head)?;
-        out.write_all(pixels.bytes)?;
-        if pixels.bytes.len() % 2 == 1 {
+        let copied = std::io::copy(&mut pixels.samples.take(pixels.len), out)?;
+        if copied != pixels.len {
+            return Err(WriteError::Encode(
+                "native pixel data shorter than declared".into(),
+            ));
+        }
+        if pixels.len % 2 == 1 {
             out.write_all(&[0])?;
         }
         out.write_all(&parts.tail)?;

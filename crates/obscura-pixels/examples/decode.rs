@@ -3,7 +3,7 @@
 //!
 //! `decode FILE FRAME` writes a JSON line (width, height, samples per pixel,
 //! photometric interpretation) and then every sample value as a
-//! little-endian i32. `decode FILE FRAME --png OUT [WINDOW]` writes the
+//! little-endian i64. `decode FILE FRAME --png OUT [WINDOW]` writes the
 //! rendered frame as PNG (WINDOW as in a `window=` query).
 
 use obscura_pixels::{render, DecodeLimits, Decoder, Window};
@@ -51,7 +51,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         f.photometric.as_str(),
         d.frames()
     )?;
-    let bytes: Vec<u8> = f.values().flat_map(i32::to_le_bytes).collect();
+    let bytes: Vec<u8> = f.values().flat_map(i64::to_le_bytes).collect();
     out.write_all(&bytes)?;
     Ok(())
 }

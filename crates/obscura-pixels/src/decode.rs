@@ -7,6 +7,7 @@ use crate::frame::{Frame, Samples};
 use crate::frames::{self, Runs};
 use crate::info::{ImageInfo, Photometric};
 use crate::jpeg;
+use crate::rle;
 use dicom_encoding::adapters::{PixelDataObject, RawPixelData};
 use dicom_encoding::transfer_syntax::Codec;
 use dicom_encoding::TransferSyntaxIndex;
@@ -36,6 +37,8 @@ const JPEG: &[&str] = &[
     "1.2.840.10008.1.2.4.57",
     "1.2.840.10008.1.2.4.70",
 ];
+/// RLE Lossless, decoded by [`rle`] for every sample width.
+const RLE: &str = "1.2.840.10008.1.2.5";
 /// Bytes of a stored object kept in memory while its header is read.
 const HEADER_KEEP: u64 = 64 << 20;
 
@@ -197,11 +200,11 @@ impl<S: Source> Decoder<S> {
             Storage::Native {
                 big_endian,
                 swapped_bytes: false,
-            } => Ok(native(&self.info, &self.stored_frame(n)?, big_endian)),
+            } => Ok(native(&self.info, self.stored_frame(n)?, big_endian)),
             Storage::Native {
                 swapped_bytes: true,
                 ..
-            } => Ok(native(&self.info, &self.swapped_frame(n)?, false)),
+            } => Ok(native(&self.info, self.swapped_frame(n)?, false)),
             Storage::Encapsulated => self.codec(self.stored_frame(n)?),
         }
     }
@@ -248,6 +251,14 @@ impl<S: Source> Decoder<S> {
         let (mut out, to_rgb) = if JPEG.contains(&uid) {
             let rgb = self.info.photometric == Photometric::Rgb;
             guarded(&mut || Ok((jpeg::decode(&data, rgb)?, self.info.samples_per_pixel == 3)))?
+        } else if uid == RLE {
+            let info = &self.info;
+            let pixels = info.rows as usize * info.cols as usize;
+            let (spp, bytes) = (
+                info.samples_per_pixel.into(),
+                (info.bits_allocated / 8).into(),
+            );
+            guarded(&mut || Ok((rle::decode(&data, pixels, spp, bytes)?, false)))?
         } else {
             let Codec::EncapsulatedPixelData(Some(reader), _) = ts.codec() else {
                 return Err(PixelError::Unsupported(format!("decoding {name}")));
@@ -290,37 +301,51 @@ impl<S: Source> Decoder<S> {
             bits_stored: self.info.bits_stored,
             signed: self.info.signed,
             photometric,
-            samples: samples(&out, self.info.bits_allocated, false),
+            samples: samples(out, self.info.bits_allocated, false),
         })
     }
 }
 
-/// Bytes to samples of `bits` bits.
-fn samples(bytes: &[u8], bits: u16, big_endian: bool) -> Samples {
-    if bits == 8 {
-        return Samples::U8(bytes.to_vec());
+/// Bytes to samples of `bits` bits (8-bit samples keep the bytes).
+fn samples(bytes: Vec<u8>, bits: u16, big_endian: bool) -> Samples {
+    match bits {
+        8 => Samples::U8(bytes),
+        16 => Samples::U16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| {
+                    let c = [c[0], c[1]];
+                    if big_endian {
+                        u16::from_be_bytes(c)
+                    } else {
+                        u16::from_le_bytes(c)
+                    }
+                })
+                .collect(),
+        ),
+        _ => Samples::U32(
+            bytes
+                .chunks_exact(4)
+                .map(|c| {
+                    let c = [c[0], c[1], c[2], c[3]];
+                    if big_endian {
+                        u32::from_be_bytes(c)
+                    } else {
+                        u32::from_le_bytes(c)
+                    }
+                })
+                .collect(),
+        ),
     }
-    Samples::U16(
-        bytes
-            .chunks_exact(2)
-            .map(|c| {
-                if big_endian {
-                    u16::from_be_bytes([c[0], c[1]])
-                } else {
-                    u16::from_le_bytes([c[0], c[1]])
-                }
-            })
-            .collect(),
-    )
 }
 
 /// A native frame: planes interleaved, YBR_FULL_422 chroma repeated per pixel.
-fn native(info: &ImageInfo, bytes: &[u8], big_endian: bool) -> Frame {
+fn native(info: &ImageInfo, bytes: Vec<u8>, big_endian: bool) -> Frame {
     let stored = samples(bytes, info.bits_allocated, big_endian);
     let pixels = info.rows as usize * info.cols as usize;
     let (photometric, samples) = match info.photometric {
-        Photometric::YbrFull422 => (Photometric::YbrFull, map(stored, expand_422)),
-        p if info.planar => (p, map(stored, |v| interleave(v, pixels))),
+        Photometric::YbrFull422 => (Photometric::YbrFull, map(stored, Expand422)),
+        p if info.planar => (p, map(stored, Interleave(pixels))),
         p => (p, stored),
     };
     Frame {
@@ -334,33 +359,46 @@ fn native(info: &ImageInfo, bytes: &[u8], big_endian: bool) -> Frame {
     }
 }
 
-/// Apply a rearrangement to either sample width.
-fn map(s: Samples, f: impl Fn(&[u16]) -> Vec<u16>) -> Samples {
+/// Apply a rearrangement to samples of any width.
+fn map(s: Samples, f: impl Rearrange) -> Samples {
     match s {
-        Samples::U8(v) => {
-            let wide: Vec<u16> = v.iter().map(|b| u16::from(*b)).collect();
-            Samples::U8(f(&wide).into_iter().map(|w| w as u8).collect())
-        }
-        Samples::U16(v) => Samples::U16(f(&v)),
+        Samples::U8(v) => Samples::U8(f.apply(&v)),
+        Samples::U16(v) => Samples::U16(f.apply(&v)),
+        Samples::U32(v) => Samples::U32(f.apply(&v)),
     }
 }
 
-/// Planar (RRR..GGG..BBB..) to interleaved (RGBRGB..).
-fn interleave(v: &[u16], pixels: usize) -> Vec<u16> {
-    let mut out = Vec::with_capacity(pixels * 3);
-    for i in 0..pixels {
-        out.extend([v[i], v[pixels + i], v[2 * pixels + i]]);
+/// A rearrangement of samples, whatever their width.
+trait Rearrange {
+    fn apply<T: Copy>(&self, v: &[T]) -> Vec<T>;
+}
+
+/// Planar (RRR..GGG..BBB..) to interleaved (RGBRGB..), for frames of
+/// this many pixels.
+struct Interleave(usize);
+
+impl Rearrange for Interleave {
+    fn apply<T: Copy>(&self, v: &[T]) -> Vec<T> {
+        let pixels = self.0;
+        let mut out = Vec::with_capacity(pixels * 3);
+        for i in 0..pixels {
+            out.extend([v[i], v[pixels + i], v[2 * pixels + i]]);
+        }
+        out
     }
-    out
 }
 
 /// YBR_FULL_422 (Y1 Y2 Cb Cr per pair of pixels) to full YBR.
-fn expand_422(v: &[u16]) -> Vec<u16> {
-    let mut out = Vec::with_capacity(v.len() / 2 * 3);
-    for q in v.chunks_exact(4) {
-        out.extend([q[0], q[2], q[3], q[1], q[2], q[3]]);
+struct Expand422;
+
+impl Rearrange for Expand422 {
+    fn apply<T: Copy>(&self, v: &[T]) -> Vec<T> {
+        let mut out = Vec::with_capacity(v.len() / 2 * 3);
+        for q in v.chunks_exact(4) {
+            out.extend([q[0], q[2], q[3], q[1], q[2], q[3]]);
+        }
+        out
     }
-    out
 }
 
 /// One frame's bit stream, as dicom-rs's codecs read it.

@@ -5,13 +5,15 @@
 
 use crate::info::Photometric;
 
-/// Sample values, 8 or 16 bits allocated.
+/// Sample values, 8, 16 or 32 bits allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Samples {
     /// Bits Allocated 8.
     U8(Vec<u8>),
     /// Bits Allocated 16 (two's complement bit patterns when signed).
     U16(Vec<u16>),
+    /// Bits Allocated 32 (two's complement bit patterns when signed).
+    U32(Vec<u32>),
 }
 
 impl Samples {
@@ -20,6 +22,7 @@ impl Samples {
         match self {
             Samples::U8(v) => v.len(),
             Samples::U16(v) => v.len(),
+            Samples::U32(v) => v.len(),
         }
     }
 
@@ -53,22 +56,45 @@ pub struct Frame {
 impl Frame {
     /// The value of sample `i`: its low `bits_stored` bits, sign-extended
     /// when signed.
-    pub fn value(&self, i: usize) -> i32 {
+    pub fn value(&self, i: usize) -> i64 {
         let raw = match &self.samples {
             Samples::U8(v) => u32::from(v[i]),
             Samples::U16(v) => u32::from(v[i]),
+            Samples::U32(v) => v[i],
         };
-        let bits = u32::from(self.bits_stored);
-        let v = raw & ((1u32 << bits) - 1);
-        if self.signed && v >> (bits - 1) == 1 {
-            v as i32 - (1i32 << bits)
+        self.extend(raw & self.stored_mask())
+    }
+
+    /// The mask of the stored bits.
+    fn stored_mask(&self) -> u32 {
+        (((1u64 << self.bits_stored) - 1) & u64::from(u32::MAX)) as u32
+    }
+
+    /// The value of the stored bit pattern `bits` (below `1 << bits_stored`):
+    /// itself, or sign-extended when signed.
+    pub fn extend(&self, bits: u32) -> i64 {
+        let n = u32::from(self.bits_stored);
+        if self.signed && bits >> (n - 1) == 1 {
+            i64::from(bits) - (1i64 << n)
         } else {
-            v as i32
+            i64::from(bits)
+        }
+    }
+
+    /// `f` of each sample's stored bit pattern (its low `bits_stored` bits),
+    /// in order: a lookup table over them is indexed without a branch per
+    /// sample width.
+    pub fn map_stored<T>(&self, f: impl Fn(u32) -> T) -> Vec<T> {
+        let mask = self.stored_mask();
+        match &self.samples {
+            Samples::U8(v) => v.iter().map(|&s| f(u32::from(s) & mask)).collect(),
+            Samples::U16(v) => v.iter().map(|&s| f(u32::from(s) & mask)).collect(),
+            Samples::U32(v) => v.iter().map(|&s| f(s & mask)).collect(),
         }
     }
 
     /// Every value, in order (see [`value`](Self::value)).
-    pub fn values(&self) -> impl Iterator<Item = i32> + '_ {
+    pub fn values(&self) -> impl Iterator<Item = i64> + '_ {
         (0..self.samples.len()).map(|i| self.value(i))
     }
 
@@ -79,6 +105,7 @@ impl Frame {
         match &self.samples {
             Samples::U8(v) => v.clone(),
             Samples::U16(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            Samples::U32(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
         }
     }
 }

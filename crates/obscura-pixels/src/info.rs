@@ -106,7 +106,7 @@ pub struct ImageInfo {
     pub cols: u32,
     /// Samples per Pixel (1 or 3).
     pub samples_per_pixel: u16,
-    /// Bits Allocated (8 or 16).
+    /// Bits Allocated (8, 16 or 32).
     pub bits_allocated: u16,
     /// Bits Stored.
     pub bits_stored: u16,
@@ -160,8 +160,8 @@ impl ImageInfo {
         let bits_allocated = match required(ds, tags::BITS_ALLOCATED, "Bits Allocated")? {
             8 => 8,
             16 => 16,
+            32 => 32,
             1 => return Err(PixelError::Unsupported("1-bit pixel data".into())),
-            32 => return Err(PixelError::Unsupported("32-bit pixel data".into())),
             _ => return Err(PixelError::Attribute("Bits Allocated")),
         };
         let bits_stored = int(ds, tags::BITS_STORED)

@@ -26,6 +26,7 @@ pub mod frames;
 mod info;
 mod jpeg;
 mod render;
+mod rle;
 mod voi;
 
 pub use decode::{DecodeLimits, Decoder};

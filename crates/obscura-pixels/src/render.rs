@@ -41,20 +41,19 @@ pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8
 /// Grey levels: rescale, window (given, from the header, or the frame's
 /// range), and inversion for MONOCHROME1.
 fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
-    let modality = |v: i32| f64::from(v) * info.slope + info.intercept;
+    let modality = |v: i64| v as f64 * info.slope + info.intercept;
     let window = window.or(info.window).unwrap_or_else(|| {
         let (lo, hi) = frame
             .values()
-            .fold((i32::MAX, i32::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (a, b) = (modality(lo), modality(hi));
         Window::spanning(a.min(b), a.max(b))
     });
     let invert = frame.photometric == Photometric::Monochrome1;
-    // one lookup per possible stored value when that is cheaper than per pixel
+    // one lookup per possible stored bit pattern when that is cheaper than
+    // per pixel
     let bits = u32::from(frame.bits_stored);
-    let table_len = 1usize << bits;
-    let offset = if frame.signed { 1i32 << (bits - 1) } else { 0 };
-    let level = |v: i32| {
+    let level = |v: i64| {
         let y = window.apply(modality(v));
         if invert {
             255 - y
@@ -62,22 +61,19 @@ fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
             y
         }
     };
-    if table_len <= frame.samples.len() {
-        let table: Vec<u8> = (0..table_len as i32).map(|i| level(i - offset)).collect();
-        frame
-            .values()
-            .map(|v| table[(v + offset) as usize])
-            .collect()
+    if bits <= 16 && 1usize << bits <= frame.samples.len() {
+        let table: Vec<u8> = (0..1u32 << bits).map(|r| level(frame.extend(r))).collect();
+        frame.map_stored(|r| table[r as usize])
     } else {
         frame.values().map(level).collect()
     }
 }
 
-/// Colour samples to 8 bits (16-bit samples keep their top stored bits).
+/// Colour samples to 8 bits (wider samples keep their top stored bits).
 fn rgb(frame: &Frame) -> Vec<u8> {
     match &frame.samples {
         Samples::U8(v) => v.clone(),
-        Samples::U16(_) => {
+        Samples::U16(_) | Samples::U32(_) => {
             let shift = frame.bits_stored.saturating_sub(8);
             frame.values().map(|v| (v.max(0) >> shift) as u8).collect()
         }
@@ -111,6 +107,7 @@ fn palette(frame: &Frame, info: &ImageInfo) -> Vec<u8> {
     };
     frame
         .values()
+        .map(|v| v.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
         .flat_map(|v| [p.red.lookup8(v), p.green.lookup8(v), p.blue.lookup8(v)])
         .collect()
 }

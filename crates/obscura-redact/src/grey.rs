@@ -18,9 +18,10 @@ pub struct Grey {
 impl Grey {
     /// The luminance of a rendered frame; for colour, the brightest channel
     /// where it stands out more (coloured text on grey keeps its contrast).
-    pub fn from_image(img: &Image8) -> Self {
+    pub fn from_image(img: Image8) -> Self {
+        let (width, height) = (img.width as usize, img.height as usize);
         let data = if img.channels == 1 {
-            img.data.clone()
+            img.data
         } else {
             img.data
                 .chunks_exact(3)
@@ -34,8 +35,8 @@ impl Grey {
                 .collect()
         };
         Grey {
-            width: img.width as usize,
-            height: img.height as usize,
+            width,
+            height,
             data,
         }
     }

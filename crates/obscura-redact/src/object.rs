@@ -10,6 +10,7 @@ use obscura_dicom::Source;
 use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples, Window};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{BufWriter, Seek, Write};
 
 /// Pixels added around a candidate for OCR, and around a redacted box.
 const OCR_MARGIN: usize = 3;
@@ -58,7 +59,7 @@ pub struct Found {
 }
 
 /// What inspecting an object came to.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     /// The text that must go (redacted, when redacting).
     pub found: Vec<Found>,
@@ -72,11 +73,17 @@ pub struct Outcome {
     pub pixels: Option<NativeFrames>,
 }
 
-/// Redacted frames, ready to be written as native Pixel Data.
-#[derive(Debug, Clone)]
+/// Redacted frames, ready to be written as native Pixel Data. They are
+/// spilled to an unnamed temporary file as each frame is redacted, so that
+/// a cine is never held whole in memory (what is spilled is already
+/// redacted).
+#[derive(Debug)]
 pub struct NativeFrames {
-    /// Every frame's samples, little endian, pixel-interleaved.
-    pub bytes: Vec<u8>,
+    /// Every frame's samples, little endian, pixel-interleaved, from the
+    /// file's start.
+    pub file: std::fs::File,
+    /// Bytes in `file`.
+    pub len: u64,
     /// OB or OW.
     pub vr: [u8; 2],
     /// The Photometric Interpretation of the samples written.
@@ -261,7 +268,8 @@ pub fn inspect<S: Source>(
         // a box redacted in one frame is redacted in all: banners stay put
         let rects: Vec<Rect> = outcome.found.iter().map(|f| f.rect).collect();
         let (w, h) = (info.cols as usize, info.rows as usize);
-        let mut bytes = Vec::new();
+        let mut spill = BufWriter::new(tempfile::tempfile().map_err(RedactError::Spill)?);
+        let mut len = 0u64;
         let mut written = None;
         for n in 0..decoder.frames() {
             let mut frame = match single.take() {
@@ -307,15 +315,22 @@ pub fn inspect<S: Source>(
                         reason,
                     }));
             }
-            bytes.extend_from_slice(&frame.to_le_bytes());
+            let bytes = frame.to_le_bytes();
+            spill.write_all(&bytes).map_err(RedactError::Spill)?;
+            len += bytes.len() as u64;
             let vr = match frame.samples {
                 Samples::U8(_) => *b"OB",
-                Samples::U16(_) => *b"OW",
+                Samples::U16(_) | Samples::U32(_) => *b"OW",
             };
             written.get_or_insert((frame.photometric, frame.bits_stored, vr));
         }
+        let mut file = spill
+            .into_inner()
+            .map_err(|e| RedactError::Spill(e.into_error()))?;
+        file.rewind().map_err(RedactError::Spill)?;
         outcome.pixels = written.map(|(photometric, bits_stored, vr)| NativeFrames {
-            bytes,
+            file,
+            len,
             vr,
             photometric,
             bits_stored,
@@ -331,7 +346,7 @@ pub fn inspect<S: Source>(
 /// or white, spanning its values too: text outside the window is one
 /// windowing away from being read.
 fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
-    let shown = Grey::from_image(&render(frame, info, None));
+    let shown = Grey::from_image(render(frame, info, None));
     let grey = matches!(
         frame.photometric,
         Photometric::Monochrome1 | Photometric::Monochrome2
@@ -341,11 +356,11 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         return vec![shown];
     }
     // percentiles of every few pixels: plenty for a window, and cheap
-    let mut values: Vec<i32> = frame.values().step_by(PERCENTILE_STEP).collect();
+    let mut values: Vec<i64> = frame.values().step_by(PERCENTILE_STEP).collect();
     let n = values.len();
     let lo = *values.select_nth_unstable(n / 100).1;
     let hi = *values.select_nth_unstable(n - 1 - n / 100).1;
-    let modality = |v: i32| f64::from(v) * info.slope + info.intercept;
+    let modality = |v: i64| v as f64 * info.slope + info.intercept;
     let (lo, hi) = (
         modality(lo).min(modality(hi)),
         modality(lo).max(modality(hi)),
@@ -359,7 +374,7 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         return vec![shown];
     }
     let spanning = render(frame, info, Some(Window::spanning(lo, hi.max(lo + 1.0))));
-    vec![shown, Grey::from_image(&spanning)]
+    vec![shown, Grey::from_image(spanning)]
 }
 
 /// Lines read side by side (overlapping rows, gaps of at most twice their
@@ -455,6 +470,7 @@ fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
     match &mut frame.samples {
         Samples::U8(v) => fill_samples(v, from, spp, w, h, rects),
         Samples::U16(v) => fill_samples(v, from, spp, w, h, rects),
+        Samples::U32(v) => fill_samples(v, from, spp, w, h, rects),
     }
 }
 
