@@ -182,6 +182,14 @@ impl InstanceReader {
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
+
+    /// The spare capacity a `read_to_end` from the current position uses
+    /// in the caller's `Vec` (the rest of the instance and, while it is
+    /// decrypted in place, its segments' tags): reserve it and the `Vec` is
+    /// never reallocated (no copy of the bytes read).
+    pub fn read_to_end_room(&self) -> u64 {
+        self.inner.read_to_end_room()
+    }
 }
 
 impl Read for InstanceReader {

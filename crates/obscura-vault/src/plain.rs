@@ -89,6 +89,11 @@ impl SeekableReader {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The room a `read_to_end` from the current position uses: the rest.
+    pub fn read_to_end_room(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
 }
 
 impl Read for SeekableReader {

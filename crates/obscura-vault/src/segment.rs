@@ -415,6 +415,17 @@ impl SeekableReader {
         self.len == 0
     }
 
+    /// The room a `read_to_end` from the current position uses in the
+    /// caller's buffer: the rest of the plaintext, and the tags of the
+    /// segments it reads there before decrypting them where they lie. A
+    /// buffer with that much spare capacity is never reallocated.
+    pub fn read_to_end_room(&self) -> u64 {
+        if self.pos >= self.len {
+            return 0;
+        }
+        (self.len - self.pos) + (self.last - self.pos / self.segment_len + 1) * TAG_LEN as u64
+    }
+
     /// The plaintext length of segment `i`.
     fn plain_len(&self, i: u64) -> usize {
         if i < self.last {
@@ -782,6 +793,25 @@ mod tests {
             let mut all = Vec::new();
             r.read_to_end(&mut all).unwrap();
             prop_assert_eq!(all, plain);
+        }
+
+        #[test]
+        fn read_to_end_fits_in_its_room(
+            len in 0usize..3000,
+            log2 in 6u8..9,
+            from in 0usize..3100,
+        ) {
+            let k = keys();
+            let plain = data(len);
+            let mut r = seekable(&k, seal_all(&k, &plain, log2), len as u64);
+            r.seek(SeekFrom::Start(from as u64)).unwrap();
+            let mut out = b"head".to_vec();
+            out.reserve_exact(r.read_to_end_room() as usize);
+            let (ptr, cap) = (out.as_ptr(), out.capacity());
+            r.read_to_end(&mut out).unwrap();
+            // not reallocated: no copy of what was read
+            prop_assert_eq!((out.as_ptr(), out.capacity()), (ptr, cap));
+            prop_assert_eq!(&out[4..], &plain[from.min(len)..]);
         }
 
         #[test]

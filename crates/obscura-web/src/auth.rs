@@ -295,21 +295,30 @@ impl Authenticator {
                     principal: Some(Arc::clone(&who.name)),
                 })?,
         };
-        let tenant = TenantId::parse(access.tenant()).ok_or_else(|| Refused {
-            denied: Denied::NoGrant,
-            principal: Some(Arc::clone(&who.name)),
-        })?;
-        Ok(Principal {
-            name: who.name,
-            tenant,
-            method: who.method,
-            access: Arc::new(access),
-            returned: Default::default(),
-            base_path: match link {
-                Some(token) => Arc::from(format!("/share/{token}")),
-                None => Arc::from(""),
-            },
-        })
+        principal(who, access, link)
+    }
+
+    /// What [`authenticate`](Self::authenticate) decides, when deciding it
+    /// needs neither the grant store nor the index: a request without a
+    /// share link from a configured principal that owns its tenant, by its
+    /// static token or client certificate (a hash and comparisons, fit for
+    /// the runtime's threads). `None`: anything else, for `authenticate`
+    /// on a blocking thread.
+    pub fn owner(
+        &self,
+        peer: &Peer,
+        authorization: Option<&[u8]>,
+        link: Option<&str>,
+    ) -> Option<Principal> {
+        if link.is_some() {
+            return None;
+        }
+        let who = match authorization {
+            Some(value) => self.configured(self.token_owner(bearer(value)?)?, Method::Token),
+            None => self.configured(self.certificate_owner(peer)?, Method::Certificate),
+        };
+        let access = Access::owner(who.owns.as_ref()?.as_str());
+        principal(who, access, None).ok()
     }
 
     /// Count a read of `study` against the daily quotas that cover it for
@@ -346,6 +355,16 @@ impl Authenticator {
                 jti: v.jti,
             });
         }
+        match self.certificate_owner(peer) {
+            Some(i) => Ok(self.configured(i, Method::Certificate)),
+            None if peer.cert_sha256.is_some() => Err(Denied::UnknownCertificate),
+            None => Err(Denied::NoCredentials),
+        }
+    }
+
+    /// The principal whose client certificate `peer` presented, by
+    /// fingerprint or subject.
+    fn certificate_owner(&self, peer: &Peer) -> Option<usize> {
         let by_fingerprint = peer.cert_sha256.and_then(|fp| {
             self.entries
                 .iter()
@@ -357,11 +376,7 @@ impl Authenticator {
             want.sort();
             self.entries.iter().position(|e| e.subjects.contains(&want))
         };
-        match by_fingerprint.or_else(by_subject) {
-            Some(i) => Ok(self.configured(i, Method::Certificate)),
-            None if peer.cert_sha256.is_some() => Err(Denied::UnknownCertificate),
-            None => Err(Denied::NoCredentials),
-        }
+        by_fingerprint.or_else(by_subject)
     }
 
     fn configured(&self, i: usize, method: Method) -> Identity {
@@ -386,6 +401,25 @@ impl Authenticator {
         }
         (found != usize::MAX).then_some(found)
     }
+}
+
+/// The principal `who` is with `access`, reached by `link` if any.
+fn principal(who: Identity, access: Access, link: Option<&str>) -> Result<Principal, Refused> {
+    let tenant = TenantId::parse(access.tenant()).ok_or_else(|| Refused {
+        denied: Denied::NoGrant,
+        principal: Some(Arc::clone(&who.name)),
+    })?;
+    Ok(Principal {
+        name: who.name,
+        tenant,
+        method: who.method,
+        access: Arc::new(access),
+        returned: Default::default(),
+        base_path: match link {
+            Some(token) => Arc::from(format!("/share/{token}")),
+            None => Arc::from(""),
+        },
+    })
 }
 
 fn entry(p: &PrincipalConfig, tenant: Option<TenantId>) -> Result<Entry, ConfigError> {
@@ -711,6 +745,52 @@ mod tests {
         assert!(vendor.access.allows(obscura_access::Action::Read, "1.2.3"));
         assert!(!vendor.access.allows(obscura_access::Action::Read, "1.2.4"));
         assert!(!vendor.access.allows_any(obscura_access::Action::Write));
+    }
+
+    #[test]
+    fn owners_are_decided_inline_as_authenticate_decides_them() {
+        let a = auth(&[("secret-a", 0), ("secret-v", 2)]);
+        let mut by_subject = peer(Some([9; 32]));
+        by_subject.cert_subject = Some(vec![
+            ("CN".into(), "reader".into()),
+            ("O".into(), "X".into()),
+        ]);
+        let owners: [(Peer, Option<&[u8]>); 4] = [
+            (peer(None), Some(b"Bearer secret-a")),
+            (peer(Some([7; 32])), Some(b"bearer  secret-a")),
+            (peer(Some([7; 32])), None),
+            (by_subject, None),
+        ];
+        for (p, authorization) in &owners {
+            let inline = a.owner(p, *authorization, None).expect("an owner");
+            let full = a.authenticate(p, *authorization, None, NONE).unwrap();
+            assert_eq!(
+                (
+                    &inline.name,
+                    inline.method,
+                    &inline.tenant,
+                    &inline.base_path
+                ),
+                (&full.name, full.method, &full.tenant, &full.base_path)
+            );
+            assert!(inline.access.is_owner() && full.access.is_owner());
+            assert!(
+                a.owner(p, *authorization, Some("g.s")).is_none(),
+                "a share link decides alone"
+            );
+        }
+        // left to `authenticate`: grants, refusals, JWTs
+        for (p, authorization) in [
+            (peer(Some([6; 32])), None),
+            (peer(None), Some(&b"Bearer secret-v"[..])),
+            (peer(Some([7; 32])), Some(&b"Bearer nope"[..])),
+            (peer(None), Some(&b"Bearer a.b.c"[..])),
+            (peer(None), Some(&b"Basic YTpi"[..])),
+            (peer(Some([8; 32])), None),
+            (peer(None), None),
+        ] {
+            assert!(a.owner(&p, authorization, None).is_none());
+        }
     }
 
     #[test]

@@ -302,22 +302,31 @@ pub async fn authenticate(State(web): State<Arc<Web>>, mut req: Request, next: N
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
     let link = req.extensions().get::<ShareLink>().map(|l| l.0.clone());
-    let w = Arc::clone(&web);
-    let p = peer.clone();
-    // the grant store and the index may be a network away: not on the runtime's threads
-    let decided = tokio::task::spawn_blocking(move || {
-        let vault = Arc::clone(&w.vault);
-        w.auth.authenticate(
-            &p,
-            authorization.as_deref(),
-            link.as_deref(),
-            &|tenant, q| resolve_query(&vault, tenant, q),
-        )
-    })
-    .await;
-    let decided = match decided {
-        Ok(d) => d,
-        Err(e) => return ApiError::Internal(format!("access task: {e}")).into_response(),
+    let decided = match web
+        .auth
+        .owner(&peer, authorization.as_deref(), link.as_deref())
+    {
+        // a tenant's owner by static credentials: decided here, no hand-off
+        Some(principal) => Ok(principal),
+        None => {
+            let w = Arc::clone(&web);
+            let p = peer.clone();
+            // the grant store and the index may be a network away: not on the runtime's threads
+            let decided = tokio::task::spawn_blocking(move || {
+                let vault = Arc::clone(&w.vault);
+                w.auth.authenticate(
+                    &p,
+                    authorization.as_deref(),
+                    link.as_deref(),
+                    &|tenant, q| resolve_query(&vault, tenant, q),
+                )
+            })
+            .await;
+            match decided {
+                Ok(d) => d,
+                Err(e) => return ApiError::Internal(format!("access task: {e}")).into_response(),
+            }
+        }
     };
     let outcome = match decided {
         Err(refused) => Authn::Refused(refused),
