@@ -19,6 +19,8 @@ BIN=$ROOT/target/release/obscura
 # Tesseract's OpenMP teams spin against each other when processes or
 # workers run side by side: one thread each for every tool (obscura sets
 # this for itself when unset)
+# (nproc itself obeys OMP_THREAD_LIMIT: the cores are counted first)
+CORES=$(nproc)
 export OMP_THREAD_LIMIT=1
 TIME=/usr/bin/time
 
@@ -27,7 +29,7 @@ nice -n 15 cargo build --release -p obscura-cli --manifest-path "$ROOT/Cargo.tom
 rm -rf "$WORK" && mkdir -p "$WORK"
 "$BIN" keygen "$WORK/key" >/dev/null
 
-echo "# burned-in bench, $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), obscura $(git -C "$ROOT" rev-parse --short HEAD)"
+echo "# burned-in bench, $(date -u +%FT%TZ), $CORES cores, load $(cut -d' ' -f1-3 /proc/loadavg), obscura $(git -C "$ROOT" rev-parse --short HEAD)"
 echo
 echo "| tool | recall (identifying) | recall (header values) | precision | quarantined / failed | wall s | CPU s | peak RSS MB |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"

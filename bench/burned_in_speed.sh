@@ -15,6 +15,8 @@ WORK=${WORK:-/tmp/burned-in-speed}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-5}
 BIN=$ROOT/target/release/obscura
+# (nproc itself obeys OMP_THREAD_LIMIT: the cores are counted first)
+CORES=$(nproc)
 export OMP_THREAD_LIMIT=1
 TIME=/usr/bin/time
 
@@ -46,8 +48,8 @@ read -r wall cpu loads <<<"$(runs --option clean-pixel-data)"
 read -r uwall ucpu _ <<<"$(runs --allow-burned-in)"
 python3 -c "
 wall, cpu, uwall, ucpu = $wall, $cpu, $uwall, $ucpu
-print(f'US images/s: {40 / wall:.1f} wall ({wall} s for 40, median of $RUNS, --jobs $JOBS, load $loads, $(nproc) cores); '
-      f'{cpu / 40:.3f} CPU s an image: {$(nproc) * 40 / cpu:.1f} images/s on $(nproc) idle cores '
+print(f'US images/s: {40 / wall:.1f} wall ({wall} s for 40, median of $RUNS, --jobs $JOBS, load $loads, $CORES cores); '
+      f'{cpu / 40:.3f} CPU s an image: {$CORES * 40 / cpu:.1f} images/s on $CORES idle cores '
       f'(--allow-burned-in: {ucpu / 40:.4f} CPU s an image)')"
 
 # without the option, at-risk files are read by the cheap pass alone and
