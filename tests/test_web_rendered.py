@@ -168,16 +168,20 @@ def test_undecodable_pixel_data_is_a_reason_not_a_crash(archive):
     bad = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
     bad.SOPInstanceUID = pydicom.uid.generate_uid()
     bad.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8\xff\xc0" + bytes(range(256)) * 4])
-    dose = pydicom.dcmread(get_testdata_file("rtdose.dcm"))   # 32-bit samples
-    stow_raw(client, [encoded(bad), encoded(dose)])
+    one_bit = pydicom.dcmread(get_testdata_file("liver.dcm"))   # 1-bit samples
+    dose = pydicom.dcmread(get_testdata_file("rtdose.dcm"))   # 32-bit samples, rendered
+    stow_raw(client, [encoded(bad), encoded(one_bit), encoded(dose)])
     r = s.get(f"{archive.url}/studies/{bad.StudyInstanceUID}/series/{bad.SeriesInstanceUID}"
               f"/instances/{bad.SOPInstanceUID}/rendered")
     assert r.status_code == 422, r.status_code
     assert "(undecodable-pixel-data)" in r.text
-    r = s.get(f"{archive.url}/studies/{dose.StudyInstanceUID}/series/{dose.SeriesInstanceUID}"
-              f"/instances/{dose.SOPInstanceUID}/rendered")
+    r = s.get(f"{archive.url}/studies/{one_bit.StudyInstanceUID}/series/{one_bit.SeriesInstanceUID}"
+              f"/instances/{one_bit.SOPInstanceUID}/rendered")
     assert r.status_code == 501, r.status_code
     assert "(unsupported-pixel-data)" in r.text
+    r = s.get(f"{archive.url}/studies/{dose.StudyInstanceUID}/series/{dose.SeriesInstanceUID}"
+              f"/instances/{dose.SOPInstanceUID}/rendered")
+    assert r.status_code == 200 and r.content.startswith(b"\xff\xd8"), r.status_code
     # and the server still renders
     _, (st, se, so) = uids("CT_small.dcm")
     assert client.retrieve_instance_rendered(st, se, so).startswith(b"\xff\xd8")
