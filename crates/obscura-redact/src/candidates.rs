@@ -28,6 +28,11 @@ const CHAR_FILL: (f32, f32) = (0.12, 0.85);
 /// Pieces in a chain from which a candidate is taken for text even when
 /// OCR reads nothing in it.
 pub const TEXT_LIKE_PIECES: usize = 3;
+/// How far (in pixels, and in a share of the median piece's height) the
+/// top or the bottom of a letter may lie from the median top or bottom of
+/// its chain's pieces: letters share a baseline or a cap line, texture's
+/// pieces wander up and down.
+const ALIGNED_SLACK: (usize, usize) = (2, 5);
 
 /// Width to height beyond which a candidate without character-like pieces
 /// is an edge, not text.
@@ -41,12 +46,21 @@ pub struct Candidate {
     /// Character-like pieces of strokes lined up in it: how much it looks
     /// like text (see [`TEXT_LIKE_PIECES`]).
     pub pieces: usize,
+    /// The most pieces of a chain along it that line up as letters do
+    /// (sharing its median top or bottom, [`ALIGNED_SLACK`]): what tells a
+    /// line of text from texture that OCR reads nothing in.
+    pub aligned: usize,
 }
 
 impl Candidate {
     /// Whether it looks enough like text to be redacted unread.
     pub fn text_like(&self) -> bool {
         self.pieces >= TEXT_LIKE_PIECES
+    }
+
+    /// Whether its pieces line up as letters do, three or more in a row.
+    pub fn aligned(&self) -> bool {
+        self.aligned >= TEXT_LIKE_PIECES
     }
 
     /// Whether it is a long thin run of strokes without a single
@@ -101,26 +115,37 @@ pub fn candidates(img: &Grey) -> Candidates {
         .filter(|r| stroke_count(&stroke, w, r) >= MIN_STROKE_PIXELS)
         .collect::<Vec<_>>();
     let (bright_pieces, dark_pieces) = pieces;
-    let chained: Vec<(Rect, usize)> = [&bright_pieces, &dark_pieces]
+    let chained: Vec<Chain> = [&bright_pieces, &dark_pieces]
         .into_iter()
         .flat_map(|ps| chains(ps))
         .collect();
-    boxes.extend(chained.iter().map(|&(r, _)| r));
+    boxes.extend(chained.iter().map(|c| c.rect));
     let (lines, blocks): (Vec<Rect>, Vec<Rect>) = boxes
         .into_iter()
         .partition(|r| r.height() <= MAX_LINE_HEIGHT);
     let mut lines = merge_lines(lines);
     // small text merged with the taller texture beside it is also a line
     // of its own, read at its own height
+    // (its pieces lined up as letters, the texture's left out)
     let small: Vec<Rect> = chained
-        .into_iter()
-        .filter(|&(c, n)| {
-            n >= TEXT_LIKE_PIECES
+        .iter()
+        .filter_map(|c| {
+            let (band, whole) = (c.band, c.pieces >= TEXT_LIKE_PIECES);
+            let below = |r: &Rect| {
+                lines
+                    .iter()
+                    .any(|l| l.contains(r) && l.height() >= 2 * r.height())
+            };
+            let lined = c.aligned >= TEXT_LIKE_PIECES
                 && lines
                     .iter()
-                    .any(|l| l.contains(&c) && l.height() >= 2 * c.height())
+                    .any(|l| l.contains(&band) && 2 * l.height() >= 3 * band.height());
+            match () {
+                _ if whole && below(&c.rect) => Some(c.rect),
+                _ if lined => Some(band),
+                _ => None,
+            }
         })
-        .map(|(c, _)| c)
         .collect();
     lines.extend(small);
     lines.sort_by_key(|r| (r.y0, r.x0));
@@ -132,6 +157,12 @@ pub fn candidates(img: &Grey) -> Candidates {
             pieces: [&bright_pieces, &dark_pieces]
                 .map(|ps| ps.iter().filter(|p| rect.contains(p)).count())
                 .into_iter()
+                .max()
+                .unwrap_or(0),
+            aligned: chained
+                .iter()
+                .filter(|c| c.on_line(&rect))
+                .map(|c| c.aligned)
                 .max()
                 .unwrap_or(0),
         })
@@ -199,10 +230,54 @@ fn char_like(r: Rect, n: usize) -> bool {
         && (CHAR_FILL.0..=CHAR_FILL.1).contains(&fill)
 }
 
+/// Character-like pieces chained side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Chain {
+    rect: Rect,
+    pieces: usize,
+    /// Its pieces whose top or bottom lies at the median top or bottom of
+    /// its pieces, and their box.
+    aligned: usize,
+    band: Rect,
+}
+
+impl Chain {
+    /// The chain of `pieces` (two or more).
+    fn of(pieces: &[Rect]) -> Chain {
+        let median = |mut v: Vec<usize>| {
+            let mid = v.len() / 2;
+            *v.select_nth_unstable(mid).1
+        };
+        let top = median(pieces.iter().map(|p| p.y0).collect());
+        let bottom = median(pieces.iter().map(|p| p.y1).collect());
+        let slack = ALIGNED_SLACK
+            .0
+            .max(median(pieces.iter().map(Rect::height).collect()) / ALIGNED_SLACK.1);
+        let lined: Vec<&Rect> = pieces
+            .iter()
+            .filter(|p| p.y0.abs_diff(top) <= slack || p.y1.abs_diff(bottom) <= slack)
+            .collect();
+        Chain {
+            rect: pieces.iter().fold(pieces[0], |r, p| r.union(p)),
+            pieces: pieces.len(),
+            aligned: lined.len(),
+            band: lined.iter().fold(*lined[0], |r, p| r.union(p)),
+        }
+    }
+
+    /// Whether it runs along the line `r` (overlaps it, rows shared by
+    /// half the chain's height): a chain may reach beyond a line's box.
+    fn on_line(&self, r: &Rect) -> bool {
+        let c = &self.rect;
+        let rows = c.y1.min(r.y1).saturating_sub(c.y0.max(r.y0));
+        c.overlaps(r) && rows * 2 >= c.height()
+    }
+}
+
 /// Pieces side by side on one line (rows overlapping by half the smaller,
 /// heights within 2.5×, gaps at most the taller's height) chained; the
-/// boxes of chains of two pieces or more, with their numbers of pieces.
-fn chains(pieces: &[Rect]) -> Vec<(Rect, usize)> {
+/// chains of two pieces or more.
+fn chains(pieces: &[Rect]) -> Vec<Chain> {
     let mut order: Vec<usize> = (0..pieces.len()).collect();
     order.sort_by_key(|&i| pieces[i].x0);
     let mut parent: Vec<usize> = (0..pieces.len()).collect();
@@ -229,14 +304,16 @@ fn chains(pieces: &[Rect]) -> Vec<(Rect, usize)> {
             }
         }
     }
-    let mut groups: std::collections::HashMap<usize, (Rect, usize)> = Default::default();
+    let mut groups: std::collections::HashMap<usize, Vec<Rect>> = Default::default();
     for (i, piece) in pieces.iter().enumerate() {
         let r = root(&mut parent, i);
-        let e = groups.entry(r).or_insert((*piece, 0));
-        e.0 = e.0.union(piece);
-        e.1 += 1;
+        groups.entry(r).or_default().push(*piece);
     }
-    let mut out: Vec<(Rect, usize)> = groups.into_values().filter(|&(_, n)| n >= 2).collect();
+    let mut out: Vec<Chain> = groups
+        .into_values()
+        .filter(|g| g.len() >= 2)
+        .map(|g| Chain::of(&g))
+        .collect();
     out.sort();
     out
 }
@@ -322,6 +399,7 @@ mod tests {
     fn a_row_of_glyphs_is_text_like_and_flat_ground_is_not() {
         let found = candidates(&image_with_row(5, 10));
         assert!(found.any_text(), "{found:?}");
+        assert!(found.lines.iter().any(Candidate::aligned), "{found:?}");
         assert!(!candidates(&image_with_row(0, 10)).any_text());
     }
 }

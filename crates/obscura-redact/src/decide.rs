@@ -45,6 +45,33 @@ impl Reason {
     }
 }
 
+/// What the cheap pass saw of a line's strokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Looks {
+    /// Enough character-like pieces to be text ([`crate::Candidate::text_like`]).
+    pub text_like: bool,
+    /// Pieces lined up as letters are ([`crate::Candidate::aligned`]).
+    pub aligned: bool,
+}
+
+impl Looks {
+    /// How a line looks, from its candidate.
+    pub fn of(c: &crate::Candidate) -> Self {
+        Looks {
+            text_like: c.text_like(),
+            aligned: c.aligned(),
+        }
+    }
+
+    /// Two lines decided as one row.
+    pub fn join(self, o: Looks) -> Looks {
+        Looks {
+            text_like: self.text_like || o.text_like,
+            aligned: self.aligned || o.aligned,
+        }
+    }
+}
+
 /// Digits in a row from which a number is taken for an identifier.
 const ID_DIGITS: usize = 6;
 
@@ -76,10 +103,11 @@ impl Identity {
     }
 
     /// Why `words` (one line, read inside a diagnostic region) must be
-    /// redacted, if they must. `text_like`: whether the cheap pass found
-    /// the strokes shaped like text, in which case words that are not
-    /// imaging vocabulary go too (and the line goes when nothing is read).
-    pub fn decide(&self, words: &[Word], text_like: bool) -> Option<Reason> {
+    /// redacted, if they must. `looks`: whether the cheap pass found the
+    /// strokes shaped like text, in which case words that are not imaging
+    /// vocabulary go too; and lined up as letters, in which case the line
+    /// goes when nothing is read (texture OCR reads nothing in is left).
+    pub fn decide(&self, words: &[Word], looks: Looks) -> Option<Reason> {
         let text = words
             .iter()
             .map(|w| w.text.as_str())
@@ -87,7 +115,7 @@ impl Identity {
             .join(" ");
         let alnum = text.chars().filter(|c| c.is_alphanumeric()).count();
         if alnum == 0 {
-            return text_like.then_some(Reason::Unreadable);
+            return looks.aligned.then_some(Reason::Unreadable);
         }
         let digits = as_digits(&text);
         for variant in [text.as_str(), digits.as_str()] {
@@ -101,7 +129,8 @@ impl Identity {
         if self.near_token(&text) {
             return Some(Reason::Identity(Kind::Name));
         }
-        (text_like && !text.split_whitespace().all(is_annotation)).then_some(Reason::Unexplained)
+        (looks.text_like && !text.split_whitespace().all(is_annotation))
+            .then_some(Reason::Unexplained)
     }
 
     /// Whether a word of `text` is an identifying value's word but for an
@@ -247,6 +276,11 @@ mod tests {
             .collect()
     }
 
+    const TEXT: Looks = Looks {
+        text_like: true,
+        aligned: true,
+    };
+
     fn identity() -> Identity {
         let mut known = Known::default();
         known.add(Kind::Name, "OKAFOR^AMARA");
@@ -265,7 +299,7 @@ mod tests {
             "O3/I2/1985",
             "0KAF0R",
         ] {
-            assert!(id.decide(&words(line, 90.0), true).is_some(), "{line}");
+            assert!(id.decide(&words(line, 90.0), TEXT).is_some(), "{line}");
         }
     }
 
@@ -279,14 +313,19 @@ mod tests {
             "CINE 0118",
             "FR 18Hz",
         ] {
-            assert_eq!(id.decide(&words(line, 90.0), true), None, "{line}");
+            assert_eq!(id.decide(&words(line, 90.0), TEXT), None, "{line}");
         }
         assert_eq!(
-            id.decide(&words("PETROV, OLGA", 90.0), true),
+            id.decide(&words("PETROV, OLGA", 90.0), TEXT),
             Some(Reason::Unexplained)
         );
-        assert_eq!(id.decide(&words("PETROV", 90.0), false), None);
-        assert_eq!(id.decide(&[], true), Some(Reason::Unreadable));
-        assert_eq!(id.decide(&[], false), None);
+        assert_eq!(id.decide(&words("PETROV", 90.0), Looks::default()), None);
+        assert_eq!(id.decide(&[], TEXT), Some(Reason::Unreadable));
+        let unaligned = Looks {
+            text_like: true,
+            aligned: false,
+        };
+        assert_eq!(id.decide(&[], unaligned), None);
+        assert_eq!(id.decide(&[], Looks::default()), None);
     }
 }

@@ -4,6 +4,11 @@
 use crate::Rect;
 use obscura_pixels::Image8;
 
+/// Mean red-blue difference from which a frame's colour channels are
+/// read apart ([`Grey::channels`]), and the step of pixels sampled for it.
+const COLOURFUL: u64 = 24;
+const COLOUR_STEP: usize = 7;
+
 /// An 8-bit grey image, row by row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grey {
@@ -39,6 +44,31 @@ impl Grey {
             height,
             data,
         }
+    }
+
+    /// The colour channels of a rendered RGB frame in which coloured text
+    /// keeps the contrast luminance may lose (cyan or green on brown has
+    /// the luminance of its ground): red and blue, when the frame is
+    /// colourful (its mean red-blue difference at least [`COLOURFUL`];
+    /// grey frames with a little colour Doppler are not). None otherwise.
+    pub fn channels(img: &Image8) -> Vec<Grey> {
+        if img.channels != 3 {
+            return Vec::new();
+        }
+        let sampled = img.data.chunks_exact(3).step_by(COLOUR_STEP);
+        let (sum, n) = sampled.fold((0u64, 0u64), |(s, n), p| {
+            (s + u64::from(p[0].abs_diff(p[2])), n + 1)
+        });
+        if sum < COLOURFUL * n.max(1) {
+            return Vec::new();
+        }
+        [0, 2]
+            .map(|c| Grey {
+                width: img.width as usize,
+                height: img.height as usize,
+                data: img.data.chunks_exact(3).map(|p| p[c]).collect(),
+            })
+            .into()
     }
 
     /// The level at (x, y).
@@ -174,5 +204,29 @@ impl Grey {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgb(pixel: [u8; 3]) -> Image8 {
+        Image8 {
+            width: 4,
+            height: 4,
+            channels: 3,
+            data: pixel.repeat(16),
+        }
+    }
+
+    #[test]
+    fn a_colourful_frame_is_also_read_in_its_red_and_blue_channels() {
+        // cyan text on brown has the luminance of its ground
+        let brown = rgb([167, 125, 61]);
+        let channels = Grey::channels(&brown);
+        assert_eq!(channels.len(), 2);
+        assert_eq!((channels[0].at(0, 0), channels[1].at(0, 0)), (167, 61));
+        assert!(Grey::channels(&rgb([120, 120, 118])).is_empty());
     }
 }

@@ -32,7 +32,7 @@ mod ocr;
 mod rect;
 
 pub use candidates::{candidates, Candidate, Candidates};
-pub use decide::{Identity, Reason};
+pub use decide::{Identity, Looks, Reason};
 pub use grey::Grey;
 pub use header::{identity_of, regions_of};
 pub use object::{inspect, Found, Mode, NativeFrames, Outcome};

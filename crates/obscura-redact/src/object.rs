@@ -2,7 +2,7 @@
 //! verify the result by reading it again.
 
 use crate::candidates::{candidates, stroke_mask};
-use crate::decide::{Identity, Reason};
+use crate::decide::{Identity, Looks, Reason};
 use crate::grey::Grey;
 use crate::ocr::{read_line, Word};
 use crate::{Rect, RedactError};
@@ -161,7 +161,7 @@ impl Reader<'_> {
                 .flat_map(|r| self.outside(r))
                 .map(|r| (r, Reason::OutsideRegions)),
         );
-        let mut read: Vec<(Rect, Vec<Word>, bool)> = Vec::new();
+        let mut read: Vec<(Rect, Vec<Word>, Looks)> = Vec::new();
         for c in &found.lines {
             if !self.inside(&c.rect) || c.edge_like() {
                 continue;
@@ -183,14 +183,12 @@ impl Reader<'_> {
                     words
                 }
             };
-            read.push((c.rect, words, c.text_like()));
+            read.push((c.rect, words, Looks::of(c)));
         }
         out.extend(
-            rows(read)
-                .into_iter()
-                .filter_map(|(rect, words, text_like)| {
-                    Some((rect, self.identity.decide(&words, text_like)?))
-                }),
+            rows(read).into_iter().filter_map(|(rect, words, looks)| {
+                Some((rect, self.identity.decide(&words, looks)?))
+            }),
         );
         Ok(out)
     }
@@ -344,9 +342,15 @@ pub fn inspect<S: Source>(
 /// What a frame looks like, in grey, as a viewer first shows it; and, for a
 /// grey frame whose window leaves more than [`CLIPPED`] of its pixels black
 /// or white, spanning its values too: text outside the window is one
-/// windowing away from being read.
+/// windowing away from being read; for a colourful frame, its red and
+/// blue channels too (coloured text of its ground's luminance).
 fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
-    let shown = Grey::from_image(render(frame, info, None));
+    let rendered = render(frame, info, None);
+    let channels = Grey::channels(&rendered);
+    let shown = Grey::from_image(rendered);
+    if !channels.is_empty() {
+        return std::iter::once(shown).chain(channels).collect();
+    }
     let grey = matches!(
         frame.photometric,
         Photometric::Monochrome1 | Photometric::Monochrome2
@@ -381,10 +385,10 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
 /// height) joined into one, left to right: a name or a date split in two by
 /// the cheap pass is decided whole. Lines where nothing was read stay
 /// apart.
-fn rows(mut read: Vec<(Rect, Vec<Word>, bool)>) -> Vec<(Rect, Vec<Word>, bool)> {
+fn rows(mut read: Vec<(Rect, Vec<Word>, Looks)>) -> Vec<(Rect, Vec<Word>, Looks)> {
     read.sort_by_key(|(r, _, _)| (r.x0, r.y0));
-    let mut rows: Vec<(Rect, Vec<Word>, bool)> = Vec::new();
-    for (r, words, text_like) in read {
+    let mut rows: Vec<(Rect, Vec<Word>, Looks)> = Vec::new();
+    for (r, words, looks) in read {
         let joins = |m: &Rect, w: &[Word]| {
             let overlap = r.y1.min(m.y1).saturating_sub(r.y0.max(m.y0));
             !words.is_empty()
@@ -396,9 +400,9 @@ fn rows(mut read: Vec<(Rect, Vec<Word>, bool)>) -> Vec<(Rect, Vec<Word>, bool)> 
             Some((m, w, t)) => {
                 *m = m.union(&r);
                 w.extend(words);
-                *t |= text_like;
+                *t = t.join(looks);
             }
-            None => rows.push((r, words, text_like)),
+            None => rows.push((r, words, looks)),
         }
     }
     rows
