@@ -189,15 +189,36 @@ def test_serve_with_audit_log(tmp_path):
     assert len(received) == len(dimse_files)
     got_patients = {s["hash"] for r in received for s in r.get("subjects", []) if s["kind"] == "patient"}
     assert got_patients == {patient_hash(site_key, i) for i in sent_ids if i}
-    forwarded = [r for r in recs if r["kind"] in ("instance-forwarded", "instance-quarantined")]
-    assert {r["route"] for r in forwarded} == {"dest:out", "dest:archive-a"}
-    assert len(forwarded) == 2 * len(dimse_files)
+    # the folder forwards (or quarantines); the archive stores
+    delivered = [r for r in recs if r["kind"] in ("instance-forwarded", "instance-quarantined",
+                                                  "instance-stored")
+                 and r["route"].startswith("dest:")]
+    assert {(r["route"], r["kind"]) for r in delivered} <= {
+        ("dest:out", "instance-forwarded"), ("dest:out", "instance-quarantined"),
+        ("dest:archive-a", "instance-stored"), ("dest:archive-a", "instance-quarantined")}
+    assert len([r for r in delivered if r["route"] == "dest:archive-a"]) == len(dimse_files)
+    assert len(delivered) == 2 * len(dimse_files)
+    assert any(r["kind"] == "instance-stored" for r in delivered)
     rejected = [r for r in recs if r["kind"] == "association-rejected"]
     assert rejected[0]["actor"]["ae_title"] == "NOBODY" and rejected[0]["reason"] == "unknown-ae"
     web = [r for r in recs if r["kind"] == "web-request"]
     routes = {r["route"] for r in web}
     assert {"web:POST /studies", "web:GET /studies",
             "web:GET /studies/{study}/series/{series}/instances/{instance}"} <= routes, routes
+    # STOW: one instance-stored record per instance (patient, study,
+    # instance keyed), and the request's record names each patient stored once
+    stored = [r for r in recs if r["kind"] == "instance-stored" and r["route"] == "web:stow"]
+    assert len(stored) == len(stow_files)
+    stow_uids = [pydicom.dcmread(f, stop_before_pixels=True) for f in stow_files]
+    assert sorted(s["hash"] for r in stored for s in r["subjects"] if s["kind"] == "instance") == \
+        sorted(subject_hash(site_key, "instance", str(d.SOPInstanceUID)) for d in stow_uids)
+    assert all(r["actor"]["principal"].startswith("viewer@") for r in stored)
+    stow = next(r for r in web if r["route"] == "web:POST /studies")
+    assert stow["count"] == len(stow_files)
+    stow_patients = [s["hash"] for s in stow["subjects"] if s["kind"] == "patient"]
+    assert sorted(stow_patients) == sorted({patient_hash(site_key, i) for i in stow_ids if i})
+    # the grants it acted under: viewer is bound to its tenant by the config
+    assert all(r["detail"]["grants"] == "owner" for r in web)
     # BALP: the study search returned every patient of the tenant, one subject each
     qido = next(r for r in web if r["route"] == "web:GET /studies")
     assert qido["outcome"] == "success" and qido["count"] == len(studies)

@@ -177,3 +177,86 @@ def test_without_audit_nothing_is_posted(tmp_path):
                 "--audit-config", config)
     assert p.returncode == 2 and "no [audit] section" in p.stderr, p.stderr
     assert not (tmp_path / "out").exists()
+
+
+def wait_kinds(root, kinds, n, timeout=10):
+    """Wait until the log holds N records of KINDS; return them."""
+    end = time.time() + timeout
+    while True:
+        got = [r for r in records(root / "audit") if r["kind"] in kinds]
+        if len(got) >= n or time.time() > end:
+            return got
+        time.sleep(0.1)
+
+
+def test_keys_config_labels_data_dir_and_failures_reach_the_log(tmp_path):
+    """`keygen --audit-config`, `label add`, admin commands given --data-dir,
+    refused commands (outcome failure, a reason code) and the config's hash
+    at each `serve` start when it changed."""
+    import hashlib
+    import hmac
+    root = tmp_path
+    config, port, _web_port, _token = audited_archive(root)
+    site_key = (root / "audit-site.key").read_text()
+    archive = ["--data-dir", root / "archive", "--master-key-file", root / "master.key"]
+    config_hash = lambda: hashlib.sha256(config.read_bytes()).hexdigest()  # noqa: E731
+    first_hash = config_hash()
+
+    gw = Gateway(config, port).start()
+    try:
+        dimse, _ = pick_files(n_dimse=1, n_stow=0)
+        assert storescu(port, dimse).returncode == 0
+        gw.wait_idle(["out", "archive-a"])
+        study = str(pydicom.dcmread(dimse[0], stop_before_pixels=True).StudyInstanceUID)
+        # serve named its log in the archive folder, for --data-dir commands
+        assert (root / "archive" / "audit-log.json").stat().st_mode & 0o777 == 0o600
+        ok("keygen", root / "new.key", "--audit-config", config)
+        ok("label", "add", "cohort", "--tenant", "Site A", "--study", study, "--config", config)
+        site_c = ok("tenant", "create", "Site C", *archive).stdout.strip()
+        bad = obscura("grant", "add", "--principal", "x", "--tenant", "Nowhere", "--whole-tenant",
+                      "--actions", "search", "--config", config)
+        assert bad.returncode == 2 and "no tenant" in bad.stderr, bad.stderr
+        bad = obscura("grant", "revoke", "g-0000000000000000", *archive)
+        assert bad.returncode == 2 and "no grant" in bad.stderr, bad.stderr
+        bad = obscura("keygen", root / "new.key", "--audit-config", config)
+        assert bad.returncode == 2, bad.stderr
+        got = wait_kinds(root, {"key-change", "grant-change", "tenant-change"}, 7)
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    actor = {"principal": f"os:{getpass.getuser()}"}
+    site_a_created, key, label, site_c_created, no_tenant, no_grant, key_exists = got
+    assert site_a_created["detail"]["name"] == "Site A"
+    new_key = bytes.fromhex((root / "new.key").read_text().strip())
+    key_id = hmac.new(new_key, b"obscura-key-id\0", hashlib.sha256).hexdigest()[:16]
+    assert key["kind"] == "key-change" and key["route"] == "admin:keygen" and key["actor"] == actor
+    assert key["detail"]["key_id"] == key_id and key["detail"]["key_file"] == str(root / "new.key")
+    assert label["route"] == "admin:label-add" and label["outcome"] == "success"
+    assert label["detail"]["label"] == "cohort" and label["detail"]["studies"] == "1"
+    assert label["subjects"] == [{"kind": "study", "hash": subject_hash(site_key, "study", study)}]
+    assert site_c_created["route"] == "admin:tenant-create"
+    assert site_c_created["detail"]["tenant"] == site_c
+    for r, route, reason, asked in [
+            (no_tenant, "admin:grant-add", "unknown-tenant", ("tenant", "Nowhere")),
+            (no_grant, "admin:grant-revoke", "unknown-grant", ("grant", "g-0000000000000000")),
+            (key_exists, "admin:keygen", "key-exists", ("key_file", str(root / "new.key")))]:
+        assert (r["route"], r["outcome"], r["reason"]) == (route, "failure", reason), r
+        assert r["detail"][asked[0]] == asked[1] and r["actor"] == actor
+
+    # the config's hash: recorded at the first start; not again unchanged;
+    # again, with the previous one, once the file changed
+    def config_records():
+        return [r for r in records(root / "audit") if r["kind"] == "config-change"]
+    first = config_records()
+    assert len(first) == 1 and first[0]["route"] == "serve:start"
+    assert first[0]["detail"] == {"config_sha256": first_hash, "previous_sha256": "none"}
+    for edit in [False, True]:
+        if edit:
+            config.write_text(config.read_text() + "\n# checkpoint more often\n")
+        gw = Gateway(config, port).start()
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    again = config_records()
+    assert len(again) == 2, again
+    assert again[1]["detail"] == {"config_sha256": config_hash(), "previous_sha256": first_hash}
+
+    text = "".join(p.read_text() for p in (root / "audit").rglob("*") if p.is_file())
+    assert new_key.hex() not in text and study not in text

@@ -229,7 +229,7 @@ impl Detector {
         };
         let action = e.web_action();
 
-        if e.kind.is_admin() {
+        if e.is_admin_change() {
             let name = &e.actor.principal;
             out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "always"));
         }

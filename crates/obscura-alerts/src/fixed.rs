@@ -25,7 +25,7 @@ impl FixedThresholds {
         let e = &r.event;
         let name = e.actor.principal.as_str();
         let mut out = Vec::new();
-        if e.kind.is_admin() {
+        if e.is_admin_change() {
             out.push(alert(r, t, Rule::AdminEvent, name, 1, 0.0, 0.0, "fixed"));
         }
         match e.kind {

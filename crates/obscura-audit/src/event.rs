@@ -290,6 +290,18 @@ pub enum WebAction {
 }
 
 impl AuditEvent {
+    /// An administrative change (see [`EventKind::is_admin`]), leaving out
+    /// the `config-change` of a log's first start, which names no previous
+    /// config (`previous_sha256: none`): a baseline, not a change.
+    pub fn is_admin_change(&self) -> bool {
+        self.kind.is_admin()
+            && !(self.kind == EventKind::ConfigChange
+                && self
+                    .detail
+                    .get("previous_sha256")
+                    .is_some_and(|p| p == "none"))
+    }
+
     /// Whether the response showed only de-identified data (a
     /// de-identified view).
     pub fn deidentified_view(&self) -> bool {

@@ -165,7 +165,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// [`write_atomic`], the file created with `mode` (less the umask).
-pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().expect("a file in a folder");
     let tmp = dir.join(format!(

@@ -1,7 +1,8 @@
 //! Audit records of what the command line changes or runs (grants,
-//! tenants, share links; `deid` and `scan` runs): posted to the audit log's
-//! inbox, which the running `obscura serve` (or the next one to start)
-//! appends to the log. See docs/audit.md.
+//! labels, tenants, share links, keys; `deid` and `scan` runs), and of the
+//! changes it refused: posted to the audit log's inbox, which the running
+//! `obscura serve` (or the next one to start) appends to the log. See
+//! docs/audit.md.
 
 use anyhow::{Context, Result};
 use obscura_audit::{Actor, AuditEvent, AuditKey, EventKind, Outcome, SubjectRef};
@@ -22,17 +23,39 @@ impl AdminAudit {
         let Some(a) = &config.audit else {
             return Ok(None);
         };
-        let dir = config.path(&a.dir);
+        Self::at(config.path(&a.dir), config.path(&a.key_file)).map(Some)
+    }
+
+    /// The log `serve` named in the archive folder `data_dir` (for admin
+    /// commands given `--data-dir` rather than a config); `None` if it
+    /// named none.
+    pub fn from_data_dir(data_dir: &Path) -> Result<Option<Self>> {
+        let pointer = data_dir.join(POINTER);
+        let text = match std::fs::read_to_string(&pointer) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", pointer.display())),
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", pointer.display()))?;
+        let path = |k: &str| {
+            v[k].as_str()
+                .map(PathBuf::from)
+                .with_context(|| format!("{}: no `{k}`", pointer.display()))
+        };
+        Self::at(path("dir")?, path("key_file")?).map(Some)
+    }
+
+    /// The log in `dir` with the site audit key in `key_file`; creates its
+    /// inbox now, so an unwritable one fails before any change.
+    fn at(dir: PathBuf, key_file: PathBuf) -> Result<Self> {
         let inbox = obscura_audit::inbox::inbox_dir(&dir);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&inbox)
             .with_context(|| format!("cannot create the audit inbox {}", inbox.display()))?;
-        Ok(Some(AdminAudit {
-            dir,
-            key_file: config.path(&a.key_file),
-        }))
+        Ok(AdminAudit { dir, key_file })
     }
 
     /// The keyed references of these studies (the site audit key's).
@@ -54,12 +77,42 @@ impl AdminAudit {
         count: Option<u64>,
         subjects: Vec<SubjectRef>,
     ) -> Result<()> {
-        let mut e = AuditEvent::new(
+        let e = AuditEvent::new(
             std::time::SystemTime::now(),
             kind,
             os_user(),
             Outcome::Success,
         );
+        self.send(e, route, detail, count, subjects)
+    }
+
+    /// Post a `kind` event by the OS user for a change it refused or that
+    /// failed: `reason` a short code, `detail` what was asked.
+    fn post_failure(
+        &self,
+        kind: EventKind,
+        route: &str,
+        reason: &str,
+        detail: &[(&str, String)],
+    ) -> Result<()> {
+        let mut e = AuditEvent::new(
+            std::time::SystemTime::now(),
+            kind,
+            os_user(),
+            Outcome::Failure,
+        );
+        e.reason = Some(reason.into());
+        self.send(e, route, detail, None, Vec::new())
+    }
+
+    fn send(
+        &self,
+        mut e: AuditEvent,
+        route: &str,
+        detail: &[(&str, String)],
+        count: Option<u64>,
+        subjects: Vec<SubjectRef>,
+    ) -> Result<()> {
         e.route = Some(route.to_string());
         e.detail = detail
             .iter()
@@ -84,17 +137,90 @@ pub fn for_run(config: Option<&Path>) -> Result<Option<AdminAudit>> {
         .map(Some)
 }
 
-/// Post an event if `audit` is set (see [`AdminAudit::post`]).
-pub fn post(
+/// The file `serve` writes in its archive's data folder to name its audit
+/// log (`dir`, `key_file`: absolute paths), so that admin commands given
+/// `--data-dir` instead of `--config` post to it too.
+pub const POINTER: &str = "audit-log.json";
+
+/// Name the log `dir` (with the site key `key_file`) in the archive
+/// folder `data_dir` (see [`POINTER`]); mode 0600, atomically.
+pub fn write_pointer(data_dir: &Path, dir: &Path, key_file: &Path) -> Result<()> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let body = serde_json::json!({
+        "dir": abs(dir).to_string_lossy(),
+        "key_file": abs(key_file).to_string_lossy(),
+    });
+    let path = data_dir.join(POINTER);
+    obscura_audit::log::write_atomic_mode(&path, body.to_string().as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What an admin command changed, to be recorded on success.
+pub struct Change {
+    /// The event's kind.
+    pub kind: EventKind,
+    /// `admin:...`.
+    pub route: &'static str,
+    /// Ids and settings (no PHI).
+    pub detail: Vec<(&'static str, String)>,
+    /// Keyed studies it names.
+    pub subjects: Vec<SubjectRef>,
+}
+
+impl Change {
+    /// A change with no subjects.
+    pub fn new(kind: EventKind, route: &'static str, detail: Vec<(&'static str, String)>) -> Self {
+        Change {
+            kind,
+            route,
+            detail,
+            subjects: Vec::new(),
+        }
+    }
+}
+
+/// Run the admin command `change` and, if `audit` is set, record what it
+/// did: its [`Change`] when it succeeds (`None`: nothing changed, nothing
+/// recorded), or a `failure` record when it fails (refused or not done),
+/// under `kind` and `route` with `asked` (what was asked: ids, names of
+/// organisations, no PHI) and a short code for why. If the record cannot
+/// be posted after a change, the command says so and fails.
+pub fn record(
     audit: Option<&AdminAudit>,
     kind: EventKind,
     route: &str,
-    detail: &[(&str, String)],
+    asked: &[(&str, String)],
+    change: impl FnOnce() -> Result<Option<Change>>,
 ) -> Result<()> {
-    match audit {
-        Some(a) => a.post(kind, route, detail, None, Vec::new()),
-        None => Ok(()),
+    match (change(), audit) {
+        (Ok(Some(c)), Some(a)) => a.post(c.kind, c.route, &c.detail, None, c.subjects),
+        (Ok(_), _) => Ok(()),
+        (Err(e), Some(a)) => {
+            if let Err(post) = a.post_failure(kind, route, failure_code(&e), asked) {
+                eprintln!("obscura: the refusal's audit record could not be written: {post:#}");
+            }
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
     }
+}
+
+/// A short code for why an admin command failed (never its message,
+/// which may name a study).
+fn failure_code(e: &anyhow::Error) -> &'static str {
+    let text = format!("{e:#}");
+    [
+        ("no tenant `", "unknown-tenant"),
+        ("no grant `", "unknown-grant"),
+        ("no such study", "unknown-study"),
+        ("in another tenant", "other-tenant"),
+        ("not confirmed", "not-confirmed"),
+        ("is readable by others", "key-exposed"),
+        ("cannot create key file", "key-exists"),
+    ]
+    .iter()
+    .find(|(needle, _)| text.contains(needle))
+    .map_or("refused", |(_, code)| code)
 }
 
 /// The OS account running this process, as `os:NAME` (`os:uid-N` when

@@ -2,7 +2,7 @@
 //! backends' secrets (files readable by their owner only, or the
 //! environment; never argv) and `obscura tenant create|list|shred`.
 
-use crate::admin_audit::{self, AdminAudit};
+use crate::admin_audit::{self, AdminAudit, Change};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use obscura_audit::EventKind;
@@ -179,10 +179,12 @@ impl ArchiveArgs {
 
     /// Where to post audit records of changes: the config's `[audit]` log,
     /// if there is a config with one.
+    /// With `--data-dir`, the log `serve` named in that folder.
     pub fn audit(&self) -> Result<Option<AdminAudit>> {
-        match &self.config {
-            Some(c) => AdminAudit::from_config(c),
-            None => Ok(None),
+        match (&self.config, &self.data_dir) {
+            (Some(c), _) => AdminAudit::from_config(c),
+            (None, Some(d)) => AdminAudit::from_data_dir(d),
+            (None, None) => Ok(None),
         }
     }
 
@@ -249,17 +251,21 @@ pub enum TenantCommand {
 /// Run a tenant command.
 pub fn run(cmd: &TenantCommand) -> Result<()> {
     match cmd {
-        TenantCommand::Create { name, archive } => {
-            let audit = archive.audit()?;
-            let id = archive.open()?.create_tenant(name)?;
-            println!("{id}");
-            admin_audit::post(
-                audit.as_ref(),
-                EventKind::TenantChange,
-                "admin:tenant-create",
-                &[("tenant", id.to_string()), ("name", name.clone())],
-            )
-        }
+        TenantCommand::Create { name, archive } => admin_audit::record(
+            archive.audit()?.as_ref(),
+            EventKind::TenantChange,
+            "admin:tenant-create",
+            &[("name", name.clone())],
+            || {
+                let id = archive.open()?.create_tenant(name)?;
+                println!("{id}");
+                Ok(Some(Change::new(
+                    EventKind::TenantChange,
+                    "admin:tenant-create",
+                    vec![("tenant", id.to_string()), ("name", name.clone())],
+                )))
+            },
+        ),
         TenantCommand::List { archive } => {
             for t in archive.open()?.list_tenants()? {
                 println!("{}\t{}\t{}", t.id, t.created, t.name);
@@ -270,31 +276,38 @@ pub fn run(cmd: &TenantCommand) -> Result<()> {
             tenant,
             yes,
             archive,
-        } => {
-            let audit = archive.audit()?;
-            let vault = archive.open()?;
-            let found = find_tenant(&vault, tenant)?;
-            if !yes {
-                eprint!(
-                    "shred tenant {} ({}): its key, index and objects are destroyed for good.\ntype the tenant's name to confirm: ",
-                    found.name, found.id
-                );
-                std::io::stderr().flush().ok();
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                if line.trim() != found.name {
-                    bail!("not confirmed: nothing shredded");
-                }
-            }
-            let id: TenantId = found.id;
-            vault.shred_tenant(&id)?;
-            eprintln!("shredded tenant {}", found.name);
-            admin_audit::post(
-                audit.as_ref(),
-                EventKind::TenantChange,
-                "admin:tenant-shred",
-                &[("tenant", id.to_string()), ("name", found.name)],
-            )
+        } => admin_audit::record(
+            archive.audit()?.as_ref(),
+            EventKind::TenantChange,
+            "admin:tenant-shred",
+            &[("tenant", tenant.clone())],
+            || shred(archive, tenant, *yes).map(Some),
+        ),
+    }
+}
+
+/// Shred the tenant `name_or_id` (asking first unless `yes`); its change.
+fn shred(archive: &ArchiveArgs, name_or_id: &str, yes: bool) -> Result<Change> {
+    let vault = archive.open()?;
+    let found = find_tenant(&vault, name_or_id)?;
+    if !yes {
+        eprint!(
+            "shred tenant {} ({}): its key, index and objects are destroyed for good.\ntype the tenant's name to confirm: ",
+            found.name, found.id
+        );
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if line.trim() != found.name {
+            bail!("not confirmed: nothing shredded");
         }
     }
+    let id: TenantId = found.id;
+    vault.shred_tenant(&id)?;
+    eprintln!("shredded tenant {}", found.name);
+    Ok(Change::new(
+        EventKind::TenantChange,
+        "admin:tenant-shred",
+        vec![("tenant", id.to_string()), ("name", found.name)],
+    ))
 }

@@ -2,7 +2,7 @@
 //! docs/access.md), in its grant store. A revocation holds from the next
 //! request of every `obscura serve` sharing the store.
 
-use crate::admin_audit;
+use crate::admin_audit::{self, Change};
 use crate::archive::{find_tenant, grant_store, ArchiveArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -158,60 +158,27 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             archive,
         } => {
             let audit = archive.audit()?;
-            let vault = archive.open()?;
-            let tenant = find_tenant(&vault, tenant)?;
-            let grant = NewGrant {
-                principal: principal.clone(),
-                tenant: tenant.id.as_str().to_string(),
-                scope: scope.scope()?,
-                actions: Actions::parse(actions.iter().map(String::as_str))?,
-                view: View::parse(view)?,
-                expires: expiry(expires.as_deref(), now)?,
-                quota: *quota,
-            };
-            grant.check()?;
-            if principal.starts_with("share:") {
-                bail!("principals named share:... are share links' (obscura share)");
-            }
-            if let View::Deidentified { profile } = &grant.view {
-                obscura_web::view::profile(profile).map_err(|e| anyhow::anyhow!("--view: {e}"))?;
-            }
-            let store = grant_store(&archive.section()?)?;
-            let other = store
-                .live(principal, now)?
-                .into_iter()
-                .find(|g| g.grant.tenant != grant.tenant);
-            if let Some(g) = other {
-                bail!(
-                    "principal `{principal}` has live grant {} in another tenant: a principal acts for one tenant (revoke that grant first)",
-                    g.id
-                );
-            }
-            // keyed before the change, so a key that cannot be read changes nothing
-            let studies = match (&audit, &grant.scope) {
-                (Some(a), Scope::Studies(s)) => a.studies(s.iter().map(String::as_str))?,
-                _ => Vec::new(),
-            };
-            let g = store.add(grant, now)?;
-            if g.grant.expires.is_none() {
-                eprintln!(
-                    "note: grant {} never expires (--expires sets a limit)",
-                    g.id
-                );
-            }
-            println!("{}", g.id);
-            if let Some(a) = &audit {
-                let mut detail = grant_detail(&g);
-                detail.push(("scope", g.grant.scope.summary()));
-                a.post(
-                    EventKind::GrantChange,
-                    "admin:grant-add",
-                    &detail,
-                    None,
-                    studies,
-                )?;
-            }
-            Ok(())
+            let asked = [("principal", principal.clone()), ("tenant", tenant.clone())];
+            admin_audit::record(
+                audit.as_ref(),
+                EventKind::GrantChange,
+                "admin:grant-add",
+                &asked,
+                || {
+                    let vault = archive.open()?;
+                    let tenant = find_tenant(&vault, tenant)?;
+                    let grant = NewGrant {
+                        principal: principal.clone(),
+                        tenant: tenant.id.as_str().to_string(),
+                        scope: scope.scope()?,
+                        actions: Actions::parse(actions.iter().map(String::as_str))?,
+                        view: View::parse(view)?,
+                        expires: expiry(expires.as_deref(), now)?,
+                        quota: *quota,
+                    };
+                    add(grant, archive, audit.as_ref(), now).map(Some)
+                },
+            )
         }
         GrantCommand::List {
             principal,
@@ -256,39 +223,103 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
         }
         GrantCommand::Revoke { id, token, archive } => {
             let audit = archive.audit()?;
-            let store = grant_store(&archive.section()?)?;
-            match (id, token) {
-                (Some(id), _) => {
-                    let Some(g) = store.get(id)? else {
-                        bail!("no grant `{id}`");
-                    };
-                    if !store.revoke(id, now)? {
-                        eprintln!("grant {id} was already revoked");
-                        return Ok(());
-                    }
-                    eprintln!("revoked grant {id}");
-                    let detail = grant_detail(&g);
-                    admin_audit::post(
-                        audit.as_ref(),
-                        EventKind::GrantChange,
-                        "admin:grant-revoke",
-                        &detail,
-                    )
-                }
-                (None, Some(jti)) => {
-                    store.revoke_token(jti, now)?;
-                    eprintln!("revoked token {jti}");
-                    admin_audit::post(
-                        audit.as_ref(),
-                        EventKind::GrantChange,
-                        "admin:token-revoke",
-                        &[("token", jti.clone())],
-                    )
-                }
+            let (route, asked) = match (id, token) {
+                (Some(id), _) => ("admin:grant-revoke", ("grant", id.clone())),
+                (None, Some(jti)) => ("admin:token-revoke", ("token", jti.clone())),
                 (None, None) => bail!("name a grant id, or --token JTI"),
-            }
+            };
+            admin_audit::record(
+                audit.as_ref(),
+                EventKind::GrantChange,
+                route,
+                &[asked],
+                || {
+                    let store = grant_store(&archive.section()?)?;
+                    revoke(&*store, id.as_deref(), token.as_deref(), now)
+                },
+            )
         }
     }
+}
+
+/// Check and add `grant`; its change, with the keyed studies it lists.
+fn add(
+    grant: NewGrant,
+    archive: &ArchiveArgs,
+    audit: Option<&admin_audit::AdminAudit>,
+    now: i64,
+) -> Result<Change> {
+    grant.check()?;
+    let principal = &grant.principal;
+    if principal.starts_with("share:") {
+        bail!("principals named share:... are share links' (obscura share)");
+    }
+    if let View::Deidentified { profile } = &grant.view {
+        obscura_web::view::profile(profile).map_err(|e| anyhow::anyhow!("--view: {e}"))?;
+    }
+    let store = grant_store(&archive.section()?)?;
+    let other = store
+        .live(principal, now)?
+        .into_iter()
+        .find(|g| g.grant.tenant != grant.tenant);
+    if let Some(g) = other {
+        bail!(
+            "principal `{principal}` has live grant {} in another tenant: a principal acts for one tenant (revoke that grant first)",
+            g.id
+        );
+    }
+    // keyed before the change, so a key that cannot be read changes nothing
+    let studies = match (audit, &grant.scope) {
+        (Some(a), Scope::Studies(s)) => a.studies(s.iter().map(String::as_str))?,
+        _ => Vec::new(),
+    };
+    let g = store.add(grant, now)?;
+    if g.grant.expires.is_none() {
+        eprintln!(
+            "note: grant {} never expires (--expires sets a limit)",
+            g.id
+        );
+    }
+    println!("{}", g.id);
+    let mut detail = grant_detail(&g);
+    detail.push(("scope", g.grant.scope.summary()));
+    Ok(Change {
+        subjects: studies,
+        ..Change::new(EventKind::GrantChange, "admin:grant-add", detail)
+    })
+}
+
+/// Revoke grant `id` or token `jti`; the change (`None`: already revoked).
+fn revoke(
+    store: &dyn obscura_access::GrantStore,
+    id: Option<&str>,
+    jti: Option<&str>,
+    now: i64,
+) -> Result<Option<Change>> {
+    if let Some(id) = id {
+        let Some(g) = store.get(id)? else {
+            bail!("no grant `{id}`");
+        };
+        if !store.revoke(id, now)? {
+            eprintln!("grant {id} was already revoked");
+            return Ok(None);
+        }
+        eprintln!("revoked grant {id}");
+        let detail = grant_detail(&g);
+        return Ok(Some(Change::new(
+            EventKind::GrantChange,
+            "admin:grant-revoke",
+            detail,
+        )));
+    }
+    let jti = jti.context("name a grant id, or --token JTI")?;
+    store.revoke_token(jti, now)?;
+    eprintln!("revoked token {jti}");
+    Ok(Some(Change::new(
+        EventKind::GrantChange,
+        "admin:token-revoke",
+        vec![("token", jti.to_string())],
+    )))
 }
 
 /// A grant's audit detail: its id, principal, tenant id, actions, view

@@ -8,7 +8,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Create a new key file at `path` (mode 0600); never overwrite one.
-pub fn keygen(path: &Path) -> Result<()> {
+/// Returns its id (see [`key_id`]).
+pub fn keygen(path: &Path) -> Result<String> {
     let mut bytes = [0u8; obscura_deid::key::KEY_LEN];
     getrandom::getrandom(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
@@ -28,7 +29,37 @@ pub fn keygen(path: &Path) -> Result<()> {
             )
         })?;
     writeln!(f, "{}", key.to_hex()).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(key_id(&key))
+}
+
+/// A key's public id for audit records: 16 hex digits of an HMAC under the
+/// key of a fixed label (tells keys apart, reveals nothing of the key).
+pub fn key_id(key: &SecretKey) -> String {
+    key.derive("obscura-key-id", b"")[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `obscura keygen PATH [--audit-config FILE]`: write the key; with a
+/// serve config, post a `key-change` record (the key's path and id).
+pub fn keygen_command(path: &Path, audit_config: Option<&Path>) -> Result<()> {
+    let audit = crate::admin_audit::for_run(audit_config)?;
+    crate::admin_audit::record(
+        audit.as_ref(),
+        obscura_audit::EventKind::KeyChange,
+        "admin:keygen",
+        &[("key_file", path.display().to_string())],
+        || {
+            let id = keygen(path)?;
+            eprintln!("wrote a new key to {}", path.display());
+            Ok(Some(crate::admin_audit::Change::new(
+                obscura_audit::EventKind::KeyChange,
+                "admin:keygen",
+                vec![("key_file", path.display().to_string()), ("key_id", id)],
+            )))
+        },
+    )
 }
 
 /// Load the key from `path`, refusing one that others can read.

@@ -86,6 +86,10 @@ enum Command {
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
         path: std::path::PathBuf,
+        /// Record the new key (its path and id, never the key) in the audit
+        /// log of this serve config's `[audit]` section.
+        #[arg(long)]
+        audit_config: Option<std::path::PathBuf>,
     },
 }
 
@@ -153,10 +157,9 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Alerts(cmd) => alerts::run(cmd),
         Command::BreachReport(args) => breach::report(args),
-        Command::Keygen { path } => keys::keygen(&path).map(|()| {
-            eprintln!("wrote a new key to {}", path.display());
-            ExitCode::SUCCESS
-        }),
+        Command::Keygen { path, audit_config } => {
+            keys::keygen_command(&path, audit_config.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
     };
     result.unwrap_or_else(|e| {
         let closed_pipe = e

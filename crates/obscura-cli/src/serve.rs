@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use obscura_deid::{Deidentifier, Pseudonymizer};
 use obscura_gateway::{log, Config, Destination, Gateway};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -102,7 +102,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             archive: None,
         });
     }
-    let (auditor, exporters) = open_audit(&config)?;
+    let (auditor, exporters) = open_audit(&config, &args.config)?;
     let alerts = match &auditor {
         Some(a) => crate::serve_alerts::start(&config, a, &exporters, grants.as_ref())?,
         None if config.alerts.is_some() => bail!("[alerts] reads the audit log: set [audit] too"),
@@ -201,7 +201,7 @@ type Audit = (
 
 /// Open the audit log of `[audit]` and start its exporters, or say that
 /// audit is off.
-fn open_audit(config: &Config) -> Result<Audit> {
+fn open_audit(config: &Config, config_file: &Path) -> Result<Audit> {
     let Some(a) = &config.audit else {
         log("audit log off (no [audit] section): no audit records are written");
         return Ok((None, Vec::new()));
@@ -242,7 +242,61 @@ fn open_audit(config: &Config) -> Result<Audit> {
         }
     ));
     let exporters = crate::audit_syslog::start(config, &auditor, &origin)?;
+    record_config(&auditor, config_file, &dir)?;
+    if let Some(archive) = config.archive() {
+        crate::admin_audit::write_pointer(&archive.data_dir, &dir, &config.path(&a.key_file))?;
+    }
     Ok((Some(Arc::new(auditor)), exporters))
+}
+
+/// The file in the log folder that keeps the SHA-256 of the config the
+/// last `config-change` record named.
+const CONFIG_HASH: &str = "config.sha256";
+
+/// Record a `config-change` (its SHA-256 and the previous one's) when the
+/// config file differs from the one recorded last, or none was: durable
+/// before `serve` takes any request.
+fn record_config(a: &obscura_audit::Auditor, config_file: &Path, log_dir: &Path) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(config_file)
+        .with_context(|| format!("cannot read {}", config_file.display()))?;
+    let hash: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let kept = log_dir.join(CONFIG_HASH);
+    let previous = std::fs::read_to_string(&kept).unwrap_or_default();
+    let previous = previous.trim();
+    if previous == hash {
+        return Ok(());
+    }
+    let mut e = obscura_audit::AuditEvent::new(
+        std::time::SystemTime::now(),
+        obscura_audit::EventKind::ConfigChange,
+        obscura_audit::Actor {
+            principal: obscura_gateway::audit::SELF_PRINCIPAL.into(),
+            ..Default::default()
+        },
+        obscura_audit::Outcome::Success,
+    );
+    e.route = Some("serve:start".into());
+    e.detail.insert("config_sha256".into(), hash.clone());
+    let previous = if previous.is_empty() {
+        "none"
+    } else {
+        previous
+    };
+    e.detail.insert("previous_sha256".into(), previous.into());
+    a.record_durable(e)
+        .context("audit log: cannot record the config")?;
+    obscura_audit::log::write_atomic_mode(&kept, format!("{hash}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", kept.display()))?;
+    log(&format!(
+        "audit log: config {} recorded (sha256 {})",
+        config_file.display(),
+        &hash[..16]
+    ));
+    Ok(())
 }
 
 /// Four times a second until `stop`: append the inbox's events (the

@@ -2,6 +2,7 @@
 //! people outside the identity provider) and labels (named collections of
 //! a tenant's studies that grants can name); see docs/access.md.
 
+use crate::admin_audit::{self, AdminAudit, Change};
 use crate::archive::{find_tenant, grant_store, ArchiveArgs};
 use crate::grant::expiry;
 use anyhow::{anyhow, bail, Result};
@@ -36,8 +37,19 @@ pub struct ShareArgs {
 /// Make a share link: a read-only grant (search, read) on one study,
 /// expiring, with a secret of its own; print its URL.
 pub fn share(args: &ShareArgs) -> Result<()> {
-    let now = time::now();
     let audit = args.archive.audit()?;
+    admin_audit::record(
+        audit.as_ref(),
+        EventKind::GrantChange,
+        "admin:share-add",
+        &[("tenant", args.tenant.clone())],
+        || make_link(args, audit.as_ref()).map(Some),
+    )
+}
+
+/// Make the link; its change, with the keyed study.
+fn make_link(args: &ShareArgs, audit: Option<&AdminAudit>) -> Result<Change> {
+    let now = time::now();
     let vault = args.archive.open()?;
     let tenant = find_tenant(&vault, &args.tenant)?;
     let scope = Scope::studies([&args.study])?;
@@ -61,7 +73,7 @@ pub fn share(args: &ShareArgs) -> Result<()> {
     let (secret, hash) =
         link::new_secret().map_err(|e| anyhow!("no randomness for the link's secret: {e}"))?;
     let store = grant_store(&args.archive.section()?)?;
-    let study = match &audit {
+    let study = match audit {
         Some(a) => a.studies([args.study.as_str()])?,
         None => Vec::new(),
     };
@@ -78,17 +90,14 @@ pub fn share(args: &ShareArgs) -> Result<()> {
         g.grant.expires.map(time::format).unwrap_or_default(),
         g.id
     );
-    if let Some(a) = &audit {
-        let detail = crate::grant::grant_detail(&g);
-        a.post(
+    Ok(Change {
+        subjects: study,
+        ..Change::new(
             EventKind::GrantChange,
             "admin:share-add",
-            &detail,
-            None,
-            study,
-        )?;
-    }
-    Ok(())
+            crate::grant::grant_detail(&g),
+        )
+    })
 }
 
 fn study_exists(vault: &Vault, tenant: &obscura_vault::TenantId, study: &str) -> Result<bool> {
@@ -174,30 +183,60 @@ pub fn label(cmd: &LabelCommand) -> Result<()> {
             tenant, archive, ..
         } => (archive, tenant),
     };
-    let tenant = find_tenant(&archive.open()?, tenant)?.id;
-    let store = grant_store(&archive.section()?)?;
-    let tenant = tenant.as_str();
     match cmd {
         LabelCommand::Add { name, studies, .. } | LabelCommand::Remove { name, studies, .. } => {
-            Scope::label(name)?;
-            let changes = obscura_access::grant::study_set(studies)?;
-            let mut set = store.label(tenant, name)?;
-            if matches!(cmd, LabelCommand::Add { .. }) {
-                set.extend(changes);
+            let (audit, adding) = (archive.audit()?, matches!(cmd, LabelCommand::Add { .. }));
+            let route = if adding {
+                "admin:label-add"
             } else {
-                set.retain(|s| !changes.contains(s));
-            }
-            store.set_label(tenant, name, &set)?;
-            eprintln!("label {name}: {} studies", set.len());
+                "admin:label-remove"
+            };
+            admin_audit::record(
+                audit.as_ref(),
+                EventKind::GrantChange,
+                route,
+                &[("label", name.clone()), ("tenant", tenant.clone())],
+                || {
+                    let changes = obscura_access::grant::study_set(studies)?;
+                    Scope::label(name)?;
+                    let tenant = find_tenant(&archive.open()?, tenant)?.id;
+                    let store = grant_store(&archive.section()?)?;
+                    // keyed before the change, so a key that cannot be read changes nothing
+                    let subjects = match &audit {
+                        Some(a) => a.studies(changes.iter().map(String::as_str))?,
+                        None => Vec::new(),
+                    };
+                    let mut set = store.label(tenant.as_str(), name)?;
+                    if adding {
+                        set.extend(changes);
+                    } else {
+                        set.retain(|s| !changes.contains(s));
+                    }
+                    store.set_label(tenant.as_str(), name, &set)?;
+                    eprintln!("label {name}: {} studies", set.len());
+                    let detail = vec![
+                        ("label", name.clone()),
+                        ("tenant", tenant.to_string()),
+                        ("studies", set.len().to_string()),
+                    ];
+                    Ok(Some(Change {
+                        subjects,
+                        ..Change::new(EventKind::GrantChange, route, detail)
+                    }))
+                },
+            )?;
         }
-        LabelCommand::List { .. } => {
-            for (name, n) in store.labels(tenant)? {
-                println!("{name}\t{n}");
-            }
-        }
-        LabelCommand::Show { name, .. } => {
-            for s in store.label(tenant, name)? {
-                println!("{s}");
+        LabelCommand::List { .. } | LabelCommand::Show { .. } => {
+            let tenant = find_tenant(&archive.open()?, tenant)?.id;
+            let store = grant_store(&archive.section()?)?;
+            if let LabelCommand::Show { name, .. } = cmd {
+                for s in store.label(tenant.as_str(), name)? {
+                    println!("{s}");
+                }
+            } else {
+                for (name, n) in store.labels(tenant.as_str())? {
+                    println!("{name}\t{n}");
+                }
             }
         }
     }

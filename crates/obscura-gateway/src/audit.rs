@@ -115,20 +115,27 @@ pub fn received(a: &Auditor, peer: &str, sop_instance_uid: &str, spool: &Path) -
     e
 }
 
-/// `instance-forwarded` to `destination`, or `instance-quarantined` for it
-/// (with the quarantine's reason code).
-pub fn forwarded(
-    destination: &str,
-    quarantine: Option<&str>,
-    subjects: Vec<SubjectRef>,
-) -> AuditEvent {
+/// What became of an instance for a destination.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivered<'a> {
+    /// Sent to a folder or an SCP: `instance-forwarded`.
+    Forwarded,
+    /// Stored into the archive: `instance-stored`.
+    Stored,
+    /// Quarantined, with the reason code: `instance-quarantined`.
+    Quarantined(&'a str),
+}
+
+/// The record of what became of an instance for `destination`.
+pub fn forwarded(destination: &str, how: Delivered<'_>, subjects: Vec<SubjectRef>) -> AuditEvent {
     let actor = Actor {
         principal: SELF_PRINCIPAL.into(),
         ..Actor::default()
     };
-    let (kind, outcome) = match quarantine {
-        None => (EventKind::InstanceForwarded, Outcome::Success),
-        Some(_) => (EventKind::InstanceQuarantined, Outcome::Failure),
+    let (kind, outcome, quarantine) = match how {
+        Delivered::Forwarded => (EventKind::InstanceForwarded, Outcome::Success, None),
+        Delivered::Stored => (EventKind::InstanceStored, Outcome::Success, None),
+        Delivered::Quarantined(r) => (EventKind::InstanceQuarantined, Outcome::Failure, Some(r)),
     };
     let mut e = AuditEvent::new(SystemTime::now(), kind, actor, outcome);
     e.route = Some(format!("dest:{destination}"));

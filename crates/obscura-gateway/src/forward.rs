@@ -3,6 +3,7 @@
 //! pipeline: `read_file`, the engine, the Part 10 writer), deliver it, and
 //! record the outcome. Failures retry with exponential backoff.
 
+use crate::audit::Delivered;
 use crate::config::Delivery;
 use crate::queue::{now, Job, Queue};
 use crate::spool::{copy_durably, sync_dir};
@@ -389,7 +390,7 @@ impl Gateway {
             match result {
                 Ok(()) => {
                     done.push(job.id);
-                    self.audit_forward(&dest.name, None, subjects.clone());
+                    self.audit_forward(&dest.name, Delivered::Forwarded, subjects.clone());
                     if let Some(m) = dm {
                         m.forwarded.fetch_add(1, Ordering::Relaxed);
                         m.forwarded_bytes.fetch_add(out.bytes, Ordering::Relaxed);
@@ -429,7 +430,7 @@ impl Gateway {
             match outcome {
                 Archived::Stored => {
                     done.push(job.id);
-                    self.audit_forward(&dest.name, None, subjects);
+                    self.audit_forward(&dest.name, Delivered::Stored, subjects);
                     if let Some(m) = dm {
                         m.forwarded.fetch_add(1, Ordering::Relaxed);
                         m.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -466,7 +467,7 @@ impl Gateway {
             return self.retry(queue, job, &format!("quarantine: {e}"));
         }
         queue.quarantined(job.id, reason)?;
-        self.audit_forward(&dest.name, Some(reason), subjects);
+        self.audit_forward(&dest.name, Delivered::Quarantined(reason), subjects);
         if let Some(m) = dm {
             m.quarantined.fetch_add(1, Ordering::Relaxed);
         }
@@ -478,16 +479,17 @@ impl Gateway {
         Ok(())
     }
 
-    /// An `instance-forwarded` / `instance-quarantined` record (the job is
-    /// committed in the queue either way; a failed append is logged).
+    /// An `instance-forwarded`, `instance-stored` (the archive) or
+    /// `instance-quarantined` record (the job is committed in the queue
+    /// either way; a failed append is logged).
     fn audit_forward(
         &self,
         destination: &str,
-        quarantine: Option<&str>,
+        how: Delivered<'_>,
         subjects: Vec<obscura_audit::SubjectRef>,
     ) {
         if let Some(a) = self.auditor() {
-            let e = crate::audit::forwarded(destination, quarantine, subjects);
+            let e = crate::audit::forwarded(destination, how, subjects);
             if let Err(e) = a.record(e) {
                 crate::log(&format!("audit log: cannot record a delivery: {e}"));
             }

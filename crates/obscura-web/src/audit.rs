@@ -8,7 +8,8 @@
 //! `auth-failure` record per refused request. Nothing in clear from a
 //! request or the data. A request the gate closes (outside the
 //! principal's grants) is a `web-request` with outcome denied and the
-//! gate's reason code.
+//! gate's reason code. Each `web-request` names the grants the principal
+//! acted under (`detail.grants`).
 
 use crate::auth::{Peer, Principal, Refused};
 use axum::extract::{MatchedPath, Request};
@@ -74,6 +75,24 @@ fn actor(peer: &Peer, principal: &str) -> Actor {
     }
 }
 
+/// The grants a principal acted under, in `detail.grants`: their ids
+/// (comma-separated), or `owner` for a principal bound to its tenant in
+/// the config.
+fn name_grants(e: &mut AuditEvent, principal: &Principal) {
+    let grants = if principal.access.is_owner() {
+        "owner".to_string()
+    } else {
+        let ids: Vec<&str> = principal
+            .access
+            .grants()
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect();
+        ids.join(",")
+    };
+    e.detail.insert("grants".into(), grants);
+}
+
 fn log_failure(e: obscura_audit::Error) {
     log::warn!("audit log: cannot record a web request: {e}");
 }
@@ -94,6 +113,7 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
     );
     e.route = Some(route.to_string());
     e.reason = Some(format!("http-{}", status.as_u16()));
+    name_grants(&mut e, principal);
     if principal.access.only_deidentified() {
         e.view = Some(obscura_audit::VIEW_DEIDENTIFIED.to_string());
     }
@@ -105,6 +125,42 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
         .chain(seen.studies.iter().map(|s| (SubjectKind::Study, s)))
         .map(|(kind, v)| a.subject(kind, v))
         .collect();
+    if let Err(err) = a.record(e) {
+        log_failure(err);
+    }
+}
+
+/// An instance a STOW stored for `principal` (its index attributes: the
+/// tenant's own patient and study): the request's record names its
+/// patient and study (BALP: one subject per patient), and, with the audit
+/// log on, an `instance-stored` record names the instance too.
+pub fn stored(a: Option<&Arc<Auditor>>, principal: &Principal, attrs: &obscura_vault::Attributes) {
+    use obscura_vault::Attr;
+    let get = |attr| attrs.get(attr).unwrap_or_default();
+    let (patient, study) = (get(Attr::PatientID), get(Attr::StudyInstanceUID));
+    principal.returned.add(patient, study);
+    let Some(a) = a else { return };
+    let who = format!("{}@{}", principal.name, principal.tenant.as_str());
+    let actor = Actor {
+        principal: who,
+        ..Actor::default()
+    };
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::InstanceStored,
+        actor,
+        Outcome::Success,
+    );
+    e.route = Some("web:stow".into());
+    e.subjects = [
+        (SubjectKind::Patient, patient),
+        (SubjectKind::Study, study),
+        (SubjectKind::Instance, get(Attr::SOPInstanceUID)),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.trim_end_matches(['\0', ' ']).is_empty())
+    .map(|(kind, v)| a.subject(kind, v.trim_end_matches(['\0', ' '])))
+    .collect();
     if let Err(err) = a.record(e) {
         log_failure(err);
     }
@@ -128,6 +184,7 @@ pub fn not_granted(
     );
     e.route = Some(route.to_string());
     e.reason = Some(closed.code().to_string());
+    name_grants(&mut e, principal);
     if let Err(err) = a.record(e) {
         log_failure(err);
     }

@@ -326,7 +326,10 @@ fn store_parts(
             outcomes.push(match c {
                 Err(o) => o,
                 Ok(c) => match &stored {
-                    Ok(_) => c.stored(),
+                    Ok(_) => {
+                        crate::audit::stored(web.audit.get(), principal, &c.attrs);
+                        c.stored()
+                    }
                     Err(e) => failed(Some(&c.class), Some(&c.sop), failure(e)),
                 },
             });
