@@ -186,6 +186,19 @@ pub fn stroke_mask(img: &Grey, level: u8) -> Vec<bool> {
     strokes(&bright, &dark, level)
 }
 
+/// The thin strokes of `img` alone, bright or dark, whichever stand out
+/// more (its top-hat): text over anatomy or a gradient without its ground,
+/// for a second reading.
+pub fn strokes_only(img: &Grey) -> Grey {
+    let [bright, dark] = img.tophats(STROKE_SE);
+    let sum = |g: &Grey| g.data.iter().map(|&v| u64::from(v)).sum::<u64>();
+    if sum(&bright) >= sum(&dark) {
+        bright
+    } else {
+        dark
+    }
+}
+
 /// Stroke pixels joined along rows: a pixel is set if a stroke lies within
 /// `JOIN_X` on both sides.
 fn joined(stroke: &[bool], w: usize, h: usize) -> Vec<bool> {
@@ -401,5 +414,13 @@ mod tests {
         assert!(found.any_text(), "{found:?}");
         assert!(found.lines.iter().any(Candidate::aligned), "{found:?}");
         assert!(!candidates(&image_with_row(0, 10)).any_text());
+    }
+
+    #[test]
+    fn strokes_only_keeps_the_letters_without_their_ground() {
+        let img = image_with_row(3, 10);
+        let strokes = strokes_only(&img);
+        assert_eq!(strokes.at(100, 5), 0, "ground");
+        assert_eq!(strokes.at(10, 25), 230 - 90, "a stroke");
     }
 }

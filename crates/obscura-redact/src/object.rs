@@ -1,7 +1,7 @@
 //! One object's frames: find text in each, decide, redact every frame, and
 //! verify the result by reading it again.
 
-use crate::candidates::{candidates, stroke_mask};
+use crate::candidates::{candidates, stroke_mask, strokes_only};
 use crate::decide::{Identity, Looks, Reason};
 use crate::grey::Grey;
 use crate::ocr::{read_line, Word};
@@ -169,21 +169,20 @@ impl Reader<'_> {
             self.candidates += 1;
             let area = c.rect.grow(OCR_MARGIN).clip(grey.width, grey.height);
             let crop = grey.crop(area);
-            let key = {
-                let mut h = DefaultHasher::new();
-                (area, &crop.data).hash(&mut h);
-                h.finish()
-            };
-            let words = match self.seen.get(&key) {
-                Some(words) => words.clone(),
-                None => {
-                    self.ocr_calls += 1;
-                    let words = read_line(&crop)?;
-                    self.seen.insert(key, words.clone());
-                    words
+            let mut words = self.read(area, &crop)?;
+            let looks = Looks::of(c);
+            // fewer letters read than lined up: OCR misread text over
+            // anatomy or a gradient; its strokes alone are read too
+            if c.aligned() && self.identity.decide(&words, looks).is_none() {
+                let letters: usize = words
+                    .iter()
+                    .map(|w| w.text.chars().filter(|c| c.is_alphanumeric()).count())
+                    .sum();
+                if letters < c.aligned {
+                    words.extend(self.read(area, &strokes_only(&crop))?);
                 }
-            };
-            read.push((c.rect, words, Looks::of(c)));
+            }
+            read.push((c.rect, words, looks));
         }
         out.extend(
             rows(read).into_iter().filter_map(|(rect, words, looks)| {
@@ -191,6 +190,23 @@ impl Reader<'_> {
             }),
         );
         Ok(out)
+    }
+
+    /// The words of `crop` (taken at `area`), read once per pixels and
+    /// place.
+    fn read(&mut self, area: Rect, crop: &Grey) -> Result<Vec<Word>, RedactError> {
+        let key = {
+            let mut h = DefaultHasher::new();
+            (area, &crop.data).hash(&mut h);
+            h.finish()
+        };
+        if let Some(words) = self.seen.get(&key) {
+            return Ok(words.clone());
+        }
+        self.ocr_calls += 1;
+        let words = read_line(crop)?;
+        self.seen.insert(key, words.clone());
+        Ok(words)
     }
 
     /// The parts of `r` outside every diagnostic region (none when the
