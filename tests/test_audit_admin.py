@@ -40,10 +40,12 @@ def admin_records(root):
     return [r for r in records(root / "audit") if r["kind"] in ADMIN]
 
 
-def wait_records(root, n, timeout=10):
-    """Wait until the log holds N admin records; return them."""
+def wait_records(root, n, timeout=30):
+    """Wait until the log holds N admin records and the inbox is drained
+    (a file leaves the inbox only after its record is durable); return the
+    records."""
     end = time.time() + timeout
-    while time.time() < end and len(admin_records(root)) < n:
+    while time.time() < end and (len(admin_records(root)) < n or inbox(root)):
         time.sleep(0.1)
     return admin_records(root)
 
@@ -179,7 +181,7 @@ def test_without_audit_nothing_is_posted(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def wait_kinds(root, kinds, n, timeout=10):
+def wait_kinds(root, kinds, n, timeout=30):
     """Wait until the log holds N records of KINDS; return them."""
     end = time.time() + timeout
     while True:
