@@ -155,12 +155,9 @@ pub fn write_pointer(data_dir: &Path, dir: &Path, key_file: &Path) -> Result<()>
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// What an admin command changed, to be recorded on success.
+/// What an admin command changed, to be recorded on success under the
+/// kind and route [`record`] was given.
 pub struct Change {
-    /// The event's kind.
-    pub kind: EventKind,
-    /// `admin:...`.
-    pub route: &'static str,
     /// Ids and settings (no PHI).
     pub detail: Vec<(&'static str, String)>,
     /// Keyed studies it names.
@@ -169,10 +166,8 @@ pub struct Change {
 
 impl Change {
     /// A change with no subjects.
-    pub fn new(kind: EventKind, route: &'static str, detail: Vec<(&'static str, String)>) -> Self {
+    pub fn new(detail: Vec<(&'static str, String)>) -> Self {
         Change {
-            kind,
-            route,
             detail,
             subjects: Vec::new(),
         }
@@ -193,7 +188,7 @@ pub fn record(
     change: impl FnOnce() -> Result<Option<Change>>,
 ) -> Result<()> {
     match (change(), audit) {
-        (Ok(Some(c)), Some(a)) => a.post(c.kind, c.route, &c.detail, None, c.subjects),
+        (Ok(Some(c)), Some(a)) => a.post(kind, route, &c.detail, None, c.subjects),
         (Ok(_), _) => Ok(()),
         (Err(e), Some(a)) => {
             if let Err(post) = a.post_failure(kind, route, failure_code(&e), asked) {

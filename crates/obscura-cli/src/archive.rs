@@ -259,11 +259,10 @@ pub fn run(cmd: &TenantCommand) -> Result<()> {
             || {
                 let id = archive.open()?.create_tenant(name)?;
                 println!("{id}");
-                Ok(Some(Change::new(
-                    EventKind::TenantChange,
-                    "admin:tenant-create",
-                    vec![("tenant", id.to_string()), ("name", name.clone())],
-                )))
+                Ok(Some(Change::new(vec![
+                    ("tenant", id.to_string()),
+                    ("name", name.clone()),
+                ])))
             },
         ),
         TenantCommand::List { archive } => {
@@ -305,9 +304,8 @@ fn shred(archive: &ArchiveArgs, name_or_id: &str, yes: bool) -> Result<Change> {
     let id: TenantId = found.id;
     vault.shred_tenant(&id)?;
     eprintln!("shredded tenant {}", found.name);
-    Ok(Change::new(
-        EventKind::TenantChange,
-        "admin:tenant-shred",
-        vec![("tenant", id.to_string()), ("name", found.name)],
-    ))
+    Ok(Change::new(vec![
+        ("tenant", id.to_string()),
+        ("name", found.name),
+    ]))
 }

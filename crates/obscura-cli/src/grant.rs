@@ -285,7 +285,7 @@ fn add(
     detail.push(("scope", g.grant.scope.summary()));
     Ok(Change {
         subjects: studies,
-        ..Change::new(EventKind::GrantChange, "admin:grant-add", detail)
+        ..Change::new(detail)
     })
 }
 
@@ -306,20 +306,12 @@ fn revoke(
         }
         eprintln!("revoked grant {id}");
         let detail = grant_detail(&g);
-        return Ok(Some(Change::new(
-            EventKind::GrantChange,
-            "admin:grant-revoke",
-            detail,
-        )));
+        return Ok(Some(Change::new(detail)));
     }
     let jti = jti.context("name a grant id, or --token JTI")?;
     store.revoke_token(jti, now)?;
     eprintln!("revoked token {jti}");
-    Ok(Some(Change::new(
-        EventKind::GrantChange,
-        "admin:token-revoke",
-        vec![("token", jti.to_string())],
-    )))
+    Ok(Some(Change::new(vec![("token", jti.to_string())])))
 }
 
 /// A grant's audit detail: its id, principal, tenant id, actions, view

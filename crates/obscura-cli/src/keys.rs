@@ -35,10 +35,7 @@ pub fn keygen(path: &Path) -> Result<String> {
 /// A key's public id for audit records: 16 hex digits of an HMAC under the
 /// key of a fixed label (tells keys apart, reveals nothing of the key).
 pub fn key_id(key: &SecretKey) -> String {
-    key.derive("obscura-key-id", b"")[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    obscura_audit::event::hex(&key.derive("obscura-key-id", b"")[..8])
 }
 
 /// `obscura keygen PATH [--audit-config FILE]`: write the key; with a
@@ -53,11 +50,10 @@ pub fn keygen_command(path: &Path, audit_config: Option<&Path>) -> Result<()> {
         || {
             let id = keygen(path)?;
             eprintln!("wrote a new key to {}", path.display());
-            Ok(Some(crate::admin_audit::Change::new(
-                obscura_audit::EventKind::KeyChange,
-                "admin:keygen",
-                vec![("key_file", path.display().to_string()), ("key_id", id)],
-            )))
+            Ok(Some(crate::admin_audit::Change::new(vec![
+                ("key_file", path.display().to_string()),
+                ("key_id", id),
+            ])))
         },
     )
 }

@@ -260,10 +260,7 @@ fn record_config(a: &obscura_audit::Auditor, config_file: &Path, log_dir: &Path)
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(config_file)
         .with_context(|| format!("cannot read {}", config_file.display()))?;
-    let hash: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = obscura_audit::event::hex(&Sha256::digest(&bytes));
     let kept = log_dir.join(CONFIG_HASH);
     let previous = std::fs::read_to_string(&kept).unwrap_or_default();
     let previous = previous.trim();

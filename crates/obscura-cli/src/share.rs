@@ -92,11 +92,7 @@ fn make_link(args: &ShareArgs, audit: Option<&AdminAudit>) -> Result<Change> {
     );
     Ok(Change {
         subjects: study,
-        ..Change::new(
-            EventKind::GrantChange,
-            "admin:share-add",
-            crate::grant::grant_detail(&g),
-        )
+        ..Change::new(crate::grant::grant_detail(&g))
     })
 }
 
@@ -221,7 +217,7 @@ pub fn label(cmd: &LabelCommand) -> Result<()> {
                     ];
                     Ok(Some(Change {
                         subjects,
-                        ..Change::new(EventKind::GrantChange, route, detail)
+                        ..Change::new(detail)
                     }))
                 },
             )?;

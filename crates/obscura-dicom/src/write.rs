@@ -60,7 +60,7 @@ impl<S: Source> DicomInput<S> {
         dataset: &InMemDicomObject,
         out: &mut dyn Write,
     ) -> Result<u64, WriteError> {
-        let parts = self.encode(dataset)?;
+        let parts = self.encode_part10(dataset)?;
         out.write_all(&parts.head)?;
         if let Some(p) = parts.pixel {
             self.copy_pixel(p, |stream, offset, len| stream.copy_to(offset, len, out))?;
@@ -76,7 +76,7 @@ impl<S: Source> DicomInput<S> {
         dataset: &InMemDicomObject,
         out: &File,
     ) -> Result<u64, WriteError> {
-        let parts = self.encode(dataset)?;
+        let parts = self.encode_part10(dataset)?;
         let mut w = out;
         w.write_all(&parts.head)?;
         if let Some(p) = parts.pixel {
@@ -126,13 +126,6 @@ impl<S: Source> DicomInput<S> {
         Ok(parts.len())
     }
 
-    /// [`write_part10`](Self::write_part10) without writing: the parts
-    /// around the pixel data, whose value the caller copies from the
-    /// source file (it lies in the file unless the output is deflated).
-    pub fn encode_part10(&self, dataset: &InMemDicomObject) -> Result<Parts, WriteError> {
-        self.encode(dataset)
-    }
-
     fn copy_pixel(
         &self,
         p: PixelSpan,
@@ -141,10 +134,13 @@ impl<S: Source> DicomInput<S> {
         copy(self.pixel_stream(), p.value_offset, p.value_bytes)
     }
 
-    /// Encode the file meta and the data set around the pixel data. A
-    /// deflated output is encoded whole (pixel data included) and deflated in
-    /// one buffer: dicom-rs's own deflate writer is ~60x slower.
-    fn encode(&self, dataset: &InMemDicomObject) -> Result<Parts, WriteError> {
+    /// [`write_part10`](Self::write_part10) without writing: the file meta
+    /// and the data set around the pixel data, whose value the caller
+    /// copies from the source file (it lies in the file unless the output
+    /// is deflated). A deflated output is encoded whole (pixel data
+    /// included) and deflated in one buffer: dicom-rs's own deflate writer
+    /// is ~60x slower.
+    pub fn encode_part10(&self, dataset: &InMemDicomObject) -> Result<Parts, WriteError> {
         let target = Target {
             transfer_syntax_uid: &self.transfer_syntax_uid,
             encoding: self.encoding,
@@ -154,7 +150,7 @@ impl<S: Source> DicomInput<S> {
         self.encode_as(dataset, &target)
     }
 
-    /// [`encode`](Self::encode) into `target`'s transfer syntax, around its pixel data.
+    /// [`encode_part10`](Self::encode_part10) into `target`'s transfer syntax, around its pixel data.
     fn encode_as(&self, dataset: &InMemDicomObject, target: &Target) -> Result<Parts, WriteError> {
         let sop_class = string_of(dataset, tags::SOP_CLASS_UID)
             .or_else(|| self.meta.media_storage_sop_class_uid.clone())

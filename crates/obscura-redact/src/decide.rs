@@ -113,8 +113,7 @@ impl Identity {
             .map(|w| w.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let alnum = text.chars().filter(|c| c.is_alphanumeric()).count();
-        if alnum == 0 {
+        if letters(words) == 0 {
             return looks.aligned.then_some(Reason::Unreadable);
         }
         let digits = as_digits(&text);
@@ -261,6 +260,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// The letters and digits OCR read in `words`.
+pub(crate) fn letters(words: &[Word]) -> usize {
+    words
+        .iter()
+        .map(|w| w.text.chars().filter(|c| c.is_alphanumeric()).count())
+        .sum()
 }
 
 #[cfg(test)]

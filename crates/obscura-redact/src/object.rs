@@ -173,14 +173,11 @@ impl Reader<'_> {
             let looks = Looks::of(c);
             // fewer letters read than lined up: OCR misread text over
             // anatomy or a gradient; its strokes alone are read too
-            if c.aligned() && self.identity.decide(&words, looks).is_none() {
-                let letters: usize = words
-                    .iter()
-                    .map(|w| w.text.chars().filter(|c| c.is_alphanumeric()).count())
-                    .sum();
-                if letters < c.aligned {
-                    words.extend(self.read(area, &strokes_only(&crop))?);
-                }
+            if c.aligned()
+                && self.identity.decide(&words, looks).is_none()
+                && crate::decide::letters(&words) < c.aligned
+            {
+                words.extend(self.read(area, &strokes_only(&crop))?);
             }
             read.push((c.rect, words, looks));
         }

@@ -97,6 +97,11 @@ fn log_failure(e: obscura_audit::Error) {
     log::warn!("audit log: cannot record a web request: {e}");
 }
 
+/// How records name a principal: `name@tenant id`.
+fn who(principal: &Principal) -> String {
+    format!("{}@{}", principal.name, principal.tenant.as_str())
+}
+
 /// The `web-request` record of an authenticated request.
 pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, status: StatusCode) {
     let outcome = match status.as_u16() {
@@ -104,7 +109,7 @@ pub fn request(a: &Auditor, peer: &Peer, principal: &Principal, route: &str, sta
         401 | 403 => Outcome::Denied,
         _ => Outcome::Failure,
     };
-    let who = format!("{}@{}", principal.name, principal.tenant.as_str());
+    let who = who(principal);
     let mut e = AuditEvent::new(
         SystemTime::now(),
         EventKind::WebRequest,
@@ -140,9 +145,8 @@ pub fn stored(a: Option<&Arc<Auditor>>, principal: &Principal, attrs: &obscura_v
     let (patient, study) = (get(Attr::PatientID), get(Attr::StudyInstanceUID));
     principal.returned.add(patient, study);
     let Some(a) = a else { return };
-    let who = format!("{}@{}", principal.name, principal.tenant.as_str());
     let actor = Actor {
-        principal: who,
+        principal: who(principal),
         ..Actor::default()
     };
     let mut e = AuditEvent::new(
@@ -158,8 +162,10 @@ pub fn stored(a: Option<&Arc<Auditor>>, principal: &Principal, attrs: &obscura_v
         (SubjectKind::Instance, get(Attr::SOPInstanceUID)),
     ]
     .into_iter()
-    .filter(|(_, v)| !v.trim_end_matches(['\0', ' ']).is_empty())
-    .map(|(kind, v)| a.subject(kind, v.trim_end_matches(['\0', ' '])))
+    .filter_map(|(kind, v)| {
+        let v = v.trim_end_matches(['\0', ' ']);
+        (!v.is_empty()).then(|| a.subject(kind, v))
+    })
     .collect();
     if let Err(err) = a.record(e) {
         log_failure(err);
@@ -175,7 +181,7 @@ pub fn not_granted(
     route: &str,
     closed: crate::gate::Closed,
 ) {
-    let who = format!("{}@{}", principal.name, principal.tenant.as_str());
+    let who = who(principal);
     let mut e = AuditEvent::new(
         SystemTime::now(),
         EventKind::WebRequest,

@@ -50,10 +50,12 @@ pub(crate) struct Found {
     pub(crate) patient: String,
 }
 
-/// The instances of a study, series or instance path, in the tenant; 404 if none.
-fn find(
-    vault: &Vault,
-    tenant: &TenantId,
+/// The instances of a study, series or instance path in the principal's
+/// tenant (404 if none), recorded as returned for the audit log; on the
+/// calling (blocking) thread.
+fn found_now(
+    web: &Web,
+    principal: &Principal,
     study: &str,
     series: Option<&str>,
     sop: Option<&str>,
@@ -65,8 +67,9 @@ fn find(
     if let Some(s) = sop {
         q = q.with(Attr::SOPInstanceUID, s);
     }
-    let found: Vec<Found> = vault
-        .search(tenant, &q)?
+    let found: Vec<Found> = web
+        .vault
+        .search(&principal.tenant, &q)?
         .into_iter()
         .map(|a| Found {
             study: a
@@ -90,6 +93,10 @@ fn find(
         .collect();
     if found.is_empty() {
         return Err(ApiError::NotFound);
+    }
+    // what the response is about to return, for the audit log (BALP)
+    for f in &found {
+        principal.returned.add(&f.patient, &f.study);
     }
     Ok(found)
 }
@@ -120,22 +127,6 @@ pub(crate) async fn found(
     tokio::task::spawn_blocking(move || found_now(&w, &p, &st, se.as_deref(), so.as_deref()))
         .await
         .map_err(|e| ApiError::Internal(format!("index task: {e}")))?
-}
-
-/// [`found`], on the calling (blocking) thread.
-fn found_now(
-    web: &Web,
-    principal: &Principal,
-    study: &str,
-    series: Option<&str>,
-    sop: Option<&str>,
-) -> Result<Vec<Found>, ApiError> {
-    let list = find(&web.vault, &principal.tenant, study, series, sop)?;
-    // what the response is about to return, for the audit log (BALP)
-    for f in &list {
-        principal.returned.add(&f.patient, &f.study);
-    }
-    Ok(list)
 }
 
 /// How instances are sent back.
