@@ -81,15 +81,66 @@ impl Frame {
         }
     }
 
-    /// `f` of each sample's stored bit pattern (its low `bits_stored` bits),
-    /// in order: a lookup table over them is indexed without a branch per
-    /// sample width.
-    pub fn map_stored<T>(&self, f: impl Fn(u32) -> T) -> Vec<T> {
+    /// For signed values, the shift that brings the sign bit of the stored
+    /// bits to bit 31 (Bits Stored is at most 32: a value fits an `i32`).
+    fn sign_shift(&self) -> Option<u32> {
+        self.signed
+            .then(|| 32 - u32::from(self.bits_stored).min(32))
+    }
+
+    /// The value of the stored bit pattern `bits` as [`extend`](Self::extend)
+    /// gives it, without a branch (so that loops over samples vectorise).
+    fn extend_fast(&self, bits: u32) -> i64 {
+        match self.sign_shift() {
+            Some(shift) => sign_extend(bits, shift).into(),
+            None => bits.into(),
+        }
+    }
+
+    /// The least and the greatest value (none without samples), in one
+    /// pass that vectorises (32-bit lanes).
+    pub fn range(&self) -> Option<(i64, i64)> {
+        fn fold<S: Copy + Into<u32>, T: Ord + Copy>(
+            v: &[S],
+            start: (T, T),
+            value: impl Fn(u32) -> T,
+        ) -> (T, T) {
+            v.iter().fold(start, |(lo, hi), &s| {
+                let x = value(s.into());
+                (lo.min(x), hi.max(x))
+            })
+        }
+        fn typed<S: Copy + Into<u32>>(v: &[S], mask: u32, shift: Option<u32>) -> (i64, i64) {
+            match shift {
+                Some(shift) => {
+                    let (lo, hi) = fold(v, (i32::MAX, i32::MIN), |s| sign_extend(s & mask, shift));
+                    (lo.into(), hi.into())
+                }
+                None => {
+                    let (lo, hi) = fold(v, (u32::MAX, u32::MIN), |s| s & mask);
+                    (lo.into(), hi.into())
+                }
+            }
+        }
         let mask = self.stored_mask();
+        let shift = self.sign_shift();
+        let range = match &self.samples {
+            Samples::U8(v) => typed(v, mask, shift),
+            Samples::U16(v) => typed(v, mask, shift),
+            Samples::U32(v) => typed(v, mask, shift),
+        };
+        (!self.samples.is_empty()).then_some(range)
+    }
+
+    /// `f` of each sample's value, in order, without a branch per sample
+    /// width: a lookup table over the values is indexed in a tight loop.
+    pub fn map_values<T>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
+        let mask = self.stored_mask();
+        let value = |s: u32| self.extend_fast(s & mask);
         match &self.samples {
-            Samples::U8(v) => v.iter().map(|&s| f(u32::from(s) & mask)).collect(),
-            Samples::U16(v) => v.iter().map(|&s| f(u32::from(s) & mask)).collect(),
-            Samples::U32(v) => v.iter().map(|&s| f(s & mask)).collect(),
+            Samples::U8(v) => v.iter().map(|&s| f(value(u32::from(s)))).collect(),
+            Samples::U16(v) => v.iter().map(|&s| f(value(u32::from(s)))).collect(),
+            Samples::U32(v) => v.iter().map(|&s| f(value(s))).collect(),
         }
     }
 
@@ -107,5 +158,38 @@ impl Frame {
             Samples::U16(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
             Samples::U32(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
         }
+    }
+}
+
+/// `bits` with bit `31 - shift` taken as its sign.
+fn sign_extend(bits: u32, shift: u32) -> i32 {
+    ((bits << shift) as i32) >> shift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_and_map_values_sign_extend_the_stored_bits() {
+        // 12 bits stored, signed, with stray bits above them
+        let frame = Frame {
+            width: 4,
+            height: 1,
+            samples_per_pixel: 1,
+            bits_stored: 12,
+            signed: true,
+            photometric: Photometric::Monochrome2,
+            samples: Samples::U16(vec![0xF800, 0x07FF, 0x0FFF, 0x1005]),
+        };
+        let values: Vec<i64> = frame.values().collect();
+        assert_eq!(values, [-2048, 2047, -1, 5]);
+        assert_eq!(frame.map_values(|v| v), values);
+        assert_eq!(frame.range(), Some((-2048, 2047)));
+        let unsigned = Frame {
+            signed: false,
+            ..frame
+        };
+        assert_eq!(unsigned.range(), Some((5, 4095)));
     }
 }

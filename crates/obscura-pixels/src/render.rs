@@ -42,17 +42,13 @@ pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8
 /// range), and inversion for MONOCHROME1.
 fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
     let modality = |v: i64| v as f64 * info.slope + info.intercept;
+    let range = frame.range();
     let window = window.or(info.window).unwrap_or_else(|| {
-        let (lo, hi) = frame
-            .values()
-            .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = range.unwrap_or((i64::MAX, i64::MIN));
         let (a, b) = (modality(lo), modality(hi));
         Window::spanning(a.min(b), a.max(b))
     });
     let invert = frame.photometric == Photometric::Monochrome1;
-    // one lookup per possible stored bit pattern when that is cheaper than
-    // per pixel
-    let bits = u32::from(frame.bits_stored);
     let level = |v: i64| {
         let y = window.apply(modality(v));
         if invert {
@@ -61,11 +57,14 @@ fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
             y
         }
     };
-    if bits <= 16 && 1usize << bits <= frame.samples.len() {
-        let table: Vec<u8> = (0..1u32 << bits).map(|r| level(frame.extend(r))).collect();
-        frame.map_stored(|r| table[r as usize])
-    } else {
-        frame.values().map(level).collect()
+    // one lookup per value the frame holds, when that is cheaper than one
+    // per pixel
+    match range {
+        Some((lo, hi)) if hi.abs_diff(lo) < frame.samples.len() as u64 => {
+            let table: Vec<u8> = (lo..=hi).map(level).collect();
+            frame.map_values(|v| table[(v - lo) as usize])
+        }
+        _ => frame.values().map(level).collect(),
     }
 }
 

@@ -181,30 +181,52 @@ impl Grey {
     }
 
     /// A separable `size × size` min or max filter (`f`, with its identity
-    /// beyond the edges), row by row so that it vectorises.
+    /// beyond the edges): along rows, then along columns, each by
+    /// [`windows`].
     fn filter_dims<F: Fn(u8, u8) -> u8 + Copy>(&self, size: usize, f: F, identity: u8) -> Vec<u8> {
         let (w, h) = (self.width, self.height);
         let r = size / 2;
-        let mut rows = vec![identity; w * h];
-        let mut padded = vec![identity; w + 2 * r];
-        for (line, out) in self.data.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
-            padded[r..r + w].copy_from_slice(line);
-            for k in 0..2 * r + 1 {
-                for (o, &v) in out.iter_mut().zip(&padded[k..k + w]) {
-                    *o = f(*o, v);
-                }
-            }
+        // rows padded with `r` identities at both ends, one after another:
+        // the windows that straddle two rows are left out
+        let pw = w + 2 * r;
+        let mut padded = vec![identity; pw * h];
+        for (line, dst) in self.data.chunks_exact(w).zip(padded.chunks_exact_mut(pw)) {
+            dst[r..r + w].copy_from_slice(line);
         }
-        let mut out = vec![identity; w * h];
-        for (y, dst) in out.chunks_exact_mut(w).enumerate() {
-            for src in rows[y.saturating_sub(r) * w..(y + r + 1).min(h) * w].chunks_exact(w) {
-                for (o, &v) in dst.iter_mut().zip(src) {
-                    *o = f(*o, v);
-                }
-            }
+        let along = windows(&padded, 2 * r + 1, 1, f);
+        // then `r` rows of identities above and below
+        let mut columns = vec![identity; w * (h + 2 * r)];
+        for (y, dst) in columns[r * w..(r + h) * w].chunks_exact_mut(w).enumerate() {
+            dst.copy_from_slice(&along[y * pw..y * pw + w]);
         }
-        out
+        windows(&columns, 2 * r + 1, w, f)
     }
+}
+
+/// `f` (min or max) over every window of `len` values `stride` apart in `v`
+/// (`v.len() - (len - 1) × stride` of them, from each start in turn): by
+/// doubling, since two overlapping windows of a power of two cover one of
+/// any length and min and max may count a value twice. About log2(`len`)
+/// + 1 passes that vectorise, instead of `len`.
+fn windows<F: Fn(u8, u8) -> u8 + Copy>(v: &[u8], len: usize, stride: usize, f: F) -> Vec<u8> {
+    let out = (v.len() + stride).saturating_sub(len * stride);
+    let mut cur = v.to_vec();
+    let mut span = 1;
+    while 2 * span <= len {
+        let step = span * stride;
+        cur = cur
+            .iter()
+            .zip(&cur[step..])
+            .map(|(&a, &b)| f(a, b))
+            .collect();
+        span *= 2;
+    }
+    let rest = (len - span) * stride;
+    cur[..out]
+        .iter()
+        .zip(&cur[rest..rest + out])
+        .map(|(&a, &b)| f(a, b))
+        .collect()
 }
 
 #[cfg(test)]
@@ -217,6 +239,52 @@ mod tests {
             height: 4,
             channels: 3,
             data: pixel.repeat(16),
+        }
+    }
+
+    #[test]
+    fn min_and_max_filters_are_those_of_every_square() {
+        // a pseudo-random image, against the filters taken pixel by pixel
+        let (w, h) = (23, 17);
+        let mut x = 12345u32;
+        let data: Vec<u8> = (0..w * h)
+            .map(|_| {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let img = Grey {
+            width: w,
+            height: h,
+            data,
+        };
+        for size in [1, 3, 5, 7, 9] {
+            let r = size / 2;
+            let square = |x: usize, y: usize, f: fn(u8, u8) -> u8, identity: u8| {
+                let mut v = identity;
+                for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+                    for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                        v = f(v, img.at(xx, yy));
+                    }
+                }
+                v
+            };
+            let naive = |f: fn(u8, u8) -> u8, identity: u8| -> Vec<u8> {
+                (0..h)
+                    .flat_map(|y| (0..w).map(move |x| (x, y)))
+                    .map(|(x, y)| square(x, y, f, identity))
+                    .collect()
+            };
+            assert_eq!(
+                img.filter_dims(size, u8::min, 255),
+                naive(u8::min, 255),
+                "{size}"
+            );
+            assert_eq!(
+                img.filter_dims(size, u8::max, 0),
+                naive(u8::max, 0),
+                "{size}"
+            );
         }
     }
 
