@@ -39,6 +39,76 @@ const ROLE_DESTINATION: Code = ("110152", "DCM", "Destination Role ID");
 const ID_PATIENT_NUMBER: Code = ("2", "RFC-3881", "Patient Number");
 const ID_SEARCH_CRITERIA: Code = ("10", "RFC-3881", "Search Criteria");
 const ID_STUDY_UID: Code = ("110180", "DCM", "Study Instance UID");
+const ID_USER: Code = ("11", "RFC-3881", "User Identifier");
+// Obscura's own identifiers: a private coding scheme (PS3.16 8.2: a
+// designator beginning with "99").
+const ID_TENANT: Code = ("tenant", "99OBSCURA", "Tenant ID");
+const ID_GRANT: Code = ("grant", "99OBSCURA", "Grant ID");
+const ID_TOKEN: Code = ("token", "99OBSCURA", "Share link token ID");
+const ID_KEY: Code = ("key", "99OBSCURA", "Key ID");
+
+/// A participant object named by a record's `detail`: the field, its
+/// ParticipantObjectTypeCode and TypeCodeRole, ID type, and its
+/// ParticipantObjectName.
+struct DetailObject {
+    field: &'static str,
+    type_code: &'static str,
+    role: &'static str,
+    id_type: Code,
+    name: &'static str,
+}
+
+/// What a record's `detail` names as participant objects (RFC 3881 type
+/// codes and roles): the principal a grant is for (system object 2,
+/// Security User Entity 11, User Identifier), the tenant (organization 3,
+/// Security Resource 13), a grant or share link (system object 2,
+/// Security Granularity Definition 14), a key (system object 2, Security
+/// Resource 13; its id, never the key). A `web-request`'s `grants` (the
+/// grants it acted under, comma-separated) give one grant object each.
+const DETAIL_OBJECTS: [DetailObject; 6] = [
+    DetailObject {
+        field: "principal",
+        type_code: "2",
+        role: "11",
+        id_type: ID_USER,
+        name: "principal",
+    },
+    DetailObject {
+        field: "tenant",
+        type_code: "3",
+        role: "13",
+        id_type: ID_TENANT,
+        name: "tenant",
+    },
+    DetailObject {
+        field: "grant",
+        type_code: "2",
+        role: "14",
+        id_type: ID_GRANT,
+        name: "access grant",
+    },
+    DetailObject {
+        field: "grants",
+        type_code: "2",
+        role: "14",
+        id_type: ID_GRANT,
+        name: "access grant",
+    },
+    DetailObject {
+        field: "token",
+        type_code: "2",
+        role: "14",
+        id_type: ID_TOKEN,
+        name: "share link",
+    },
+    DetailObject {
+        field: "key_id",
+        type_code: "2",
+        role: "13",
+        id_type: ID_KEY,
+        name: "key",
+    },
+];
 
 /// What ParticipantObjectName says for a subject given as a keyed hash.
 pub const KEYED_HASH_NAME: &str = "HMAC-SHA256 under the site audit key";
@@ -177,6 +247,24 @@ fn message(r: &Record, source: &AuditSource, subjects: &[SubjectRef]) -> String 
     if sh.query {
         let pattern = e.route.as_deref().unwrap_or("");
         object(&mut x, pattern, "2", "24", ID_SEARCH_CRITERIA, pattern);
+    }
+    for d in &DETAIL_OBJECTS {
+        let Some(value) = e.detail.get(d.field) else {
+            continue;
+        };
+        // a tenant's object is named by the organisation's name when the
+        // record has it (`tenant-change`)
+        let name = match (d.field, e.detail.get("name")) {
+            ("tenant", Some(n)) if !n.trim().is_empty() => n.as_str(),
+            _ => d.name,
+        };
+        let ids: Vec<&str> = match d.field {
+            "grants" => value.split(',').map(str::trim).collect(),
+            _ => vec![value.as_str()],
+        };
+        for id in ids.into_iter().filter(|v| !v.trim().is_empty()) {
+            object(&mut x, id, d.type_code, d.role, d.id_type, name);
+        }
     }
     for s in subjects {
         match s.kind {
@@ -326,6 +414,48 @@ mod tests {
             assert!(msg.contains("ParticipantObjectID=\"web:GET /studies\""));
             assert!(!msg.contains("P1") && !msg.contains("P2"));
         }
+    }
+
+    #[test]
+    fn detail_names_principal_tenant_grants_and_key() {
+        let mut r = record(EventKind::GrantChange, "admin:grant-add", &[]);
+        for (k, v) in [
+            ("grant", "g-1"),
+            ("principal", "vendor-x"),
+            ("tenant", "t-9"),
+            ("actions", "search"),
+        ] {
+            r.event.detail.insert(k.into(), v.into());
+        }
+        let x = &messages(&r, &source())[0];
+        assert!(x.contains("<ParticipantObjectIdentification ParticipantObjectID=\"vendor-x\" ParticipantObjectTypeCode=\"2\" ParticipantObjectTypeCodeRole=\"11\"><ParticipantObjectIDTypeCode csd-code=\"11\" codeSystemName=\"RFC-3881\""), "{x}");
+        assert!(x.contains("ParticipantObjectID=\"t-9\" ParticipantObjectTypeCode=\"3\" ParticipantObjectTypeCodeRole=\"13\""), "{x}");
+        assert!(x.contains("ParticipantObjectID=\"g-1\" ParticipantObjectTypeCode=\"2\" ParticipantObjectTypeCodeRole=\"14\""), "{x}");
+        assert!(!x.contains("search"), "only ids are objects: {x}");
+        // a tenant-change names the tenant by the organisation's name
+        let mut r = record(EventKind::TenantChange, "admin:tenant-create", &[]);
+        r.event.detail.insert("tenant".into(), "t-2".into());
+        r.event.detail.insert("name".into(), "Site <B>".into());
+        let x = &messages(&r, &source())[0];
+        assert!(x.contains("ParticipantObjectID=\"t-2\" ParticipantObjectTypeCode=\"3\" ParticipantObjectTypeCodeRole=\"13\"><ParticipantObjectIDTypeCode csd-code=\"tenant\" codeSystemName=\"99OBSCURA\" originalText=\"Tenant ID\"/><ParticipantObjectName>Site &lt;B&gt;</ParticipantObjectName>"), "{x}");
+        // a web request: one object per grant, in every BALP message
+        let mut r = record(EventKind::WebRequest, "web:GET /studies", &["P1", "P2"]);
+        r.event.detail.insert("grants".into(), "g-1,g-2".into());
+        for x in messages(&r, &source()) {
+            for g in ["g-1", "g-2"] {
+                assert_eq!(
+                    x.matches(&format!("ParticipantObjectID=\"{g}\"")).count(),
+                    1,
+                    "{x}"
+                );
+            }
+        }
+        let mut r = record(EventKind::KeyChange, "admin:keygen", &[]);
+        r.event.detail.insert("key_id".into(), "0123abcd".into());
+        r.event.detail.insert("key_file".into(), "/etc/k".into());
+        let x = &messages(&r, &source())[0];
+        assert!(x.contains("ParticipantObjectID=\"0123abcd\""), "{x}");
+        assert!(!x.contains("/etc/k"), "{x}");
     }
 
     #[test]

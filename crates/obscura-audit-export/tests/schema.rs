@@ -34,6 +34,21 @@ fn records() -> Vec<Record> {
                 e.route = Some(route.to_string());
                 e.reason = (outcome != Outcome::Success).then(|| "http-403".to_string());
                 e.count = Some(i as u64);
+                // what admin records and web requests name in their detail
+                for (k, v) in [
+                    ("principal", "vendor <x>"),
+                    ("tenant", "t-0123"),
+                    ("name", "Site \"A\" & B"),
+                    ("grant", "g-1"),
+                    ("grants", "g-1, g-2,owner"),
+                    ("token", "jti-1"),
+                    ("key_id", "0123abcd"),
+                ]
+                .iter()
+                .skip(i % 3)
+                {
+                    e.detail.insert(k.to_string(), v.to_string());
+                }
                 for p in 0..i {
                     e.subjects.push(SubjectRef::patient(&key, &format!("P{p}")));
                 }
@@ -89,6 +104,20 @@ fn every_message_is_valid_against_the_dicom_schema() {
             files.push(f);
         }
     }
+    // the detail's participants are among what is validated
+    let with_grants = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("ParticipantObjectID=\"g-2\"")
+        })
+        .count();
+    assert!(
+        with_grants > files.len() / 2,
+        "{with_grants} of {}",
+        files.len()
+    );
     let out = Command::new("jing")
         .arg("-c")
         .arg(&schema)
