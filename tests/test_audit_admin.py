@@ -222,11 +222,12 @@ def test_keys_config_labels_data_dir_and_failures_reach_the_log(tmp_path):
         assert bad.returncode == 2 and "no grant" in bad.stderr, bad.stderr
         bad = obscura("keygen", root / "new.key", "--audit-config", config)
         assert bad.returncode == 2, bad.stderr
-        got = wait_kinds(root, {"key-change", "grant-change", "tenant-change"}, 7)
+        got = wait_kinds(root, {"key-change", "grant-change", "tenant-change"}, 8)
     finally:
         assert gw.stop() == 0, gw.log_text()[-3000:]
     actor = {"principal": f"os:{getpass.getuser()}"}
-    site_a_created, key, label, site_c_created, no_tenant, no_grant, key_exists = got
+    genesis, site_a_created, key, label, site_c_created, no_tenant, no_grant, key_exists = got
+    assert genesis["route"] == "serve:start"  # the log's signing key, at its first start
     assert site_a_created["detail"]["name"] == "Site A"
     new_key = bytes.fromhex((root / "new.key").read_text().strip())
     key_id = hmac.new(new_key, b"obscura-key-id\0", hashlib.sha256).hexdigest()[:16]
@@ -250,7 +251,8 @@ def test_keys_config_labels_data_dir_and_failures_reach_the_log(tmp_path):
         return [r for r in records(root / "audit") if r["kind"] == "config-change"]
     first = config_records()
     assert len(first) == 1 and first[0]["route"] == "serve:start"
-    assert first[0]["detail"] == {"config_sha256": first_hash, "previous_sha256": "none"}
+    assert first[0]["detail"] == {"config_sha256": first_hash, "previous_sha256": "none",
+                                  "in_effect": "true"}
     for edit in [False, True]:
         if edit:
             config.write_text(config.read_text() + "\n# checkpoint more often\n")
@@ -258,7 +260,94 @@ def test_keys_config_labels_data_dir_and_failures_reach_the_log(tmp_path):
         assert gw.stop() == 0, gw.log_text()[-3000:]
     again = config_records()
     assert len(again) == 2, again
-    assert again[1]["detail"] == {"config_sha256": config_hash(), "previous_sha256": first_hash}
+    assert again[1]["detail"] == {"config_sha256": config_hash(), "previous_sha256": first_hash,
+                                  "in_effect": "true"}
 
     text = "".join(p.read_text() for p in (root / "audit").rglob("*") if p.is_file())
     assert new_key.hex() not in text and study not in text
+
+
+def public_key_facts(pub):
+    """(key id, SHA-256 of the public key text) of a signing key's public file."""
+    import hashlib
+    text = pub.read_text().strip()
+    return text.split("+")[1], hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_signing_keys_and_config_edits_while_serving_are_recorded(tmp_path):
+    """The log's first record names its signing key (genesis); `audit keygen
+    --audit-config` posts a key-change (id and fingerprint, never the key);
+    a config edited while `serve` runs gives a config-change (in_effect
+    false) once per new content, with an admin-event alert, and the next
+    start records it in effect."""
+    import hashlib
+    root = tmp_path
+    config, port, _web_port, _token = audited_archive(root)
+    config.write_text(config.read_text() + "\n[alerts]\n")
+    original = config.read_bytes()
+    running = hashlib.sha256(original).hexdigest()
+    # before the log exists: posted to its inbox, appended at the first start
+    ok("audit", "keygen", "test.example/next", root / "next.key", root / "next.pub",
+       "--audit-config", config)
+    bad = obscura("audit", "keygen", "test.example/next", root / "next.key", root / "other.pub",
+                  "--audit-config", config)
+    assert bad.returncode == 2 and not (root / "other.pub").exists(), bad.stderr
+
+    def watched():
+        return [r for r in records(root / "audit")
+                if r["kind"] == "config-change" and r["route"] == "serve:watch"]
+
+    def wait_watched(n, timeout=20):
+        end = time.time() + timeout
+        while len(watched()) < n and time.time() < end:
+            time.sleep(0.2)
+        return watched()
+
+    gw = Gateway(config, port).start()
+    try:
+        keys = wait_kinds(root, {"key-change"}, 3)
+        edits = [original + b"\n# more often\n", original, original + b"\n# more often\n",
+                 original + b"\n# other\n"]
+        for edit in edits:  # new; back to the running one; seen already; new
+            config.write_bytes(edit)
+            time.sleep(2.6)  # the watch looks every 2 s
+        seen = wait_watched(2)
+        time.sleep(2.5)
+        seen = watched()
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    log = gw.log_text()
+    genesis, made, refused = keys
+    every = records(root / "audit")
+    assert every[0] == genesis and genesis["route"] == "serve:start", every[:2]
+    key_id, fingerprint = public_key_facts(root / "audit.pub")
+    assert genesis["detail"] == {"key_id": key_id, "previous_key_id": "none",
+                                 "key_name": "test.example/audit",
+                                 "public_key_sha256": fingerprint}, genesis
+    assert genesis["actor"] == {"principal": "obscura-serve"}
+    key_id, fingerprint = public_key_facts(root / "next.pub")
+    assert (made["route"], made["outcome"]) == ("admin:audit-keygen", "success")
+    assert made["detail"]["key_id"] == key_id and made["detail"]["public_key_sha256"] == fingerprint
+    assert made["detail"]["key_file"] == str(root / "next.key")
+    assert (refused["route"], refused["outcome"], refused["reason"]) == (
+        "admin:audit-keygen", "failure", "key-exists")
+
+    assert [r["detail"]["config_sha256"] for r in seen] == [
+        hashlib.sha256(edits[0]).hexdigest(), hashlib.sha256(edits[3]).hexdigest()], seen
+    for r in seen:
+        assert r["detail"]["previous_sha256"] == running and r["detail"]["in_effect"] == "false"
+        assert f"record={r['seq']}" in log and "ALERT admin-event" in log, log[-3000:]
+    alerted = [line for line in log.splitlines() if "ALERT admin-event" in line]
+    assert not any(f"record={genesis['seq']}" in line for line in alerted), "a baseline"
+
+    # the next start puts the file on disk in effect, and the key is the same
+    gw = Gateway(config, port).start()
+    assert gw.stop() == 0, gw.log_text()[-3000:]
+    started = [r for r in records(root / "audit") if r["route"] == "serve:start"]
+    assert [r["kind"] for r in started] == ["key-change", "config-change", "config-change"]
+    assert started[-1]["detail"] == {"config_sha256": hashlib.sha256(edits[3]).hexdigest(),
+                                     "previous_sha256": running, "in_effect": "true"}
+
+    secret = (root / "next.key").read_text().strip().split("+")[-1]
+    text = "".join(p.read_text() for p in (root / "audit").rglob("*") if p.is_file())
+    assert secret not in text

@@ -291,15 +291,15 @@ pub enum WebAction {
 
 impl AuditEvent {
     /// An administrative change (see [`EventKind::is_admin`]), leaving out
-    /// the `config-change` of a log's first start, which names no previous
-    /// config (`previous_sha256: none`): a baseline, not a change.
+    /// what a log's first start records of the config and the signing key
+    /// it starts with, which name no previous one (`previous_sha256` or
+    /// `previous_key_id` is `none`): a baseline, not a change.
     pub fn is_admin_change(&self) -> bool {
-        self.kind.is_admin()
-            && !(self.kind == EventKind::ConfigChange
-                && self
-                    .detail
-                    .get("previous_sha256")
-                    .is_some_and(|p| p == "none"))
+        let baseline = matches!(self.kind, EventKind::ConfigChange | EventKind::KeyChange)
+            && ["previous_sha256", "previous_key_id"]
+                .iter()
+                .any(|k| self.detail.get(*k).is_some_and(|p| p == "none"));
+        self.kind.is_admin() && !baseline
     }
 
     /// Whether the response showed only de-identified data (a
@@ -441,6 +441,26 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_first_start_baseline_is_not_an_admin_change() {
+        let e = |kind, prev: &str, value: &str| {
+            let mut e = AuditEvent::new(
+                std::time::UNIX_EPOCH,
+                kind,
+                Actor::default(),
+                Outcome::Success,
+            );
+            e.detail.insert(prev.into(), value.into());
+            e
+        };
+        assert!(!e(EventKind::ConfigChange, "previous_sha256", "none").is_admin_change());
+        assert!(!e(EventKind::KeyChange, "previous_key_id", "none").is_admin_change());
+        assert!(e(EventKind::ConfigChange, "previous_sha256", "ab12").is_admin_change());
+        assert!(e(EventKind::KeyChange, "previous_key_id", "0123abcd").is_admin_change());
+        assert!(e(EventKind::KeyChange, "key_id", "none").is_admin_change());
+        assert!(!e(EventKind::WebRequest, "previous_sha256", "ab12").is_admin_change());
+    }
+
     use super::*;
     use std::time::Duration;
 

@@ -181,6 +181,12 @@ impl Verifier {
         &self.name
     }
 
+    /// The key ID (C2SP signed-note: the first 4 bytes of SHA-256 over
+    /// the name, a newline, the key type and the public key).
+    pub fn key_id(&self) -> u32 {
+        self.id
+    }
+
     /// The verifier key text (`name+id+base64`).
     pub fn to_text(&self) -> String {
         let mut k = vec![ED25519_TYPE];

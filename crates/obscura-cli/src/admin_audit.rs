@@ -200,22 +200,86 @@ pub fn record(
     }
 }
 
+/// Why an admin command was refused: the reason code of its `failure`
+/// record, carried by the error itself (never read from its message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No tenant has the id or name given.
+    UnknownTenant,
+    /// No grant has the id given.
+    UnknownGrant,
+    /// The tenant holds no such study.
+    UnknownStudy,
+    /// The principal already acts for another tenant.
+    OtherTenant,
+    /// The user did not confirm.
+    NotConfirmed,
+    /// A key file is readable by others.
+    KeyExposed,
+    /// A key file exists already (keys are never overwritten).
+    KeyExists,
+}
+
+impl Refusal {
+    /// The reason code recorded.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::UnknownTenant => "unknown-tenant",
+            Refusal::UnknownGrant => "unknown-grant",
+            Refusal::UnknownStudy => "unknown-study",
+            Refusal::OtherTenant => "other-tenant",
+            Refusal::NotConfirmed => "not-confirmed",
+            Refusal::KeyExposed => "key-exposed",
+            Refusal::KeyExists => "key-exists",
+        }
+    }
+
+    /// An error saying `message` to the user and carrying this refusal.
+    pub fn error(self, message: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::Error::new(Refused {
+            why: self,
+            message: message.to_string(),
+        })
+    }
+}
+
+/// An error carrying its [`Refusal`].
+#[derive(Debug)]
+struct Refused {
+    why: Refusal,
+    message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The refusal an error (or any error it wraps) carries: ours, or one the
+/// libraries' error types name.
+fn refusal(e: &anyhow::Error) -> Option<Refusal> {
+    e.chain().find_map(|c| {
+        if let Some(r) = c.downcast_ref::<Refused>() {
+            return Some(r.why);
+        }
+        match (
+            c.downcast_ref::<obscura_vault::VaultError>(),
+            c.downcast_ref::<obscura_audit::Error>(),
+        ) {
+            (Some(obscura_vault::VaultError::UnknownTenant), _) => Some(Refusal::UnknownTenant),
+            (_, Some(obscura_audit::Error::KeyExposed(_))) => Some(Refusal::KeyExposed),
+            _ => None,
+        }
+    })
+}
+
 /// A short code for why an admin command failed (never its message,
-/// which may name a study).
+/// which may name a study): its [`Refusal`], else `refused`.
 fn failure_code(e: &anyhow::Error) -> &'static str {
-    let text = format!("{e:#}");
-    [
-        ("no tenant `", "unknown-tenant"),
-        ("no grant `", "unknown-grant"),
-        ("no such study", "unknown-study"),
-        ("in another tenant", "other-tenant"),
-        ("not confirmed", "not-confirmed"),
-        ("is readable by others", "key-exposed"),
-        ("cannot create key file", "key-exists"),
-    ]
-    .iter()
-    .find(|(needle, _)| text.contains(needle))
-    .map_or("refused", |(_, code)| code)
+    refusal(e).map_or("refused", Refusal::code)
 }
 
 /// The OS account running this process, as `os:NAME` (`os:uid-N` when
@@ -240,5 +304,40 @@ fn os_user() -> Actor {
             (None, None) => "os:unknown".into(),
         },
         ..Actor::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_come_from_the_error_types_not_their_text() {
+        use anyhow::Context;
+        // ours, under any wording and any context added on the way out
+        let e = Refusal::UnknownGrant.error("grant g-1: gone");
+        let e = Err::<(), _>(e).context("revoking").unwrap_err();
+        assert_eq!(failure_code(&e), "unknown-grant");
+        // the libraries' typed errors
+        let e = anyhow::Error::new(obscura_vault::VaultError::UnknownTenant).context("grant add");
+        assert_eq!(failure_code(&e), "unknown-tenant");
+        let e = anyhow::Error::new(obscura_audit::Error::KeyExposed("/k".into()))
+            .context("[audit] key_file");
+        assert_eq!(failure_code(&e), "key-exposed");
+        // an existing key file, whatever the OS says
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "x").unwrap();
+        let e = crate::keys::keygen(&path).unwrap_err();
+        assert_eq!(failure_code(&e), "key-exists");
+        // the old messages' words, with no type behind them, are not a code
+        for text in [
+            "no tenant `x`",
+            "no grant `g`",
+            "not confirmed",
+            "is readable by others",
+        ] {
+            assert_eq!(failure_code(&anyhow::anyhow!("{text}")), "refused");
+        }
     }
 }

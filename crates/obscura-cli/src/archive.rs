@@ -2,7 +2,7 @@
 //! backends' secrets (files readable by their owner only, or the
 //! environment; never argv) and `obscura tenant create|list|shred`.
 
-use crate::admin_audit::{self, AdminAudit, Change};
+use crate::admin_audit::{self, AdminAudit, Change, Refusal};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use obscura_audit::EventKind;
@@ -17,10 +17,10 @@ fn secret_file(path: &Path, what: &str) -> Result<String> {
     let exposed = obscura_batch::paths::readable_by_others(path)
         .with_context(|| format!("cannot read {what} {}", path.display()))?;
     if exposed {
-        bail!(
+        return Err(Refusal::KeyExposed.error(format!(
             "{what} {} is readable by others: run chmod 600 on it",
             path.display()
-        );
+        )));
     }
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
@@ -218,7 +218,9 @@ pub fn find_tenant(vault: &Vault, name_or_id: &str) -> Result<obscura_vault::Ten
         .list_tenants()?
         .into_iter()
         .find(|t| t.id.as_str() == name_or_id || t.name == name_or_id)
-        .with_context(|| format!("no tenant `{name_or_id}` (obscura tenant list)"))
+        .ok_or_else(|| {
+            Refusal::UnknownTenant.error(format!("no tenant `{name_or_id}` (obscura tenant list)"))
+        })
 }
 
 /// `obscura tenant ...`.
@@ -298,7 +300,7 @@ fn shred(archive: &ArchiveArgs, name_or_id: &str, yes: bool) -> Result<Change> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         if line.trim() != found.name {
-            bail!("not confirmed: nothing shredded");
+            return Err(Refusal::NotConfirmed.error("not confirmed: nothing shredded"));
         }
     }
     let id: TenantId = found.id;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use obscura_audit::{Verdict, Verifier};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The `audit` subcommands.
@@ -23,6 +23,8 @@ pub enum AuditCommand {
     VerifyReport(crate::breach::VerifyReportArgs),
     /// Write a new checkpoint signing key (mode 0600, never overwritten) and
     /// its public key. NAME is the log's origin, e.g. `pacs.example/audit`.
+    /// With --audit-config, post a `key-change` record (the key's id and
+    /// public key fingerprint, never the key) to that config's log.
     Keygen {
         /// The log's origin and key name (no spaces, no `+`).
         name: String,
@@ -30,6 +32,9 @@ pub enum AuditCommand {
         key_file: PathBuf,
         /// The public key file to write.
         public_file: PathBuf,
+        /// A serve config whose `[audit]` log records the new key.
+        #[arg(long, value_name = "FILE")]
+        audit_config: Option<PathBuf>,
     },
 }
 
@@ -97,6 +102,53 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     }
 }
 
+/// The SHA-256 (hex) of a signing key's public key text (`name+id+base64`,
+/// the line of its public key file): its fingerprint in audit records.
+pub fn public_key_sha256(verifier: &obscura_audit::Verifier) -> String {
+    use sha2::{Digest, Sha256};
+    obscura_audit::event::hex(&Sha256::digest(verifier.to_text().as_bytes()))
+}
+
+/// `obscura audit keygen`: write the signing key and its public key; with
+/// a serve config, post a `key-change` record to its log (`admin:audit-keygen`).
+fn keygen(
+    name: &str,
+    key_file: &Path,
+    public_file: &Path,
+    audit_config: Option<&Path>,
+) -> Result<()> {
+    let audit = crate::admin_audit::for_run(audit_config)?;
+    let path = key_file.display().to_string();
+    crate::admin_audit::record(
+        audit.as_ref(),
+        obscura_audit::EventKind::KeyChange,
+        "admin:audit-keygen",
+        &[("key_file", path.clone())],
+        || {
+            let signer = obscura_audit::Signer::generate(name)?;
+            signer.save(key_file, public_file).map_err(|e| match e {
+                obscura_audit::Error::Io(p, io) if p == key_file => {
+                    crate::keys::key_file_error(io, key_file)
+                }
+                e => e.into(),
+            })?;
+            eprintln!(
+                "wrote {} (secret) and {} (public: give it to whoever verifies)",
+                key_file.display(),
+                public_file.display()
+            );
+            let v = signer.verifier();
+            Ok(Some(crate::admin_audit::Change::new(vec![
+                ("key_file", path),
+                ("public_file", public_file.display().to_string()),
+                ("key_name", name.to_string()),
+                ("key_id", format!("{:08x}", v.key_id())),
+                ("public_key_sha256", public_key_sha256(&v)),
+            ])))
+        },
+    )
+}
+
 /// Run a subcommand; the exit status is the verdict.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let args = match cmd {
@@ -107,14 +159,9 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             name,
             key_file,
             public_file,
+            audit_config,
         } => {
-            let signer = obscura_audit::Signer::generate(&name)?;
-            signer.save(&key_file, &public_file)?;
-            eprintln!(
-                "wrote {} (secret) and {} (public: give it to whoever verifies)",
-                key_file.display(),
-                public_file.display()
-            );
+            keygen(&name, &key_file, &public_file, audit_config.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }
     };

@@ -2,7 +2,7 @@
 //! docs/access.md), in its grant store. A revocation holds from the next
 //! request of every `obscura serve` sharing the store.
 
-use crate::admin_audit::{self, Change};
+use crate::admin_audit::{self, Change, Refusal};
 use crate::archive::{find_tenant, grant_store, ArchiveArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -197,7 +197,7 @@ pub fn run(cmd: &GrantCommand) -> Result<()> {
             let names = tenant_names(archive)?;
             let g = grant_store(&archive.section()?)?
                 .get(id)?
-                .with_context(|| format!("no grant `{id}`"))?;
+                .ok_or_else(|| Refusal::UnknownGrant.error(format!("no grant `{id}`")))?;
             println!("{}", line(&g, &names, now));
             println!("created\t{}", time::format(g.created));
             if let Some(r) = g.revoked {
@@ -263,10 +263,10 @@ fn add(
         .into_iter()
         .find(|g| g.grant.tenant != grant.tenant);
     if let Some(g) = other {
-        bail!(
+        return Err(Refusal::OtherTenant.error(format!(
             "principal `{principal}` has live grant {} in another tenant: a principal acts for one tenant (revoke that grant first)",
             g.id
-        );
+        )));
     }
     // keyed before the change, so a key that cannot be read changes nothing
     let studies = match (audit, &grant.scope) {
@@ -298,7 +298,7 @@ fn revoke(
 ) -> Result<Option<Change>> {
     if let Some(id) = id {
         let Some(g) = store.get(id)? else {
-            bail!("no grant `{id}`");
+            return Err(Refusal::UnknownGrant.error(format!("no grant `{id}`")));
         };
         if !store.revoke(id, now)? {
             eprintln!("grant {id} was already revoked");

@@ -1,7 +1,7 @@
 //! Finding, creating and loading the secret key. A key never goes on the
 //! command line: it lives in a file readable by its owner only.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use obscura_deid::SecretKey;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,14 +22,21 @@ pub fn keygen(path: &Path) -> Result<String> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| {
-            format!(
-                "cannot create key file {} (an existing key is never overwritten)",
-                path.display()
-            )
-        })?;
+        .map_err(|e| key_file_error(e, path))?;
     writeln!(f, "{}", key.to_hex()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(key_id(&key))
+}
+
+/// Why a new key file at `path` could not be created: an existing one
+/// (never overwritten) is refused as [`Refusal::KeyExists`](crate::admin_audit::Refusal).
+pub fn key_file_error(e: std::io::Error, path: &Path) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::AlreadyExists {
+        return crate::admin_audit::Refusal::KeyExists.error(format!(
+            "key file {} exists (an existing key is never overwritten)",
+            path.display()
+        ));
+    }
+    anyhow::Error::new(e).context(format!("cannot create key file {}", path.display()))
 }
 
 /// A key's public id for audit records: 16 hex digits of an HMAC under the
@@ -63,10 +70,10 @@ pub fn load(path: &Path) -> Result<SecretKey> {
     let exposed = obscura_batch::paths::readable_by_others(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
     if exposed {
-        bail!(
+        return Err(crate::admin_audit::Refusal::KeyExposed.error(format!(
             "key file {} is readable by others: run chmod 600 on it",
             path.display()
-        );
+        )));
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;

@@ -102,7 +102,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             archive: None,
         });
     }
-    let (auditor, exporters) = open_audit(&config, &args.config)?;
+    let (auditor, exporters, watch) = open_audit(&config, &args.config)?;
     let alerts = match &auditor {
         Some(a) => crate::serve_alerts::start(&config, a, &exporters, grants.as_ref())?,
         None if config.alerts.is_some() => bail!("[alerts] reads the audit log: set [audit] too"),
@@ -134,10 +134,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         gw.metrics
             .add_exposition(Box::new(move |out| live.exposition(out)));
     }
-    let ticker = auditor.as_ref().zip(audit_dir).map(|(a, dir)| {
-        gw.set_audit(Arc::clone(a));
-        audit_timer(Arc::clone(a), dir, Arc::clone(&stop))
-    });
+    let ticker = auditor
+        .as_ref()
+        .zip(audit_dir)
+        .zip(watch)
+        .map(|((a, dir), watch)| {
+            gw.set_audit(Arc::clone(a));
+            audit_timer(Arc::clone(a), dir, watch, Arc::clone(&stop))
+        });
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot handle signals")?;
     }
@@ -193,10 +197,12 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The open audit log, if any, and its syslog exporters.
+/// The open audit log, if any, its syslog exporters, and the watch on
+/// the config file.
 type Audit = (
     Option<Arc<obscura_audit::Auditor>>,
     Vec<Arc<obscura_audit_export::SyslogExporter>>,
+    Option<ConfigWatch>,
 );
 
 /// Open the audit log of `[audit]` and start its exporters, or say that
@@ -204,7 +210,7 @@ type Audit = (
 fn open_audit(config: &Config, config_file: &Path) -> Result<Audit> {
     let Some(a) = &config.audit else {
         log("audit log off (no [audit] section): no audit records are written");
-        return Ok((None, Vec::new()));
+        return Ok((None, Vec::new(), None));
     };
     let signer =
         obscura_audit::Signer::load(&config.path(&a.signing_key)).context("[audit] signing_key")?;
@@ -221,6 +227,7 @@ fn open_audit(config: &Config, config_file: &Path) -> Result<Audit> {
     };
     let dir = cfg.dir.clone();
     let origin = signer.name().to_string();
+    let verifier = signer.verifier();
     let (auditor, report) =
         obscura_audit::Auditor::open(cfg, signer, key).context("[audit] cannot open the log")?;
     if let Some(t) = &report.torn {
@@ -242,68 +249,192 @@ fn open_audit(config: &Config, config_file: &Path) -> Result<Audit> {
         }
     ));
     let exporters = crate::audit_syslog::start(config, &auditor, &origin)?;
-    record_config(&auditor, config_file, &dir)?;
+    let hash = record_start_facts(&auditor, &verifier, config_file, &dir)?;
     if let Some(archive) = config.archive() {
         crate::admin_audit::write_pointer(&archive.data_dir, &dir, &config.path(&a.key_file))?;
     }
-    Ok((Some(Arc::new(auditor)), exporters))
+    let watch = ConfigWatch::new(config_file.to_path_buf(), hash);
+    Ok((Some(Arc::new(auditor)), exporters, Some(watch)))
 }
 
-/// The file in the log folder that keeps the SHA-256 of the config the
-/// last `config-change` record named.
+/// The file in the log folder that keeps the SHA-256 of the config in
+/// effect: the one the last start's `config-change` record named.
 const CONFIG_HASH: &str = "config.sha256";
 
-/// Record a `config-change` (its SHA-256 and the previous one's) when the
-/// config file differs from the one recorded last, or none was: durable
-/// before `serve` takes any request.
-fn record_config(a: &obscura_audit::Auditor, config_file: &Path, log_dir: &Path) -> Result<()> {
+/// The file in the log folder that keeps the id of the key signing the
+/// log: the one the last `key-change` record of a start named.
+const SIGNING_KEY_ID: &str = "signing-key.id";
+
+/// The SHA-256 of the config file's bytes (hex).
+fn config_hash(config_file: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(config_file)
         .with_context(|| format!("cannot read {}", config_file.display()))?;
-    let hash = obscura_audit::event::hex(&Sha256::digest(&bytes));
-    let kept = log_dir.join(CONFIG_HASH);
-    let previous = std::fs::read_to_string(&kept).unwrap_or_default();
-    let previous = previous.trim();
-    if previous == hash {
-        return Ok(());
-    }
+    Ok(obscura_audit::event::hex(&Sha256::digest(&bytes)))
+}
+
+/// A record by `serve` itself, of `kind` on `route`, with `detail`.
+fn own_event(
+    kind: obscura_audit::EventKind,
+    route: &str,
+    detail: &[(&str, &str)],
+) -> obscura_audit::AuditEvent {
     let mut e = obscura_audit::AuditEvent::new(
         std::time::SystemTime::now(),
-        obscura_audit::EventKind::ConfigChange,
+        kind,
         obscura_audit::Actor {
             principal: obscura_gateway::audit::SELF_PRINCIPAL.into(),
             ..Default::default()
         },
         obscura_audit::Outcome::Success,
     );
-    e.route = Some("serve:start".into());
-    e.detail.insert("config_sha256".into(), hash.clone());
-    let previous = if previous.is_empty() {
-        "none"
-    } else {
-        previous
-    };
-    e.detail.insert("previous_sha256".into(), previous.into());
-    a.record_durable(e)
-        .context("audit log: cannot record the config")?;
-    obscura_audit::log::write_atomic_mode(&kept, format!("{hash}\n").as_bytes(), 0o600)
-        .with_context(|| format!("cannot write {}", kept.display()))?;
-    log(&format!(
-        "audit log: config {} recorded (sha256 {})",
-        config_file.display(),
-        &hash[..16]
-    ));
-    Ok(())
+    e.route = Some(route.into());
+    for (k, v) in detail {
+        e.detail.insert(k.to_string(), v.to_string());
+    }
+    e
 }
+
+/// At start: record a `kind` event (route `serve:start`) naming `value`
+/// as `name` and the value kept in the log folder's file `kept` as
+/// `previous` (`none` if there was none), with `detail`, when the two
+/// differ; durable before `serve` takes any request, then kept. Whether
+/// it was recorded.
+fn record_start(
+    a: &obscura_audit::Auditor,
+    kept: &Path,
+    kind: obscura_audit::EventKind,
+    (name, previous): (&str, &str),
+    value: &str,
+    detail: &[(&str, &str)],
+) -> Result<bool> {
+    let was = std::fs::read_to_string(kept).unwrap_or_default();
+    let was = match was.trim() {
+        "" => "none",
+        w if w == value => return Ok(false),
+        w => w,
+    };
+    let mut all = vec![(name, value), (previous, was)];
+    all.extend_from_slice(detail);
+    a.record_durable(own_event(kind, "serve:start", &all))
+        .with_context(|| format!("audit log: cannot record the {name}"))?;
+    obscura_audit::log::write_atomic_mode(kept, format!("{value}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", kept.display()))?;
+    Ok(true)
+}
+
+/// Record at start what `serve` runs with, when it changed since the last
+/// start: the key signing the log (its id and the SHA-256 of its public
+/// key text; at a new log's first start, its genesis), then the config
+/// file (its SHA-256). The config's hash, for the watch.
+fn record_start_facts(
+    a: &obscura_audit::Auditor,
+    signer: &obscura_audit::Verifier,
+    config_file: &Path,
+    log_dir: &Path,
+) -> Result<String> {
+    use obscura_audit::EventKind;
+    let key_id = format!("{:08x}", signer.key_id());
+    let public = crate::audit::public_key_sha256(signer);
+    record_start(
+        a,
+        &log_dir.join(SIGNING_KEY_ID),
+        EventKind::KeyChange,
+        ("key_id", "previous_key_id"),
+        &key_id,
+        &[("key_name", signer.name()), ("public_key_sha256", &public)],
+    )?;
+    let hash = config_hash(config_file)?;
+    if record_start(
+        a,
+        &log_dir.join(CONFIG_HASH),
+        EventKind::ConfigChange,
+        ("config_sha256", "previous_sha256"),
+        &hash,
+        &[("in_effect", "true")],
+    )? {
+        log(&format!(
+            "audit log: config {} recorded (sha256 {})",
+            config_file.display(),
+            &hash[..16]
+        ));
+    }
+    Ok(hash)
+}
+
+/// The config file as `serve` watches it while running: a `config-change`
+/// record (route `serve:watch`, `in_effect: false`: it takes effect at
+/// the next start) once per distinct new content on disk.
+struct ConfigWatch {
+    file: PathBuf,
+    /// The hash of the config in effect.
+    running: String,
+    /// The hash last read from disk.
+    on_disk: String,
+    /// The hashes recorded while running.
+    recorded: std::collections::HashSet<String>,
+}
+
+impl ConfigWatch {
+    fn new(file: PathBuf, running: String) -> Self {
+        ConfigWatch {
+            file,
+            on_disk: running.clone(),
+            running,
+            recorded: Default::default(),
+        }
+    }
+
+    /// Read the file's hash; record it if it is new (not the one in
+    /// effect, not recorded before in this run). An unreadable file (being
+    /// replaced) is read again at the next look.
+    fn look(&mut self, a: &obscura_audit::Auditor) {
+        let Ok(hash) = config_hash(&self.file) else {
+            return;
+        };
+        if hash == self.on_disk {
+            return;
+        }
+        self.on_disk = hash.clone();
+        if hash == self.running || self.recorded.contains(&hash) {
+            return;
+        }
+        let detail = [
+            ("config_sha256", hash.as_str()),
+            ("previous_sha256", self.running.as_str()),
+            ("in_effect", "false"),
+        ];
+        match a.record_durable(own_event(
+            obscura_audit::EventKind::ConfigChange,
+            "serve:watch",
+            &detail,
+        )) {
+            Ok(_) => {
+                log(&format!(
+                    "audit log: config {} changed on disk (sha256 {}): in effect at the next start",
+                    self.file.display(),
+                    &hash[..16]
+                ));
+                self.recorded.insert(hash);
+            }
+            // looked at again once the file changes again
+            Err(e) => log(&format!("audit log: cannot record the config change: {e}")),
+        }
+    }
+}
+
+/// How many ticks of the audit timer between two looks at the config file.
+const WATCH_TICKS: u32 = 8;
 
 /// Four times a second until `stop`: append the inbox's events (the
 /// command line's changes and runs; at once at start, for what came while
 /// `serve` was down, and once more at the end) and call the log's `tick()`,
 /// so a checkpoint is written at most `checkpoint_secs` after the first
-/// unsigned record.
+/// unsigned record; every 2 s, look at the config file (`watch`).
 fn audit_timer(
     auditor: Arc<obscura_audit::Auditor>,
     dir: PathBuf,
+    mut watch: ConfigWatch,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -325,9 +456,14 @@ fn audit_timer(
             Err(_) => {}
         };
         drain(&mut inbox_failing);
+        let mut ticks = 0u32;
         while !stop.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(250));
             drain(&mut inbox_failing);
+            ticks += 1;
+            if ticks.is_multiple_of(WATCH_TICKS) {
+                watch.look(&auditor);
+            }
             match auditor.tick() {
                 Ok(()) => failing = false,
                 Err(e) if !failing => {

@@ -2,7 +2,7 @@
 //! people outside the identity provider) and labels (named collections of
 //! a tenant's studies that grants can name); see docs/access.md.
 
-use crate::admin_audit::{self, AdminAudit, Change};
+use crate::admin_audit::{self, AdminAudit, Change, Refusal};
 use crate::archive::{find_tenant, grant_store, ArchiveArgs};
 use crate::grant::expiry;
 use anyhow::{anyhow, bail, Result};
@@ -54,7 +54,7 @@ fn make_link(args: &ShareArgs, audit: Option<&AdminAudit>) -> Result<Change> {
     let tenant = find_tenant(&vault, &args.tenant)?;
     let scope = Scope::studies([&args.study])?;
     if !study_exists(&vault, &tenant.id, &args.study)? {
-        bail!("no such study in tenant {}", tenant.name);
+        return Err(Refusal::UnknownStudy.error(format!("no such study in tenant {}", tenant.name)));
     }
     let grant = NewGrant {
         principal: "share".into(),
