@@ -8,6 +8,10 @@ use obscura_pixels::Image8;
 /// read apart ([`Grey::channels`]), and the step of pixels sampled for it.
 const COLOURFUL: u64 = 24;
 const COLOUR_STEP: usize = 7;
+/// Levels within which a pixel is ground ([`Grey::without_outliers`]), and
+/// how far apart a text's level and a brighter or darker line across it are.
+const GROUND: i32 = 16;
+const APART: i32 = 48;
 
 /// An 8-bit grey image, row by row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +160,51 @@ impl Grey {
         }
     }
 
+    /// The crop with a level beyond its text's replaced by its ground, for
+    /// a second reading: a line drawn across the text (a contour, a
+    /// caliper), darker than dark text or brighter than bright text, makes
+    /// the text itself faint once stretched, and OCR reads the line. On
+    /// each side of the median (the ground), when the farthest level lies
+    /// more than twice as far as the median of that side's pixels (the
+    /// text's level) and [`APART`] from it, the pixels beyond their midpoint
+    /// become the ground. None when no side has such a level.
+    pub fn without_outliers(&self) -> Option<Grey> {
+        let mut sorted = self.data.clone();
+        sorted.sort_unstable();
+        let median = i32::from(*sorted.get(sorted.len() / 2)?);
+        let (dark, bright) = sorted.split_at(sorted.len() / 2);
+        let cut = |side: &[u8], extreme: u8| {
+            let side: Vec<i32> = side
+                .iter()
+                .map(|&v| i32::from(v))
+                .filter(|v| (v - median).abs() > GROUND)
+                .collect();
+            let text = *side.get(side.len() / 2)?;
+            let extreme = i32::from(extreme);
+            ((extreme - median).abs() > 2 * (text - median).abs() && (extreme - text).abs() > APART)
+                .then_some((extreme + text) / 2)
+        };
+        let dark_cut = cut(dark, *dark.first()?);
+        let bright_cut = cut(bright, *sorted.last()?);
+        if dark_cut.is_none() && bright_cut.is_none() {
+            return None;
+        }
+        let data = self
+            .data
+            .iter()
+            .map(|&v| {
+                let v = i32::from(v);
+                let beyond = dark_cut.is_some_and(|c| v < c) || bright_cut.is_some_and(|c| v > c);
+                if beyond {
+                    median as u8
+                } else {
+                    v as u8
+                }
+            })
+            .collect();
+        Some(Grey { data, ..*self })
+    }
+
     /// Per pixel, how far it stands out of its neighbourhood as a thin
     /// stroke: bright (the white top-hat, level minus the opening with a
     /// `size × size` square) and dark (the black top-hat, the closing minus
@@ -240,6 +289,36 @@ mod tests {
             channels: 3,
             data: pixel.repeat(16),
         }
+    }
+
+    /// Grey text (level 150, every other column of rows 4-11) on white,
+    /// and, when `across`, a black line through it on row 8.
+    fn text_on_white(across: bool) -> Grey {
+        let (w, h) = (40, 16);
+        let mut data = vec![255u8; w * h];
+        for y in 4..12 {
+            for x in (4..36).step_by(2) {
+                data[y * w + x] = 150;
+            }
+        }
+        if across {
+            data[8 * w..9 * w].fill(0);
+        }
+        Grey {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_line_drawn_across_text_is_taken_out_for_a_second_reading() {
+        let clean = text_on_white(true)
+            .without_outliers()
+            .expect("a line across");
+        assert_eq!(clean.at(5, 8), 255, "the line became ground");
+        assert_eq!(clean.at(4, 6), 150, "the text is kept");
+        assert_eq!(text_on_white(false).without_outliers(), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::io::{BufWriter, Seek, Write};
 
 /// Pixels added around a candidate for OCR, and around a redacted box.
 const OCR_MARGIN: usize = 3;
-const REDACT_MARGIN: usize = 2;
+const REDACT_MARGIN: usize = 3;
 /// The tallest line a redaction's margin grows with.
 const LINE_HEIGHT: usize = 40;
 /// Top-hat level of the strokes a fill follows: fainter than the cheap
@@ -178,6 +178,12 @@ impl Reader<'_> {
                 && crate::decide::letters(&words) < c.aligned
             {
                 words.extend(self.read(area, &strokes_only(&crop))?);
+            }
+            // a line drawn across the text: read without it too
+            if self.identity.decide(&words, looks).is_none() {
+                if let Some(clean) = crop.without_outliers() {
+                    words.extend(self.read(area, &clean)?);
+                }
             }
             read.push((c.rect, words, looks));
         }
