@@ -259,6 +259,17 @@ pub struct AuditEvent {
 pub const VIEW_DEIDENTIFIED: &str = "deidentified";
 
 impl AuditEvent {
+    /// The event as one JSON object, keys sorted: what a caller keeps (a
+    /// database row) to append later.
+    pub fn to_json(&self) -> String {
+        canonical_json(&serde_json::to_value(self).expect("an event is always JSON"))
+    }
+
+    /// An event from [`AuditEvent::to_json`]'s text.
+    pub fn from_json(text: &str) -> Result<Self, RecordError> {
+        serde_json::from_str(text).map_err(|_| RecordError::Unparsable)
+    }
+
     /// An event at `time` with no route, reason, count or subject.
     pub fn new(time: SystemTime, kind: EventKind, actor: Actor, outcome: Outcome) -> Self {
         AuditEvent {

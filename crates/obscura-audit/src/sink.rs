@@ -29,6 +29,7 @@ pub trait Tap: Send + Sync {
 /// A shared, thread-safe writer: the log behind a mutex and the site key.
 pub struct Auditor {
     log: Mutex<Option<AuditLog>>,
+    origin: String,
     key: AuditKey,
     sync: SyncPolicy,
     taps: RwLock<Vec<Arc<dyn Tap>>>,
@@ -87,6 +88,7 @@ impl Auditor {
         key: AuditKey,
     ) -> Result<(Auditor, OpenReport), Error> {
         let sync = cfg.sync;
+        let origin = signer.name().to_string();
         let (log, report) = AuditLog::open_recover(cfg, signer)?;
         Ok((
             Auditor {
@@ -95,6 +97,7 @@ impl Auditor {
                     ..Commit::default()
                 }),
                 log: Mutex::new(Some(log)),
+                origin,
                 key,
                 sync,
                 taps: RwLock::new(Vec::new()),
@@ -148,8 +151,7 @@ impl Auditor {
     }
 
     /// Write `event` under the lock and tell the taps; `unsynced`: leave
-    /// its fsync to [`wait_durable`](Self::wait_durable), else follow the
-    /// sync policy.
+    /// its fsync to `wait_durable`, else follow the sync policy.
     fn write(&self, event: AuditEvent, unsynced: bool) -> Result<u64, Error> {
         lock(&self.commit).refuse_if_failed()?;
         let tapped = !self
@@ -172,19 +174,10 @@ impl Auditor {
         })
     }
 
-    /// Append an event without waiting for its fsync; returns its index,
-    /// for [`wait_durable`](Self::wait_durable). The two halves of
-    /// [`record_durable`](Self::record_durable), for a caller that has
-    /// other work to make durable meanwhile (the gateway's spool file):
-    /// the fsyncs overlap.
-    pub fn append_pending(&self, event: AuditEvent) -> Result<u64, Error> {
-        self.write(event, true)
-    }
-
     /// Return once record `seq` is on disk: lead an fsync of everything
     /// written so far if none is running, else wait for the running one.
     /// Fails if an fsync failed (then no record is taken any more).
-    pub fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+    fn wait_durable(&self, seq: u64) -> Result<(), Error> {
         let mut c = lock(&self.commit);
         while c.synced <= seq {
             c.refuse_if_failed()?;
@@ -231,6 +224,35 @@ impl Auditor {
     /// fsyncs (group commit).
     pub fn record_durable(&self, event: AuditEvent) -> Result<u64, Error> {
         self.append(event, true)
+    }
+
+    /// Append events in order and return once all are on disk (one group
+    /// commit for the lot, whatever the sync policy); returns how many.
+    /// For records kept durable elsewhere until the log has them (the
+    /// gateway's pending rows): on an error some may be written, none is
+    /// known durable.
+    pub fn record_all_durable(&self, events: Vec<AuditEvent>) -> Result<usize, Error> {
+        let n = events.len();
+        let mut last = None;
+        for e in events {
+            last = Some(self.write(e, true)?);
+        }
+        if let Some(seq) = last {
+            self.wait_durable(seq)?;
+        }
+        Ok(n)
+    }
+
+    /// Whether the log takes records: `Err` once it is closed or an fsync
+    /// failed (from then on it takes nothing until a restart).
+    pub fn accepting(&self) -> Result<(), Error> {
+        lock(&self.commit).refuse_if_failed()?;
+        self.with(|_| Ok(()))
+    }
+
+    /// The log's origin (its signing key's name).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Write a checkpoint if one is due; a timer calls it.
@@ -346,7 +368,8 @@ mod tests {
             let e = a.append(received(1), durable).unwrap_err().to_string();
             assert!(e.contains("fsync of the audit log failed"), "{e}");
         }
-        assert!(a.append_pending(received(1)).is_err());
+        assert!(a.record_all_durable(vec![received(1)]).is_err());
+        assert!(a.accepting().is_err(), "the log says it takes nothing");
         assert!(a.wait_durable(0).is_err(), "a waiter is refused too");
         assert_eq!(a.size(), 1, "nothing appended after the failure");
     }
@@ -368,14 +391,21 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_record_is_durable_once_waited_for_on_another_thread() {
+    fn a_batch_is_durable_after_one_fsync() {
         let dir = tempfile::tempdir().unwrap();
         let a = open(dir.path(), SyncPolicy::Batched(1000));
-        let seq = a.append_pending(received(0)).unwrap();
-        assert_eq!(a.durable(), (0, 0), "not fsync'd by the append");
-        std::thread::scope(|s| s.spawn(|| a.wait_durable(seq)).join().unwrap()).unwrap();
-        assert_eq!(a.durable(), (1, 1));
-        assert_eq!(lines_on_disk(dir.path()), 1);
+        a.accepting().unwrap();
+        assert_eq!(a.record_all_durable(Vec::new()).unwrap(), 0);
+        assert_eq!(a.durable(), (0, 0), "nothing to sync");
+        assert_eq!(
+            a.record_all_durable((0..5).map(received).collect())
+                .unwrap(),
+            5
+        );
+        assert_eq!(a.durable(), (5, 1));
+        assert_eq!(lines_on_disk(dir.path()), 5);
+        a.close().unwrap();
+        assert!(a.accepting().is_err(), "closed");
     }
 
     #[test]

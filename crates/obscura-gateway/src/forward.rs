@@ -223,7 +223,8 @@ fn backoff(initial_ms: u64, attempts: u32) -> Duration {
 
 impl Gateway {
     /// Start the forwarding workers (and, on a shared queue, the thread
-    /// that renews this process's leases); they run until [`Gateway::stop`].
+    /// that renews this process's leases; with the audit log on, the one
+    /// that moves pending records into it); they run until [`Gateway::stop`].
     pub fn start_workers(self: &Arc<Self>) -> Vec<std::thread::JoinHandle<()>> {
         let mut threads: Vec<_> = (0..self.config.server.workers.max(1))
             .map(|i| {
@@ -241,6 +242,15 @@ impl Gateway {
                     .name("lease".into())
                     .spawn(move || gw.keep_leases(lease))
                     .expect("cannot start the lease thread"),
+            );
+        }
+        if self.auditor().is_some() {
+            let gw = Arc::clone(self);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("audit".into())
+                    .spawn(move || gw.append_audit_until_stopped())
+                    .expect("cannot start the audit thread"),
             );
         }
         threads

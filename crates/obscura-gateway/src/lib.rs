@@ -23,8 +23,8 @@ pub use forward::{ArchiveTarget, Destination, NoTransport, OutFile, Transport};
 pub use metrics::Metrics;
 pub use policy::{Caller, Policy};
 
-use queue::{Enqueued, Queue, QueueBackend};
-use spool::{uid_hash, uid_tag, write_dataset, DataDir};
+use queue::{AuditRow, Enqueued, Queue, QueueBackend};
+use spool::{persist_dataset, uid_hash, uid_tag, DataDir};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,6 +58,12 @@ pub fn log_line_time(t: std::time::SystemTime) -> String {
 /// On a shared spool, how old a file without a queue row must be before a
 /// starting process takes it for a leftover (a receipt takes seconds).
 const SHARED_LEFTOVER_AGE: Duration = Duration::from_secs(600);
+
+/// Pending audit records moved into the log per group commit.
+const AUDIT_BATCH: usize = 500;
+
+/// How often the audit thread moves pending records into the log.
+const AUDIT_EVERY: Duration = Duration::from_millis(250);
 
 /// The running gateway's shared state.
 pub struct Gateway {
@@ -211,9 +217,89 @@ impl Gateway {
         &self.data
     }
 
-    /// Record events in `auditor` from now on (once; later calls are ignored).
+    /// Record events in `auditor` from now on (once; later calls are
+    /// ignored), first appending the `instance-received` records a previous
+    /// run left pending in the queue (a crash between its commit and the
+    /// append).
     pub fn set_audit(&self, auditor: Arc<obscura_audit::Auditor>) {
-        let _ = self.audit.set(auditor);
+        if self.audit.set(auditor).is_ok() {
+            match self.flush_audit() {
+                Ok(0) => {}
+                Ok(n) => log(&format!(
+                    "audit log: {n} records pending since the last run appended"
+                )),
+                Err(e) => log(&format!("audit log: pending records not appended: {e}")),
+            }
+        }
+    }
+
+    /// Append every pending `instance-received` record of this log to it
+    /// now (at start, and for tests); returns how many.
+    pub fn flush_audit(&self) -> Result<usize, String> {
+        let mut q = self
+            .receiver
+            .lock()
+            .map_err(|_| "queue lock poisoned".to_string())?;
+        self.append_audit(q.as_mut())
+    }
+
+    /// Every [`AUDIT_EVERY`] until stopped, then once more: move the pending
+    /// records into the log, on a queue connection of its own (so a
+    /// C-STORE never waits for the log). A failure is logged once and
+    /// tried again; the records stay in the queue meanwhile.
+    fn append_audit_until_stopped(&self) {
+        let mut queue: Option<Box<dyn Queue>> = None;
+        let mut failing = false;
+        loop {
+            let last = self.stopping();
+            let moved = match &mut queue {
+                Some(q) => self.append_audit(q.as_mut()).map(|_| ()),
+                None => self.backend.open().map(|q| queue = Some(q)),
+            };
+            match moved {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    log(&format!("audit log: pending records not appended: {e}"));
+                }
+                Err(_) => {}
+            }
+            if last {
+                return;
+            }
+            self.wait_for_stop(AUDIT_EVERY);
+        }
+    }
+
+    /// Move the pending `instance-received` records of this log from the
+    /// queue into the log: a batch at a time, each made durable by one
+    /// group commit, then deleted from the queue. A crash between the two
+    /// appends them again at the next start (at least once, as the inbox).
+    fn append_audit(&self, queue: &mut dyn Queue) -> Result<usize, String> {
+        let Some(a) = self.auditor() else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            let rows = queue.audit_pending(a.origin(), AUDIT_BATCH)?;
+            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            let events = rows
+                .iter()
+                .map(|(id, text)| {
+                    obscura_audit::AuditEvent::from_json(text)
+                        .map_err(|e| format!("pending audit row {id}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            total += a
+                .record_all_durable(events)
+                .map_err(|e| format!("audit log: {e}"))?;
+            if !ids.is_empty() {
+                queue.audit_appended(&ids)?;
+            }
+            if ids.len() < AUDIT_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     /// The audit log, when `[audit]` is on.
@@ -298,13 +384,21 @@ impl Gateway {
         if sop_instance_uid.trim_end_matches(['\0', ' ']).is_empty() {
             return STATUS_CANNOT_UNDERSTAND;
         }
+        // a log that stopped (closed, or an fsync failed) takes nothing
+        // until a restart: refuse rather than pile up records it cannot sign
+        if let Err(e) = self.auditor().map_or(Ok(()), |a| a.accepting()) {
+            log(&format!(
+                "instance {tag} from {peer} refused: audit log: {e}"
+            ));
+            return STATUS_OUT_OF_RESOURCES;
+        }
         let name = format!(
             "{}-{}-{}.dcm",
             self.node,
             queue::now() as u64,
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
-        let (file, bytes) = match write_dataset(
+        let (path, bytes) = match persist_dataset(
             &self.data.spool(),
             &name,
             dataset,
@@ -318,16 +412,19 @@ impl Gateway {
                 return STATUS_OUT_OF_RESOURCES;
             }
         };
-        let path = match self.commit_audited(file, peer, sop_instance_uid) {
-            Ok(p) => p,
-            Err(e) => {
-                log(&format!("instance {tag} from {peer} not acknowledged: {e}"));
-                return STATUS_OUT_OF_RESOURCES;
-            }
-        };
+        // the `instance-received` record is committed with the queue row
+        // (same transaction): acknowledged means audited, with no fsync of
+        // the log here; `append_audit` moves it into the log
+        let record = self.auditor().map(|a| {
+            (
+                a.origin(),
+                audit::received(a, peer, sop_instance_uid, &path).to_json(),
+            )
+        });
+        let audit = record.as_ref().map(|(log, event)| AuditRow { log, event });
         let hash = uid_hash(sop_instance_uid);
         let enqueued = match self.receiver.lock() {
-            Ok(mut q) => q.enqueue(&hash, &name, peer, bytes, dests),
+            Ok(mut q) => q.enqueue(&hash, &name, peer, bytes, dests, audit),
             Err(_) => Err("queue lock poisoned".into()),
         };
         match enqueued {
@@ -351,46 +448,6 @@ impl Gateway {
                 let _ = std::fs::remove_file(&path);
                 log(&format!("instance {tag} from {peer} not queued: {e}"));
                 STATUS_OUT_OF_RESOURCES
-            }
-        }
-    }
-
-    /// Make a received instance durable in the spool and, when the audit
-    /// log is on, its `instance-received` record too: the record is
-    /// appended from the written file's header, then its fsync (group
-    /// commit) runs on another thread while the spool file and folder are
-    /// fsync'd, so the C-STORE waits for the slower of the two, not both in
-    /// turn. The caller acknowledges only if both succeed: the record is
-    /// durable before the queue row, so an instance is never acknowledged
-    /// without it (a record of an instance the sender must re-send is
-    /// harmless).
-    fn commit_audited(
-        &self,
-        file: spool::Unsynced,
-        peer: &str,
-        sop_instance_uid: &str,
-    ) -> Result<std::path::PathBuf, String> {
-        let Some(a) = self.auditor() else {
-            return file.commit();
-        };
-        let event = audit::received(a, peer, sop_instance_uid, file.temp_path());
-        let seq = a
-            .append_pending(event)
-            .map_err(|e| format!("audit log: {e}"))?;
-        let (committed, recorded) = std::thread::scope(|s| {
-            let recorded = s.spawn(|| a.wait_durable(seq));
-            let committed = file.commit();
-            (committed, recorded.join())
-        });
-        let path = committed?;
-        match recorded {
-            Ok(Ok(())) => Ok(path),
-            failed => {
-                let _ = std::fs::remove_file(&path);
-                Err(match failed {
-                    Ok(Err(e)) => format!("audit log: {e}"),
-                    _ => "audit log: its fsync thread panicked".into(),
-                })
             }
         }
     }

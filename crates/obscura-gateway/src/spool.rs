@@ -1,6 +1,7 @@
 //! The spool: received data sets made durable as Part 10 files before the
 //! sender hears Success (written, fsync'd, renamed, folder fsync'd).
 
+use obscura_batch::process::write_atomically;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -91,72 +92,36 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A file written under a temporary name in its folder, not yet durable:
-/// [`commit`](Self::commit) fsyncs it, renames it into place and fsyncs the
-/// folder. Dropped uncommitted, the temporary file is removed.
-#[derive(Debug)]
-pub struct Unsynced {
-    tmp: tempfile::NamedTempFile,
-    path: PathBuf,
-    what: &'static str,
-}
-
-impl Unsynced {
-    /// Where the written bytes can be read until the commit.
-    pub fn temp_path(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    /// Make the file durable under its final name; returns that name.
-    pub fn commit(self) -> Result<PathBuf, String> {
-        let what = self.what;
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| format!("cannot sync {what}: {e}"))?;
-        let dir = self.path.parent().ok_or("no parent folder")?.to_path_buf();
-        self.tmp
-            .persist(&self.path)
-            .map_err(|e| format!("cannot move {what} into place: {}", e.error))?;
-        sync_dir(&dir).map_err(|e| format!("cannot sync folder: {e}"))?;
-        Ok(self.path)
-    }
-}
-
-/// Write `path`'s bytes to a temporary file in its folder (to be
-/// [committed](Unsynced::commit)). `what` names the file in errors.
-fn write_unsynced<T>(
+/// Write `path` durably: through the batch's atomic write (a temporary file
+/// in the same folder, renamed into place), with the file fsync'd before the
+/// rename and the folder after it. `what` names the file in errors.
+fn write_durably<T>(
     path: &Path,
-    what: &'static str,
+    what: &str,
     write: impl FnOnce(&mut &File) -> std::io::Result<T>,
-) -> Result<(Unsynced, T), String> {
+) -> Result<T, String> {
     let dir = path.parent().ok_or("no parent folder")?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".obscura-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| format!("cannot create temporary file: {e}"))?;
-    let value = write(&mut tmp.as_file()).map_err(|e| format!("cannot write {what}: {e}"))?;
-    let unsynced = Unsynced {
-        tmp,
-        path: path.to_path_buf(),
-        what,
-    };
-    Ok((unsynced, value))
+    let value = write_atomically(path, |f| {
+        let mut w = f;
+        let value = write(&mut w).map_err(|e| format!("cannot write {what}: {e}"))?;
+        f.sync_all()
+            .map_err(|e| format!("cannot sync {what}: {e}"))?;
+        Ok(value)
+    })?;
+    sync_dir(dir).map_err(|e| format!("cannot sync folder: {e}"))?;
+    Ok(value)
 }
 
 /// Write a received data set (bytes without file meta, as in `dataset`) as a
-/// Part 10 file named `name` in `spool`, not yet durable (the caller
-/// commits it, and may meanwhile make its audit record durable: the two
-/// fsyncs overlap). Returns it and its size.
-pub fn write_dataset(
+/// Part 10 file named `name` in `spool`, durably. Returns its path and size.
+pub fn persist_dataset(
     spool: &Path,
     name: &str,
     dataset: &mut File,
     sop_class_uid: &str,
     sop_instance_uid: &str,
     transfer_syntax_uid: &str,
-) -> Result<(Unsynced, u64), String> {
+) -> Result<(PathBuf, u64), String> {
     let mut head = Vec::with_capacity(300);
     obscura_dicom::meta::write_part10_header(
         &mut head,
@@ -168,18 +133,20 @@ pub fn write_dataset(
     dataset
         .seek(SeekFrom::Start(0))
         .map_err(|e| format!("cannot read data set: {e}"))?;
-    let (file, copied) = write_unsynced(&spool.join(name), "spool file", |w| {
+    let path = spool.join(name);
+    let copied = write_durably(&path, "spool file", |w| {
         w.write_all(&head)?;
         std::io::copy(dataset, w)
     })?;
-    Ok((file, head.len() as u64 + copied))
+    Ok((path, head.len() as u64 + copied))
 }
 
 /// Copy a file into `dir/name` atomically and durably (quarantine).
 pub fn copy_durably(from: &Path, dir: &Path, name: &str) -> Result<PathBuf, String> {
     let mut src = File::open(from).map_err(|e| format!("cannot open spool file: {e}"))?;
-    let (file, _) = write_unsynced(&dir.join(name), "file", |w| std::io::copy(&mut src, w))?;
-    file.commit()
+    let path = dir.join(name);
+    write_durably(&path, "file", |w| std::io::copy(&mut src, w))?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -194,7 +161,7 @@ mod tests {
         // (0008,0060) CS "CT" explicit VR little endian
         ds.write_all(&[0x08, 0x00, 0x60, 0x00, b'C', b'S', 2, 0, b'C', b'T'])
             .unwrap();
-        let (file, n) = write_dataset(
+        let (path, n) = persist_dataset(
             &data.spool(),
             "x.dcm",
             &mut ds,
@@ -203,15 +170,6 @@ mod tests {
             "1.2.840.10008.1.2.1",
         )
         .unwrap();
-        let temp = file.temp_path().to_path_buf();
-        assert_eq!(std::fs::metadata(&temp).unwrap().len(), n);
-        assert!(
-            !data.spool().join("x.dcm").exists(),
-            "in place before the commit"
-        );
-        let path = file.commit().unwrap();
-        assert_eq!(path, data.spool().join("x.dcm"));
-        assert!(!temp.exists());
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, n);
         assert_eq!(&bytes[128..132], b"DICM");

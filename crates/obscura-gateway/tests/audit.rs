@@ -1,7 +1,9 @@
-//! The gateway with the audit log on: associations are recorded, a C-STORE
+//! The gateway with the audit log on: associations are recorded; a C-STORE
 //! is acknowledged only once its `instance-received` record (with keyed
-//! patient, study and instance references) is on disk, and a store whose
-//! audit append fails is refused (0xA700) and leaves nothing queued.
+//! patient, study and instance references) is committed in the queue's own
+//! transaction, from where it moves into the log; a store whose record
+//! cannot be kept, or that comes when the log takes nothing more, is
+//! refused (0xA700) and leaves nothing queued.
 
 use obscura_audit::{AuditKey, Auditor, EventKind, LogConfig, LogReader, Signer, SubjectRef};
 use obscura_gateway::{
@@ -33,11 +35,10 @@ fn dataset(elements: &[(u16, u16, &str)]) -> std::fs::File {
     f
 }
 
-#[test]
-fn stores_are_acknowledged_only_after_their_audit_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir(root.join("out")).unwrap();
+/// The gateway of `root` (a peer routed to a folder), its queue as it is
+/// on disk, and its audit log opened (or created) with the same key.
+fn open(root: &std::path::Path) -> (Arc<Gateway>, Arc<Auditor>) {
+    let _ = std::fs::create_dir(root.join("out"));
     let config = Config::parse(
         r#"
 [server]
@@ -71,13 +72,30 @@ to = ["out"]
         archive: None,
     };
     let gw = Gateway::open(config, vec![dest], Box::new(NoTransport)).unwrap();
-    let key = AuditKey::from_bytes([9; 32]);
     let mut cfg = LogConfig::new(root.join("audit"));
     cfg.sync = obscura_audit::SyncPolicy::Batched(1000);
-    let signer = Signer::generate("test/gateway").unwrap();
-    let (auditor, _) = Auditor::open(cfg, signer, key.clone()).unwrap();
+    let signer = Signer::from_seed("test/gateway", [3; 32]).unwrap();
+    let (auditor, _) = Auditor::open(cfg, signer, AuditKey::from_bytes([9; 32])).unwrap();
     let auditor = Arc::new(auditor);
     gw.set_audit(Arc::clone(&auditor));
+    (gw, auditor)
+}
+
+/// The pending audit records of the test's log in a queue database.
+fn pending(db: &rusqlite::Connection) -> Vec<String> {
+    let mut st = db
+        .prepare("SELECT event FROM audit_pending WHERE log='test/gateway' ORDER BY id")
+        .unwrap();
+    let rows = st.query_map([], |r| r.get(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn stores_are_acknowledged_only_after_their_audit_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (gw, auditor) = open(root);
+    let key = AuditKey::from_bytes([9; 32]);
 
     let caller = |ae: &str| Caller {
         calling_ae: ae.into(),
@@ -100,7 +118,19 @@ to = ["out"]
         gw.receive("pacs", CT, sop, IMPLICIT, &mut ds),
         STATUS_SUCCESS
     );
-    // durable although the policy batches: on disk before the answer
+    // durable before the answer: committed with the queue row, not yet in
+    // the log (no audit fsync on the C-STORE path)
+    let queue_db = rusqlite::Connection::open(gw.data().queue_db()).unwrap();
+    let rows = pending(&queue_db);
+    assert_eq!(rows.len(), 1);
+    let kept = obscura_audit::AuditEvent::from_json(&rows[0]).unwrap();
+    assert_eq!(kept.kind, EventKind::InstanceReceived);
+    assert!(!rows[0].contains("PID-4711") && !rows[0].contains(sop));
+    assert_eq!(auditor.size(), 2, "only the associations so far");
+    // moved into the log, durable although the policy batches; the row goes
+    assert_eq!(gw.flush_audit().unwrap(), 1);
+    assert!(pending(&queue_db).is_empty());
+    assert_eq!(gw.flush_audit().unwrap(), 0);
     let reader = LogReader::open(&root.join("audit")).unwrap();
     assert_eq!(reader.size(), 3);
     let kinds: Vec<EventKind> = (0..3)
@@ -123,16 +153,65 @@ to = ["out"]
             SubjectRef::instance(&key, sop),
         ]
     );
+    assert_eq!(received, kept, "the event kept is the event logged");
     let line = reader.record(2).unwrap().unwrap().to_line();
     assert!(!line.contains("PID-4711") && !line.contains(sop));
 
-    // the audit log fails: the store is refused and nothing is queued
-    auditor.close().unwrap();
+    // the record cannot be kept (its table refuses): no Success, nothing
+    // queued, the spool file removed
+    queue_db
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_pending \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .unwrap();
     let sop2 = "1.2.3.4.5.6.8";
-    let mut ds = dataset(&[(0x0008, 0x0016, CT), (0x0008, 0x0018, sop2)]);
-    assert_eq!(
-        gw.receive("pacs", CT, sop2, IMPLICIT, &mut ds),
-        STATUS_OUT_OF_RESOURCES
-    );
+    let store = |sop: &str| {
+        let mut ds = dataset(&[(0x0008, 0x0016, CT), (0x0008, 0x0018, sop)]);
+        gw.receive("pacs", CT, sop, IMPLICIT, &mut ds)
+    };
+    assert_eq!(store(sop2), STATUS_OUT_OF_RESOURCES);
+    let instances = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(instances(&queue_db), 1);
     assert_eq!(std::fs::read_dir(gw.data().spool()).unwrap().count(), 1);
+    queue_db.execute_batch("DROP TRIGGER refuse").unwrap();
+
+    // the audit log takes nothing more (closed, as after a failed fsync):
+    // the store is refused and nothing is queued
+    auditor.close().unwrap();
+    assert_eq!(store(sop2), STATUS_OUT_OF_RESOURCES);
+    assert_eq!(instances(&queue_db), 1);
+    assert!(pending(&queue_db).is_empty());
+    assert_eq!(std::fs::read_dir(gw.data().spool()).unwrap().count(), 1);
+}
+
+#[test]
+fn records_left_pending_by_a_crash_are_appended_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (gw, auditor) = open(root);
+    for sop in ["1.2.3.9.1", "1.2.3.9.2"] {
+        let mut ds = dataset(&[(0x0008, 0x0016, CT), (0x0008, 0x0018, sop)]);
+        assert_eq!(
+            gw.receive("pacs", CT, sop, IMPLICIT, &mut ds),
+            STATUS_SUCCESS
+        );
+    }
+    // "crash": the records were never moved into the log
+    auditor.close().unwrap();
+    drop(gw);
+    let queue_db = rusqlite::Connection::open(root.join("data/queue.sqlite")).unwrap();
+    assert_eq!(pending(&queue_db).len(), 2);
+    let (_gw, auditor) = open(root);
+    assert!(pending(&queue_db).is_empty(), "appended at start");
+    auditor.close().unwrap();
+    let reader = LogReader::open(&root.join("audit")).unwrap();
+    let received = (0..reader.size())
+        .map(|i| reader.record(i).unwrap().unwrap().event.kind)
+        .filter(|k| *k == EventKind::InstanceReceived)
+        .count();
+    assert_eq!(received, 2);
 }

@@ -72,6 +72,17 @@ pub enum Enqueued {
     Duplicate,
 }
 
+/// An audit record made durable in the queue's own transaction, until the
+/// audit log has it: the log's origin and the event as JSON (keyed hashes
+/// only, no PHI).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRow<'a> {
+    /// The origin of the log it belongs to (the process's signing key name).
+    pub log: &'a str,
+    /// The event ([`obscura_audit::AuditEvent::to_json`]).
+    pub event: &'a str,
+}
+
 /// One count of jobs: (destination, state, failed at least once, count).
 pub type StateRow = (String, String, bool, u64);
 
@@ -85,9 +96,10 @@ pub trait Queue: Send {
     /// Spool file names the queue knows (and has not removed).
     fn spool_files(&mut self) -> Result<Vec<String>>;
 
-    /// Record a durable instance and a job per destination, in one
-    /// transaction (committed durably before this returns); idempotent by
-    /// destination and `uid_hash`.
+    /// Record a durable instance, a job per destination and its audit
+    /// record (pending until [`Queue::audit_appended`]; kept for a
+    /// duplicate too), in one transaction committed durably before this
+    /// returns; idempotent by destination and `uid_hash`.
     fn enqueue(
         &mut self,
         uid_hash: &str,
@@ -95,7 +107,15 @@ pub trait Queue: Send {
         peer: &str,
         bytes: u64,
         destinations: &[String],
+        audit: Option<AuditRow<'_>>,
     ) -> Result<Enqueued>;
+
+    /// Up to `limit` pending audit records of log `log`, oldest first:
+    /// (row id, event JSON).
+    fn audit_pending(&mut self, log: &str, limit: usize) -> Result<Vec<(i64, String)>>;
+
+    /// Pending audit records now durable in the log: delete them.
+    fn audit_appended(&mut self, ids: &[i64]) -> Result<()>;
 
     /// Claim up to `limit` ready jobs of one destination (the one whose
     /// oldest ready job is oldest), marking them running. A job is claimed
@@ -259,11 +279,11 @@ pub(crate) mod tests {
     pub(crate) fn exercise(q: &mut dyn Queue, reopen: &dyn Fn() -> Box<dyn Queue>) {
         let dests = vec!["a".to_string(), "b".to_string()];
         assert_eq!(
-            q.enqueue("h1", "s1", "p", 10, &dests).unwrap(),
+            q.enqueue("h1", "s1", "p", 10, &dests, None).unwrap(),
             Enqueued::Jobs(2)
         );
         assert_eq!(
-            q.enqueue("h1", "s2", "p", 10, &dests).unwrap(),
+            q.enqueue("h1", "s2", "p", 10, &dests, None).unwrap(),
             Enqueued::Duplicate
         );
         assert_eq!(q.spool_files().unwrap(), vec!["s1".to_string()]);
@@ -293,7 +313,7 @@ pub(crate) mod tests {
             "one job still waits"
         );
         // give up after max attempts
-        q.enqueue("h9", "s9", "p", 10, &dests[..1]).unwrap();
+        q.enqueue("h9", "s9", "p", 10, &dests[..1], None).unwrap();
         let mut j = q.claim(10).unwrap().remove(0);
         j.attempts = 4;
         assert!(q.failed(&j, "refused", Duration::ZERO, 5).unwrap());
@@ -312,7 +332,7 @@ pub(crate) mod tests {
         assert_eq!(q.recent_errors(5).unwrap().len(), 2);
         assert_eq!(q.depth().unwrap(), 1);
         // quarantined counts as finished
-        q2.enqueue("h2", "s3", "p", 10, &dests[..1]).unwrap();
+        q2.enqueue("h2", "s3", "p", 10, &dests[..1], None).unwrap();
         let j = q2.claim(10).unwrap();
         assert_eq!(j.len(), 1);
         q2.quarantined(j[0].id, "burned_in").unwrap();
@@ -324,5 +344,32 @@ pub(crate) mod tests {
             q2.quarantine_reasons().unwrap(),
             vec![("a".into(), "burned_in".into(), 1)]
         );
+        // audit records pending with their instance (a duplicate's too),
+        // per log, oldest first, until appended
+        let row = |log, event| Some(AuditRow { log, event });
+        let one = &dests[..1];
+        let (first, second) = (r#"{"n":1}"#, r#"{"n":2}"#);
+        assert_eq!(
+            q.enqueue("h5", "s5", "p", 10, one, row("site/a", first))
+                .unwrap(),
+            Enqueued::Jobs(1)
+        );
+        assert_eq!(
+            q.enqueue("h5", "s6", "p", 10, one, row("site/a", second))
+                .unwrap(),
+            Enqueued::Duplicate
+        );
+        q.enqueue("h6", "s7", "p", 10, one, row("site/b", "{}"))
+            .unwrap();
+        let pending = reopen().audit_pending("site/a", 10).unwrap();
+        let events: Vec<&str> = pending.iter().map(|(_, e)| e.as_str()).collect();
+        assert_eq!(events, [first, second]);
+        assert_eq!(q.audit_pending("site/a", 1).unwrap(), pending[..1]);
+        q2.audit_appended(&[pending[0].0]).unwrap();
+        assert_eq!(q.audit_pending("site/a", 10).unwrap(), pending[1..]);
+        assert_eq!(q.audit_pending("site/b", 10).unwrap().len(), 1);
+        let jobs: Vec<i64> = q.claim(10).unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(jobs.len(), 2);
+        q.done(&jobs).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 //! died) is claimable again by any process. Times are the database's clock,
 //! so the processes' clocks need not agree.
 
-use super::{Enqueued, Job, Queue, Result, StateRow};
+use super::{AuditRow, Enqueued, Job, Queue, Result, StateRow};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS gateway_jobs(
 CREATE INDEX IF NOT EXISTS gateway_jobs_ready ON gateway_jobs(state, next_at);
 CREATE INDEX IF NOT EXISTS gateway_jobs_instance ON gateway_jobs(instance);
 CREATE INDEX IF NOT EXISTS gateway_instances_kept ON gateway_instances(id) WHERE NOT removed;
+CREATE TABLE IF NOT EXISTS gateway_audit_pending(
+  id BIGSERIAL PRIMARY KEY,
+  log TEXT NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gateway_audit_pending_log ON gateway_audit_pending(log, id);
 CREATE TABLE IF NOT EXISTS gateway_errors(
   id BIGSERIAL PRIMARY KEY,
   at DOUBLE PRECISION NOT NULL,
@@ -242,6 +248,7 @@ impl Queue for PgQueue {
         peer: &str,
         bytes: u64,
         destinations: &[String],
+        audit: Option<AuditRow<'_>>,
     ) -> Result<Enqueued> {
         let add_instance = format!(
             "INSERT INTO gateway_instances(uid_hash, spool, peer, bytes, received_at)
@@ -253,6 +260,13 @@ impl Queue for PgQueue {
         );
         let created = self.run(|c| async move {
             let tx = c.transaction().await?;
+            if let Some(a) = audit {
+                tx.execute(
+                    "INSERT INTO gateway_audit_pending(log, event) VALUES ($1,$2)",
+                    &[&a.log, &a.event],
+                )
+                .await?;
+            }
             let instance: i64 = tx
                 .query_one(&add_instance, &[&uid_hash, &spool, &peer, &(bytes as i64)])
                 .await?
@@ -273,6 +287,22 @@ impl Queue for PgQueue {
         } else {
             Enqueued::Jobs(created as usize)
         })
+    }
+
+    fn audit_pending(&mut self, log: &str, limit: usize) -> Result<Vec<(i64, String)>> {
+        let rows = self.query(
+            "SELECT id, event FROM gateway_audit_pending WHERE log=$1 ORDER BY id LIMIT $2",
+            &[&log, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn audit_appended(&mut self, ids: &[i64]) -> Result<()> {
+        self.execute(
+            "DELETE FROM gateway_audit_pending WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .map(|_| ())
     }
 
     fn claim(&mut self, limit: usize) -> Result<Vec<Job>> {
@@ -633,7 +663,7 @@ mod tests {
         // every job is claimed by exactly one of them
         let dests = vec!["c".to_string()];
         for i in 0..300 {
-            q.enqueue(&format!("u{i}"), &format!("f{i}"), "p", 1, &dests)
+            q.enqueue(&format!("u{i}"), &format!("f{i}"), "p", 1, &dests, None)
                 .unwrap();
         }
         let other = cluster.settings(Duration::from_secs(3));
@@ -669,7 +699,7 @@ mod tests {
         let mut live = PgQueue::open(&settings).unwrap();
         live.done(&claimed).unwrap();
         late.done(&claimed).unwrap();
-        late.enqueue("lease", "fl", "p", 1, &dests).unwrap();
+        late.enqueue("lease", "fl", "p", 1, &dests, None).unwrap();
         let held = late.claim(10).unwrap();
         assert_eq!(held.len(), 1);
         assert!(live.claim(10).unwrap().is_empty(), "leased");
@@ -725,7 +755,8 @@ database_ca_file = "{ca}"
         };
         let mut q = config("ca.pem").open().unwrap();
         assert_eq!(
-            q.enqueue("h", "s", "p", 1, &["a".to_string()]).unwrap(),
+            q.enqueue("h", "s", "p", 1, &["a".to_string()], None)
+                .unwrap(),
             Enqueued::Jobs(1)
         );
         let QueueBackend::Postgres(settings) = config("ca.pem") else {

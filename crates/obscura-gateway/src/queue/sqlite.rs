@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::time::Duration;
 
-use super::{now, Enqueued, Job, Queue, Result, StateRow};
+use super::{now, AuditRow, Enqueued, Job, Queue, Result, StateRow};
 
 fn e(err: rusqlite::Error) -> String {
     format!("queue: {err}")
@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS jobs(
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, next_at);
 CREATE INDEX IF NOT EXISTS jobs_instance ON jobs(instance);
+CREATE TABLE IF NOT EXISTS audit_pending(
+  id INTEGER PRIMARY KEY,
+  log TEXT NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_pending_log ON audit_pending(log, id);
 CREATE TABLE IF NOT EXISTS errors(
   id INTEGER PRIMARY KEY,
   at REAL NOT NULL,
@@ -96,9 +102,17 @@ impl Queue for SqliteQueue {
         peer: &str,
         bytes: u64,
         destinations: &[String],
+        audit: Option<AuditRow<'_>>,
     ) -> Result<Enqueued> {
         let t = now();
         let tx = self.conn.transaction().map_err(e)?;
+        if let Some(a) = audit {
+            tx.execute(
+                "INSERT INTO audit_pending(log, event) VALUES (?1,?2)",
+                params![a.log, a.event],
+            )
+            .map_err(e)?;
+        }
         tx.execute(
             "INSERT INTO instances(uid_hash, spool, peer, bytes, received_at) VALUES (?1,?2,?3,?4,?5)",
             params![uid_hash, spool, peer, bytes as i64, t],
@@ -125,6 +139,26 @@ impl Queue for SqliteQueue {
         } else {
             Enqueued::Jobs(created)
         })
+    }
+
+    fn audit_pending(&mut self, log: &str, limit: usize) -> Result<Vec<(i64, String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, event FROM audit_pending WHERE log=?1 ORDER BY id LIMIT ?2")
+            .map_err(e)?;
+        let rows = st
+            .query_map(params![log, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(e)
+    }
+
+    fn audit_appended(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(e)?;
+        for id in ids {
+            tx.execute("DELETE FROM audit_pending WHERE id=?1", params![id])
+                .map_err(e)?;
+        }
+        tx.commit().map_err(e)
     }
 
     fn claim(&mut self, limit: usize) -> Result<Vec<Job>> {
@@ -365,10 +399,32 @@ mod tests {
     fn recovery_after_a_crash_resets_running_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let mut q = SqliteQueue::open(&dir.path().join("q.sqlite")).unwrap();
-        q.enqueue("h1", "s1", "p", 10, &["a".to_string()]).unwrap();
+        q.enqueue("h1", "s1", "p", 10, &["a".to_string()], None)
+            .unwrap();
         assert_eq!(q.claim(10).unwrap().len(), 1);
         assert!(q.claim(10).unwrap().is_empty());
         assert_eq!(q.recover().unwrap(), 1);
         assert_eq!(q.claim(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_audit_row_that_cannot_be_inserted_queues_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.sqlite");
+        let mut q = SqliteQueue::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON audit_pending BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            .unwrap();
+        let row = AuditRow {
+            log: "site/a",
+            event: "{}",
+        };
+        let err = q
+            .enqueue("h1", "s1", "p", 10, &["a".to_string()], Some(row))
+            .unwrap_err();
+        assert!(err.contains("refused"), "{err}");
+        assert!(q.spool_files().unwrap().is_empty(), "no instance row");
+        assert_eq!(q.depth().unwrap(), 0, "no job");
     }
 }
