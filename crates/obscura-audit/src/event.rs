@@ -270,6 +270,14 @@ impl AuditEvent {
         serde_json::from_str(text).map_err(|_| RecordError::Unparsable)
     }
 
+    /// Give an event that waited before its append (in the inbox, in the
+    /// gateway's queue) the time it is appended, so the log's times stay
+    /// in order, keeping its own time in `detail[kept_as]`.
+    pub fn restamp(&mut self, now: SystemTime, kept_as: &str) {
+        let own = std::mem::replace(&mut self.time, rfc3339(now));
+        self.detail.insert(kept_as.into(), own);
+    }
+
     /// An event at `time` with no route, reason, count or subject.
     pub fn new(time: SystemTime, kind: EventKind, actor: Actor, outcome: Outcome) -> Self {
         AuditEvent {

@@ -102,7 +102,7 @@ pub fn drain(auditor: &Auditor, log_dir: &Path) -> Result<Drained, Error> {
         let path = dir.join(&name);
         match read_event(&path) {
             Some(mut event) => {
-                restamp(&mut event, SystemTime::now());
+                event.restamp(SystemTime::now(), COMMAND_TIME);
                 auditor.record_durable(event)?;
                 fs::remove_file(&path).map_err(|e| Error::Io(path.clone(), e))?;
                 out.appended += 1;
@@ -122,16 +122,9 @@ pub fn drain(auditor: &Auditor, log_dir: &Path) -> Result<Drained, Error> {
     Ok(out)
 }
 
-/// The detail key that keeps an inbox event's own time (the command's).
+/// The detail key that keeps an inbox event's own time (the command's):
+/// a command's file may wait in the inbox while the log goes on.
 pub const COMMAND_TIME: &str = "command_time";
-
-/// Give a posted event the time it is appended (so the log's times stay
-/// in order: a command's file may wait in the inbox while the log goes
-/// on), keeping the time the command posted it as [`COMMAND_TIME`].
-fn restamp(event: &mut AuditEvent, now: SystemTime) {
-    let posted = std::mem::replace(&mut event.time, crate::event::rfc3339(now));
-    event.detail.insert(COMMAND_TIME.into(), posted);
-}
 
 /// The event in an inbox file, if it is a regular file of a postable kind
 /// with an RFC 3339 millisecond time.

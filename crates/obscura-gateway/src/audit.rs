@@ -98,6 +98,11 @@ pub fn subjects(a: &Auditor, sop_instance_uid: &str, spool: &Path) -> Vec<Subjec
     }
 }
 
+/// The detail key of an `instance-received` record that keeps the time the
+/// instance was received (the record's `time` is when it reached the log,
+/// from the queue where it was committed with the instance).
+pub const RECEIVED_TIME: &str = "received_time";
+
 /// `instance-received`: stored in the spool, from peer `peer`.
 pub fn received(a: &Auditor, peer: &str, sop_instance_uid: &str, spool: &Path) -> AuditEvent {
     let actor = Actor {

@@ -286,10 +286,12 @@ impl Gateway {
             let events = rows
                 .iter()
                 .map(|(id, text)| {
-                    obscura_audit::AuditEvent::from_json(text)
-                        .map_err(|e| format!("pending audit row {id}: {e}"))
+                    let mut e = obscura_audit::AuditEvent::from_json(text)
+                        .map_err(|e| format!("pending audit row {id}: {e}"))?;
+                    e.restamp(std::time::SystemTime::now(), audit::RECEIVED_TIME);
+                    Ok(e)
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, String>>()?;
             total += a
                 .record_all_durable(events)
                 .map_err(|e| format!("audit log: {e}"))?;
