@@ -61,6 +61,8 @@ fi
 
 # 2. obscura serve -> storescp, with the audit log off, then on (same run)
 gateway_run() { # label audit(0|1); sets t_recv t_all
+  # the previous run's files are written back now, not during this run's fsyncs
+  sync
   local D="$WORK/gw-$2"
   local P2 P3; P2=$(port); P3=$(port); mkdir -p "$D" "$D/fwd"
   /usr/bin/storescp -od "$D/fwd" -aet VENDOR "$P3" >/dev/null 2>&1 & PIDS+=($!)
