@@ -34,6 +34,13 @@ pub const TEXT_LIKE_PIECES: usize = 3;
 /// pieces wander up and down.
 const ALIGNED_SLACK: (usize, usize) = (2, 5);
 
+/// Faint strokes on flat ground (text a few levels off a flat ground):
+/// their top-hat level, the level the rows above and below a faint piece
+/// stay under, and the fewest faint pieces lined up that make a line.
+const FAINT_LEVEL: u8 = 8;
+const QUIET_LEVEL: u8 = 4;
+const FAINT_PIECES: usize = 4;
+
 /// Width to height beyond which a candidate without character-like pieces
 /// is an edge, not text.
 const EDGE_RATIO: usize = 8;
@@ -79,6 +86,9 @@ pub struct Candidates {
     /// Taller boxes of strokes: text merged with texture, or several lines
     /// (their text-like lines are among `lines`).
     pub blocks: Vec<Rect>,
+    /// Lines of faint strokes on flat ground, away from `lines`: read, and
+    /// redacted only for what identifies (never unread).
+    pub faint: Vec<Rect>,
 }
 
 impl Candidates {
@@ -150,7 +160,7 @@ pub fn candidates(img: &Grey) -> Candidates {
     lines.extend(small);
     lines.sort_by_key(|r| (r.y0, r.x0));
     lines.dedup();
-    let lines = lines
+    let lines: Vec<Candidate> = lines
         .into_iter()
         .map(|rect| Candidate {
             rect,
@@ -167,7 +177,43 @@ pub fn candidates(img: &Grey) -> Candidates {
                 .unwrap_or(0),
         })
         .collect();
-    Candidates { lines, blocks }
+    let faint = faint_lines(&bright, &dark, &lines);
+    Candidates {
+        lines,
+        blocks,
+        faint,
+    }
+}
+
+/// Lines of faint strokes ([`FAINT_LEVEL`] and up) on flat ground:
+/// character-like pieces whose rows above and below stay under
+/// [`QUIET_LEVEL`] in both top-hats, [`FAINT_PIECES`] or more lined up in
+/// a chain, away from every line already found.
+fn faint_lines(bright: &Grey, dark: &Grey, lines: &[Candidate]) -> Vec<Rect> {
+    let (w, h) = (bright.width, bright.height);
+    let quiet = |y: usize, r: &Rect| {
+        let row = y * w + r.x0..y * w + r.x1;
+        bright.data[row.clone()]
+            .iter()
+            .zip(&dark.data[row])
+            .all(|(&b, &d)| b.max(d) < QUIET_LEVEL)
+    };
+    let flat_around =
+        |r: &Rect| r.y0 >= 2 && r.y1 + 2 <= h && quiet(r.y0 - 2, r) && quiet(r.y1 + 1, r);
+    [bright, dark]
+        .into_iter()
+        .flat_map(|t| {
+            let mask: Vec<bool> = t.data.iter().map(|&v| v >= FAINT_LEVEL).collect();
+            let pieces: Vec<Rect> = components(&mask, w, h)
+                .into_iter()
+                .filter(|&(r, n)| char_like(r, n) && flat_around(&r))
+                .map(|(r, _)| r)
+                .collect();
+            chains(&pieces)
+        })
+        .filter(|c| c.aligned >= FAINT_PIECES && !lines.iter().any(|l| l.rect.overlaps(&c.band)))
+        .map(|c| c.band)
+        .collect()
 }
 
 /// Pixels of the bright or the dark top-hat at `level` or above.
@@ -495,6 +541,24 @@ mod tests {
                 "{density}"
             );
         }
+    }
+
+    #[test]
+    fn faint_text_on_flat_ground_is_a_faint_line() {
+        // glyphs 12 levels above a flat ground: under the stroke level
+        let mut img = image_with_row(6, 12);
+        img.data
+            .iter_mut()
+            .for_each(|v| *v = if *v == 230 { 102 } else { *v });
+        let found = candidates(&img);
+        assert!(found.lines.is_empty(), "{found:?}");
+        assert_eq!(found.faint.len(), 1, "{found:?}");
+        // the same glyphs at full contrast are a line, not a faint one
+        let found = candidates(&image_with_row(6, 12));
+        assert!(
+            !found.lines.is_empty() && found.faint.is_empty(),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -134,6 +134,7 @@ impl Reader<'_> {
             let near = |r: &Rect| self.filled.iter().any(|f| f.grow(STROKE_REACH).overlaps(r));
             found.lines.retain(|c| near(&c.rect));
             found.blocks.retain(near);
+            found.faint.retain(near);
             let adjoins = |r: &Rect| self.filled.iter().any(|f| adjoins(r, f));
             adjoining = found
                 .lines
@@ -186,6 +187,17 @@ impl Reader<'_> {
                 }
             }
             read.push((c.rect, words, looks));
+        }
+        // faint lines go only for what identifies: text-like looks are
+        // not claimed for them
+        for r in &found.faint {
+            if !self.inside(r) {
+                continue;
+            }
+            self.candidates += 1;
+            let area = r.grow(OCR_MARGIN).clip(grey.width, grey.height);
+            let words = self.read(area, &grey.crop(area))?;
+            read.push((*r, words, Looks::default()));
         }
         out.extend(
             rows(read).into_iter().filter_map(|(rect, words, looks)| {
