@@ -142,12 +142,24 @@ impl Auditor {
     /// append (or any under [`SyncPolicy::Always`]) then waits for its
     /// group commit.
     fn append(&self, event: AuditEvent, durable: bool) -> Result<u64, Error> {
+        self.append_all(vec![event], durable)?
+            .ok_or_else(|| Error::Damaged("no record appended".into()))
+    }
+
+    /// [`append`](Self::append) for several events in order: durable ones
+    /// wait for one group commit that covers the lot. Returns the last
+    /// index (`None` for no event); on an error some may be written, none
+    /// is known durable.
+    fn append_all(&self, events: Vec<AuditEvent>, durable: bool) -> Result<Option<u64>, Error> {
         let durable = durable || self.sync == SyncPolicy::Always;
-        let seq = self.write(event, durable)?;
-        if durable {
+        let mut last = None;
+        for e in events {
+            last = Some(self.write(e, durable)?);
+        }
+        if let (true, Some(seq)) = (durable, last) {
             self.wait_durable(seq)?;
         }
-        Ok(seq)
+        Ok(last)
     }
 
     /// Write `event` under the lock and tell the taps; `unsynced`: leave
@@ -226,6 +238,14 @@ impl Auditor {
         self.append(event, true)
     }
 
+    /// Append events in order under the log's sync policy; under
+    /// `sync_every = 1` one group commit covers the lot (a forwarder's
+    /// batch) before this returns. Returns how many.
+    pub fn record_all(&self, events: Vec<AuditEvent>) -> Result<usize, Error> {
+        let n = events.len();
+        self.append_all(events, false).map(|_| n)
+    }
+
     /// Append events in order and return once all are on disk (one group
     /// commit for the lot, whatever the sync policy); returns how many.
     /// For records kept durable elsewhere until the log has them (the
@@ -233,14 +253,7 @@ impl Auditor {
     /// known durable.
     pub fn record_all_durable(&self, events: Vec<AuditEvent>) -> Result<usize, Error> {
         let n = events.len();
-        let mut last = None;
-        for e in events {
-            last = Some(self.write(e, true)?);
-        }
-        if let Some(seq) = last {
-            self.wait_durable(seq)?;
-        }
-        Ok(n)
+        self.append_all(events, true).map(|_| n)
     }
 
     /// Whether the log takes records: `Err` once it is closed or an fsync
@@ -404,6 +417,12 @@ mod tests {
         );
         assert_eq!(a.durable(), (5, 1));
         assert_eq!(lines_on_disk(dir.path()), 5);
+        // under the policy: batched, no fsync yet
+        assert_eq!(a.record_all((5..8).map(received).collect()).unwrap(), 3);
+        assert_eq!(a.durable(), (5, 1));
+        let every = open(&dir.path().join("every"), SyncPolicy::Always);
+        assert_eq!(every.record_all((0..4).map(received).collect()).unwrap(), 4);
+        assert_eq!(every.durable(), (4, 1), "one fsync for the lot");
         a.close().unwrap();
         assert!(a.accepting().is_err(), "closed");
     }

@@ -395,12 +395,17 @@ impl Gateway {
             }
         };
         let mut done = Vec::new();
+        let mut records = Vec::new();
         let t = now();
         for ((job, out, _tmp, subjects), result) in ready.iter().zip(results) {
             match result {
                 Ok(()) => {
                     done.push(job.id);
-                    self.audit_forward(&dest.name, Delivered::Forwarded, subjects.clone());
+                    records.push(crate::audit::forwarded(
+                        &dest.name,
+                        Delivered::Forwarded,
+                        subjects.clone(),
+                    ));
                     if let Some(m) = dm {
                         m.forwarded.fetch_add(1, Ordering::Relaxed);
                         m.forwarded_bytes.fetch_add(out.bytes, Ordering::Relaxed);
@@ -410,6 +415,7 @@ impl Gateway {
                 Err(e) => self.retry(queue, job, &e)?,
             }
         }
+        self.audit_all(records);
         queue.done(&done)?;
         Ok(())
     }
@@ -498,9 +504,14 @@ impl Gateway {
         how: Delivered<'_>,
         subjects: Vec<obscura_audit::SubjectRef>,
     ) {
-        if let Some(a) = self.auditor() {
-            let e = crate::audit::forwarded(destination, how, subjects);
-            if let Err(e) = a.record(e) {
+        self.audit_all(vec![crate::audit::forwarded(destination, how, subjects)]);
+    }
+
+    /// Append a batch's delivery records (one group commit for the lot
+    /// under `sync_every = 1`; a failed append is logged).
+    fn audit_all(&self, records: Vec<obscura_audit::AuditEvent>) {
+        if let Some(a) = self.auditor().filter(|_| !records.is_empty()) {
+            if let Err(e) = a.record_all(records) {
                 crate::log(&format!("audit log: cannot record a delivery: {e}"));
             }
         }
