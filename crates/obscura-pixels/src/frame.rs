@@ -88,15 +88,6 @@ impl Frame {
             .then(|| 32 - u32::from(self.bits_stored).min(32))
     }
 
-    /// The value of the stored bit pattern `bits` as [`extend`](Self::extend)
-    /// gives it, without a branch (so that loops over samples vectorise).
-    fn extend_fast(&self, bits: u32) -> i64 {
-        match self.sign_shift() {
-            Some(shift) => sign_extend(bits, shift).into(),
-            None => bits.into(),
-        }
-    }
-
     /// The least and the greatest value (none without samples), in one
     /// pass that vectorises (32-bit lanes).
     pub fn range(&self) -> Option<(i64, i64)> {
@@ -133,14 +124,27 @@ impl Frame {
     }
 
     /// `f` of each sample's value, in order, without a branch per sample
-    /// width: a lookup table over the values is indexed in a tight loop.
+    /// (width and sign are matched once): a lookup table over the values
+    /// is indexed in a tight loop.
     pub fn map_values<T>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
+        fn each<S: Copy + Into<u32>, T>(
+            v: &[S],
+            value: impl Fn(u32) -> i64,
+            f: impl Fn(i64) -> T,
+        ) -> Vec<T> {
+            v.iter().map(|&s| f(value(s.into()))).collect()
+        }
         let mask = self.stored_mask();
-        let value = |s: u32| self.extend_fast(s & mask);
-        match &self.samples {
-            Samples::U8(v) => v.iter().map(|&s| f(value(u32::from(s)))).collect(),
-            Samples::U16(v) => v.iter().map(|&s| f(value(u32::from(s)))).collect(),
-            Samples::U32(v) => v.iter().map(|&s| f(value(s))).collect(),
+        let shift = self.sign_shift().unwrap_or(0);
+        let signed = |s: u32| i64::from(sign_extend(s & mask, shift));
+        let unsigned = |s: u32| i64::from(s & mask);
+        match (&self.samples, self.signed) {
+            (Samples::U8(v), true) => each(v, signed, f),
+            (Samples::U8(v), false) => each(v, unsigned, f),
+            (Samples::U16(v), true) => each(v, signed, f),
+            (Samples::U16(v), false) => each(v, unsigned, f),
+            (Samples::U32(v), true) => each(v, signed, f),
+            (Samples::U32(v), false) => each(v, unsigned, f),
         }
     }
 

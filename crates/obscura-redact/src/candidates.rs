@@ -386,8 +386,16 @@ fn components(mask: &[bool], w: usize, h: usize) -> Vec<(Rect, usize)> {
     // runs (row, first column, one past the last), row by row
     let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     for (y, row) in mask.chunks_exact(w).take(h).enumerate() {
+        // the next set pixel from `x` on; stroke masks are mostly empty,
+        // skipped 16 pixels at a time
+        let next = |mut x: usize| {
+            while x + 16 <= w && !row[x..x + 16].iter().fold(false, |a, &m| a | m) {
+                x += 16;
+            }
+            row[x..].iter().position(|&m| m).map(|s| x + s)
+        };
         let mut x = 0;
-        while let Some(start) = row[x..].iter().position(|&m| m).map(|s| x + s) {
+        while let Some(start) = next(x) {
             let end = row[start..]
                 .iter()
                 .position(|&m| !m)

@@ -259,8 +259,14 @@ impl Grey {
 /// + 1 passes that vectorise, instead of `len`.
 fn windows<F: Fn(u8, u8) -> u8 + Copy>(v: &[u8], len: usize, stride: usize, f: F) -> Vec<u8> {
     let out = (v.len() + stride).saturating_sub(len * stride);
-    let mut cur = v.to_vec();
-    let mut span = 1;
+    if len < 2 {
+        return v[..out].to_vec();
+    }
+    let pairs = |v: &[u8], step: usize| -> Vec<u8> {
+        v.iter().zip(&v[step..]).map(|(&a, &b)| f(a, b)).collect()
+    };
+    let mut cur = pairs(v, stride);
+    let mut span = 2;
     while 2 * span <= len {
         let step = span * stride;
         cur = cur

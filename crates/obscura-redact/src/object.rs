@@ -386,8 +386,11 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         frame.photometric,
         Photometric::Monochrome1 | Photometric::Monochrome2
     );
+    if !grey || info.window.is_none() {
+        return vec![shown];
+    }
     let clipped = shown.data.iter().filter(|&&v| v == 0 || v == 255).count();
-    if !grey || info.window.is_none() || (clipped as f64) < CLIPPED * shown.data.len() as f64 {
+    if (clipped as f64) < CLIPPED * shown.data.len() as f64 {
         return vec![shown];
     }
     // percentiles of every few pixels: plenty for a window, and cheap
