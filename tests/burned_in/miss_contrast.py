@@ -6,12 +6,15 @@
 SCORE_JSON is what `score.py SET OUTPUT --json FILE` wrote. For every
 identifying text it lists as missed, prints the image, kind, size, modality
 and the difference in grey levels (0-255) between the text's own pixels and
-the rest of its box in the SET image (the frame it was drawn on, mean over
-each; and, in brackets, the 90th percentile of its pixels' distance from
-the median of the rest: the strokes' cores), rendered as a viewer shows it by default: grey images through their
+its ground (the pixels within 2 px of them) in the SET image (the frame it
+was drawn on, median of each; and, in brackets, the 90th percentile of its
+pixels' distance from the ground's median: the strokes' cores), rendered as a viewer shows it by default: grey images through their
 first window (or their full stored range without one), palette images
 through their palette, colour images as luminance; for colour, also the
-difference in chroma (max - min of R, G, B), which luminance does not show.
+difference in chroma (max - min of R, G, B), which luminance does not show;
+for grey, also the strokes' contrast rendered spanning the frame's stored
+range (the 8-bit rendering of all its values: what the cheap pass reads
+when the window clips nothing).
 """
 import json
 import sys
@@ -22,8 +25,9 @@ import pydicom
 from pydicom.pixels import apply_color_lut
 
 
-def rendered(ds):
-    """All frames as (frames, rows, cols, channels) float 0-255, as shown."""
+def rendered(ds, windowed=True):
+    """All frames as (frames, rows, cols, channels) float 0-255, as shown
+    (or spanning the stored range, not windowed)."""
     arr = ds.pixel_array
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if ds.PhotometricInterpretation == "PALETTE COLOR":
@@ -33,7 +37,7 @@ def rendered(ds):
         arr = arr.astype(float) * float(ds.get("RescaleSlope", 1)) + \
             float(ds.get("RescaleIntercept", 0))
         lo, hi = float(arr.min()), float(arr.max())
-        if "WindowCenter" in ds:
+        if windowed and "WindowCenter" in ds:
             centre = float(np.atleast_1d(ds.WindowCenter)[0])
             width = float(np.atleast_1d(ds.WindowWidth)[0])
             lo, hi = centre - width / 2, centre + width / 2
@@ -46,6 +50,23 @@ def rendered(ds):
     if frames == 1:
         arr = arr[np.newaxis]
     return arr
+
+
+def around(mask, reach=2):
+    """The pixels within reach of the text's (its ground), not its own."""
+    grown = mask.copy()
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            shifted = np.roll(np.roll(mask, dy, axis=0), dx, axis=1)
+            grown |= shifted
+    ring = grown & ~mask
+    return ring if ring.any() else ~mask
+
+
+def contrast(lum, mask):
+    """The text's median and its strokes' distance from its ground's median."""
+    ground = np.median(lum[around(mask)])
+    return abs(np.median(lum[mask]) - ground), np.percentile(abs(lum[mask] - ground), 90)
 
 
 def main():
@@ -64,11 +85,12 @@ def main():
         if region.shape[-1] == 3:
             lum = region @ np.array([0.299, 0.587, 0.114])
             chroma = region.max(axis=-1) - region.min(axis=-1)
-            extra = f" chroma {abs(chroma[mask].mean() - chroma[~mask].mean()):5.1f}"
+            extra = f" chroma {abs(np.median(chroma[mask]) - np.median(chroma[around(mask)])):5.1f}"
         else:
-            lum, extra = region[..., 0], ""
-        diff = abs(lum[mask].mean() - lum[~mask].mean())
-        peak = np.percentile(abs(lum[mask] - np.median(lum[~mask])), 90)
+            lum = region[..., 0]
+            full = rendered(ds, windowed=False)[text["frames"][0]][y0:y1, x0:x1, 0]
+            extra = f" full range {contrast(full, mask)[1]:5.1f}"
+        diff, peak = contrast(lum, mask)
         print(f"{name} {text['kind']:12s} {text['size']:2d} px {image['modality']:3s} "
               f"{ds.PhotometricInterpretation:12s} bits {ds.BitsStored:2d}: "
               f"{diff:5.1f} grey levels (strokes {peak:5.1f}){extra}")
