@@ -8,7 +8,9 @@ identifying text it lists as missed, prints the image, kind, size, modality
 and the difference in grey levels (0-255) between the text's own pixels and
 its ground (the pixels within 2 px of them) in the SET image (the frame it
 was drawn on, median of each; and, in brackets, the 90th percentile of its
-pixels' distance from the ground's median: the strokes' cores), rendered as a viewer shows it by default: grey images through their
+pixels' distance from the ground's median: the strokes' cores; and the
+share of its pixels 16 levels or more from the ground: a few scattered
+dots are not legible text), rendered as a viewer shows it by default: grey images through their
 first window (or their full stored range without one), palette images
 through their palette, colour images as luminance; for colour, also the
 difference in chroma (max - min of R, G, B), which luminance does not show;
@@ -64,9 +66,12 @@ def around(mask, reach=2):
 
 
 def contrast(lum, mask):
-    """The text's median and its strokes' distance from its ground's median."""
+    """The text's median and its strokes' distance from its ground's median,
+    and the share of its pixels at least 16 levels from it (drawn)."""
     ground = np.median(lum[around(mask)])
-    return abs(np.median(lum[mask]) - ground), np.percentile(abs(lum[mask] - ground), 90)
+    distance = abs(lum[mask] - ground)
+    return (abs(np.median(lum[mask]) - ground), np.percentile(distance, 90),
+            float((distance >= 16).mean()))
 
 
 def main():
@@ -90,10 +95,10 @@ def main():
             lum = region[..., 0]
             full = rendered(ds, windowed=False)[text["frames"][0]][y0:y1, x0:x1, 0]
             extra = f" full range {contrast(full, mask)[1]:5.1f}"
-        diff, peak = contrast(lum, mask)
+        diff, peak, drawn = contrast(lum, mask)
         print(f"{name} {text['kind']:12s} {text['size']:2d} px {image['modality']:3s} "
               f"{ds.PhotometricInterpretation:12s} bits {ds.BitsStored:2d}: "
-              f"{diff:5.1f} grey levels (strokes {peak:5.1f}){extra}")
+              f"{diff:5.1f} grey levels (strokes {peak:5.1f}, {100 * drawn:3.0f} % drawn){extra}")
 
 
 if __name__ == "__main__":
