@@ -19,6 +19,7 @@ mod progress;
 mod scan;
 mod serve;
 mod serve_alerts;
+mod serve_audit;
 mod share;
 mod status;
 
