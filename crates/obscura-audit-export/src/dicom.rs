@@ -259,7 +259,12 @@ fn message(r: &Record, source: &AuditSource, subjects: &[SubjectRef]) -> String 
             _ => d.name,
         };
         let ids: Vec<&str> = match d.field {
-            "grants" => value.split(',').map(str::trim).collect(),
+            // `owner` names no grant (a principal bound to its tenant)
+            "grants" => value
+                .split(',')
+                .map(str::trim)
+                .filter(|g| *g != "owner")
+                .collect(),
             _ => vec![value.as_str()],
         };
         for id in ids.into_iter().filter(|v| !v.trim().is_empty()) {

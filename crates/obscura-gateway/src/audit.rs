@@ -115,8 +115,37 @@ pub fn received(a: &Auditor, peer: &str, sop_instance_uid: &str, spool: &Path) -
         actor,
         Outcome::Success,
     );
-    e.route = Some("dimse:c-store".into());
+    e.route = Some(RECEIVED_ROUTE.into());
     e.subjects = subjects(a, sop_instance_uid, spool);
+    e
+}
+
+/// The route of every `instance-received` record.
+const RECEIVED_ROUTE: &str = "dimse:c-store";
+
+/// Whether a pending row's event is one the gateway itself commits with a
+/// queue row: an `instance-received` of a C-STORE. Anything else in the
+/// pending table was not written by the gateway (someone with write
+/// access to the queue database) and must not reach the log as if it had.
+pub fn is_pending_kind(e: &AuditEvent) -> bool {
+    e.kind == EventKind::InstanceReceived && e.route.as_deref() == Some(RECEIVED_ROUTE)
+}
+
+/// `log-recovered` (always alerts): `count` pending rows were set aside,
+/// unreadable or not an `instance-received` record, instead of appended.
+pub fn pending_rejected(count: usize) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        SystemTime::now(),
+        EventKind::LogRecovered,
+        Actor {
+            principal: SELF_PRINCIPAL.into(),
+            ..Actor::default()
+        },
+        Outcome::Failure,
+    );
+    e.route = Some("gateway:audit-pending".into());
+    e.reason = Some("pending-row-rejected".into());
+    e.count = Some(count as u64);
     e
 }
 

@@ -82,6 +82,10 @@ pub struct Gateway {
     stop: AtomicBool,
     seq: AtomicU64,
     audit: OnceLock<Arc<obscura_audit::Auditor>>,
+    /// Held while pending records are moved into the log (one mover at a
+    /// time); the ids of rows appended whose deletion failed, deleted
+    /// before anything more is appended (never appended twice meanwhile).
+    audit_moved: Mutex<Vec<i64>>,
 }
 
 /// A failure to start.
@@ -204,6 +208,7 @@ impl Gateway {
             stop: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             audit: OnceLock::new(),
+            audit_moved: Mutex::new(Vec::new()),
         }))
     }
 
@@ -274,31 +279,55 @@ impl Gateway {
     /// Move the pending `instance-received` records of this log from the
     /// queue into the log: a batch at a time, each made durable by one
     /// group commit, then deleted from the queue. A crash between the two
-    /// appends them again at the next start (at least once, as the inbox).
+    /// appends them again at the next start (at least once, as the inbox);
+    /// a deletion that fails is retried before anything more is appended.
+    /// A row that is unreadable or not an `instance-received` record is
+    /// not appended: it is deleted with its batch and counted in a
+    /// `log-recovered` record (an alert), so it can neither forge a record
+    /// nor hold up the rows after it.
     fn append_audit(&self, queue: &mut dyn Queue) -> Result<usize, String> {
         let Some(a) = self.auditor() else {
             return Ok(0);
         };
+        let mut undeleted = self
+            .audit_moved
+            .lock()
+            .map_err(|_| "audit mover lock poisoned".to_string())?;
+        if !undeleted.is_empty() {
+            queue.audit_appended(&undeleted)?;
+            undeleted.clear();
+        }
         let mut total = 0;
         loop {
             let rows = queue.audit_pending(a.origin(), AUDIT_BATCH)?;
             let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-            let events = rows
-                .iter()
-                .map(|(id, text)| {
-                    let mut e = obscura_audit::AuditEvent::from_json(text)
-                        .map_err(|e| format!("pending audit row {id}: {e}"))?;
-                    e.restamp(std::time::SystemTime::now(), audit::RECEIVED_TIME);
-                    Ok(e)
-                })
-                .collect::<Result<Vec<_>, String>>()?;
+            let mut events = Vec::with_capacity(rows.len());
+            for (_, text) in &rows {
+                match obscura_audit::AuditEvent::from_json(text) {
+                    Ok(mut e) if audit::is_pending_kind(&e) => {
+                        e.restamp(std::time::SystemTime::now(), audit::RECEIVED_TIME);
+                        events.push(e);
+                    }
+                    _ => {}
+                }
+            }
+            let rejected = rows.len() - events.len();
+            if rejected > 0 {
+                log(&format!(
+                    "audit log: {rejected} pending rows set aside (unreadable or not an instance-received record)"
+                ));
+                events.push(audit::pending_rejected(rejected));
+            }
             total += a
                 .record_all_durable(events)
                 .map_err(|e| format!("audit log: {e}"))?;
             if !ids.is_empty() {
-                queue.audit_appended(&ids)?;
+                if let Err(e) = queue.audit_appended(&ids) {
+                    *undeleted = ids;
+                    return Err(e);
+                }
             }
-            if ids.len() < AUDIT_BATCH {
+            if rows.len() < AUDIT_BATCH {
                 return Ok(total);
             }
         }

@@ -221,3 +221,60 @@ fn records_left_pending_by_a_crash_are_appended_at_the_next_start() {
         .count();
     assert_eq!(received, 2);
 }
+
+#[test]
+fn pending_rows_the_gateway_did_not_write_are_set_aside_not_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (gw, auditor) = open(root);
+    let sop = "1.2.3.9.3";
+    let mut ds = dataset(&[(0x0008, 0x0016, CT), (0x0008, 0x0018, sop)]);
+    assert_eq!(
+        gw.receive("pacs", CT, sop, IMPLICIT, &mut ds),
+        STATUS_SUCCESS
+    );
+    auditor.close().unwrap();
+    drop(gw);
+    // someone with write access to the queue database: a forged admin
+    // record, and a row that is no event at all, beside the real one
+    let queue_db = rusqlite::Connection::open(root.join("data/queue.sqlite")).unwrap();
+    let real = pending(&queue_db).remove(0);
+    let forged = real
+        .replace("instance-received", "grant-change")
+        .replace("dimse:c-store", "admin:grant");
+    assert_ne!(forged, real);
+    for event in [forged.as_str(), "not json"] {
+        queue_db
+            .execute(
+                "INSERT INTO audit_pending(log, event) VALUES ('test/gateway', ?1)",
+                [event],
+            )
+            .unwrap();
+    }
+    let (_gw, auditor) = open(root);
+    assert!(
+        pending(&queue_db).is_empty(),
+        "every row moved or set aside"
+    );
+    auditor.close().unwrap();
+    let reader = LogReader::open(&root.join("audit")).unwrap();
+    let events: Vec<_> = (0..reader.size())
+        .map(|i| reader.record(i).unwrap().unwrap().event)
+        .collect();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::InstanceReceived)
+            .count(),
+        1
+    );
+    assert!(!kinds.contains(&EventKind::GrantChange), "{kinds:?}");
+    let set_aside: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::LogRecovered)
+        .collect();
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(set_aside[0].count, Some(2));
+    assert_eq!(set_aside[0].reason.as_deref(), Some("pending-row-rejected"));
+}

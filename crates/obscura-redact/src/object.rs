@@ -124,9 +124,11 @@ impl Reader<'_> {
     }
 
     /// The boxes of `grey` that must go, and why. Outside the diagnostic
-    /// regions every candidate goes unread; inside (or in images without
-    /// regions), lines are read. In [`Mode::Check`] nothing is read: the
-    /// text-like lines are what makes the pixels not clear.
+    /// regions every candidate goes unread but faint lines, which are left
+    /// alone there; inside (or in images without regions), lines are read,
+    /// faint lines redacted only when they read as identifying. In
+    /// [`Mode::Check`] nothing is read: the text-like lines are what makes
+    /// the pixels not clear (faint lines do not count).
     fn lines(&mut self, grey: &Grey) -> Result<Vec<(Rect, Reason)>, RedactError> {
         let mut found = candidates(grey);
         let mut adjoining = Vec::new();

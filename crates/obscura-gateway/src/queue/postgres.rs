@@ -200,15 +200,21 @@ impl PgQueue {
 
 /// A new connection (over TLS when the settings say so), its driver
 /// spawned on the settings' runtime.
+/// A new connection, with `synchronous_commit` on whatever the server's
+/// default: a commit (a queue row with its audit record) is durable when
+/// it returns, before the sender is answered Success.
 fn new_client(settings: &PgSettings) -> Result<Client> {
     let (config, rt) = (&settings.config, &settings.runtime);
-    match &settings.tls {
+    let client = match &settings.tls {
         Some(tls) => {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
             drive(rt, rt.block_on(config.connect(tls)))
         }
         None => drive(rt, rt.block_on(config.connect(NoTls))),
-    }
+    }?;
+    rt.block_on(client.batch_execute("SET synchronous_commit = on"))
+        .map_err(e)?;
+    Ok(client)
 }
 
 /// Spawn a connection's driver; hand back its client.
