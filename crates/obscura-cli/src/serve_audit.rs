@@ -90,16 +90,7 @@ fn own_event(
     route: &str,
     detail: &[(&str, &str)],
 ) -> obscura_audit::AuditEvent {
-    let mut e = obscura_audit::AuditEvent::new(
-        std::time::SystemTime::now(),
-        kind,
-        obscura_audit::Actor {
-            principal: obscura_gateway::audit::SELF_PRINCIPAL.into(),
-            ..Default::default()
-        },
-        obscura_audit::Outcome::Success,
-    );
-    e.route = Some(route.into());
+    let mut e = obscura_gateway::audit::own(kind, obscura_audit::Outcome::Success, route.into());
     for (k, v) in detail {
         e.detail.insert(k.to_string(), v.to_string());
     }

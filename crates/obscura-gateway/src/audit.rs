@@ -131,19 +131,26 @@ pub fn is_pending_kind(e: &AuditEvent) -> bool {
     e.kind == EventKind::InstanceReceived && e.route.as_deref() == Some(RECEIVED_ROUTE)
 }
 
+/// A record by the gateway itself (principal [`SELF_PRINCIPAL`]) of `kind`
+/// on `route`, now.
+pub fn own(kind: EventKind, outcome: Outcome, route: String) -> AuditEvent {
+    let actor = Actor {
+        principal: SELF_PRINCIPAL.into(),
+        ..Actor::default()
+    };
+    let mut e = AuditEvent::new(SystemTime::now(), kind, actor, outcome);
+    e.route = Some(route);
+    e
+}
+
 /// `log-recovered` (always alerts): `count` pending rows were set aside,
 /// unreadable or not an `instance-received` record, instead of appended.
 pub fn pending_rejected(count: usize) -> AuditEvent {
-    let mut e = AuditEvent::new(
-        SystemTime::now(),
+    let mut e = own(
         EventKind::LogRecovered,
-        Actor {
-            principal: SELF_PRINCIPAL.into(),
-            ..Actor::default()
-        },
         Outcome::Failure,
+        "gateway:audit-pending".into(),
     );
-    e.route = Some("gateway:audit-pending".into());
     e.reason = Some("pending-row-rejected".into());
     e.count = Some(count as u64);
     e
@@ -162,17 +169,12 @@ pub enum Delivered<'a> {
 
 /// The record of what became of an instance for `destination`.
 pub fn forwarded(destination: &str, how: Delivered<'_>, subjects: Vec<SubjectRef>) -> AuditEvent {
-    let actor = Actor {
-        principal: SELF_PRINCIPAL.into(),
-        ..Actor::default()
-    };
     let (kind, outcome, quarantine) = match how {
         Delivered::Forwarded => (EventKind::InstanceForwarded, Outcome::Success, None),
         Delivered::Stored => (EventKind::InstanceStored, Outcome::Success, None),
         Delivered::Quarantined(r) => (EventKind::InstanceQuarantined, Outcome::Failure, Some(r)),
     };
-    let mut e = AuditEvent::new(SystemTime::now(), kind, actor, outcome);
-    e.route = Some(format!("dest:{destination}"));
+    let mut e = own(kind, outcome, format!("dest:{destination}"));
     e.reason = quarantine.map(str::to_string);
     e.subjects = subjects;
     e

@@ -194,50 +194,54 @@ fn stores_are_acknowledged_only_after_their_audit_record() {
     assert_eq!(std::fs::read_dir(gw.data().spool()).unwrap().count(), 1);
 }
 
-#[test]
-fn records_left_pending_by_a_crash_are_appended_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+/// The gateway of `root` stores `sops` and "crashes": its records are
+/// never moved into the log. Its queue database.
+fn stored_then_crashed(root: &std::path::Path, sops: &[&str]) -> rusqlite::Connection {
     let (gw, auditor) = open(root);
-    for sop in ["1.2.3.9.1", "1.2.3.9.2"] {
+    for sop in sops {
         let mut ds = dataset(&[(0x0008, 0x0016, CT), (0x0008, 0x0018, sop)]);
         assert_eq!(
             gw.receive("pacs", CT, sop, IMPLICIT, &mut ds),
             STATUS_SUCCESS
         );
     }
-    // "crash": the records were never moved into the log
     auditor.close().unwrap();
     drop(gw);
-    let queue_db = rusqlite::Connection::open(root.join("data/queue.sqlite")).unwrap();
+    rusqlite::Connection::open(root.join("data/queue.sqlite")).unwrap()
+}
+
+/// The events in the audit log of `root`, in order.
+fn logged(root: &std::path::Path) -> Vec<obscura_audit::AuditEvent> {
+    let reader = LogReader::open(&root.join("audit")).unwrap();
+    (0..reader.size())
+        .map(|i| reader.record(i).unwrap().unwrap().event)
+        .collect()
+}
+
+/// How many of `events` are of `kind`.
+fn count(events: &[obscura_audit::AuditEvent], kind: EventKind) -> usize {
+    events.iter().filter(|e| e.kind == kind).count()
+}
+
+#[test]
+fn records_left_pending_by_a_crash_are_appended_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let queue_db = stored_then_crashed(root, &["1.2.3.9.1", "1.2.3.9.2"]);
     assert_eq!(pending(&queue_db).len(), 2);
     let (_gw, auditor) = open(root);
     assert!(pending(&queue_db).is_empty(), "appended at start");
     auditor.close().unwrap();
-    let reader = LogReader::open(&root.join("audit")).unwrap();
-    let received = (0..reader.size())
-        .map(|i| reader.record(i).unwrap().unwrap().event.kind)
-        .filter(|k| *k == EventKind::InstanceReceived)
-        .count();
-    assert_eq!(received, 2);
+    assert_eq!(count(&logged(root), EventKind::InstanceReceived), 2);
 }
 
 #[test]
 fn pending_rows_the_gateway_did_not_write_are_set_aside_not_appended() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let (gw, auditor) = open(root);
-    let sop = "1.2.3.9.3";
-    let mut ds = dataset(&[(0x0008, 0x0016, CT), (0x0008, 0x0018, sop)]);
-    assert_eq!(
-        gw.receive("pacs", CT, sop, IMPLICIT, &mut ds),
-        STATUS_SUCCESS
-    );
-    auditor.close().unwrap();
-    drop(gw);
     // someone with write access to the queue database: a forged admin
     // record, and a row that is no event at all, beside the real one
-    let queue_db = rusqlite::Connection::open(root.join("data/queue.sqlite")).unwrap();
+    let queue_db = stored_then_crashed(root, &["1.2.3.9.3"]);
     let real = pending(&queue_db).remove(0);
     let forged = real
         .replace("instance-received", "grant-change")
@@ -257,19 +261,9 @@ fn pending_rows_the_gateway_did_not_write_are_set_aside_not_appended() {
         "every row moved or set aside"
     );
     auditor.close().unwrap();
-    let reader = LogReader::open(&root.join("audit")).unwrap();
-    let events: Vec<_> = (0..reader.size())
-        .map(|i| reader.record(i).unwrap().unwrap().event)
-        .collect();
-    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == EventKind::InstanceReceived)
-            .count(),
-        1
-    );
-    assert!(!kinds.contains(&EventKind::GrantChange), "{kinds:?}");
+    let events = logged(root);
+    assert_eq!(count(&events, EventKind::InstanceReceived), 1);
+    assert_eq!(count(&events, EventKind::GrantChange), 0);
     let set_aside: Vec<_> = events
         .iter()
         .filter(|e| e.kind == EventKind::LogRecovered)

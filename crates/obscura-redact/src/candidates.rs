@@ -109,15 +109,10 @@ pub fn candidates(img: &Grey) -> Candidates {
     // pieces of the bright strokes and of the dark apart: together, the
     // ground between the letters of a bright text is a dark stroke, and a
     // line would be one solid piece
-    let pieces_of = |t: &Grey| -> Vec<Rect> {
-        let mask: Vec<bool> = t.data.iter().map(|&v| v >= STROKE_LEVEL).collect();
-        components(&mask, w, h)
-            .into_iter()
-            .filter(|&(r, n)| char_like(r, n))
-            .map(|(r, _)| r)
-            .collect()
-    };
-    let pieces = (pieces_of(&bright), pieces_of(&dark));
+    let pieces = (
+        char_pieces(&bright, STROKE_LEVEL),
+        char_pieces(&dark, STROKE_LEVEL),
+    );
     let mut boxes = components(&joined(&stroke, w, h), w, h)
         .into_iter()
         .filter(|(r, _)| r.height() >= MIN_HEIGHT && r.width() >= 4)
@@ -203,16 +198,22 @@ fn faint_lines(bright: &Grey, dark: &Grey, lines: &[Candidate]) -> Vec<Rect> {
     [bright, dark]
         .into_iter()
         .flat_map(|t| {
-            let mask: Vec<bool> = t.data.iter().map(|&v| v >= FAINT_LEVEL).collect();
-            let pieces: Vec<Rect> = components(&mask, w, h)
-                .into_iter()
-                .filter(|&(r, n)| char_like(r, n) && flat_around(&r))
-                .map(|(r, _)| r)
-                .collect();
+            let mut pieces = char_pieces(t, FAINT_LEVEL);
+            pieces.retain(flat_around);
             chains(&pieces)
         })
         .filter(|c| c.aligned >= FAINT_PIECES && !lines.iter().any(|l| l.rect.overlaps(&c.band)))
         .map(|c| c.band)
+        .collect()
+}
+
+/// The character-like pieces of the top-hat `t` at `level` or above.
+fn char_pieces(t: &Grey, level: u8) -> Vec<Rect> {
+    let mask: Vec<bool> = t.data.iter().map(|&v| v >= level).collect();
+    components(&mask, t.width, t.height)
+        .into_iter()
+        .filter(|&(r, n)| char_like(r, n))
+        .map(|(r, _)| r)
         .collect()
 }
 
