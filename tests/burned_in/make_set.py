@@ -7,7 +7,10 @@ single- and multi-frame, MONOCHROME, RGB, YBR and palette colour). Text the
 source already carries in its pixels is blacked out first (boxes below,
 found by eye and by OCR once), then new text is drawn with a seeded random
 choice of font (DejaVu, Liberation, FreeFont), size (8-24 px), contrast,
-colour and position; some of it matches the header's identity values, some
+colour and position, always visible at the default display (grey text at
+least about 45 levels of 255 off its ground as windowed, colour text 48
+levels of luminance, palette text in 1-bit glyphs of the brightest or
+darkest entry); some of it matches the header's identity values, some
 is identifying but not in the header, some is not identifying at all, and a
 quarter of the images carry no text. The header gets invented identity
 values and new UIDs.
@@ -65,6 +68,9 @@ PIXEL_MODULE = ["SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
                 "BluePaletteColorLookupTableData", "SegmentedRedPaletteColorLookupTableData",
                 "SegmentedGreenPaletteColorLookupTableData",
                 "SegmentedBluePaletteColorLookupTableData"]
+
+# Luminance of R, G, B (ITU-R BT.601), as viewers turn colour to grey.
+LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass
@@ -200,8 +206,18 @@ def brightest_palette_index(ds):
     entries, first = ds.RedPaletteColorLookupTableDescriptor[:2]
     index = np.arange(first, first + (entries or 65536))
     rgb = apply_color_lut(index, ds).astype(float)
-    luminance = rgb @ np.array([0.299, 0.587, 0.114])
+    luminance = rgb @ LUMA
     return int(index[np.argmax(luminance)]), int(index[np.argmin(luminance)])
+
+
+def palette_ink(ds, region):
+    """The palette index text is drawn in over region: the brightest, or
+    the darkest over a ground shown bright."""
+    from pydicom.pixels import apply_color_lut
+    bright, dark = brightest_palette_index(ds)
+    shown = apply_color_lut(region, ds).astype(float) @ LUMA
+    full = float((apply_color_lut(np.array([bright]), ds).astype(float) @ LUMA)[0])
+    return dark if float(np.median(shown)) > full / 2 else bright
 
 
 class Identity:
@@ -303,33 +319,80 @@ def place(rng, size, text_size, regions, taken, want_inside):
     return None
 
 
-def draw_text(rng, frames, photometric, ds, text, font, box, frames_with_text):
-    """Draws text into every frame of frames_with_text; returns its exact pixel mask."""
+# The least a text differs from its ground as a viewer shows it by default
+# (fraction of the display's range: 0.35 of 0.5, about 45 grey levels of
+# 255): text fainter than that a reader cannot be counted on to see, so it
+# is not in the set's recall.
+MIN_REACH = 0.5
+# Colour text: the least difference in luminance (grey levels of 255).
+MIN_LUMINANCE_CONTRAST = 48
+
+
+def glyphs(text, font, box, antialiased=True):
+    """The text's coverage (0-1) over its box, anti-aliased or as a viewer's
+    1-bit rendering (palette images hold indices: they cannot blend)."""
     x0, y0, x1, y1 = box
     canvas = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4), 0)
     left, top, _, _ = font.getbbox(text)
-    ImageDraw.Draw(canvas).text((-left, -top), text, font=font, fill=255)
-    alpha = np.asarray(canvas, dtype=float)[: y1 - y0, : x1 - x0] / 255.0
+    draw = ImageDraw.Draw(canvas)
+    if not antialiased:
+        draw.fontmode = "1"
+    draw.text((-left, -top), text, font=font, fill=255)
+    return np.asarray(canvas, dtype=float)[: y1 - y0, : x1 - x0] / 255.0
+
+
+def visible_colour(colour, region):
+    """colour, or a dark or white one where it would be within
+    MIN_LUMINANCE_CONTRAST of the region's median luminance."""
+    ground = float(np.median(region @ LUMA))
+    if abs(float(colour @ LUMA) - ground) >= MIN_LUMINANCE_CONTRAST:
+        return colour
+    return colour * 0.2 if ground >= 128 else np.array([255.0, 255.0, 255.0])
+
+
+def grey_text(rng, region, lo, hi, photometric):
+    """Grey text drawn over region as a viewer shows it: text toward the
+    display end (black or white) at least MIN_REACH from the ground as
+    shown, 35-100 % of the way there, blended with the ground as shown
+    (a window that clips the ground still shows the text and its edges).
+    Returns blend(alpha): the stored values of the region with text of
+    coverage alpha."""
+    def shown(v):  # stored values -> 0 (black) .. 1 (white) as displayed
+        d = np.clip((v - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+        return 1.0 - d if photometric == "MONOCHROME1" else d
+
+    def stored(d):
+        return lo + (1.0 - d if photometric == "MONOCHROME1" else d) * (hi - lo)
+
+    ground = float(shown(float(np.median(region))))
+    dark_text = ground > 0.6 and rng.random() < 0.7
+    if abs((0.0 if dark_text else 1.0) - ground) < MIN_REACH:
+        dark_text = not dark_text
+    target = 0.0 if dark_text else 1.0
+    text = ground + rng.uniform(0.35, 1.0) * (target - ground)
+    return lambda alpha: np.where(alpha > 0, stored(shown(region) * (1 - alpha) + text * alpha),
+                                  region)
+
+
+def draw_text(rng, frames, photometric, ds, text, font, box, frames_with_text):
+    """Draws text into every frame of frames_with_text, visible at the
+    default display; returns its exact pixel mask."""
+    x0, y0, x1, y1 = box
+    palette = photometric == "PALETTE COLOR"
+    alpha = glyphs(text, font, box, antialiased=not palette)
     mask = alpha > 0.25
     for i in frames_with_text:
         region = frames[i, y0:y1, x0:x1]
         if photometric == "RGB":
             colour = np.array(rng.choice([(255, 255, 255), (255, 255, 0), (0, 255, 0),
                                           (0, 255, 255), (255, 160, 0), (170, 170, 170)]), float)
-            colour *= rng.uniform(0.6, 1.0)
+            colour = visible_colour(colour * rng.uniform(0.6, 1.0), region.astype(float))
             blended = region * (1 - alpha[..., None]) + colour * alpha[..., None]
-        elif photometric == "PALETTE COLOR":
-            bright, dark = brightest_palette_index(ds)
-            blended = np.where(alpha > 0.5, bright, region)
+        elif palette:
+            blended = np.where(mask, palette_ink(ds, region), region)
         else:
             lo, hi = display_range(ds, frames)
-            background = float(np.median(region))
-            dark_text = background > lo + 0.6 * (hi - lo) and rng.random() < 0.7
-            target = lo if dark_text else hi
-            value = background + rng.uniform(0.35, 1.0) * (target - background)
-            if photometric == "MONOCHROME1":
-                value = lo + hi - value
-            blended = region * (1 - alpha) + value * alpha
+            blended = grey_text(rng, region, lo, hi, photometric)(alpha)
         info = np.iinfo(frames.dtype)
         frames[i, y0:y1, x0:x1] = np.clip(np.rint(blended), info.min, info.max)
     return mask
