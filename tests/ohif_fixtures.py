@@ -158,6 +158,7 @@ class Chromium:
     NUL-terminated JSON messages)."""
 
     def __init__(self, profile):
+        self.profile = profile
         to_chrome_r, self.to_chrome = os.pipe()
         self.from_chrome, from_chrome_w = os.pipe()
 
@@ -217,6 +218,7 @@ class Chromium:
             self.proc.wait()
         os.close(self.to_chrome)
         self.reader.close()
+        shutil.rmtree(self.profile, ignore_errors=True)  # 30 MB a run; the artifacts stay
 
 
 class Viewer:
