@@ -7,7 +7,11 @@
 #
 #   bash bench/burned_in_speed.sh      # SET=/tmp/burned-in-set (made if missing), JOBS=2, RUNS=5
 #
-# The first line printed is the ultrasound figure: "US images/s: ...".
+# The first line printed is the ultrasound figure: "US images/s: ...". Then,
+# unless CODECS=0, bench/cheap_pass_codecs.py: the cheap pass against an OCR
+# on real images of every transfer syntax (pydicom's test files, deid-data),
+# a table and last line "cheap pass on cleared images, every transfer
+# syntax: ..." (a few minutes more).
 set -euo pipefail
 ROOT=$(git rev-parse --show-toplevel)
 SET=${SET:-/tmp/burned-in-set}
@@ -106,3 +110,5 @@ print(f'cheap pass: {n // $COPIES} images cleared (x$COPIES); {1000 * cheap:.1f}
 $TIME -f '%e %M' -o "$WORK/mf.time" nice -n 15 "$BIN" deid "$WORK/mf" "$WORK/mf-out" --key-file "$WORK/key" \
     --option clean-pixel-data --report "$WORK/mf.json" >/dev/null 2>&1 || true
 echo "30-frame ultrasound (43 MB): $(python3 -c "import json; print(json.load(open('$WORK/mf.json'))['files'][0]['outcome'])"), peak RSS $(( $(cut -d' ' -f2 "$WORK/mf.time") / 1024 )) MB, $(cut -d' ' -f1 "$WORK/mf.time") s wall"
+
+[ "${CODECS:-1}" = 0 ] || python3 "$ROOT/bench/cheap_pass_codecs.py" --bin "$BIN" --work "$WORK/codecs" --runs "$RUNS"

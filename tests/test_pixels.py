@@ -80,6 +80,13 @@ LOSSLESS = [
     ("US1_J2KI.dcm", 0),                  # YBR_ICT -> RGB
     ("693_J2KI.dcm", 0),
     ("SC_rgb_gdcm_KY.dcm", 0),
+    ("RG3_J2KR.dcm", 0),                  # MONOCHROME1, 1760 x 1760
+    ("RG1_J2KI.dcm", 0),
+    ("RG3_J2KI.dcm", 0),
+    ("MR2_J2KI.dcm", 0),
+    ("JPEG2000.dcm", 0),                  # 1024 x 256 NM
+    ("J2K_pixelrep_mismatch.dcm", 0),     # signedness differs from the stream
+    ("GDCMJ2K_TextGBR.dcm", 0),           # YBR_RCT, coloured text
 ]
 
 # lossy JPEG: within a few levels of pydicom's decoder
