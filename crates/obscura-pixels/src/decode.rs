@@ -167,6 +167,12 @@ impl<S: Source> Decoder<S> {
         &self.input.transfer_syntax_uid
     }
 
+    /// Whether the frames are encapsulated (decoding them costs a codec's
+    /// work, not a read).
+    pub fn encapsulated(&self) -> bool {
+        self.storage == Storage::Encapsulated
+    }
+
     /// Number of frames.
     pub fn frames(&self) -> u32 {
         self.runs.len() as u32
@@ -301,47 +307,14 @@ impl<S: Source> Decoder<S> {
             bits_stored: self.info.bits_stored,
             signed: self.info.signed,
             photometric,
-            samples: samples(out, self.info.bits_allocated, false),
+            samples: Samples::from_bytes(out, self.info.bits_allocated, false),
         })
-    }
-}
-
-/// Bytes to samples of `bits` bits (8-bit samples keep the bytes).
-fn samples(bytes: Vec<u8>, bits: u16, big_endian: bool) -> Samples {
-    match bits {
-        8 => Samples::U8(bytes),
-        16 => Samples::U16(
-            bytes
-                .chunks_exact(2)
-                .map(|c| {
-                    let c = [c[0], c[1]];
-                    if big_endian {
-                        u16::from_be_bytes(c)
-                    } else {
-                        u16::from_le_bytes(c)
-                    }
-                })
-                .collect(),
-        ),
-        _ => Samples::U32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| {
-                    let c = [c[0], c[1], c[2], c[3]];
-                    if big_endian {
-                        u32::from_be_bytes(c)
-                    } else {
-                        u32::from_le_bytes(c)
-                    }
-                })
-                .collect(),
-        ),
     }
 }
 
 /// A native frame: planes interleaved, YBR_FULL_422 chroma repeated per pixel.
 fn native(info: &ImageInfo, bytes: Vec<u8>, big_endian: bool) -> Frame {
-    let stored = samples(bytes, info.bits_allocated, big_endian);
+    let stored = Samples::from_bytes(bytes, info.bits_allocated, big_endian);
     let pixels = info.rows as usize * info.cols as usize;
     let (photometric, samples) = match info.photometric {
         Photometric::YbrFull422 => (Photometric::YbrFull, map(stored, Expand422)),

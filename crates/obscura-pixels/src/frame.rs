@@ -30,6 +30,49 @@ impl Samples {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Bytes to samples of `bits` bits allocated (8, 16 or 32; 8-bit
+    /// samples keep the bytes).
+    pub fn from_bytes(bytes: Vec<u8>, bits: u16, big_endian: bool) -> Samples {
+        match bits {
+            8 => Samples::U8(bytes),
+            16 => Samples::U16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| {
+                        let c = [c[0], c[1]];
+                        if big_endian {
+                            u16::from_be_bytes(c)
+                        } else {
+                            u16::from_le_bytes(c)
+                        }
+                    })
+                    .collect(),
+            ),
+            _ => Samples::U32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| {
+                        let c = [c[0], c[1], c[2], c[3]];
+                        if big_endian {
+                            u32::from_be_bytes(c)
+                        } else {
+                            u32::from_le_bytes(c)
+                        }
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Bits allocated a sample: 8, 16 or 32.
+    pub fn bits(&self) -> u16 {
+        match self {
+            Samples::U8(_) => 8,
+            Samples::U16(_) => 16,
+            Samples::U32(_) => 32,
+        }
+    }
 }
 
 /// One decoded frame.

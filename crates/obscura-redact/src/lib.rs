@@ -27,6 +27,7 @@ mod candidates;
 mod decide;
 mod grey;
 mod header;
+mod kept;
 mod object;
 mod ocr;
 mod rect;

@@ -4,6 +4,7 @@
 use crate::candidates::{candidates, stroke_mask, strokes_only};
 use crate::decide::{Identity, Looks, Reason};
 use crate::grey::Grey;
+use crate::kept::Kept;
 use crate::ocr::{read_line, Word};
 use crate::{Rect, RedactError};
 use obscura_dicom::Source;
@@ -270,9 +271,14 @@ pub fn inspect<S: Source>(
         filled: Vec::new(),
     };
     let mut found: Vec<Found> = Vec::new();
-    // a single frame is decoded once; the frames of a cine are decoded
-    // again to be redacted rather than all held
+    // a single frame is decoded once; the frames of a cine are not all
+    // held: encapsulated ones are kept decoded in a temporary file to be
+    // redacted, native ones are read again
     let mut single = None;
+    let mut kept = match mode == Mode::Redact && decoder.frames() > 1 && decoder.encapsulated() {
+        true => Some(Kept::new()?),
+        false => None,
+    };
     for n in 0..decoder.frames() {
         let frame = decoder.frame(n)?;
         for (rect, reason) in reader.frame(&frame, info)? {
@@ -283,6 +289,9 @@ pub fn inspect<S: Source>(
                     reason,
                 });
             }
+        }
+        if let Some(kept) = kept.as_mut() {
+            kept.push(&frame)?;
         }
         if mode == Mode::Check && !found.is_empty() {
             break;
@@ -303,9 +312,10 @@ pub fn inspect<S: Source>(
         let mut len = 0u64;
         let mut written = None;
         for n in 0..decoder.frames() {
-            let mut frame = match single.take() {
-                Some(frame) => frame,
-                None => decoder.frame(n)?,
+            let mut frame = match (single.take(), kept.as_mut()) {
+                (Some(frame), _) => frame,
+                (None, Some(kept)) => kept.next_frame()?,
+                (None, None) => decoder.frame(n)?,
             };
             let shown = greys(&frame, info);
             let darkest = darkest(&shown[0]);
