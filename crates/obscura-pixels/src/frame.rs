@@ -32,36 +32,21 @@ impl Samples {
     }
 
     /// Bytes to samples of `bits` bits allocated (8, 16 or 32; 8-bit
-    /// samples keep the bytes).
+    /// samples keep the bytes). The byte order is chosen once, not per
+    /// sample, so that the loop vectorises.
     pub fn from_bytes(bytes: Vec<u8>, bits: u16, big_endian: bool) -> Samples {
-        match bits {
-            8 => Samples::U8(bytes),
-            16 => Samples::U16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| {
-                        let c = [c[0], c[1]];
-                        if big_endian {
-                            u16::from_be_bytes(c)
-                        } else {
-                            u16::from_le_bytes(c)
-                        }
-                    })
-                    .collect(),
-            ),
-            _ => Samples::U32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| {
-                        let c = [c[0], c[1], c[2], c[3]];
-                        if big_endian {
-                            u32::from_be_bytes(c)
-                        } else {
-                            u32::from_le_bytes(c)
-                        }
-                    })
-                    .collect(),
-            ),
+        fn words<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+            bytes
+                .chunks_exact(N)
+                .map(|c| f(std::array::from_fn(|i| c[i])))
+                .collect()
+        }
+        match (bits, big_endian) {
+            (8, _) => Samples::U8(bytes),
+            (16, false) => Samples::U16(words(&bytes, u16::from_le_bytes)),
+            (16, true) => Samples::U16(words(&bytes, u16::from_be_bytes)),
+            (_, false) => Samples::U32(words(&bytes, u32::from_le_bytes)),
+            (_, true) => Samples::U32(words(&bytes, u32::from_be_bytes)),
         }
     }
 
@@ -238,5 +223,30 @@ mod tests {
             ..frame
         };
         assert_eq!(unsigned.range(), Some((5, 4095)));
+    }
+
+    #[test]
+    fn bytes_to_samples_in_either_order() {
+        let bytes = vec![1u8, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(
+            Samples::from_bytes(bytes.clone(), 16, false),
+            Samples::U16(vec![0x0201, 0x0403, 0x0605, 0x0807])
+        );
+        assert_eq!(
+            Samples::from_bytes(bytes.clone(), 16, true),
+            Samples::U16(vec![0x0102, 0x0304, 0x0506, 0x0708])
+        );
+        assert_eq!(
+            Samples::from_bytes(bytes.clone(), 32, false),
+            Samples::U32(vec![0x0403_0201, 0x0807_0605])
+        );
+        assert_eq!(
+            Samples::from_bytes(bytes.clone(), 32, true),
+            Samples::U32(vec![0x0102_0304, 0x0506_0708])
+        );
+        assert_eq!(
+            Samples::from_bytes(bytes.clone(), 8, true),
+            Samples::U8(bytes)
+        );
     }
 }
