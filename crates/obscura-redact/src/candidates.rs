@@ -41,6 +41,15 @@ const FAINT_LEVEL: u8 = 8;
 const QUIET_LEVEL: u8 = 4;
 const FAINT_PIECES: usize = 4;
 
+/// Small text (8-13 px fonts, strokes of 1-2 px) over texture: the strokes
+/// of a 3 × 3 top-hat, where the texture and the thicker marks beside the
+/// letters (anatomy, fur, a lead marker) drop out; the heights of its
+/// character-like pieces, and the fewest lined up in a chain that make a
+/// line.
+const FINE_SE: usize = 3;
+const FINE_HEIGHT: (usize, usize) = (4, 16);
+const FINE_PIECES: usize = 4;
+
 /// Width to height beyond which a candidate without character-like pieces
 /// is an edge, not text.
 const EDGE_RATIO: usize = 8;
@@ -172,12 +181,42 @@ pub fn candidates(img: &Grey) -> Candidates {
                 .unwrap_or(0),
         })
         .collect();
+    let mut lines = lines;
+    lines.extend(fine_lines(img, &lines));
+    lines.sort_by_key(|c| (c.rect.y0, c.rect.x0));
     let faint = faint_lines(&bright, &dark, &lines);
     Candidates {
         lines,
         blocks,
         faint,
     }
+}
+
+/// Lines of small text over texture: character-like pieces of the 3 × 3
+/// top-hats ([`FINE_SE`], [`FINE_HEIGHT`]), [`FINE_PIECES`] or more lined
+/// up in a chain, not already read at their height by one of `lines` (a
+/// line holding them at most 1.5 × their height).
+fn fine_lines(img: &Grey, lines: &[Candidate]) -> Vec<Candidate> {
+    let small = |r: &Rect| (FINE_HEIGHT.0..=FINE_HEIGHT.1).contains(&r.height());
+    img.tophats(FINE_SE)
+        .iter()
+        .flat_map(|t| {
+            let mut pieces = char_pieces(t, STROKE_LEVEL);
+            pieces.retain(small);
+            chains(&pieces)
+        })
+        .filter(|c| c.aligned >= FINE_PIECES)
+        .filter(|c| {
+            !lines
+                .iter()
+                .any(|l| l.rect.contains(&c.band) && 2 * l.rect.height() <= 3 * c.band.height())
+        })
+        .map(|c| Candidate {
+            rect: c.band,
+            pieces: c.aligned,
+            aligned: c.aligned,
+        })
+        .collect()
 }
 
 /// Lines of faint strokes ([`FAINT_LEVEL`] and up) on flat ground:
@@ -566,6 +605,49 @@ mod tests {
         let found = candidates(&image_with_row(6, 12));
         assert!(
             !found.lines.is_empty() && found.faint.is_empty(),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn small_text_touching_thicker_marks_is_a_fine_line() {
+        // 9 px glyphs of 1 px strokes, each touching a 5 px wide bright bar
+        // 40 px tall (a lead marker, fur, vessels): in the 7 × 7 top-hat
+        // glyphs and bars are one piece too tall for a letter
+        let (w, h) = (200, 60);
+        let mut data = vec![90u8; w * h];
+        for g in 0..6 {
+            let x0 = 10 + g * 13;
+            for y in 10..50 {
+                for x in x0 + 6..x0 + 11 {
+                    data[y * w + x] = 230;
+                }
+            }
+            for y in 25..34 {
+                for x in x0..x0 + 6 {
+                    if y == 25 || y == 33 || x == x0 || x == x0 + 5 {
+                        data[y * w + x] = 170;
+                    }
+                }
+            }
+        }
+        let img = Grey {
+            width: w,
+            height: h,
+            data,
+        };
+        let found = candidates(&img);
+        let row = Rect {
+            x0: 0,
+            y0: 23,
+            x1: w,
+            y1: 36,
+        };
+        assert!(
+            found
+                .lines
+                .iter()
+                .any(|c| row.contains(&c.rect) && c.aligned() && c.text_like()),
             "{found:?}"
         );
     }
