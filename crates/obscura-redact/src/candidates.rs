@@ -195,7 +195,9 @@ pub fn candidates(img: &Grey) -> Candidates {
 /// Lines of small text over texture: character-like pieces of the 3 × 3
 /// top-hats ([`FINE_SE`], [`FINE_HEIGHT`]), [`FINE_PIECES`] or more lined
 /// up in a chain, not already read at their height by one of `lines` (a
-/// line holding them at most 1.5 × their height).
+/// line holding them at most 1.5 × their height) nor where a line's
+/// pieces already line up as letters (text found: a second, narrower box
+/// over it would read its letters cut).
 fn fine_lines(img: &Grey, lines: &[Candidate]) -> Vec<Candidate> {
     let small = |r: &Rect| (FINE_HEIGHT.0..=FINE_HEIGHT.1).contains(&r.height());
     img.tophats(FINE_SE)
@@ -207,9 +209,10 @@ fn fine_lines(img: &Grey, lines: &[Candidate]) -> Vec<Candidate> {
         })
         .filter(|c| c.aligned >= FINE_PIECES)
         .filter(|c| {
-            !lines
-                .iter()
-                .any(|l| l.rect.contains(&c.band) && 2 * l.rect.height() <= 3 * c.band.height())
+            !lines.iter().any(|l| {
+                (l.rect.contains(&c.band) && 2 * l.rect.height() <= 3 * c.band.height())
+                    || (l.aligned() && l.rect.overlaps(&c.band))
+            })
         })
         .map(|c| Candidate {
             rect: c.band,
