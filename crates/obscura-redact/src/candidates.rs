@@ -656,6 +656,46 @@ mod tests {
     }
 
     #[test]
+    fn text_found_gets_no_second_narrower_fine_line() {
+        // a row of glyphs joined with a thin mark twice their height, and a
+        // seventh glyph of 1 px strokes touching a 5 px bar: the 3 × 3
+        // pieces line up a little further than the 7 × 7 ones, but the
+        // text is found already
+        let mut img = image_with_row(6, 10);
+        let w = img.width;
+        for y in 14..36 {
+            img.data[y * w + 70] = 230;
+            for x in 94..99 {
+                img.data[y * w + x] = 230;
+            }
+        }
+        for y in 20..30 {
+            for x in 88..94 {
+                if y == 20 || y == 29 || x == 88 || x == 93 {
+                    img.data[y * w + x] = 230;
+                }
+            }
+        }
+        let found = candidates(&img);
+        let row = Rect {
+            x0: 0,
+            y0: 20,
+            x1: w,
+            y1: 30,
+        };
+        let over: Vec<&Candidate> = found
+            .lines
+            .iter()
+            .filter(|c| c.rect.overlaps(&row))
+            .collect();
+        assert!(over.iter().any(|c| c.aligned()), "{found:?}");
+        assert!(
+            over.iter().all(|c| c.rect.x1 != 94 && c.rect.x1 != 93),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn strokes_only_keeps_the_letters_without_their_ground() {
         let img = image_with_row(3, 10);
         let strokes = strokes_only(&img);
