@@ -475,7 +475,10 @@ fn components(mask: &[bool], w: usize, h: usize) -> Vec<(Rect, usize)> {
             j += 1;
         }
     }
-    let mut found: Vec<Option<(Rect, usize)>> = vec![None; runs.len()];
+    // numbered in the order of their roots, each the first run of its
+    // component (a run's parent is never a later run): a run's parent,
+    // earlier, already holds its component's number
+    let mut found: Vec<(Rect, usize)> = Vec::new();
     for i in 0..runs.len() {
         let (y, x0, x1) = runs[i];
         let r = Rect {
@@ -484,10 +487,18 @@ fn components(mask: &[bool], w: usize, h: usize) -> Vec<(Rect, usize)> {
             x1,
             y1: y + 1,
         };
-        let c = &mut found[root(&mut parent, i)];
-        *c = Some(c.map_or((r, x1 - x0), |(b, n)| (b.union(&r), n + x1 - x0)));
+        let p = parent[i];
+        parent[i] = if p == i {
+            found.push((r, 0));
+            found.len() - 1
+        } else {
+            parent[p]
+        };
+        let (b, n) = &mut found[parent[i]];
+        *b = b.union(&r);
+        *n += x1 - x0;
     }
-    found.into_iter().flatten().collect()
+    found
 }
 
 /// Boxes on one line (overlapping rows, a small gap) joined.

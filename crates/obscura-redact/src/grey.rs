@@ -32,16 +32,16 @@ impl Grey {
         let data = if img.channels == 1 {
             img.data
         } else {
-            img.data
-                .chunks_exact(3)
-                .map(|p| {
-                    let y = (299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]))
-                        / 1000;
-                    let max = u32::from(p[0].max(p[1]).max(p[2]));
-                    // saturated colours (yellow, cyan, green text) by their brightest channel
-                    y.max(max.saturating_sub(32)) as u8
-                })
-                .collect()
+            // into a buffer of the right size: a loop without a capacity
+            // check a pixel
+            let mut data = vec![0u8; width * height];
+            for (y, p) in data.iter_mut().zip(img.data.chunks_exact(3)) {
+                let (r, g, b) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
+                let luma = (299 * r + 587 * g + 114 * b) / 1000;
+                // saturated colours (yellow, cyan, green text) by their brightest channel
+                *y = luma.max(r.max(g).max(b).saturating_sub(32)) as u8;
+            }
+            data
         };
         Grey {
             width,
@@ -66,11 +66,17 @@ impl Grey {
         if sum < COLOURFUL * n.max(1) {
             return Vec::new();
         }
-        [0, 2]
-            .map(|c| Grey {
-                width: img.width as usize,
-                height: img.height as usize,
-                data: img.data.chunks_exact(3).map(|p| p[c]).collect(),
+        let (width, height) = (img.width as usize, img.height as usize);
+        // both channels in one pass over the pixels
+        let (mut red, mut blue) = (vec![0u8; width * height], vec![0u8; width * height]);
+        for ((r, b), p) in red.iter_mut().zip(&mut blue).zip(img.data.chunks_exact(3)) {
+            (*r, *b) = (p[0], p[2]);
+        }
+        [red, blue]
+            .map(|data| Grey {
+                width,
+                height,
+                data,
             })
             .into()
     }
@@ -230,25 +236,33 @@ impl Grey {
     }
 
     /// A separable `size × size` min or max filter (`f`, with its identity
-    /// beyond the edges): along rows, then along columns, each by
-    /// [`windows`].
+    /// beyond the edges): along each row by [`windows`], then down the
+    /// columns, each output row `f` of the rows within reach (a loop over
+    /// whole rows that vectorises; no padded copy of the frame).
     fn filter_dims<F: Fn(u8, u8) -> u8 + Copy>(&self, size: usize, f: F, identity: u8) -> Vec<u8> {
         let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 {
+            return self.data.clone();
+        }
         let r = size / 2;
-        // rows padded with `r` identities at both ends, one after another:
-        // the windows that straddle two rows are left out
-        let pw = w + 2 * r;
-        let mut padded = vec![identity; pw * h];
-        for (line, dst) in self.data.chunks_exact(w).zip(padded.chunks_exact_mut(pw)) {
-            dst[r..r + w].copy_from_slice(line);
+        // each row padded with `r` identities at both ends, one buffer reused
+        let mut padded = vec![identity; w + 2 * r];
+        let mut along = Vec::with_capacity(w * h);
+        for line in self.data.chunks_exact(w) {
+            padded[r..r + w].copy_from_slice(line);
+            along.extend_from_slice(&windows(&padded, 2 * r + 1, 1, f));
         }
-        let along = windows(&padded, 2 * r + 1, 1, f);
-        // then `r` rows of identities above and below
-        let mut columns = vec![identity; w * (h + 2 * r)];
-        for (y, dst) in columns[r * w..(r + h) * w].chunks_exact_mut(w).enumerate() {
-            dst.copy_from_slice(&along[y * pw..y * pw + w]);
+        // beyond the top and bottom rows, the identity: those rows left out
+        let mut out = Vec::with_capacity(w * h);
+        for y in 0..h {
+            let (first, end) = (y.saturating_sub(r), (y + r + 1).min(h));
+            out.extend_from_slice(&along[first * w..(first + 1) * w]);
+            let row = &mut out[y * w..];
+            for other in along[(first + 1) * w..end * w].chunks_exact(w) {
+                row.iter_mut().zip(other).for_each(|(o, &v)| *o = f(*o, v));
+            }
         }
-        windows(&columns, 2 * r + 1, w, f)
+        out
     }
 }
 
@@ -326,7 +340,7 @@ mod tests {
     fn min_and_max_filters_are_those_of_every_square() {
         // pseudo-random images, against the filters taken pixel by pixel;
         // squares larger than the image, and an image with no rows
-        for (w, h) in [(23, 17), (3, 2), (1, 1), (4, 0)] {
+        for (w, h) in [(23, 17), (64, 41), (3, 2), (1, 1), (4, 0), (0, 3)] {
             filters_match_pixel_by_pixel(w, h);
         }
     }
@@ -372,6 +386,36 @@ mod tests {
                 "{size}"
             );
         }
+    }
+
+    #[test]
+    fn colour_renderings_are_those_taken_pixel_by_pixel() {
+        // pseudo-random colours, against the luminance and the channels
+        // taken one pixel at a time
+        let (w, h) = (37, 23);
+        let mut x = 99u32;
+        let data: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let img = Image8 {
+            width: w as u32,
+            height: h as u32,
+            channels: 3,
+            data: data.clone(),
+        };
+        let channels = Grey::channels(&img);
+        let grey = Grey::from_image(img);
+        for (i, p) in data.chunks_exact(3).enumerate() {
+            let (r, g, b) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
+            let luma = (299 * r + 587 * g + 114 * b) / 1000;
+            let max = r.max(g).max(b);
+            assert_eq!(u32::from(grey.data[i]), luma.max(max.saturating_sub(32)));
+            assert_eq!([channels[0].data[i], channels[1].data[i]], [p[0], p[2]]);
+        }
+        assert_eq!((grey.width, grey.height, channels[1].width), (w, h, w));
     }
 
     #[test]

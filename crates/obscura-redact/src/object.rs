@@ -401,12 +401,27 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
     if !grey || info.window.is_none() {
         return vec![shown];
     }
-    let clipped = shown.data.iter().filter(|&&v| v == 0 || v == 255).count();
+    // 0 and 255 are the two levels that wrap to 0 and 1; counted in u8
+    // lanes, 255 pixels at a time (a sum that vectorises)
+    let clipped: usize = shown
+        .data
+        .chunks(255)
+        .map(|c| {
+            usize::from(
+                c.iter()
+                    .map(|&v| u8::from(v.wrapping_add(1) <= 1))
+                    .sum::<u8>(),
+            )
+        })
+        .sum();
     if (clipped as f64) < CLIPPED * shown.data.len() as f64 {
         return vec![shown];
     }
     // percentiles of every few pixels: plenty for a window, and cheap
-    let mut values: Vec<i64> = frame.values().step_by(PERCENTILE_STEP).collect();
+    let mut values: Vec<i64> = (0..frame.samples.len())
+        .step_by(PERCENTILE_STEP)
+        .map(|i| frame.value(i))
+        .collect();
     let n = values.len();
     let lo = *values.select_nth_unstable(n / 100).1;
     let hi = *values.select_nth_unstable(n - 1 - n / 100).1;
