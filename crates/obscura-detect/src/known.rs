@@ -107,6 +107,12 @@ impl Known {
         }
     }
 
+    /// The four-digit years of the dates recorded: for text where a date
+    /// was read only in part (`}25, 2019`).
+    pub fn date_years(&self) -> impl Iterator<Item = u16> + '_ {
+        self.dates.iter().map(|d| d.year).filter(|&y| y >= 100)
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.seqs.is_empty()

@@ -82,6 +82,8 @@ pub struct Identity {
     /// Upper-case words of the identifying values (names, IDs), for
     /// matching OCR's near misses.
     tokens: Vec<String>,
+    /// The years of the object's dates, as four digits.
+    years: Vec<String>,
 }
 
 impl Identity {
@@ -99,7 +101,14 @@ impl Identity {
             .collect();
         tokens.sort();
         tokens.dedup();
-        Identity { known, tokens }
+        let mut years: Vec<String> = known.date_years().map(|y| y.to_string()).collect();
+        years.sort();
+        years.dedup();
+        Identity {
+            known,
+            tokens,
+            years,
+        }
     }
 
     /// Why `words` (one line, read inside a diagnostic region) must be
@@ -125,11 +134,22 @@ impl Identity {
         if longest_digit_run(&digits) >= ID_DIGITS {
             return Some(Reason::Digits);
         }
+        if self.holds_date_year(&digits) {
+            return Some(Reason::Identity(Kind::Date));
+        }
         if self.near_token(&text) {
             return Some(Reason::Identity(Kind::Name));
         }
         (looks.text_like && !text.split_whitespace().all(is_annotation))
             .then_some(Reason::Unexplained)
+    }
+
+    /// Whether `text` holds the year of one of the object's dates as a
+    /// number of its own: a date OCR read only in part (`Te 2018`,
+    /// `}25, 2019`) is still the object's date.
+    fn holds_date_year(&self, text: &str) -> bool {
+        text.split(|c: char| !c.is_ascii_digit())
+            .any(|n| self.years.iter().any(|y| y == n))
     }
 
     /// Whether a word of `text` is an identifying value's word but for an
@@ -307,6 +327,25 @@ mod tests {
             "0KAF0R",
         ] {
             assert!(id.decide(&words(line, 90.0), TEXT).is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_date_read_in_part_goes_by_its_year() {
+        let id = identity();
+        for line in ["Te 1985", "}12, 1985", "1985"] {
+            assert_eq!(
+                id.decide(&words(line, 90.0), Looks::default()),
+                Some(Reason::Identity(Kind::Date)),
+                "{line}"
+            );
+        }
+        for line in ["Te 1986", "19850", "CINE 0118"] {
+            assert_eq!(
+                id.decide(&words(line, 90.0), Looks::default()),
+                None,
+                "{line}"
+            );
         }
     }
 
