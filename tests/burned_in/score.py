@@ -10,8 +10,8 @@ quarantined (or lost): its text did not leak, and it is counted apart.
 
 A text is redacted when it can no longer be told from its surroundings in
 every frame it was drawn on: the contrast between its own pixels and the
-other pixels of its box (mean luminance) is at most a tenth of what it was
-in SET. A black box, a fill with the background or a solid colour all pass;
+other pixels of its box cut to its ink (mean luminance) is at most a
+tenth of what it was in SET. A black box, a fill with the background or a solid colour all pass;
 a text left alone or only dimmed does not.
 
 Reported: recall over identifying texts and over those matching a header
@@ -46,6 +46,17 @@ def luminance(ds):
     if colour:  # elementwise, not a matrix product: the same bits whatever the layout
         arr = 0.299 * arr[..., 0] + 0.587 * arr[..., 1] + 0.114 * arr[..., 2]
     return arr
+
+
+def inked(box, mask):
+    """The box and mask cut to the text's ink: the font's box has margins
+    of ground no glyph touches, which a fill need not cover."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return box, mask
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    x0, y0 = box[0], box[1]
+    return [x0 + left, y0 + top, x0 + right, y0 + bottom], mask[top:bottom, left:right]
 
 
 def contrast(frame, box, mask):
@@ -85,9 +96,9 @@ def score(set_dir, out_dir):
             sys.exit(f"score.py: {name}: output pixels have another shape")
         outside_changes.append(changed_outside(before, after, [t["box"] for t in image["texts"]]))
         for i, text in enumerate(image["texts"]):
-            mask = masks[f"{name}:{i}"]
-            kept = max(contrast(after[f], text["box"], mask) /
-                       max(contrast(before[f], text["box"], mask), 1e-9) for f in text["frames"])
+            box, mask = inked(text["box"], masks[f"{name}:{i}"])
+            kept = max(contrast(after[f], box, mask) /
+                       max(contrast(before[f], box, mask), 1e-9) for f in text["frames"])
             texts.append({**text, "image": name, "modality": image["modality"],
                           "transfer_syntax": image["transfer_syntax"],
                           "redacted": kept <= CONTRAST_LEFT})
