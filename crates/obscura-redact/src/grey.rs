@@ -248,9 +248,10 @@ impl Grey {
         // each row padded with `r` identities at both ends, one buffer reused
         let mut padded = vec![identity; w + 2 * r];
         let mut along = Vec::with_capacity(w * h);
+        let mut scratch = [Vec::with_capacity(w + 2 * r), Vec::with_capacity(w + 2 * r)];
         for line in self.data.chunks_exact(w) {
             padded[r..r + w].copy_from_slice(line);
-            along.extend_from_slice(&windows(&padded, 2 * r + 1, 1, f));
+            windows(&padded, 2 * r + 1, f, &mut scratch, &mut along);
         }
         // beyond the top and bottom rows, the identity: those rows left out
         let mut out = Vec::with_capacity(w * h);
@@ -266,31 +267,43 @@ impl Grey {
     }
 }
 
-/// `f` (min or max) over every window of `len` values `stride` apart in `v`
-/// (`v.len() - (len - 1) × stride` of them, from each start in turn): by
-/// doubling, since two overlapping windows of a power of two cover one of
-/// any length and min and max may count a value twice. About log2(`len`)
-/// + 1 passes that vectorise, instead of `len`.
-fn windows<F: Fn(u8, u8) -> u8 + Copy>(v: &[u8], len: usize, stride: usize, f: F) -> Vec<u8> {
-    let out = (v.len() + stride).saturating_sub(len * stride);
-    if len < 2 || out == 0 {
-        return v[..out].to_vec();
+/// `f` (min or max) over every window of `len` values in `v`
+/// (`v.len() - len + 1` of them, from each start in turn), appended to
+/// `out`: by doubling, since two overlapping windows of a power of two
+/// cover one of any length and min and max may count a value twice. About
+/// log2(`len`) + 1 passes that vectorise, instead of `len`, through the
+/// two `scratch` buffers (kept from row to row: no allocation a row).
+fn windows<F: Fn(u8, u8) -> u8 + Copy>(
+    v: &[u8],
+    len: usize,
+    f: F,
+    scratch: &mut [Vec<u8>; 2],
+    out: &mut Vec<u8>,
+) {
+    let n = (v.len() + 1).saturating_sub(len);
+    if len < 2 || n == 0 {
+        out.extend_from_slice(&v[..n]);
+        return;
     }
-    let pairs = |v: &[u8], step: usize| -> Vec<u8> {
-        v.iter().zip(&v[step..]).map(|(&a, &b)| f(a, b)).collect()
+    let [cur, next] = scratch;
+    let pairs = |v: &[u8], step: usize, into: &mut Vec<u8>| {
+        into.clear();
+        into.extend(v.iter().zip(&v[step..]).map(|(&a, &b)| f(a, b)));
     };
-    let mut cur = pairs(v, stride);
+    pairs(v, 1, cur);
     let mut span = 2;
     while 2 * span <= len {
-        cur = pairs(&cur, span * stride);
+        pairs(cur, span, next);
+        std::mem::swap(cur, next);
         span *= 2;
     }
-    let rest = (len - span) * stride;
-    cur[..out]
-        .iter()
-        .zip(&cur[rest..rest + out])
-        .map(|(&a, &b)| f(a, b))
-        .collect()
+    let rest = len - span;
+    out.extend(
+        cur[..n]
+            .iter()
+            .zip(&cur[rest..rest + n])
+            .map(|(&a, &b)| f(a, b)),
+    );
 }
 
 #[cfg(test)]
