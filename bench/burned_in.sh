@@ -19,8 +19,8 @@ BIN=$ROOT/target/release/obscura
 # Tesseract's OpenMP teams spin against each other when processes or
 # workers run side by side: one thread each for every tool (obscura sets
 # this for itself when unset)
-# (nproc itself obeys OMP_THREAD_LIMIT: the cores are counted first)
-CORES=$(nproc)
+# (nproc itself obeys OMP_THREAD_LIMIT, which a caller may have set: not here)
+CORES=$(env -u OMP_THREAD_LIMIT -u OMP_NUM_THREADS nproc)
 export OMP_THREAD_LIMIT=1
 TIME=/usr/bin/time
 

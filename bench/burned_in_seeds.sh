@@ -21,7 +21,7 @@ BIN=${OBSCURA:-$ROOT/target/release/obscura}
 mkdir -p "$WORK"
 [ -f "$WORK/key" ] || "$BIN" keygen "$WORK/key" >/dev/null 2>&1
 
-echo "# burned-in recall by seed, $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), obscura $(git -C "$ROOT" rev-parse --short HEAD), --jobs $JOBS"
+echo "# burned-in recall by seed, $(date -u +%FT%TZ), $(env -u OMP_THREAD_LIMIT -u OMP_NUM_THREADS nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), obscura $(git -C "$ROOT" rev-parse --short HEAD), --jobs $JOBS"
 echo
 echo "| seed | texts (identifying, header values) | recall (identifying) | recall (header values) | precision | quarantined | changed outside the boxes (median) | wall s | CPU s | peak RSS MB |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -35,7 +35,8 @@ for seed in $SEEDS; do
     python3 "$ROOT/tests/burned_in/score.py" "$set_dir" "$out" --json "$WORK/score-$seed.json" >/dev/null
     python3 - "$seed" "$set_dir/answer_key.json" "$WORK/score-$seed.json" "$WORK/time-$seed" <<'PY'
 import json, sys
-seed, key, score, timing = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), open(sys.argv[4]).read().split()
+seed, key, score = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+timing = open(sys.argv[4]).read().splitlines()[-1].split()  # after "exited with 1" (quarantined)
 texts = [t for i in key["images"].values() for t in i["texts"]]
 identifying = sum(t["identifying"] for t in texts)
 header = sum(bool(t["matches_header"]) for t in texts)

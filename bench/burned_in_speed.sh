@@ -19,8 +19,8 @@ WORK=${WORK:-/tmp/burned-in-speed}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-5}
 BIN=$ROOT/target/release/obscura
-# (nproc itself obeys OMP_THREAD_LIMIT: the cores are counted first)
-CORES=$(nproc)
+# (nproc itself obeys OMP_THREAD_LIMIT, which a caller may have set: not here)
+CORES=$(env -u OMP_THREAD_LIMIT -u OMP_NUM_THREADS nproc)
 export OMP_THREAD_LIMIT=1
 TIME=/usr/bin/time
 
