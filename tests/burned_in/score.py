@@ -97,8 +97,10 @@ def score(set_dir, out_dir):
         outside_changes.append(changed_outside(before, after, [t["box"] for t in image["texts"]]))
         for i, text in enumerate(image["texts"]):
             box, mask = inked(text["box"], masks[f"{name}:{i}"])
-            kept = max(contrast(after[f], box, mask) /
-                       max(contrast(before[f], box, mask), 1e-9) for f in text["frames"])
+            if min(contrast(before[f], box, mask) for f in text["frames"]) == 0:
+                sys.exit(f"score.py: {name}: text {i} cannot be told from its box in SET")
+            kept = max(contrast(after[f], box, mask) / contrast(before[f], box, mask)
+                       for f in text["frames"])
             texts.append({**text, "image": name, "modality": image["modality"],
                           "transfer_syntax": image["transfer_syntax"],
                           "redacted": kept <= CONTRAST_LEFT})

@@ -110,7 +110,7 @@ impl Known {
     /// The four-digit years of the dates recorded: for text where a date
     /// was read only in part (`}25, 2019`).
     pub fn date_years(&self) -> impl Iterator<Item = u16> + '_ {
-        self.dates.iter().map(|d| d.year).filter(|&y| y >= 100)
+        self.dates.iter().map(|d| d.year).filter(|&y| y >= 1000)
     }
 
     /// Whether nothing was recorded.

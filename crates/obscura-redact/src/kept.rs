@@ -27,18 +27,17 @@ impl Kept {
         })
     }
 
-    /// Keep a frame, after those already kept.
+    /// Keep a frame, after those already kept: of the first one's
+    /// description and size (an object's frames all share them).
     pub fn push(&mut self, frame: &Frame) -> Result<(), RedactError> {
         let bytes = frame.to_le_bytes();
+        let like = (description(frame), bytes.len());
+        if self.like.as_ref().is_some_and(|first| *first != like) {
+            let unlike = std::io::Error::other("a frame unlike the first");
+            return Err(RedactError::Spill(unlike));
+        }
         self.file.write_all(&bytes).map_err(RedactError::Spill)?;
-        self.like.get_or_insert_with(|| {
-            let bits = frame.samples.bits();
-            let like = Frame {
-                samples: Samples::from_bytes(Vec::new(), bits, false),
-                ..*frame
-            };
-            (like, bytes.len())
-        });
+        self.like.get_or_insert(like);
         Ok(())
     }
 
@@ -61,6 +60,14 @@ impl Kept {
             samples: Samples::from_bytes(bytes, like.samples.bits(), false),
             ..*like
         })
+    }
+}
+
+/// A frame's description, without its samples.
+fn description(frame: &Frame) -> Frame {
+    Frame {
+        samples: Samples::from_bytes(Vec::new(), frame.samples.bits(), false),
+        ..*frame
     }
 }
 
@@ -89,5 +96,13 @@ mod tests {
         }
         assert!(kept.next_frame().is_err());
         assert!(Kept::new().unwrap().next_frame().is_err());
+        let mut kept = Kept::new().unwrap();
+        kept.push(&frame(0)).unwrap();
+        let wider = Frame {
+            width: 3,
+            samples: Samples::U16(vec![0; 9]),
+            ..frame(0)
+        };
+        assert!(kept.push(&wider).is_err(), "a frame unlike the first");
     }
 }

@@ -49,8 +49,8 @@ pub enum RedactError {
     /// Tesseract failed (not installed, no `eng` data...).
     #[error("OCR: {0}")]
     Ocr(String),
-    /// The redacted frames could not be spilled to a temporary file.
-    #[error("writing the redacted frames to a temporary file: {0}")]
+    /// Frames could not be kept in, or read back from, a temporary file.
+    #[error("keeping frames in a temporary file: {0}")]
     Spill(std::io::Error),
     /// Verification read text that must go in the redacted frames.
     #[error("burned-in text remains after redaction ({0})")]
