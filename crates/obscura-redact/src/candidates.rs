@@ -164,7 +164,7 @@ pub fn candidates(img: &Grey) -> Candidates {
     lines.extend(small);
     lines.sort_by_key(|r| (r.y0, r.x0));
     lines.dedup();
-    let lines: Vec<Candidate> = lines
+    let mut lines: Vec<Candidate> = lines
         .into_iter()
         .map(|rect| Candidate {
             rect,
@@ -181,7 +181,6 @@ pub fn candidates(img: &Grey) -> Candidates {
                 .unwrap_or(0),
         })
         .collect();
-    let mut lines = lines;
     lines.extend(fine_lines(img, &lines));
     lines.sort_by_key(|c| (c.rect.y0, c.rect.x0));
     let faint = faint_lines(&bright, &dark, &lines);
@@ -623,6 +622,16 @@ mod tests {
         );
     }
 
+    /// The rows `ys` across an image `w` wide.
+    fn full_width_rows(ys: std::ops::Range<usize>, w: usize) -> Rect {
+        Rect {
+            x0: 0,
+            y0: ys.start,
+            x1: w,
+            y1: ys.end,
+        }
+    }
+
     #[test]
     fn small_text_touching_thicker_marks_is_a_fine_line() {
         // 9 px glyphs of 1 px strokes, each touching a 5 px wide bright bar
@@ -651,12 +660,7 @@ mod tests {
             data,
         };
         let found = candidates(&img);
-        let row = Rect {
-            x0: 0,
-            y0: 23,
-            x1: w,
-            y1: 36,
-        };
+        let row = full_width_rows(23..36, w);
         assert!(
             found
                 .lines
@@ -688,12 +692,7 @@ mod tests {
             }
         }
         let found = candidates(&img);
-        let row = Rect {
-            x0: 0,
-            y0: 20,
-            x1: w,
-            y1: 30,
-        };
+        let row = full_width_rows(20..30, w);
         let over: Vec<&Candidate> = found
             .lines
             .iter()

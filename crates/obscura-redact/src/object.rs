@@ -275,10 +275,9 @@ pub fn inspect<S: Source>(
     // held: encapsulated ones are kept decoded in a temporary file to be
     // redacted, native ones are read again
     let mut single = None;
-    let mut kept = match mode == Mode::Redact && decoder.frames() > 1 && decoder.encapsulated() {
-        true => Some(Kept::new()?),
-        false => None,
-    };
+    let mut kept = (mode == Mode::Redact && decoder.frames() > 1 && decoder.encapsulated())
+        .then(Kept::new)
+        .transpose()?;
     for n in 0..decoder.frames() {
         let frame = decoder.frame(n)?;
         for (rect, reason) in reader.frame(&frame, info)? {
