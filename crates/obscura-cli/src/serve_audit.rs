@@ -188,13 +188,20 @@ impl ConfigWatch {
     }
 
     /// Read the file's hash; record it if it is new (not the one in
-    /// effect, not recorded before in this run). An unreadable file (being
-    /// replaced) is read again at the next look.
+    /// effect, not recorded before in this run). A changed file is read
+    /// once more after `SETTLE`, and taken only when both reads agree: an
+    /// editor that truncates and then writes would otherwise be recorded
+    /// as an empty config. An unreadable or unsettled file is read again
+    /// at the next look.
     fn look(&mut self, a: &obscura_audit::Auditor) {
         let Ok(hash) = config_hash(&self.file) else {
             return;
         };
         if hash == self.on_disk {
+            return;
+        }
+        std::thread::sleep(SETTLE);
+        if config_hash(&self.file).ok().as_ref() != Some(&hash) {
             return;
         }
         self.on_disk = hash.clone();
@@ -224,6 +231,9 @@ impl ConfigWatch {
         }
     }
 }
+
+/// How long a changed config file must read the same before it is taken.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How many ticks of the audit timer between two looks at the config file.
 const WATCH_TICKS: u32 = 8;
