@@ -134,7 +134,7 @@ impl Identity {
         if longest_digit_run(&digits) >= ID_DIGITS {
             return Some(Reason::Digits);
         }
-        if self.holds_date_year(&digits) {
+        if self.holds_date_year(&digits) || spaced_date(&digits) {
             return Some(Reason::Identity(Kind::Date));
         }
         if self.near_token(&text) {
@@ -166,6 +166,28 @@ impl Identity {
                 })
             })
     }
+}
+
+/// Whether `text` holds a date whose separators OCR read as spaces or
+/// lost (`14 2 1954` for `14.02.1984`, `2019 03 25`): three numbers in a
+/// row, a year of 1900-2099 at one end and a month and a day beside it.
+/// Any full date in the pixels is redacted, as the header's are.
+fn spaced_date(text: &str) -> bool {
+    let numbers: Vec<u16> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_digit()))
+        .map(|n| match n.len() {
+            1 | 2 | 4 if n.bytes().all(|b| b.is_ascii_digit()) => n.parse().unwrap_or(0),
+            _ => 0,
+        })
+        .collect();
+    let year = |y: u16| (1900..=2099).contains(&y);
+    let day_month = |d: u16, m: u16| (1..=31).contains(&d) && (1..=12).contains(&m);
+    numbers.windows(3).any(|w| match *w {
+        [y, m, d] if year(y) => day_month(d, m),
+        [a, b, y] if year(y) => day_month(a, b) || day_month(b, a),
+        _ => false,
+    })
 }
 
 /// `text` with the letters OCR confuses with digits read as digits, in
@@ -327,6 +349,20 @@ mod tests {
             "0KAF0R",
         ] {
             assert!(id.decide(&words(line, 90.0), TEXT).is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_date_read_without_its_separators_goes() {
+        let id = identity();
+        let looks = Looks::default();
+        for text in ["14 2 1954", "DOB 2019 03 25", "3 14 2001"] {
+            let found = id.decide(&words(text, 90.0), looks);
+            assert_eq!(found, Some(Reason::Identity(Kind::Date)), "{text}");
+        }
+        // a measurement and a count, not a date; a year alone is not one
+        for text in ["14 42 1954", "12 5 300", "Gain 12 1999", "2019 13 25"] {
+            assert_eq!(id.decide(&words(text, 90.0), looks), None, "{text}");
         }
     }
 

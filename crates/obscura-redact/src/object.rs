@@ -443,16 +443,17 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
 
 /// Lines read side by side (overlapping rows, gaps of at most twice their
 /// height) joined into one, left to right: a name or a date split in two by
-/// the cheap pass is decided whole. Lines where nothing was read stay
-/// apart.
+/// the cheap pass is decided whole. Lines where no letter or digit was
+/// read stay apart: joined with a neighbour's stray marks (`My ea`), an
+/// unreadable line of small text would be decided as those.
 fn rows(mut read: Vec<(Rect, Vec<Word>, Looks)>) -> Vec<(Rect, Vec<Word>, Looks)> {
     read.sort_by_key(|(r, _, _)| (r.x0, r.y0));
     let mut rows: Vec<(Rect, Vec<Word>, Looks)> = Vec::new();
     for (r, words, looks) in read {
         let joins = |m: &Rect, w: &[Word]| {
             let overlap = r.y1.min(m.y1).saturating_sub(r.y0.max(m.y0));
-            !words.is_empty()
-                && !w.is_empty()
+            crate::decide::letters(&words) > 0
+                && crate::decide::letters(w) > 0
                 && overlap * 2 >= r.height().min(m.height())
                 && r.x0 <= m.x1 + 2 * r.height().max(m.height())
         };
@@ -582,5 +583,31 @@ mod tests {
                 y1: 30 + margin
             }
         );
+    }
+
+    #[test]
+    fn a_line_with_nothing_read_is_decided_apart_from_its_neighbour() {
+        let line = |x0, text: &str| {
+            let words = text
+                .split_whitespace()
+                .map(|t| Word {
+                    text: t.into(),
+                    confidence: 50.0,
+                })
+                .collect();
+            let rect = Rect {
+                x0,
+                y0: 90,
+                x1: x0 + 30,
+                y1: 99,
+            };
+            (rect, words, Looks::default())
+        };
+        // side by side: an 8 px number OCR read nothing in, a mark beside it
+        let unread = vec![line(212, "—"), line(236, "My ea")];
+        assert_eq!(rows(unread).len(), 2);
+        // two halves of one date are one row
+        let read = vec![line(212, "Nov 26,"), line(236, "2026")];
+        assert_eq!(rows(read).len(), 1);
     }
 }
