@@ -126,7 +126,8 @@ impl Identity {
             return looks.aligned.then_some(Reason::Unreadable);
         }
         let digits = as_digits(&text);
-        for variant in [text.as_str(), digits.as_str()] {
+        let joined = without_separator_gaps(&digits);
+        for variant in [text.as_str(), digits.as_str(), joined.as_str()] {
             if let Some(f) = find(variant, &self.known).first() {
                 return Some(Reason::Identity(f.kind));
             }
@@ -166,6 +167,21 @@ impl Identity {
                 })
             })
     }
+}
+
+/// `text` without the spaces OCR put beside a hyphen or a slash inside a
+/// number (`382 -88- 1618` → `382-88-1618`): an SSN, a phone or a date
+/// read in pieces.
+fn without_separator_gaps(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for w in text.split_whitespace() {
+        let glued = out.ends_with(['-', '/']) || w.starts_with(['-', '/']);
+        if !out.is_empty() && !glued {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
 }
 
 /// Whether `text` holds a date whose separators OCR read as spaces or
@@ -350,6 +366,17 @@ mod tests {
         ] {
             assert!(id.decide(&words(line, 90.0), TEXT).is_some(), "{line}");
         }
+    }
+
+    #[test]
+    fn a_number_read_in_pieces_around_its_hyphens_goes() {
+        let id = identity();
+        let looks = Looks::default();
+        assert_eq!(
+            id.decide(&words("382 -88- 1618", 90.0), looks),
+            Some(Reason::Identity(Kind::Ssn))
+        );
+        assert_eq!(id.decide(&words("L12 -5 15cm", 90.0), looks), None);
     }
 
     #[test]
