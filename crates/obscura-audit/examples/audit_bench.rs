@@ -2,7 +2,7 @@
 //! the time to verify a log of N events (default 1,000,000) with a
 //! checkpoint every 1,000.
 //!
-//! `cargo run --release -p obscura-audit --example bench -- [N]`
+//! `cargo run --release -p obscura-audit --example audit_bench -- [N]`
 
 use obscura_audit::{
     verify, Actor, AuditEvent, AuditKey, AuditLog, EventKind, LogConfig, Outcome, Signer,

@@ -8,7 +8,7 @@
 //!    matched by keyed hash and keys matched by decrypting.
 //!
 //! ```sh
-//! cargo run -p obscura-vault --release --example bench -- [object MiB] [studies] [instances per study]
+//! cargo run -p obscura-vault --release --example vault_bench -- [object MiB] [studies] [instances per study]
 //! ```
 //!
 //! Set `VAULT_BENCH_DIR` to put the files on a given disk (default: the
