@@ -25,10 +25,10 @@ echo "# burned-in recall by seed, $(date -u +%FT%TZ), $(env -u OMP_THREAD_LIMIT 
 echo
 echo "| seed | texts (identifying, header values) | recall (identifying) | recall (header values) | precision | quarantined | changed outside the boxes (median) | wall s | CPU s | peak RSS MB |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+# a set is made again when the generator changed since it was made
+made_by=$(sha256sum "$ROOT/tests/burned_in/make_set.py" | cut -d' ' -f1)
 for seed in $SEEDS; do
     set_dir=$WORK/set-$seed out=$WORK/out-$seed
-    # a set is made again when the generator changed since it was made
-    made_by=$(sha256sum "$ROOT/tests/burned_in/make_set.py" | cut -d' ' -f1)
     if [ "$(cat "$set_dir/generator.sha256" 2>/dev/null)" != "$made_by" ]; then
         rm -rf "$set_dir"
         python3 "$ROOT/tests/burned_in/make_set.py" "$set_dir" --count "$COUNT" --seed "$seed" >/dev/null 2>&1

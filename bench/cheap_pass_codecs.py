@@ -19,9 +19,12 @@ included) on its frames rendered to PNG (the first OCR_FRAMES frames, the
 median of 3 runs, scaled to all the frames the cheap pass reads).
 
     python3 bench/cheap_pass_codecs.py --bin target/release/obscura --work DIR
+        [--images SET --first 80]
 
-Prints a table, one line per transfer syntax, and last one summary line:
-"cheap pass on cleared images, every transfer syntax: ...".
+With --images, the images are the first --first files of SET instead (the
+labelled burned-in set: bench/burned_in_speed.sh). Prints a table, one line
+per transfer syntax, and last one summary line: "cheap pass on cleared
+images, every transfer syntax: ..." (or "..., SET's first N: ...").
 """
 
 import argparse
@@ -66,8 +69,11 @@ MAX_COPIES = 40
 TRANSCODE_JLS = ["US1_UNCR.dcm", "693_UNCR.dcm", "MR2_UNCR.dcm"]
 
 
-def sources():
-    """(label, path) of every real image considered, deduplicated by content."""
+def sources(images=None, first=None):
+    """(label, path) of every real image considered, deduplicated by content;
+    or the first `first` files of the folder `images`."""
+    if images is not None:
+        return [(p.name, p) for p in sorted(Path(images).glob("*.dcm"))[:first]]
     import deid_data
 
     paths = [Path(p) for p in get_testdata_files("*")]
@@ -95,12 +101,12 @@ def header(path):
     return ds, ts
 
 
-def gather(work):
+def gather(work, images=None, first=None):
     """Copy the candidates, marked Burned In Annotation YES, into work/risk."""
     risk = work / "risk"
     risk.mkdir(parents=True)
-    images = {}
-    for label, path in sources():
+    images_seen = {}
+    for label, path in sources(images, first):
         if header(path) is None:
             continue
         try:
@@ -109,15 +115,15 @@ def gather(work):
             ds.save_as(risk / label)
         except Exception:
             continue
-        images[label] = label
-    if shutil.which("dcmcjpls"):
+        images_seen[label] = label
+    if images is None and shutil.which("dcmcjpls"):
         for name in TRANSCODE_JLS:
             src = risk / name
             if src.exists():
                 dst = risk / name.replace(".dcm", "_dcmcjpls.dcm")
                 if subprocess.run(["dcmcjpls", src, dst], capture_output=True).returncode == 0:
-                    images[dst.name] = dst.name
-    return risk, sorted(images)
+                    images_seen[dst.name] = dst.name
+    return risk, sorted(images_seen)
 
 
 def rusage_cpu(cmd, env=None):
@@ -171,13 +177,16 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--ocr-frames", type=int, default=3)
+    ap.add_argument("--images", help="a folder of images instead of the test files")
+    ap.add_argument("--first", type=int, help="with --images: its first N files")
     args = ap.parse_args()
+    source = "every transfer syntax" if args.images is None else f"{args.images}'s first {args.first or 'all'}"
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     key = work / "key"
     subprocess.run([args.bin, "keygen", key], check=True, capture_output=True)
-    risk, names = gather(work)
+    risk, names = gather(work, args.images, args.first)
     report = work / "risk.json"
     subprocess.run(
         [args.bin, "deid", risk, work / "risk-out", "--key-file", key, "--jobs", "1", "--report", report],
@@ -226,7 +235,7 @@ def main():
     ratios = [r[5] for r in rows]
     worst = max(rows, key=lambda r: r[5])
     print(
-        f"cheap pass on cleared images, every transfer syntax: {len(rows)} of {len(names)} images cleared "
+        f"cheap pass on cleared images, {source}: {len(rows)} of {len(names)} images cleared "
         f"({len({r[0] for r in rows})} syntaxes); CPU median {100 * statistics.median(ratios):.1f} %, "
         f"worst {100 * worst[5]:.1f} % ({worst[1]}, {worst[0]}) of a Tesseract CLI run on the same frames "
         f"(--jobs 1, median of {args.runs}, OMP_THREAD_LIMIT=1)"

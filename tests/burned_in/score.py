@@ -100,11 +100,11 @@ def score(set_dir, out_dir):
         outside_changes.append(changed_outside(before, after, [t["box"] for t in image["texts"]]))
         for i, text in enumerate(image["texts"]):
             box, mask = inked(text["box"], masks[f"{name}:{i}"])
-            if min(contrast(before[f], box, mask) for f in text["frames"]) == 0:
+            was = {f: contrast(before[f], box, mask) for f in text["frames"]}
+            if min(was.values()) == 0:
                 unscorable.append(f"{name}:{i}")  # nothing to see in SET: not counted
                 continue
-            kept = max(contrast(after[f], box, mask) / contrast(before[f], box, mask)
-                       for f in text["frames"])
+            kept = max(contrast(after[f], box, mask) / was[f] for f in text["frames"])
             texts.append({**text, "image": name, "modality": image["modality"],
                           "transfer_syntax": image["transfer_syntax"],
                           "redacted": kept <= CONTRAST_LEFT})

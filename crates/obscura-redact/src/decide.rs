@@ -331,15 +331,7 @@ pub(crate) fn letters(words: &[Word]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(s: &str, confidence: f32) -> Vec<Word> {
-        s.split(' ')
-            .map(|t| Word {
-                text: t.into(),
-                confidence,
-            })
-            .collect()
-    }
+    use crate::ocr::words;
 
     const TEXT: Looks = Looks {
         text_like: true,

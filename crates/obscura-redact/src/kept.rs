@@ -1,9 +1,10 @@
-//! A cine's decoded frames kept in an unnamed temporary file while they are
-//! read, so that redacting them does not decode them a second time (for
-//! encapsulated frames, where decoding costs far more than a write and a
-//! read back). One frame is held in memory at a time.
+//! Frames kept in an unnamed temporary file, one held in memory at a time:
+//! a cine's decoded frames while they are read, so that redacting them does
+//! not decode them a second time (for encapsulated frames, where decoding
+//! costs far more than a write and a read back); and the redacted frames,
+//! handed over as the object's native Pixel Data.
 
-use crate::RedactError;
+use crate::{NativeFrames, RedactError};
 use obscura_pixels::{Frame, Samples};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -61,6 +62,27 @@ impl Kept {
             ..*like
         })
     }
+
+    /// The frames kept, as native Pixel Data (little endian, from the
+    /// file's start); `None` when none was.
+    pub fn into_native(mut self) -> Result<Option<NativeFrames>, RedactError> {
+        let Some((like, _)) = self.like else {
+            return Ok(None);
+        };
+        let len = self.file.stream_position().map_err(RedactError::Spill)?;
+        self.file.rewind().map_err(RedactError::Spill)?;
+        let vr = match like.samples {
+            Samples::U8(_) => *b"OB",
+            Samples::U16(_) | Samples::U32(_) => *b"OW",
+        };
+        Ok(Some(NativeFrames {
+            file: self.file,
+            len,
+            vr,
+            photometric: like.photometric,
+            bits_stored: like.bits_stored,
+        }))
+    }
 }
 
 /// A frame's description, without its samples.
@@ -104,5 +126,32 @@ mod tests {
             ..frame(0)
         };
         assert!(kept.push(&wider).is_err(), "a frame unlike the first");
+    }
+
+    #[test]
+    fn frames_kept_are_handed_over_as_native_pixel_data() {
+        assert!(Kept::new().unwrap().into_native().unwrap().is_none());
+        let frame = Frame {
+            width: 2,
+            height: 1,
+            samples_per_pixel: 1,
+            bits_stored: 12,
+            signed: false,
+            photometric: Photometric::Monochrome2,
+            samples: Samples::U16(vec![0x0102, 0x0304]),
+        };
+        let mut kept = Kept::new().unwrap();
+        kept.push(&frame).unwrap();
+        kept.push(&frame).unwrap();
+        let mut native = kept.into_native().unwrap().unwrap();
+        let mut bytes = Vec::new();
+        native.file.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, [2, 1, 4, 3, 2, 1, 4, 3]);
+        assert_eq!(native.len, 8);
+        assert_eq!(native.vr, *b"OW");
+        assert_eq!(
+            (native.photometric, native.bits_stored),
+            (Photometric::Monochrome2, 12)
+        );
     }
 }

@@ -11,7 +11,6 @@ use obscura_dicom::Source;
 use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples, Window};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{BufWriter, Seek, Write};
 
 /// Pixels added around a candidate for OCR, and around a redacted box.
 const OCR_MARGIN: usize = 3;
@@ -75,7 +74,7 @@ pub struct Outcome {
 }
 
 /// Redacted frames, ready to be written as native Pixel Data. They are
-/// spilled to an unnamed temporary file as each frame is redacted, so that
+/// kept in an unnamed temporary file as each frame is redacted (`kept.rs`), so that
 /// a cine is never held whole in memory (what is spilled is already
 /// redacted).
 #[derive(Debug)]
@@ -307,9 +306,7 @@ pub fn inspect<S: Source>(
         // a box redacted in one frame is redacted in all: banners stay put
         let rects: Vec<Rect> = outcome.found.iter().map(|f| f.rect).collect();
         let (w, h) = (info.cols as usize, info.rows as usize);
-        let mut spill = BufWriter::new(tempfile::tempfile().map_err(RedactError::Spill)?);
-        let mut len = 0u64;
-        let mut written = None;
+        let mut redacted = Kept::new()?;
         for n in 0..decoder.frames() {
             let mut frame = match (single.take(), kept.as_mut()) {
                 (Some(frame), _) => frame,
@@ -355,26 +352,9 @@ pub fn inspect<S: Source>(
                         reason,
                     }));
             }
-            let bytes = frame.to_le_bytes();
-            spill.write_all(&bytes).map_err(RedactError::Spill)?;
-            len += bytes.len() as u64;
-            let vr = match frame.samples {
-                Samples::U8(_) => *b"OB",
-                Samples::U16(_) | Samples::U32(_) => *b"OW",
-            };
-            written.get_or_insert((frame.photometric, frame.bits_stored, vr));
+            redacted.push(&frame)?;
         }
-        let mut file = spill
-            .into_inner()
-            .map_err(|e| RedactError::Spill(e.into_error()))?;
-        file.rewind().map_err(RedactError::Spill)?;
-        outcome.pixels = written.map(|(photometric, bits_stored, vr)| NativeFrames {
-            file,
-            len,
-            vr,
-            photometric,
-            bits_stored,
-        });
+        outcome.pixels = redacted.into_native()?;
     }
     outcome.candidates = reader.candidates;
     outcome.ocr_calls = reader.ocr_calls;
@@ -450,9 +430,10 @@ fn rows(mut read: Vec<(Rect, Vec<Word>, Looks)>) -> Vec<(Rect, Vec<Word>, Looks)
     read.sort_by_key(|(r, _, _)| (r.x0, r.y0));
     let mut rows: Vec<(Rect, Vec<Word>, Looks)> = Vec::new();
     for (r, words, looks) in read {
+        let readable = crate::decide::letters(&words) > 0;
         let joins = |m: &Rect, w: &[Word]| {
             let overlap = r.y1.min(m.y1).saturating_sub(r.y0.max(m.y0));
-            crate::decide::letters(&words) > 0
+            readable
                 && crate::decide::letters(w) > 0
                 && overlap * 2 >= r.height().min(m.height())
                 && r.x0 <= m.x1 + 2 * r.height().max(m.height())
@@ -588,13 +569,7 @@ mod tests {
     #[test]
     fn a_line_with_nothing_read_is_decided_apart_from_its_neighbour() {
         let line = |x0, text: &str| {
-            let words = text
-                .split_whitespace()
-                .map(|t| Word {
-                    text: t.into(),
-                    confidence: 50.0,
-                })
-                .collect();
+            let words = crate::ocr::words(text, 50.0);
             let rect = Rect {
                 x0,
                 y0: 90,

@@ -94,3 +94,15 @@ fn parse_tsv(tsv: &str) -> Vec<Word> {
         })
         .collect()
 }
+
+/// The words of `s` (split at spaces), each read with `confidence`: a
+/// line as OCR would give it, for tests.
+#[cfg(test)]
+pub(crate) fn words(s: &str, confidence: f32) -> Vec<Word> {
+    s.split(' ')
+        .map(|t| Word {
+            text: t.into(),
+            confidence,
+        })
+        .collect()
+}

@@ -25,14 +25,7 @@ use obscura_vault::{Attr, Attributes, Level, MasterKey, Query, Vault};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numbers"))
-        .collect();
-    let studies = args.first().copied().unwrap_or(20_000);
-    let series = args.get(1).copied().unwrap_or(2);
-    let per_series = args.get(2).copied().unwrap_or(25);
-    let runs = args.get(3).copied().unwrap_or(50);
+    let [studies, series, per_series, runs] = common::numbers([20_000usize, 2, 25, 50]);
     let base = common::bench_dir();
     let temp = tempfile::tempdir_in(base)?;
     let dir = std::env::var_os("VAULT_QIDO_DIR")

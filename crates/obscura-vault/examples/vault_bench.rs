@@ -23,13 +23,7 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numbers"))
-        .collect();
-    let mib = args.first().copied().unwrap_or(512);
-    let studies = args.get(1).copied().unwrap_or(5_000);
-    let per_study = args.get(2).copied().unwrap_or(4);
+    let [mib, studies, per_study] = common::numbers([512u64, 5_000, 4]);
     let base = common::bench_dir();
     let dir = tempfile::tempdir_in(base)?;
     objects(dir.path(), mib)?;

@@ -12,6 +12,19 @@ pub fn bench_dir() -> std::path::PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// The command line's numbers, in order, each `defaults`' where not given.
+pub fn numbers<const N: usize, T>(defaults: [T; N]) -> [T; N]
+where
+    T: std::str::FromStr + Copy,
+    T::Err: std::fmt::Debug,
+{
+    let given: Vec<T> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers"))
+        .collect();
+    std::array::from_fn(|i| given.get(i).copied().unwrap_or(defaults[i]))
+}
+
 /// The process's peak resident set (VmHWM), in MiB; 0 where unknown.
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
