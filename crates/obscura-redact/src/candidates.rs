@@ -19,6 +19,10 @@ const JOIN_X: usize = 5;
 /// are blocks (text merged with texture, or several lines).
 const MIN_HEIGHT: usize = 5;
 const MAX_LINE_HEIGHT: usize = 40;
+/// Rows of strokes longer than this (pixels) are lines drawn across the
+/// image (echo layers, frames, rulers), never letters: left out of the
+/// boxes, so that the labels at their ends are not read as one wide line.
+const LONG_RUN: usize = 3 * MAX_LINE_HEIGHT;
 /// Fewest stroke pixels in a box.
 const MIN_STROKE_PIXELS: usize = 12;
 /// Heights of a character-like piece of strokes (a glyph, or glyphs
@@ -66,6 +70,9 @@ pub struct Candidate {
     /// (sharing its median top or bottom, [`ALIGNED_SLACK`]): what tells a
     /// line of text from texture that OCR reads nothing in.
     pub aligned: usize,
+    /// How wide its character-like pieces reach, from the first's left to
+    /// the last's right, in pixels.
+    pub lettered: usize,
 }
 
 impl Candidate {
@@ -79,11 +86,17 @@ impl Candidate {
         self.aligned >= TEXT_LIKE_PIECES
     }
 
-    /// Whether it is a long thin run of strokes without a single
-    /// character-like piece (a ruler, a dotted scale, an edge): not read,
-    /// since a line of text that long has letters apart somewhere.
-    pub fn edge_like(&self) -> bool {
-        self.pieces == 0 && self.rect.width() > EDGE_RATIO * self.rect.height()
+    /// Whether it holds no letters worth reading, and is not read: a long
+    /// thin run of strokes without a single character-like piece (a ruler,
+    /// a dotted scale, an edge: a line of text that long has letters apart
+    /// somewhere); or strokes where one piece at most, lined up with
+    /// nothing, reaches across less than half the box (speckle, what is
+    /// left of a line drawn across the image). A line of small glyphs
+    /// touching one another is one piece across its width, and is read.
+    pub fn unlettered(&self) -> bool {
+        let (w, h) = (self.rect.width(), self.rect.height());
+        (self.pieces == 0 && w > EDGE_RATIO * h)
+            || (self.pieces <= 1 && self.aligned == 0 && 2 * self.lettered < w)
     }
 }
 
@@ -114,7 +127,8 @@ pub fn candidates(img: &Grey) -> Candidates {
         return Candidates::default();
     }
     let [bright, dark] = img.tophats(STROKE_SE);
-    let stroke = strokes(&bright, &dark, STROKE_LEVEL);
+    let mut stroke = strokes(&bright, &dark, STROKE_LEVEL);
+    without_long_runs(&mut stroke, w);
     // pieces of the bright strokes and of the dark apart: together, the
     // ground between the letters of a bright text is a dark stroke, and a
     // line would be one solid piece
@@ -173,6 +187,11 @@ pub fn candidates(img: &Grey) -> Candidates {
                 .into_iter()
                 .max()
                 .unwrap_or(0),
+            lettered: [&bright_pieces, &dark_pieces]
+                .map(|ps| reach(ps.iter().filter(|p| rect.contains(p))))
+                .into_iter()
+                .max()
+                .unwrap_or(0),
             aligned: chained
                 .iter()
                 .filter(|c| c.on_line(&rect))
@@ -214,6 +233,7 @@ fn fine_lines(img: &Grey, lines: &[Candidate]) -> Vec<Candidate> {
             })
         })
         .map(|c| Candidate {
+            lettered: c.band.width(),
             rect: c.band,
             pieces: c.aligned,
             aligned: c.aligned,
@@ -258,6 +278,14 @@ fn char_pieces(t: &Grey, level: u8) -> Vec<Rect> {
         .collect()
 }
 
+/// How wide `pieces` reach, from the first's left to the last's right (0
+/// for none).
+fn reach<'a>(pieces: impl Iterator<Item = &'a Rect> + Clone) -> usize {
+    let left = pieces.clone().map(|p| p.x0).min();
+    let right = pieces.map(|p| p.x1).max();
+    right.zip(left).map_or(0, |(r, l)| r - l)
+}
+
 /// Pixels of the bright or the dark top-hat at `level` or above.
 pub fn strokes(bright: &Grey, dark: &Grey, level: u8) -> Vec<bool> {
     bright
@@ -284,6 +312,23 @@ pub fn strokes_only(img: &Grey) -> Grey {
         bright
     } else {
         dark
+    }
+}
+
+/// `stroke` without its runs along a row longer than [`LONG_RUN`].
+fn without_long_runs(stroke: &mut [bool], w: usize) {
+    for row in stroke.chunks_exact_mut(w) {
+        let mut x = 0;
+        while let Some(start) = row[x..].iter().position(|&s| s).map(|s| x + s) {
+            let end = row[start..]
+                .iter()
+                .position(|&s| !s)
+                .map_or(w, |e| start + e);
+            if end - start > LONG_RUN {
+                row[start..end].fill(false);
+            }
+            x = end;
+        }
     }
 }
 
@@ -524,12 +569,12 @@ fn merge_lines(mut boxes: Vec<Rect>) -> Vec<Rect> {
 mod tests {
     use super::*;
 
-    /// A grey ground with `glyphs` bright 2-px-stroke boxes of `size` in a row.
-    fn image_with_row(glyphs: usize, size: usize) -> Grey {
-        let (w, h) = (200, 60);
+    /// A grey ground `w` × 60 px with bright 2-px-stroke boxes of `size`
+    /// (two thirds as wide) from row 20, at `xs`.
+    fn image_with_glyphs(w: usize, xs: impl IntoIterator<Item = usize>, size: usize) -> Grey {
+        let h = 60;
         let mut data = vec![90u8; w * h];
-        for g in 0..glyphs {
-            let x0 = 10 + g * (size + 3);
+        for x0 in xs {
             for y in 20..20 + size {
                 for x in x0..x0 + size * 2 / 3 {
                     let edge = y < 22 || y >= 18 + size || x < x0 + 2 || x >= x0 + size * 2 / 3 - 2;
@@ -544,6 +589,11 @@ mod tests {
             height: h,
             data,
         }
+    }
+
+    /// A grey ground with `glyphs` bright 2-px-stroke boxes of `size` in a row.
+    fn image_with_row(glyphs: usize, size: usize) -> Grey {
+        image_with_glyphs(200, (0..glyphs).map(|g| 10 + g * (size + 3)), size)
     }
 
     #[test]
@@ -583,6 +633,60 @@ mod tests {
             out.push((r, n));
         }
         out
+    }
+
+    #[test]
+    fn a_line_drawn_across_the_image_leaves_the_labels_at_its_ends_apart() {
+        // three glyphs, a bright line 2 px thick from 5 px after them to
+        // 5 px before three more (an ultrasound's echo layers between its
+        // labels): one line 370 px wide, were the line's strokes joined
+        let mut img = image_with_glyphs(400, [10, 23, 36, 345, 358, 371], 10);
+        for y in 24..26 {
+            img.data[y * 400 + 47..y * 400 + 340].fill(230);
+        }
+        let found = candidates(&img);
+        assert!(
+            found.lines.iter().all(|c| c.rect.width() < 100),
+            "{found:?}"
+        );
+        for labels in [0..50, 340..400] {
+            assert!(
+                found.lines.iter().any(|c| c.text_like()
+                    && labels.contains(&c.rect.x0)
+                    && labels.contains(&(c.rect.x1 - 1))),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn small_glyphs_touching_are_read_and_a_speck_on_a_strip_is_not() {
+        // six glyphs side by side, touching: one piece across the line
+        let found = candidates(&image_with_glyphs(200, (0..6).map(|g| 10 + 6 * g), 10));
+        let line = found
+            .lines
+            .iter()
+            .find(|c| c.rect.x0 <= 10 && c.rect.x1 >= 46);
+        assert!(
+            line.is_some_and(|c| c.pieces == 1 && !c.unlettered()),
+            "{found:?}"
+        );
+        // one speck of texture on a strip 160 px wide, lined up with nothing
+        let strip = |pieces, aligned, lettered| Candidate {
+            rect: Rect {
+                x0: 0,
+                y0: 0,
+                x1: 160,
+                y1: 7,
+            },
+            pieces,
+            aligned,
+            lettered,
+        };
+        assert!(strip(1, 0, 10).unlettered());
+        assert!(!strip(1, 0, 100).unlettered());
+        assert!(!strip(2, 0, 10).unlettered());
+        assert!(!strip(1, 2, 10).unlettered());
     }
 
     #[test]

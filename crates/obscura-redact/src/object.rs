@@ -166,7 +166,7 @@ impl Reader<'_> {
         );
         let mut read: Vec<(Rect, Vec<Word>, Looks)> = Vec::new();
         for c in &found.lines {
-            if !self.inside(&c.rect) || c.edge_like() {
+            if !self.inside(&c.rect) || c.unlettered() {
                 continue;
             }
             self.candidates += 1;
