@@ -180,24 +180,23 @@ pub fn candidates(img: &Grey) -> Candidates {
     lines.dedup();
     let mut lines: Vec<Candidate> = lines
         .into_iter()
-        .map(|rect| Candidate {
-            rect,
-            pieces: [&bright_pieces, &dark_pieces]
-                .map(|ps| ps.iter().filter(|p| rect.contains(p)).count())
-                .into_iter()
-                .max()
-                .unwrap_or(0),
-            lettered: [&bright_pieces, &dark_pieces]
-                .map(|ps| reach(ps.iter().filter(|p| rect.contains(p))))
-                .into_iter()
-                .max()
-                .unwrap_or(0),
-            aligned: chained
-                .iter()
-                .filter(|c| c.on_line(&rect))
-                .map(|c| c.aligned)
-                .max()
-                .unwrap_or(0),
+        .map(|rect| {
+            // the pieces it holds, bright and dark apart: how many, how wide
+            let held = [&bright_pieces, &dark_pieces].map(|ps| {
+                let inside: Vec<&Rect> = ps.iter().filter(|p| rect.contains(p)).collect();
+                (inside.len(), reach(&inside))
+            });
+            Candidate {
+                rect,
+                pieces: held[0].0.max(held[1].0),
+                lettered: held[0].1.max(held[1].1),
+                aligned: chained
+                    .iter()
+                    .filter(|c| c.on_line(&rect))
+                    .map(|c| c.aligned)
+                    .max()
+                    .unwrap_or(0),
+            }
         })
         .collect();
     lines.extend(fine_lines(img, &lines));
@@ -280,9 +279,9 @@ fn char_pieces(t: &Grey, level: u8) -> Vec<Rect> {
 
 /// How wide `pieces` reach, from the first's left to the last's right (0
 /// for none).
-fn reach<'a>(pieces: impl Iterator<Item = &'a Rect> + Clone) -> usize {
-    let left = pieces.clone().map(|p| p.x0).min();
-    let right = pieces.map(|p| p.x1).max();
+fn reach(pieces: &[&Rect]) -> usize {
+    let left = pieces.iter().map(|p| p.x0).min();
+    let right = pieces.iter().map(|p| p.x1).max();
     right.zip(left).map_or(0, |(r, l)| r - l)
 }
 
