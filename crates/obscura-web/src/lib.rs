@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod caller;
 pub mod config;
 pub mod gate;
 pub mod json;

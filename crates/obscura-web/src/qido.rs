@@ -17,14 +17,14 @@
 //! query is narrowed to them before the index is asked (so limits, offsets
 //! and counts never see another study), and every result is checked again.
 
+use crate::caller::Caller;
 use crate::json::{attr_element, tag_key};
 use crate::media::accepts_json;
 use crate::view::Lens;
-use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
-use axum::extract::{Path, Query as UrlQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use crate::{base_url, check_uid, ApiError, Web};
+use axum::extract::{Path, Query as UrlQuery};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use dicom_core::Tag;
 use obscura_access::{Action, Studies};
 use obscura_vault::{Attr, Attributes, Level, Query};
@@ -38,78 +38,51 @@ pub const MAX_LIMIT: usize = 1000;
 type Params = UrlQuery<Vec<(String, String)>>;
 
 /// `GET /studies`.
-pub async fn studies(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
-    h: HeaderMap,
-    q: Params,
-) -> Result<Response, ApiError> {
-    search(s, p, c, h, q, Level::Study, vec![]).await
+pub async fn studies(caller: Caller, q: Params) -> Result<Response, ApiError> {
+    search(caller, q, Level::Study, vec![]).await
 }
 
 /// `GET /series`.
-pub async fn all_series(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
-    h: HeaderMap,
-    q: Params,
-) -> Result<Response, ApiError> {
-    search(s, p, c, h, q, Level::Series, vec![]).await
+pub async fn all_series(caller: Caller, q: Params) -> Result<Response, ApiError> {
+    search(caller, q, Level::Series, vec![]).await
 }
 
 /// `GET /instances`.
-pub async fn all_instances(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
-    h: HeaderMap,
-    q: Params,
-) -> Result<Response, ApiError> {
-    search(s, p, c, h, q, Level::Instance, vec![]).await
+pub async fn all_instances(caller: Caller, q: Params) -> Result<Response, ApiError> {
+    search(caller, q, Level::Instance, vec![]).await
 }
 
 /// `GET /studies/{study}/series`.
 pub async fn study_series(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
+    caller: Caller,
     Path(study): Path<String>,
-    h: HeaderMap,
     q: Params,
 ) -> Result<Response, ApiError> {
     let fixed = vec![(Attr::StudyInstanceUID, check_uid(&study)?.to_string())];
-    search(s, p, c, h, q, Level::Series, fixed).await
+    search(caller, q, Level::Series, fixed).await
 }
 
 /// `GET /studies/{study}/instances`.
 pub async fn study_instances(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
+    caller: Caller,
     Path(study): Path<String>,
-    h: HeaderMap,
     q: Params,
 ) -> Result<Response, ApiError> {
     let fixed = vec![(Attr::StudyInstanceUID, check_uid(&study)?.to_string())];
-    search(s, p, c, h, q, Level::Instance, fixed).await
+    search(caller, q, Level::Instance, fixed).await
 }
 
 /// `GET /studies/{study}/series/{series}/instances`.
 pub async fn series_instances(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
+    caller: Caller,
     Path((study, series)): Path<(String, String)>,
-    h: HeaderMap,
     q: Params,
 ) -> Result<Response, ApiError> {
     let fixed = vec![
         (Attr::StudyInstanceUID, check_uid(&study)?.to_string()),
         (Attr::SeriesInstanceUID, check_uid(&series)?.to_string()),
     ];
-    search(s, p, c, h, q, Level::Instance, fixed).await
+    search(caller, q, Level::Instance, fixed).await
 }
 
 /// A parsed QIDO request.
@@ -247,10 +220,12 @@ fn defaults(level: Level, attr: Attr) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 async fn search(
-    State(web): State<Arc<Web>>,
-    Extension(principal): Extension<Principal>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    Caller {
+        web,
+        principal,
+        peer,
+        headers,
+    }: Caller,
     UrlQuery(params): Params,
     level: Level,
     fixed: Vec<(Attr, String)>,

@@ -12,11 +12,12 @@
 //! series or tenant is 404, like one that does not exist.
 
 use crate::body::{stream, ChannelWriter, WholeBody};
+use crate::caller::Caller;
 use crate::json::{self, find_bulk, Bulk};
 use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
 use crate::rendered::pixel_error;
 use crate::view::{GrantView, Lens};
-use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
+use crate::{base_url, check_uid, ApiError, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -623,45 +624,38 @@ fn instance_url(base: &str, f: &Found) -> String {
 
 /// `GET /studies/{study}/metadata`.
 pub async fn study_metadata(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
+    caller: Caller,
     Path(study): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     uids(&[&study])?;
-    metadata(s, p, c, headers, &study, None, None).await
+    metadata(caller, &study, None, None).await
 }
 
 /// `GET /studies/{study}/series/{series}/metadata`.
 pub async fn series_metadata(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
+    caller: Caller,
     Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     uids(&[&study, &series])?;
-    metadata(s, p, c, headers, &study, Some(&series), None).await
+    metadata(caller, &study, Some(&series), None).await
 }
 
 /// `GET /studies/{study}/series/{series}/instances/{instance}/metadata`.
 pub async fn instance_metadata(
-    s: State<Arc<Web>>,
-    p: Extension<Principal>,
-    c: Extension<Peer>,
+    caller: Caller,
     Path((study, series, sop)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     uids(&[&study, &series, &sop])?;
-    metadata(s, p, c, headers, &study, Some(&series), Some(&sop)).await
+    metadata(caller, &study, Some(&series), Some(&sop)).await
 }
 
 async fn metadata(
-    State(web): State<Arc<Web>>,
-    Extension(principal): Extension<Principal>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    Caller {
+        web,
+        principal,
+        peer,
+        headers,
+    }: Caller,
     study: &str,
     series: Option<&str>,
     sop: Option<&str>,
