@@ -105,7 +105,7 @@ def gather(work, images=None, first=None):
     """Copy the candidates, marked Burned In Annotation YES, into work/risk."""
     risk = work / "risk"
     risk.mkdir(parents=True)
-    images_seen = {}
+    kept = []
     for label, path in sources(images, first):
         if header(path) is None:
             continue
@@ -115,15 +115,15 @@ def gather(work, images=None, first=None):
             ds.save_as(risk / label)
         except Exception:
             continue
-        images_seen[label] = label
+        kept.append(label)
     if images is None and shutil.which("dcmcjpls"):
         for name in TRANSCODE_JLS:
             src = risk / name
             if src.exists():
                 dst = risk / name.replace(".dcm", "_dcmcjpls.dcm")
                 if subprocess.run(["dcmcjpls", src, dst], capture_output=True).returncode == 0:
-                    images_seen[dst.name] = dst.name
-    return risk, sorted(images_seen)
+                    kept.append(dst.name)
+    return risk, sorted(set(kept))
 
 
 def rusage_cpu(cmd, env=None):

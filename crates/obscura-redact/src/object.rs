@@ -74,9 +74,9 @@ pub struct Outcome {
 }
 
 /// Redacted frames, ready to be written as native Pixel Data. They are
-/// kept in an unnamed temporary file as each frame is redacted (`kept.rs`), so that
-/// a cine is never held whole in memory (what is spilled is already
-/// redacted).
+/// kept in an unnamed temporary file as each frame is redacted
+/// (`kept.rs`), so that a cine is never held whole in memory (what is
+/// spilled is already redacted).
 #[derive(Debug)]
 pub struct NativeFrames {
     /// Every frame's samples, little endian, pixel-interleaved, from the

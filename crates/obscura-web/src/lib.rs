@@ -33,7 +33,7 @@ pub use config::{ConfigError, WebConfig};
 pub use server::WebServer;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -563,29 +563,6 @@ pub(crate) fn check_uid(s: &str) -> Result<&str, ApiError> {
             "invalid UID in the request path".into(),
         ))
     }
-}
-
-/// The base URL the client used (scheme from the connection, authority
-/// from `Host` when it is a plain host[:port]) and the path `prefix` it
-/// came under (a share link's `/share/<token>`).
-pub(crate) fn base_url(
-    peer: &Peer,
-    headers: &HeaderMap,
-    listen: std::net::SocketAddr,
-    prefix: &str,
-) -> String {
-    let scheme = if peer.tls { "https" } else { "http" };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| listen.to_string());
-    format!("{scheme}://{host}{prefix}")
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::caller::Caller;
 use crate::json::{attr_element, tag_key};
 use crate::media::accepts_json;
 use crate::view::Lens;
-use crate::{base_url, check_uid, ApiError, Web};
+use crate::{check_uid, ApiError, Web};
 use axum::extract::{Path, Query as UrlQuery};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -218,19 +218,15 @@ fn defaults(level: Level, attr: Attr) -> bool {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn search(
-    Caller {
-        web,
-        principal,
-        peer,
-        headers,
-    }: Caller,
+    caller: Caller,
     UrlQuery(params): Params,
     level: Level,
     fixed: Vec<(Attr, String)>,
 ) -> Result<Response, ApiError> {
-    accepts_json(&headers, "QIDO-RS answers application/dicom+json")?;
+    accepts_json(&caller.headers, "QIDO-RS answers application/dicom+json")?;
+    let base = caller.base_url();
+    let Caller { web, principal, .. } = caller;
     let mut req = parse(level, &params, fixed)?;
     let granted = principal.access.studies(Action::Search);
     let nothing = match &granted {
@@ -240,7 +236,6 @@ async fn search(
     let wanted = req.query.limit.unwrap_or(MAX_LIMIT);
     // one more than asked, to know whether there are more
     req.query.limit = Some(wanted + 1);
-    let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
     let tenant = principal.tenant.clone();
     let w = Arc::clone(&web);
     let returned = principal.returned.clone();

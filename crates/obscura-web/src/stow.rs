@@ -12,16 +12,16 @@
 //! instance of a study outside the principal's write grants is refused
 //! (0124H, not authorized) whether or not that study exists.
 
+use crate::caller::Caller;
 use crate::media::{accepts_json, MediaType};
 use crate::multipart::{MultipartError, Parser, Sink};
 use crate::source::FileRange;
 use crate::view::Lens;
-use crate::{base_url, check_uid, ApiError, Peer, Principal, Web};
+use crate::{check_uid, ApiError, Principal, Web};
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use obscura_dicom::{DicomInput, Limits};
@@ -44,27 +44,18 @@ pub const NOT_AUTHORIZED: u16 = 0x0124;
 pub const CANNOT_UNDERSTAND: u16 = 0xC000;
 
 /// `POST /studies`.
-pub async fn stow_any(
-    State(web): State<Arc<Web>>,
-    Extension(principal): Extension<Principal>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    stow(web, principal, peer, headers, None, body).await
+pub async fn stow_any(caller: Caller, body: Body) -> Result<Response, ApiError> {
+    stow(caller, None, body).await
 }
 
 /// `POST /studies/{study}`: every instance must belong to `study`.
 pub async fn stow_study(
-    State(web): State<Arc<Web>>,
-    Extension(principal): Extension<Principal>,
-    Extension(peer): Extension<Peer>,
+    caller: Caller,
     Path(study): Path<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     check_uid(&study)?;
-    stow(web, principal, peer, headers, Some(study), body).await
+    stow(caller, Some(study), body).await
 }
 
 /// One part as spooled.
@@ -91,14 +82,14 @@ enum Outcome {
     },
 }
 
-async fn stow(
-    web: Arc<Web>,
-    principal: Principal,
-    peer: Peer,
-    headers: HeaderMap,
-    study: Option<String>,
-    mut body: Body,
-) -> Result<Response, ApiError> {
+async fn stow(caller: Caller, study: Option<String>, mut body: Body) -> Result<Response, ApiError> {
+    let base = caller.base_url();
+    let Caller {
+        web,
+        principal,
+        peer,
+        headers,
+    } = caller;
     let unsupported = || {
         ApiError::UnsupportedMedia(
             "the body must be multipart/related; type=\"application/dicom\" (PS3.10 files)".into(),
@@ -222,7 +213,6 @@ async fn stow(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("store task: {e}")))?;
-    let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
     Ok(response(&base, &principal, shown.as_deref(), outcomes))
 }
 

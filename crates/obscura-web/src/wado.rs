@@ -17,7 +17,7 @@ use crate::json::{self, find_bulk, Bulk};
 use crate::media::{accepts_json, new_boundary, parse_accept, MediaType};
 use crate::rendered::pixel_error;
 use crate::view::{GrantView, Lens};
-use crate::{base_url, check_uid, ApiError, Principal, Web};
+use crate::{check_uid, ApiError, Principal, Web};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -650,19 +650,18 @@ pub async fn instance_metadata(
 }
 
 async fn metadata(
-    Caller {
-        web,
-        principal,
-        peer,
-        headers,
-    }: Caller,
+    caller: Caller,
     study: &str,
     series: Option<&str>,
     sop: Option<&str>,
 ) -> Result<Response, ApiError> {
-    accepts_json(&headers, "metadata is available as application/dicom+json")?;
+    accepts_json(
+        &caller.headers,
+        "metadata is available as application/dicom+json",
+    )?;
+    let base = caller.base_url();
+    let Caller { web, principal, .. } = caller;
     let list = found(&web, &principal, study, series, sop).await?;
-    let base = base_url(&peer, &headers, web.config.listen, &principal.base_path);
     let view = lens_view(&web, &principal, study)?;
     let permit = acquire_stream(&web).await?;
     let vault = Arc::clone(&web.vault);
