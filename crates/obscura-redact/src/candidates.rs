@@ -10,9 +10,9 @@ use crate::Rect;
 
 /// Strokes narrower than this (pixels) stand out in the top-hat; the
 /// widest strokes of 24 px bold fonts are about 4 px.
-const STROKE_SE: usize = 7;
+pub(crate) const STROKE_SE: usize = 7;
 /// Top-hat level above which a pixel belongs to a stroke.
-const STROKE_LEVEL: u8 = 24;
+pub(crate) const STROKE_LEVEL: u8 = 24;
 /// Gap between strokes of one line joined, in pixels.
 const JOIN_X: usize = 5;
 /// Heights of a text line (8-24 px fonts, and up to 40 px); taller boxes

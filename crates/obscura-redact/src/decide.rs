@@ -1,7 +1,7 @@
 //! Whether a line of text read from the pixels identifies someone.
 
 use crate::ocr::Word;
-use obscura_detect::{find, Kind, Known};
+use obscura_detect::{find, Detector, Finding, Kind, Known};
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -52,22 +52,36 @@ pub struct Looks {
     pub text_like: bool,
     /// Pieces lined up as letters are ([`crate::Candidate::aligned`]).
     pub aligned: bool,
+    /// Strokes that move from frame to frame of a cine: anatomy, not text
+    /// burned in. What OCR reads in it identifies only as the object's own
+    /// values, digits or dates, never as words shaped like a name (which
+    /// OCR's reading of speckle is full of: `Sy Ss`, `Rez FE`).
+    pub moving: bool,
 }
 
 impl Looks {
+    /// A line of a cine whose strokes move ([`Looks::moving`]).
+    pub const MOVING: Looks = Looks {
+        text_like: false,
+        aligned: false,
+        moving: true,
+    };
+
     /// How a line looks, from its candidate.
     pub fn of(c: &crate::Candidate) -> Self {
         Looks {
             text_like: c.text_like(),
             aligned: c.aligned(),
+            moving: false,
         }
     }
 
-    /// Two lines decided as one row.
+    /// Two lines decided as one row (it moves if both do).
     pub fn join(self, o: Looks) -> Looks {
         Looks {
             text_like: self.text_like || o.text_like,
             aligned: self.aligned || o.aligned,
+            moving: self.moving && o.moving,
         }
     }
 }
@@ -127,8 +141,9 @@ impl Identity {
         }
         let digits = as_digits(&text);
         let joined = without_separator_gaps(&digits);
+        let counts = |f: &Finding| !(looks.moving && shaped_like_a_name(f));
         for variant in [text.as_str(), digits.as_str(), joined.as_str()] {
-            if let Some(f) = find(variant, &self.known).first() {
+            if let Some(f) = find(variant, &self.known).into_iter().find(counts) {
                 return Some(Reason::Identity(f.kind));
             }
         }
@@ -167,6 +182,12 @@ impl Identity {
                 })
             })
     }
+}
+
+/// Whether a name pattern found `f` (a dictionary name, a cue): a word
+/// shaped like a name, not the object's own.
+fn shaped_like_a_name(f: &Finding) -> bool {
+    f.kind == Kind::Name && matches!(f.detector, Detector::Pattern(_))
 }
 
 /// `text` without the spaces OCR put beside a hyphen or a slash inside a
@@ -336,6 +357,7 @@ mod tests {
     const TEXT: Looks = Looks {
         text_like: true,
         aligned: true,
+        moving: false,
     };
 
     fn identity() -> Identity {
@@ -357,6 +379,25 @@ mod tests {
             "0KAF0R",
         ] {
             assert!(id.decide(&words(line, 90.0), TEXT).is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn in_moving_anatomy_only_the_objects_values_and_numbers_identify() {
+        let id = identity();
+        // OCR's reading of an echo's speckle: shaped like a name
+        let speckle = words("Rez FE", 90.0);
+        assert_eq!(
+            id.decide(&speckle, Looks::default()),
+            Some(Reason::Identity(Kind::Name))
+        );
+        assert_eq!(id.decide(&speckle, Looks::MOVING), None);
+        assert_eq!(id.decide(&[], Looks::MOVING), None);
+        for line in ["Okafor, Amara", "ID: 4417203", "03/12/1985", "382-88-1618"] {
+            assert!(
+                id.decide(&words(line, 90.0), Looks::MOVING).is_some(),
+                "{line}"
+            );
         }
     }
 
@@ -425,6 +466,7 @@ mod tests {
         let unaligned = Looks {
             text_like: true,
             aligned: false,
+            moving: false,
         };
         assert_eq!(id.decide(&[], unaligned), None);
         assert_eq!(id.decide(&[], Looks::default()), None);

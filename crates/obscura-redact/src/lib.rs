@@ -16,7 +16,9 @@
 //!    word that is not imaging vocabulary: recall does not hang on OCR
 //!    reading the text.
 //! 4. [`inspect`] redacts every frame (a box found in one frame is redacted
-//!    in all: banners stay put across a cine), reads the result again, and
+//!    in all: banners stay put across a cine; inside an ultrasound's
+//!    regions, lines whose strokes move between frames are anatomy, not
+//!    text, and go only for what OCR reads in them), reads the result again, and
 //!    fails if text that must go remains. The caller writes the frames back
 //!    natively (lossless) with `obscura-dicom`. [`Mode::Check`] runs the
 //!    cheap pass alone: whether the pixels may hold text at all.
@@ -31,6 +33,7 @@ mod kept;
 mod object;
 mod ocr;
 mod rect;
+mod still;
 
 pub use candidates::{candidates, Candidate, Candidates};
 pub use decide::{Identity, Looks, Reason};

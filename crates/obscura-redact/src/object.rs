@@ -1,11 +1,12 @@
 //! One object's frames: find text in each, decide, redact every frame, and
 //! verify the result by reading it again.
 
-use crate::candidates::{candidates, stroke_mask, strokes_only};
+use crate::candidates::{candidates, stroke_mask, strokes_only, Candidate};
 use crate::decide::{Identity, Looks, Reason};
 use crate::grey::Grey;
 use crate::kept::Kept;
 use crate::ocr::{read_line, Word};
+use crate::still::{Beside, Rolling};
 use crate::{Rect, RedactError};
 use obscura_dicom::Source;
 use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples, Window};
@@ -107,18 +108,19 @@ struct Reader<'a> {
     /// pixels are those already decided; and those on the line of one,
     /// touching it, go unread.
     filled: Vec<Rect>,
+    /// Boxes that went by their looks in a frame where they stayed put:
+    /// where a cine shows text (a line mostly inside one is read as text
+    /// in every later frame, even where the anatomy under it moves).
+    texts: Vec<Rect>,
 }
 
 impl Reader<'_> {
-    /// The boxes of a frame that must go, in each of its renderings.
-    fn frame(
-        &mut self,
-        frame: &Frame,
-        info: &ImageInfo,
-    ) -> Result<Vec<(Rect, Reason)>, RedactError> {
+    /// The boxes of a frame that must go, in each of its renderings (each
+    /// beside the frames around it in a cine).
+    fn frame(&mut self, renderings: &[Beside]) -> Result<Vec<(Rect, Reason)>, RedactError> {
         let mut out = Vec::new();
-        for grey in greys(frame, info) {
-            out.extend(self.lines(&grey)?);
+        for rendering in renderings {
+            out.extend(self.lines(rendering)?);
         }
         Ok(out)
     }
@@ -128,34 +130,41 @@ impl Reader<'_> {
     /// alone there; inside (or in images without regions), lines are read,
     /// faint lines redacted only when they read as identifying. In
     /// [`Mode::Check`] nothing is read: the text-like lines are what makes
-    /// the pixels not clear (faint lines do not count).
-    fn lines(&mut self, grey: &Grey) -> Result<Vec<(Rect, Reason)>, RedactError> {
+    /// the pixels not clear (faint lines do not count). A line of a cine
+    /// whose strokes move from frame to frame inside the regions is
+    /// anatomy, not text burned in: it goes only for what it reads as
+    /// identifying, never for its looks (nor makes the pixels not clear).
+    fn lines(&mut self, beside: &Beside) -> Result<Vec<(Rect, Reason)>, RedactError> {
+        let grey = beside.grey;
         let mut found = candidates(grey);
-        let mut adjoining = Vec::new();
+        let mut adjoining: Vec<Candidate> = Vec::new();
         if !self.filled.is_empty() {
             let near = |r: &Rect| self.filled.iter().any(|f| f.grow(STROKE_REACH).overlaps(r));
             found.lines.retain(|c| near(&c.rect));
             found.blocks.retain(near);
             found.faint.retain(near);
-            let adjoins = |r: &Rect| self.filled.iter().any(|f| adjoins(r, f));
-            adjoining = found
-                .lines
-                .iter()
-                .filter(|c| adjoins(&c.rect))
-                .map(|c| (c.rect, Reason::Adjoining))
-                .collect();
-            found.lines.retain(|c| !adjoins(&c.rect));
+            // (a cine's anatomy touching a fill is not the rest of its text)
+            let adjoins =
+                |r: &Rect| self.filled.iter().any(|f| adjoins(r, f)) && !self.anatomy(beside, r);
+            let rest;
+            (adjoining, rest) = std::mem::take(&mut found.lines)
+                .into_iter()
+                .partition(|c| adjoins(&c.rect));
+            found.lines = rest;
         }
         if self.mode == Mode::Check {
             return Ok(found
                 .lines
                 .iter()
-                .filter(|c| c.text_like())
+                .filter(|c| c.text_like() && !self.anatomy(beside, &c.rect))
                 .map(|c| (c.rect, Reason::Unreadable))
                 .collect());
         }
         // what lies outside the diagnostic regions goes unread
-        let mut out: Vec<(Rect, Reason)> = adjoining;
+        let mut out: Vec<(Rect, Reason)> = adjoining
+            .iter()
+            .map(|c| (c.rect, Reason::Adjoining))
+            .collect();
         out.extend(
             found
                 .blocks
@@ -173,7 +182,11 @@ impl Reader<'_> {
             let area = c.rect.grow(OCR_MARGIN).clip(grey.width, grey.height);
             let crop = grey.crop(area);
             let mut words = self.read(area, &crop)?;
-            let looks = Looks::of(c);
+            let looks = if self.anatomy(beside, &c.rect) {
+                Looks::MOVING
+            } else {
+                Looks::of(c)
+            };
             // fewer letters read than lined up: OCR misread text over
             // anatomy or a gradient; its strokes alone are read too
             if c.aligned()
@@ -237,6 +250,19 @@ impl Reader<'_> {
         })
     }
 
+    /// Whether `r` is an ultrasound cine's anatomy, not text: inside a
+    /// diagnostic region, not mostly inside one of [`Reader::texts`], its
+    /// strokes move from frame to frame. (The frames
+    /// of other multi-frame objects, slices or phases, each show other
+    /// anatomy under the same text.)
+    fn anatomy(&self, beside: &Beside, r: &Rect) -> bool {
+        let at_text = |t: &Rect| 2 * r.shared(t) >= r.width() * r.height();
+        !self.regions.is_empty()
+            && self.inside(r)
+            && !self.texts.iter().any(at_text)
+            && beside.moving(r)
+    }
+
     /// Whether a box lies in a diagnostic region (its centre does), or the
     /// image declares none.
     fn inside(&self, r: &Rect) -> bool {
@@ -268,6 +294,7 @@ pub fn inspect<S: Source>(
         candidates: 0,
         ocr_calls: 0,
         filled: Vec::new(),
+        texts: Vec::new(),
     };
     let mut found: Vec<Found> = Vec::new();
     // a single frame is decoded once; the frames of a cine are not all
@@ -277,15 +304,24 @@ pub fn inspect<S: Source>(
     let mut kept = (mode == Mode::Redact && decoder.frames() > 1 && decoder.encapsulated())
         .then(Kept::new)
         .transpose()?;
-    for n in 0..decoder.frames() {
+    // each frame is read beside the one before and the one after it: what
+    // moves between them is not text
+    let mut frames = Rolling::new(decoder.frames(), |n| {
         let frame = decoder.frame(n)?;
-        for (rect, reason) in reader.frame(&frame, info)? {
+        let renderings = greys(&frame, info);
+        Ok((frame, renderings))
+    });
+    while let Some((n, frame, renderings)) = frames.next()? {
+        for (rect, reason) in reader.frame(&frames.beside(&renderings))? {
             if !found.iter().any(|f| f.rect == rect) {
                 found.push(Found {
                     frame: n,
                     rect,
                     reason,
                 });
+            }
+            if matches!(reason, Reason::Unexplained | Reason::Unreadable) {
+                reader.texts.push(rect);
             }
         }
         if let Some(kept) = kept.as_mut() {
@@ -297,6 +333,7 @@ pub fn inspect<S: Source>(
         if decoder.frames() == 1 {
             single = Some(frame);
         }
+        frames.passed(renderings);
     }
     let mut outcome = Outcome {
         found,
@@ -307,13 +344,16 @@ pub fn inspect<S: Source>(
         let rects: Vec<Rect> = outcome.found.iter().map(|f| f.rect).collect();
         let (w, h) = (info.cols as usize, info.rows as usize);
         let mut redacted = Kept::new()?;
-        for n in 0..decoder.frames() {
-            let mut frame = match (single.take(), kept.as_mut()) {
+        let mut frames = Rolling::new(decoder.frames(), |n| {
+            let frame = match (single.take(), kept.as_mut()) {
                 (Some(frame), _) => frame,
                 (None, Some(kept)) => kept.next_frame()?,
                 (None, None) => decoder.frame(n)?,
             };
-            let shown = greys(&frame, info);
+            let renderings = greys(&frame, info);
+            Ok((frame, renderings))
+        });
+        while let Some((n, mut frame, shown)) = frames.next()? {
             let darkest = darkest(&shown[0]);
             // what a fill covers follows the strokes of the frame as read
             let strokes = shown
@@ -332,7 +372,8 @@ pub fn inspect<S: Source>(
             // may still be found (slivers between boxes, texture OCR reads
             // nothing or a stray letter in), and is filled
             for round in 0..=VERIFY_ROUNDS {
-                let remaining = reader.frame(&frame, info)?;
+                let now = greys(&frame, info);
+                let remaining = reader.frame(&frames.beside(&now))?;
                 if remaining.is_empty() {
                     break;
                 }
@@ -353,6 +394,7 @@ pub fn inspect<S: Source>(
                     }));
             }
             redacted.push(&frame)?;
+            frames.passed(shown);
         }
         outcome.pixels = redacted.into_native()?;
     }
@@ -425,20 +467,23 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
 /// height) joined into one, left to right: a name or a date split in two by
 /// the cheap pass is decided whole. Lines where no letter or digit was
 /// read stay apart: joined with a neighbour's stray marks (`My ea`), an
-/// unreadable line of small text would be decided as those.
+/// unreadable line of small text would be decided as those. So do the
+/// lines of a cine's moving anatomy: joined, speckle would go with a name
+/// read beside it, or by the looks of the text beside it.
 fn rows(mut read: Vec<(Rect, Vec<Word>, Looks)>) -> Vec<(Rect, Vec<Word>, Looks)> {
     read.sort_by_key(|(r, _, _)| (r.x0, r.y0));
     let mut rows: Vec<(Rect, Vec<Word>, Looks)> = Vec::new();
     for (r, words, looks) in read {
         let readable = crate::decide::letters(&words) > 0;
-        let joins = |m: &Rect, w: &[Word]| {
+        let joins = |m: &Rect, w: &[Word], l: &Looks| {
             let overlap = r.y1.min(m.y1).saturating_sub(r.y0.max(m.y0));
             readable
                 && crate::decide::letters(w) > 0
+                && !(looks.moving || l.moving)
                 && overlap * 2 >= r.height().min(m.height())
                 && r.x0 <= m.x1 + 2 * r.height().max(m.height())
         };
-        match rows.iter_mut().rev().find(|(m, w, _)| joins(m, w)) {
+        match rows.iter_mut().rev().find(|(m, w, l)| joins(m, w, l)) {
             Some((m, w, t)) => {
                 *m = m.union(&r);
                 w.extend(words);

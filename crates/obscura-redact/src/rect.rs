@@ -109,4 +109,11 @@ impl Rect {
     pub fn overlaps(&self, o: &Rect) -> bool {
         self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
     }
+
+    /// Pixels the two share.
+    pub fn shared(&self, o: &Rect) -> usize {
+        let w = self.x1.min(o.x1).saturating_sub(self.x0.max(o.x0));
+        let h = self.y1.min(o.y1).saturating_sub(self.y0.max(o.y0));
+        w * h
+    }
 }
