@@ -137,6 +137,23 @@ def test_patients_csv_is_private_and_lists_each_patient(tmp_path):
     assert listed == ids
 
 
+def test_a_report_into_a_pipe_is_written_and_the_pipe_left_alone(tmp_path):
+    # `--json /dev/stdout`, a FIFO: not a file to make private (as root,
+    # `--json /dev/null` left the machine's /dev/null 0600)
+    import threading
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o644)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    proc = obscura("scan", DATA, "--json", fifo, "--jobs", 2)
+    reader.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(got[0])["files"], "no report through the pipe"
+    assert stat.S_IMODE(fifo.stat().st_mode) == 0o644
+
+
 def test_real_corpus_does_not_crash(real_corpus):
     n_files = sum(1 for p in Path(real_corpus).rglob("*") if p.is_file())
     code, report, _ = scan(real_corpus)

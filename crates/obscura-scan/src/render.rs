@@ -101,7 +101,9 @@ pub fn patients_csv(report: &Report) -> String {
 }
 
 /// Write `bytes` to `path`, readable by its owner only (0600), even if the
-/// file existed with wider permissions.
+/// file existed with wider permissions. A path that is not a regular file
+/// (a pipe, `/dev/stdout`, `/dev/null`) is written to as it is: its mode
+/// belongs to whoever made it.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ScanError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let err = |e| ScanError::Output(path.to_path_buf(), e);
@@ -112,8 +114,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ScanError> {
         .mode(0o600)
         .open(path)
         .map_err(err)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(err)?;
+    if f.metadata().map_err(err)?.is_file() {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+    }
     f.write_all(bytes).map_err(err)
 }
 
