@@ -115,7 +115,7 @@ impl<'a> Beside<'a> {
 
 /// The share of the stroke pixels of box `r` of `grey` whose level
 /// `other` (of the same size) keeps within [`STILL_LEVELS`]; None when the
-/// box holds no stroke (text found in a colour channel alone).
+/// box holds no stroke in this rendering.
 fn kept_share(grey: &Grey, other: &Grey, r: &Rect) -> Option<f64> {
     let w = grey.width;
     let r = r.clip(w, grey.height);
