@@ -320,7 +320,8 @@ pub fn inspect<S: Source>(
                     reason,
                 });
             }
-            if matches!(reason, Reason::Unexplained | Reason::Unreadable) {
+            let by_looks = matches!(reason, Reason::Unexplained | Reason::Unreadable);
+            if by_looks && !reader.texts.contains(&rect) {
                 reader.texts.push(rect);
             }
         }
