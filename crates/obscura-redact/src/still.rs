@@ -105,37 +105,34 @@ impl<'a> Beside<'a> {
     /// than [`STILL_SHARE`] of the stroke pixels keep their level. A frame
     /// alone, or a line without strokes, does not move.
     pub(crate) fn moving(&self, r: &Rect) -> bool {
-        !self.others.is_empty()
-            && self
-                .others
-                .iter()
-                .all(|other| kept_share(self.grey, other, r).is_some_and(|s| s < STILL_SHARE))
+        if self.others.is_empty() {
+            return false;
+        }
+        let at = stroke_pixels(self.grey, r);
+        !at.is_empty()
+            && self.others.iter().all(|other| {
+                let kept = at
+                    .iter()
+                    .filter(|&&i| self.grey.data[i].abs_diff(other.data[i]) <= STILL_LEVELS)
+                    .count();
+                (kept as f64) < STILL_SHARE * at.len() as f64
+            })
     }
 }
 
-/// The share of the stroke pixels of box `r` of `grey` whose level
-/// `other` (of the same size) keeps within [`STILL_LEVELS`]; None when the
-/// box holds no stroke in this rendering.
-fn kept_share(grey: &Grey, other: &Grey, r: &Rect) -> Option<f64> {
+/// Where the stroke pixels of box `r` of `grey` are (indices into its
+/// data): the strokes as the cheap pass saw them, the top-hat's reach
+/// around the box taken in.
+fn stroke_pixels(grey: &Grey, r: &Rect) -> Vec<usize> {
     let w = grey.width;
     let r = r.clip(w, grey.height);
-    // the strokes of the box as the cheap pass saw them: the top-hat's
-    // reach around it taken in
     let area = r.grow(STROKE_SE).clip(w, grey.height);
     let strokes = stroke_mask(&grey.crop(area), STROKE_LEVEL);
-    let at: Vec<usize> = (r.y0..r.y1)
+    (r.y0..r.y1)
         .flat_map(|y| (r.x0..r.x1).map(move |x| (x, y)))
         .filter(|&(x, y)| strokes[(y - area.y0) * area.width() + x - area.x0])
         .map(|(x, y)| y * w + x)
-        .collect();
-    if at.is_empty() {
-        return None;
-    }
-    let kept = at
-        .iter()
-        .filter(|&&i| grey.data[i].abs_diff(other.data[i]) <= STILL_LEVELS)
-        .count();
-    Some(kept as f64 / at.len() as f64)
+        .collect()
 }
 
 #[cfg(test)]
