@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{dcmtk, free_port, samples, spawn, storescp, wait_port};
+use common::{dcmtk, free_port, samples, spawn_listening, storescp};
 use obscura_dimse::{
     attempt_association, AssociationAttempt, ProposedContext, ScuConfig, STUDY_ROOT_FIND,
 };
@@ -38,24 +38,27 @@ fn config(calling: &str, called: &str) -> ScuConfig {
 /// dcmqrscp with one AE `COMMON` open to any peer, storage in `dir`.
 async fn dcmqrscp(dir: &Path) -> Option<(Child, u16)> {
     let bin = dcmtk("dcmqrscp")?;
-    let port = free_port();
     let db = dir.join("common");
     std::fs::create_dir_all(&db).unwrap();
     let cfg = dir.join("dcmqrscp.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-             HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
-             AETable BEGIN\nCOMMON {} RW (10, 1024mb) ANY\nAETable END\n",
-            db.display()
-        ),
-    )
-    .unwrap();
     // Forking mode: `-s` (single process) exits after one association.
-    let child = spawn(Command::new(bin).arg("-c").arg(&cfg));
-    wait_port(port).await;
-    Some((child, port))
+    let started = spawn_listening(|port| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
+                 HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
+                 AETable BEGIN\nCOMMON {} RW (10, 1024mb) ANY\nAETable END\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(&bin);
+        command.arg("-c").arg(&cfg);
+        command
+    })
+    .await;
+    Some(started)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,17 +166,11 @@ async fn nothing_listening_is_unreachable_and_plain_port_is_not_tls() {
         attempt_association(addr, &config("PRB1", "ANY"), &contexts()).await,
         AssociationAttempt::Unreachable(_)
     ));
-    let Some(bin) = dcmtk("storescp") else {
+    let out = tempfile::tempdir().unwrap();
+    let Some((_child, port)) = storescp(&[], out.path()).await else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let _child = spawn(
-        Command::new(bin)
-            .arg("-od")
-            .arg(out.path())
-            .arg(port.to_string()),
-    );
-    wait_port(port).await;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let t = obscura_dimse::tls::probe_handshake(addr, Duration::from_secs(3))
         .await
         .unwrap();
