@@ -182,11 +182,14 @@ impl Reader<'_> {
             let area = c.rect.grow(OCR_MARGIN).clip(grey.width, grey.height);
             let crop = grey.crop(area);
             let mut words = self.read(area, &crop)?;
-            let looks = if self.anatomy(beside, &c.rect) {
-                Looks::MOVING
-            } else {
-                Looks::of(c)
-            };
+            if self.anatomy(beside, &c.rect) {
+                // read once: speckle reads fewer letters than it has pieces
+                // lined up, so the second readings would more than double a
+                // cine's OCR and read more speckle
+                read.push((c.rect, words, Looks::MOVING));
+                continue;
+            }
+            let looks = Looks::of(c);
             // fewer letters read than lined up: OCR misread text over
             // anatomy or a gradient; its strokes alone are read too
             if c.aligned()
