@@ -182,7 +182,9 @@ impl Reader<'_> {
             let area = c.rect.grow(OCR_MARGIN).clip(grey.width, grey.height);
             let crop = grey.crop(area);
             let mut words = self.read(area, &crop)?;
-            if self.anatomy(beside, &c.rect) {
+            // (a word read as text reads is text whose colour changes
+            // from frame to frame, not anatomy)
+            if self.anatomy(beside, &c.rect) && !crate::decide::surely_text(&words) {
                 // read once: speckle reads fewer letters than it has pieces
                 // lined up, so the second readings would more than double a
                 // cine's OCR and read more speckle
