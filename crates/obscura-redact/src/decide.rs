@@ -179,14 +179,13 @@ impl Identity {
         if self.near_token(&text) {
             return Some(Reason::Identity(Kind::Name));
         }
-        let long = |w: &&str| w.chars().filter(|c| c.is_alphanumeric()).count() >= TEXT_WORD_CHARS;
         let mut unexplained = text.split_whitespace().filter(|w| !is_annotation(w));
-        let explained = if looks.text_like {
-            unexplained.next().is_none()
+        let goes = if looks.text_like {
+            unexplained.next().is_some()
         } else {
-            looks.moving || !unexplained.any(|w| long(&w))
+            !looks.moving && unexplained.any(|w| alphanumerics(w) >= TEXT_WORD_CHARS)
         };
-        (!explained).then_some(Reason::Unexplained)
+        goes.then_some(Reason::Unexplained)
     }
 
     /// Whether `text` holds the year of one of the object's dates as a
@@ -376,17 +375,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub(crate) fn surely_text(words: &[Word]) -> bool {
     words.iter().any(|w| {
         w.confidence >= SURE_CONFIDENCE
-            && w.text.chars().filter(|c| c.is_alphanumeric()).count() >= SURE_WORD_CHARS
+            && alphanumerics(&w.text) >= SURE_WORD_CHARS
             && !is_annotation(&w.text)
     })
 }
 
 /// The letters and digits OCR read in `words`.
 pub(crate) fn letters(words: &[Word]) -> usize {
-    words
-        .iter()
-        .map(|w| w.text.chars().filter(|c| c.is_alphanumeric()).count())
-        .sum()
+    words.iter().map(|w| alphanumerics(&w.text)).sum()
+}
+
+/// How many letters and digits `word` holds.
+fn alphanumerics(word: &str) -> usize {
+    word.chars().filter(|c| c.is_alphanumeric()).count()
 }
 
 #[cfg(test)]

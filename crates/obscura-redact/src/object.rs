@@ -108,9 +108,10 @@ struct Reader<'a> {
     /// pixels are those already decided; and those on the line of one,
     /// touching it, go unread.
     filled: Vec<Rect>,
-    /// Boxes that went by their looks in a frame where they stayed put:
-    /// where a cine shows text (a line mostly inside one is read as text
-    /// in every later frame, even where the anatomy under it moves).
+    /// Boxes that went as text (unexplained or unreadable) in a frame
+    /// where they stayed put, or were read as text reads: where a cine
+    /// shows text (a line mostly inside one is read as text in every later
+    /// frame, even where the anatomy under it moves).
     texts: Vec<Rect>,
 }
 
