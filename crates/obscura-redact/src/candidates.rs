@@ -109,7 +109,7 @@ pub struct Candidates {
     /// (their text-like lines are among `lines`).
     pub blocks: Vec<Rect>,
     /// Lines of faint strokes on flat ground, away from `lines`: read, and
-    /// redacted only for what identifies (never unread).
+    /// redacted only for what is read in them (never unread).
     pub faint: Vec<Rect>,
 }
 

@@ -129,7 +129,7 @@ impl Reader<'_> {
     /// The boxes of `grey` that must go, and why. Outside the diagnostic
     /// regions every candidate goes unread but faint lines, which are left
     /// alone there; inside (or in images without regions), lines are read,
-    /// faint lines redacted only when they read as identifying. In
+    /// faint lines redacted only for what is read in them. In
     /// [`Mode::Check`] nothing is read: the text-like lines are what makes
     /// the pixels not clear (faint lines do not count). A line of a cine
     /// whose strokes move from frame to frame inside the regions is
@@ -209,8 +209,8 @@ impl Reader<'_> {
             }
             read.push((c.rect, words, looks));
         }
-        // faint lines go only for what identifies: text-like looks are
-        // not claimed for them
+        // faint lines go only for what is read in them: text-like looks
+        // are not claimed for them
         for r in &found.faint {
             if !self.inside(r) {
                 continue;
