@@ -806,8 +806,11 @@ fn views_show_no_original_uid_or_identity() {
         .unwrap();
     let (requests, through) = stats.get();
     eprintln!("{VIEW_CASES} cases, {requests} requests, {through} served through pseudonyms");
+    // the cases are drawn afresh on every run: 21-65 of 96 served through
+    // pseudonyms over 21 runs, so a floor of a quarter failed now and then;
+    // an eighth still shows the pseudonym routes were taken
     assert!(
-        through > VIEW_CASES as usize / 4,
+        through > VIEW_CASES as usize / 8,
         "pseudonyms are mapped back"
     );
 }
