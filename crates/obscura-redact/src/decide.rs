@@ -179,11 +179,11 @@ impl Identity {
         if self.near_token(&text) {
             return Some(Reason::Identity(Kind::Name));
         }
-        let mut unexplained = text.split_whitespace().filter(|w| !is_annotation(w));
+        let mut words = text.split_whitespace();
         let goes = if looks.text_like {
-            unexplained.next().is_some()
+            words.any(|w| unexplained(w, 1))
         } else {
-            !looks.moving && unexplained.any(|w| alphanumerics(w) >= TEXT_WORD_CHARS)
+            !looks.moving && words.any(|w| unexplained(w, TEXT_WORD_CHARS))
         };
         goes.then_some(Reason::Unexplained)
     }
@@ -373,11 +373,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// [`SURE_WORD_CHARS`] letters and digits or more, not imaging vocabulary,
 /// at [`SURE_CONFIDENCE`] or more.
 pub(crate) fn surely_text(words: &[Word]) -> bool {
-    words.iter().any(|w| {
-        w.confidence >= SURE_CONFIDENCE
-            && alphanumerics(&w.text) >= SURE_WORD_CHARS
-            && !is_annotation(&w.text)
-    })
+    words
+        .iter()
+        .any(|w| w.confidence >= SURE_CONFIDENCE && unexplained(&w.text, SURE_WORD_CHARS))
+}
+
+/// Whether `word` holds `chars` letters and digits or more and is not
+/// imaging vocabulary.
+fn unexplained(word: &str, chars: usize) -> bool {
+    alphanumerics(word) >= chars && !is_annotation(word)
 }
 
 /// The letters and digits OCR read in `words`.

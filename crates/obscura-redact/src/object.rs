@@ -184,8 +184,9 @@ impl Reader<'_> {
             let crop = grey.crop(area);
             let mut words = self.read(area, &crop)?;
             // (a word read as text reads is text whose colour changes
-            // from frame to frame, not anatomy)
-            if self.anatomy(beside, &c.rect) && !crate::decide::surely_text(&words) {
+            // from frame to frame, not anatomy; asked first, it spares
+            // such a line the stroke mask)
+            if !crate::decide::surely_text(&words) && self.anatomy(beside, &c.rect) {
                 // read once: speckle reads fewer letters than it has pieces
                 // lined up, so the second readings would more than double a
                 // cine's OCR and read more speckle
