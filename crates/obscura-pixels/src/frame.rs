@@ -36,10 +36,8 @@ impl Samples {
     /// sample, so that the loop vectorises.
     pub fn from_bytes(bytes: Vec<u8>, bits: u16, big_endian: bool) -> Samples {
         fn words<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-            bytes
-                .chunks_exact(N)
-                .map(|c| f(std::array::from_fn(|i| c[i])))
-                .collect()
+            // whole arrays, in a loop that vectorises
+            bytes.as_chunks::<N>().0.iter().map(|&c| f(c)).collect()
         }
         match (bits, big_endian) {
             (8, _) => Samples::U8(bytes),
@@ -117,44 +115,56 @@ impl Frame {
     }
 
     /// The least and the greatest value (none without samples), in one
-    /// pass that vectorises (32-bit lanes).
+    /// pass that vectorises (16-bit lanes for samples of 16 bits or fewer,
+    /// 32-bit lanes beyond).
     pub fn range(&self) -> Option<(i64, i64)> {
-        fn fold<S: Copy + Into<u32>, T: Ord + Copy>(
-            v: &[S],
-            start: (T, T),
-            value: impl Fn(u32) -> T,
-        ) -> (T, T) {
+        fn fold<S: Copy, T: Ord + Copy>(v: &[S], start: (T, T), value: impl Fn(S) -> T) -> (T, T) {
             v.iter().fold(start, |(lo, hi), &s| {
-                let x = value(s.into());
+                let x = value(s);
                 (lo.min(x), hi.max(x))
             })
         }
-        fn typed<S: Copy + Into<u32>>(v: &[S], mask: u32, shift: Option<u32>) -> (i64, i64) {
-            match shift {
-                Some(shift) => {
-                    let (lo, hi) = fold(v, (i32::MAX, i32::MIN), |s| sign_extend(s & mask, shift));
-                    (lo.into(), hi.into())
-                }
-                None => {
-                    let (lo, hi) = fold(v, (u32::MAX, u32::MIN), |s| s & mask);
-                    (lo.into(), hi.into())
-                }
+        fn narrow<S: Copy + Into<u16>>(v: &[S], bits_stored: u16, signed: bool) -> (i64, i64) {
+            let bits = bits_stored.min(16);
+            let mask = ((1u32 << bits) - 1) as u16;
+            if signed {
+                // the sign bit of the stored bits brought to bit 15
+                let shift = 16 - bits;
+                let (lo, hi) = fold(v, (i16::MAX, i16::MIN), |s| {
+                    (((s.into() & mask) << shift) as i16) >> shift
+                });
+                (lo.into(), hi.into())
+            } else {
+                let (lo, hi) = fold(v, (u16::MAX, u16::MIN), |s| s.into() & mask);
+                (lo.into(), hi.into())
             }
         }
-        let mask = self.stored_mask();
-        let shift = self.sign_shift();
         let range = match &self.samples {
-            Samples::U8(v) => typed(v, mask, shift),
-            Samples::U16(v) => typed(v, mask, shift),
-            Samples::U32(v) => typed(v, mask, shift),
+            Samples::U8(v) => narrow(v, self.bits_stored, self.signed),
+            Samples::U16(v) => narrow(v, self.bits_stored, self.signed),
+            Samples::U32(v) => {
+                let mask = self.stored_mask();
+                match self.sign_shift() {
+                    Some(shift) => {
+                        let (lo, hi) =
+                            fold(v, (i32::MAX, i32::MIN), |s| sign_extend(s & mask, shift));
+                        (lo.into(), hi.into())
+                    }
+                    None => {
+                        let (lo, hi) = fold(v, (u32::MAX, u32::MIN), |s| s & mask);
+                        (lo.into(), hi.into())
+                    }
+                }
+            }
         };
         (!self.samples.is_empty()).then_some(range)
     }
 
     /// `f` of each sample's value, in order, without a branch per sample
-    /// (width and sign are matched once): a lookup table over the values
-    /// is indexed in a tight loop.
-    pub fn map_values<T>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
+    /// (width and sign are matched once). With 16 bits stored or fewer and
+    /// more samples than bit patterns, `f` is taken once per pattern and
+    /// the samples looked up in that table.
+    pub fn map_values<T: Copy + Default>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
         fn each<S: Copy + Into<u32>, T>(
             v: &[S],
             value: impl Fn(u32) -> i64,
@@ -163,6 +173,24 @@ impl Frame {
             v.iter().map(|&s| f(value(s.into()))).collect()
         }
         let mask = self.stored_mask();
+        let patterns = u64::from(mask) + 1;
+        if self.bits_stored <= 16 && patterns < self.samples.len() as u64 {
+            // indexed by a 16-bit pattern: within the table, no bounds check
+            let mut table: Box<[T; 1 << 16]> = vec![T::default(); 1 << 16]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the length is 1 << 16"));
+            for (bits, entry) in table.iter_mut().enumerate().take(patterns as usize) {
+                *entry = f(self.extend(bits as u32));
+            }
+            let m = mask as u16;
+            let look = |s: u16| table[usize::from(s & m)];
+            return match &self.samples {
+                Samples::U8(v) => v.iter().map(|&s| look(s.into())).collect(),
+                Samples::U16(v) => v.iter().map(|&s| look(s)).collect(),
+                Samples::U32(v) => v.iter().map(|&s| look(s as u16)).collect(),
+            };
+        }
         let shift = self.sign_shift().unwrap_or(0);
         let signed = |s: u32| i64::from(sign_extend(s & mask, shift));
         let unsigned = |s: u32| i64::from(s & mask);
@@ -223,6 +251,44 @@ mod tests {
             ..frame
         };
         assert_eq!(unsigned.range(), Some((5, 4095)));
+    }
+
+    #[test]
+    fn range_and_map_values_through_a_table_are_those_sample_by_sample() {
+        // more samples than bit patterns: map_values looks them up
+        let mut x = 7u32;
+        let mut raw = || {
+            x = x.wrapping_mul(1103515245).wrapping_add(12345);
+            x >> 8
+        };
+        let u16s: Vec<u16> = (0..70_000).map(|_| raw() as u16).collect();
+        let u8s: Vec<u8> = (0..1_000).map(|_| raw() as u8).collect();
+        for (samples, bits) in [
+            (Samples::U16(u16s.clone()), 16),
+            (Samples::U16(u16s), 12),
+            (Samples::U8(u8s.clone()), 8),
+            (Samples::U8(u8s), 5),
+        ] {
+            for signed in [false, true] {
+                let frame = Frame {
+                    width: samples.len() as u32,
+                    height: 1,
+                    samples_per_pixel: 1,
+                    bits_stored: bits,
+                    signed,
+                    photometric: Photometric::Monochrome2,
+                    samples: samples.clone(),
+                };
+                let values: Vec<i64> = (0..samples.len()).map(|i| frame.value(i)).collect();
+                assert_eq!(frame.map_values(|v| v), values, "{bits} {signed}");
+                let (lo, hi) = (values.iter().min(), values.iter().max());
+                assert_eq!(
+                    frame.range(),
+                    lo.copied().zip(hi.copied()),
+                    "{bits} {signed}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -42,9 +42,8 @@ pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8
 /// range), and inversion for MONOCHROME1.
 fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
     let modality = |v: i64| v as f64 * info.slope + info.intercept;
-    let range = frame.range();
     let window = window.or(info.window).unwrap_or_else(|| {
-        let (lo, hi) = range.unwrap_or((i64::MAX, i64::MIN));
+        let (lo, hi) = frame.range().unwrap_or((i64::MAX, i64::MIN));
         let (a, b) = (modality(lo), modality(hi));
         Window::spanning(a.min(b), a.max(b))
     });
@@ -57,15 +56,7 @@ fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
             y
         }
     };
-    // one lookup per value the frame holds, when that is cheaper than one
-    // per pixel
-    match range {
-        Some((lo, hi)) if hi.abs_diff(lo) < frame.samples.len() as u64 => {
-            let table: Vec<u8> = (lo..=hi).map(level).collect();
-            frame.map_values(|v| table[(v - lo) as usize])
-        }
-        _ => frame.values().map(level).collect(),
-    }
+    frame.map_values(level)
 }
 
 /// Colour samples to 8 bits (wider samples keep their top stored bits).

@@ -54,6 +54,10 @@ const FINE_SE: usize = 3;
 const FINE_HEIGHT: (usize, usize) = (4, 16);
 const FINE_PIECES: usize = 4;
 
+/// Tiles (pixels a side) in which the 3 × 3 top-hats are taken, where the
+/// 7 × 7's reach the stroke level, or left at zero.
+const FINE_TILE: usize = 64;
+
 /// Width to height beyond which a candidate without character-like pieces
 /// is an edge, not text.
 const EDGE_RATIO: usize = 8;
@@ -127,8 +131,8 @@ pub fn candidates(img: &Grey) -> Candidates {
         return Candidates::default();
     }
     let [bright, dark] = img.tophats(STROKE_SE);
-    let mut stroke = strokes(&bright, &dark, STROKE_LEVEL);
-    without_long_runs(&mut stroke, w);
+    let mut stroke = stroke_levels(&bright, &dark);
+    without_long_runs(&mut stroke, w, STROKE_LEVEL);
     // pieces of the bright strokes and of the dark apart: together, the
     // ground between the letters of a bright text is a dark stroke, and a
     // line would be one solid piece
@@ -136,11 +140,11 @@ pub fn candidates(img: &Grey) -> Candidates {
         char_pieces(&bright, STROKE_LEVEL),
         char_pieces(&dark, STROKE_LEVEL),
     );
-    let mut boxes = components(&joined(&stroke, w, h), w, h)
+    let mut boxes = components(&joined(&stroke, w, STROKE_LEVEL), w, h, 1)
         .into_iter()
         .filter(|(r, _)| r.height() >= MIN_HEIGHT && r.width() >= 4)
         .map(|(r, _)| r)
-        .filter(|r| stroke_count(&stroke, w, r) >= MIN_STROKE_PIXELS)
+        .filter(|r| stroke_count(&stroke, w, r, STROKE_LEVEL) >= MIN_STROKE_PIXELS)
         .collect::<Vec<_>>();
     let (bright_pieces, dark_pieces) = pieces;
     let chained: Vec<Chain> = [&bright_pieces, &dark_pieces]
@@ -199,7 +203,7 @@ pub fn candidates(img: &Grey) -> Candidates {
             }
         })
         .collect();
-    lines.extend(fine_lines(img, &lines));
+    lines.extend(fine_lines(img, [&bright, &dark], &lines));
     lines.sort_by_key(|c| (c.rect.y0, c.rect.x0));
     let faint = faint_lines(&bright, &dark, &lines);
     Candidates {
@@ -215,9 +219,22 @@ pub fn candidates(img: &Grey) -> Candidates {
 /// line holding them at most 1.5 × their height) nor where a line's
 /// pieces already line up as letters (text found: a second, narrower box
 /// over it would read its letters cut).
-fn fine_lines(img: &Grey, lines: &[Candidate]) -> Vec<Candidate> {
+///
+/// A 3 × 3 top-hat is nowhere above the 7 × 7 one (`main`, bright and
+/// dark): an opening with the larger square lies under the smaller's,
+/// and a closing over it. So it is taken only in the tiles where `main`
+/// reaches [`STROKE_LEVEL`]; elsewhere it is under that level anyway.
+fn fine_lines(img: &Grey, main: [&Grey; 2], lines: &[Candidate]) -> Vec<Candidate> {
     let small = |r: &Rect| (FINE_HEIGHT.0..=FINE_HEIGHT.1).contains(&r.height());
-    img.tophats(FINE_SE)
+    let stroked = |r: &Rect| {
+        main.iter().any(|t| {
+            (r.y0..r.y1).any(|y| {
+                let row = &t.data[y * t.width + r.x0..y * t.width + r.x1];
+                row.iter().fold(0, |a, &v| a.max(v)) >= STROKE_LEVEL
+            })
+        })
+    };
+    img.tophats_where(FINE_SE, FINE_TILE, stroked)
         .iter()
         .flat_map(|t| {
             let mut pieces = char_pieces(t, STROKE_LEVEL);
@@ -269,8 +286,7 @@ fn faint_lines(bright: &Grey, dark: &Grey, lines: &[Candidate]) -> Vec<Rect> {
 
 /// The character-like pieces of the top-hat `t` at `level` or above.
 fn char_pieces(t: &Grey, level: u8) -> Vec<Rect> {
-    let mask: Vec<bool> = t.data.iter().map(|&v| v >= level).collect();
-    components(&mask, t.width, t.height)
+    components(&t.data, t.width, t.height, level)
         .into_iter()
         .filter(|&(r, n)| char_like(r, n))
         .map(|(r, _)| r)
@@ -285,20 +301,24 @@ fn reach(pieces: &[&Rect]) -> usize {
     right.zip(left).map_or(0, |(r, l)| r - l)
 }
 
-/// Pixels of the bright or the dark top-hat at `level` or above.
-pub fn strokes(bright: &Grey, dark: &Grey, level: u8) -> Vec<bool> {
+/// Per pixel, the greater of the bright and the dark top-hat: how far it
+/// stands out as a stroke of either.
+fn stroke_levels(bright: &Grey, dark: &Grey) -> Vec<u8> {
     bright
         .data
         .iter()
         .zip(&dark.data)
-        .map(|(&b, &d)| b.max(d) >= level)
+        .map(|(&b, &d)| b.max(d))
         .collect()
 }
 
 /// The pixels of `img` that stand out as thin strokes at `level` or above.
 pub fn stroke_mask(img: &Grey, level: u8) -> Vec<bool> {
     let [bright, dark] = img.tophats(STROKE_SE);
-    strokes(&bright, &dark, level)
+    stroke_levels(&bright, &dark)
+        .into_iter()
+        .map(|v| v >= level)
+        .collect()
 }
 
 /// The thin strokes of `img` alone, bright or dark, whichever stand out
@@ -314,51 +334,62 @@ pub fn strokes_only(img: &Grey) -> Grey {
     }
 }
 
-/// `stroke` without its runs along a row longer than [`LONG_RUN`].
-fn without_long_runs(stroke: &mut [bool], w: usize) {
+/// `stroke` without its runs at `level` or above along a row longer than
+/// [`LONG_RUN`].
+fn without_long_runs(stroke: &mut [u8], w: usize, level: u8) {
     for row in stroke.chunks_exact_mut(w) {
-        let mut x = 0;
-        while let Some(start) = row[x..].iter().position(|&s| s).map(|s| x + s) {
-            let end = row[start..]
-                .iter()
-                .position(|&s| !s)
-                .map_or(w, |e| start + e);
-            if end - start > LONG_RUN {
-                row[start..end].fill(false);
-            }
-            x = end;
+        let long: Vec<(usize, usize)> = set_runs(row, level)
+            .filter(|(s, e)| e - s > LONG_RUN)
+            .collect();
+        for (start, end) in long {
+            row[start..end].fill(0);
         }
     }
 }
 
-/// Stroke pixels joined along rows: a pixel is set if a stroke lies within
-/// `JOIN_X` on both sides.
-fn joined(stroke: &[bool], w: usize, h: usize) -> Vec<bool> {
-    let mut joined = vec![false; w * h];
-    for y in 0..h {
-        let row = &stroke[y * w..(y + 1) * w];
-        let mut last: Option<usize> = None;
-        for x in 0..w {
-            if row[x] {
-                if let Some(l) = last.filter(|&l| x - l <= JOIN_X + 1) {
-                    joined[y * w + l..y * w + x]
-                        .iter_mut()
-                        .for_each(|p| *p = true);
-                }
-                joined[y * w + x] = true;
-                last = Some(x);
-            }
+/// Stroke pixels (at `level` or above) joined along rows: 1 where a stroke
+/// lies within `JOIN_X` on both sides, 0 elsewhere.
+fn joined(stroke: &[u8], w: usize, level: u8) -> Vec<u8> {
+    let mut joined = vec![0; stroke.len()];
+    for (row, out) in stroke.chunks_exact(w).zip(joined.chunks_exact_mut(w)) {
+        let mut last_end: Option<usize> = None;
+        for (start, end) in set_runs(row, level) {
+            // the gap before this run bridged when short
+            let from = last_end.filter(|&e| start - e <= JOIN_X).unwrap_or(start);
+            out[from..end].fill(1);
+            last_end = Some(end);
         }
     }
     joined
 }
 
-fn stroke_count(stroke: &[bool], w: usize, r: &Rect) -> usize {
+/// The runs of pixels at `level` or above along `row`: (first, one past the
+/// last), left to right. Strokes are mostly absent: skipped [`SKIP`]
+/// pixels at a time (their greatest level, a loop that vectorises).
+fn set_runs(row: &[u8], level: u8) -> impl Iterator<Item = (usize, usize)> + '_ {
+    const SKIP: usize = 32;
+    let w = row.len();
+    let mut x = 0;
+    std::iter::from_fn(move || {
+        while x + SKIP <= w && row[x..x + SKIP].iter().fold(0, |a, &v| a.max(v)) < level {
+            x += SKIP;
+        }
+        let start = x + row.get(x..)?.iter().position(|&v| v >= level)?;
+        let end = row[start..]
+            .iter()
+            .position(|&v| v < level)
+            .map_or(w, |e| start + e);
+        x = end;
+        Some((start, end))
+    })
+}
+
+fn stroke_count(stroke: &[u8], w: usize, r: &Rect, level: u8) -> usize {
     (r.y0..r.y1)
         .map(|y| {
             stroke[y * w + r.x0..y * w + r.x1]
                 .iter()
-                .filter(|&&s| s)
+                .filter(|&&v| v >= level)
                 .count()
         })
         .sum()
@@ -463,36 +494,19 @@ fn chains(pieces: &[Rect]) -> Vec<Chain> {
     out
 }
 
-/// 8-connected components of `mask`: their boxes and sizes, in the order of
-/// their first pixel row by row. Runs of set pixels along each row are
+/// 8-connected components of the pixels of `levels` at `level` or above:
+/// their boxes and sizes, in the order of their first pixel row by row. Runs of set pixels along each row are
 /// joined with the runs they touch on the row above (union-find, the
 /// earliest run the root), so that the work goes with the runs, not the
 /// pixels.
-fn components(mask: &[bool], w: usize, h: usize) -> Vec<(Rect, usize)> {
+fn components(levels: &[u8], w: usize, h: usize, level: u8) -> Vec<(Rect, usize)> {
     // runs (row, first column, one past the last), row by row
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    for (y, row) in mask.chunks_exact(w).take(h).enumerate() {
-        // the next set pixel from `x` on; stroke masks are mostly empty,
-        // skipped 16 pixels at a time
-        let next = |mut x: usize| {
-            while x + 16 <= w && !row[x..x + 16].iter().fold(false, |a, &m| a | m) {
-                x += 16;
-            }
-            row[x..].iter().position(|&m| m).map(|s| x + s)
-        };
-        let mut x = 0;
-        while let Some(start) = next(x) {
-            let end = row[start..]
-                .iter()
-                .position(|&m| !m)
-                .map_or(w, |e| start + e);
-            runs.push((y, start, end));
-            x = end;
-            if x == w {
-                break;
-            }
-        }
-    }
+    let runs: Vec<(usize, usize, usize)> = levels
+        .chunks_exact(w)
+        .take(h)
+        .enumerate()
+        .flat_map(|(y, row)| set_runs(row, level).map(move |(x0, x1)| (y, x0, x1)))
+        .collect();
     let mut parent: Vec<usize> = (0..runs.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
@@ -693,14 +707,17 @@ mod tests {
         let (w, h) = (61, 47);
         let mut x = 7u32;
         for density in [10, 35, 50, 65, 90] {
-            let mask: Vec<bool> = (0..w * h)
+            // levels 0-99, a share `density` of them at the level or above
+            let levels: Vec<u8> = (0..w * h)
                 .map(|_| {
                     x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                    (x >> 16) % 100 < density
+                    ((x >> 16) % 100) as u8
                 })
                 .collect();
+            let level = 100 - density as u8;
+            let mask: Vec<bool> = levels.iter().map(|&v| v >= level).collect();
             assert_eq!(
-                components(&mask, w, h),
+                components(&levels, w, h, level),
                 flood_components(&mask, w, h),
                 "{density}"
             );
