@@ -248,3 +248,93 @@ def test_echo_cine_keeps_its_moving_anatomy(echo_cines):
                for b, a in zip(before, after)]
     print(f"changed outside the name: median {np.median(changed):.1%}, max {max(changed):.1%}")
     assert max(changed) <= ECHO_CHANGED_CEILING, changed
+
+
+# 1 bit allocated (bit-packed samples, frames one after another bit by bit):
+# pydicom's two segmentations hold no text and go out as they came in; a
+# 1-bit image with the patient's name burned into every frame goes out
+# redacted, still 1-bit and packed as the standard says
+
+
+def test_one_bit_segmentations_are_written_unchanged(tmp_path, session_key):
+    from pydicom.data import get_testdata_file
+    from test_dciodvfy import DCIODVFY, error_lines
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    # explicit little and big endian, 3 frames and 1
+    names = ("liver.dcm", "liver_expb.dcm", "liver_1frame.dcm", "liver_expb_1frame.dcm")
+    for name in names:
+        shutil.copy(get_testdata_file(name), src / name)
+    code, report = run_deid(src, out, "--key-file", session_key, "--option", "clean-pixel-data")
+    assert code == 0, report["files"]
+    assert [f["outcome"] for f in report["files"]] == ["written"] * 4, report["files"]
+    for name in names:
+        before, after = pydicom.dcmread(src / name), pydicom.dcmread(out / name)
+        assert after.BitsAllocated == 1 and after.BurnedInAnnotation == "NO", name
+        assert np.array_equal(after.pixel_array, before.pixel_array), name
+        if DCIODVFY.is_file():
+            new = [e for e in error_lines(out / name) if e not in set(error_lines(src / name))]
+            assert not new, f"{name}: {new}"
+
+
+def one_bit_with_name(path, rows, cols, frames=3):
+    """A 1-bit MONOCHROME2 image of `frames` frames: the patient's name
+    (the header's) in its top 25 rows of every frame, and below them a disc
+    that moves from frame to frame; returns the frames' bits."""
+    from PIL import Image, ImageDraw, ImageFont
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels import pack_bits
+    font = ImageFont.truetype(make_set.fonts()[0], 14)
+    bits = np.zeros((frames, rows, cols), np.uint8)
+    for f in range(frames):
+        img = Image.new("1", (cols, rows), 0)
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((cols // 2 - 20 + 4 * f, rows // 2, cols // 2 + 25 + 4 * f, rows - 8), fill=1)
+        draw.text((6, 5), "OKAFOR AMARA", font=font, fill=1)
+        bits[f] = np.asarray(img, dtype=np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"   # Secondary Capture
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.Modality = "OKAFOR^AMARA", "MRN-20931", "OT"
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    ds.PixelData = pack_bits(bits)
+    ds.save_as(path, enforce_file_format=True)
+    return bits
+
+
+def test_one_bit_text_is_redacted_and_written_back_packed(tmp_path, session_key):
+    try:
+        make_set.fonts()
+    except SystemExit:
+        pytest.skip(f"fonts not installed ({make_set.FONTS_INSTALL})")
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    # frames of 4,087 and 19,691 samples: frames 1 and 2 start inside a byte
+    sizes = {"small.dcm": (61, 67), "wide.dcm": (97, 203)}
+    bits = {name: one_bit_with_name(src / name, *size) for name, size in sizes.items()}
+    code, report = run_deid(src, out, "--key-file", session_key, "--option", "clean-pixel-data")
+    assert code == 0, report["files"]
+    assert [f["outcome"] for f in report["files"]] == ["written"] * 2, report["files"]
+    for name, (rows, cols) in sizes.items():
+        ds = pydicom.dcmread(out / name)
+        assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit) == (1, 1, 0), name
+        assert ds.PhotometricInterpretation == "MONOCHROME2" and ds.NumberOfFrames == 3, name
+        # all frames' bits one after another, padded to an even length
+        assert ds["PixelData"].VR == "OB", name
+        assert len(ds.PixelData) == -(-3 * rows * cols // 8) + (-(-3 * rows * cols // 8) % 2), name
+        got, before = ds.pixel_array, bits[name]
+        assert got.shape == (3, rows, cols), name
+        assert ds.PixelData == pydicom.pixels.pack_bits(got), f"{name}: padding bits not 0"
+        # the name is blacked out in every frame; the moving disc below it
+        # is bit for bit what it was
+        assert all(before[f, :25].sum() > 50 for f in range(3)), "no text drawn"
+        assert not got[:, :25].any(), f"{name}: text left"
+        assert np.array_equal(got[:, 25:], before[:, 25:]), f"{name}: changed below the text"

@@ -50,6 +50,13 @@ LOSSLESS = [
     ("SC_rgb_small_odd_big_endian.dcm", 0),   # 8-bit in swapped OW words, odd size
     ("OBXXXX1A_expb_2frame.dcm", 1),
     ("gdcm-US-ALOKA-16_big.dcm", 0),
+    # 1 bit allocated: segmentations, bit-packed (frames of 512 x 512: each
+    # starts at a byte; frames that start inside one are generated below)
+    ("liver.dcm", 0),
+    ("liver.dcm", 2),
+    ("liver_1frame.dcm", 0),
+    ("liver_expb.dcm", 1),                # explicit big endian, OB
+    ("liver_expb_1frame.dcm", 0),
     # 32 bits allocated: RT dose grids, 32-bit RGB
     ("rtdose.dcm", 5),
     ("rtdose_1frame.dcm", 0),
@@ -155,6 +162,49 @@ def test_lossy_jpeg_close_to_pydicom(decode_bin, name, frame):
     assert diff.max() <= 4 and diff.mean() < 0.2, (diff.max(), diff.mean())
 
 
+def one_bit_file(path, syntax, vr, rows=61, cols=67, frames=3):
+    """A 1-bit MONOCHROME2 object of random bits written by pydicom (its
+    pack_bits: frames one after another bit by bit); returns the bits."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels import pack_bits
+    bits = (np.random.default_rng(14).random((frames, rows, cols)) < 0.3).astype(np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    ds.PixelData = pack_bits(bits)
+    ds["PixelData"].VR = vr
+    ds.save_as(path, enforce_file_format=True)
+    return bits
+
+
+@pytest.mark.parametrize("syntax,vr", [
+    (pydicom.uid.ExplicitVRLittleEndian, "OB"),
+    (pydicom.uid.ImplicitVRLittleEndian, "OW"),
+    (pydicom.uid.ExplicitVRBigEndian, "OB"),
+    (pydicom.uid.ExplicitVRBigEndian, "OW"),    # bytes as they are, as pydicom reads them
+])
+def test_one_bit_frames_that_start_inside_a_byte_equal_pydicom(decode_bin, tmp_path, syntax, vr):
+    # 61 x 67 = 4,087 samples a frame: frame 1 starts at bit 7 of a byte,
+    # frame 2 at bit 6; the value is 1,533 bytes, padded to 1,534
+    path = tmp_path / "one_bit.dcm"
+    bits = one_bit_file(path, syntax, vr)
+    ds = pydicom.dcmread(path)
+    assert ds["PixelData"].VR == vr and len(ds.PixelData) == 1534
+    want = ds.pixel_array
+    assert np.array_equal(want, bits), "pydicom reads back what it packed"
+    for frame in range(3):
+        head, got = decoded(decode_bin, path, frame)
+        assert (head["width"], head["height"], head["frames"]) == (67, 61, 3)
+        assert np.array_equal(got, want[frame].reshape(-1)), f"frame {frame}"
+
+
 def png(binary, name, frame=0, window=None, tmp_path=None):
     out = tmp_path / f"{name}.{frame}.png"
     args = [binary, get_testdata_file(name), str(frame), "--png", str(out)]
@@ -236,6 +286,13 @@ def test_rendered_palette_and_ybr(decode_bin, tmp_path):
         assert np.abs(got - rgb).max() <= 1, name
 
 
+def test_one_bit_renders_1_white_and_0_black(decode_bin, tmp_path):
+    for name in ("liver.dcm", "liver_expb.dcm"):
+        want = pydicom.dcmread(get_testdata_file(name)).pixel_array[1].astype(np.int64) * 255
+        got = png(decode_bin, name, frame=1, tmp_path=tmp_path).astype(np.int64)
+        assert np.array_equal(got, want), name
+
+
 def test_bad_pixel_data_is_an_error_not_a_panic(decode_bin, tmp_path):
     # garbage in a JPEG or RLE frame, a native value cut short, an
     # unsupported codec feature: each a clear error with a reason code, exit
@@ -249,12 +306,22 @@ def test_bad_pixel_data_is_an_error_not_a_panic(decode_bin, tmp_path):
     rle.PixelData = pydicom.encaps.encapsulate([b"\x03\x00"])
     bad_rle = tmp_path / "bad_rle.dcm"
     rle.save_as(bad_rle)
+    # 1-bit pixel data a byte short of its frames' bits; and encapsulated
+    liver = pydicom.dcmread(get_testdata_file("liver.dcm"))
+    liver.PixelData = liver.PixelData[:-2]
+    short_bits = tmp_path / "short_bits.dcm"
+    liver.save_as(short_bits)
+    liver.PixelData = pydicom.encaps.encapsulate([b"\x00\x01"] * 3)
+    liver.file_meta.TransferSyntaxUID = pydicom.uid.RLELossless
+    encapsulated_bits = tmp_path / "encapsulated_bits.dcm"
+    liver.save_as(encapsulated_bits)
     cases = [
         (garbage, "undecodable-pixel-data"),
         (bad_rle, "undecodable-pixel-data"),
         (get_testdata_file("JPGExtended.dcm"), "undecodable-pixel-data"),  # 12-bit
         (get_testdata_file("MR_truncated.dcm"), "unreadable"),
-        (get_testdata_file("liver.dcm"), "unsupported-pixel-data"),         # 1-bit
+        (short_bits, "malformed-pixel-data"),
+        (encapsulated_bits, "unsupported-pixel-data"),
         (get_testdata_file("emri_small.dcm"), "no-such-frame"),
     ]
     for path, code in cases:

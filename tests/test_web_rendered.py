@@ -168,17 +168,27 @@ def test_undecodable_pixel_data_is_a_reason_not_a_crash(archive):
     bad = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
     bad.SOPInstanceUID = pydicom.uid.generate_uid()
     bad.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8\xff\xc0" + bytes(range(256)) * 4])
-    one_bit = pydicom.dcmread(get_testdata_file("liver.dcm"))   # 1-bit samples
+    one_bit = pydicom.dcmread(get_testdata_file("liver.dcm"))   # 1-bit samples, rendered
+    # 1-bit samples encapsulated (RLE): valid, not supported
+    packed = pydicom.dcmread(get_testdata_file("liver.dcm"))
+    packed.SOPInstanceUID = pydicom.uid.generate_uid()
+    packed.PixelData = pydicom.encaps.encapsulate([b"\x00\x01"] * 3)
+    packed.file_meta.TransferSyntaxUID = pydicom.uid.RLELossless
     dose = pydicom.dcmread(get_testdata_file("rtdose.dcm"))   # 32-bit samples, rendered
-    stow_raw(client, [encoded(bad), encoded(one_bit), encoded(dose)])
+    stow_raw(client, [encoded(bad), encoded(one_bit), encoded(packed), encoded(dose)])
     r = s.get(f"{archive.url}/studies/{bad.StudyInstanceUID}/series/{bad.SeriesInstanceUID}"
               f"/instances/{bad.SOPInstanceUID}/rendered")
     assert r.status_code == 422, r.status_code
     assert "(undecodable-pixel-data)" in r.text
-    r = s.get(f"{archive.url}/studies/{one_bit.StudyInstanceUID}/series/{one_bit.SeriesInstanceUID}"
-              f"/instances/{one_bit.SOPInstanceUID}/rendered")
+    r = s.get(f"{archive.url}/studies/{packed.StudyInstanceUID}/series/{packed.SeriesInstanceUID}"
+              f"/instances/{packed.SOPInstanceUID}/rendered")
     assert r.status_code == 501, r.status_code
     assert "(unsupported-pixel-data)" in r.text
+    # 1-bit frames render 0 black and 1 white
+    png = client.retrieve_instance_frames_rendered(
+        one_bit.StudyInstanceUID, one_bit.SeriesInstanceUID, one_bit.SOPInstanceUID, [2],
+        media_types=("image/png",))
+    assert np.array_equal(image(png), one_bit.pixel_array[1].astype(np.uint8) * 255)
     r = s.get(f"{archive.url}/studies/{dose.StudyInstanceUID}/series/{dose.SeriesInstanceUID}"
               f"/instances/{dose.SOPInstanceUID}/rendered")
     assert r.status_code == 200 and r.content.startswith(b"\xff\xd8"), r.status_code

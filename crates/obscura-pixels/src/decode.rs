@@ -2,6 +2,7 @@
 //! dicom-rs's codecs (RLE, JPEG, JPEG-LS, JPEG 2000), one frame at a time and
 //! only the frames asked for.
 
+use crate::bits;
 use crate::error::PixelError;
 use crate::frame::{Frame, Samples};
 use crate::frames::{self, Runs};
@@ -126,8 +127,16 @@ impl<S: Source> Decoder<S> {
         } else {
             Storage::Encapsulated
         };
+        if info.bits_allocated == 1 && storage == Storage::Encapsulated {
+            return Err(PixelError::Unsupported(
+                "encapsulated 1-bit pixel data".into(),
+            ));
+        }
         let stream = input.pixel_stream();
         let runs = match (storage, px.declared_len) {
+            (Storage::Native { .. }, Some(_)) if info.bits_allocated == 1 => {
+                frames::packed(&px, info.samples(), info.frames)?
+            }
             (Storage::Native { .. }, Some(_)) => {
                 frames::native(&px, info.stored_frame_bytes(), info.frames)?
             }
@@ -179,7 +188,9 @@ impl<S: Source> Decoder<S> {
     }
 
     /// Where frame `n` (from 0) lies in the pixel stream, as (offset,
-    /// length) runs: the stored bytes of a frame, for WADO-RS frames.
+    /// length) runs: the stored bytes of a frame, for WADO-RS frames (of
+    /// 1-bit data, the bytes its bits touch, shared with the frames beside
+    /// it when its size is not a multiple of 8).
     pub fn frame_runs(&self, n: u32) -> Option<&Runs> {
         self.runs.get(n as usize)
     }
@@ -203,6 +214,9 @@ impl<S: Source> Decoder<S> {
             });
         }
         match self.storage {
+            // bit-packed bytes are read as they are in either byte order,
+            // OB or OW (as pydicom reads them: no 16-bit words swapped)
+            Storage::Native { .. } if self.info.bits_allocated == 1 => self.packed_frame(n),
             Storage::Native {
                 big_endian,
                 swapped_bytes: false,
@@ -213,6 +227,26 @@ impl<S: Source> Decoder<S> {
             } => Ok(native(&self.info, self.swapped_frame(n)?, false)),
             Storage::Encapsulated => self.codec(self.stored_frame(n)?),
         }
+    }
+
+    /// Frame `n` of 1-bit samples: its bits, from where they start in the
+    /// bytes they touch, unpacked one a byte.
+    fn packed_frame(&self, n: u32) -> Result<Frame, PixelError> {
+        let bytes = self.stored_frame(n)?;
+        let samples = self.info.samples();
+        let offset = u64::from(n) * samples % 8;
+        let unpacked = bits::unpack(&bytes, offset, samples as usize).ok_or_else(|| {
+            PixelError::Malformed("1-bit pixel data shorter than its frames".into())
+        })?;
+        Ok(Frame {
+            width: self.info.cols,
+            height: self.info.rows,
+            samples_per_pixel: 1,
+            bits_stored: 1,
+            signed: false,
+            photometric: self.info.photometric,
+            samples: Samples::U1(unpacked),
+        })
     }
 
     /// Frame `n` of 8-bit samples in big-endian 16-bit words: the words
@@ -335,6 +369,7 @@ fn native(info: &ImageInfo, bytes: Vec<u8>, big_endian: bool) -> Frame {
 /// Apply a rearrangement to samples of any width.
 fn map(s: Samples, f: impl Rearrange) -> Samples {
     match s {
+        Samples::U1(v) => Samples::U1(f.apply(&v)),
         Samples::U8(v) => Samples::U8(f.apply(&v)),
         Samples::U16(v) => Samples::U16(f.apply(&v)),
         Samples::U32(v) => Samples::U32(f.apply(&v)),

@@ -5,9 +5,12 @@
 
 use crate::info::Photometric;
 
-/// Sample values, 8, 16 or 32 bits allocated.
+/// Sample values, 1, 8, 16 or 32 bits allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Samples {
+    /// Bits Allocated 1: one sample a byte, 0 or 1 (unpacked; [`crate::bits`]
+    /// packs an object's frames).
+    U1(Vec<u8>),
     /// Bits Allocated 8.
     U8(Vec<u8>),
     /// Bits Allocated 16 (two's complement bit patterns when signed).
@@ -20,7 +23,7 @@ impl Samples {
     /// Number of samples.
     pub fn len(&self) -> usize {
         match self {
-            Samples::U8(v) => v.len(),
+            Samples::U1(v) | Samples::U8(v) => v.len(),
             Samples::U16(v) => v.len(),
             Samples::U32(v) => v.len(),
         }
@@ -31,8 +34,9 @@ impl Samples {
         self.len() == 0
     }
 
-    /// Bytes to samples of `bits` bits allocated (8, 16 or 32; 8-bit
-    /// samples keep the bytes). The byte order is chosen once, not per
+    /// Bytes to samples of `bits` bits allocated (1, 8, 16 or 32; 8-bit
+    /// samples keep the bytes, and so do 1-bit ones, given unpacked, one a
+    /// byte). The byte order is chosen once, not per
     /// sample, so that the loop vectorises.
     pub fn from_bytes(bytes: Vec<u8>, bits: u16, big_endian: bool) -> Samples {
         fn words<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
@@ -40,6 +44,7 @@ impl Samples {
             bytes.as_chunks::<N>().0.iter().map(|&c| f(c)).collect()
         }
         match (bits, big_endian) {
+            (1, _) => Samples::U1(bytes),
             (8, _) => Samples::U8(bytes),
             (16, false) => Samples::U16(words(&bytes, u16::from_le_bytes)),
             (16, true) => Samples::U16(words(&bytes, u16::from_be_bytes)),
@@ -48,9 +53,10 @@ impl Samples {
         }
     }
 
-    /// Bits allocated a sample: 8, 16 or 32.
+    /// Bits allocated a sample: 1, 8, 16 or 32.
     pub fn bits(&self) -> u16 {
         match self {
+            Samples::U1(_) => 1,
             Samples::U8(_) => 8,
             Samples::U16(_) => 16,
             Samples::U32(_) => 32,
@@ -84,7 +90,7 @@ impl Frame {
     /// when signed.
     pub fn value(&self, i: usize) -> i64 {
         let raw = match &self.samples {
-            Samples::U8(v) => u32::from(v[i]),
+            Samples::U1(v) | Samples::U8(v) => u32::from(v[i]),
             Samples::U16(v) => u32::from(v[i]),
             Samples::U32(v) => v[i],
         };
@@ -140,7 +146,7 @@ impl Frame {
             }
         }
         let range = match &self.samples {
-            Samples::U8(v) => narrow(v, self.bits_stored, self.signed),
+            Samples::U1(v) | Samples::U8(v) => narrow(v, self.bits_stored, self.signed),
             Samples::U16(v) => narrow(v, self.bits_stored, self.signed),
             Samples::U32(v) => {
                 let mask = self.stored_mask();
@@ -186,7 +192,7 @@ impl Frame {
             let m = mask as u16;
             let look = |s: u16| table[usize::from(s & m)];
             return match &self.samples {
-                Samples::U8(v) => v.iter().map(|&s| look(s.into())).collect(),
+                Samples::U1(v) | Samples::U8(v) => v.iter().map(|&s| look(s.into())).collect(),
                 Samples::U16(v) => v.iter().map(|&s| look(s)).collect(),
                 Samples::U32(v) => v.iter().map(|&s| look(s as u16)).collect(),
             };
@@ -195,8 +201,8 @@ impl Frame {
         let signed = |s: u32| i64::from(sign_extend(s & mask, shift));
         let unsigned = |s: u32| i64::from(s & mask);
         match (&self.samples, self.signed) {
-            (Samples::U8(v), true) => each(v, signed, f),
-            (Samples::U8(v), false) => each(v, unsigned, f),
+            (Samples::U1(v) | Samples::U8(v), true) => each(v, signed, f),
+            (Samples::U1(v) | Samples::U8(v), false) => each(v, unsigned, f),
             (Samples::U16(v), true) => each(v, signed, f),
             (Samples::U16(v), false) => each(v, unsigned, f),
             (Samples::U32(v), true) => each(v, signed, f),
@@ -211,10 +217,12 @@ impl Frame {
 
     /// The samples as native little-endian bytes (pixel-interleaved): the
     /// Pixel Data value of this frame in Explicit VR Little Endian, for
-    /// writing back a frame whose samples were changed.
+    /// writing back a frame whose samples were changed. 1-bit samples stay
+    /// one a byte: where a frame's bits lie depends on the frames before
+    /// it, so an object's frames are packed together ([`crate::bits::pack`]).
     pub fn to_le_bytes(&self) -> Vec<u8> {
         match &self.samples {
-            Samples::U8(v) => v.clone(),
+            Samples::U1(v) | Samples::U8(v) => v.clone(),
             Samples::U16(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
             Samples::U32(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
         }

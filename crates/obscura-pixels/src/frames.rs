@@ -28,6 +28,32 @@ pub fn native(px: &PixelSpan, frame_bytes: u64, frames: u32) -> Result<Vec<Runs>
         .collect())
 }
 
+/// The frames of bit-packed native pixel data (Bits Allocated 1) of
+/// `samples` samples each. Frame k is bits k × `samples` to (k + 1) ×
+/// `samples` of the value (PS3.5 8.1.1): its run covers the bytes those
+/// bits touch, so a byte may hold the end of one frame and the start of the
+/// next; the frame starts at bit (k × `samples`) mod 8 of its run.
+pub fn packed(px: &PixelSpan, samples: u64, frames: u32) -> Result<Vec<Runs>, PixelError> {
+    if samples == 0 {
+        return Err(PixelError::Attribute("Rows or Columns"));
+    }
+    let bits = samples
+        .checked_mul(u64::from(frames))
+        .ok_or(PixelError::Attribute("Number of Frames"))?;
+    if bits.div_ceil(8) > px.value_bytes {
+        return Err(PixelError::Malformed(format!(
+            "{} bytes of pixel data for {frames} frames of {samples} bits",
+            px.value_bytes
+        )));
+    }
+    Ok((0..u64::from(frames))
+        .map(|k| {
+            let (start, end) = (k * samples / 8, ((k + 1) * samples).div_ceil(8));
+            vec![(px.value_offset + start, end - start)]
+        })
+        .collect())
+}
+
 /// Read a little-endian item header: (group, element, length).
 fn item_header(src: &dyn Source, pos: u64) -> Result<(u16, u16, u64), PixelError> {
     let mut head = [0u8; 8];

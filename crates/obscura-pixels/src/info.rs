@@ -106,7 +106,7 @@ pub struct ImageInfo {
     pub cols: u32,
     /// Samples per Pixel (1 or 3).
     pub samples_per_pixel: u16,
-    /// Bits Allocated (8, 16 or 32).
+    /// Bits Allocated (1, 8, 16 or 32).
     pub bits_allocated: u16,
     /// Bits Stored.
     pub bits_stored: u16,
@@ -161,13 +161,18 @@ impl ImageInfo {
             8 => 8,
             16 => 16,
             32 => 32,
-            1 => return Err(PixelError::Unsupported("1-bit pixel data".into())),
+            1 => 1,
             _ => return Err(PixelError::Attribute("Bits Allocated")),
         };
+        if bits_allocated == 1 && samples_per_pixel != 1 {
+            return Err(PixelError::Unsupported("1-bit colour pixel data".into()));
+        }
         let bits_stored = int(ds, tags::BITS_STORED)
             .unwrap_or(bits_allocated as i64)
             .clamp(1, bits_allocated as i64) as u16;
-        let signed = int(ds, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
+        // a 1-bit sample is 0 or 1 whatever Pixel Representation says (as
+        // pydicom reads it)
+        let signed = bits_allocated > 1 && int(ds, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
         let pi = ds
             .get(tags::PHOTOMETRIC_INTERPRETATION)
             .and_then(|e| e.to_str().ok())
@@ -223,15 +228,18 @@ impl ImageInfo {
         u64::from(self.rows) * u64::from(self.cols) * u64::from(self.samples_per_pixel)
     }
 
-    /// Bytes of one decoded frame.
+    /// Bytes of one decoded frame (1-bit samples are decoded one a byte).
     pub fn frame_bytes(&self) -> u64 {
-        self.samples() * u64::from(self.bits_allocated / 8)
+        self.samples() * u64::from(self.bits_allocated.div_ceil(8))
     }
 
     /// Bytes of one native frame as stored (YBR_FULL_422 keeps two samples
-    /// per pixel).
+    /// per pixel; 1-bit frames, packed one after another, may share a
+    /// byte: this is their bits rounded up).
     pub fn stored_frame_bytes(&self) -> u64 {
-        if self.photometric == Photometric::YbrFull422 {
+        if self.bits_allocated == 1 {
+            self.samples().div_ceil(8)
+        } else if self.photometric == Photometric::YbrFull422 {
             u64::from(self.rows) * u64::from(self.cols) * 2 * u64::from(self.bits_allocated / 8)
         } else {
             self.frame_bytes()

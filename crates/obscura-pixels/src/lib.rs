@@ -1,4 +1,5 @@
-//! Pixel data for Obscura: decode what is stored (native, RLE, JPEG
+//! Pixel data for Obscura: decode what is stored (native, 1-bit packed
+//! included, RLE, JPEG
 //! baseline/extended/lossless, JPEG-LS, JPEG 2000; grey, RGB, YBR and
 //! palette colour; one frame at a time), window it to 8 bits (PS3.3 C.11),
 //! and encode PNG or JPEG. Used by the archive's rendered resources
@@ -18,6 +19,7 @@
 //! # Ok::<(), obscura_pixels::PixelError>(())
 //! ```
 
+pub mod bits;
 mod decode;
 mod encode;
 mod error;

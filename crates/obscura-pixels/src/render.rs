@@ -39,11 +39,15 @@ pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8
 }
 
 /// Grey levels: rescale, window (given, from the header, or the frame's
-/// range), and inversion for MONOCHROME1.
+/// range; a 1-bit frame's range is 0 to 1, whatever it holds: 0 black and 1
+/// white), and inversion for MONOCHROME1.
 fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
     let modality = |v: i64| v as f64 * info.slope + info.intercept;
     let window = window.or(info.window).unwrap_or_else(|| {
-        let (lo, hi) = frame.range().unwrap_or((i64::MAX, i64::MIN));
+        let (lo, hi) = match frame.samples {
+            Samples::U1(_) => (0, 1),
+            _ => frame.range().unwrap_or((i64::MAX, i64::MIN)),
+        };
         let (a, b) = (modality(lo), modality(hi));
         Window::spanning(a.min(b), a.max(b))
     });
@@ -62,7 +66,7 @@ fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
 /// Colour samples to 8 bits (wider samples keep their top stored bits).
 fn rgb(frame: &Frame) -> Vec<u8> {
     match &frame.samples {
-        Samples::U8(v) => v.clone(),
+        Samples::U1(v) | Samples::U8(v) => v.clone(),
         Samples::U16(_) | Samples::U32(_) => {
             let shift = frame.bits_stored.saturating_sub(8);
             frame.values().map(|v| (v.max(0) >> shift) as u8).collect()

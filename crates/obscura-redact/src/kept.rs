@@ -2,10 +2,11 @@
 //! a cine's decoded frames while they are read, so that redacting them does
 //! not decode them a second time (for encapsulated frames, where decoding
 //! costs far more than a write and a read back); and the redacted frames,
-//! handed over as the object's native Pixel Data.
+//! handed over as the object's native Pixel Data (1-bit samples, kept one
+//! a byte, packed then).
 
 use crate::{NativeFrames, RedactError};
-use obscura_pixels::{Frame, Samples};
+use obscura_pixels::{bits, Frame, Samples};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 
@@ -64,17 +65,21 @@ impl Kept {
     }
 
     /// The frames kept, as native Pixel Data (little endian, from the
-    /// file's start); `None` when none was.
+    /// file's start; 1-bit samples packed, every frame after the one
+    /// before bit by bit); `None` when none was.
     pub fn into_native(mut self) -> Result<Option<NativeFrames>, RedactError> {
         let Some((like, _)) = self.like else {
             return Ok(None);
         };
-        let len = self.file.stream_position().map_err(RedactError::Spill)?;
+        let mut len = self.file.stream_position().map_err(RedactError::Spill)?;
         self.file.rewind().map_err(RedactError::Spill)?;
         let vr = match like.samples {
-            Samples::U8(_) => *b"OB",
+            Samples::U1(_) | Samples::U8(_) => *b"OB",
             Samples::U16(_) | Samples::U32(_) => *b"OW",
         };
+        if let Samples::U1(_) = like.samples {
+            (self.file, len) = packed(&mut self.file)?;
+        }
         Ok(Some(NativeFrames {
             file: self.file,
             len,
@@ -83,6 +88,31 @@ impl Kept {
             bits_stored: like.bits_stored,
         }))
     }
+}
+
+/// Samples packed at a time: a multiple of 8, so that the pieces packed
+/// one after another are the whole packed.
+const PACK_CHUNK: u64 = 1 << 20;
+
+/// The 1-bit samples of `file` (one a byte, from its position to its end)
+/// packed into another temporary file, rewound, and its length.
+fn packed(file: &mut File) -> Result<(File, u64), RedactError> {
+    let mut out = tempfile::tempfile().map_err(RedactError::Spill)?;
+    let (mut buf, mut len) = (Vec::new(), 0u64);
+    loop {
+        buf.clear();
+        let n = Read::take(&mut *file, PACK_CHUNK)
+            .read_to_end(&mut buf)
+            .map_err(RedactError::Spill)?;
+        if n == 0 {
+            break;
+        }
+        let packed = bits::pack(&buf);
+        out.write_all(&packed).map_err(RedactError::Spill)?;
+        len += packed.len() as u64;
+    }
+    out.rewind().map_err(RedactError::Spill)?;
+    Ok((out, len))
 }
 
 /// A frame's description, without its samples.
@@ -153,5 +183,40 @@ mod tests {
             (native.photometric, native.bits_stored),
             (Photometric::Monochrome2, 12)
         );
+    }
+
+    #[test]
+    fn one_bit_frames_are_packed_one_after_another() {
+        // two 61 × 67 frames (4,087 samples: the second starts at bit 7 of
+        // a byte): packed as one run of bits, and read back with pixels'
+        // unpacking
+        let size = 61 * 67;
+        let frame = |f: u32| Frame {
+            width: 61,
+            height: 67,
+            samples_per_pixel: 1,
+            bits_stored: 1,
+            signed: false,
+            photometric: Photometric::Monochrome2,
+            samples: Samples::U1(
+                (0..size)
+                    .map(|i| u8::from((i + f).is_multiple_of(3)))
+                    .collect(),
+            ),
+        };
+        let mut kept = Kept::new().unwrap();
+        kept.push(&frame(0)).unwrap();
+        kept.push(&frame(1)).unwrap();
+        let mut native = kept.into_native().unwrap().unwrap();
+        let mut bytes = Vec::new();
+        native.file.read_to_end(&mut bytes).unwrap();
+        assert_eq!(native.len, (2 * size as u64).div_ceil(8));
+        assert_eq!(bytes.len() as u64, native.len);
+        assert_eq!(native.vr, *b"OB");
+        assert_eq!(bytes[0], 0b0100_1001, "the first sample in the lowest bit");
+        for f in 0..2u32 {
+            let got = bits::unpack(&bytes, u64::from(f) * size as u64, size as usize).unwrap();
+            assert_eq!(Samples::U1(got), frame(f).samples, "frame {f}");
+        }
     }
 }

@@ -81,11 +81,12 @@ pub struct Outcome {
 #[derive(Debug)]
 pub struct NativeFrames {
     /// Every frame's samples, little endian, pixel-interleaved, from the
-    /// file's start.
+    /// file's start (1-bit samples packed, the frames one after another
+    /// bit by bit, as stored).
     pub file: std::fs::File,
     /// Bytes in `file`.
     pub len: u64,
-    /// OB or OW.
+    /// OB (1 or 8 bits allocated) or OW.
     pub vr: [u8; 2],
     /// The Photometric Interpretation of the samples written.
     pub photometric: Photometric,
@@ -567,7 +568,7 @@ fn fill(frame: &mut Frame, from: usize, rects: &[Rect]) {
     let spp = usize::from(frame.samples_per_pixel);
     let (w, h) = (frame.width as usize, frame.height as usize);
     match &mut frame.samples {
-        Samples::U8(v) => fill_samples(v, from, spp, w, h, rects),
+        Samples::U1(v) | Samples::U8(v) => fill_samples(v, from, spp, w, h, rects),
         Samples::U16(v) => fill_samples(v, from, spp, w, h, rects),
         Samples::U32(v) => fill_samples(v, from, spp, w, h, rects),
     }
