@@ -25,11 +25,12 @@ def norm(s):
 
 def scan(*paths, extra=()):
     """`obscura scan PATHS --json J EXTRA`: (exit code, report, stdout)."""
-    out = Path(tempfile.mkdtemp(prefix="obscura-scan-"))
-    report = out / "scan.json"
-    proc = obscura("scan", *paths, "--json", report, "--jobs", 2, *extra)
-    assert report.is_file(), f"scan exited {proc.returncode} without a report:\n{proc.stderr[-3000:]}"
-    return proc.returncode, json.loads(report.read_text()), proc.stdout
+    # the report may hold values (--show-values): removed once read
+    with tempfile.TemporaryDirectory(prefix="obscura-scan-") as out:
+        report = Path(out) / "scan.json"
+        proc = obscura("scan", *paths, "--json", report, "--jobs", 2, *extra)
+        assert report.is_file(), f"scan exited {proc.returncode} without a report:\n{proc.stderr[-3000:]}"
+        return proc.returncode, json.loads(report.read_text()), proc.stdout
 
 
 @pytest.fixture(scope="session")
@@ -172,11 +173,11 @@ def chromium():
     return None
 
 
-def test_html_report_in_headless_chromium():
+def test_html_report_in_headless_chromium(tmp_path):
     browser = chromium()
     if browser is None:
         pytest.skip("headless Chromium not installed (apt-get install chromium)")
-    artifacts = Path(tempfile.mkdtemp(prefix="obscura-scan-html-"))
+    artifacts = tmp_path
     html = artifacts / "report.html"
     jpath = artifacts / "report.json"
     proc = obscura("scan", DATA, "--html", html, "--json", jpath, "--jobs", 2)
