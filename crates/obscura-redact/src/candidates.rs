@@ -124,8 +124,19 @@ impl Candidates {
     }
 }
 
+/// What the cheap pass looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sought {
+    /// Lines, blocks and faint lines: what is read.
+    All,
+    /// Lines and blocks, no faint lines: whether the pixels hold text at
+    /// all (faint lines go only for what is read in them, so they never
+    /// make pixels not clear).
+    Text,
+}
+
 /// Boxes of `img` that may hold text.
-pub fn candidates(img: &Grey) -> Candidates {
+pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
     let (w, h) = (img.width, img.height);
     if w < 8 || h < 8 {
         return Candidates::default();
@@ -205,7 +216,10 @@ pub fn candidates(img: &Grey) -> Candidates {
         .collect();
     lines.extend(fine_lines(img, [&bright, &dark], &lines));
     lines.sort_by_key(|c| (c.rect.y0, c.rect.x0));
-    let faint = faint_lines(&bright, &dark, &lines);
+    let faint = match sought {
+        Sought::All => faint_lines(&bright, &dark, &lines),
+        Sought::Text => Vec::new(),
+    };
     Candidates {
         lines,
         blocks,
@@ -611,10 +625,10 @@ mod tests {
 
     #[test]
     fn a_row_of_glyphs_is_text_like_and_flat_ground_is_not() {
-        let found = candidates(&image_with_row(5, 10));
+        let found = candidates(&image_with_row(5, 10), Sought::All);
         assert!(found.any_text(), "{found:?}");
         assert!(found.lines.iter().any(Candidate::aligned), "{found:?}");
-        assert!(!candidates(&image_with_row(0, 10)).any_text());
+        assert!(!candidates(&image_with_row(0, 10), Sought::All).any_text());
     }
 
     /// The components of `mask` found pixel by pixel (a flood fill from
@@ -657,7 +671,7 @@ mod tests {
         for y in 24..26 {
             img.data[y * 400 + 47..y * 400 + 340].fill(230);
         }
-        let found = candidates(&img);
+        let found = candidates(&img, Sought::All);
         assert!(
             found.lines.iter().all(|c| c.rect.width() < 100),
             "{found:?}"
@@ -675,7 +689,10 @@ mod tests {
     #[test]
     fn small_glyphs_touching_are_read_and_a_speck_on_a_strip_is_not() {
         // six glyphs side by side, touching: one piece across the line
-        let found = candidates(&image_with_glyphs(200, (0..6).map(|g| 10 + 6 * g), 10));
+        let found = candidates(
+            &image_with_glyphs(200, (0..6).map(|g| 10 + 6 * g), 10),
+            Sought::All,
+        );
         let line = found
             .lines
             .iter()
@@ -731,11 +748,13 @@ mod tests {
         img.data
             .iter_mut()
             .for_each(|v| *v = if *v == 230 { 102 } else { *v });
-        let found = candidates(&img);
+        let found = candidates(&img, Sought::All);
         assert!(found.lines.is_empty(), "{found:?}");
         assert_eq!(found.faint.len(), 1, "{found:?}");
+        // not sought when only whether the pixels hold text is asked
+        assert_eq!(candidates(&img, Sought::Text), Candidates::default());
         // the same glyphs at full contrast are a line, not a faint one
-        let found = candidates(&image_with_row(6, 12));
+        let found = candidates(&image_with_row(6, 12), Sought::All);
         assert!(
             !found.lines.is_empty() && found.faint.is_empty(),
             "{found:?}"
@@ -779,7 +798,7 @@ mod tests {
             height: h,
             data,
         };
-        let found = candidates(&img);
+        let found = candidates(&img, Sought::All);
         let row = full_width_rows(23..36, w);
         assert!(
             found
@@ -811,7 +830,7 @@ mod tests {
                 }
             }
         }
-        let found = candidates(&img);
+        let found = candidates(&img, Sought::All);
         let row = full_width_rows(20..30, w);
         let over: Vec<&Candidate> = found
             .lines

@@ -35,7 +35,7 @@ mod ocr;
 mod rect;
 mod still;
 
-pub use candidates::{candidates, Candidate, Candidates};
+pub use candidates::{candidates, Candidate, Candidates, Sought};
 pub use decide::{Identity, Looks, Reason};
 pub use grey::Grey;
 pub use header::{identity_of, regions_of};

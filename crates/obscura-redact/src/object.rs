@@ -1,7 +1,7 @@
 //! One object's frames: find text in each, decide, redact every frame, and
 //! verify the result by reading it again.
 
-use crate::candidates::{candidates, stroke_mask, strokes_only, Candidate};
+use crate::candidates::{candidates, stroke_mask, strokes_only, Candidate, Sought};
 use crate::decide::{Identity, Looks, Reason};
 use crate::grey::Grey;
 use crate::kept::Kept;
@@ -138,7 +138,11 @@ impl Reader<'_> {
     /// identifying, never for its looks (nor makes the pixels not clear).
     fn lines(&mut self, beside: &Beside) -> Result<Vec<(Rect, Reason)>, RedactError> {
         let grey = beside.grey;
-        let mut found = candidates(grey);
+        let sought = match self.mode {
+            Mode::Check => Sought::Text,
+            Mode::Redact | Mode::Find => Sought::All,
+        };
+        let mut found = candidates(grey, sought);
         let mut adjoining: Vec<Candidate> = Vec::new();
         if !self.filled.is_empty() {
             let near = |r: &Rect| self.filled.iter().any(|f| f.grow(STROKE_REACH).overlaps(r));
