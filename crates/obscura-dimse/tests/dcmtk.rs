@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{dataset_of, dcmtk, pki, samples, storescp, Server};
+use common::{dataset_of, pki, samples, storescp, Server};
 use obscura_dimse::{tls, ScuConfig, ScuTls};
+use obscura_testkit::dcmtk;
 use tokio::process::Command;
 
 async fn run(cmd: &mut Command) -> (bool, String) {

@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{dcmtk, free_port, samples, spawn_listening, storescp};
+use common::{samples, storescp};
 use obscura_dimse::{
     attempt_association, AssociationAttempt, ProposedContext, ScuConfig, STUDY_ROOT_FIND,
 };
-use tokio::process::{Child, Command};
+use obscura_testkit::{dcmqrscp_common, free_port};
 
 const CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 
@@ -33,32 +32,6 @@ fn config(calling: &str, called: &str) -> ScuConfig {
     let mut c = ScuConfig::new(calling, called);
     c.timeout = Duration::from_secs(5);
     c
-}
-
-/// dcmqrscp with one AE `COMMON` open to any peer, storage in `dir`.
-async fn dcmqrscp(dir: &Path) -> Option<(Child, u16)> {
-    let bin = dcmtk("dcmqrscp")?;
-    let db = dir.join("common");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = dir.join("dcmqrscp.cfg");
-    // Forking mode: `-s` (single process) exits after one association.
-    let started = spawn_listening(|port| {
-        std::fs::write(
-            &cfg,
-            format!(
-                "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-                 HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
-                 AETable BEGIN\nCOMMON {} RW (10, 1024mb) ANY\nAETable END\n",
-                db.display()
-            ),
-        )
-        .unwrap();
-        let mut command = Command::new(&bin);
-        command.arg("-c").arg(&cfg);
-        command
-    })
-    .await;
-    Some(started)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +68,7 @@ async fn storescp_accepts_any_title_and_reports_each_context() {
 async fn dcmqrscp_rejects_unknown_called_ae_and_answers_one_find_for_common() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let Some((_child, port)) = dcmqrscp(dir).await else {
+    let Some((_child, port)) = dcmqrscp_common(dir).await else {
         return;
     };
     let addr = ("127.0.0.1", port);

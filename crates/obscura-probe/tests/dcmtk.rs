@@ -3,56 +3,10 @@
 //! Passes with a notice if DCMTK is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use obscura_probe::{parse_target, probe, ProbeOptions, Severity};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn dcmtk(name: &str) -> Option<PathBuf> {
-    let p = Path::new("/usr/bin").join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not installed (apt-get install dcmtk)",
-            p.display()
-        );
-        None
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn wait_port(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port}");
-}
-
-fn quiet(cmd: &mut Command) -> Kill {
-    Kill(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
+use obscura_testkit::{dcmqrscp_common, dcmtk, free_port, spawn_listening};
+use tokio::process::Command;
 
 fn uncompressed_samples() -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -76,34 +30,19 @@ fn uncompressed_samples() -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_exposures_are_found() {
-    let (Some(storescp), Some(dcmqrscp)) = (dcmtk("storescp"), dcmtk("dcmqrscp")) else {
+    let Some(storescp) = dcmtk("storescp") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let p1 = free_port();
-    let _scp = quiet(
-        Command::new(storescp)
-            .arg("-od")
-            .arg(tmp.path())
-            .arg(p1.to_string()),
-    );
-    let p2 = free_port();
-    let db = tmp.path().join("common");
-    std::fs::create_dir(&db).unwrap();
-    let cfg = tmp.path().join("qr.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "NetworkTCPPort = {p2}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-             HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
-             AETable BEGIN\nCOMMON {} RW (10, 1024mb) ANY\nAETable END\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    let _qr = quiet(Command::new(dcmqrscp).arg("-c").arg(&cfg));
-    wait_port(p1);
-    wait_port(p2);
+    let (_scp, p1) = spawn_listening(|port| {
+        let mut command = Command::new(&storescp);
+        command.arg("-od").arg(tmp.path()).arg(port.to_string());
+        command
+    })
+    .await;
+    let Some((_qr, p2)) = dcmqrscp_common(tmp.path()).await else {
+        return;
+    };
     let files = uncompressed_samples();
     let statuses = obscura_dimse::store_scu(
         ("127.0.0.1", p2),
