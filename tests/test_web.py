@@ -246,6 +246,93 @@ def test_pydicom_files_round_trip(archive):
     assert checked == 5
 
 
+def one_bit_object(rows, cols, frames, burned_in="NO"):
+    """A Segmentation-like 1-bit object of random bits, frames packed one
+    after another bit by bit (PS3.5 8.1.1), in a study of its own."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels import pack_bits
+    import numpy as np
+    bits = np.random.default_rng(rows * cols + frames).integers(0, 2, (frames, rows, cols), np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"   # Segmentation Storage
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta, ds.preamble = meta, b"\0" * 128
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.Modality = "OKAFOR^AMARA", "MRN-20931", "SEG"
+    ds.BurnedInAnnotation = burned_in
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    packed = bytearray(pack_bits(bits))
+    if (rows * cols * frames) % 8:
+        # the stored value's unused last bits set: no frame may carry them
+        packed[(rows * cols * frames) // 8] |= 0xFF << ((rows * cols * frames) % 8) & 0xFF
+    ds.PixelData = bytes(packed)
+    return ds
+
+
+def test_one_bit_frames_each_from_bit_0_padded_to_a_byte(archive):
+    """WADO-RS frames of native 1-bit pixel data (PS3.18 8.7.3.3.1): each
+    frame on its own, from bit 0 of its first byte, padded with 0 bits to
+    a byte: pydicom's pack_bits(pixel_array[k], pad=False) (its default
+    pads to an even length, as a DICOM value; a frame is no value and
+    8-bit frames of odd sizes are not padded either), whether the stored
+    frames are byte aligned (liver.dcm, 512 x 512) or start mid-byte
+    (61 x 67: frames 2 and 3), for the tenant's owner and through a share
+    link's de-identified view alike; pixels a view withholds (burned in)
+    are 404 there, as for 8 and 16 bits."""
+    from pydicom.pixels import pack_bits
+    client = archive.client("site-a")
+    liver = pydicom.dcmread(get_testdata_file("liver.dcm"))
+    liver.StudyInstanceUID, liver.SeriesInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    liver.SOPInstanceUID = liver.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    odd = one_bit_object(61, 67, 3)
+    burned = one_bit_object(61, 67, 3, burned_in="YES")
+    stow_raw(client, [encoded(liver), encoded(odd), encoded(burned)])
+    anon = requests.Session()
+    anon.trust_env = False
+    anon.verify = str(archive.pki / "ca.pem")
+    for ds in (liver, odd):
+        ds = pydicom.dcmread(BytesIO(encoded(ds)))
+        n = int(ds.NumberOfFrames)
+        want = [pack_bits(ds.pixel_array[k], pad=False) for k in range(n)]
+        assert all(len(w) == -(-ds.Rows * ds.Columns // 8) for w in want)
+        ids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        order = [n, 1] + list(range(2, n))
+        got = client.retrieve_instance_frames(*ids, frame_numbers=order)
+        assert got == [want[k - 1] for k in order], ds.Rows
+        # the pixel data as bulk data stays the stored value
+        assert client.retrieve_bulkdata(
+            f"{archive.url}/studies/{ids[0]}/series/{ids[1]}/instances/{ids[2]}/bulkdata/7FE00010"
+        ) == [ds.PixelData]
+        # through a de-identified view (a share link): the same frames
+        p = obscura("share", ids[0], "--tenant", "Site A", "--expires", "1h",
+                    "--view", "deidentified", "--config", archive.config)
+        assert p.returncode == 0, p.stderr
+        link = p.stdout.strip()
+        viewer = DICOMwebClient(link, session=anon)
+        [inst] = viewer.search_for_instances(fields=["NumberOfFrames"])
+        vids = [inst[t]["Value"][0] for t in ("0020000D", "0020000E", "00080018")]
+        assert vids[0] != ids[0] and vids[2] != ids[2]
+        assert viewer.retrieve_instance_frames(*vids, frame_numbers=order) == [want[k - 1] for k in order]
+    p = obscura("share", burned.StudyInstanceUID, "--tenant", "Site A", "--expires", "1h",
+                "--view", "deidentified", "--config", archive.config)
+    assert p.returncode == 0, p.stderr
+    link = p.stdout.strip()
+    [inst] = DICOMwebClient(link, session=anon).search_for_instances()
+    vids = [inst[t]["Value"][0] for t in ("0020000D", "0020000E", "00080018")]
+    r = anon.get(f"{link}/studies/{vids[0]}/series/{vids[1]}/instances/{vids[2]}/frames/1")
+    assert r.status_code == 404, r.status_code
+    # the owner gets them (the view alone withholds them)
+    ids = (burned.StudyInstanceUID, burned.SeriesInstanceUID, burned.SOPInstanceUID)
+    want = pack_bits(pydicom.dcmread(BytesIO(encoded(burned))).pixel_array[1], pad=False)
+    assert client.retrieve_instance_frames(*ids, frame_numbers=[2]) == [want]
+
+
 def test_refused_without_or_with_a_wrong_token(archive):
     for s in (archive.session(), archive.session("not-a-token")):
         for path in ("/studies", "/studies/1.2.3/series", "/nope"):

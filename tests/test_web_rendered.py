@@ -184,6 +184,15 @@ def test_undecodable_pixel_data_is_a_reason_not_a_crash(archive):
               f"/instances/{packed.SOPInstanceUID}/rendered")
     assert r.status_code == 501, r.status_code
     assert "(unsupported-pixel-data)" in r.text
+    # its frames, compressed bulk data, go out as stored (no decoding)
+    r = s.get(f"{archive.url}/studies/{packed.StudyInstanceUID}/series/{packed.SeriesInstanceUID}"
+              f"/instances/{packed.SOPInstanceUID}/frames/2")
+    assert r.status_code == 200 and 'type="image/dicom-rle"' in r.headers["Content-Type"], r.status_code
+    # native 1-bit frames as uncompressed bulk data (501 before): each
+    # frame packed on its own (tests/test_web.py has frames starting mid-byte)
+    assert client.retrieve_instance_frames(
+        one_bit.StudyInstanceUID, one_bit.SeriesInstanceUID, one_bit.SOPInstanceUID, [2]
+    ) == [pydicom.pixels.pack_bits(one_bit.pixel_array[1], pad=False)]
     # 1-bit frames render 0 black and 1 white
     png = client.retrieve_instance_frames_rendered(
         one_bit.StudyInstanceUID, one_bit.SeriesInstanceUID, one_bit.SOPInstanceUID, [2],

@@ -2,8 +2,9 @@
 //! `multipart/related; type="application/dicom"` (each part the stored
 //! PS3.10 bytes, exactly as received, streamed and decrypted from the
 //! vault), metadata as application/dicom+json with BulkDataURIs, bulk data,
-//! and frames (native pixel data as application/octet-stream; encapsulated
-//! frames in their transfer syntax's media type). No transcoding: objects
+//! and frames (native pixel data as application/octet-stream, 1-bit frames
+//! each re-packed from bit 0, PS3.18 8.7.3.3.1; encapsulated frames in
+//! their transfer syntax's media type). No transcoding: objects
 //! are served in their stored transfer syntax. Rendered images and
 //! thumbnails are in `rendered`.
 //!
@@ -27,7 +28,7 @@ use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use obscura_dicom::source::SeekSource;
 use obscura_dicom::{DicomInput, Limits, Parts};
-use obscura_pixels::frames;
+use obscura_pixels::{bits, frames};
 use obscura_vault::{Attr, InstanceReader, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -37,6 +38,8 @@ const HEADER_KEEP: u64 = 64 << 20;
 /// Native transfer syntaxes whose frames are plain little-endian samples
 /// at their offsets in the stored object (not deflated).
 const NATIVE_LE: &[&str] = &["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
+/// Stored bytes of a bit-packed frame re-packed at a time.
+const PACKED_PIECE: usize = 64 << 10;
 
 /// One instance found for a request.
 #[derive(Debug, Clone)]
@@ -888,20 +891,89 @@ fn frame_media(ts: &str) -> &'static str {
     }
 }
 
-/// Bytes of one native frame (rows × columns × samples × bytes per
-/// sample); bit-packed data or data without dimensions has no frames here.
-fn native_frame_bytes(ds: &dicom_object::InMemDicomObject) -> Result<u64, ApiError> {
+/// How the frames of native pixel data lie in its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NativeFrames {
+    /// Whole bytes: rows × columns × samples × bytes per sample each.
+    Bytes(u64),
+    /// Bits Allocated 1: this many samples (bits) each, frames one after
+    /// another bit by bit (PS3.5 8.1.1), so a frame may start mid-byte.
+    Bits(u64),
+}
+
+/// The frame layout of native pixel data with header `ds`: whole bytes
+/// (Bits Allocated a multiple of 8) or bit-packed (Bits Allocated 1); other
+/// Bits Allocated, or no dimensions, have no frames here.
+fn native_frames(ds: &dicom_object::InMemDicomObject) -> Result<NativeFrames, ApiError> {
     let int = |t| ds.get(t).and_then(|e| e.to_int::<u64>().ok());
     let rows = int(tags::ROWS).unwrap_or(0);
     let cols = int(tags::COLUMNS).unwrap_or(0);
     let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
     let bits = int(tags::BITS_ALLOCATED).unwrap_or(0);
-    if bits % 8 != 0 || bits == 0 || rows == 0 || cols == 0 {
-        return Err(ApiError::NotImplemented(
-            "frames of this pixel data (bit-packed or without dimensions) are not available".into(),
-        ));
+    let unavailable = || {
+        ApiError::NotImplemented(
+            "frames of this pixel data (Bits Allocated not 1 or a multiple of 8, or no dimensions) are not available"
+                .into(),
+        )
+    };
+    if rows == 0 || cols == 0 || spp == 0 || !(bits == 1 || (bits != 0 && bits % 8 == 0)) {
+        return Err(unavailable());
     }
-    Ok(rows * cols * spp * (bits / 8))
+    let samples = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(spp))
+        .ok_or_else(unavailable)?;
+    if bits == 1 {
+        return Ok(NativeFrames::Bits(samples));
+    }
+    samples
+        .checked_mul(bits / 8)
+        .map(NativeFrames::Bytes)
+        .ok_or_else(unavailable)
+}
+
+/// Write one bit-packed frame as PS3.18 8.7.3.3.1 has uncompressed bulk
+/// data carry it: `samples` bits, read from bit `bit` (0..8) of the bytes
+/// `r` yields (the bytes the frame touches in the stored value), written
+/// from bit 0 of the first byte, eight a byte, the first sample in the
+/// least significant bit, the last byte's unused high bits 0 (the next
+/// frame's bits are not sent). Packing and unpacking are obscura-pixels'
+/// (`bits`); the frame goes through in pieces of `piece` bytes, never
+/// whole.
+fn write_packed_frame(
+    r: &mut impl Read,
+    bit: u64,
+    samples: u64,
+    w: &mut impl Write,
+    piece: usize,
+) -> Result<(), String> {
+    let short = || "bit-packed pixel data shorter than its frames".to_string();
+    let mut pending: Vec<u8> = Vec::with_capacity(piece + 1);
+    let mut chunk = vec![0u8; piece.max(1)];
+    let mut left = samples;
+    while left > 0 {
+        let got = match r.read(&mut chunk) {
+            Ok(0) => return Err(short()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        pending.extend_from_slice(&chunk[..got]);
+        let have = (pending.len() as u64 * 8).saturating_sub(bit).min(left);
+        // whole bytes out until the last piece, so the pieces pack as one
+        let take = if have == left { left } else { have / 8 * 8 };
+        if take == 0 {
+            continue;
+        }
+        let unpacked = bits::unpack(&pending, bit, take as usize).ok_or_else(short)?;
+        w.write_all(&bits::pack(&unpacked))
+            .map_err(|e| e.to_string())?;
+        left -= take;
+        // the next sample is at bit `bit` of byte take / 8 when take is a
+        // multiple of 8; after the last piece nothing is left to read
+        pending.drain(..((take / 8) as usize).min(pending.len()));
+    }
+    Ok(())
 }
 
 /// `GET .../instances/{instance}/frames/{list}`: frames by 1-based number,
@@ -931,7 +1003,7 @@ pub async fn frames(
     let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let sop_uid = f.sop.clone();
     let ts = f.ts.clone();
-    let runs = tokio::task::spawn_blocking(move || {
+    let (runs, packed) = tokio::task::spawn_blocking(move || {
         let input = read_header(&vault, &tenant, &sop_uid).map_err(ApiError::Internal)?;
         let Some(px) = input.pixel else {
             return Err(ApiError::NotFound);
@@ -945,18 +1017,22 @@ pub async fn frames(
             .and_then(|e| e.to_int::<u32>().ok())
             .unwrap_or(1)
             .max(1);
-        let runs = if px.declared_len.is_some() {
+        let (runs, packed) = if px.declared_len.is_some() {
             if !NATIVE_LE.contains(&ts.as_str()) {
                 return Err(ApiError::NotImplemented(
                     "frames of big-endian or deflated pixel data are not available".into(),
                 ));
             }
-            frames::native(&px, native_frame_bytes(&input.dataset)?, n)
+            match native_frames(&input.dataset)? {
+                NativeFrames::Bytes(size) => (frames::native(&px, size, n), None),
+                NativeFrames::Bits(samples) => (frames::packed(&px, samples, n), Some(samples)),
+            }
         } else {
-            frames::encapsulated(input.pixel_stream(), &px, n)
+            // encapsulated frames (1-bit ones too) go out as stored, in
+            // their transfer syntax's media type
+            (frames::encapsulated(input.pixel_stream(), &px, n), None)
         };
-        let runs = runs.map_err(pixel_error)?;
-        Ok(runs)
+        Ok((runs.map_err(pixel_error)?, packed))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("frames task: {e}")))??;
@@ -974,7 +1050,10 @@ pub async fn frames(
             .map_err(|e| e.to_string())?;
         for n in wanted {
             let run = &runs[n as usize - 1];
-            let total: u64 = run.iter().map(|(_, l)| l).sum();
+            let total: u64 = match packed {
+                Some(samples) => samples.div_ceil(8),
+                None => run.iter().map(|(_, l)| l).sum(),
+            };
             write!(
                 w,
                 "--{b}\r\nContent-Type: {pt}\r\nContent-Length: {total}\r\n\r\n"
@@ -983,7 +1062,18 @@ pub async fn frames(
             for &(off, len) in run {
                 // straight to the frame: only its segments are decrypted
                 r.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
-                copy(&mut r.by_ref().take(len), w)?;
+                let mut bytes = r.by_ref().take(len);
+                match packed {
+                    // PS3.18 8.7.3.3.1: a 1-bit frame on its own, from bit
+                    // 0 of its first byte, padded to a byte (in the stored
+                    // value, PS3.5 8.1.1, frames after the first may start
+                    // and end mid-byte)
+                    Some(samples) => {
+                        let bit = (n - 1) * samples % 8;
+                        write_packed_frame(&mut bytes, bit, samples, w, PACKED_PIECE)?;
+                    }
+                    None => copy(&mut bytes, w)?,
+                }
             }
             w.write_all(b"\r\n").map_err(|e| e.to_string())?;
         }
@@ -993,4 +1083,88 @@ pub async fn frames(
         Body::new(body),
         &format!("multipart/related; type=\"{media}\"; boundary=\"{boundary}\""),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bit `i` of `packed`, the first sample in the least significant bit,
+    /// written out here independently of obscura-pixels.
+    fn bit_at(packed: &[u8], i: u64) -> u8 {
+        (packed[(i / 8) as usize] >> (i % 8)) & 1
+    }
+
+    /// Frame `k` of `samples` bits from `all`, on its own from bit 0 and
+    /// padded with 0 bits to a byte.
+    fn expected(all: &[u8], k: u64, samples: u64) -> Vec<u8> {
+        let mut out = vec![0u8; samples.div_ceil(8) as usize];
+        for i in 0..samples {
+            out[(i / 8) as usize] |= bit_at(all, k * samples + i) << (i % 8);
+        }
+        out
+    }
+
+    #[test]
+    fn bit_packed_frames_start_at_bit_0_and_are_padded_to_a_byte() {
+        // three frames of 61 × 67 (frames 1 and 2 start mid-byte), and
+        // three of 725 × 727 (65,885 bytes: more than one piece of 4 KiB,
+        // and of the server's 64 KiB), every stored bit pseudo-random
+        for samples in [61u64 * 67, 725 * 727, 64, 7] {
+            let bytes = (3 * samples).div_ceil(8) as usize;
+            let all: Vec<u8> = (0..bytes)
+                .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(13) as u8)
+                .collect();
+            for piece in [1usize, 3, 4096, PACKED_PIECE] {
+                for k in 0..3u64 {
+                    let (start, end) = (k * samples / 8, ((k + 1) * samples).div_ceil(8));
+                    let run = &all[start as usize..end as usize];
+                    let mut out = Vec::new();
+                    let bit = k * samples % 8;
+                    write_packed_frame(&mut &run[..], bit, samples, &mut out, piece).unwrap();
+                    assert_eq!(out, expected(&all, k, samples), "{samples} {piece} {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_bit_packed_frame_is_an_error_not_a_panic() {
+        let mut out = Vec::new();
+        let r = write_packed_frame(&mut &[0xFFu8; 3][..], 5, 24, &mut out, 2);
+        assert!(r.is_err());
+        assert!(write_packed_frame(&mut &[][..], 0, 1, &mut out, 4).is_err());
+    }
+
+    #[test]
+    fn frame_layouts() {
+        use dicom_core::{value::PrimitiveValue, DataElement, VR};
+        let ds = |rows: u16, cols: u16, spp: u16, bits: u16| {
+            dicom_object::InMemDicomObject::from_element_iter([
+                DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(rows)),
+                DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(cols)),
+                DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(spp)),
+                DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(bits)),
+            ])
+        };
+        assert_eq!(
+            native_frames(&ds(61, 67, 1, 1)).unwrap(),
+            NativeFrames::Bits(4087)
+        );
+        assert_eq!(
+            native_frames(&ds(4, 5, 3, 16)).unwrap(),
+            NativeFrames::Bytes(120)
+        );
+        for bad in [
+            ds(4, 5, 1, 12),
+            ds(0, 5, 1, 8),
+            ds(4, 5, 1, 0),
+            ds(4, 5, 0, 8),
+        ] {
+            assert!(matches!(
+                native_frames(&bad),
+                Err(ApiError::NotImplemented(_))
+            ));
+        }
+    }
 }

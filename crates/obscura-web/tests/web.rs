@@ -50,6 +50,25 @@ fn dicom(
     cols: u16,
     frames: u16,
 ) -> Vec<u8> {
+    let size = rows as usize * cols as usize;
+    let mut pixels = Vec::with_capacity(size * frames as usize);
+    for f in 0..frames {
+        pixels.extend(std::iter::repeat_n(f as u8, size));
+    }
+    dicom_pixels(study, series, sop, name, (rows, cols, frames), 8, pixels)
+}
+
+/// The same file with pixel data `pixels` (padded to an even length) of
+/// Bits Allocated `bits` (1, or 8: Bits Stored the same).
+fn dicom_pixels(
+    study: &str,
+    series: &str,
+    sop: &str,
+    name: &str,
+    (rows, cols, frames): (u16, u16, u16),
+    bits: u16,
+    mut pixels: Vec<u8>,
+) -> Vec<u8> {
     let class = "1.2.840.10008.5.1.4.1.1.7";
     let mut meta = Vec::new();
     elem(&mut meta, 0x0002, 0x0001, b"OB", &[0, 1]);
@@ -92,15 +111,10 @@ fn dicom(
     );
     elem(&mut out, 0x0028, 0x0010, b"US", &rows.to_le_bytes());
     elem(&mut out, 0x0028, 0x0011, b"US", &cols.to_le_bytes());
-    elem(&mut out, 0x0028, 0x0100, b"US", &8u16.to_le_bytes());
-    elem(&mut out, 0x0028, 0x0101, b"US", &8u16.to_le_bytes());
-    elem(&mut out, 0x0028, 0x0102, b"US", &7u16.to_le_bytes());
+    elem(&mut out, 0x0028, 0x0100, b"US", &bits.to_le_bytes());
+    elem(&mut out, 0x0028, 0x0101, b"US", &bits.to_le_bytes());
+    elem(&mut out, 0x0028, 0x0102, b"US", &(bits - 1).to_le_bytes());
     elem(&mut out, 0x0028, 0x0103, b"US", &0u16.to_le_bytes());
-    let size = rows as usize * cols as usize;
-    let mut pixels = Vec::with_capacity(size * frames as usize);
-    for f in 0..frames {
-        pixels.extend(std::iter::repeat_n(f as u8, size));
-    }
     if pixels.len() % 2 == 1 {
         pixels.push(0);
     }
@@ -967,6 +981,116 @@ async fn frames_anywhere_in_a_large_multi_frame_instance() {
         .req("GET", &format!("{inst}/frames/31"), Some(TOKEN_A), &[], b"")
         .await;
     assert_eq!(r.status, 404);
+    s.stop().await;
+}
+
+/// Frame `k` (from 0) of `samples` bits each in bit-packed `all`, on its
+/// own: from bit 0 of its first byte, padded with 0 bits to a byte
+/// (pydicom's `pack_bits(pixel_array[k], pad=False)`), computed here bit by bit.
+fn packed_frame(all: &[u8], k: usize, samples: usize) -> Vec<u8> {
+    let mut out = vec![0u8; samples.div_ceil(8)];
+    for i in 0..samples {
+        let b = k * samples + i;
+        out[i / 8] |= ((all[b / 8] >> (b % 8)) & 1) << (i % 8);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bit_frames_each_from_bit_0_padded_to_a_byte() {
+    let s = Server::start(None).await;
+    // 61 x 67 (4,087 bits: frames 2 and 3 start mid-byte), 64 x 64 (byte
+    // aligned), 725 x 727 (65,885 bytes a frame: past the vault's 64 KiB
+    // segments and the server's pieces, frame 2 mid-byte)
+    for (i, (rows, cols, n)) in [(61u16, 67u16, 3u16), (64, 64, 2), (725, 727, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        let samples = rows as usize * cols as usize;
+        let bytes = (samples * n as usize).div_ceil(8);
+        // every stored bit pseudo-random, the unused high bits of the last
+        // byte set too (a frame's padding must not carry them)
+        let all: Vec<u8> = (0..bytes)
+            .map(|j| ((j as u32).wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let sop = format!("1.2.826.0.1.3680043.8.498.1.1.2{i}");
+        let file = dicom_pixels(ST, SE, &sop, "Doe^Jane", (rows, cols, n), 1, all.clone());
+        let path = s._dir.path().join(format!("one-bit-{i}.dcm"));
+        std::fs::write(&path, &file).unwrap();
+        s.vault.store_file(&s.tenants.0, &path).unwrap();
+        let inst = format!("/studies/{ST}/series/{SE}/instances/{sop}");
+        let list: Vec<String> = (1..=n).rev().map(|k| k.to_string()).collect();
+        let r = s
+            .req(
+                "GET",
+                &format!("{inst}/frames/{},1", list.join(",")),
+                Some(TOKEN_A),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/related; type=\"application/octet-stream\""));
+        let parts = r.parts();
+        assert_eq!(parts.len(), n as usize + 1);
+        for (part, k) in parts.iter().zip((1..=n as usize).rev().chain([1])) {
+            assert!(
+                *part == packed_frame(&all, k - 1, samples),
+                "{rows} x {cols}, frame {k}"
+            );
+        }
+        // the Content-Length of each part is the frame's bytes
+        let want = format!("Content-Length: {}\r\n", samples.div_ceil(8));
+        assert_eq!(
+            r.body
+                .windows(want.len())
+                .filter(|w| *w == want.as_bytes())
+                .count(),
+            n as usize + 1
+        );
+        // the pixel data as bulk data stays the stored value
+        let r = s
+            .req(
+                "GET",
+                &format!("{inst}/bulkdata/7FE00010"),
+                Some(TOKEN_A),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.parts()[0][..bytes], all[..]);
+        let r = s
+            .req(
+                "GET",
+                &format!("{inst}/frames/{}", n + 1),
+                Some(TOKEN_A),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 404);
+    }
+    // pixel data shorter than its 1-bit frames: an error with no value in it
+    let sop = "1.2.826.0.1.3680043.8.498.1.1.29";
+    let file = dicom_pixels(ST, SE, sop, "Doe^Jane", (61, 67, 3), 1, vec![0xAA; 1000]);
+    let path = s._dir.path().join("one-bit-short.dcm");
+    std::fs::write(&path, &file).unwrap();
+    s.vault.store_file(&s.tenants.0, &path).unwrap();
+    let r = s
+        .req(
+            "GET",
+            &format!("/studies/{ST}/series/{SE}/instances/{sop}/frames/1"),
+            Some(TOKEN_A),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert!(!String::from_utf8_lossy(&r.body).contains("Doe"));
     s.stop().await;
 }
 
