@@ -470,18 +470,21 @@ mod tests {
         }
     }
 
-    fn tophats_match_pixel_by_pixel(w: usize, h: usize) {
-        let mut x = 12345u32;
-        let data: Vec<u8> = (0..w * h)
+    /// `n` pseudo-random levels from `seed`.
+    fn noise(n: usize, mut seed: u32) -> Vec<u8> {
+        (0..n)
             .map(|_| {
-                x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                (x >> 16) as u8
+                seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
+                (seed >> 16) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    fn tophats_match_pixel_by_pixel(w: usize, h: usize) {
         let img = Grey {
             width: w,
             height: h,
-            data,
+            data: noise(w * h, 12345),
         };
         for size in [1, 3, 5, 7, 9] {
             let r = size / 2;
@@ -520,17 +523,10 @@ mod tests {
     #[test]
     fn tophats_where_wanted_are_those_of_the_whole_image() {
         let (w, h) = (53, 38);
-        let mut x = 99u32;
-        let data: Vec<u8> = (0..w * h)
-            .map(|_| {
-                x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                (x >> 16) as u8
-            })
-            .collect();
         let img = Grey {
             width: w,
             height: h,
-            data,
+            data: noise(w * h, 99),
         };
         // every other tile of 8 (tiles cut at the right and bottom edges)
         let wanted = |r: &Rect| (r.x0 / 8 + r.y0 / 8).is_multiple_of(2);
@@ -557,13 +553,7 @@ mod tests {
         // pseudo-random colours, against the luminance and the channels
         // taken one pixel at a time
         let (w, h) = (37, 23);
-        let mut x = 99u32;
-        let data: Vec<u8> = (0..w * h * 3)
-            .map(|_| {
-                x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                (x >> 16) as u8
-            })
-            .collect();
+        let data = noise(w * h * 3, 99);
         let img = Image8 {
             width: w as u32,
             height: h as u32,
