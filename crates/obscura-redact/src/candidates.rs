@@ -58,6 +58,10 @@ const FINE_PIECES: usize = 4;
 /// 7 × 7's reach the stroke level, or left at zero.
 const FINE_TILE: usize = 64;
 
+/// Width to height from which one character-like piece is a word of
+/// glyphs touching ([`lone_words`]).
+const WORD_WIDTH: usize = 3;
+
 /// Width to height beyond which a candidate without character-like pieces
 /// is an edge, not text.
 const EDGE_RATIO: usize = 8;
@@ -191,6 +195,7 @@ pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
         })
         .collect();
     lines.extend(small);
+    lines.extend(lone_words([&bright_pieces, &dark_pieces], &lines, &blocks));
     lines.sort_by_key(|r| (r.y0, r.x0));
     lines.dedup();
     let mut lines: Vec<Candidate> = lines
@@ -225,6 +230,24 @@ pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
         blocks,
         faint,
     }
+}
+
+/// Words whose glyphs touch (one character-like piece at least
+/// [`WORD_WIDTH`] × as wide as tall) inside a block and on no line: text
+/// whose strokes joined the texture beside it (a bright edge across a
+/// name) into a block, with no second piece to chain with. Each is a line
+/// of its own, read at its height; a piece overlapping one taken is not.
+fn lone_words(pieces: [&[Rect]; 2], lines: &[Rect], blocks: &[Rect]) -> Vec<Rect> {
+    let mut words: Vec<Rect> = Vec::new();
+    for p in pieces.into_iter().flatten() {
+        let wide = p.width() >= WORD_WIDTH * p.height();
+        let lone = blocks.iter().any(|b| b.contains(p))
+            && !lines.iter().chain(&words).any(|l| l.overlaps(p));
+        if wide && lone {
+            words.push(*p);
+        }
+    }
+    words
 }
 
 /// Lines of small text over texture: character-like pieces of the 3 × 3
@@ -684,6 +707,24 @@ mod tests {
                 "{found:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_word_joined_with_an_edge_into_a_block_is_a_line_of_its_own() {
+        // six glyphs touching (one piece 36 px wide), and a bright bar
+        // 3 px wide down the whole image 2 px after them: their strokes
+        // join into a block 60 px tall, with no second piece to chain
+        let mut img = image_with_glyphs(200, (0..6).map(|g| 10 + 6 * g), 10);
+        for y in 0..60 {
+            img.data[y * 200 + 48..y * 200 + 51].fill(230);
+        }
+        let found = candidates(&img, Sought::All);
+        assert!(found.blocks.iter().any(|b| b.height() == 60), "{found:?}");
+        let word = found
+            .lines
+            .iter()
+            .find(|c| c.rect.x0 <= 10 && c.rect.x1 >= 46 && c.rect.height() <= 12);
+        assert!(word.is_some_and(|c| !c.unlettered()), "{found:?}");
     }
 
     #[test]
