@@ -354,6 +354,10 @@ impl Server {
         send(s, method, path, &h, body).await
     }
 
+    async fn get(&self, path: &str, token: &str) -> Resp {
+        self.req("GET", path, Some(token), &[], b"").await
+    }
+
     async fn stow(&self, token: &str, path: &str, body: &[u8], boundary: &str) -> Resp {
         let ct = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
         self.req("POST", path, Some(token), &[("Content-Type", &ct)], body)
@@ -465,13 +469,7 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
 
     // QIDO
     let r = s
-        .req(
-            "GET",
-            "/studies?PatientName=doe*&includefield=all",
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
+        .get("/studies?PatientName=doe*&includefield=all", TOKEN_A)
         .await;
     assert_eq!(r.status, 200);
     let studies = r.json();
@@ -490,7 +488,7 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
         "/studies?PatientID=PID-4711",
         &format!("/studies?StudyInstanceUID={ST}"),
     ] {
-        let r = s.req("GET", q, Some(TOKEN_A), &[], b"").await;
+        let r = s.get(q, TOKEN_A).await;
         assert_eq!(r.json().as_array().unwrap().len(), 1, "{q}");
     }
     for q in [
@@ -498,26 +496,15 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
         "/studies?StudyDate=-20231231",
         "/studies?PatientName=jan",
     ] {
-        let r = s.req("GET", q, Some(TOKEN_A), &[], b"").await;
+        let r = s.get(q, TOKEN_A).await;
         assert_eq!(r.json().as_array().unwrap().len(), 0, "{q}");
     }
-    let r = s
-        .req(
-            "GET",
-            &format!("/studies/{ST}/series"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("/studies/{ST}/series"), TOKEN_A).await;
     assert_eq!(r.json()[0]["00201209"]["Value"][0], 2);
     let r = s
-        .req(
-            "GET",
+        .get(
             &format!("/studies/{ST}/series/{SE}/instances?limit=1&offset=1"),
-            Some(TOKEN_A),
-            &[],
-            b"",
+            TOKEN_A,
         )
         .await;
     let inst = r.json();
@@ -526,23 +513,17 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
         inst[0]["00080018"]["Value"][0],
         "1.2.826.0.1.3680043.8.498.1.1.2"
     );
-    let r = s
-        .req("GET", "/instances?OperatorsName=x", Some(TOKEN_A), &[], b"")
-        .await;
+    let r = s.get("/instances?OperatorsName=x", TOKEN_A).await;
     assert_eq!(r.json().as_array().unwrap().len(), 2);
     assert!(r.header("warning").unwrap().contains("OperatorsName"));
     // another tenant sees nothing
-    let r = s.req("GET", "/studies", Some(TOKEN_B), &[], b"").await;
+    let r = s.get("/studies", TOKEN_B).await;
     assert_eq!(r.json().as_array().unwrap().len(), 0);
-    let r = s
-        .req("GET", &format!("/studies/{ST}"), Some(TOKEN_B), &[], b"")
-        .await;
+    let r = s.get(&format!("/studies/{ST}"), TOKEN_B).await;
     assert_eq!(r.status, 404);
 
     // WADO: byte-exact, quoted random boundary
-    let r = s
-        .req("GET", &format!("/studies/{ST}"), Some(TOKEN_A), &[], b"")
-        .await;
+    let r = s.get(&format!("/studies/{ST}"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     let ct = r.header("content-type").unwrap().to_string();
     assert!(
@@ -578,26 +559,15 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
     let r = s.req("GET", &inst_path, Some(TOKEN_A), &[("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50")], b"").await;
     assert_eq!(r.status, 406);
     let r = s
-        .req(
-            "GET",
+        .get(
             &format!("/studies/{ST}/series/1.2.3/instances/1.2.826.0.1.3680043.8.498.1.1.2"),
-            Some(TOKEN_A),
-            &[],
-            b"",
+            TOKEN_A,
         )
         .await;
     assert_eq!(r.status, 404, "an instance under another series' path");
 
     // metadata, bulk data, frames
-    let r = s
-        .req(
-            "GET",
-            &format!("{inst_path}/metadata"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("{inst_path}/metadata"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     let m = r.json();
     assert_eq!(m[0]["00100010"]["Value"][0]["Alphabetic"], "Doe^Jane");
@@ -608,68 +578,22 @@ async fn store_search_retrieve_over_plain_http_with_tokens() {
         .to_string();
     assert!(uri.ends_with("/bulkdata/7FE00010"), "{uri}");
     let r = s
-        .req(
-            "GET",
-            &format!("{inst_path}/bulkdata/7FE00010"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
+        .get(&format!("{inst_path}/bulkdata/7FE00010"), TOKEN_A)
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.parts()[0], multi[multi.len() - 96..].to_vec());
-    let r = s
-        .req(
-            "GET",
-            &format!("{inst_path}/frames/3,1"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("{inst_path}/frames/3,1"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.parts(), vec![vec![2u8; 32], vec![0u8; 32]]);
-    let r = s
-        .req(
-            "GET",
-            &format!("{inst_path}/frames/4"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("{inst_path}/frames/4"), TOKEN_A).await;
     assert_eq!(r.status, 404);
     // rendered: the instance's frame as JPEG; a study's rendered resource is not offered
-    let r = s
-        .req(
-            "GET",
-            &format!("{inst_path}/rendered"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("{inst_path}/rendered"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     assert!(r.body.starts_with(&[0xFF, 0xD8]));
-    let r = s
-        .req(
-            "GET",
-            &format!("/studies/{ST}/rendered"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("/studies/{ST}/rendered"), TOKEN_A).await;
     assert_eq!(r.status, 501);
-    let r = s
-        .req(
-            "GET",
-            &format!("/studies/{ST}/metadata"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("/studies/{ST}/metadata"), TOKEN_A).await;
     assert_eq!(r.json().as_array().unwrap().len(), 2);
 
     s.stop().await;
@@ -767,18 +691,10 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         "/studies/1.2.3/series/..",
         "/studies/1.2.x/metadata",
     ] {
-        let r = s.req("GET", p, Some(TOKEN_A), &[], b"").await;
+        let r = s.get(p, TOKEN_A).await;
         assert!(matches!(r.status, 400 | 404), "{p}: {}", r.status);
     }
-    let r = s
-        .req(
-            "GET",
-            "/studies?StudyInstanceUID=../x",
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get("/studies?StudyInstanceUID=../x", TOKEN_A).await;
     assert_eq!(r.status, 400);
 
     // a client that stops sending is dropped (idle timeout 2 s)
@@ -944,15 +860,7 @@ async fn frames_anywhere_in_a_large_multi_frame_instance() {
     let inst = format!("/studies/{ST}/series/{SE}/instances/{sop}");
 
     // the last frame, then the one before, one near the start and the last again
-    let r = s
-        .req(
-            "GET",
-            &format!("{inst}/frames/30,29,2,30"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("{inst}/frames/30,29,2,30"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     let parts = r.parts();
     assert_eq!(parts.len(), 4);
@@ -961,25 +869,13 @@ async fn frames_anywhere_in_a_large_multi_frame_instance() {
     assert!(parts[2] == frame(2), "frame 2");
     assert!(parts[3] == frame(30), "frame 30 again");
     // the whole pixel data as bulk data, and the metadata, are unchanged
-    let r = s
-        .req(
-            "GET",
-            &format!("{inst}/bulkdata/7FE00010"),
-            Some(TOKEN_A),
-            &[],
-            b"",
-        )
-        .await;
+    let r = s.get(&format!("{inst}/bulkdata/7FE00010"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     assert!(r.parts()[0] == plain[px..], "bulk data");
-    let r = s
-        .req("GET", &format!("{inst}/metadata"), Some(TOKEN_A), &[], b"")
-        .await;
+    let r = s.get(&format!("{inst}/metadata"), TOKEN_A).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()[0]["00280008"]["Value"][0], 30);
-    let r = s
-        .req("GET", &format!("{inst}/frames/31"), Some(TOKEN_A), &[], b"")
-        .await;
+    let r = s.get(&format!("{inst}/frames/31"), TOKEN_A).await;
     assert_eq!(r.status, 404);
     s.stop().await;
 }
@@ -1052,26 +948,10 @@ async fn one_bit_frames_each_from_bit_0_padded_to_a_byte() {
             n as usize + 1
         );
         // the pixel data as bulk data stays the stored value
-        let r = s
-            .req(
-                "GET",
-                &format!("{inst}/bulkdata/7FE00010"),
-                Some(TOKEN_A),
-                &[],
-                b"",
-            )
-            .await;
+        let r = s.get(&format!("{inst}/bulkdata/7FE00010"), TOKEN_A).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.parts()[0][..bytes], all[..]);
-        let r = s
-            .req(
-                "GET",
-                &format!("{inst}/frames/{}", n + 1),
-                Some(TOKEN_A),
-                &[],
-                b"",
-            )
-            .await;
+        let r = s.get(&format!("{inst}/frames/{}", n + 1), TOKEN_A).await;
         assert_eq!(r.status, 404);
     }
     // pixel data shorter than its 1-bit frames: an error with no value in it
@@ -1081,12 +961,9 @@ async fn one_bit_frames_each_from_bit_0_padded_to_a_byte() {
     std::fs::write(&path, &file).unwrap();
     s.vault.store_file(&s.tenants.0, &path).unwrap();
     let r = s
-        .req(
-            "GET",
+        .get(
             &format!("/studies/{ST}/series/{SE}/instances/{sop}/frames/1"),
-            Some(TOKEN_A),
-            &[],
-            b"",
+            TOKEN_A,
         )
         .await;
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
@@ -1112,15 +989,7 @@ async fn last_frame_timing() {
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = std::time::Instant::now();
-        let r = s
-            .req(
-                "GET",
-                &format!("{inst}/frames/{n}"),
-                Some(TOKEN_A),
-                &[],
-                b"",
-            )
-            .await;
+        let r = s.get(&format!("{inst}/frames/{n}"), TOKEN_A).await;
         best = best.min(t.elapsed().as_secs_f64());
         assert_eq!(r.status, 200);
         assert!(r.parts()[0] == plain[plain.len() - size..], "last frame");
