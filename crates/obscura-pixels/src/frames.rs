@@ -11,21 +11,12 @@ pub type Runs = Vec<(u64, u64)>;
 
 /// The frames of native pixel data of `frame_bytes` bytes each.
 pub fn native(px: &PixelSpan, frame_bytes: u64, frames: u32) -> Result<Vec<Runs>, PixelError> {
-    if frame_bytes == 0 {
-        return Err(PixelError::Attribute("Rows, Columns or Bits Allocated"));
-    }
-    let need = frame_bytes
-        .checked_mul(u64::from(frames))
-        .ok_or(PixelError::Attribute("Number of Frames"))?;
-    if need > px.value_bytes {
-        return Err(PixelError::Malformed(format!(
-            "{} bytes of pixel data for {frames} frames of {frame_bytes} bytes",
-            px.value_bytes
-        )));
-    }
-    Ok((0..u64::from(frames))
-        .map(|i| vec![(px.value_offset + i * frame_bytes, frame_bytes)])
-        .collect())
+    one_after_another(
+        px,
+        (frame_bytes, 8, "bytes"),
+        frames,
+        "Rows, Columns or Bits Allocated",
+    )
 }
 
 /// The frames of bit-packed native pixel data (Bits Allocated 1) of
@@ -34,21 +25,34 @@ pub fn native(px: &PixelSpan, frame_bytes: u64, frames: u32) -> Result<Vec<Runs>
 /// bits touch, so a byte may hold the end of one frame and the start of the
 /// next; the frame starts at bit (k × `samples`) mod 8 of its run.
 pub fn packed(px: &PixelSpan, samples: u64, frames: u32) -> Result<Vec<Runs>, PixelError> {
-    if samples == 0 {
-        return Err(PixelError::Attribute("Rows or Columns"));
+    one_after_another(px, (samples, 1, "bits"), frames, "Rows or Columns")
+}
+
+/// `frames` frames of `size` units of `unit_bits` bits (named `units` in
+/// errors) one after another from the value's start: frame k's run covers
+/// the bytes its bits touch. A frame of no size is an error in `attribute`.
+fn one_after_another(
+    px: &PixelSpan,
+    (size, unit_bits, units): (u64, u64, &str),
+    frames: u32,
+    attribute: &'static str,
+) -> Result<Vec<Runs>, PixelError> {
+    if size == 0 {
+        return Err(PixelError::Attribute(attribute));
     }
-    let bits = samples
-        .checked_mul(u64::from(frames))
+    let frame_bits = size
+        .checked_mul(unit_bits)
+        .filter(|b| b.checked_mul(u64::from(frames)).is_some())
         .ok_or(PixelError::Attribute("Number of Frames"))?;
-    if bits.div_ceil(8) > px.value_bytes {
+    if (frame_bits * u64::from(frames)).div_ceil(8) > px.value_bytes {
         return Err(PixelError::Malformed(format!(
-            "{} bytes of pixel data for {frames} frames of {samples} bits",
+            "{} bytes of pixel data for {frames} frames of {size} {units}",
             px.value_bytes
         )));
     }
     Ok((0..u64::from(frames))
         .map(|k| {
-            let (start, end) = (k * samples / 8, ((k + 1) * samples).div_ceil(8));
+            let (start, end) = (k * frame_bits / 8, ((k + 1) * frame_bits).div_ceil(8));
             vec![(px.value_offset + start, end - start)]
         })
         .collect())
