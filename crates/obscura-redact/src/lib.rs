@@ -34,6 +34,7 @@ mod object;
 mod ocr;
 mod rect;
 mod still;
+mod tophat;
 
 pub use candidates::{candidates, Candidate, Candidates, Sought};
 pub use decide::{Identity, Looks, Reason};
