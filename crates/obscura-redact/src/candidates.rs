@@ -145,7 +145,12 @@ pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
     if w < 8 || h < 8 {
         return Candidates::default();
     }
-    let [bright, dark] = img.tophats(STROKE_SE);
+    // every level below the least compared with is as good as zero
+    let least = match sought {
+        Sought::All => QUIET_LEVEL,
+        Sought::Text => STROKE_LEVEL,
+    };
+    let [bright, dark] = img.tophats_reaching(STROKE_SE, least);
     let mut stroke = stroke_levels(&bright, &dark);
     without_long_runs(&mut stroke, w, STROKE_LEVEL);
     // pieces of the bright strokes and of the dark apart: together, the

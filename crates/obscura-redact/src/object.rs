@@ -452,13 +452,15 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         return vec![shown];
     }
     // percentiles of every few pixels: plenty for a window, and cheap
-    let mut values: Vec<i64> = (0..frame.samples.len())
+    let values: Vec<i64> = (0..frame.samples.len())
         .step_by(PERCENTILE_STEP)
         .map(|i| frame.value(i))
         .collect();
     let n = values.len();
-    let lo = *values.select_nth_unstable(n / 100).1;
-    let hi = *values.select_nth_unstable(n - 1 - n / 100).1;
+    if n == 0 {
+        return vec![shown];
+    }
+    let [lo, hi] = order_statistics(values, [n / 100, n - 1 - n / 100]);
     let modality = |v: i64| v as f64 * info.slope + info.intercept;
     let (lo, hi) = (
         modality(lo).min(modality(hi)),
@@ -474,6 +476,35 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
     }
     let spanning = render(frame, info, Some(Window::spanning(lo, hi.max(lo + 1.0))));
     vec![shown, Grey::from_image(spanning)]
+}
+
+/// Span of values (16 bits, signed or not) within which
+/// [`order_statistics`] counts them instead of selecting.
+const COUNTED_SPAN: i64 = 1 << 17;
+
+/// The `ranks`-th smallest of `values` (from 0, each below its length):
+/// counted, when they span less than [`COUNTED_SPAN`], which is a pass
+/// over them where selecting is several.
+fn order_statistics<const N: usize>(mut values: Vec<i64>, ranks: [usize; N]) -> [i64; N] {
+    let (Some(&lo), Some(&hi)) = (values.iter().min(), values.iter().max()) else {
+        return [0; N];
+    };
+    if hi - lo >= COUNTED_SPAN {
+        return ranks.map(|k| *values.select_nth_unstable(k).1);
+    }
+    let mut counts = vec![0usize; (hi - lo + 1) as usize];
+    for v in &values {
+        counts[(v - lo) as usize] += 1;
+    }
+    ranks.map(|k| {
+        // the first value with more than `k` values at or under it
+        let mut below = 0;
+        let at = counts.iter().position(|&c| {
+            below += c;
+            below > k
+        });
+        lo + at.unwrap_or(counts.len() - 1) as i64
+    })
 }
 
 /// Lines read side by side (overlapping rows, gaps of at most twice their
@@ -642,5 +673,28 @@ mod tests {
         // two halves of one date are one row
         let read = vec![line(212, "Nov 26,"), line(236, "2026")];
         assert_eq!(rows(read).len(), 1);
+    }
+
+    #[test]
+    fn order_statistics_counted_or_selected_are_those_of_the_sorted_values() {
+        let mut seed = 7u64;
+        let mut next = |span: i64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as i64 % span - span / 3
+        };
+        // 12-bit signed values (counted), 32-bit ones (selected), one value
+        for span in [4096, 1 << 32, 1] {
+            let values: Vec<i64> = (0..5000).map(|_| next(span)).collect();
+            let mut sorted = values.clone();
+            sorted.sort();
+            let ranks = [0, 49, 2500, 4950, 4999];
+            assert_eq!(
+                order_statistics(values, ranks),
+                ranks.map(|k| sorted[k]),
+                "{span}"
+            );
+        }
     }
 }

@@ -12,14 +12,28 @@ impl Grey {
     /// level). Strokes narrower than `size` keep their contrast; anatomy,
     /// gradients and flat ground fall to zero.
     pub fn tophats(&self, size: usize) -> [Grey; 2] {
-        self.tophats_in_strips(size, STRIP_ROWS)
+        self.tophats_in_strips(size, STRIP_ROWS, &mut Filter::default())
+    }
+
+    /// [`tophats`](Self::tophats) wherever they may reach `level`, and
+    /// zero where they cannot: in the [`REACHING_TILE`] tiles none of whose
+    /// [`BOUND_BLOCK`] blocks can ([`Bounds`]). Every level at or above
+    /// `level`, and every comparison with `level` or a higher one, is that
+    /// of the whole image's top-hats. Flat ground, gradients and soft
+    /// texture cost the bound's one pass over their pixels, not the
+    /// filters' passes.
+    pub fn tophats_reaching(&self, size: usize, level: u8) -> [Grey; 2] {
+        let bounds = Bounds::of(self, BOUND_BLOCK, size);
+        // whole blocks a tile
+        let tile = REACHING_TILE.div_ceil(bounds.block) * bounds.block;
+        self.tophats_where(size, tile, |r| bounds.may_reach(r, level))
     }
 
     /// [`tophats`](Self::tophats) in the tiles of `tile` × `tile` pixels
-    /// that `wanted` asks for, zero elsewhere. Taken a row of tiles at a
-    /// time, from its first tile wanted to its last, with the pixels the
-    /// opening and closing reach around them ([`tophat_reach`]): the levels
-    /// are those of the whole image's top-hats.
+    /// that `wanted` asks for, zero elsewhere. Taken a run of tiles wanted
+    /// side by side at a time, with the pixels the opening and closing
+    /// reach around it ([`tophat_reach`]): the levels are those of the
+    /// whole image's top-hats.
     pub fn tophats_where(
         &self,
         size: usize,
@@ -27,32 +41,39 @@ impl Grey {
         wanted: impl Fn(&Rect) -> bool,
     ) -> [Grey; 2] {
         let (w, h) = (self.width, self.height);
+        let tile = tile.max(1);
         let mut out = [vec![0u8; w * h], vec![0u8; w * h]];
-        for y0 in (0..h).step_by(tile.max(1)) {
+        let mut filter = Filter::default();
+        for y0 in (0..h).step_by(tile) {
             let y1 = (y0 + tile).min(h);
-            let tiles: Vec<Rect> = (0..w)
-                .step_by(tile.max(1))
-                .map(|x0| Rect {
+            let mut x0 = 0;
+            while x0 < w {
+                let tile_at = |x0: usize| Rect {
                     x0,
                     y0,
                     x1: (x0 + tile).min(w),
                     y1,
-                })
-                .filter(&wanted)
-                .collect();
-            let (Some(first), Some(last)) = (tiles.first(), tiles.last()) else {
-                continue;
-            };
-            let around = first.union(last).grow(tophat_reach(size)).clip(w, h);
-            let hats = self.crop(around).tophats_in_strips(size, around.height());
-            for (hat, out) in hats.iter().zip(&mut out) {
-                for own in &tiles {
-                    for y in own.y0..own.y1 {
-                        let from = (y - around.y0) * hat.width + own.x0 - around.x0;
-                        out[y * w + own.x0..y * w + own.x1]
-                            .copy_from_slice(&hat.data[from..from + own.width()]);
+                };
+                if !wanted(&tile_at(x0)) {
+                    x0 += tile;
+                    continue;
+                }
+                let mut run = tile_at(x0);
+                while run.x1 < w && wanted(&tile_at(run.x1)) {
+                    run = run.union(&tile_at(run.x1));
+                }
+                let around = run.grow(tophat_reach(size)).clip(w, h);
+                let hats = self
+                    .crop(around)
+                    .tophats_in_strips(size, around.height(), &mut filter);
+                for (hat, out) in hats.iter().zip(&mut out) {
+                    for y in run.y0..run.y1 {
+                        let from = (y - around.y0) * hat.width + run.x0 - around.x0;
+                        out[y * w + run.x0..y * w + run.x1]
+                            .copy_from_slice(&hat.data[from..from + run.width()]);
                     }
                 }
+                x0 = run.x1;
             }
         }
         out.map(|data| Grey { data, ..*self })
@@ -61,12 +82,11 @@ impl Grey {
     /// [`tophats`](Self::tophats), taken `strip` rows at a time, each strip
     /// with the rows its opening and closing reach above and below (exact:
     /// a row's opening reaches `size - 1` rows either side), so that the
-    /// eight passes over a strip stay in the cache.
-    fn tophats_in_strips(&self, size: usize, strip: usize) -> [Grey; 2] {
+    /// eight passes over a strip stay in the cache; with `filter`'s buffers.
+    fn tophats_in_strips(&self, size: usize, strip: usize, filter: &mut Filter) -> [Grey; 2] {
         let (w, h) = (self.width, self.height);
         let reach = tophat_reach(size);
         let (mut bright, mut dark) = (Vec::with_capacity(w * h), Vec::with_capacity(w * h));
-        let mut filter = Filter::default();
         for y0 in (0..h).step_by(strip.max(1)) {
             let y1 = (y0 + strip).min(h);
             let (top, bottom) = (y0.saturating_sub(reach), (y1 + reach).min(h));
@@ -88,6 +108,89 @@ fn tophat_reach(size: usize) -> usize {
     2 * (size / 2)
 }
 
+/// Side (pixels) of the blocks whose extremes bound the top-hats
+/// ([`Bounds`]; at least the square's): small enough to be tight on a
+/// gradient, large enough that the bound costs little.
+const BOUND_BLOCK: usize = 8;
+
+/// Side (pixels; whole blocks) of the tiles [`Grey::tophats_reaching`]
+/// takes the top-hats in: a tile needs the pixels its opening reaches
+/// around it, so small tiles would take many pixels twice.
+const REACHING_TILE: usize = 32;
+
+/// The least and greatest levels of an image's blocks: what a top-hat's
+/// levels may reach there. A pixel's opening is the greatest of the least
+/// levels of the squares that hold it, and in a block at least as wide and
+/// tall as the square one of them lies inside the block: so the opening
+/// is at least the block's least level, and the bright top-hat (level
+/// minus opening) at most the block's greatest minus its least. So is the
+/// dark one (the closing is at most the greatest level of that square).
+/// Blocks cut by the image's right or bottom edge to less than the square
+/// hold no such square and are always taken.
+struct Bounds {
+    /// Blocks a row.
+    across: usize,
+    /// Side of a block, pixels.
+    block: usize,
+    /// Side of the top-hats' square.
+    size: usize,
+    /// The image's size.
+    width: usize,
+    height: usize,
+    /// Per block, row of blocks by row of blocks, its least and greatest
+    /// levels.
+    extremes: Vec<(u8, u8)>,
+}
+
+impl Bounds {
+    /// The bounds of `img`'s blocks of `block` pixels a side (at least
+    /// `size`) for top-hats of a `size × size` square.
+    fn of(img: &Grey, block: usize, size: usize) -> Bounds {
+        let (w, h) = (img.width, img.height);
+        let block = block.max(size).max(1);
+        let mut extremes = Vec::with_capacity(w.div_ceil(block) * h.div_ceil(block));
+        let (mut lo, mut hi) = (vec![0u8; w], vec![0u8; w]);
+        for rows in img.data.chunks(block * w.max(1)) {
+            // down the columns first, a row at a time (a loop that
+            // vectorises), then along the row of blocks
+            lo.copy_from_slice(&rows[..w]);
+            hi.copy_from_slice(&rows[..w]);
+            for row in rows.chunks_exact(w).skip(1) {
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                    (*l, *h) = ((*l).min(v), (*h).max(v));
+                }
+            }
+            extremes.extend(lo.chunks(block).zip(hi.chunks(block)).map(|(l, h)| {
+                let least = l.iter().fold(255, |a, &v| a.min(v));
+                (least, h.iter().fold(0, |a, &v| a.max(v)))
+            }));
+        }
+        Bounds {
+            across: w.div_ceil(block),
+            block,
+            size,
+            width: w,
+            height: h,
+            extremes,
+        }
+    }
+
+    /// Whether a top-hat may reach `level` in one of the blocks of the
+    /// tile `r` (whole blocks, or cut by the image's edges).
+    fn may_reach(&self, r: &Rect, level: u8) -> bool {
+        let blocks = |a: usize, b: usize| a / self.block..b.div_ceil(self.block);
+        let cut = |at: usize, edge: usize| edge - at < self.size;
+        blocks(r.y0, r.y1).any(|by| {
+            blocks(r.x0, r.x1).any(|bx| {
+                let (lo, hi) = self.extremes[by * self.across + bx];
+                hi - lo >= level
+                    || cut(bx * self.block, self.width)
+                    || cut(by * self.block, self.height)
+            })
+        })
+    }
+}
+
 /// Rows of a strip of [`Grey::tophats`]: its buffers (a few of these rows,
 /// and the rows reached around them) stay in a core's cache.
 const STRIP_ROWS: usize = 128;
@@ -102,6 +205,7 @@ fn identity<F: Fn(u8, u8) -> u8>(f: F) -> u8 {
 #[derive(Default)]
 struct Filter {
     padded: Vec<u8>,
+    rows: Vec<u8>,
     along: Vec<u8>,
     scratch: [Vec<u8>; 2],
     filtered: [Vec<u8>; 2],
@@ -134,7 +238,7 @@ impl Filter {
 
     /// `f` (min or max, with its identity beyond the edges) over the
     /// `size × size` square around every pixel of the rows `data`, `w`
-    /// wide, into `out`: along each row by [`windows`], then down the
+    /// wide, into `out`: along the rows by [`windows`], then down the
     /// columns by [`windows`] again, a row a step.
     fn apply<F: Fn(u8, u8) -> u8 + Copy>(
         &mut self,
@@ -149,22 +253,31 @@ impl Filter {
             return;
         }
         let (r, id) = (size / 2, identity(f));
-        // each row padded with `r` identities at both ends
+        // every row padded with `r` identities at both ends, one after
+        // another, filtered along in one go (no work a row); of each
+        // padded row's results the first `w` are its own, the rest
+        // straddle two rows
+        let padded_width = w + 2 * r;
         self.padded.clear();
-        self.padded.resize(w + 2 * r, id);
+        for line in data.chunks_exact(w) {
+            self.padded.extend(std::iter::repeat_n(id, r));
+            self.padded.extend_from_slice(line);
+            self.padded.extend(std::iter::repeat_n(id, r));
+        }
+        self.rows.clear();
+        windows(
+            &self.padded,
+            2 * r + 1,
+            1,
+            f,
+            &mut self.scratch,
+            &mut self.rows,
+        );
         // `r` rows of identities above and below the rows filtered along
         self.along.clear();
         self.along.resize(r * w, id);
-        for line in data.chunks_exact(w) {
-            self.padded[r..r + w].copy_from_slice(line);
-            windows(
-                &self.padded,
-                2 * r + 1,
-                1,
-                f,
-                &mut self.scratch,
-                &mut self.along,
-            );
+        for own in self.rows.chunks(padded_width) {
+            self.along.extend_from_slice(&own[..w]);
         }
         self.along.resize(self.along.len() + r * w, id);
         windows(&self.along, 2 * r + 1, w, f, &mut self.scratch, out);
@@ -255,7 +368,7 @@ mod tests {
             let bright: Vec<u8> = img.data.iter().zip(&opened).map(|(v, o)| v - o).collect();
             let dark: Vec<u8> = img.data.iter().zip(&closed).map(|(v, c)| c - v).collect();
             for strip in [1, 2, 5, STRIP_ROWS] {
-                let [b, d] = img.tophats_in_strips(size, strip);
+                let [b, d] = img.tophats_in_strips(size, strip, &mut Filter::default());
                 assert_eq!(
                     (b.data, d.data),
                     (bright.clone(), dark.clone()),
@@ -291,6 +404,66 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tophats_reaching_a_level_agree_with_the_whole_image_at_it() {
+        // rows 0-39: a soft gradient with a little noise (tiles the bound
+        // clears) and a few thin strokes; 40-63: strong texture; 64-97:
+        // flat ground with a stroke exactly 60 levels up, a bright square
+        // of 8 pixels (one block of 8, narrower than a 9 × 9 square) and a
+        // bright line in the last two rows (blocks the edge cuts to two rows,
+        // uniform along the line)
+        let (w, h) = (150, 98);
+        let grain = noise(w * h, 7);
+        let mut data: Vec<u8> = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                match y {
+                    0..40 => (x / 3 + y / 2) as u8 + grain[i] % 6,
+                    40..64 => grain[i],
+                    _ if y >= 96 && x >= 40 => 200,
+                    _ if (66..76).contains(&y) && x == 100 => 90,
+                    _ if (72..80).contains(&y) && (16..24).contains(&x) => 200,
+                    _ => 30,
+                }
+            })
+            .collect();
+        for y in 10..30 {
+            for x in [40, 44, 48, 100] {
+                data[y * w + x] = 200;
+            }
+        }
+        let img = Grey {
+            width: w,
+            height: h,
+            data,
+        };
+        for size in [3, 7, 9] {
+            let whole = img.tophats(size);
+            for level in [4, 24, 60] {
+                let reaching = img.tophats_reaching(size, level);
+                for (whole, reaching) in whole.iter().zip(&reaching) {
+                    for (i, (&a, &b)) in whole.data.iter().zip(&reaching.data).enumerate() {
+                        let agree = a == b || (b == 0 && a < level);
+                        assert!(agree, "{size} {level} ({}, {}): {a} {b}", i % w, i / w);
+                    }
+                }
+                // the strokes are kept, the texture taken whole
+                assert!(reaching[0].at(44, 20) >= 60, "{size} {level}");
+                // (a 3 × 3 square fits in the two rows against the edge)
+                assert!(size == 3 || reaching[0].at(60, 97) >= 60, "{size} {level}");
+                assert_eq!(reaching[0].at(20, 50), whole[0].at(20, 50));
+            }
+            // and the gradient's small levels skipped at 24
+            let skipped = img.tophats_reaching(size, 24)[0]
+                .data
+                .iter()
+                .zip(&whole[0].data)
+                .filter(|(&b, &a)| b != a)
+                .count();
+            assert!(skipped > 0, "{size}: nothing skipped");
         }
     }
 }
