@@ -6,6 +6,7 @@
 //! OCR's cost.
 
 use crate::grey::Grey;
+use crate::tophat::Taken;
 use crate::Rect;
 
 /// Strokes narrower than this (pixels) stand out in the top-hat; the
@@ -150,17 +151,19 @@ pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
         Sought::All => QUIET_LEVEL,
         Sought::Text => STROKE_LEVEL,
     };
-    let [bright, dark] = img.tophats_reaching(STROKE_SE, least);
-    let mut stroke = stroke_levels(&bright, &dark);
-    without_long_runs(&mut stroke, w, STROKE_LEVEL);
+    // the passes below skip the tiles where the top-hats were not taken
+    let ([bright, dark], taken) = img.tophats_reaching(STROKE_SE, least);
+    let mut stroke = stroke_levels(&bright, &dark, &taken);
+    without_long_runs(&mut stroke, w, STROKE_LEVEL, &taken);
     // pieces of the bright strokes and of the dark apart: together, the
     // ground between the letters of a bright text is a dark stroke, and a
     // line would be one solid piece
     let pieces = (
-        char_pieces(&bright, STROKE_LEVEL),
-        char_pieces(&dark, STROKE_LEVEL),
+        char_pieces(&bright, STROKE_LEVEL, &taken),
+        char_pieces(&dark, STROKE_LEVEL, &taken),
     );
-    let mut boxes = components(&joined(&stroke, w, STROKE_LEVEL), w, h, 1)
+    let joined = joined(&stroke, w, STROKE_LEVEL, &taken);
+    let mut boxes = components(&joined, w, h, 1, &taken)
         .into_iter()
         .filter(|(r, _)| r.height() >= MIN_HEIGHT && r.width() >= 4)
         .map(|(r, _)| r)
@@ -224,10 +227,10 @@ pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
             }
         })
         .collect();
-    lines.extend(fine_lines(img, [&bright, &dark], &lines));
+    lines.extend(fine_lines(img, [&bright, &dark], &taken, &lines));
     lines.sort_by_key(|c| (c.rect.y0, c.rect.x0));
     let faint = match sought {
-        Sought::All => faint_lines(&bright, &dark, &lines),
+        Sought::All => faint_lines(&bright, &dark, &taken, &lines),
         Sought::Text => Vec::new(),
     };
     Candidates {
@@ -266,20 +269,21 @@ fn lone_words(pieces: [&[Rect]; 2], lines: &[Rect], blocks: &[Rect]) -> Vec<Rect
 /// dark): an opening with the larger square lies under the smaller's,
 /// and a closing over it. So it is taken only in the tiles where `main`
 /// reaches [`STROKE_LEVEL`]; elsewhere it is under that level anyway.
-fn fine_lines(img: &Grey, main: [&Grey; 2], lines: &[Candidate]) -> Vec<Candidate> {
+fn fine_lines(img: &Grey, main: [&Grey; 2], taken: &Taken, lines: &[Candidate]) -> Vec<Candidate> {
     let small = |r: &Rect| (FINE_HEIGHT.0..=FINE_HEIGHT.1).contains(&r.height());
     let stroked = |r: &Rect| {
-        main.iter().any(|t| {
-            (r.y0..r.y1).any(|y| {
-                let row = &t.data[y * t.width + r.x0..y * t.width + r.x1];
-                row.iter().fold(0, |a, &v| a.max(v)) >= STROKE_LEVEL
+        taken.overlaps(r)
+            && main.iter().any(|t| {
+                (r.y0..r.y1).any(|y| {
+                    let row = &t.data[y * t.width + r.x0..y * t.width + r.x1];
+                    row.iter().fold(0, |a, &v| a.max(v)) >= STROKE_LEVEL
+                })
             })
-        })
     };
-    img.tophats_where(FINE_SE, FINE_TILE, stroked)
-        .iter()
+    let (fine, fine_taken) = img.tophats_where(FINE_SE, FINE_TILE, stroked);
+    fine.iter()
         .flat_map(|t| {
-            let mut pieces = char_pieces(t, STROKE_LEVEL);
+            let mut pieces = char_pieces(t, STROKE_LEVEL, &fine_taken);
             pieces.retain(small);
             chains(&pieces)
         })
@@ -303,7 +307,7 @@ fn fine_lines(img: &Grey, main: [&Grey; 2], lines: &[Candidate]) -> Vec<Candidat
 /// character-like pieces whose rows above and below stay under
 /// [`QUIET_LEVEL`] in both top-hats, [`FAINT_PIECES`] or more lined up in
 /// a chain, away from every line already found.
-fn faint_lines(bright: &Grey, dark: &Grey, lines: &[Candidate]) -> Vec<Rect> {
+fn faint_lines(bright: &Grey, dark: &Grey, taken: &Taken, lines: &[Candidate]) -> Vec<Rect> {
     let (w, h) = (bright.width, bright.height);
     let quiet = |y: usize, r: &Rect| {
         let row = y * w + r.x0..y * w + r.x1;
@@ -317,7 +321,7 @@ fn faint_lines(bright: &Grey, dark: &Grey, lines: &[Candidate]) -> Vec<Rect> {
     [bright, dark]
         .into_iter()
         .flat_map(|t| {
-            let mut pieces = char_pieces(t, FAINT_LEVEL);
+            let mut pieces = char_pieces(t, FAINT_LEVEL, taken);
             pieces.retain(flat_around);
             chains(&pieces)
         })
@@ -326,9 +330,10 @@ fn faint_lines(bright: &Grey, dark: &Grey, lines: &[Candidate]) -> Vec<Rect> {
         .collect()
 }
 
-/// The character-like pieces of the top-hat `t` at `level` or above.
-fn char_pieces(t: &Grey, level: u8) -> Vec<Rect> {
-    components(&t.data, t.width, t.height, level)
+/// The character-like pieces of the top-hat `t` (taken in `taken`) at
+/// `level` or above.
+fn char_pieces(t: &Grey, level: u8, taken: &Taken) -> Vec<Rect> {
+    components(&t.data, t.width, t.height, level, taken)
         .into_iter()
         .filter(|&(r, n)| char_like(r, n))
         .map(|(r, _)| r)
@@ -343,21 +348,29 @@ fn reach(pieces: &[&Rect]) -> usize {
     right.zip(left).map_or(0, |(r, l)| r - l)
 }
 
-/// Per pixel, the greater of the bright and the dark top-hat: how far it
-/// stands out as a stroke of either.
-fn stroke_levels(bright: &Grey, dark: &Grey) -> Vec<u8> {
-    bright
-        .data
-        .iter()
-        .zip(&dark.data)
-        .map(|(&b, &d)| b.max(d))
-        .collect()
+/// Per pixel, the greater of the bright and the dark top-hat (both taken
+/// in `taken`, zero elsewhere): how far it stands out as a stroke of either.
+fn stroke_levels(bright: &Grey, dark: &Grey, taken: &Taken) -> Vec<u8> {
+    let w = bright.width;
+    let mut stroke = vec![0; bright.data.len()];
+    for (y, row) in stroke.chunks_exact_mut(w).enumerate() {
+        for s in taken.spans(y) {
+            let (b, d) = (
+                &bright.data[y * w..][s.clone()],
+                &dark.data[y * w..][s.clone()],
+            );
+            for ((v, &b), &d) in row[s.clone()].iter_mut().zip(b).zip(d) {
+                *v = b.max(d);
+            }
+        }
+    }
+    stroke
 }
 
 /// The pixels of `img` that stand out as thin strokes at `level` or above.
 pub fn stroke_mask(img: &Grey, level: u8) -> Vec<bool> {
     let [bright, dark] = img.tophats(STROKE_SE);
-    stroke_levels(&bright, &dark)
+    stroke_levels(&bright, &dark, &Taken::all(img.width, img.height))
         .into_iter()
         .map(|v| v >= level)
         .collect()
@@ -376,11 +389,11 @@ pub fn strokes_only(img: &Grey) -> Grey {
     }
 }
 
-/// `stroke` without its runs at `level` or above along a row longer than
-/// [`LONG_RUN`].
-fn without_long_runs(stroke: &mut [u8], w: usize, level: u8) {
-    for row in stroke.chunks_exact_mut(w) {
-        let long: Vec<(usize, usize)> = set_runs(row, level)
+/// `stroke` (taken in `taken`) without its runs at `level` or above along
+/// a row longer than [`LONG_RUN`].
+fn without_long_runs(stroke: &mut [u8], w: usize, level: u8, taken: &Taken) {
+    for (y, row) in stroke.chunks_exact_mut(w).enumerate() {
+        let long: Vec<(usize, usize)> = runs_taken(row, y, level, taken)
             .filter(|(s, e)| e - s > LONG_RUN)
             .collect();
         for (start, end) in long {
@@ -389,13 +402,18 @@ fn without_long_runs(stroke: &mut [u8], w: usize, level: u8) {
     }
 }
 
-/// Stroke pixels (at `level` or above) joined along rows: 1 where a stroke
-/// lies within `JOIN_X` on both sides, 0 elsewhere.
-fn joined(stroke: &[u8], w: usize, level: u8) -> Vec<u8> {
+/// Stroke pixels (at `level` or above, taken in `taken`) joined along
+/// rows: 1 where a stroke lies within `JOIN_X` on both sides, 0 elsewhere.
+/// (Tiles not taken are wider than `JOIN_X`: no join crosses one.)
+fn joined(stroke: &[u8], w: usize, level: u8, taken: &Taken) -> Vec<u8> {
     let mut joined = vec![0; stroke.len()];
-    for (row, out) in stroke.chunks_exact(w).zip(joined.chunks_exact_mut(w)) {
+    for (y, (row, out)) in stroke
+        .chunks_exact(w)
+        .zip(joined.chunks_exact_mut(w))
+        .enumerate()
+    {
         let mut last_end: Option<usize> = None;
-        for (start, end) in set_runs(row, level) {
+        for (start, end) in runs_taken(row, y, level, taken) {
             // the gap before this run bridged when short
             let from = last_end.filter(|&e| start - e <= JOIN_X).unwrap_or(start);
             out[from..end].fill(1);
@@ -423,6 +441,19 @@ fn set_runs(row: &[u8], level: u8) -> impl Iterator<Item = (usize, usize)> + '_ 
             .map_or(w, |e| start + e);
         x = end;
         Some((start, end))
+    })
+}
+
+/// The runs of [`set_runs`] along row `y`, `row`, in the spans of
+/// `taken` alone (zero elsewhere): the same runs, for less reading.
+fn runs_taken<'a>(
+    row: &'a [u8],
+    y: usize,
+    level: u8,
+    taken: &'a Taken,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    taken.spans(y).iter().flat_map(move |s| {
+        set_runs(&row[s.clone()], level).map(move |(a, b)| (a + s.start, b + s.start))
     })
 }
 
@@ -536,18 +567,19 @@ fn chains(pieces: &[Rect]) -> Vec<Chain> {
     out
 }
 
-/// 8-connected components of the pixels of `levels` at `level` or above:
-/// their boxes and sizes, in the order of their first pixel row by row. Runs of set pixels along each row are
+/// 8-connected components of the pixels of `levels` (taken in `taken`,
+/// zero elsewhere) at `level` or above: their boxes and sizes, in the
+/// order of their first pixel row by row. Runs of set pixels along each row are
 /// joined with the runs they touch on the row above (union-find, the
 /// earliest run the root), so that the work goes with the runs, not the
 /// pixels.
-fn components(levels: &[u8], w: usize, h: usize, level: u8) -> Vec<(Rect, usize)> {
+fn components(levels: &[u8], w: usize, h: usize, level: u8, taken: &Taken) -> Vec<(Rect, usize)> {
     // runs (row, first column, one past the last), row by row
     let runs: Vec<(usize, usize, usize)> = levels
         .chunks_exact(w)
         .take(h)
         .enumerate()
-        .flat_map(|(y, row)| set_runs(row, level).map(move |(x0, x1)| (y, x0, x1)))
+        .flat_map(|(y, row)| runs_taken(row, y, level, taken).map(move |(x0, x1)| (y, x0, x1)))
         .collect();
     let mut parent: Vec<usize> = (0..runs.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -780,7 +812,7 @@ mod tests {
             let level = 100 - density as u8;
             let mask: Vec<bool> = levels.iter().map(|&v| v >= level).collect();
             assert_eq!(
-                components(&levels, w, h, level),
+                components(&levels, w, h, level, &Taken::all(w, h)),
                 flood_components(&mask, w, h),
                 "{density}"
             );

@@ -16,13 +16,13 @@ impl Grey {
     }
 
     /// [`tophats`](Self::tophats) wherever they may reach `level`, and
-    /// zero where they cannot: in the [`REACHING_TILE`] tiles none of whose
+    /// zero where they cannot (and where they were taken): in the [`REACHING_TILE`] tiles none of whose
     /// [`BOUND_BLOCK`] blocks can ([`Bounds`]). Every level at or above
     /// `level`, and every comparison with `level` or a higher one, is that
     /// of the whole image's top-hats. Flat ground, gradients and soft
     /// texture cost the bound's one pass over their pixels, not the
     /// filters' passes.
-    pub fn tophats_reaching(&self, size: usize, level: u8) -> [Grey; 2] {
+    pub(crate) fn tophats_reaching(&self, size: usize, level: u8) -> ([Grey; 2], Taken) {
         let bounds = Bounds::of(self, BOUND_BLOCK, size);
         // whole blocks a tile
         let tile = REACHING_TILE.div_ceil(bounds.block) * bounds.block;
@@ -30,53 +30,34 @@ impl Grey {
     }
 
     /// [`tophats`](Self::tophats) in the tiles of `tile` × `tile` pixels
-    /// that `wanted` asks for, zero elsewhere. Taken a run of tiles wanted
-    /// side by side at a time, with the pixels the opening and closing
-    /// reach around it ([`tophat_reach`]): the levels are those of the
-    /// whole image's top-hats.
-    pub fn tophats_where(
+    /// that `wanted` asks for, zero elsewhere, and those tiles. Taken a
+    /// run of tiles wanted side by side at a time, with the pixels the
+    /// opening and closing reach around it ([`tophat_reach`]): the levels
+    /// are those of the whole image's top-hats.
+    pub(crate) fn tophats_where(
         &self,
         size: usize,
         tile: usize,
         wanted: impl Fn(&Rect) -> bool,
-    ) -> [Grey; 2] {
+    ) -> ([Grey; 2], Taken) {
         let (w, h) = (self.width, self.height);
-        let tile = tile.max(1);
+        let taken = Taken::new(w, h, tile, wanted);
         let mut out = [vec![0u8; w * h], vec![0u8; w * h]];
         let mut filter = Filter::default();
-        for y0 in (0..h).step_by(tile) {
-            let y1 = (y0 + tile).min(h);
-            let mut x0 = 0;
-            while x0 < w {
-                let tile_at = |x0: usize| Rect {
-                    x0,
-                    y0,
-                    x1: (x0 + tile).min(w),
-                    y1,
-                };
-                if !wanted(&tile_at(x0)) {
-                    x0 += tile;
-                    continue;
+        for run in taken.runs() {
+            let around = run.grow(tophat_reach(size)).clip(w, h);
+            let hats = self
+                .crop(around)
+                .tophats_in_strips(size, around.height(), &mut filter);
+            for (hat, out) in hats.iter().zip(&mut out) {
+                for y in run.y0..run.y1 {
+                    let from = (y - around.y0) * hat.width + run.x0 - around.x0;
+                    out[y * w + run.x0..y * w + run.x1]
+                        .copy_from_slice(&hat.data[from..from + run.width()]);
                 }
-                let mut run = tile_at(x0);
-                while run.x1 < w && wanted(&tile_at(run.x1)) {
-                    run = run.union(&tile_at(run.x1));
-                }
-                let around = run.grow(tophat_reach(size)).clip(w, h);
-                let hats = self
-                    .crop(around)
-                    .tophats_in_strips(size, around.height(), &mut filter);
-                for (hat, out) in hats.iter().zip(&mut out) {
-                    for y in run.y0..run.y1 {
-                        let from = (y - around.y0) * hat.width + run.x0 - around.x0;
-                        out[y * w + run.x0..y * w + run.x1]
-                            .copy_from_slice(&hat.data[from..from + run.width()]);
-                    }
-                }
-                x0 = run.x1;
             }
         }
-        out.map(|data| Grey { data, ..*self })
+        (out.map(|data| Grey { data, ..*self }), taken)
     }
 
     /// [`tophats`](Self::tophats), taken `strip` rows at a time, each strip
@@ -106,6 +87,90 @@ impl Grey {
 /// max, each half the square either side.
 fn tophat_reach(size: usize) -> usize {
     2 * (size / 2)
+}
+
+/// The tiles of an image in which levels were taken ([`Grey::tophats_where`]):
+/// elsewhere they are zero, and a pass over the levels may skip them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// Side of a tile, pixels.
+    tile: usize,
+    /// Rows of the image.
+    height: usize,
+    /// Per row of tiles, its runs of tiles taken side by side, as column
+    /// ranges, left to right.
+    spans: Vec<Vec<std::ops::Range<usize>>>,
+}
+
+impl Taken {
+    /// The tiles of `tile` × `tile` pixels of a `width` × `height` image
+    /// that `wanted` asks for (each asked once).
+    fn new(width: usize, height: usize, tile: usize, wanted: impl Fn(&Rect) -> bool) -> Taken {
+        let tile = tile.max(1);
+        let spans = (0..height)
+            .step_by(tile)
+            .map(|y0| {
+                let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+                for x0 in (0..width).step_by(tile) {
+                    let r = Rect {
+                        x0,
+                        y0,
+                        x1: (x0 + tile).min(width),
+                        y1: (y0 + tile).min(height),
+                    };
+                    if !wanted(&r) {
+                        continue;
+                    }
+                    match spans.last_mut() {
+                        Some(last) if last.end == x0 => last.end = r.x1,
+                        _ => spans.push(x0..r.x1),
+                    }
+                }
+                spans
+            })
+            .collect();
+        Taken {
+            tile,
+            height,
+            spans,
+        }
+    }
+
+    /// Every pixel of a `width` × `height` image: one tile.
+    pub fn all(width: usize, height: usize) -> Taken {
+        let tile = width.max(height).max(1);
+        let spans = vec![(width > 0).then_some(0..width).into_iter().collect()];
+        Taken {
+            tile,
+            height,
+            spans,
+        }
+    }
+
+    /// The column ranges of row `y` in tiles taken, left to right.
+    pub fn spans(&self, y: usize) -> &[std::ops::Range<usize>] {
+        self.spans.get(y / self.tile).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a tile taken overlaps `r`.
+    pub fn overlaps(&self, r: &Rect) -> bool {
+        (r.y0..r.y1)
+            .step_by(self.tile)
+            .chain(r.y1.checked_sub(1))
+            .any(|y| self.spans(y).iter().any(|s| s.start < r.x1 && r.x0 < s.end))
+    }
+
+    /// The runs of tiles taken side by side, as boxes.
+    fn runs(&self) -> impl Iterator<Item = Rect> + '_ {
+        self.spans.iter().enumerate().flat_map(move |(row, spans)| {
+            spans.iter().map(move |s| Rect {
+                x0: s.start,
+                y0: row * self.tile,
+                x1: s.end,
+                y1: ((row + 1) * self.tile).min(self.height),
+            })
+        })
+    }
 }
 
 /// Side (pixels) of the blocks whose extremes bound the top-hats
@@ -391,20 +456,31 @@ mod tests {
         let wanted = |r: &Rect| (r.x0 / 8 + r.y0 / 8).is_multiple_of(2);
         for size in [3, 7] {
             let whole = img.tophats(size);
-            let tiled = img.tophats_where(size, 8, wanted);
+            let (tiled, taken) = img.tophats_where(size, 8, wanted);
             for (whole, tiled) in whole.iter().zip(&tiled) {
                 for y in 0..h {
                     for x in 0..w {
-                        let expected = if wanted(&Rect::pixel(x / 8 * 8, y / 8 * 8)) {
-                            whole.at(x, y)
-                        } else {
-                            0
-                        };
+                        let in_wanted = wanted(&Rect::pixel(x / 8 * 8, y / 8 * 8));
+                        let expected = if in_wanted { whole.at(x, y) } else { 0 };
                         assert_eq!(tiled.at(x, y), expected, "{size} ({x}, {y})");
+                        // and the spans taken say so
+                        let spanned = taken.spans(y).iter().any(|s| s.contains(&x));
+                        assert_eq!(spanned, in_wanted, "({x}, {y})");
+                        assert_eq!(taken.overlaps(&Rect::pixel(x, y)), in_wanted);
                     }
                 }
             }
+            assert_eq!(taken.spans(9), [8..16, 24..32, 40..48]);
+            // a box overlaps a tile taken when any of its pixels lies in one
+            let corner = Rect::pixel(7, 7).union(&Rect::pixel(9, 9));
+            assert!(taken.overlaps(&corner));
+            let inside = Rect::pixel(9, 1).union(&Rect::pixel(14, 6));
+            assert!(!taken.overlaps(&inside));
         }
+        // tiles side by side make one span
+        let taken = Taken::new(20, 5, 4, |r| r.x0 != 8);
+        assert_eq!(taken.spans(4), [0..8, 12..20]);
+        assert_eq!(Taken::all(20, 5).spans(4), std::slice::from_ref(&(0..20)));
     }
 
     #[test]
@@ -443,7 +519,7 @@ mod tests {
         for size in [3, 7, 9] {
             let whole = img.tophats(size);
             for level in [4, 24, 60] {
-                let reaching = img.tophats_reaching(size, level);
+                let (reaching, _) = img.tophats_reaching(size, level);
                 for (whole, reaching) in whole.iter().zip(&reaching) {
                     for (i, (&a, &b)) in whole.data.iter().zip(&reaching.data).enumerate() {
                         let agree = a == b || (b == 0 && a < level);
@@ -457,7 +533,7 @@ mod tests {
                 assert_eq!(reaching[0].at(20, 50), whole[0].at(20, 50));
             }
             // and the gradient's small levels skipped at 24
-            let skipped = img.tophats_reaching(size, 24)[0]
+            let skipped = img.tophats_reaching(size, 24).0[0]
                 .data
                 .iter()
                 .zip(&whole[0].data)
