@@ -25,60 +25,52 @@ pub struct Grey {
 }
 
 impl Grey {
-    /// The luminance of a rendered frame; for colour, the brightest channel
-    /// where it stands out more (coloured text on grey keeps its contrast).
-    pub fn from_image(img: Image8) -> Self {
+    /// What is read of a rendered frame: its luminance (for colour, the
+    /// brightest channel where it stands out more: coloured text on grey
+    /// keeps its contrast); and, when the frame is colourful (its mean
+    /// red-blue difference at least [`COLOURFUL`]; grey frames with a
+    /// little colour Doppler are not), its red and blue channels too, in
+    /// which coloured text keeps the contrast luminance may lose (cyan or
+    /// green on brown has the luminance of its ground).
+    pub fn renderings(img: Image8) -> Vec<Grey> {
         let (width, height) = (img.width as usize, img.height as usize);
-        let data = if img.channels == 1 {
-            img.data
-        } else {
-            // into a buffer of the right size: a loop without a capacity
-            // check a pixel
-            let mut data = vec![0u8; width * height];
-            for (y, p) in data.iter_mut().zip(img.data.chunks_exact(3)) {
-                let (r, g, b) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
-                let luma = (299 * r + 587 * g + 114 * b) / 1000;
-                // saturated colours (yellow, cyan, green text) by their brightest channel
-                *y = luma.max(r.max(g).max(b).saturating_sub(32)) as u8;
-            }
-            data
-        };
-        Grey {
+        let with = |data| Grey {
             width,
             height,
             data,
+        };
+        if img.channels == 1 {
+            return vec![with(img.data)];
         }
-    }
-
-    /// The colour channels of a rendered RGB frame in which coloured text
-    /// keeps the contrast luminance may lose (cyan or green on brown has
-    /// the luminance of its ground): red and blue, when the frame is
-    /// colourful (its mean red-blue difference at least [`COLOURFUL`];
-    /// grey frames with a little colour Doppler are not). None otherwise.
-    pub fn channels(img: &Image8) -> Vec<Grey> {
-        if img.channels != 3 {
-            return Vec::new();
+        // the channels apart first (one pass that gathers), then passes
+        // over them that vectorise
+        let n = width * height;
+        let (mut red, mut green, mut blue) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
+        let pixels = img.data.as_chunks::<3>().0;
+        for (((r, g), b), &[pr, pg, pb]) in
+            red.iter_mut().zip(&mut green).zip(&mut blue).zip(pixels)
+        {
+            (*r, *g, *b) = (pr, pg, pb);
         }
-        let sampled = img.data.chunks_exact(3).step_by(COLOUR_STEP);
-        let (sum, n) = sampled.fold((0u64, 0u64), |(s, n), p| {
-            (s + u64::from(p[0].abs_diff(p[2])), n + 1)
-        });
-        if sum < COLOURFUL * n.max(1) {
-            return Vec::new();
-        }
-        let (width, height) = (img.width as usize, img.height as usize);
-        // both channels in one pass over the pixels
-        let (mut red, mut blue) = (vec![0u8; width * height], vec![0u8; width * height]);
-        for ((r, b), p) in red.iter_mut().zip(&mut blue).zip(img.data.chunks_exact(3)) {
-            (*r, *b) = (p[0], p[2]);
-        }
-        [red, blue]
-            .map(|data| Grey {
-                width,
-                height,
-                data,
+        let luma = red
+            .iter()
+            .zip(&green)
+            .zip(&blue)
+            .map(|((&r, &g), &b)| {
+                let (r, g, b) = (u32::from(r), u32::from(g), u32::from(b));
+                let luma = (299 * r + 587 * g + 114 * b) / 1000;
+                // saturated colours (yellow, cyan, green text) by their brightest channel
+                luma.max(r.max(g).max(b).saturating_sub(32)) as u8
             })
-            .into()
+            .collect();
+        let sampled = (0..n).step_by(COLOUR_STEP);
+        let (sum, count) = sampled.fold((0u64, 0u64), |(s, c), i| {
+            (s + u64::from(red[i].abs_diff(blue[i])), c + 1)
+        });
+        if sum < COLOURFUL * count.max(1) {
+            return vec![with(luma)];
+        }
+        vec![with(luma), with(red), with(blue)]
     }
 
     /// The level at (x, y).
@@ -277,25 +269,26 @@ pub(crate) mod tests {
             channels: 3,
             data: data.clone(),
         };
-        let channels = Grey::channels(&img);
-        let grey = Grey::from_image(img);
+        let read = Grey::renderings(img);
+        let [grey, red, blue] = &read[..] else {
+            panic!("noise is colourful: {} renderings", read.len());
+        };
         for (i, p) in data.chunks_exact(3).enumerate() {
             let (r, g, b) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
             let luma = (299 * r + 587 * g + 114 * b) / 1000;
             let max = r.max(g).max(b);
             assert_eq!(u32::from(grey.data[i]), luma.max(max.saturating_sub(32)));
-            assert_eq!([channels[0].data[i], channels[1].data[i]], [p[0], p[2]]);
+            assert_eq!([red.data[i], blue.data[i]], [p[0], p[2]]);
         }
-        assert_eq!((grey.width, grey.height, channels[1].width), (w, h, w));
+        assert_eq!((grey.width, grey.height, blue.width), (w, h, w));
     }
 
     #[test]
     fn a_colourful_frame_is_also_read_in_its_red_and_blue_channels() {
         // cyan text on brown has the luminance of its ground
-        let brown = rgb([167, 125, 61]);
-        let channels = Grey::channels(&brown);
-        assert_eq!(channels.len(), 2);
-        assert_eq!((channels[0].at(0, 0), channels[1].at(0, 0)), (167, 61));
-        assert!(Grey::channels(&rgb([120, 120, 118])).is_empty());
+        let read = Grey::renderings(rgb([167, 125, 61]));
+        assert_eq!(read.len(), 3);
+        assert_eq!((read[1].at(0, 0), read[2].at(0, 0)), (167, 61));
+        assert_eq!(Grey::renderings(rgb([120, 120, 118])).len(), 1);
     }
 }

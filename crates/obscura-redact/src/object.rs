@@ -422,19 +422,15 @@ pub fn inspect<S: Source>(
 /// windowing away from being read; for a colourful frame, its red and
 /// blue channels too (coloured text of its ground's luminance).
 fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
-    let rendered = render(frame, info, None);
-    let channels = Grey::channels(&rendered);
-    let shown = Grey::from_image(rendered);
-    if !channels.is_empty() {
-        return std::iter::once(shown).chain(channels).collect();
-    }
+    let mut read = Grey::renderings(render(frame, info, None));
     let grey = matches!(
         frame.photometric,
         Photometric::Monochrome1 | Photometric::Monochrome2
     );
     if !grey || info.window.is_none() {
-        return vec![shown];
+        return read;
     }
+    let shown = read.swap_remove(0);
     // 0 and 255 are the two levels that wrap to 0 and 1; counted in u8
     // lanes, 255 pixels at a time (a sum that vectorises)
     let clipped: usize = shown
@@ -475,7 +471,9 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         return vec![shown];
     }
     let spanning = render(frame, info, Some(Window::spanning(lo, hi.max(lo + 1.0))));
-    vec![shown, Grey::from_image(spanning)]
+    std::iter::once(shown)
+        .chain(Grey::renderings(spanning))
+        .collect()
 }
 
 /// Span of values (16 bits, signed or not) within which
