@@ -569,10 +569,10 @@ fn chains(pieces: &[Rect]) -> Vec<Chain> {
 
 /// 8-connected components of the pixels of `levels` (taken in `taken`,
 /// zero elsewhere) at `level` or above: their boxes and sizes, in the
-/// order of their first pixel row by row. Runs of set pixels along each row are
-/// joined with the runs they touch on the row above (union-find, the
-/// earliest run the root), so that the work goes with the runs, not the
-/// pixels.
+/// order of their first pixel row by row. Runs of set pixels along each
+/// row are joined with the runs they touch on the row above (union-find,
+/// the earliest run the root), so that the work goes with the runs, not
+/// the pixels.
 fn components(levels: &[u8], w: usize, h: usize, level: u8, taken: &Taken) -> Vec<(Rect, usize)> {
     // runs (row, first column, one past the last), row by row
     let runs: Vec<(usize, usize, usize)> = levels

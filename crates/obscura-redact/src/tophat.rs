@@ -15,13 +15,13 @@ impl Grey {
         self.tophats_in_strips(size, STRIP_ROWS, &mut Filter::default())
     }
 
-    /// [`tophats`](Self::tophats) wherever they may reach `level`, and
-    /// zero where they cannot (and where they were taken): in the [`REACHING_TILE`] tiles none of whose
-    /// [`BOUND_BLOCK`] blocks can ([`Bounds`]). Every level at or above
-    /// `level`, and every comparison with `level` or a higher one, is that
-    /// of the whole image's top-hats. Flat ground, gradients and soft
-    /// texture cost the bound's one pass over their pixels, not the
-    /// filters' passes.
+    /// [`tophats`](Self::tophats) wherever they may reach `level`, zero
+    /// where they cannot, and the tiles where they were taken: the
+    /// [`REACHING_TILE`] tiles with a [`BOUND_BLOCK`] block where they may
+    /// ([`Bounds`]). Every level at or above `level`, and every comparison
+    /// with `level` or a higher one, is that of the whole image's
+    /// top-hats. Flat ground, gradients and soft texture cost the bound's
+    /// one pass over their pixels, not the filters' passes.
     pub(crate) fn tophats_reaching(&self, size: usize, level: u8) -> ([Grey; 2], Taken) {
         let bounds = Bounds::of(self, BOUND_BLOCK, size);
         // whole blocks a tile
@@ -152,8 +152,12 @@ impl Taken {
         self.spans.get(y / self.tile).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether a tile taken overlaps `r`.
+    /// Whether a tile taken overlaps `r` (rows a tile apart and the last
+    /// one meet every row of tiles it crosses).
     pub fn overlaps(&self, r: &Rect) -> bool {
+        if r.width() == 0 || r.height() == 0 {
+            return false;
+        }
         (r.y0..r.y1)
             .step_by(self.tile)
             .chain(r.y1.checked_sub(1))
@@ -476,6 +480,14 @@ mod tests {
             assert!(taken.overlaps(&corner));
             let inside = Rect::pixel(9, 1).union(&Rect::pixel(14, 6));
             assert!(!taken.overlaps(&inside));
+            // nor does an empty box, even inside one
+            let empty = Rect {
+                x0: 2,
+                y0: 2,
+                x1: 2,
+                y1: 5,
+            };
+            assert!(!taken.overlaps(&empty));
         }
         // tiles side by side make one span
         let taken = Taken::new(20, 5, 4, |r| r.x0 != 8);
