@@ -152,16 +152,15 @@ impl Taken {
         self.spans.get(y / self.tile).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether a tile taken overlaps `r` (rows a tile apart and the last
-    /// one meet every row of tiles it crosses).
+    /// Whether a tile taken overlaps `r`: a span of a row of tiles it
+    /// crosses reaches into its columns.
     pub fn overlaps(&self, r: &Rect) -> bool {
         if r.width() == 0 || r.height() == 0 {
             return false;
         }
-        (r.y0..r.y1)
-            .step_by(self.tile)
-            .chain(r.y1.checked_sub(1))
-            .any(|y| self.spans(y).iter().any(|s| s.start < r.x1 && r.x0 < s.end))
+        (r.y0 / self.tile..=(r.y1 - 1) / self.tile)
+            .filter_map(|row| self.spans.get(row))
+            .any(|spans| spans.iter().any(|s| s.start < r.x1 && r.x0 < s.end))
     }
 
     /// The runs of tiles taken side by side, as boxes.
@@ -197,8 +196,6 @@ const REACHING_TILE: usize = 32;
 /// Blocks cut by the image's right or bottom edge to less than the square
 /// hold no such square and are always taken.
 struct Bounds {
-    /// Blocks a row.
-    across: usize,
     /// Side of a block, pixels.
     block: usize,
     /// Side of the top-hats' square.
@@ -235,7 +232,6 @@ impl Bounds {
             }));
         }
         Bounds {
-            across: w.div_ceil(block),
             block,
             size,
             width: w,
@@ -251,7 +247,7 @@ impl Bounds {
         let cut = |at: usize, edge: usize| edge - at < self.size;
         blocks(r.y0, r.y1).any(|by| {
             blocks(r.x0, r.x1).any(|bx| {
-                let (lo, hi) = self.extremes[by * self.across + bx];
+                let (lo, hi) = self.extremes[by * self.width.div_ceil(self.block) + bx];
                 hi - lo >= level
                     || cut(bx * self.block, self.width)
                     || cut(by * self.block, self.height)
@@ -480,12 +476,13 @@ mod tests {
             assert!(taken.overlaps(&corner));
             let inside = Rect::pixel(9, 1).union(&Rect::pixel(14, 6));
             assert!(!taken.overlaps(&inside));
+            let down = Rect::pixel(9, 1).union(&Rect::pixel(14, 9));
+            assert!(taken.overlaps(&down), "through the second row of tiles");
             // nor does an empty box, even inside one
             let empty = Rect {
-                x0: 2,
-                y0: 2,
                 x1: 2,
                 y1: 5,
+                ..Rect::pixel(2, 2)
             };
             assert!(!taken.overlaps(&empty));
         }
