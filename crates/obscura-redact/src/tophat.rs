@@ -17,15 +17,15 @@ impl Grey {
 
     /// [`tophats`](Self::tophats) wherever they may reach `level`, zero
     /// where they cannot, and the tiles where they were taken: the
-    /// [`REACHING_TILE`] tiles with a [`BOUND_BLOCK`] block where they may
-    /// ([`Bounds`]). Every level at or above `level`, and every comparison
-    /// with `level` or a higher one, is that of the whole image's
+    /// [`REACHING_TILE`] tiles with a cell where they may ([`Bounds`]).
+    /// Every level at or above `level`, and every comparison with `level`
+    /// or a higher one, is that of the whole image's
     /// top-hats. Flat ground, gradients and soft texture cost the bound's
     /// one pass over their pixels, not the filters' passes.
     pub(crate) fn tophats_reaching(&self, size: usize, level: u8) -> ([Grey; 2], Taken) {
-        let bounds = Bounds::of(self, BOUND_BLOCK, size);
-        // whole blocks a tile
-        let tile = REACHING_TILE.div_ceil(bounds.block) * bounds.block;
+        let bounds = Bounds::of(self, size);
+        // whole cells a tile
+        let tile = REACHING_TILE.div_ceil(bounds.cell) * bounds.cell;
         self.tophats_where(size, tile, |r| bounds.may_reach(r, level))
     }
 
@@ -176,83 +176,195 @@ impl Taken {
     }
 }
 
-/// Side (pixels) of the blocks whose extremes bound the top-hats
-/// ([`Bounds`]; at least the square's): small enough to be tight on a
-/// gradient, large enough that the bound costs little.
-const BOUND_BLOCK: usize = 8;
+/// Side (pixels) of the squares whose extremes bound the top-hats
+/// ([`Bounds`]; at least the top-hats' square): small enough to be tight
+/// beside an edge or on a gradient, large enough that the bound costs
+/// little.
+const BOUND_SQUARE: usize = 8;
 
-/// Side (pixels; whole blocks) of the tiles [`Grey::tophats_reaching`]
-/// takes the top-hats in: a tile needs the pixels its opening reaches
-/// around it, so small tiles would take many pixels twice.
+/// Side (pixels; whole cells of [`Bounds`]) of the tiles
+/// [`Grey::tophats_reaching`] takes the top-hats in: a tile needs the
+/// pixels its opening reaches around it, so small tiles would take many
+/// pixels twice.
 const REACHING_TILE: usize = 32;
 
-/// The least and greatest levels of an image's blocks: what a top-hat's
-/// levels may reach there. A pixel's opening is the greatest of the least
-/// levels of the squares that hold it, and in a block at least as wide and
-/// tall as the square one of them lies inside the block: so the opening
-/// is at least the block's least level, and the bright top-hat (level
-/// minus opening) at most the block's greatest minus its least. So is the
-/// dark one (the closing is at most the greatest level of that square).
-/// Blocks cut by the image's right or bottom edge to less than the square
-/// hold no such square and are always taken.
+/// How far the top-hats may reach in each cell of an image, from the least
+/// and greatest levels of its squares of 2 × 2 cells (a cell is half a
+/// square a side). A pixel's opening is the greatest of the least levels of
+/// the top-hats' squares that hold it, and each square of cells that holds
+/// the pixel holds one of them: so the opening is at least the greatest of
+/// the least levels of the squares of cells around the cell, and the bright
+/// top-hat (level minus opening) at most the cell's greatest level minus
+/// that. Likewise the closing is at most the least of their greatest
+/// levels, and the dark top-hat at most that minus the cell's least level.
+/// Beside an edge or a gradient a square on either side is nearly flat, so
+/// only the cells the edge crosses may reach far. Cells cut by the image's
+/// right or bottom edge hold no such square and may reach anything.
 struct Bounds {
-    /// Side of a block, pixels.
-    block: usize,
-    /// Side of the top-hats' square.
-    size: usize,
-    /// The image's size.
-    width: usize,
-    height: usize,
-    /// Per block, row of blocks by row of blocks, its least and greatest
-    /// levels.
-    extremes: Vec<(u8, u8)>,
+    /// Side of a cell, pixels.
+    cell: usize,
+    /// Cells in a row of cells.
+    across: usize,
+    /// Per cell, row of cells by row of cells, the most a top-hat reaches
+    /// in it.
+    reach: Vec<u8>,
 }
 
 impl Bounds {
-    /// The bounds of `img`'s blocks of `block` pixels a side (at least
-    /// `size`) for top-hats of a `size × size` square.
-    fn of(img: &Grey, block: usize, size: usize) -> Bounds {
+    /// The bounds of `img`'s top-hats of a `size × size` square, per cell
+    /// of half [`BOUND_SQUARE`] (or of half the top-hats' square) a side.
+    fn of(img: &Grey, size: usize) -> Bounds {
         let (w, h) = (img.width, img.height);
-        let block = block.max(size).max(1);
-        let mut extremes = Vec::with_capacity(w.div_ceil(block) * h.div_ceil(block));
-        let (mut lo, mut hi) = (vec![0u8; w], vec![0u8; w]);
-        for rows in img.data.chunks(block * w.max(1)) {
-            // down the columns first, a row at a time (a loop that
-            // vectorises), then along the row of blocks
-            lo.copy_from_slice(&rows[..w]);
-            hi.copy_from_slice(&rows[..w]);
-            for row in rows.chunks_exact(w).skip(1) {
-                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
-                    (*l, *h) = ((*l).min(v), (*h).max(v));
-                }
+        let cell = BOUND_SQUARE.max(size).div_ceil(2).max(1);
+        let (lo, hi) = cell_extremes(img, cell);
+        let across = lo.width;
+        // the whole cells, then the squares of 2 × 2 of them, then for
+        // each whole cell the squares that hold it (the grid of squares
+        // edged: min and max take a level twice alike)
+        let (whole_across, whole_down) = (w / cell, h / cell);
+        let mut reach = vec![u8::MAX; lo.data.len()];
+        if whole_across < 2 || whole_down < 2 {
+            return Bounds {
+                cell,
+                across,
+                reach,
+            };
+        }
+        let lo = lo.top_left(whole_across, whole_down);
+        let hi = hi.top_left(whole_across, whole_down);
+        // the least a pixel's opening is, the most its closing
+        let opening = lo.pairs_along(u8::min).pairs_down(u8::min).edged();
+        let opening = opening.pairs_along(u8::max).pairs_down(u8::max);
+        let closing = hi.pairs_along(u8::max).pairs_down(u8::max).edged();
+        let closing = closing.pairs_along(u8::min).pairs_down(u8::min);
+        for (i, row) in reach.chunks_mut(across).take(whole_down).enumerate() {
+            let at = i * whole_across..(i + 1) * whole_across;
+            let bright = hi.data[at.clone()].iter().zip(&opening.data[at.clone()]);
+            let dark = closing.data[at.clone()].iter().zip(&lo.data[at]);
+            for (r, ((&h, &o), (&c, &l))) in row.iter_mut().zip(bright.zip(dark)) {
+                *r = (h - o).max(c - l);
             }
-            extremes.extend(lo.chunks(block).zip(hi.chunks(block)).map(|(l, h)| {
-                let least = l.iter().fold(255, |a, &v| a.min(v));
-                (least, h.iter().fold(0, |a, &v| a.max(v)))
-            }));
         }
         Bounds {
-            block,
-            size,
-            width: w,
-            height: h,
-            extremes,
+            cell,
+            across,
+            reach,
         }
     }
 
-    /// Whether a top-hat may reach `level` in one of the blocks of the
-    /// tile `r` (whole blocks, or cut by the image's edges).
+    /// Whether a top-hat may reach `level` in one of the cells of the tile
+    /// `r` (whole cells, or cut by the image's edges).
     fn may_reach(&self, r: &Rect, level: u8) -> bool {
-        let blocks = |a: usize, b: usize| a / self.block..b.div_ceil(self.block);
-        let cut = |at: usize, edge: usize| edge - at < self.size;
-        blocks(r.y0, r.y1).any(|by| {
-            blocks(r.x0, r.x1).any(|bx| {
-                let (lo, hi) = self.extremes[by * self.width.div_ceil(self.block) + bx];
-                hi - lo >= level
-                    || cut(bx * self.block, self.width)
-                    || cut(by * self.block, self.height)
-            })
+        let cells = |a: usize, b: usize| a / self.cell..b.div_ceil(self.cell);
+        cells(r.y0, r.y1).any(|i| {
+            self.reach[i * self.across..][cells(r.x0, r.x1)]
+                .iter()
+                .any(|&reach| reach >= level)
         })
+    }
+}
+
+/// The least and greatest levels of each cell of `cell` × `cell` pixels of
+/// `img` (those cut by its right and bottom edges included), row of cells by
+/// row of cells.
+fn cell_extremes(img: &Grey, cell: usize) -> (Grid, Grid) {
+    let w = img.width;
+    let cells = w.div_ceil(cell) * img.height.div_ceil(cell);
+    let (mut least, mut most) = (Vec::with_capacity(cells), Vec::with_capacity(cells));
+    let (mut lo, mut hi) = (vec![0u8; w], vec![0u8; w]);
+    let mut buffers = Default::default();
+    for rows in img.data.chunks(cell * w.max(1)) {
+        // down the columns first, a row at a time (a loop that
+        // vectorises), then along
+        lo.copy_from_slice(&rows[..w]);
+        hi.copy_from_slice(&rows[..w]);
+        for row in rows.chunks_exact(w).skip(1) {
+            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                (*l, *h) = ((*l).min(v), (*h).max(v));
+            }
+        }
+        cells_along(&lo, cell, u8::min, &mut buffers, &mut least);
+        cells_along(&hi, cell, u8::max, &mut buffers, &mut most);
+    }
+    let width = w.div_ceil(cell);
+    let grid = |data| Grid { width, data };
+    (grid(least), grid(most))
+}
+
+/// `f` (min or max) over each cell of `cell` levels of `v` (the last one
+/// cut by its end), appended to `into`: the windows of a cell's width
+/// ([`windows`], passes that vectorise) of which those that start a cell,
+/// with `buffers` for them.
+fn cells_along<F: Fn(u8, u8) -> u8 + Copy>(
+    v: &[u8],
+    cell: usize,
+    f: F,
+    (scratch, windowed): &mut ([Vec<u8>; 2], Vec<u8>),
+    into: &mut Vec<u8>,
+) {
+    windowed.clear();
+    windows(v, cell, 1, f, scratch, windowed);
+    into.extend(windowed.iter().step_by(cell));
+    let whole = v.len() / cell * cell;
+    if whole < v.len() {
+        into.push(v[whole..].iter().fold(identity(f), |a, &b| f(a, b)));
+    }
+}
+
+/// A grid of levels, row by row: the extremes of cells or of squares.
+struct Grid {
+    /// Levels in a row.
+    width: usize,
+    data: Vec<u8>,
+}
+
+impl Grid {
+    /// The levels of its first `height` rows' first `width` columns.
+    fn top_left(&self, width: usize, height: usize) -> Grid {
+        let mut data = Vec::with_capacity(width * height);
+        for row in self.data.chunks(self.width).take(height) {
+            data.extend_from_slice(&row[..width]);
+        }
+        Grid { width, data }
+    }
+
+    /// `f` of each two levels side by side (a column fewer).
+    fn pairs_along(&self, f: impl Fn(u8, u8) -> u8 + Copy) -> Grid {
+        let mut data = Vec::with_capacity(self.data.len());
+        for row in self.data.chunks(self.width) {
+            data.extend(row.iter().zip(&row[1..]).map(|(&a, &b)| f(a, b)));
+        }
+        Grid {
+            width: self.width - 1,
+            data,
+        }
+    }
+
+    /// `f` of each two levels one above the other (a row fewer).
+    fn pairs_down(&self, f: impl Fn(u8, u8) -> u8) -> Grid {
+        let below = &self.data[self.width.min(self.data.len())..];
+        let mut data = Vec::with_capacity(below.len());
+        data.extend(self.data.iter().zip(below).map(|(&a, &b)| f(a, b)));
+        Grid {
+            width: self.width,
+            data,
+        }
+    }
+
+    /// The grid with its first and last rows and columns repeated around it.
+    fn edged(&self) -> Grid {
+        let rows = self.data.chunks(self.width);
+        let first_last = rows.clone().take(1).chain(rows.clone()).chain(rows.last());
+        let mut data = Vec::with_capacity((self.width + 2) * (self.data.len() / self.width + 2));
+        for row in first_last {
+            data.push(row[0]);
+            data.extend_from_slice(row);
+            data.push(row[row.len() - 1]);
+        }
+        Grid {
+            width: self.width + 2,
+            data,
+        }
     }
 }
 
@@ -493,14 +605,38 @@ mod tests {
     }
 
     #[test]
+    fn only_the_cells_a_step_crosses_may_reach() {
+        // 30 left of column 22, 200 from it: the step crosses the cells of
+        // columns 20-23; every square of cells either side is flat
+        let (w, h) = (64, 32);
+        let img = Grey {
+            width: w,
+            height: h,
+            data: (0..w * h)
+                .map(|i| if i % w < 22 { 30 } else { 200 })
+                .collect(),
+        };
+        let bounds = Bounds::of(&img, 7);
+        assert_eq!((bounds.cell, bounds.across), (4, 16));
+        for (k, &reach) in bounds.reach.iter().enumerate() {
+            let crossed = k % bounds.across == 5;
+            assert_eq!(reach, if crossed { 170 } else { 0 }, "cell {k}");
+        }
+        // a cell the right edge cuts may reach anything
+        let cut = img.crop(Rect::pixel(0, 0).union(&Rect::pixel(w - 2, h - 1)));
+        assert_eq!(Bounds::of(&cut, 7).reach[15], u8::MAX);
+    }
+
+    #[test]
     fn tophats_reaching_a_level_agree_with_the_whole_image_at_it() {
         // rows 0-39: a soft gradient with a little noise (tiles the bound
         // clears) and a few thin strokes; 40-63: strong texture; 64-97:
         // flat ground with a stroke exactly 60 levels up, a bright square
-        // of 8 pixels (one block of 8, narrower than a 9 × 9 square) and a
-        // bright line in the last two rows (blocks the edge cuts to two rows,
-        // uniform along the line)
-        let (w, h) = (150, 98);
+        // of 8 pixels (narrower than a 9 × 9 square), a bright line in the
+        // last two rows (cells the edge cuts to two rows, uniform along the
+        // line) and right of column 120 bright ground with a dark square of
+        // 4 pixels (one cell of 4, flat: only the dark bound sees it)
+        let (w, h) = (160, 98);
         let grain = noise(w * h, 7);
         let mut data: Vec<u8> = (0..w * h)
             .map(|i| {
@@ -511,6 +647,8 @@ mod tests {
                     _ if y >= 96 && x >= 40 => 200,
                     _ if (66..76).contains(&y) && x == 100 => 90,
                     _ if (72..80).contains(&y) && (16..24).contains(&x) => 200,
+                    _ if (80..84).contains(&y) && (128..132).contains(&x) => 30,
+                    _ if x >= 120 => 200,
                     _ => 30,
                 }
             })
@@ -540,6 +678,7 @@ mod tests {
                 // (a 3 × 3 square fits in the two rows against the edge)
                 assert!(size == 3 || reaching[0].at(60, 97) >= 60, "{size} {level}");
                 assert_eq!(reaching[0].at(20, 50), whole[0].at(20, 50));
+                assert!(size < 7 || reaching[1].at(129, 81) >= 60, "{size} {level}");
             }
             // and the gradient's small levels skipped at 24
             let skipped = img.tophats_reaching(size, 24).0[0]
