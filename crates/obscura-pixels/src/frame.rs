@@ -210,6 +210,31 @@ impl Frame {
         }
     }
 
+    /// The value of every `step`-th sample from the first (see
+    /// [`value`](Self::value)), width and sign matched once.
+    pub fn values_every(&self, step: usize) -> Vec<i64> {
+        fn every<S: Copy + Into<u32>>(
+            v: &[S],
+            step: usize,
+            value: impl Fn(u32) -> i64,
+        ) -> Vec<i64> {
+            v.iter()
+                .step_by(step.max(1))
+                .map(|&s| value(s.into()))
+                .collect()
+        }
+        let mask = self.stored_mask();
+        let value = |s: u32| match self.sign_shift() {
+            Some(shift) => i64::from(sign_extend(s & mask, shift)),
+            None => i64::from(s & mask),
+        };
+        match &self.samples {
+            Samples::U1(v) | Samples::U8(v) => every(v, step, value),
+            Samples::U16(v) => every(v, step, value),
+            Samples::U32(v) => every(v, step, value),
+        }
+    }
+
     /// Every value, in order (see [`value`](Self::value)).
     pub fn values(&self) -> impl Iterator<Item = i64> + '_ {
         (0..self.samples.len()).map(|i| self.value(i))
@@ -239,7 +264,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn range_and_map_values_sign_extend_the_stored_bits() {
+    fn range_and_values_sign_extend_the_stored_bits() {
         // 12 bits stored, signed, with stray bits above them
         let frame = Frame {
             width: 4,
@@ -253,6 +278,8 @@ mod tests {
         let values: Vec<i64> = frame.values().collect();
         assert_eq!(values, [-2048, 2047, -1, 5]);
         assert_eq!(frame.map_values(|v| v), values);
+        assert_eq!(frame.values_every(1), values);
+        assert_eq!(frame.values_every(3), [-2048, 5]);
         assert_eq!(frame.range(), Some((-2048, 2047)));
         let unsigned = Frame {
             signed: false,
@@ -262,8 +289,9 @@ mod tests {
     }
 
     #[test]
-    fn range_and_map_values_through_a_table_are_those_sample_by_sample() {
-        // more samples than bit patterns: map_values looks them up
+    fn range_and_values_in_bulk_are_those_sample_by_sample() {
+        // more samples than bit patterns: map_values looks them up; every
+        // seventh value
         let mut x = 7u32;
         let mut raw = || {
             x = x.wrapping_mul(1103515245).wrapping_add(12345);
@@ -289,6 +317,8 @@ mod tests {
                 };
                 let values: Vec<i64> = (0..samples.len()).map(|i| frame.value(i)).collect();
                 assert_eq!(frame.map_values(|v| v), values, "{bits} {signed}");
+                let every: Vec<i64> = values.iter().copied().step_by(7).collect();
+                assert_eq!(frame.values_every(7), every, "{bits} {signed}");
                 let (lo, hi) = (values.iter().min(), values.iter().max());
                 assert_eq!(
                     frame.range(),

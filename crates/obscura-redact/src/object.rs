@@ -448,10 +448,7 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         return vec![shown];
     }
     // percentiles of every few pixels: plenty for a window, and cheap
-    let values: Vec<i64> = (0..frame.samples.len())
-        .step_by(PERCENTILE_STEP)
-        .map(|i| frame.value(i))
-        .collect();
+    let values = frame.values_every(PERCENTILE_STEP);
     let n = values.len();
     if n == 0 {
         return vec![shown];
