@@ -210,28 +210,29 @@ impl Frame {
         }
     }
 
-    /// The value of every `step`-th sample from the first (see
-    /// [`value`](Self::value)), width and sign matched once.
-    pub fn values_every(&self, step: usize) -> Vec<i64> {
+    /// `f` of the value of every `step`-th sample from the first (see
+    /// [`value`](Self::value)), in order, width and sign matched once.
+    pub fn each_every(&self, step: usize, mut f: impl FnMut(i64)) {
         fn every<S: Copy + Into<u32>>(
             v: &[S],
             step: usize,
             value: impl Fn(u32) -> i64,
-        ) -> Vec<i64> {
+            mut f: impl FnMut(i64),
+        ) {
             v.iter()
                 .step_by(step.max(1))
-                .map(|&s| value(s.into()))
-                .collect()
+                .for_each(|&s| f(value(s.into())));
         }
         let mask = self.stored_mask();
-        let value = |s: u32| match self.sign_shift() {
+        let shift = self.sign_shift();
+        let value = |s: u32| match shift {
             Some(shift) => i64::from(sign_extend(s & mask, shift)),
             None => i64::from(s & mask),
         };
         match &self.samples {
-            Samples::U1(v) | Samples::U8(v) => every(v, step, value),
-            Samples::U16(v) => every(v, step, value),
-            Samples::U32(v) => every(v, step, value),
+            Samples::U1(v) | Samples::U8(v) => every(v, step, value, &mut f),
+            Samples::U16(v) => every(v, step, value, &mut f),
+            Samples::U32(v) => every(v, step, value, &mut f),
         }
     }
 
@@ -278,8 +279,13 @@ mod tests {
         let values: Vec<i64> = frame.values().collect();
         assert_eq!(values, [-2048, 2047, -1, 5]);
         assert_eq!(frame.map_values(|v| v), values);
-        assert_eq!(frame.values_every(1), values);
-        assert_eq!(frame.values_every(3), [-2048, 5]);
+        let every = |step| {
+            let mut seen = Vec::new();
+            frame.each_every(step, |v| seen.push(v));
+            seen
+        };
+        assert_eq!(every(1), values);
+        assert_eq!(every(3), [-2048, 5]);
         assert_eq!(frame.range(), Some((-2048, 2047)));
         let unsigned = Frame {
             signed: false,
@@ -317,8 +323,10 @@ mod tests {
                 };
                 let values: Vec<i64> = (0..samples.len()).map(|i| frame.value(i)).collect();
                 assert_eq!(frame.map_values(|v| v), values, "{bits} {signed}");
-                let every: Vec<i64> = values.iter().copied().step_by(7).collect();
-                assert_eq!(frame.values_every(7), every, "{bits} {signed}");
+                let mut every = Vec::new();
+                frame.each_every(7, |v| every.push(v));
+                let expected: Vec<i64> = values.iter().copied().step_by(7).collect();
+                assert_eq!(every, expected, "{bits} {signed}");
                 let (lo, hi) = (values.iter().min(), values.iter().max());
                 assert_eq!(
                     frame.range(),

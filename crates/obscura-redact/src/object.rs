@@ -448,12 +448,11 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
         return vec![shown];
     }
     // percentiles of every few pixels: plenty for a window, and cheap
-    let values = frame.values_every(PERCENTILE_STEP);
-    let n = values.len();
-    if n == 0 {
+    let n = frame.samples.len().div_ceil(PERCENTILE_STEP);
+    let Some([lo, hi]) = order_statistics(frame, PERCENTILE_STEP, [n / 100, n - 1 - n / 100])
+    else {
         return vec![shown];
-    }
-    let [lo, hi] = order_statistics(values, [n / 100, n - 1 - n / 100]);
+    };
     let modality = |v: i64| v as f64 * info.slope + info.intercept;
     let (lo, hi) = (
         modality(lo).min(modality(hi)),
@@ -477,29 +476,32 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
 /// [`order_statistics`] counts them instead of selecting.
 const COUNTED_SPAN: i64 = 1 << 17;
 
-/// The `ranks`-th smallest of `values` (from 0, each below its length):
-/// counted, when they span less than [`COUNTED_SPAN`], which is a pass
-/// over them where selecting is several.
-fn order_statistics<const N: usize>(mut values: Vec<i64>, ranks: [usize; N]) -> [i64; N] {
-    let (Some(&lo), Some(&hi)) = (values.iter().min(), values.iter().max()) else {
-        return [0; N];
-    };
+/// The `ranks`-th smallest (from 0, each below their count) of the value
+/// of every `step`-th sample of `frame`; none without samples. Counted when
+/// the frame's values span less than [`COUNTED_SPAN`] (one pass over them,
+/// none copied), selected otherwise.
+fn order_statistics<const N: usize>(
+    frame: &Frame,
+    step: usize,
+    ranks: [usize; N],
+) -> Option<[i64; N]> {
+    let (lo, hi) = frame.range()?;
     if hi - lo >= COUNTED_SPAN {
-        return ranks.map(|k| *values.select_nth_unstable(k).1);
+        let mut values = Vec::with_capacity(frame.samples.len().div_ceil(step));
+        frame.each_every(step, |v| values.push(v));
+        return Some(ranks.map(|k| *values.select_nth_unstable(k).1));
     }
-    let mut counts = vec![0usize; (hi - lo + 1) as usize];
-    for v in &values {
-        counts[(v - lo) as usize] += 1;
-    }
-    ranks.map(|k| {
+    let mut counts = vec![0u32; (hi - lo + 1) as usize];
+    frame.each_every(step, |v| counts[(v - lo) as usize] += 1);
+    Some(ranks.map(|k| {
         // the first value with more than `k` values at or under it
         let mut below = 0;
         let at = counts.iter().position(|&c| {
-            below += c;
+            below += c as usize;
             below > k
         });
         lo + at.unwrap_or(counts.len() - 1) as i64
-    })
+    }))
 }
 
 /// Lines read side by side (overlapping rows, gaps of at most twice their
@@ -679,15 +681,29 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as i64 % span - span / 3
         };
-        // 12-bit signed values (counted), 32-bit ones (selected), one value
-        for span in [4096, 1 << 32, 1] {
-            let values: Vec<i64> = (0..5000).map(|_| next(span)).collect();
-            let mut sorted = values.clone();
+        // 12-bit signed values (counted), 32-bit ones (selected), one value;
+        // every third
+        for (span, bits) in [(4096, 12), (1 << 32, 32), (1, 12)] {
+            let values: Vec<i64> = (0..15000).map(|_| next(span)).collect();
+            let stored = values.iter().map(|&v| v as u32 & (u32::MAX >> (32 - bits)));
+            let frame = Frame {
+                width: 15000,
+                height: 1,
+                samples_per_pixel: 1,
+                bits_stored: bits,
+                signed: true,
+                photometric: Photometric::Monochrome2,
+                samples: match bits {
+                    12 => Samples::U16(stored.map(|v| v as u16).collect()),
+                    _ => Samples::U32(stored.collect()),
+                },
+            };
+            let mut sorted: Vec<i64> = (0..15000).step_by(3).map(|i| frame.value(i)).collect();
             sorted.sort();
             let ranks = [0, 49, 2500, 4950, 4999];
             assert_eq!(
-                order_statistics(values, ranks),
-                ranks.map(|k| sorted[k]),
+                order_statistics(&frame, 3, ranks),
+                Some(ranks.map(|k| sorted[k])),
                 "{span}"
             );
         }
