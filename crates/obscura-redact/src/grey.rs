@@ -247,6 +247,16 @@ pub(crate) mod tests {
         assert_eq!(text_on_white(false).without_outliers(), None);
     }
 
+    /// A `width` × `height` image of `data`, row by row.
+    pub(crate) fn image(width: usize, height: usize, data: Vec<u8>) -> Grey {
+        assert_eq!(data.len(), width * height);
+        Grey {
+            width,
+            height,
+            data,
+        }
+    }
+
     /// `n` pseudo-random levels from `seed`.
     pub(crate) fn noise(n: usize, mut seed: u32) -> Vec<u8> {
         (0..n)

@@ -504,7 +504,7 @@ fn windows<F: Fn(u8, u8) -> u8 + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grey::tests::noise;
+    use crate::grey::tests::{image, noise};
 
     #[test]
     fn tophats_are_those_of_every_square() {
@@ -517,11 +517,7 @@ mod tests {
     }
 
     fn tophats_match_pixel_by_pixel(w: usize, h: usize) {
-        let img = Grey {
-            width: w,
-            height: h,
-            data: noise(w * h, 12345),
-        };
+        let img = image(w, h, noise(w * h, 12345));
         for size in [1, 3, 5, 7, 9] {
             let r = size / 2;
             // `f` over the square around each pixel of `levels`
@@ -559,11 +555,7 @@ mod tests {
     #[test]
     fn tophats_where_wanted_are_those_of_the_whole_image() {
         let (w, h) = (53, 38);
-        let img = Grey {
-            width: w,
-            height: h,
-            data: noise(w * h, 99),
-        };
+        let img = image(w, h, noise(w * h, 99));
         // every other tile of 8 (tiles cut at the right and bottom edges)
         let wanted = |r: &Rect| (r.x0 / 8 + r.y0 / 8).is_multiple_of(2);
         for size in [3, 7] {
@@ -609,13 +601,13 @@ mod tests {
         // 30 left of column 22, 200 from it: the step crosses the cells of
         // columns 20-23; every square of cells either side is flat
         let (w, h) = (64, 32);
-        let img = Grey {
-            width: w,
-            height: h,
-            data: (0..w * h)
+        let img = image(
+            w,
+            h,
+            (0..w * h)
                 .map(|i| if i % w < 22 { 30 } else { 200 })
                 .collect(),
-        };
+        );
         let bounds = Bounds::of(&img, 7);
         assert_eq!((bounds.cell, bounds.across), (4, 16));
         for (k, &reach) in bounds.reach.iter().enumerate() {
@@ -658,11 +650,7 @@ mod tests {
                 data[y * w + x] = 200;
             }
         }
-        let img = Grey {
-            width: w,
-            height: h,
-            data,
-        };
+        let img = image(w, h, data);
         for size in [3, 7, 9] {
             let whole = img.tophats(size);
             for level in [4, 24, 60] {
