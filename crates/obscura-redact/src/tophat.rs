@@ -241,6 +241,9 @@ impl Bounds {
             let at = i * whole_across..(i + 1) * whole_across;
             let bright = hi.data[at.clone()].iter().zip(&opening.data[at.clone()]);
             let dark = closing.data[at.clone()].iter().zip(&lo.data[at]);
+            // (each of those squares holds the cell: the opening's bound
+            // lies at or under its least level, the closing's at or over
+            // its greatest)
             for (r, ((&h, &o), (&c, &l))) in row.iter_mut().zip(bright.zip(dark)) {
                 *r = (h - o).max(c - l);
             }
@@ -354,9 +357,9 @@ impl Grid {
     /// The grid with its first and last rows and columns repeated around it.
     fn edged(&self) -> Grid {
         let rows = self.data.chunks(self.width);
-        let first_last = rows.clone().take(1).chain(rows.clone()).chain(rows.last());
+        let edged_rows = rows.clone().take(1).chain(rows.clone()).chain(rows.last());
         let mut data = Vec::with_capacity((self.width + 2) * (self.data.len() / self.width + 2));
-        for row in first_last {
+        for row in edged_rows {
             data.push(row[0]);
             data.extend_from_slice(row);
             data.push(row[row.len() - 1]);
