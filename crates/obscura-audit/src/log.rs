@@ -206,6 +206,9 @@ pub struct AuditLog {
     signed_size: u64,
     first_unsigned_at: Option<Instant>,
     last_checkpoint: Option<(Checkpoint, String)>,
+    /// The time of the last record (RFC 3339 with milliseconds, which
+    /// compare as text): none is appended before it.
+    last_time: Option<String>,
 }
 
 impl AuditLog {
@@ -252,6 +255,7 @@ impl AuditLog {
         let mut root_at_checkpoint = None;
         let mut torn = None;
         let mut damage: Option<String> = None;
+        let mut last_time = None;
         for (i, (first, path)) in segments.iter().enumerate() {
             if *first != frontier.size() {
                 return Err(Error::Damaged(format!(
@@ -266,6 +270,7 @@ impl AuditLog {
                 }
                 match Record::from_line(line) {
                     Ok(r) if r.seq == frontier.size() => {
+                        last_time = Some(r.event.time);
                         frontier.push(leaf_hash(line));
                         if latest.as_ref().is_some_and(|c| c.size == frontier.size()) {
                             root_at_checkpoint = Some(frontier.root());
@@ -329,6 +334,7 @@ impl AuditLog {
             signed_size,
             first_unsigned_at: (frontier.size() > signed_size).then(Instant::now),
             last_checkpoint: None,
+            last_time,
             frontier,
         };
         if let Some(t) = &torn {
@@ -410,10 +416,17 @@ impl AuditLog {
         Ok(first)
     }
 
-    fn write_record(&mut self, event: AuditEvent) -> Result<u64, Error> {
+    fn write_record(&mut self, mut event: AuditEvent) -> Result<u64, Error> {
         if self.segment_count >= self.cfg.segment_records.max(1) {
             self.roll()?;
         }
+        // the log's times stay in order: an event stamped before the last
+        // record but appended after it (it waited for the writer, or the
+        // clock stepped back) takes the last record's time
+        if let Some(last) = self.last_time.as_ref().filter(|last| event.time < **last) {
+            event.time = last.clone();
+        }
+        self.last_time = Some(event.time.clone());
         let seq = self.frontier.size();
         let line = Record { seq, event }.to_line();
         let io = |e| Error::Io(self.segment_path.clone(), e);

@@ -77,6 +77,39 @@ fn append_reopen_checkpoints_and_proofs() {
 }
 
 #[test]
+fn times_stay_in_order_when_an_event_waited() {
+    // stamped 9 s, 10 s, then 8 s (it waited behind the others); after a
+    // reopen, 7 s and 1.2 s: each late one takes the last record's time
+    let t = tempfile::tempdir().unwrap();
+    let (dir, w) = (t.path().join("log"), t.path().join("witness"));
+    let mut rng = Rng(9);
+    let at = |i: u64, s: u64| {
+        let mut e = event(&mut Rng(i), 0);
+        e.time = obscura_audit::event::rfc3339(
+            std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s),
+        );
+        e
+    };
+    let (mut log, _) = AuditLog::open(config(&dir, &w, 100, 64), signer()).unwrap();
+    for (i, s) in [(1, 9), (2, 10), (3, 8)] {
+        log.append(at(i, s)).unwrap();
+    }
+    drop(log);
+    let (mut log, _) = AuditLog::open(config(&dir, &w, 100, 64), signer()).unwrap();
+    log.append(at(4, 7)).unwrap();
+    log.append(event(&mut rng, 1)).unwrap();
+    drop(log);
+    let reader = LogReader::open(&dir).unwrap();
+    let times: Vec<String> = (0..5)
+        .map(|i| reader.record(i).unwrap().unwrap().event.time)
+        .collect();
+    let ten =
+        obscura_audit::event::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_010));
+    assert!(times[0] < ten, "an event in order keeps its time");
+    assert!(times[1..].iter().all(|t| *t == ten), "{times:?}");
+}
+
+#[test]
 fn checkpoint_by_time_and_unanchored_tail() {
     let t = tempfile::tempdir().unwrap();
     let (dir, w) = (t.path().join("log"), t.path().join("witness"));
