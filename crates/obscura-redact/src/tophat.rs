@@ -216,13 +216,13 @@ impl Bounds {
     fn of(img: &Grey, size: usize) -> Bounds {
         let (w, h) = (img.width, img.height);
         let cell = BOUND_SQUARE.max(size).div_ceil(2).max(1);
-        let (lo, hi) = cell_extremes(img, cell);
-        let across = lo.width;
+        let across = w.div_ceil(cell);
         // the whole cells, then the squares of 2 × 2 of them, then for
         // each whole cell the squares that hold it (the grid of squares
-        // edged: min and max take a level twice alike)
+        // edged: min and max take a level twice alike); cells cut by the
+        // edges stay at the most
         let (whole_across, whole_down) = (w / cell, h / cell);
-        let mut reach = vec![u8::MAX; lo.data.len()];
+        let mut reach = vec![u8::MAX; across * h.div_ceil(cell)];
         if whole_across < 2 || whole_down < 2 {
             return Bounds {
                 cell,
@@ -230,8 +230,7 @@ impl Bounds {
                 reach,
             };
         }
-        let lo = lo.top_left(whole_across, whole_down);
-        let hi = hi.top_left(whole_across, whole_down);
+        let (lo, hi) = whole_cell_extremes(img, cell);
         // the least a pixel's opening is, the most its closing
         let opening = lo.pairs_along(u8::min).pairs_down(u8::min).edged();
         let opening = opening.pairs_along(u8::max).pairs_down(u8::max);
@@ -267,20 +266,24 @@ impl Bounds {
     }
 }
 
-/// The least and greatest levels of each cell of `cell` × `cell` pixels of
-/// `img` (those cut by its right and bottom edges included), row of cells by
-/// row of cells.
-fn cell_extremes(img: &Grey, cell: usize) -> (Grid, Grid) {
+/// The least and greatest levels of each whole cell of `cell` × `cell`
+/// pixels of `img` (none of those its right and bottom edges cut), row of
+/// cells by row of cells.
+fn whole_cell_extremes(img: &Grey, cell: usize) -> (Grid, Grid) {
     let w = img.width;
-    let cells = w.div_ceil(cell) * img.height.div_ceil(cell);
-    let (mut least, mut most) = (Vec::with_capacity(cells), Vec::with_capacity(cells));
-    let (mut lo, mut hi) = (vec![0u8; w], vec![0u8; w]);
+    let (across, down) = (w / cell, img.height / cell);
+    let (mut least, mut most) = (
+        Vec::with_capacity(across * down),
+        Vec::with_capacity(across * down),
+    );
+    let span = across * cell;
+    let (mut lo, mut hi) = (vec![0u8; span], vec![0u8; span]);
     let mut buffers = Default::default();
-    for rows in img.data.chunks(cell * w.max(1)) {
+    for rows in img.data.chunks_exact(cell * w).take(down) {
         // down the columns first, a row at a time (a loop that
         // vectorises), then along
-        lo.copy_from_slice(&rows[..w]);
-        hi.copy_from_slice(&rows[..w]);
+        lo.copy_from_slice(&rows[..span]);
+        hi.copy_from_slice(&rows[..span]);
         for row in rows.chunks_exact(w).skip(1) {
             for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
                 (*l, *h) = ((*l).min(v), (*h).max(v));
@@ -289,15 +292,17 @@ fn cell_extremes(img: &Grey, cell: usize) -> (Grid, Grid) {
         cells_along(&lo, cell, u8::min, &mut buffers, &mut least);
         cells_along(&hi, cell, u8::max, &mut buffers, &mut most);
     }
-    let width = w.div_ceil(cell);
-    let grid = |data| Grid { width, data };
+    let grid = |data| Grid {
+        width: across,
+        data,
+    };
     (grid(least), grid(most))
 }
 
-/// `f` (min or max) over each cell of `cell` levels of `v` (the last one
-/// cut by its end), appended to `into`: the windows of a cell's width
-/// ([`windows`], passes that vectorise) of which those that start a cell,
-/// with `buffers` for them.
+/// `f` (min or max) over each cell of `cell` levels of `v` (whole cells),
+/// appended to `into`: the windows of a cell's width ([`windows`], passes
+/// that vectorise) of which those that start a cell, with `buffers` for
+/// them.
 fn cells_along<F: Fn(u8, u8) -> u8 + Copy>(
     v: &[u8],
     cell: usize,
@@ -308,10 +313,6 @@ fn cells_along<F: Fn(u8, u8) -> u8 + Copy>(
     windowed.clear();
     windows(v, cell, 1, f, scratch, windowed);
     into.extend(windowed.iter().step_by(cell));
-    let whole = v.len() / cell * cell;
-    if whole < v.len() {
-        into.push(v[whole..].iter().fold(identity(f), |a, &b| f(a, b)));
-    }
 }
 
 /// A grid of levels, row by row: the extremes of cells or of squares.
@@ -322,15 +323,6 @@ struct Grid {
 }
 
 impl Grid {
-    /// The levels of its first `height` rows' first `width` columns.
-    fn top_left(&self, width: usize, height: usize) -> Grid {
-        let mut data = Vec::with_capacity(width * height);
-        for row in self.data.chunks(self.width).take(height) {
-            data.extend_from_slice(&row[..width]);
-        }
-        Grid { width, data }
-    }
-
     /// `f` of each two levels side by side (a column fewer).
     fn pairs_along(&self, f: impl Fn(u8, u8) -> u8 + Copy) -> Grid {
         let mut data = Vec::with_capacity(self.data.len());
