@@ -293,24 +293,38 @@ RETAIN_ALL = ("retain-safe-private", "retain-uids", "retain-device-identity",
 CLEAN_ALL = ("clean-descriptors", "clean-structured-content", "clean-graphics")
 
 
+# How many option runs of the real corpus `corpus_run` keeps on disk at once
+# (each writes the whole corpus again, about 120 MB; a run takes a second).
+CORPUS_RUNS_KEPT = 2
+
+
 @pytest.fixture(scope="session")
 def corpus_run(real_corpus, real_run, session_key, tmp_path_factory):
     """corpus_run(*options) -> (input root, output root, exit code, report):
-    the real corpus de-identified with --allow-burned-in and these options,
-    once per session for each set of options (the empty set is `real_run`).
-    Every test that needs a combination shares the one run."""
-    cache = {(): real_run}
+    the real corpus de-identified with --allow-burned-in and these options
+    (the empty set is `real_run`). Tests asking for the same set in a row
+    share one run; only the outputs of the CORPUS_RUNS_KEPT sets asked for
+    last stay on disk, an older one is deleted and run again when asked for
+    (sixteen sets kept to the end of the session filled a CI machine's disk)."""
+    kept = {}
 
     def run(*options):
         combo = tuple(sorted(set(options)))
-        if combo not in cache:
+        if not combo:
+            return real_run
+        if combo in kept:
+            kept[combo] = kept.pop(combo)  # the last asked for goes last
+        else:
             name = "opts-" + "-".join(o.replace("retain-", "r").replace("clean-", "c") for o in combo)
             out = tmp_path_factory.mktemp(name[:60]) / "out"
             args = [a for o in combo for a in ("--option", o)]
             code, report = run_deid(real_corpus, out, "--key-file", session_key, "--allow-burned-in",
                                     "--jobs", 2, *args)
-            cache[combo] = (real_corpus, out, code, report)
-        return cache[combo]
+            kept[combo] = (real_corpus, out, code, report)
+            while len(kept) > CORPUS_RUNS_KEPT:
+                oldest = next(iter(kept))
+                shutil.rmtree(kept.pop(oldest)[1].parent)
+        return kept[combo]
 
     return run
 
