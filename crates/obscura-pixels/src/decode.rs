@@ -197,11 +197,19 @@ impl<S: Source> Decoder<S> {
 
     /// The stored bytes of frame `n` (from 0), as they are in the object.
     pub fn stored_frame(&self, n: u32) -> Result<Vec<u8>, PixelError> {
-        let runs = self.frame_runs(n).ok_or(PixelError::NoSuchFrame {
+        frames::read(
+            self.input.pixel_stream(),
+            self.runs(n)?,
+            self.limits.max_frame_bytes,
+        )
+    }
+
+    /// [`frame_runs`](Self::frame_runs), or the error that frame `n` is not there.
+    fn runs(&self, n: u32) -> Result<&Runs, PixelError> {
+        self.frame_runs(n).ok_or(PixelError::NoSuchFrame {
             number: n,
             frames: self.frames(),
-        })?;
-        frames::read(self.input.pixel_stream(), runs, self.limits.max_frame_bytes)
+        })
     }
 
     /// Decode frame `n` (from 0); nothing else is read.
@@ -220,13 +228,27 @@ impl<S: Source> Decoder<S> {
             Storage::Native {
                 big_endian,
                 swapped_bytes: false,
-            } => Ok(native(&self.info, self.stored_frame(n)?, big_endian)),
+            } => Ok(native(&self.info, self.stored_samples(n, big_endian)?)),
             Storage::Native {
                 swapped_bytes: true,
                 ..
-            } => Ok(native(&self.info, self.swapped_frame(n)?, false)),
+            } => {
+                let bytes = self.swapped_frame(n)?;
+                let samples = Samples::from_bytes(bytes, self.info.bits_allocated, false);
+                Ok(native(&self.info, samples))
+            }
             Storage::Encapsulated => self.codec(self.stored_frame(n)?),
         }
+    }
+
+    /// The stored samples of native frame `n`, read straight into their
+    /// buffer.
+    fn stored_samples(&self, n: u32, big_endian: bool) -> Result<Samples, PixelError> {
+        let runs = self.runs(n)?;
+        let size = frames::size(runs, self.limits.max_frame_bytes)?;
+        Samples::read(self.info.bits_allocated, big_endian, size, |buf| {
+            frames::read_into(self.input.pixel_stream(), runs, buf)
+        })
     }
 
     /// Frame `n` of 1-bit samples: its bits, from where they start in the
@@ -347,8 +369,7 @@ impl<S: Source> Decoder<S> {
 }
 
 /// A native frame: planes interleaved, YBR_FULL_422 chroma repeated per pixel.
-fn native(info: &ImageInfo, bytes: Vec<u8>, big_endian: bool) -> Frame {
-    let stored = Samples::from_bytes(bytes, info.bits_allocated, big_endian);
+fn native(info: &ImageInfo, stored: Samples) -> Frame {
     let pixels = info.rows as usize * info.cols as usize;
     let (photometric, samples) = match info.photometric {
         Photometric::YbrFull422 => (Photometric::YbrFull, map(stored, Expand422)),

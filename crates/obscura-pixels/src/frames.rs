@@ -137,15 +137,26 @@ pub fn encapsulated(
 
 /// Read a frame's runs into one buffer of at most `limit` bytes.
 pub fn read(src: &dyn Source, runs: &Runs, limit: u64) -> Result<Vec<u8>, PixelError> {
+    let mut buf = vec![0u8; size(runs, limit)?];
+    read_into(src, runs, &mut buf)?;
+    Ok(buf)
+}
+
+/// The bytes of a frame's runs, at most `limit`.
+pub fn size(runs: &Runs, limit: u64) -> Result<usize, PixelError> {
     let size: u64 = runs.iter().map(|(_, l)| l).sum();
     if size > limit {
         return Err(PixelError::TooLarge { size, limit });
     }
-    let mut buf = vec![0u8; size as usize];
+    Ok(size as usize)
+}
+
+/// Read a frame's runs one after another into `buf`, [`size`] bytes long.
+pub fn read_into(src: &dyn Source, runs: &Runs, buf: &mut [u8]) -> Result<(), PixelError> {
     let mut at = 0usize;
     for &(off, len) in runs {
         src.read_at(off, &mut buf[at..at + len as usize])?;
         at += len as usize;
     }
-    Ok(buf)
+    Ok(())
 }
