@@ -7,6 +7,7 @@
 
 use crate::grey::Grey;
 use crate::tophat::Taken;
+use crate::zeros::{give_back, zeros};
 use crate::Rect;
 
 /// Strokes narrower than this (pixels) stand out in the top-hat; the
@@ -233,6 +234,9 @@ pub fn candidates(img: &Grey, sought: Sought) -> Candidates {
         Sought::All => faint_lines(&bright, &dark, &taken, &lines),
         Sought::Text => Vec::new(),
     };
+    for levels in [bright.data, dark.data, stroke, joined] {
+        give_back(levels, w, &taken);
+    }
     Candidates {
         lines,
         blocks,
@@ -281,9 +285,10 @@ fn fine_lines(img: &Grey, main: [&Grey; 2], taken: &Taken, lines: &[Candidate]) 
             })
     };
     let (fine, fine_taken) = img.tophats_where(FINE_SE, FINE_TILE, stroked);
-    fine.iter()
+    fine.into_iter()
         .flat_map(|t| {
-            let mut pieces = char_pieces(t, STROKE_LEVEL, &fine_taken);
+            let mut pieces = char_pieces(&t, STROKE_LEVEL, &fine_taken);
+            give_back(t.data, t.width, &fine_taken);
             pieces.retain(small);
             chains(&pieces)
         })
@@ -352,7 +357,7 @@ fn reach(pieces: &[&Rect]) -> usize {
 /// in `taken`, zero elsewhere): how far it stands out as a stroke of either.
 fn stroke_levels(bright: &Grey, dark: &Grey, taken: &Taken) -> Vec<u8> {
     let w = bright.width;
-    let mut stroke = vec![0; bright.data.len()];
+    let mut stroke = zeros(bright.data.len());
     for (y, row) in stroke.chunks_exact_mut(w).enumerate() {
         for s in taken.spans(y) {
             let (b, d) = (
@@ -406,7 +411,7 @@ fn without_long_runs(stroke: &mut [u8], w: usize, level: u8, taken: &Taken) {
 /// rows: 1 where a stroke lies within `JOIN_X` on both sides, 0 elsewhere.
 /// (Tiles not taken are wider than `JOIN_X`: no join crosses one.)
 fn joined(stroke: &[u8], w: usize, level: u8, taken: &Taken) -> Vec<u8> {
-    let mut joined = vec![0; stroke.len()];
+    let mut joined = zeros(stroke.len());
     for (y, (row, out)) in stroke
         .chunks_exact(w)
         .zip(joined.chunks_exact_mut(w))
@@ -689,6 +694,25 @@ mod tests {
         assert!(found.any_text(), "{found:?}");
         assert!(found.lines.iter().any(Candidate::aligned), "{found:?}");
         assert!(!candidates(&image_with_row(0, 10), Sought::All).any_text());
+    }
+
+    #[test]
+    fn candidates_found_one_image_after_another_are_those_of_a_fresh_thread() {
+        // the same size, so that each reuses the buffers the one before
+        // gave back (zeros): text, noise (the most tiles taken), a row
+        // elsewhere, flat ground
+        let images = [
+            image_with_row(5, 10),
+            crate::grey::tests::image(200, 60, crate::grey::tests::noise(200 * 60, 7)),
+            image_with_glyphs(200, (0..6).map(|g| 90 + g * 14), 12),
+            image_with_glyphs(200, [], 10),
+        ];
+        for sought in [Sought::All, Sought::Text] {
+            for img in &images {
+                let fresh = std::thread::scope(|s| s.spawn(|| candidates(img, sought)).join());
+                assert_eq!(candidates(img, sought), fresh.expect("no panic"));
+            }
+        }
     }
 
     /// The components of `mask` found pixel by pixel (a flood fill from

@@ -35,6 +35,7 @@ mod ocr;
 mod rect;
 mod still;
 mod tophat;
+mod zeros;
 
 pub use candidates::{candidates, Candidate, Candidates, Sought};
 pub use decide::{Identity, Looks, Reason};

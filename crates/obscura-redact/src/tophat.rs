@@ -3,6 +3,7 @@
 //! max filters taken in strips that stay in the cache.
 
 use crate::grey::Grey;
+use crate::zeros::zeros;
 use crate::Rect;
 
 impl Grey {
@@ -42,7 +43,7 @@ impl Grey {
     ) -> ([Grey; 2], Taken) {
         let (w, h) = (self.width, self.height);
         let taken = Taken::new(w, h, tile, wanted);
-        let mut out = [vec![0u8; w * h], vec![0u8; w * h]];
+        let mut out = [zeros(w * h), zeros(w * h)];
         let mut filter = Filter::default();
         for run in taken.runs() {
             let around = run.grow(tophat_reach(size)).clip(w, h);
@@ -105,7 +106,12 @@ pub(crate) struct Taken {
 impl Taken {
     /// The tiles of `tile` × `tile` pixels of a `width` × `height` image
     /// that `wanted` asks for (each asked once).
-    fn new(width: usize, height: usize, tile: usize, wanted: impl Fn(&Rect) -> bool) -> Taken {
+    pub(crate) fn new(
+        width: usize,
+        height: usize,
+        tile: usize,
+        wanted: impl Fn(&Rect) -> bool,
+    ) -> Taken {
         let tile = tile.max(1);
         let spans = (0..height)
             .step_by(tile)
@@ -164,7 +170,7 @@ impl Taken {
     }
 
     /// The runs of tiles taken side by side, as boxes.
-    fn runs(&self) -> impl Iterator<Item = Rect> + '_ {
+    pub(crate) fn runs(&self) -> impl Iterator<Item = Rect> + '_ {
         self.spans.iter().enumerate().flat_map(move |(row, spans)| {
             spans.iter().map(move |s| Rect {
                 x0: s.start,
