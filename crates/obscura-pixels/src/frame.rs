@@ -213,13 +213,6 @@ impl Frame {
     /// more samples than bit patterns, `f` is taken once per pattern and
     /// the samples looked up in that table.
     pub fn map_values<T: Copy + Default>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
-        fn each<S: Copy + Into<u32>, T>(
-            v: &[S],
-            value: impl Fn(u32) -> i64,
-            f: impl Fn(i64) -> T,
-        ) -> Vec<T> {
-            v.iter().map(|&s| f(value(s.into()))).collect()
-        }
         let mask = self.stored_mask();
         let patterns = u64::from(mask) + 1;
         if self.bits_stored <= 16 && patterns < self.samples.len() as u64 {
@@ -239,43 +232,50 @@ impl Frame {
                 Samples::U32(v) => v.iter().map(|&s| look(s as u16)).collect(),
             };
         }
+        /// Every sample's `f`, in order.
+        struct Each<F>(F);
+        impl<T, F: Fn(i64) -> T> Visit for Each<F> {
+            type Out = Vec<T>;
+            fn samples<S: Copy + Into<u32>>(self, v: &[S], value: impl Fn(u32) -> i64) -> Vec<T> {
+                v.iter().map(|&s| self.0(value(s.into()))).collect()
+            }
+        }
+        self.visit(Each(f))
+    }
+
+    /// `visit` of the samples and of the function from a sample's bits to
+    /// its value, width and sign matched once: each case is a loop of its
+    /// own, without a branch per sample.
+    fn visit<V: Visit>(&self, visit: V) -> V::Out {
+        let mask = self.stored_mask();
         let shift = self.sign_shift().unwrap_or(0);
         let signed = |s: u32| i64::from(sign_extend(s & mask, shift));
         let unsigned = |s: u32| i64::from(s & mask);
         match (&self.samples, self.signed) {
-            (Samples::U1(v) | Samples::U8(v), true) => each(v, signed, f),
-            (Samples::U1(v) | Samples::U8(v), false) => each(v, unsigned, f),
-            (Samples::U16(v), true) => each(v, signed, f),
-            (Samples::U16(v), false) => each(v, unsigned, f),
-            (Samples::U32(v), true) => each(v, signed, f),
-            (Samples::U32(v), false) => each(v, unsigned, f),
+            (Samples::U1(v) | Samples::U8(v), true) => visit.samples(v, signed),
+            (Samples::U1(v) | Samples::U8(v), false) => visit.samples(v, unsigned),
+            (Samples::U16(v), true) => visit.samples(v, signed),
+            (Samples::U16(v), false) => visit.samples(v, unsigned),
+            (Samples::U32(v), true) => visit.samples(v, signed),
+            (Samples::U32(v), false) => visit.samples(v, unsigned),
         }
     }
 
     /// `f` of the value of every `step`-th sample from the first (see
     /// [`value`](Self::value)), in order, width and sign matched once.
-    pub fn each_every(&self, step: usize, mut f: impl FnMut(i64)) {
-        fn every<S: Copy + Into<u32>>(
-            v: &[S],
-            step: usize,
-            value: impl Fn(u32) -> i64,
-            mut f: impl FnMut(i64),
-        ) {
-            v.iter()
-                .step_by(step.max(1))
-                .for_each(|&s| f(value(s.into())));
+    pub fn each_every(&self, step: usize, f: impl FnMut(i64)) {
+        /// `f` of every `step`-th sample from the first.
+        struct Every<F>(usize, F);
+        impl<F: FnMut(i64)> Visit for Every<F> {
+            type Out = ();
+            fn samples<S: Copy + Into<u32>>(self, v: &[S], value: impl Fn(u32) -> i64) {
+                let Every(step, mut f) = self;
+                v.iter()
+                    .step_by(step.max(1))
+                    .for_each(|&s| f(value(s.into())));
+            }
         }
-        let mask = self.stored_mask();
-        let shift = self.sign_shift();
-        let value = |s: u32| match shift {
-            Some(shift) => i64::from(sign_extend(s & mask, shift)),
-            None => i64::from(s & mask),
-        };
-        match &self.samples {
-            Samples::U1(v) | Samples::U8(v) => every(v, step, value, &mut f),
-            Samples::U16(v) => every(v, step, value, &mut f),
-            Samples::U32(v) => every(v, step, value, &mut f),
-        }
+        self.visit(Every(step, f));
     }
 
     /// Every value, in order (see [`value`](Self::value)).
@@ -298,6 +298,15 @@ impl Frame {
 }
 
 /// `bits` with bit `31 - shift` taken as its sign.
+/// What [`Frame::visit`] does with a frame's samples, given the function
+/// from a sample's bits to its value.
+trait Visit {
+    /// What comes of it.
+    type Out;
+    /// Visit the samples `v`, whose values `value` gives.
+    fn samples<S: Copy + Into<u32>>(self, v: &[S], value: impl Fn(u32) -> i64) -> Self::Out;
+}
+
 fn sign_extend(bits: u32, shift: u32) -> i32 {
     ((bits << shift) as i32) >> shift
 }
