@@ -297,7 +297,6 @@ impl Frame {
     }
 }
 
-/// `bits` with bit `31 - shift` taken as its sign.
 /// What [`Frame::visit`] does with a frame's samples, given the function
 /// from a sample's bits to its value.
 trait Visit {
@@ -307,6 +306,7 @@ trait Visit {
     fn samples<S: Copy + Into<u32>>(self, v: &[S], value: impl Fn(u32) -> i64) -> Self::Out;
 }
 
+/// `bits` with bit `31 - shift` taken as its sign.
 fn sign_extend(bits: u32, shift: u32) -> i32 {
     ((bits << shift) as i32) >> shift
 }
