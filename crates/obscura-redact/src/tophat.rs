@@ -34,7 +34,9 @@ impl Grey {
     /// that `wanted` asks for, zero elsewhere, and those tiles. Taken a
     /// run of tiles wanted side by side at a time, with the pixels the
     /// opening and closing reach around it ([`tophat_reach`]): the levels
-    /// are those of the whole image's top-hats.
+    /// are those of the whole image's top-hats. Their buffers come from
+    /// [`zeros`]: [`give_back`](crate::zeros::give_back) them with the
+    /// tiles taken when done.
     pub(crate) fn tophats_where(
         &self,
         size: usize,

@@ -10,9 +10,9 @@ use std::cell::RefCell;
 use crate::tophat::Taken;
 
 /// Bytes of buffers a thread keeps at most: those of one rendering's
-/// passes (six) for frames up to about 10 megapixels; larger frames keep
-/// fewer.
-const KEPT_BYTES: usize = 64 << 20;
+/// passes (six) for frames up to about 5 megapixels; larger frames keep
+/// fewer. (A gateway's worker threads each keep theirs while they live.)
+const KEPT_BYTES: usize = 32 << 20;
 
 thread_local! {
     /// Buffers given back, all zero.
