@@ -182,6 +182,11 @@ impl Frame {
                     (((s.into() & mask) << shift) as i16) >> shift
                 });
                 (lo.into(), hi.into())
+            } else if bits < 16 {
+                // in signed lanes: SSE2 has their min and max, not the
+                // unsigned ones'
+                let (lo, hi) = fold(v, (i16::MAX, i16::MIN), |s| (s.into() & mask) as i16);
+                (lo.into(), hi.into())
             } else {
                 let (lo, hi) = fold(v, (u16::MAX, u16::MIN), |s| s.into() & mask);
                 (lo.into(), hi.into())
@@ -358,6 +363,7 @@ mod tests {
         let u8s: Vec<u8> = (0..1_000).map(|_| raw() as u8).collect();
         for (samples, bits) in [
             (Samples::U16(u16s.clone()), 16),
+            (Samples::U16(u16s.clone()), 15),
             (Samples::U16(u16s), 12),
             (Samples::U8(u8s.clone()), 8),
             (Samples::U8(u8s), 5),
