@@ -143,7 +143,7 @@ pub fn read(src: &dyn Source, runs: &Runs, limit: u64) -> Result<Vec<u8>, PixelE
 }
 
 /// The bytes of a frame's runs, at most `limit`.
-pub fn size(runs: &Runs, limit: u64) -> Result<usize, PixelError> {
+pub(crate) fn size(runs: &Runs, limit: u64) -> Result<usize, PixelError> {
     let size: u64 = runs.iter().map(|(_, l)| l).sum();
     if size > limit {
         return Err(PixelError::TooLarge { size, limit });
@@ -152,10 +152,13 @@ pub fn size(runs: &Runs, limit: u64) -> Result<usize, PixelError> {
 }
 
 /// Read a frame's runs one after another into `buf`, [`size`] bytes long.
-pub fn read_into(src: &dyn Source, runs: &Runs, buf: &mut [u8]) -> Result<(), PixelError> {
+pub(crate) fn read_into(src: &dyn Source, runs: &Runs, buf: &mut [u8]) -> Result<(), PixelError> {
     let mut at = 0usize;
     for &(off, len) in runs {
-        src.read_at(off, &mut buf[at..at + len as usize])?;
+        let to = buf
+            .get_mut(at..at + len as usize)
+            .ok_or_else(|| PixelError::Malformed("a frame's runs longer than its buffer".into()))?;
+        src.read_at(off, to)?;
         at += len as usize;
     }
     Ok(())
