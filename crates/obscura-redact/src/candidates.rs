@@ -375,10 +375,12 @@ fn stroke_levels(bright: &Grey, dark: &Grey, taken: &Taken) -> Vec<u8> {
 /// The pixels of `img` that stand out as thin strokes at `level` or above.
 pub fn stroke_mask(img: &Grey, level: u8) -> Vec<bool> {
     let [bright, dark] = img.tophats(STROKE_SE);
-    stroke_levels(&bright, &dark, &Taken::all(img.width, img.height))
-        .into_iter()
-        .map(|v| v >= level)
-        .collect()
+    let all = Taken::all(img.width, img.height);
+    let stroke = stroke_levels(&bright, &dark, &all);
+    let mask = stroke.iter().map(|&v| v >= level).collect();
+    // (its buffer came from zeros: kept for the cheap pass's next frame)
+    give_back(stroke, img.width, &all);
+    mask
 }
 
 /// The thin strokes of `img` alone, bright or dark, whichever stand out
@@ -660,6 +662,7 @@ fn merge_lines(mut boxes: Vec<Rect>) -> Vec<Rect> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grey::tests::{image, noise};
 
     /// A grey ground `w` × 60 px with bright 2-px-stroke boxes of `size`
     /// (two thirds as wide) from row 20, at `xs`.
@@ -703,7 +706,7 @@ mod tests {
         // elsewhere, flat ground
         let images = [
             image_with_row(5, 10),
-            crate::grey::tests::image(200, 60, crate::grey::tests::noise(200 * 60, 7)),
+            image(200, 60, noise(200 * 60, 7)),
             image_with_glyphs(200, (0..6).map(|g| 90 + g * 14), 12),
             image_with_glyphs(200, [], 10),
         ];

@@ -449,8 +449,9 @@ fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
     }
     // percentiles of every few pixels: plenty for a window, and cheap
     let n = frame.samples.len().div_ceil(PERCENTILE_STEP);
-    let Some([lo, hi]) = order_statistics(frame, PERCENTILE_STEP, [n / 100, n - 1 - n / 100])
-    else {
+    // (no samples, no rank: order_statistics answers none)
+    let ranks = [n / 100, n.saturating_sub(1 + n / 100)];
+    let Some([lo, hi]) = order_statistics(frame, PERCENTILE_STEP, ranks) else {
         return vec![shown];
     };
     let modality = |v: i64| v as f64 * info.slope + info.intercept;
