@@ -4,6 +4,7 @@
 //! written back losslessly.
 
 use crate::info::Photometric;
+use std::ops::Range;
 
 /// Sample values, 1, 8, 16 or 32 bits allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,62 +214,32 @@ impl Frame {
         (!self.samples.is_empty()).then_some(range)
     }
 
-    /// `f` of each sample's value, in order, without a branch per sample
-    /// (width and sign are matched once). With 16 bits stored or fewer and
-    /// more samples than bit patterns, `f` is taken once per pattern and
-    /// the samples looked up in that table.
+    /// `f` of each sample's value, in order (see [`ValueMap`]).
     pub fn map_values<T: Copy + Default>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
-        let mask = self.stored_mask();
-        let patterns = u64::from(mask) + 1;
-        if self.bits_stored <= 16 && patterns < self.samples.len() as u64 {
-            // indexed by a 16-bit pattern: within the table, no bounds check
-            let mut table: Box<[T; 1 << 16]> = vec![T::default(); 1 << 16]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("the length is 1 << 16"));
-            for (bits, entry) in table.iter_mut().enumerate().take(patterns as usize) {
-                *entry = f(self.extend(bits as u32));
-            }
-            let m = mask as u16;
-            let look = |s: u16| table[usize::from(s & m)];
-            return match &self.samples {
-                Samples::U1(v) | Samples::U8(v) => v.iter().map(|&s| look(s.into())).collect(),
-                Samples::U16(v) => v.iter().map(|&s| look(s)).collect(),
-                Samples::U32(v) => v.iter().map(|&s| look(s as u16)).collect(),
-            };
-        }
-        /// Every sample's `f`, in order.
-        struct Each<F>(F);
-        impl<T, F: Fn(i64) -> T> Visit for Each<F> {
-            type Out = Vec<T>;
-            fn samples<S: Copy + Into<u32>>(self, v: &[S], value: impl Fn(u32) -> i64) -> Vec<T> {
-                v.iter().map(|&s| self.0(value(s.into()))).collect()
-            }
-        }
-        self.visit(Each(f))
+        ValueMap::new(self, f).all()
     }
 
-    /// `visit` of the samples and of the function from a sample's bits to
+    /// `visit` of the samples of `run` and of the function from a sample's bits to
     /// its value, width and sign matched once: each case is a loop of its
     /// own, without a branch per sample.
-    fn visit<V: Visit>(&self, visit: V) -> V::Out {
+    fn visit<V: Visit>(&self, run: Range<usize>, visit: V) -> V::Out {
         let mask = self.stored_mask();
         let shift = self.sign_shift().unwrap_or(0);
         let signed = |s: u32| i64::from(sign_extend(s & mask, shift));
         let unsigned = |s: u32| i64::from(s & mask);
         match (&self.samples, self.signed) {
-            (Samples::U1(v) | Samples::U8(v), true) => visit.samples(v, signed),
-            (Samples::U1(v) | Samples::U8(v), false) => visit.samples(v, unsigned),
-            (Samples::U16(v), true) => visit.samples(v, signed),
-            (Samples::U16(v), false) => visit.samples(v, unsigned),
-            (Samples::U32(v), true) => visit.samples(v, signed),
-            (Samples::U32(v), false) => visit.samples(v, unsigned),
+            (Samples::U1(v) | Samples::U8(v), true) => visit.samples(&v[run], signed),
+            (Samples::U1(v) | Samples::U8(v), false) => visit.samples(&v[run], unsigned),
+            (Samples::U16(v), true) => visit.samples(&v[run], signed),
+            (Samples::U16(v), false) => visit.samples(&v[run], unsigned),
+            (Samples::U32(v), true) => visit.samples(&v[run], signed),
+            (Samples::U32(v), false) => visit.samples(&v[run], unsigned),
         }
     }
 
-    /// `f` of the value of every `step`-th sample from the first (see
-    /// [`value`](Self::value)), in order, width and sign matched once.
-    pub fn each_every(&self, step: usize, f: impl FnMut(i64)) {
+    /// `f` of the value of every `step`-th sample of `run` from its first
+    /// (see [`value`](Self::value)), in order, width and sign matched once.
+    pub fn each_every(&self, run: Range<usize>, step: usize, f: impl FnMut(i64)) {
         /// `f` of every `step`-th sample from the first.
         struct Every<F>(usize, F);
         impl<F: FnMut(i64)> Visit for Every<F> {
@@ -280,7 +251,7 @@ impl Frame {
                     .for_each(|&s| f(value(s.into())));
             }
         }
-        self.visit(Every(step, f));
+        self.visit(run, Every(step, f));
     }
 
     /// Every value, in order (see [`value`](Self::value)).
@@ -299,6 +270,70 @@ impl Frame {
             Samples::U16(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
             Samples::U32(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
         }
+    }
+}
+
+/// `f` of the values of a frame's samples, made once and taken of any run
+/// of them in turn (a pass over a run's levels can follow it while they are
+/// in the cache): with 16 bits stored or fewer and more samples than bit
+/// patterns, `f` is taken once per pattern and the samples looked up in
+/// that table; otherwise of each sample, width and sign matched once a run.
+pub struct ValueMap<'a, T, F> {
+    frame: &'a Frame,
+    f: F,
+    /// `f` of each stored bit pattern's value, when looked up.
+    table: Option<Box<[T; 1 << 16]>>,
+}
+
+impl<'a, T: Copy + Default, F: Fn(i64) -> T> ValueMap<'a, T, F> {
+    /// `f` of `frame`'s values.
+    pub fn new(frame: &'a Frame, f: F) -> Self {
+        let patterns = u64::from(frame.stored_mask()) + 1;
+        let table = (frame.bits_stored <= 16 && patterns < frame.samples.len() as u64).then(|| {
+            // indexed by a 16-bit pattern: within the table, no bounds check
+            let mut table: Box<[T; 1 << 16]> = vec![T::default(); 1 << 16]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the length is 1 << 16"));
+            for (bits, entry) in table.iter_mut().enumerate().take(patterns as usize) {
+                *entry = f(frame.extend(bits as u32));
+            }
+            table
+        });
+        ValueMap { frame, f, table }
+    }
+
+    /// `f` of every sample's value, in order.
+    pub fn all(&self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.frame.samples.len());
+        self.extend(0..self.frame.samples.len(), &mut out);
+        out
+    }
+
+    /// `f` of the values of the samples of `run`, appended to `out` in order.
+    pub fn extend(&self, run: Range<usize>, out: &mut Vec<T>) {
+        if let Some(table) = &self.table {
+            let m = self.frame.stored_mask() as u16;
+            let look = |s: u16| table[usize::from(s & m)];
+            match &self.frame.samples {
+                Samples::U1(v) | Samples::U8(v) => {
+                    out.extend(v[run].iter().map(|&s| look(s.into())))
+                }
+                Samples::U16(v) => out.extend(v[run].iter().map(|&s| look(s))),
+                Samples::U32(v) => out.extend(v[run].iter().map(|&s| look(s as u16))),
+            }
+            return;
+        }
+        /// `f` of each sample, appended.
+        struct Each<'o, F, T>(&'o F, &'o mut Vec<T>);
+        impl<T, F: Fn(i64) -> T> Visit for Each<'_, F, T> {
+            type Out = ();
+            fn samples<S: Copy + Into<u32>>(self, v: &[S], value: impl Fn(u32) -> i64) {
+                let Each(f, out) = self;
+                out.extend(v.iter().map(|&s| f(value(s.into()))));
+            }
+        }
+        self.frame.visit(run, Each(&self.f, out));
     }
 }
 
@@ -337,7 +372,7 @@ mod tests {
         assert_eq!(frame.map_values(|v| v), values);
         let every = |step| {
             let mut seen = Vec::new();
-            frame.each_every(step, |v| seen.push(v));
+            frame.each_every(0..frame.samples.len(), step, |v| seen.push(v));
             seen
         };
         assert_eq!(every(1), values);
@@ -352,8 +387,8 @@ mod tests {
 
     #[test]
     fn range_and_values_in_bulk_are_those_sample_by_sample() {
-        // more samples than bit patterns: map_values looks them up; every
-        // seventh value
+        // more samples than bit patterns: map_values looks them up (20 bits
+        // stored: takes each); every seventh value
         let mut x = 7u32;
         let mut raw = || {
             x = x.wrapping_mul(1103515245).wrapping_add(12345);
@@ -361,7 +396,9 @@ mod tests {
         };
         let u16s: Vec<u16> = (0..70_000).map(|_| raw() as u16).collect();
         let u8s: Vec<u8> = (0..1_000).map(|_| raw() as u8).collect();
+        let u32s: Vec<u32> = (0..1_000).map(|_| raw()).collect();
         for (samples, bits) in [
+            (Samples::U32(u32s), 20),
             (Samples::U16(u16s.clone()), 16),
             (Samples::U16(u16s.clone()), 15),
             (Samples::U16(u16s), 12),
@@ -380,8 +417,15 @@ mod tests {
                 };
                 let values: Vec<i64> = (0..samples.len()).map(|i| frame.value(i)).collect();
                 assert_eq!(frame.map_values(|v| v), values, "{bits} {signed}");
+                // and a run at a time
+                let map = ValueMap::new(&frame, |v| v);
+                let mut by_runs = Vec::new();
+                for start in (0..values.len()).step_by(999) {
+                    map.extend(start..values.len().min(start + 999), &mut by_runs);
+                }
+                assert_eq!(by_runs, values, "{bits} {signed}");
                 let mut every = Vec::new();
-                frame.each_every(7, |v| every.push(v));
+                frame.each_every(0..samples.len(), 7, |v| every.push(v));
                 let expected: Vec<i64> = values.iter().copied().step_by(7).collect();
                 assert_eq!(every, expected, "{bits} {signed}");
                 let (lo, hi) = (values.iter().min(), values.iter().max());

@@ -2,7 +2,7 @@
 //! OCR reads): Modality LUT (rescale), VOI window, MONOCHROME1 inversion;
 //! palette lookup; YBR to RGB.
 
-use crate::frame::{Frame, Samples};
+use crate::frame::{Frame, Samples, ValueMap};
 use crate::info::{ImageInfo, Photometric};
 use crate::voi::Window;
 
@@ -23,7 +23,9 @@ pub struct Image8 {
 pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8 {
     let (width, height) = (frame.width, frame.height);
     let (channels, data) = match frame.photometric {
-        Photometric::Monochrome1 | Photometric::Monochrome2 => (1, grey(frame, info, window)),
+        Photometric::Monochrome1 | Photometric::Monochrome2 => {
+            (1, grey_levels(frame, info, window).all())
+        }
         Photometric::PaletteColor => (3, palette(frame, info)),
         Photometric::Rgb => (3, rgb(frame)),
         Photometric::YbrFull | Photometric::YbrFull422 | Photometric::YbrCodec => {
@@ -38,11 +40,17 @@ pub fn render(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Image8
     }
 }
 
-/// Grey levels: rescale, window (given, from the header, or the frame's
-/// range; a 1-bit frame's range is 0 to 1, whatever it holds: 0 black and 1
-/// white), and inversion for MONOCHROME1.
-fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
-    let modality = |v: i64| v as f64 * info.slope + info.intercept;
+/// A grey frame's levels (MONOCHROME1 or 2; see [`render`]), to be taken of
+/// a run of samples at a time: rescale, window (`window`, the header's, or
+/// the frame's range; a 1-bit frame's range is 0 to 1, whatever it holds:
+/// 0 black and 1 white), and inversion for MONOCHROME1.
+pub fn grey_levels<'a>(
+    frame: &'a Frame,
+    info: &ImageInfo,
+    window: Option<Window>,
+) -> ValueMap<'a, u8, impl Fn(i64) -> u8> {
+    let (slope, intercept) = (info.slope, info.intercept);
+    let modality = move |v: i64| v as f64 * slope + intercept;
     let window = window.or(info.window).unwrap_or_else(|| {
         let (lo, hi) = match frame.samples {
             Samples::U1(_) => (0, 1),
@@ -52,15 +60,14 @@ fn grey(frame: &Frame, info: &ImageInfo, window: Option<Window>) -> Vec<u8> {
         Window::spanning(a.min(b), a.max(b))
     });
     let invert = frame.photometric == Photometric::Monochrome1;
-    let level = |v: i64| {
+    ValueMap::new(frame, move |v: i64| {
         let y = window.apply(modality(v));
         if invert {
             255 - y
         } else {
             y
         }
-    };
-    frame.map_values(level)
+    })
 }
 
 /// Colour samples to 8 bits (wider samples keep their top stored bits).

@@ -33,6 +33,7 @@ mod kept;
 mod object;
 mod ocr;
 mod rect;
+mod renderings;
 mod still;
 mod tophat;
 mod zeros;

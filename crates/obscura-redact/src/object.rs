@@ -6,10 +6,11 @@ use crate::decide::{Identity, Looks, Reason};
 use crate::grey::Grey;
 use crate::kept::Kept;
 use crate::ocr::{read_line, Word};
+use crate::renderings::greys;
 use crate::still::{Beside, Rolling};
 use crate::{Rect, RedactError};
 use obscura_dicom::Source;
-use obscura_pixels::{render, Decoder, Frame, ImageInfo, Photometric, Samples, Window};
+use obscura_pixels::{Decoder, Frame, Photometric, Samples};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -29,11 +30,6 @@ const EXTENT_RUN: usize = 3;
 const STROKE_REACH: usize = 8;
 /// Verification rounds that may redact what an earlier one uncovered.
 const VERIFY_ROUNDS: usize = 2;
-/// Share of a grey frame's pixels its window may clip before the frame is
-/// also read spanning its values (1st to 99th percentile).
-const CLIPPED: f64 = 0.3;
-/// One pixel in this many is counted for those percentiles.
-const PERCENTILE_STEP: usize = 7;
 
 /// What to do with the text found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,95 +412,6 @@ pub fn inspect<S: Source>(
     Ok(outcome)
 }
 
-/// What a frame looks like, in grey, as a viewer first shows it; and, for a
-/// grey frame whose window leaves more than [`CLIPPED`] of its pixels black
-/// or white, spanning its values too: text outside the window is one
-/// windowing away from being read; for a colourful frame, its red and
-/// blue channels too (coloured text of its ground's luminance).
-fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
-    let mut read = Grey::renderings(render(frame, info, None));
-    let grey = matches!(
-        frame.photometric,
-        Photometric::Monochrome1 | Photometric::Monochrome2
-    );
-    if !grey || info.window.is_none() {
-        return read;
-    }
-    let shown = read.swap_remove(0);
-    // 0 and 255 are the two levels that wrap to 0 and 1; counted in u8
-    // lanes, 255 pixels at a time (a sum that vectorises)
-    let clipped: usize = shown
-        .data
-        .chunks(255)
-        .map(|c| {
-            usize::from(
-                c.iter()
-                    .map(|&v| u8::from(v.wrapping_add(1) <= 1))
-                    .sum::<u8>(),
-            )
-        })
-        .sum();
-    if (clipped as f64) < CLIPPED * shown.data.len() as f64 {
-        return vec![shown];
-    }
-    // percentiles of every few pixels: plenty for a window, and cheap
-    let n = frame.samples.len().div_ceil(PERCENTILE_STEP);
-    // (no samples, no rank: order_statistics answers none)
-    let ranks = [n / 100, n.saturating_sub(1 + n / 100)];
-    let Some([lo, hi]) = order_statistics(frame, PERCENTILE_STEP, ranks) else {
-        return vec![shown];
-    };
-    let modality = |v: i64| v as f64 * info.slope + info.intercept;
-    let (lo, hi) = (
-        modality(lo).min(modality(hi)),
-        modality(lo).max(modality(hi)),
-    );
-    // black or white because they are the ends of what is shown (the ground
-    // around an ultrasound sector), not clipped by the window
-    let shows_all = info
-        .window
-        .is_some_and(|w| lo >= w.center - w.width / 2.0 && hi <= w.center + w.width / 2.0);
-    if shows_all {
-        return vec![shown];
-    }
-    let spanning = render(frame, info, Some(Window::spanning(lo, hi.max(lo + 1.0))));
-    std::iter::once(shown)
-        .chain(Grey::renderings(spanning))
-        .collect()
-}
-
-/// Span of values (16 bits, signed or not) within which
-/// [`order_statistics`] counts them instead of selecting.
-const COUNTED_SPAN: i64 = 1 << 17;
-
-/// The `ranks`-th smallest (from 0, each below their count) of the value
-/// of every `step`-th sample of `frame`; none without samples. Counted when
-/// the frame's values span less than [`COUNTED_SPAN`] (one pass over them,
-/// none copied), selected otherwise.
-fn order_statistics<const N: usize>(
-    frame: &Frame,
-    step: usize,
-    ranks: [usize; N],
-) -> Option<[i64; N]> {
-    let (lo, hi) = frame.range()?;
-    if hi - lo >= COUNTED_SPAN {
-        let mut values = Vec::with_capacity(frame.samples.len().div_ceil(step));
-        frame.each_every(step, |v| values.push(v));
-        return Some(ranks.map(|k| *values.select_nth_unstable(k).1));
-    }
-    let mut counts = vec![0u32; (hi - lo + 1) as usize];
-    frame.each_every(step, |v| counts[(v - lo) as usize] += 1);
-    Some(ranks.map(|k| {
-        // the first value with more than `k` values at or under it
-        let mut below = 0;
-        let at = counts.iter().position(|&c| {
-            below += c as usize;
-            below > k
-        });
-        lo + at.unwrap_or(counts.len() - 1) as i64
-    }))
-}
-
 /// Lines read side by side (overlapping rows, gaps of at most twice their
 /// height) joined into one, left to right: a name or a date split in two by
 /// the cheap pass is decided whole. Lines where no letter or digit was
@@ -671,42 +578,5 @@ mod tests {
         // two halves of one date are one row
         let read = vec![line(212, "Nov 26,"), line(236, "2026")];
         assert_eq!(rows(read).len(), 1);
-    }
-
-    #[test]
-    fn order_statistics_counted_or_selected_are_those_of_the_sorted_values() {
-        let mut seed = 7u64;
-        let mut next = |span: i64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as i64 % span - span / 3
-        };
-        // 12-bit signed values (counted), 32-bit ones (selected), one value;
-        // every third
-        for (span, bits) in [(4096, 12), (1 << 32, 32), (1, 12)] {
-            let values: Vec<i64> = (0..15000).map(|_| next(span)).collect();
-            let stored = values.iter().map(|&v| v as u32 & (u32::MAX >> (32 - bits)));
-            let frame = Frame {
-                width: 15000,
-                height: 1,
-                samples_per_pixel: 1,
-                bits_stored: bits,
-                signed: true,
-                photometric: Photometric::Monochrome2,
-                samples: match bits {
-                    12 => Samples::U16(stored.map(|v| v as u16).collect()),
-                    _ => Samples::U32(stored.collect()),
-                },
-            };
-            let mut sorted: Vec<i64> = (0..15000).step_by(3).map(|i| frame.value(i)).collect();
-            sorted.sort();
-            let ranks = [0, 49, 2500, 4950, 4999];
-            assert_eq!(
-                order_statistics(&frame, 3, ranks),
-                Some(ranks.map(|k| sorted[k])),
-                "{span}"
-            );
-        }
     }
 }
