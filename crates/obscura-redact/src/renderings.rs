@@ -30,17 +30,24 @@ pub(crate) fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
     if !grey || info.window.is_none() {
         return Grey::renderings(render(frame, info, None));
     }
-    // as shown, a band at a time: the band's clipped levels and its samples
-    // for the percentiles are counted while they are in the cache
+    // as shown, a band at a time: the band's clipped levels are counted
+    // while it is in the cache, and so are its samples for the percentiles
+    // while the frame looks like being read spanning too (later otherwise)
     let n = frame.samples.len();
     let levels = grey_levels(frame, info, None);
     let mut shown = Vec::with_capacity(n);
-    let (mut clipped, mut sampled) = (0, Sampled::new(frame));
+    let (mut clipped, mut sampled, mut later) = (0, None, Vec::new());
     for start in (0..n).step_by(BAND) {
         let run = start..n.min(start + BAND);
         levels.extend(run.clone(), &mut shown);
         clipped += clipped_levels(&shown[run.clone()]);
-        sampled.add(frame, run);
+        if clipped as f64 >= CLIPPED / 2.0 * run.end as f64 {
+            sampled
+                .get_or_insert_with(|| Sampled::new(frame))
+                .add(frame, run);
+        } else {
+            later.push(run);
+        }
     }
     let shown = Grey {
         width: frame.width as usize,
@@ -49,6 +56,10 @@ pub(crate) fn greys(frame: &Frame, info: &ImageInfo) -> Vec<Grey> {
     };
     if (clipped as f64) < CLIPPED * n as f64 {
         return vec![shown];
+    }
+    let mut sampled = sampled.unwrap_or_else(|| Sampled::new(frame));
+    for run in later {
+        sampled.add(frame, run);
     }
     // percentiles of every few pixels: plenty for a window, and cheap
     let counted = n.div_ceil(PERCENTILE_STEP);
@@ -118,14 +129,17 @@ impl Sampled {
         match self {
             Sampled::Patterns(counts) => {
                 let mask = (1u32 << frame.bits_stored).wrapping_sub(1) as u16;
-                let mut count = |(n, s): (usize, u16)| counts[usize::from(s & mask)][n % 4] += 1;
-                let every = |run: Range<usize>| run.step_by(PERCENTILE_STEP).enumerate();
+                fn count<S: Copy>(counts: &mut [[u32; 4]], v: &[S], bits: impl Fn(S) -> u16) {
+                    for (n, &s) in v.iter().step_by(PERCENTILE_STEP).enumerate() {
+                        counts[usize::from(bits(s))][n % 4] += 1;
+                    }
+                }
                 match &frame.samples {
                     Samples::U1(v) | Samples::U8(v) => {
-                        every(run).for_each(|(n, i)| count((n, v[i].into())))
+                        count(counts, &v[run], |s| u16::from(s) & mask)
                     }
-                    Samples::U16(v) => every(run).for_each(|(n, i)| count((n, v[i]))),
-                    Samples::U32(v) => every(run).for_each(|(n, i)| count((n, v[i] as u16))),
+                    Samples::U16(v) => count(counts, &v[run], |s| s & mask),
+                    Samples::U32(v) => count(counts, &v[run], |s| s as u16 & mask),
                 }
             }
             Sampled::Values(values) => frame.each_every(run, PERCENTILE_STEP, |v| values.push(v)),
@@ -174,6 +188,57 @@ impl Sampled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use obscura_pixels::VoiFunction;
+
+    #[test]
+    fn a_frame_its_window_clips_after_its_first_band_is_read_spanning_its_percentiles() {
+        // 12-bit values: the first band within the window (its samples
+        // counted after the loop), the next two above it (counted in it)
+        let (w, h) = (1000, 3 * BAND / 1000);
+        let mut seed = 11u32;
+        let samples: Vec<u16> = (0..w * h)
+            .map(|i| {
+                seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
+                let base = if i < BAND { 1000 } else { 3000 };
+                base + (seed >> 16) as u16 % 100
+            })
+            .collect();
+        let frame = Frame {
+            width: w as u32,
+            height: h as u32,
+            samples_per_pixel: 1,
+            bits_stored: 12,
+            signed: false,
+            photometric: Photometric::Monochrome2,
+            samples: Samples::U16(samples.clone()),
+        };
+        let info = ImageInfo {
+            rows: h as u32,
+            cols: w as u32,
+            samples_per_pixel: 1,
+            bits_allocated: 16,
+            bits_stored: 12,
+            signed: false,
+            photometric: Photometric::Monochrome2,
+            planar: false,
+            frames: 1,
+            slope: 1.0,
+            intercept: 0.0,
+            window: Window::new(1050.0, 200.0, VoiFunction::Linear),
+            palette: None,
+        };
+        let mut every: Vec<u16> = samples.iter().copied().step_by(PERCENTILE_STEP).collect();
+        every.sort();
+        let c = every.len();
+        let (lo, hi) = (f64::from(every[c / 100]), f64::from(every[c - 1 - c / 100]));
+        let expected =
+            [None, Some(Window::spanning(lo, hi))].map(|window| render(&frame, &info, window).data);
+        let read = greys(&frame, &info);
+        assert_eq!(
+            read.iter().map(|g| &g.data).collect::<Vec<_>>(),
+            expected.iter().collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn order_statistics_counted_or_selected_are_those_of_the_sorted_values() {
