@@ -261,7 +261,8 @@ def test_a_share_link_through_a_deidentified_view(site):
         r = c.get(base, headers=DICOM)
         assert r.status_code == 200, r.status_code
         retrieved += 1
-        # 501: frames of big-endian or deflated pixel data are not served
+        # 501: frames not served (Bits Allocated not 1 or a multiple of 8;
+        # YBR_FULL_422 in big-endian or deflated pixel data)
         pixels["frames", c.get(base + "/frames/1").status_code] += 1
         pixels["rendered", c.get(base + "/rendered", headers={"Accept": "image/png"}).status_code] += 1
     assert pixels["frames", 200] and pixels["rendered", 200], pixels

@@ -204,3 +204,43 @@ def test_undecodable_pixel_data_is_a_reason_not_a_crash(archive):
     # and the server still renders
     _, (st, se, so) = uids("CT_small.dcm")
     assert client.retrieve_instance_rendered(st, se, so).startswith(b"\xff\xd8")
+
+
+def stored_le(ds, k):
+    """Frame `k` of `ds` as Explicit VR Little Endian holds it, on its own,
+    from pydicom's array: colour by plane where the object says so, 1-bit
+    samples packed from bit 0."""
+    frames = ds.pixel_array if int(ds.get("NumberOfFrames", 1) or 1) > 1 else [ds.pixel_array]
+    f = frames[k]
+    if ds.BitsAllocated == 1:
+        return pydicom.pixels.pack_bits(f, pad=False)
+    if ds.SamplesPerPixel > 1 and ds.get("PlanarConfiguration", 0) == 1:
+        f = f.transpose(2, 0, 1)
+    return f.astype(f.dtype.newbyteorder("<")).tobytes()
+
+
+def test_frames_of_big_endian_and_deflated_pixel_data_are_served_little_endian(archive):
+    # native frames in Explicit VR Big Endian and Deflated Explicit VR Little
+    # Endian (501 before): decoded, and each served as Explicit VR Little
+    # Endian holds it; a deflated RGB image made planar covers colour by plane
+    client = archive.client("site-a")
+    names = ["MR_small_bigendian.dcm", "SC_rgb_expb_16bit_2frame.dcm",
+             "SC_rgb_expb_32bit_2frame.dcm", "liver_expb.dcm", "image_dfl.dcm"]
+    sets = [pydicom.dcmread(get_testdata_file(n)) for n in names]
+    planar = pydicom.dcmread(get_testdata_file("SC_rgb.dcm"))
+    planar.PixelData = planar.pixel_array.transpose(2, 0, 1).tobytes()
+    planar.PlanarConfiguration = 1
+    planar.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    sets.append(planar)
+    for ds in sets:
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    stow_raw(client, [encoded(ds) for ds in sets])
+    for ds in sets:
+        n = int(ds.get("NumberOfFrames", 1) or 1)
+        numbers = [n, 1] if n > 1 else [1]
+        got = client.retrieve_instance_frames(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, numbers)
+        assert got == [stored_le(ds, k - 1) for k in numbers], ds.file_meta.TransferSyntaxUID
+        assert archive.session(archive.tokens["site-a"]).get(
+            f"{archive.url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}/frames/{n + 1}").status_code == 404

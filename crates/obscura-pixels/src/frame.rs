@@ -3,7 +3,7 @@
 //! beyond what a codec does itself), so that what is changed in it can be
 //! written back losslessly.
 
-use crate::info::Photometric;
+use crate::info::{ImageInfo, Photometric};
 use std::ops::Range;
 
 /// Sample values, 1, 8, 16 or 32 bits allocated.
@@ -271,6 +271,33 @@ impl Frame {
             Samples::U32(v) => v.iter().flat_map(|s| s.to_le_bytes()).collect(),
         }
     }
+
+    /// This frame as Explicit VR Little Endian holds it, laid out as its
+    /// object's `info` says, on its own (a WADO-RS frame, PS3.18 8.7.3.3.1):
+    /// colour by plane when planar, 1-bit samples packed from bit 0 of the
+    /// first byte. None for YBR_FULL_422, whose shared chroma this frame
+    /// repeats per pixel.
+    pub fn to_stored_le_bytes(&self, info: &ImageInfo) -> Option<Vec<u8>> {
+        if info.photometric == Photometric::YbrFull422 {
+            return None;
+        }
+        if let Samples::U1(v) = &self.samples {
+            return Some(crate::bits::pack(v));
+        }
+        let bytes = self.to_le_bytes();
+        let spp = usize::from(self.samples_per_pixel);
+        if !info.planar || spp < 2 || self.samples.is_empty() {
+            return Some(bytes);
+        }
+        let sample = bytes.len() / self.samples.len();
+        let pixels = bytes.chunks_exact(sample * spp);
+        let plane = |s: usize| {
+            pixels
+                .clone()
+                .flat_map(move |p| &p[s * sample..(s + 1) * sample])
+        };
+        Some((0..spp).flat_map(plane).copied().collect())
+    }
 }
 
 /// `f` of the values of a frame's samples, made once and taken of any run
@@ -436,6 +463,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stored_bytes_follow_the_planar_configuration_and_pack_one_bit_samples() {
+        let frame = |samples, spp, photometric| Frame {
+            width: 2,
+            height: 1,
+            samples_per_pixel: spp,
+            bits_stored: 16,
+            signed: false,
+            photometric,
+            samples,
+        };
+        let info = |planar, photometric| ImageInfo {
+            rows: 1,
+            cols: 2,
+            samples_per_pixel: 3,
+            bits_allocated: 16,
+            bits_stored: 16,
+            signed: false,
+            photometric,
+            planar,
+            frames: 1,
+            slope: 1.0,
+            intercept: 0.0,
+            window: None,
+            palette: None,
+        };
+        // two RGB pixels of 16-bit samples: by pixel, or red, green, blue planes
+        let rgb = frame(
+            Samples::U16(vec![1, 2, 3, 0x0104, 5, 6]),
+            3,
+            Photometric::Rgb,
+        );
+        let by_pixel = [1, 0, 2, 0, 3, 0, 4, 1, 5, 0, 6, 0];
+        let by_plane = [1, 0, 4, 1, 2, 0, 5, 0, 3, 0, 6, 0];
+        assert_eq!(
+            rgb.to_stored_le_bytes(&info(false, Photometric::Rgb))
+                .unwrap(),
+            by_pixel
+        );
+        assert_eq!(
+            rgb.to_stored_le_bytes(&info(true, Photometric::Rgb))
+                .unwrap(),
+            by_plane
+        );
+        // YBR_FULL_422 decoded repeats its chroma: not the stored layout
+        let ybr = frame(Samples::U16(vec![0; 6]), 3, Photometric::YbrFull);
+        assert_eq!(
+            ybr.to_stored_le_bytes(&info(false, Photometric::YbrFull422)),
+            None
+        );
+        // 1-bit samples packed from bit 0, the last byte padded
+        let bits = frame(
+            Samples::U1(vec![1, 0, 1, 1, 0, 0, 0, 0, 1]),
+            1,
+            Photometric::Monochrome2,
+        );
+        let grey = info(false, Photometric::Monochrome2);
+        assert_eq!(bits.to_stored_le_bytes(&grey).unwrap(), [0b1101, 1]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use obscura_dicom::source::SeekSource;
 use obscura_dicom::{DicomInput, Limits, Parts};
-use obscura_pixels::{bits, frames};
+use obscura_pixels::{bits, frames, DecodeLimits, Decoder};
 use obscura_vault::{Attr, InstanceReader, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -38,6 +38,10 @@ const HEADER_KEEP: u64 = 64 << 20;
 /// Native transfer syntaxes whose frames are plain little-endian samples
 /// at their offsets in the stored object (not deflated).
 const NATIVE_LE: &[&str] = &["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
+/// Native transfer syntaxes whose frames are not runs of the stored value
+/// (big-endian words, a deflated data set): their frames are decoded and
+/// served as Explicit VR Little Endian holds them.
+const NATIVE_DECODED: &[&str] = &["1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"];
 /// Stored bytes of a bit-packed frame re-packed at a time.
 const PACKED_PIECE: usize = 64 << 10;
 
@@ -830,7 +834,7 @@ fn octet_stream_accepted(headers: &HeaderMap, media: &str) -> Result<(), ApiErro
 /// Returns (the multipart `type`, each part's Content-Type).
 fn frame_type(headers: &HeaderMap, ts: &str) -> Result<(String, String), ApiError> {
     const OCTETS: &str = "application/octet-stream";
-    if NATIVE_LE.contains(&ts) {
+    if NATIVE_LE.contains(&ts) || NATIVE_DECODED.contains(&ts) {
         octet_stream_accepted(headers, OCTETS)?;
         return Ok((OCTETS.into(), OCTETS.into()));
     }
@@ -1003,7 +1007,7 @@ pub async fn frames(
     let (vault, tenant) = (Arc::clone(&web.vault), principal.tenant.clone());
     let sop_uid = f.sop.clone();
     let ts = f.ts.clone();
-    let (runs, packed) = tokio::task::spawn_blocking(move || {
+    let source = tokio::task::spawn_blocking(move || {
         let input = read_header(&vault, &tenant, &sop_uid).map_err(ApiError::Internal)?;
         let Some(px) = input.pixel else {
             return Err(ApiError::NotFound);
@@ -1017,12 +1021,23 @@ pub async fn frames(
             .and_then(|e| e.to_int::<u32>().ok())
             .unwrap_or(1)
             .max(1);
-        let (runs, packed) = if px.declared_len.is_some() {
-            if !NATIVE_LE.contains(&ts.as_str()) {
+        if px.declared_len.is_some() && NATIVE_DECODED.contains(&ts.as_str()) {
+            native_frames(&input.dataset)?;
+            let photometric = input.dataset.get(tags::PHOTOMETRIC_INTERPRETATION);
+            if photometric
+                .and_then(|e| e.to_str().ok())
+                .as_deref()
+                .map(str::trim)
+                == Some("YBR_FULL_422")
+            {
                 return Err(ApiError::NotImplemented(
-                    "frames of big-endian or deflated pixel data are not available".into(),
+                    "frames of YBR_FULL_422 big-endian or deflated pixel data are not available"
+                        .into(),
                 ));
             }
+            return Ok(FrameSource::Decoded(u64::from(n)));
+        }
+        let (runs, packed) = if px.declared_len.is_some() {
             match native_frames(&input.dataset)? {
                 NativeFrames::Bytes(size) => (frames::native(&px, size, n), None),
                 NativeFrames::Bits(samples) => (frames::packed(&px, samples, n), Some(samples)),
@@ -1032,11 +1047,11 @@ pub async fn frames(
             // their transfer syntax's media type
             (frames::encapsulated(input.pixel_stream(), &px, n), None)
         };
-        Ok((runs.map_err(pixel_error)?, packed))
+        Ok(FrameSource::Stored(runs.map_err(pixel_error)?, packed))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("frames task: {e}")))??;
-    if wanted.iter().any(|n| *n as usize > runs.len()) {
+    if wanted.iter().any(|n| *n > source.frames()) {
         return Err(ApiError::NotFound);
     }
     let permit = acquire_stream(&web).await?;
@@ -1048,6 +1063,10 @@ pub async fn frames(
         let mut r = vault
             .open_instance(&tenant, &f.sop)
             .map_err(|e| e.to_string())?;
+        let (runs, packed) = match source {
+            FrameSource::Stored(runs, packed) => (runs, packed),
+            FrameSource::Decoded(_) => return write_decoded_frames(r, &wanted, &b, &pt, w),
+        };
         for n in wanted {
             let run = &runs[n as usize - 1];
             let total: u64 = match packed {
@@ -1083,6 +1102,55 @@ pub async fn frames(
         Body::new(body),
         &format!("multipart/related; type=\"{media}\"; boundary=\"{boundary}\""),
     ))
+}
+
+/// Where the frames of an instance asked for come from.
+enum FrameSource {
+    /// Runs of the stored value, frame by frame (native little endian, or
+    /// encapsulated), and the samples of a frame when bit-packed.
+    Stored(Vec<frames::Runs>, Option<u64>),
+    /// Decoded one at a time (native big endian or deflated: NATIVE_DECODED):
+    /// how many frames there are.
+    Decoded(u64),
+}
+
+impl FrameSource {
+    /// How many frames there are.
+    fn frames(&self) -> u64 {
+        match self {
+            FrameSource::Stored(runs, _) => runs.len() as u64,
+            FrameSource::Decoded(n) => *n,
+        }
+    }
+}
+
+/// Frames `wanted` (from 1) of the instance `r`, decoded and written to `w`
+/// as Explicit VR Little Endian holds them, each a part of content type `pt`
+/// after boundary `b`, and the closing boundary.
+fn write_decoded_frames(
+    r: InstanceReader,
+    wanted: &[u64],
+    b: &str,
+    pt: &str,
+    w: &mut ChannelWriter,
+) -> Result<(), String> {
+    let len = r.len();
+    let d = Decoder::open_reader(r, len, DecodeLimits::default()).map_err(|e| e.to_string())?;
+    for &n in wanted {
+        let frame = d.frame(n as u32 - 1).map_err(|e| e.to_string())?;
+        let bytes = frame
+            .to_stored_le_bytes(d.info())
+            .ok_or("native YBR_FULL_422 frames are not served decoded")?;
+        write!(
+            w,
+            "--{b}\r\nContent-Type: {pt}\r\nContent-Length: {}\r\n\r\n",
+            bytes.len()
+        )
+        .map_err(|e| e.to_string())?;
+        w.write_all(&bytes).map_err(|e| e.to_string())?;
+        w.write_all(b"\r\n").map_err(|e| e.to_string())?;
+    }
+    write!(w, "--{b}--\r\n").map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
