@@ -219,9 +219,9 @@ impl Frame {
         ValueMap::new(self, f).all()
     }
 
-    /// `visit` of the samples of `run` and of the function from a sample's bits to
-    /// its value, width and sign matched once: each case is a loop of its
-    /// own, without a branch per sample.
+    /// `visit` of the samples of `run` and of the function from a sample's
+    /// bits to its value, width and sign matched once: each case is a loop
+    /// of its own, without a branch per sample.
     fn visit<V: Visit>(&self, run: Range<usize>, visit: V) -> V::Out {
         let mask = self.stored_mask();
         let shift = self.sign_shift().unwrap_or(0);
@@ -337,7 +337,8 @@ impl<'a, T: Copy + Default, F: Fn(i64) -> T> ValueMap<'a, T, F> {
         out
     }
 
-    /// `f` of the values of the samples of `run`, appended to `out` in order.
+    /// `f` of the values of the samples of `run` (within the frame's),
+    /// appended to `out` in order.
     pub fn extend(&self, run: Range<usize>, out: &mut Vec<T>) {
         if let Some(table) = &self.table {
             let m = self.frame.stored_mask() as u16;

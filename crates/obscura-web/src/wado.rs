@@ -1073,11 +1073,7 @@ pub async fn frames(
                 Some(samples) => samples.div_ceil(8),
                 None => run.iter().map(|(_, l)| l).sum(),
             };
-            write!(
-                w,
-                "--{b}\r\nContent-Type: {pt}\r\nContent-Length: {total}\r\n\r\n"
-            )
-            .map_err(|e| e.to_string())?;
+            frame_part_head(w, &b, &pt, total)?;
             for &(off, len) in run {
                 // straight to the frame: only its segments are decrypted
                 r.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
@@ -1102,6 +1098,16 @@ pub async fn frames(
         Body::new(body),
         &format!("multipart/related; type=\"{media}\"; boundary=\"{boundary}\""),
     ))
+}
+
+/// The boundary `b` and head of a frame's part, of content type `pt` and
+/// `len` bytes.
+fn frame_part_head(w: &mut ChannelWriter, b: &str, pt: &str, len: u64) -> Result<(), String> {
+    write!(
+        w,
+        "--{b}\r\nContent-Type: {pt}\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Where the frames of an instance asked for come from.
@@ -1141,12 +1147,7 @@ fn write_decoded_frames(
         let bytes = frame
             .to_stored_le_bytes(d.info())
             .ok_or("native YBR_FULL_422 frames are not served decoded")?;
-        write!(
-            w,
-            "--{b}\r\nContent-Type: {pt}\r\nContent-Length: {}\r\n\r\n",
-            bytes.len()
-        )
-        .map_err(|e| e.to_string())?;
+        frame_part_head(w, b, pt, bytes.len() as u64)?;
         w.write_all(&bytes).map_err(|e| e.to_string())?;
         w.write_all(b"\r\n").map_err(|e| e.to_string())?;
     }
