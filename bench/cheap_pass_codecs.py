@@ -22,7 +22,7 @@ median of 3 runs, scaled to all the frames the cheap pass reads).
         [--images SET --first 80]
 
 Per cleared JPEG baseline and JPEG 2000 image also the floor any pass that
-reads its pixels stands on: the CPU of the fastest decoder there is for it,
+reads its pixels stands on: the CPU of the fastest decoder on PyPI for it,
 single-threaded and in this process (no start-up, nothing written), on its
 first frame's code stream (median of 5, scaled to all the frames the cheap
 pass reads), against the same OCR: libjpeg-turbo (PyPI simplejpeg) and
@@ -162,7 +162,7 @@ def cheap_pass(binary, key, work, path, copies, runs):
 
 
 def reference_decoder(syntax):
-    """The fastest decoder there is of a transfer syntax's frames, in this
+    """The fastest decoder on PyPI of a transfer syntax's frames, in this
     process (no start-up, no output written): libjpeg-turbo for JPEG
     baseline (PyPI simplejpeg), OpenJPEG for JPEG 2000 (PyPI
     pylibjpeg-openjpeg); None for others or when not installed."""
@@ -181,7 +181,7 @@ def reference_decoder(syntax):
 
 
 def reference_decode(path, runs=5):
-    """CPU seconds of the fastest decoder there is on `path`'s first frame
+    """CPU seconds of the fastest decoder on PyPI on `path`'s first frame
     (median of `runs`, single-threaded), or None (reference_decoder)."""
     ds = pydicom.dcmread(path)
     decode = reference_decoder(SYNTAXES[str(ds.file_meta.TransferSyntaxUID)])
