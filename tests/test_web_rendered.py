@@ -224,8 +224,9 @@ def test_frames_of_big_endian_and_deflated_pixel_data_are_served_little_endian(a
     # Endian (501 before): decoded, and each served as Explicit VR Little
     # Endian holds it; a deflated RGB image made planar covers colour by plane
     client = archive.client("site-a")
-    names = ["MR_small_bigendian.dcm", "SC_rgb_expb_16bit_2frame.dcm",
-             "SC_rgb_expb_32bit_2frame.dcm", "liver_expb.dcm", "image_dfl.dcm"]
+    names = ["MR_small_bigendian.dcm", "SC_rgb_expb_2frame.dcm", "OBXXXX1A_expb.dcm",
+             "SC_rgb_expb_16bit_2frame.dcm", "SC_rgb_expb_32bit_2frame.dcm", "liver_expb.dcm",
+             "image_dfl.dcm"]
     sets = [pydicom.dcmread(get_testdata_file(n)) for n in names]
     planar = pydicom.dcmread(get_testdata_file("SC_rgb.dcm"))
     planar.PixelData = planar.pixel_array.transpose(2, 0, 1).tobytes()
