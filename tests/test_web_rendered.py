@@ -245,3 +245,13 @@ def test_frames_of_big_endian_and_deflated_pixel_data_are_served_little_endian(a
         assert archive.session(archive.tokens["site-a"]).get(
             f"{archive.url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
             f"/instances/{ds.SOPInstanceUID}/frames/{n + 1}").status_code == 404
+    # YBR_FULL_422 decoded repeats its shared chroma: not the stored layout,
+    # refused before the answer starts
+    ybr = pydicom.dcmread(get_testdata_file("SC_ybr_full_422_uncompressed.dcm"))
+    ybr.SOPInstanceUID = pydicom.uid.generate_uid()
+    ybr.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    stow_raw(client, [encoded(ybr)])
+    r = archive.session(archive.tokens["site-a"]).get(
+        f"{archive.url}/studies/{ybr.StudyInstanceUID}/series/{ybr.SeriesInstanceUID}"
+        f"/instances/{ybr.SOPInstanceUID}/frames/1")
+    assert r.status_code == 501, r.status_code

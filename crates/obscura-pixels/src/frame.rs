@@ -214,11 +214,6 @@ impl Frame {
         (!self.samples.is_empty()).then_some(range)
     }
 
-    /// `f` of each sample's value, in order (see [`ValueMap`]).
-    pub fn map_values<T: Copy + Default>(&self, f: impl Fn(i64) -> T) -> Vec<T> {
-        ValueMap::new(self, f).all()
-    }
-
     /// `visit` of the samples of `run` and of the function from a sample's
     /// bits to its value, width and sign matched once: each case is a loop
     /// of its own, without a branch per sample.
@@ -397,7 +392,7 @@ mod tests {
         };
         let values: Vec<i64> = frame.values().collect();
         assert_eq!(values, [-2048, 2047, -1, 5]);
-        assert_eq!(frame.map_values(|v| v), values);
+        assert_eq!(ValueMap::new(&frame, |v| v).all(), values);
         let every = |step| {
             let mut seen = Vec::new();
             frame.each_every(0..frame.samples.len(), step, |v| seen.push(v));
@@ -415,8 +410,8 @@ mod tests {
 
     #[test]
     fn range_and_values_in_bulk_are_those_sample_by_sample() {
-        // more samples than bit patterns: map_values looks them up (20 bits
-        // stored: takes each); every seventh value
+        // more samples than bit patterns: the value map looks them up (20
+        // bits stored: takes each); every seventh value
         let mut x = 7u32;
         let mut raw = || {
             x = x.wrapping_mul(1103515245).wrapping_add(12345);
@@ -444,7 +439,11 @@ mod tests {
                     samples: samples.clone(),
                 };
                 let values: Vec<i64> = (0..samples.len()).map(|i| frame.value(i)).collect();
-                assert_eq!(frame.map_values(|v| v), values, "{bits} {signed}");
+                assert_eq!(
+                    ValueMap::new(&frame, |v| v).all(),
+                    values,
+                    "{bits} {signed}"
+                );
                 // and a run at a time
                 let map = ValueMap::new(&frame, |v| v);
                 let mut by_runs = Vec::new();

@@ -28,7 +28,7 @@ use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use obscura_dicom::source::SeekSource;
 use obscura_dicom::{DicomInput, Limits, Parts};
-use obscura_pixels::{bits, frames, DecodeLimits, Decoder};
+use obscura_pixels::{bits, frames, DecodeLimits, Decoder, ImageInfo, Photometric};
 use obscura_vault::{Attr, InstanceReader, Level, Query, TenantId, Vault};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -1022,14 +1022,10 @@ pub async fn frames(
             .unwrap_or(1)
             .max(1);
         if px.declared_len.is_some() && NATIVE_DECODED.contains(&ts.as_str()) {
-            native_frames(&input.dataset)?;
-            let photometric = input.dataset.get(tags::PHOTOMETRIC_INTERPRETATION);
-            if photometric
-                .and_then(|e| e.to_str().ok())
-                .as_deref()
-                .map(str::trim)
-                == Some("YBR_FULL_422")
-            {
+            // what the decoder will be asked for, checked before the answer
+            // starts
+            let info = ImageInfo::from_dataset(&input.dataset).map_err(pixel_error)?;
+            if info.photometric == Photometric::YbrFull422 {
                 return Err(ApiError::NotImplemented(
                     "frames of YBR_FULL_422 big-endian or deflated pixel data are not available"
                         .into(),
